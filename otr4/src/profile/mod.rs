@@ -1,0 +1,1 @@
+//! Client Profiles and Prekey Profiles (otrv4.md §"Client Profile", §"Prekey Profile").

@@ -1,0 +1,8 @@
+//! The OTRv4 wire format (otrv4.md §"Data Types", message sections) and its text framing.
+//!
+//! Parsing never decides protocol behaviour: decoders only check syntax and the
+//! validity of each field (points, DH values, tags); protocol states live elsewhere.
+
+pub mod codec;
+
+pub use codec::{DecodeError, Reader, Writer};
