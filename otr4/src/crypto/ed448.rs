@@ -74,3 +74,42 @@ impl Scalar {
         w.bytes(&self.encode());
     }
 }
+
+/// The 57-byte symmetric key a long-term key pair, shared prekey or ECDH key pair is
+/// derived from (otrv4.md §"Public keys, Shared Prekeys, Forging keys and Fingerprints").
+/// Zeroized on drop; `Debug` prints nothing.
+pub struct SymmetricKey(pub(crate) [u8; 57]);
+
+/// An Ed448 key pair derived from a [`SymmetricKey`]: `h = SHAKE-256(sym, 114)`, the lower
+/// half pruned into the secret scalar, the upper half the EdDSA `prefix`. Used for the
+/// long-term key `H`, the shared prekey `D`, forging keys and ECDH ephemerals alike.
+pub struct KeyPair {
+    pub(crate) sym: SymmetricKey,
+    pub(crate) secret: Scalar,
+    pub(crate) prefix: [u8; 57],
+    pub(crate) public: Point,
+}
+
+impl KeyPair {
+    /// Derives the key pair from `sym`.
+    pub fn from_symmetric_key(sym: SymmetricKey) -> KeyPair {
+        let _ = sym;
+        todo!("H1")
+    }
+
+    /// Draws 57 random bytes and derives the key pair (generateECDH / key generation).
+    pub fn generate<R: rand_core::CryptoRng + ?Sized>(rng: &mut R) -> KeyPair {
+        let _ = rng;
+        todo!("H1")
+    }
+
+    /// The public point.
+    pub fn public(&self) -> &Point {
+        &self.public
+    }
+
+    /// The secret scalar.
+    pub fn secret(&self) -> &Scalar {
+        &self.secret
+    }
+}

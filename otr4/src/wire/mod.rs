@@ -4,5 +4,12 @@
 //! validity of each field (points, DH values, tags); protocol states live elsewhere.
 
 pub mod codec;
+pub mod encoded;
+pub mod error_msg;
+pub mod fragment;
+pub mod messages;
+pub mod prekey_messages;
+pub mod query;
+pub mod tlv;
 
 pub use codec::{DecodeError, Reader, Writer};
