@@ -231,7 +231,10 @@ mod tests {
         assert_eq!(kdf::<8>(Usage::Fingerprint, &[b"a", b"bc"]), expected);
         let mut expected = [0u8; 8];
         shake256(&[b"OTR-Prekey-Server\x17abc"], &mut expected);
-        assert_eq!(prekey_kdf::<8>(PrekeyUsage::ProofCLambda, &[b"abc"]), expected);
+        assert_eq!(
+            prekey_kdf::<8>(PrekeyUsage::ProofCLambda, &[b"abc"]),
+            expected
+        );
     }
 
     #[test]

@@ -97,7 +97,11 @@ impl<'a> Reader<'a> {
 
     /// Fails with [`DecodeError::TrailingBytes`] unless all input was consumed.
     pub fn finish(&self) -> Result<(), DecodeError> {
-        if self.buf.is_empty() { Ok(()) } else { Err(DecodeError::TrailingBytes(self.buf.len())) }
+        if self.buf.is_empty() {
+            Ok(())
+        } else {
+            Err(DecodeError::TrailingBytes(self.buf.len()))
+        }
     }
 
     /// Takes the next `n` bytes.
@@ -154,7 +158,11 @@ impl<'a> Reader<'a> {
         let len = self.u32(what)?;
         let avail = self.buf.len();
         if len as u64 > avail as u64 {
-            return Err(DecodeError::LengthTooLarge { what, len: len.into(), limit: avail as u64 });
+            return Err(DecodeError::LengthTooLarge {
+                what,
+                len: len.into(),
+                limit: avail as u64,
+            });
         }
         self.take(len as usize, what)
     }
@@ -178,7 +186,11 @@ impl<'a> Reader<'a> {
     pub fn mpi_max(&mut self, what: &'static str, max: usize) -> Result<&'a [u8], DecodeError> {
         let bytes = self.mpi(what)?;
         if bytes.len() > max {
-            return Err(DecodeError::LengthTooLarge { what, len: bytes.len() as u64, limit: max as u64 });
+            return Err(DecodeError::LengthTooLarge {
+                what,
+                len: bytes.len() as u64,
+                limit: max as u64,
+            });
         }
         Ok(bytes)
     }
@@ -198,7 +210,9 @@ impl Writer {
 
     /// An empty writer with room for `n` bytes.
     pub fn with_capacity(n: usize) -> Self {
-        Writer { buf: Vec::with_capacity(n) }
+        Writer {
+            buf: Vec::with_capacity(n),
+        }
     }
 
     /// The bytes written.
@@ -280,21 +294,40 @@ mod tests {
 
     #[test]
     fn truncated_and_oversized_lengths_are_errors() {
-        assert_eq!(Reader::new(&[0, 1]).u32("x"), Err(DecodeError::Truncated { what: "x" }));
+        assert_eq!(
+            Reader::new(&[0, 1]).u32("x"),
+            Err(DecodeError::Truncated { what: "x" })
+        );
         let huge = [0xff, 0xff, 0xff, 0xff, 1, 2];
-        assert!(matches!(Reader::new(&huge).data("d"), Err(DecodeError::LengthTooLarge { len: 0xffff_ffff, limit: 2, .. })));
-        assert!(matches!(Reader::new(&huge).mpi("m"), Err(DecodeError::LengthTooLarge { .. })));
+        assert!(matches!(
+            Reader::new(&huge).data("d"),
+            Err(DecodeError::LengthTooLarge {
+                len: 0xffff_ffff,
+                limit: 2,
+                ..
+            })
+        ));
+        assert!(matches!(
+            Reader::new(&huge).mpi("m"),
+            Err(DecodeError::LengthTooLarge { .. })
+        ));
     }
 
     #[test]
     fn mpi_must_be_minimal() {
-        assert_eq!(Reader::new(&[0, 0, 0, 2, 0, 1]).mpi("m"), Err(DecodeError::NonMinimalMpi));
+        assert_eq!(
+            Reader::new(&[0, 0, 0, 2, 0, 1]).mpi("m"),
+            Err(DecodeError::NonMinimalMpi)
+        );
         assert_eq!(Reader::new(&[0, 0, 0, 2, 1, 0]).mpi("m").unwrap(), &[1, 0]);
         assert_eq!(Reader::new(&[0, 0, 0, 0]).mpi("m").unwrap(), &[] as &[u8]);
         let mut w = Writer::new();
         w.mpi(&[0, 0, 5]);
         assert_eq!(w.into_bytes(), [0, 0, 0, 1, 5]);
-        assert!(matches!(Reader::new(&[0, 0, 0, 2, 1, 1]).mpi_max("m", 1), Err(DecodeError::LengthTooLarge { .. })));
+        assert!(matches!(
+            Reader::new(&[0, 0, 0, 2, 1, 1]).mpi_max("m", 1),
+            Err(DecodeError::LengthTooLarge { .. })
+        ));
     }
 
     #[test]
