@@ -533,28 +533,42 @@ mod tests {
     }
 
     #[test]
-    fn k_dh_is_minimal_big_endian() {
-        // Find secrets whose shared secret has a leading zero byte (1 in 256 chance each).
-        let mut rng = StdRng::seed_from_u64(1);
-        let b = DhKeyPair::generate(&mut rng);
-        let mut found = false;
-        for _ in 0..2000 {
-            let a = DhKeyPair::generate(&mut rng);
-            let s = a.shared_secret(b.public());
-            let fixed = s.to_fixed_be();
-            let lead = fixed.iter().take_while(|&&x| x == 0).count();
-            assert_eq!(s.k_dh(), &fixed[lead..]);
-            assert_ne!(s.k_dh()[0], 0);
-            if lead > 0 {
-                assert!(s.k_dh().len() < DH_MODULUS_LEN);
-                found = true;
-                break;
-            }
-        }
-        assert!(
-            found,
-            "no shared secret with a leading zero byte in 2000 tries"
+    fn k_dh_known_answers_and_minimal_encoding() {
+        // B = g3^s with s = 0x5a5a..5a (80 bytes); expected values computed independently
+        // (Python pow()). With r = a5..a5 00 k_dh is 384 bytes long; with r = a5..a5 01 61
+        // it has one leading zero byte and k_dh is the 383-byte minimal encoding.
+        let b = DhKeyPair::from_secret_bytes([0x5a; DH_SECRET_LEN]);
+        let mut r = [0xa5u8; DH_SECRET_LEN];
+        r[79] = 0;
+        let s = DhKeyPair::from_secret_bytes(r).shared_secret(b.public());
+        assert_eq!(s.k_dh().len(), DH_MODULUS_LEN);
+        assert_eq!(
+            hex::encode(&s.k_dh()[..16]),
+            "e9492dde2b6d47d1bc7140e0986bdf62"
         );
+        assert_eq!(
+            hex::encode(&s.k_dh()[368..]),
+            "d578c5ed61c51b5ee6e175a40948f883"
+        );
+        assert_eq!(s.k_dh(), s.to_fixed_be());
+
+        r[78] = 0x01;
+        r[79] = 0x61;
+        let a = DhKeyPair::from_secret_bytes(r);
+        let s = a.shared_secret(b.public());
+        assert_eq!(s.k_dh().len(), DH_MODULUS_LEN - 1);
+        assert_eq!(
+            hex::encode(&s.k_dh()[..16]),
+            "0c137ff021315e404b9d6ef5ba665e0a"
+        );
+        assert_eq!(
+            hex::encode(&s.k_dh()[367..]),
+            "f9711bb8420c505a64885774d5703a1c"
+        );
+        assert_eq!(s.to_fixed_be()[0], 0);
+        assert_eq!(&s.to_fixed_be()[1..], s.k_dh());
+        // and symmetric
+        assert_eq!(b.shared_secret(a.public()).k_dh(), s.k_dh());
     }
 
     #[test]
