@@ -1,1 +1,1021 @@
-//! (filled in by its owner)
+//! The binary messages of the prekey-server protocol (otrv4-prekey-server.md §"DAKE-1
+//! Message" … §"No Prekey Ensembles in Storage Message"), each with `encode`/`decode`.
+//!
+//! As in [`crate::wire::messages`], decoders check syntax and field validity only; MACs,
+//! ring signatures and proofs are checked by the protocol layer. Counts read from the wire
+//! are checked against the remaining input before anything is allocated.
+
+use crate::crypto::dh::DH_MODULUS_LEN;
+use crate::crypto::ed448::{Point, SCALAR_LEN, Scalar};
+use crate::crypto::rsig::RingSignature;
+use crate::instance_tag::InstanceTag;
+use crate::profile::client::{ClientProfile, ED448_PUBKEY_TYPE, MIN_CLIENT_PROFILE_LEN};
+use crate::profile::prekey::{PREKEY_PROFILE_LEN, PrekeyProfile};
+use crate::wire::codec::{DecodeError, Reader, Writer};
+use crate::wire::messages::{
+    Hex, MAC_LEN, MIN_PREKEY_MESSAGE_LEN, PROTOCOL_VERSION, PrekeyMessage, decode_all, eq_by_encoding, read_header,
+    read_mac, read_receiver_tag, read_sender_tag, read_typed_point, ring_sig_bytes, write_header, write_typed_point,
+};
+use alloc::vec::Vec;
+use core::fmt;
+
+/// Message type of DAKE-1.
+pub const TYPE_DAKE1: u8 = 0x35;
+/// Message type of DAKE-2.
+pub const TYPE_DAKE2: u8 = 0x36;
+/// Message type of DAKE-3.
+pub const TYPE_DAKE3: u8 = 0x37;
+/// Message type of the Prekey Publication message.
+pub const TYPE_PUBLICATION: u8 = 0x08;
+/// Message type of the Storage Information Request message.
+pub const TYPE_STORAGE_INFO_REQUEST: u8 = 0x09;
+/// Message type of the Storage Status message.
+pub const TYPE_STORAGE_STATUS: u8 = 0x0B;
+/// Message type of the Success message.
+pub const TYPE_SUCCESS: u8 = 0x06;
+/// Message type of the Failure message.
+pub const TYPE_FAILURE: u8 = 0x05;
+/// Message type of the Prekey Ensemble Query Retrieval message.
+pub const TYPE_ENSEMBLE_QUERY: u8 = 0x10;
+/// Message type of the Prekey Ensemble Retrieval message.
+pub const TYPE_ENSEMBLE_RETRIEVAL: u8 = 0x13;
+/// Message type of the No Prekey Ensembles in Storage message.
+pub const TYPE_NO_PREKEY_ENSEMBLES: u8 = 0x0E;
+
+/// Most Prekey messages one publication can carry (N is a BYTE).
+pub const MAX_PUBLISHED_PREKEY_MESSAGES: usize = 255;
+/// Bytes in the `C` part of a proof.
+pub const PROOF_C_LEN: usize = 64;
+/// Fewest bytes of one Prekey Ensemble (client profile, prekey profile, prekey message).
+pub const MIN_ENSEMBLE_LEN: usize = MIN_CLIENT_PROFILE_LEN + PREKEY_PROFILE_LEN + MIN_PREKEY_MESSAGE_LEN;
+
+/// Fails unless `count` items of at least `min_len` bytes each fit in what remains.
+fn check_count(r: &Reader<'_>, count: u64, min_len: usize, what: &'static str) -> Result<(), DecodeError> {
+    let limit = (r.remaining() / min_len) as u64;
+    if count > limit {
+        return Err(DecodeError::LengthTooLarge { what, len: count, limit });
+    }
+    Ok(())
+}
+
+/// Writes a DATA field.
+fn data(w: &mut Writer, d: &[u8]) {
+    w.data(d);
+}
+
+/// A batch proof of knowledge of Ed448 secrets (PROOF-ECDH: 64-byte `C`, SCALAR `V`;
+/// otrv4-prekey-server.md §"Data Types").
+#[derive(Clone)]
+pub struct EcdhProof {
+    /// The challenge `c`.
+    pub c: [u8; PROOF_C_LEN],
+    /// The response `v`.
+    pub v: Scalar,
+}
+
+impl EcdhProof {
+    /// Reads a PROOF-ECDH; `V` must be a canonical scalar.
+    pub fn read(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        Ok(EcdhProof { c: r.array::<PROOF_C_LEN>("ECDH proof C")?, v: Scalar::read(r, "ECDH proof V")? })
+    }
+
+    /// Appends the encoding.
+    pub fn write(&self, w: &mut Writer) {
+        w.bytes(&self.c);
+        self.v.write(w);
+    }
+
+    /// The encoding.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut w = Writer::with_capacity(PROOF_C_LEN + SCALAR_LEN);
+        self.write(&mut w);
+        w.into_bytes()
+    }
+}
+
+impl fmt::Debug for EcdhProof {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("EcdhProof").field("c", &Hex(&self.c)).field("v", &Hex(&self.v.encode())).finish()
+    }
+}
+
+/// A batch proof of knowledge of DH secrets (PROOF-DH: 64-byte `C`, MPI `V`).
+#[derive(Clone, PartialEq, Eq)]
+pub struct DhProof {
+    /// The challenge `c`.
+    pub c: [u8; PROOF_C_LEN],
+    /// The response `v` as a minimal big-endian magnitude, at most 384 bytes.
+    pub v: Vec<u8>,
+}
+
+impl DhProof {
+    /// Reads a PROOF-DH; `V` must be a minimal MPI of at most 384 bytes.
+    pub fn read(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        Ok(DhProof {
+            c: r.array::<PROOF_C_LEN>("DH proof C")?,
+            v: r.mpi_max("DH proof V", DH_MODULUS_LEN)?.to_vec(),
+        })
+    }
+
+    /// Appends the encoding (leading zeros of `v` are stripped).
+    pub fn write(&self, w: &mut Writer) {
+        w.bytes(&self.c).mpi(&self.v);
+    }
+
+    /// The encoding.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut w = Writer::new();
+        self.write(&mut w);
+        w.into_bytes()
+    }
+}
+
+impl fmt::Debug for DhProof {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DhProof").field("c", &Hex(&self.c)).field("v", &Hex(&self.v)).finish()
+    }
+}
+
+/// The Prekey Server Composite Identity (otrv4-prekey-server.md §"Prekey Server Composite
+/// Identity"): the server identity (e.g. its bare JID) and its ED448-PUBKEY.
+#[derive(Clone)]
+pub struct CompositeIdentity {
+    /// The server identity, UTF-8 by convention (not checked).
+    pub identity: Vec<u8>,
+    /// The server's long-term public key `H_s`.
+    pub public_key: Point,
+}
+
+impl CompositeIdentity {
+    /// Reads a PREKEY-SERVER-COMP-ID.
+    pub fn read(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        Ok(CompositeIdentity {
+            identity: r.data("server identity")?.to_vec(),
+            public_key: read_typed_point(r, ED448_PUBKEY_TYPE, "server public key")?,
+        })
+    }
+
+    /// Appends the encoding `DATA(identity) || ED448-PUBKEY`.
+    pub fn write(&self, w: &mut Writer) {
+        data(w, &self.identity);
+        write_typed_point(w, ED448_PUBKEY_TYPE, &self.public_key);
+    }
+
+    /// The encoding (the input to the DAKE's composite-identity KDF).
+    pub fn encode(&self) -> Vec<u8> {
+        let mut w = Writer::new();
+        self.write(&mut w);
+        w.into_bytes()
+    }
+}
+
+impl fmt::Debug for CompositeIdentity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CompositeIdentity")
+            .field("identity", &Hex(&self.identity))
+            .field("public_key", &Hex(&self.public_key.encode()))
+            .finish()
+    }
+}
+
+/// DAKE-1, sent by the publisher (otrv4-prekey-server.md §"DAKE-1 Message"), type 0x35.
+#[derive(Clone)]
+pub struct Dake1 {
+    /// Sender instance tag (`>= 0x100`).
+    pub sender_tag: InstanceTag,
+    /// The publisher's Client Profile.
+    pub client_profile: ClientProfile,
+    /// The ephemeral ECDH key `I`.
+    pub i: Point,
+}
+
+impl Dake1 {
+    /// Reads the message from `r`.
+    pub fn read(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        read_header(r, TYPE_DAKE1)?;
+        Ok(Dake1 {
+            sender_tag: read_sender_tag(r, "sender instance tag")?,
+            client_profile: ClientProfile::parse(r)?,
+            i: Point::read(r, "I")?,
+        })
+    }
+
+    /// Decodes a complete message.
+    pub fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
+        decode_all(bytes, Self::read)
+    }
+
+    /// Appends the encoding.
+    pub fn write(&self, w: &mut Writer) {
+        write_header(w, TYPE_DAKE1);
+        w.u32(self.sender_tag.0);
+        self.client_profile.write(w);
+        self.i.write(w);
+    }
+
+    /// The encoding.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut w = Writer::new();
+        self.write(&mut w);
+        w.into_bytes()
+    }
+}
+
+impl fmt::Debug for Dake1 {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Dake1")
+            .field("sender_tag", &self.sender_tag)
+            .field("client_profile", &self.client_profile)
+            .field("i", &Hex(&self.i.encode()))
+            .finish()
+    }
+}
+
+/// DAKE-2, sent by the server (otrv4-prekey-server.md §"DAKE-2 Message"), type 0x36.
+#[derive(Clone)]
+pub struct Dake2 {
+    /// Receiver instance tag (0 or `>= 0x100`).
+    pub receiver_tag: InstanceTag,
+    /// The server's composite identity.
+    pub composite_identity: CompositeIdentity,
+    /// The server's ephemeral ECDH key `S`.
+    pub s: Point,
+    /// The ring signature `sigma`.
+    pub sigma: RingSignature,
+}
+
+impl Dake2 {
+    /// Reads the message from `r`.
+    pub fn read(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        read_header(r, TYPE_DAKE2)?;
+        Ok(Dake2 {
+            receiver_tag: read_receiver_tag(r, "receiver instance tag")?,
+            composite_identity: CompositeIdentity::read(r)?,
+            s: Point::read(r, "S")?,
+            sigma: RingSignature::read(r)?,
+        })
+    }
+
+    /// Decodes a complete message.
+    pub fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
+        decode_all(bytes, Self::read)
+    }
+
+    /// Appends the encoding.
+    pub fn write(&self, w: &mut Writer) {
+        write_header(w, TYPE_DAKE2);
+        w.u32(self.receiver_tag.0);
+        self.composite_identity.write(w);
+        self.s.write(w);
+        self.sigma.write(w);
+    }
+
+    /// The encoding.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut w = Writer::new();
+        self.write(&mut w);
+        w.into_bytes()
+    }
+}
+
+impl fmt::Debug for Dake2 {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Dake2")
+            .field("receiver_tag", &self.receiver_tag)
+            .field("composite_identity", &self.composite_identity)
+            .field("s", &Hex(&self.s.encode()))
+            .field("sigma", &Hex(&ring_sig_bytes(&self.sigma)))
+            .finish()
+    }
+}
+
+/// DAKE-3, sent by the publisher with the actual request inside (otrv4-prekey-server.md
+/// §"DAKE-3 Message"), type 0x37.
+#[derive(Clone)]
+pub struct Dake3 {
+    /// Sender instance tag (`>= 0x100`).
+    pub sender_tag: InstanceTag,
+    /// The ring signature `sigma`.
+    pub sigma: RingSignature,
+    /// The enclosed message (a Prekey Publication or Storage Information Request); see
+    /// [`Dake3::inner`].
+    pub message: Vec<u8>,
+}
+
+impl Dake3 {
+    /// Builds a DAKE-3 carrying `inner`.
+    pub fn new(sender_tag: InstanceTag, sigma: RingSignature, inner: &Dake3Inner) -> Dake3 {
+        Dake3 { sender_tag, sigma, message: inner.encode() }
+    }
+
+    /// Reads the message from `r` (the enclosed message is kept as bytes).
+    pub fn read(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        read_header(r, TYPE_DAKE3)?;
+        Ok(Dake3 {
+            sender_tag: read_sender_tag(r, "sender instance tag")?,
+            sigma: RingSignature::read(r)?,
+            message: r.data("DAKE-3 message")?.to_vec(),
+        })
+    }
+
+    /// Decodes a complete message.
+    pub fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
+        decode_all(bytes, Self::read)
+    }
+
+    /// Decodes the enclosed message.
+    pub fn inner(&self) -> Result<Dake3Inner, DecodeError> {
+        Dake3Inner::decode(&self.message)
+    }
+
+    /// Appends the encoding.
+    pub fn write(&self, w: &mut Writer) {
+        write_header(w, TYPE_DAKE3);
+        w.u32(self.sender_tag.0);
+        self.sigma.write(w);
+        data(w, &self.message);
+    }
+
+    /// The encoding.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut w = Writer::new();
+        self.write(&mut w);
+        w.into_bytes()
+    }
+}
+
+impl fmt::Debug for Dake3 {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Dake3")
+            .field("sender_tag", &self.sender_tag)
+            .field("sigma", &Hex(&ring_sig_bytes(&self.sigma)))
+            .field("message", &Hex(&self.message))
+            .finish()
+    }
+}
+
+/// The message enclosed in a DAKE-3.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Dake3Inner {
+    /// A Prekey Publication message (0x08).
+    Publication(PrekeyPublication),
+    /// A Storage Information Request message (0x09).
+    StorageInfoRequest(StorageInfoRequest),
+}
+
+impl Dake3Inner {
+    /// Decodes the enclosed message, dispatching on its type byte.
+    pub fn decode(bytes: &[u8]) -> Result<Dake3Inner, DecodeError> {
+        let mut r = Reader::new(bytes);
+        let v = r.u16("protocol version")?;
+        if v != PROTOCOL_VERSION {
+            return Err(DecodeError::BadVersion(v));
+        }
+        match r.u8("message type")? {
+            TYPE_PUBLICATION => PrekeyPublication::decode(bytes).map(Dake3Inner::Publication),
+            TYPE_STORAGE_INFO_REQUEST => StorageInfoRequest::decode(bytes).map(Dake3Inner::StorageInfoRequest),
+            t => Err(DecodeError::BadMessageType(t)),
+        }
+    }
+
+    /// The encoding.
+    pub fn encode(&self) -> Vec<u8> {
+        match self {
+            Dake3Inner::Publication(m) => m.encode(),
+            Dake3Inner::StorageInfoRequest(m) => m.encode(),
+        }
+    }
+}
+
+/// The Prekey messages of a publication with their two batch proofs. Holds 1 to 255
+/// messages; the proofs are present exactly when N > 0, which this type makes structural.
+#[derive(Clone)]
+pub struct PublishedPrekeyMessages {
+    messages: Vec<PrekeyMessage>,
+    /// The batch proof for the `Y_i`.
+    pub ecdh_proof: EcdhProof,
+    /// The batch proof for the `B_i`.
+    pub dh_proof: DhProof,
+}
+
+impl PublishedPrekeyMessages {
+    /// Groups 1 to [`MAX_PUBLISHED_PREKEY_MESSAGES`] messages with their proofs; fails with
+    /// [`DecodeError::BadValue`] for 0 or more than 255 messages.
+    pub fn new(
+        messages: Vec<PrekeyMessage>,
+        ecdh_proof: EcdhProof,
+        dh_proof: DhProof,
+    ) -> Result<PublishedPrekeyMessages, DecodeError> {
+        if messages.is_empty() || messages.len() > MAX_PUBLISHED_PREKEY_MESSAGES {
+            return Err(DecodeError::BadValue("number of published prekey messages"));
+        }
+        Ok(PublishedPrekeyMessages { messages, ecdh_proof, dh_proof })
+    }
+
+    /// The Prekey messages (never empty).
+    pub fn messages(&self) -> &[PrekeyMessage] {
+        &self.messages
+    }
+}
+
+/// The Prekey Publication message, carried inside DAKE-3 (otrv4-prekey-server.md §"Prekey
+/// Publication Message"), type 0x08.
+///
+/// Wire layout: `N (BYTE) || N Prekey messages || K (BYTE) || [Client Profile] || J (BYTE)
+/// || [Prekey Profile] || [ECDH proof || DH proof if N > 0] || [Prekey Profile ECDH proof
+/// if J = 1] || MAC`. K and J must be 0 or 1.
+#[derive(Clone)]
+pub struct PrekeyPublication {
+    /// The published Prekey messages and their proofs (`None` when N = 0).
+    pub prekey_messages: Option<PublishedPrekeyMessages>,
+    /// The Client Profile (K = 1) or `None` (K = 0).
+    pub client_profile: Option<ClientProfile>,
+    /// The Prekey Profile and its ECDH proof (J = 1) or `None` (J = 0).
+    pub prekey_profile: Option<(PrekeyProfile, EcdhProof)>,
+    /// The Prekey MAC.
+    pub mac: [u8; MAC_LEN],
+}
+
+/// Reads a presence flag that must be 0 or 1.
+fn read_flag(r: &mut Reader<'_>, what: &'static str) -> Result<bool, DecodeError> {
+    match r.u8(what)? {
+        0 => Ok(false),
+        1 => Ok(true),
+        _ => Err(DecodeError::BadValue(what)),
+    }
+}
+
+impl PrekeyPublication {
+    /// Reads the message from `r`.
+    pub fn read(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        read_header(r, TYPE_PUBLICATION)?;
+        let n = r.u8("N")?;
+        check_count(r, n.into(), MIN_PREKEY_MESSAGE_LEN, "N prekey messages")?;
+        let mut messages = Vec::with_capacity(n.into());
+        for _ in 0..n {
+            messages.push(PrekeyMessage::read(r)?);
+        }
+        let client_profile = if read_flag(r, "K")? { Some(ClientProfile::parse(r)?) } else { None };
+        let prekey_profile = if read_flag(r, "J")? { Some(PrekeyProfile::parse(r)?) } else { None };
+        let prekey_messages = if messages.is_empty() {
+            None
+        } else {
+            let ecdh_proof = EcdhProof::read(r)?;
+            let dh_proof = DhProof::read(r)?;
+            Some(PublishedPrekeyMessages { messages, ecdh_proof, dh_proof })
+        };
+        let prekey_profile = match prekey_profile {
+            Some(p) => Some((p, EcdhProof::read(r)?)),
+            None => None,
+        };
+        let mac = read_mac(r, "prekey MAC")?;
+        Ok(PrekeyPublication { prekey_messages, client_profile, prekey_profile, mac })
+    }
+
+    /// Decodes a complete message.
+    pub fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
+        decode_all(bytes, Self::read)
+    }
+
+    /// N, the number of Prekey messages.
+    pub fn n(&self) -> u8 {
+        self.prekey_messages.as_ref().map_or(0, |m| u8::try_from(m.messages.len()).unwrap_or(u8::MAX))
+    }
+
+    /// The concatenated Prekey message encodings (input of the `usage_prekey_message` KDF).
+    pub fn prekey_messages_bytes(&self) -> Vec<u8> {
+        let mut w = Writer::new();
+        if let Some(pm) = &self.prekey_messages {
+            for m in &pm.messages {
+                m.write(&mut w);
+            }
+        }
+        w.into_bytes()
+    }
+
+    /// The concatenated proofs in wire order (input of the `usage_mac_proofs` KDF).
+    pub fn proofs_bytes(&self) -> Vec<u8> {
+        let mut w = Writer::new();
+        if let Some(pm) = &self.prekey_messages {
+            pm.ecdh_proof.write(&mut w);
+            pm.dh_proof.write(&mut w);
+        }
+        if let Some((_, proof)) = &self.prekey_profile {
+            proof.write(&mut w);
+        }
+        w.into_bytes()
+    }
+
+    /// Appends the encoding.
+    pub fn write(&self, w: &mut Writer) {
+        write_header(w, TYPE_PUBLICATION);
+        w.u8(self.n());
+        w.bytes(&self.prekey_messages_bytes());
+        match &self.client_profile {
+            Some(cp) => {
+                w.u8(1);
+                cp.write(w);
+            }
+            None => {
+                w.u8(0);
+            }
+        }
+        match &self.prekey_profile {
+            Some((pp, _)) => {
+                w.u8(1);
+                pp.write(w);
+            }
+            None => {
+                w.u8(0);
+            }
+        }
+        w.bytes(&self.proofs_bytes()).bytes(&self.mac);
+    }
+
+    /// The encoding.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut w = Writer::new();
+        self.write(&mut w);
+        w.into_bytes()
+    }
+}
+
+impl fmt::Debug for PrekeyPublication {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PrekeyPublication")
+            .field("prekey_messages", &self.prekey_messages.as_ref().map(|p| &p.messages))
+            .field("client_profile", &self.client_profile)
+            .field("prekey_profile", &self.prekey_profile.as_ref().map(|p| &p.0))
+            .field("proofs", &Hex(&self.proofs_bytes()))
+            .field("mac", &Hex(&self.mac))
+            .finish()
+    }
+}
+
+/// The Storage Information Request message, carried inside DAKE-3
+/// (otrv4-prekey-server.md §"Storage Information Request Message"), type 0x09.
+#[derive(Clone, PartialEq, Eq)]
+pub struct StorageInfoRequest {
+    /// The Storage Information MAC.
+    pub mac: [u8; MAC_LEN],
+}
+
+impl StorageInfoRequest {
+    /// Reads the message from `r`.
+    pub fn read(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        read_header(r, TYPE_STORAGE_INFO_REQUEST)?;
+        Ok(StorageInfoRequest { mac: read_mac(r, "storage information MAC")? })
+    }
+
+    /// Decodes a complete message.
+    pub fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
+        decode_all(bytes, Self::read)
+    }
+
+    /// Appends the encoding.
+    pub fn write(&self, w: &mut Writer) {
+        write_header(w, TYPE_STORAGE_INFO_REQUEST);
+        w.bytes(&self.mac);
+    }
+
+    /// The encoding.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut w = Writer::with_capacity(3 + MAC_LEN);
+        self.write(&mut w);
+        w.into_bytes()
+    }
+}
+
+impl fmt::Debug for StorageInfoRequest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("StorageInfoRequest").field("mac", &Hex(&self.mac)).finish()
+    }
+}
+
+/// The Storage Status message (otrv4-prekey-server.md §"Storage Status Message"), type 0x0B.
+#[derive(Clone, PartialEq, Eq)]
+pub struct StorageStatus {
+    /// Receiver instance tag (0 or `>= 0x100`).
+    pub receiver_tag: InstanceTag,
+    /// Number of Prekey messages stored.
+    pub stored_prekey_messages: u32,
+    /// The Status MAC.
+    pub mac: [u8; MAC_LEN],
+}
+
+impl StorageStatus {
+    /// Reads the message from `r`.
+    pub fn read(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        read_header(r, TYPE_STORAGE_STATUS)?;
+        Ok(StorageStatus {
+            receiver_tag: read_receiver_tag(r, "receiver instance tag")?,
+            stored_prekey_messages: r.u32("stored prekey messages number")?,
+            mac: read_mac(r, "status MAC")?,
+        })
+    }
+
+    /// Decodes a complete message.
+    pub fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
+        decode_all(bytes, Self::read)
+    }
+
+    /// Appends the encoding.
+    pub fn write(&self, w: &mut Writer) {
+        write_header(w, TYPE_STORAGE_STATUS);
+        w.u32(self.receiver_tag.0).u32(self.stored_prekey_messages).bytes(&self.mac);
+    }
+
+    /// The encoding.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut w = Writer::with_capacity(11 + MAC_LEN);
+        self.write(&mut w);
+        w.into_bytes()
+    }
+}
+
+impl fmt::Debug for StorageStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("StorageStatus")
+            .field("receiver_tag", &self.receiver_tag)
+            .field("stored_prekey_messages", &self.stored_prekey_messages)
+            .field("mac", &Hex(&self.mac))
+            .finish()
+    }
+}
+
+/// Declares a `receiver tag || MAC` server response (Success, Failure).
+macro_rules! tag_and_mac_message {
+    ($(#[$doc:meta])* $name:ident, $ty:expr, $mac_what:expr) => {
+        $(#[$doc])*
+        #[derive(Clone, PartialEq, Eq)]
+        pub struct $name {
+            /// Receiver instance tag (0 or `>= 0x100`).
+            pub receiver_tag: InstanceTag,
+            /// The MAC.
+            pub mac: [u8; MAC_LEN],
+        }
+
+        impl $name {
+            /// Reads the message from `r`.
+            pub fn read(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+                read_header(r, $ty)?;
+                Ok($name {
+                    receiver_tag: read_receiver_tag(r, "receiver instance tag")?,
+                    mac: read_mac(r, $mac_what)?,
+                })
+            }
+
+            /// Decodes a complete message.
+            pub fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
+                decode_all(bytes, Self::read)
+            }
+
+            /// Appends the encoding.
+            pub fn write(&self, w: &mut Writer) {
+                write_header(w, $ty);
+                w.u32(self.receiver_tag.0).bytes(&self.mac);
+            }
+
+            /// The encoding.
+            pub fn encode(&self) -> Vec<u8> {
+                let mut w = Writer::with_capacity(7 + MAC_LEN);
+                self.write(&mut w);
+                w.into_bytes()
+            }
+        }
+
+        impl fmt::Debug for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.debug_struct(stringify!($name))
+                    .field("receiver_tag", &self.receiver_tag)
+                    .field("mac", &Hex(&self.mac))
+                    .finish()
+            }
+        }
+    };
+}
+
+tag_and_mac_message!(
+    /// The Success message (otrv4-prekey-server.md §"Success Message"), type 0x06.
+    Success,
+    TYPE_SUCCESS,
+    "success MAC"
+);
+tag_and_mac_message!(
+    /// The Failure message (otrv4-prekey-server.md §"Failure Message"), type 0x05.
+    Failure,
+    TYPE_FAILURE,
+    "failure MAC"
+);
+
+/// The Prekey Ensemble Query Retrieval message (otrv4-prekey-server.md §"Prekey Ensemble
+/// Query Retrieval Message"), type 0x10.
+#[derive(Clone, PartialEq, Eq)]
+pub struct EnsembleQuery {
+    /// Sender instance tag (`>= 0x100`).
+    pub sender_tag: InstanceTag,
+    /// The identity asked about (e.g. a bare JID).
+    pub identity: Vec<u8>,
+    /// The requested version string (unrecognised versions are kept; callers ignore them).
+    pub versions: Vec<u8>,
+}
+
+impl EnsembleQuery {
+    /// Reads the message from `r`.
+    pub fn read(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        read_header(r, TYPE_ENSEMBLE_QUERY)?;
+        Ok(EnsembleQuery {
+            sender_tag: read_sender_tag(r, "sender instance tag")?,
+            identity: r.data("participant identity")?.to_vec(),
+            versions: r.data("versions")?.to_vec(),
+        })
+    }
+
+    /// Decodes a complete message.
+    pub fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
+        decode_all(bytes, Self::read)
+    }
+
+    /// Appends the encoding.
+    pub fn write(&self, w: &mut Writer) {
+        write_header(w, TYPE_ENSEMBLE_QUERY);
+        w.u32(self.sender_tag.0);
+        data(w, &self.identity);
+        data(w, &self.versions);
+    }
+
+    /// The encoding.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut w = Writer::new();
+        self.write(&mut w);
+        w.into_bytes()
+    }
+}
+
+impl fmt::Debug for EnsembleQuery {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("EnsembleQuery")
+            .field("sender_tag", &self.sender_tag)
+            .field("identity", &Hex(&self.identity))
+            .field("versions", &Hex(&self.versions))
+            .finish()
+    }
+}
+
+/// One Prekey Ensemble: a Client Profile, a Prekey Profile and a Prekey message
+/// (otrv4.md §"Publishing Prekey Ensembles").
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PrekeyEnsemble {
+    /// The owner's Client Profile.
+    pub client_profile: ClientProfile,
+    /// The owner's Prekey Profile.
+    pub prekey_profile: PrekeyProfile,
+    /// One Prekey message.
+    pub prekey_message: PrekeyMessage,
+}
+
+impl PrekeyEnsemble {
+    /// Reads an ensemble.
+    pub fn read(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        Ok(PrekeyEnsemble {
+            client_profile: ClientProfile::parse(r)?,
+            prekey_profile: PrekeyProfile::parse(r)?,
+            prekey_message: PrekeyMessage::read(r)?,
+        })
+    }
+
+    /// Appends the encoding.
+    pub fn write(&self, w: &mut Writer) {
+        self.client_profile.write(w);
+        self.prekey_profile.write(w);
+        self.prekey_message.write(w);
+    }
+}
+
+/// The Prekey Ensemble Retrieval message (otrv4-prekey-server.md §"Prekey Ensemble
+/// Retrieval Message"), type 0x13. `L` is an INT and must be > 0.
+#[derive(Clone, PartialEq, Eq)]
+pub struct EnsembleRetrieval {
+    /// Receiver instance tag (0 or `>= 0x100`).
+    pub receiver_tag: InstanceTag,
+    /// The identity the ensembles belong to.
+    pub identity: Vec<u8>,
+    ensembles: Vec<PrekeyEnsemble>,
+}
+
+impl EnsembleRetrieval {
+    /// Builds the message; fails with [`DecodeError::BadValue`] if `ensembles` is empty or
+    /// has more than `u32::MAX` entries.
+    pub fn new(
+        receiver_tag: InstanceTag,
+        identity: Vec<u8>,
+        ensembles: Vec<PrekeyEnsemble>,
+    ) -> Result<EnsembleRetrieval, DecodeError> {
+        if ensembles.is_empty() || u32::try_from(ensembles.len()).is_err() {
+            return Err(DecodeError::BadValue("L"));
+        }
+        Ok(EnsembleRetrieval { receiver_tag, identity, ensembles })
+    }
+
+    /// The ensembles (never empty).
+    pub fn ensembles(&self) -> &[PrekeyEnsemble] {
+        &self.ensembles
+    }
+
+    /// Unwraps the ensembles.
+    pub fn into_ensembles(self) -> Vec<PrekeyEnsemble> {
+        self.ensembles
+    }
+
+    /// Reads the message from `r`.
+    pub fn read(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        read_header(r, TYPE_ENSEMBLE_RETRIEVAL)?;
+        let receiver_tag = read_receiver_tag(r, "receiver instance tag")?;
+        let identity = r.data("participant identity")?.to_vec();
+        let l = r.u32("L")?;
+        if l == 0 {
+            return Err(DecodeError::BadValue("L"));
+        }
+        check_count(r, l.into(), MIN_ENSEMBLE_LEN, "L prekey ensembles")?;
+        let mut ensembles = Vec::with_capacity(l as usize);
+        for _ in 0..l {
+            ensembles.push(PrekeyEnsemble::read(r)?);
+        }
+        Ok(EnsembleRetrieval { receiver_tag, identity, ensembles })
+    }
+
+    /// Decodes a complete message.
+    pub fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
+        decode_all(bytes, Self::read)
+    }
+
+    /// Appends the encoding.
+    pub fn write(&self, w: &mut Writer) {
+        write_header(w, TYPE_ENSEMBLE_RETRIEVAL);
+        w.u32(self.receiver_tag.0);
+        data(w, &self.identity);
+        w.u32(u32::try_from(self.ensembles.len()).unwrap_or(u32::MAX));
+        for e in &self.ensembles {
+            e.write(w);
+        }
+    }
+
+    /// The encoding.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut w = Writer::new();
+        self.write(&mut w);
+        w.into_bytes()
+    }
+}
+
+impl fmt::Debug for EnsembleRetrieval {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("EnsembleRetrieval")
+            .field("receiver_tag", &self.receiver_tag)
+            .field("identity", &Hex(&self.identity))
+            .field("ensembles", &self.ensembles)
+            .finish()
+    }
+}
+
+/// The No Prekey Ensembles in Storage message (otrv4-prekey-server.md §"No Prekey Ensembles
+/// in Storage Message"), type 0x0E.
+#[derive(Clone, PartialEq, Eq)]
+pub struct NoPrekeyEnsembles {
+    /// Receiver instance tag (0 or `>= 0x100`).
+    pub receiver_tag: InstanceTag,
+    /// The identity the ensembles were requested for.
+    pub identity: Vec<u8>,
+    /// The human-readable explanation (by convention "No Prekey Messages available for
+    /// this identity").
+    pub message: Vec<u8>,
+}
+
+/// The explanation the spec puts in a No Prekey Ensembles message.
+pub const NO_PREKEY_ENSEMBLES_TEXT: &[u8] = b"No Prekey Messages available for this identity";
+
+impl NoPrekeyEnsembles {
+    /// Reads the message from `r`.
+    pub fn read(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        read_header(r, TYPE_NO_PREKEY_ENSEMBLES)?;
+        Ok(NoPrekeyEnsembles {
+            receiver_tag: read_receiver_tag(r, "receiver instance tag")?,
+            identity: r.data("participant identity")?.to_vec(),
+            message: r.data("no prekey messages message")?.to_vec(),
+        })
+    }
+
+    /// Decodes a complete message.
+    pub fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
+        decode_all(bytes, Self::read)
+    }
+
+    /// Appends the encoding.
+    pub fn write(&self, w: &mut Writer) {
+        write_header(w, TYPE_NO_PREKEY_ENSEMBLES);
+        w.u32(self.receiver_tag.0);
+        data(w, &self.identity);
+        data(w, &self.message);
+    }
+
+    /// The encoding.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut w = Writer::new();
+        self.write(&mut w);
+        w.into_bytes()
+    }
+}
+
+impl fmt::Debug for NoPrekeyEnsembles {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("NoPrekeyEnsembles")
+            .field("receiver_tag", &self.receiver_tag)
+            .field("identity", &Hex(&self.identity))
+            .field("message", &Hex(&self.message))
+            .finish()
+    }
+}
+
+eq_by_encoding!(EcdhProof, CompositeIdentity, Dake1, Dake2, Dake3, PrekeyPublication);
+
+impl PartialEq for PublishedPrekeyMessages {
+    fn eq(&self, other: &Self) -> bool {
+        self.messages == other.messages && self.ecdh_proof == other.ecdh_proof && self.dh_proof == other.dh_proof
+    }
+}
+
+impl Eq for PublishedPrekeyMessages {}
+
+impl fmt::Debug for PublishedPrekeyMessages {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PublishedPrekeyMessages")
+            .field("messages", &self.messages)
+            .field("ecdh_proof", &self.ecdh_proof)
+            .field("dh_proof", &self.dh_proof)
+            .finish()
+    }
+}
+
+/// Any prekey-server message that travels on its own (everything except the two messages
+/// enclosed in DAKE-3, see [`Dake3Inner`]), dispatched on its type byte.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum PrekeyServerMessage {
+    /// DAKE-1 (0x35).
+    Dake1(Dake1),
+    /// DAKE-2 (0x36).
+    Dake2(Dake2),
+    /// DAKE-3 (0x37).
+    Dake3(Dake3),
+    /// Storage Status (0x0B).
+    StorageStatus(StorageStatus),
+    /// Success (0x06).
+    Success(Success),
+    /// Failure (0x05).
+    Failure(Failure),
+    /// Prekey Ensemble Query Retrieval (0x10).
+    EnsembleQuery(EnsembleQuery),
+    /// Prekey Ensemble Retrieval (0x13).
+    EnsembleRetrieval(EnsembleRetrieval),
+    /// No Prekey Ensembles in Storage (0x0E).
+    NoPrekeyEnsembles(NoPrekeyEnsembles),
+}
+
+impl PrekeyServerMessage {
+    /// Decodes a complete message: checks the version (exactly 0x0004), then dispatches on
+    /// the type byte.
+    pub fn decode(bytes: &[u8]) -> Result<PrekeyServerMessage, DecodeError> {
+        let mut r = Reader::new(bytes);
+        let v = r.u16("protocol version")?;
+        if v != PROTOCOL_VERSION {
+            return Err(DecodeError::BadVersion(v));
+        }
+        use PrekeyServerMessage as M;
+        match r.u8("message type")? {
+            TYPE_DAKE1 => Dake1::decode(bytes).map(M::Dake1),
+            TYPE_DAKE2 => Dake2::decode(bytes).map(M::Dake2),
+            TYPE_DAKE3 => Dake3::decode(bytes).map(M::Dake3),
+            TYPE_STORAGE_STATUS => StorageStatus::decode(bytes).map(M::StorageStatus),
+            TYPE_SUCCESS => Success::decode(bytes).map(M::Success),
+            TYPE_FAILURE => Failure::decode(bytes).map(M::Failure),
+            TYPE_ENSEMBLE_QUERY => EnsembleQuery::decode(bytes).map(M::EnsembleQuery),
+            TYPE_ENSEMBLE_RETRIEVAL => EnsembleRetrieval::decode(bytes).map(M::EnsembleRetrieval),
+            TYPE_NO_PREKEY_ENSEMBLES => NoPrekeyEnsembles::decode(bytes).map(M::NoPrekeyEnsembles),
+            t => Err(DecodeError::BadMessageType(t)),
+        }
+    }
+
+    /// The encoding.
+    pub fn encode(&self) -> Vec<u8> {
+        match self {
+            PrekeyServerMessage::Dake1(m) => m.encode(),
+            PrekeyServerMessage::Dake2(m) => m.encode(),
+            PrekeyServerMessage::Dake3(m) => m.encode(),
+            PrekeyServerMessage::StorageStatus(m) => m.encode(),
+            PrekeyServerMessage::Success(m) => m.encode(),
+            PrekeyServerMessage::Failure(m) => m.encode(),
+            PrekeyServerMessage::EnsembleQuery(m) => m.encode(),
+            PrekeyServerMessage::EnsembleRetrieval(m) => m.encode(),
+            PrekeyServerMessage::NoPrekeyEnsembles(m) => m.encode(),
+        }
+    }
+}
