@@ -71,7 +71,9 @@ impl DsaPublicKey {
             }
             w.mpi(v);
         }
-        Ok(DsaPublicKey { encoded: w.into_bytes() })
+        Ok(DsaPublicKey {
+            encoded: w.into_bytes(),
+        })
     }
 
     /// Reads a PUBKEY: type 0x0000 then four minimally encoded, bounded MPIs.
@@ -79,13 +81,19 @@ impl DsaPublicKey {
         let start = r.rest();
         let ty = r.u16("DSA key type")?;
         if ty != DSA_PUBKEY_TYPE {
-            return Err(DecodeError::BadKeyType { what: "DSA key", found: ty });
+            return Err(DecodeError::BadKeyType {
+                what: "DSA key",
+                found: ty,
+            });
         }
         for _ in 0..4 {
             r.mpi_max("DSA key MPI", DSA_MPI_MAX_LEN)?;
         }
         let used = start.len() - r.remaining();
-        let encoded = start.get(..used).ok_or(DecodeError::Truncated { what: "DSA key" })?.to_vec();
+        let encoded = start
+            .get(..used)
+            .ok_or(DecodeError::Truncated { what: "DSA key" })?
+            .to_vec();
         Ok(DsaPublicKey { encoded })
     }
 
@@ -97,7 +105,9 @@ impl DsaPublicKey {
 
 impl fmt::Debug for DsaPublicKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_tuple("DsaPublicKey").field(&Hex(&self.encoded)).finish()
+        f.debug_tuple("DsaPublicKey")
+            .field(&Hex(&self.encoded))
+            .finish()
     }
 }
 
@@ -164,7 +174,15 @@ impl ClientProfile {
         versions: &[u8],
         expiration: i64,
     ) -> ClientProfile {
-        Self::assemble(owner_tag, long_term, forging_key, versions, expiration, None, None)
+        Self::assemble(
+            owner_tag,
+            long_term,
+            forging_key,
+            versions,
+            expiration,
+            None,
+            None,
+        )
     }
 
     /// Like [`ClientProfile::build_and_sign`] but includes the OTRv3 DSA key and a
@@ -188,7 +206,15 @@ impl ClientProfile {
             Some(&dsa_key),
         );
         let tsig = dsa_sign(m.as_bytes());
-        Self::assemble(owner_tag, long_term, forging_key, versions, expiration, Some(dsa_key), Some(tsig))
+        Self::assemble(
+            owner_tag,
+            long_term,
+            forging_key,
+            versions,
+            expiration,
+            Some(dsa_key),
+            Some(tsig),
+        )
     }
 
     fn assemble(
@@ -210,7 +236,8 @@ impl ClientProfile {
             dsa_key.as_ref(),
         );
         let count = 5 + u32::from(dsa_key.is_some()) + u32::from(transitional_signature.is_some());
-        let mut signed = Writer::with_capacity(4 + fields.as_bytes().len() + 2 + TRANSITIONAL_SIGNATURE_LEN);
+        let mut signed =
+            Writer::with_capacity(4 + fields.as_bytes().len() + 2 + TRANSITIONAL_SIGNATURE_LEN);
         signed.u32(count).bytes(fields.as_bytes());
         if let Some(t) = &transitional_signature {
             signed.u16(FIELD_TRANSITIONAL_SIGNATURE).bytes(t);
@@ -250,7 +277,10 @@ impl ClientProfile {
         let mut transitional_signature = None;
         for _ in 0..count {
             match r.u16("client profile field type")? {
-                FIELD_INSTANCE_TAG => set_once(&mut owner_tag, InstanceTag(r.u32("client profile instance tag")?))?,
+                FIELD_INSTANCE_TAG => set_once(
+                    &mut owner_tag,
+                    InstanceTag(r.u32("client profile instance tag")?),
+                )?,
                 FIELD_PUBLIC_KEY => set_once(
                     &mut public_key,
                     read_typed_point(r, ED448_PUBKEY_TYPE, "client profile public key")?,
@@ -259,7 +289,9 @@ impl ClientProfile {
                     &mut forging_key,
                     read_typed_point(r, ED448_FORGING_KEY_TYPE, "client profile forging key")?,
                 )?,
-                FIELD_VERSIONS => set_once(&mut versions, r.data("client profile versions")?.to_vec())?,
+                FIELD_VERSIONS => {
+                    set_once(&mut versions, r.data("client profile versions")?.to_vec())?
+                }
                 FIELD_EXPIRATION => set_once(&mut expiration, r.i64("client profile expiration")?)?,
                 FIELD_DSA_KEY => set_once(&mut dsa_key, DsaPublicKey::read(r)?)?,
                 FIELD_TRANSITIONAL_SIGNATURE => set_once(
@@ -272,7 +304,9 @@ impl ClientProfile {
         let signed_len = start.len() - r.remaining();
         let signed = start
             .get(..signed_len)
-            .ok_or(DecodeError::Truncated { what: "client profile" })?
+            .ok_or(DecodeError::Truncated {
+                what: "client profile",
+            })?
             .to_vec();
         let signature = Signature(r.array::<SIGNATURE_LEN>("client profile signature")?);
         let owner_tag = owner_tag.ok_or(DecodeError::BadProfile("missing owner instance tag"))?;
@@ -281,7 +315,9 @@ impl ClientProfile {
         let versions = versions.ok_or(DecodeError::BadProfile("missing versions"))?;
         let expiration = expiration.ok_or(DecodeError::BadProfile("missing expiration"))?;
         if dsa_key.is_some() && transitional_signature.is_none() {
-            return Err(DecodeError::BadProfile("DSA key without transitional signature"));
+            return Err(DecodeError::BadProfile(
+                "DSA key without transitional signature",
+            ));
         }
         Ok(ClientProfile {
             owner_tag,
@@ -402,16 +438,27 @@ impl ClientProfile {
     ///
     /// To accept a profile during its extra local validity period, pass
     /// `now - extra_validity` as `now`.
-    pub fn validate(&self, sender: InstanceTag, now: i64) -> Result<ValidatedClientProfile, ProfileError> {
+    pub fn validate(
+        &self,
+        sender: InstanceTag,
+        now: i64,
+    ) -> Result<ValidatedClientProfile, ProfileError> {
         if self.signature.0.iter().all(|&b| b == 0) {
             return Err(ProfileError::EmptySignature);
         }
-        eddsa::verify(&self.public_key, &self.signed, &self.signature).map_err(|_| ProfileError::BadSignature)?;
+        eddsa::verify(&self.public_key, &self.signed, &self.signature)
+            .map_err(|_| ProfileError::BadSignature)?;
         if self.owner_tag != sender {
-            return Err(ProfileError::InstanceTagMismatch { profile: self.owner_tag, sender });
+            return Err(ProfileError::InstanceTagMismatch {
+                profile: self.owner_tag,
+                sender,
+            });
         }
         if self.is_expired(now) {
-            return Err(ProfileError::Expired { expiration: self.expiration, now });
+            return Err(ProfileError::Expired {
+                expiration: self.expiration,
+                now,
+            });
         }
         if !self.supports(b'4') {
             return Err(ProfileError::MissingVersion4);
@@ -442,7 +489,10 @@ impl fmt::Debug for ClientProfile {
             .field("versions", &Hex(&self.versions))
             .field("expiration", &self.expiration)
             .field("dsa_key", &self.dsa_key)
-            .field("transitional_signature", &self.transitional_signature.as_ref().map(|t| Hex(t)))
+            .field(
+                "transitional_signature",
+                &self.transitional_signature.as_ref().map(|t| Hex(t)),
+            )
             .field("signature", &Hex(&self.signature.0))
             .finish()
     }
@@ -469,5 +519,372 @@ impl core::ops::Deref for ValidatedClientProfile {
     type Target = ClientProfile;
     fn deref(&self) -> &ClientProfile {
         &self.0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wire::messages::testutil::*;
+    use proptest::prelude::*;
+
+    const TAG: InstanceTag = InstanceTag(0x0102_0304);
+    const EXP: i64 = 1_700_000_000;
+
+    fn profile(versions: &[u8]) -> ClientProfile {
+        ClientProfile::build_and_sign(TAG, &keypair(7), &point(8), versions, EXP)
+    }
+
+    /// Raw profile bytes: count, the given fields, then a signature by `keypair(7)` over them.
+    fn signed_raw(count: u32, fields: &[Vec<u8>]) -> Vec<u8> {
+        let mut m = count.to_be_bytes().to_vec();
+        for f in fields {
+            m.extend_from_slice(f);
+        }
+        let sig = eddsa::sign(&keypair(7), &m);
+        m.extend_from_slice(&sig.0);
+        m
+    }
+
+    fn f_tag(t: u32) -> Vec<u8> {
+        let mut w = Writer::new();
+        w.u16(FIELD_INSTANCE_TAG).u32(t);
+        w.into_bytes()
+    }
+    fn f_pk() -> Vec<u8> {
+        let mut w = Writer::new();
+        w.u16(FIELD_PUBLIC_KEY);
+        write_typed_point(&mut w, ED448_PUBKEY_TYPE, keypair(7).public());
+        w.into_bytes()
+    }
+    fn f_fk() -> Vec<u8> {
+        let mut w = Writer::new();
+        w.u16(FIELD_FORGING_KEY);
+        write_typed_point(&mut w, ED448_FORGING_KEY_TYPE, &point(8));
+        w.into_bytes()
+    }
+    fn f_ver(v: &[u8]) -> Vec<u8> {
+        let mut w = Writer::new();
+        w.u16(FIELD_VERSIONS).data(v);
+        w.into_bytes()
+    }
+    fn f_exp(e: i64) -> Vec<u8> {
+        let mut w = Writer::new();
+        w.u16(FIELD_EXPIRATION).i64(e);
+        w.into_bytes()
+    }
+
+    #[test]
+    fn layout_and_round_trip() {
+        let p = profile(b"4");
+        let b = p.serialize();
+        // count, then the fields in type order, then the signature.
+        let mut expected = Vec::new();
+        expected.extend_from_slice(&5u32.to_be_bytes());
+        for f in [f_tag(TAG.0), f_pk(), f_fk(), f_ver(b"4"), f_exp(EXP)] {
+            expected.extend_from_slice(&f);
+        }
+        assert_eq!(&b[..b.len() - SIGNATURE_LEN], &expected[..]);
+        assert_eq!(p.signed_bytes(), &expected[..]);
+        // ED448-PUBKEY type is little-endian 0x0010.
+        assert_eq!(&b[10..14], &[0x00, 0x02, 0x10, 0x00]);
+        assert_eq!(b.len(), MIN_CLIENT_PROFILE_LEN + 1);
+        let q = ClientProfile::decode(&b).unwrap();
+        assert_eq!(q, p);
+        assert_eq!(q.serialize(), b);
+        assert_eq!(q.owner_tag(), TAG);
+        assert_eq!(q.public_key().encode(), keypair(7).public().encode());
+        assert_eq!(q.forging_key().encode(), point(8).encode());
+        assert_eq!(q.versions(), b"4");
+        assert!(q.supports(b'4') && !q.supports(b'3'));
+        assert_eq!(q.expiration(), EXP);
+        assert!(q.dsa_key().is_none() && q.transitional_signature().is_none());
+        let v = q.validate(TAG, EXP - 1).unwrap();
+        assert_eq!(v.profile(), &p);
+        assert_eq!(v.into_inner(), p);
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(24))]
+
+        #[test]
+        fn round_trips(seed in any::<u64>(), tag in any::<u32>(), versions in proptest::collection::vec(any::<u8>(), 0..8), exp in any::<i64>()) {
+            let p = ClientProfile::build_and_sign(InstanceTag(tag), &keypair(seed), &point(seed ^ 5), &versions, exp);
+            let b = p.serialize();
+            let q = ClientProfile::decode(&b).unwrap();
+            prop_assert_eq!(&q, &p);
+            prop_assert_eq!(q.serialize(), b);
+            prop_assert_eq!(q.versions(), &versions[..]);
+            prop_assert_eq!(q.expiration(), exp);
+        }
+    }
+
+    #[test]
+    fn validation_failures_one_by_one() {
+        let p = profile(b"4");
+        // 1. empty signature
+        let mut b = p.serialize();
+        let n = b.len();
+        b[n - SIGNATURE_LEN..].fill(0);
+        let q = ClientProfile::decode(&b).unwrap();
+        assert_eq!(q.validate(TAG, 0), Err(ProfileError::EmptySignature));
+        // 2. bad signature: one flipped signature bit, or a changed signed byte.
+        let mut b = p.serialize();
+        b[n - 1] ^= 0x01;
+        assert_eq!(
+            ClientProfile::decode(&b).unwrap().validate(TAG, 0),
+            Err(ProfileError::BadSignature)
+        );
+        let mut b = p.serialize();
+        b[4 + 2 + 3] ^= 0x01; // last byte of the owner instance tag
+        let q = ClientProfile::decode(&b).unwrap();
+        assert_eq!(
+            q.validate(q.owner_tag(), 0),
+            Err(ProfileError::BadSignature)
+        );
+        // 3. wrong sender tag (checked after the signature)
+        assert_eq!(
+            p.validate(InstanceTag(0x999), 0),
+            Err(ProfileError::InstanceTagMismatch {
+                profile: TAG,
+                sender: InstanceTag(0x999)
+            })
+        );
+        // 4. expired: valid strictly before the expiration
+        assert!(p.validate(TAG, EXP - 1).is_ok());
+        assert_eq!(
+            p.validate(TAG, EXP),
+            Err(ProfileError::Expired {
+                expiration: EXP,
+                now: EXP
+            })
+        );
+        assert_eq!(
+            p.validate(TAG, EXP + 10),
+            Err(ProfileError::Expired {
+                expiration: EXP,
+                now: EXP + 10
+            })
+        );
+        // wrong tag is reported before expiry
+        assert!(matches!(
+            p.validate(InstanceTag(0x999), EXP + 1),
+            Err(ProfileError::InstanceTagMismatch { .. })
+        ));
+        // 5. no '4' in versions; '1'/'2' are invalid
+        assert_eq!(
+            profile(b"3").validate(TAG, 0),
+            Err(ProfileError::MissingVersion4)
+        );
+        assert_eq!(
+            profile(b"").validate(TAG, 0),
+            Err(ProfileError::MissingVersion4)
+        );
+        assert_eq!(
+            profile(b"42").validate(TAG, 0),
+            Err(ProfileError::ObsoleteVersion('2'))
+        );
+        assert_eq!(
+            profile(b"14").validate(TAG, 0),
+            Err(ProfileError::ObsoleteVersion('1'))
+        );
+        assert!(profile(b"43").validate(TAG, 0).is_ok());
+        assert!(profile(b"x4").validate(TAG, 0).is_ok());
+        // expiry is checked before versions
+        assert!(matches!(
+            profile(b"3").validate(TAG, EXP),
+            Err(ProfileError::Expired { .. })
+        ));
+    }
+
+    #[test]
+    fn signature_is_verified_over_received_bytes_in_any_field_order() {
+        let raw = signed_raw(5, &[f_exp(EXP), f_ver(b"4"), f_fk(), f_pk(), f_tag(TAG.0)]);
+        let p = ClientProfile::decode(&raw).unwrap();
+        assert_eq!(p.serialize(), raw);
+        assert!(p.validate(TAG, 0).is_ok());
+        assert_ne!(p, profile(b"4"));
+    }
+
+    #[test]
+    fn parse_failures_one_by_one() {
+        let all = || alloc::vec![f_tag(TAG.0), f_pk(), f_fk(), f_ver(b"4"), f_exp(EXP)];
+        assert!(ClientProfile::decode(&signed_raw(5, &all())).is_ok());
+        // duplicate field
+        let mut dup = all();
+        dup.push(f_tag(TAG.0));
+        assert_eq!(
+            ClientProfile::decode(&signed_raw(6, &dup)).unwrap_err(),
+            DecodeError::BadProfile("duplicate field")
+        );
+        let mut dup = all();
+        dup.insert(1, f_ver(b"3"));
+        assert_eq!(
+            ClientProfile::decode(&signed_raw(6, &dup)).unwrap_err(),
+            DecodeError::BadProfile("duplicate field")
+        );
+        // missing fields, one at a time
+        let missing = [
+            "missing owner instance tag",
+            "missing Ed448 public key",
+            "missing forging key",
+            "missing versions",
+            "missing expiration",
+        ];
+        for (i, msg) in missing.iter().enumerate() {
+            let mut f = all();
+            f.remove(i);
+            assert_eq!(
+                ClientProfile::decode(&signed_raw(4, &f)).unwrap_err(),
+                DecodeError::BadProfile(msg)
+            );
+        }
+        // unknown field type
+        let mut unk = all();
+        unk.push(alloc::vec![0x00, 0x08, 0, 0, 0, 0]);
+        assert_eq!(
+            ClientProfile::decode(&signed_raw(6, &unk)).unwrap_err(),
+            DecodeError::BadProfile("unknown field type")
+        );
+        // absurd count: rejected before reading any field
+        let mut huge = u32::MAX.to_be_bytes().to_vec();
+        huge.extend_from_slice(&[0; 200]);
+        assert_eq!(
+            ClientProfile::decode(&huge).unwrap_err(),
+            DecodeError::BadProfile("more fields than field types")
+        );
+        assert_eq!(
+            ClientProfile::decode(&signed_raw(8, &all())).unwrap_err(),
+            DecodeError::BadProfile("more fields than field types")
+        );
+        // a count larger than the fields present runs into the signature bytes
+        assert!(ClientProfile::decode(&signed_raw(6, &all())).is_err());
+        // wrong key-type prefix (forging-key type on the public key)
+        let mut wrong = all();
+        wrong[1][2] = 0x12;
+        assert_eq!(
+            ClientProfile::decode(&signed_raw(5, &wrong)).unwrap_err(),
+            DecodeError::BadKeyType {
+                what: "client profile public key",
+                found: 0x0012
+            }
+        );
+        // invalid points
+        for i in [1, 2] {
+            let mut bad = all();
+            bad[i][4..].fill(0xff);
+            assert!(matches!(
+                ClientProfile::decode(&signed_raw(5, &bad)).unwrap_err(),
+                DecodeError::BadPoint(_)
+            ));
+        }
+        // oversized versions length
+        let mut big = all();
+        big[3] = alloc::vec![0, 4, 0xff, 0xff, 0xff, 0xff];
+        assert!(matches!(
+            ClientProfile::decode(&signed_raw(5, &big)).unwrap_err(),
+            DecodeError::LengthTooLarge { .. }
+        ));
+        // truncation at every position, and a trailing byte
+        let b = profile(b"4").serialize();
+        assert_truncations_fail(&b, ClientProfile::decode);
+        let mut t = b.clone();
+        t.push(0);
+        assert_eq!(
+            ClientProfile::decode(&t).unwrap_err(),
+            DecodeError::TrailingBytes(1)
+        );
+        // parse() itself stops at the end of the profile
+        let mut r = Reader::new(&t);
+        assert_eq!(ClientProfile::parse(&mut r).unwrap(), profile(b"4"));
+        assert_eq!(r.remaining(), 1);
+    }
+
+    fn dsa() -> DsaPublicKey {
+        DsaPublicKey::from_mpis(&[0, 0xff, 1], &[0x80; 20], &[2], &[0x7f; 128]).unwrap()
+    }
+
+    #[test]
+    fn dsa_key_and_transitional_signature() {
+        let mut seen = Vec::new();
+        let p = ClientProfile::build_and_sign_transitional(
+            TAG,
+            &keypair(7),
+            &point(8),
+            b"34",
+            EXP,
+            dsa(),
+            |m| {
+                seen = m.to_vec();
+                [0x42; TRANSITIONAL_SIGNATURE_LEN]
+            },
+        );
+        assert_eq!(seen, p.transitional_signed_bytes());
+        // m is the fields 1..6 without the count
+        assert_eq!(&p.signed_bytes()[4..4 + seen.len()], &seen[..]);
+        assert_eq!(&p.signed_bytes()[..4], &7u32.to_be_bytes());
+        let b = p.serialize();
+        let q = ClientProfile::decode(&b).unwrap();
+        assert_eq!(q, p);
+        assert_eq!(q.serialize(), b);
+        assert_eq!(q.dsa_key(), Some(&dsa()));
+        assert_eq!(q.dsa_key().unwrap().as_bytes()[..2], [0, 0]);
+        assert_eq!(
+            q.transitional_signature(),
+            Some(&[0x42; TRANSITIONAL_SIGNATURE_LEN])
+        );
+        assert!(q.validate(TAG, 0).is_ok());
+        assert_truncations_fail(&b, ClientProfile::decode);
+
+        let mut base = alloc::vec![f_tag(TAG.0), f_pk(), f_fk(), f_ver(b"34"), f_exp(EXP)];
+        let mut fdsa = FIELD_DSA_KEY.to_be_bytes().to_vec();
+        fdsa.extend_from_slice(dsa().as_bytes());
+        let mut ftsig = FIELD_TRANSITIONAL_SIGNATURE.to_be_bytes().to_vec();
+        ftsig.extend_from_slice(&[1; TRANSITIONAL_SIGNATURE_LEN]);
+        // DSA key without transitional signature
+        base.push(fdsa.clone());
+        assert_eq!(
+            ClientProfile::decode(&signed_raw(6, &base)).unwrap_err(),
+            DecodeError::BadProfile("DSA key without transitional signature")
+        );
+        // transitional signature alone is allowed
+        base.pop();
+        base.push(ftsig);
+        assert!(
+            ClientProfile::decode(&signed_raw(6, &base))
+                .unwrap()
+                .transitional_signature()
+                .is_some()
+        );
+        // DSA key: wrong type, non-minimal MPI, oversized MPI
+        base.pop();
+        let mut bad_type = fdsa.clone();
+        bad_type[3] = 1;
+        base.push(bad_type);
+        assert_eq!(
+            ClientProfile::decode(&signed_raw(6, &base)).unwrap_err(),
+            DecodeError::BadKeyType {
+                what: "DSA key",
+                found: 1
+            }
+        );
+        base.pop();
+        let mut nonmin = FIELD_DSA_KEY.to_be_bytes().to_vec();
+        nonmin.extend_from_slice(&[0, 0, 0, 0, 0, 2, 0, 1]);
+        base.push(nonmin);
+        assert_eq!(
+            ClientProfile::decode(&signed_raw(6, &base)).unwrap_err(),
+            DecodeError::NonMinimalMpi
+        );
+        assert!(matches!(
+            DsaPublicKey::from_mpis(&[1; 385], &[1], &[1], &[1]),
+            Err(DecodeError::LengthTooLarge { .. })
+        ));
+        let mut big = Writer::new();
+        big.u16(0).data(&[1; 385]);
+        assert!(matches!(
+            DsaPublicKey::read(&mut Reader::new(big.as_bytes())),
+            Err(DecodeError::LengthTooLarge { .. })
+        ));
     }
 }

@@ -44,7 +44,12 @@ impl PrekeyProfile {
     ) -> PrekeyProfile {
         let signed = Self::signed_bytes_of(owner_tag, expiration, shared_prekey.public());
         let signature = eddsa::sign(long_term, &signed);
-        PrekeyProfile { owner_tag, expiration, shared_prekey: *shared_prekey.public(), signature }
+        PrekeyProfile {
+            owner_tag,
+            expiration,
+            shared_prekey: *shared_prekey.public(),
+            signature,
+        }
     }
 
     fn signed_bytes_of(owner_tag: InstanceTag, expiration: i64, d: &Point) -> Vec<u8> {
@@ -65,9 +70,15 @@ impl PrekeyProfile {
     pub fn parse(r: &mut Reader<'_>) -> Result<PrekeyProfile, DecodeError> {
         let owner_tag = InstanceTag(r.u32("prekey profile instance tag")?);
         let expiration = r.i64("prekey profile expiration")?;
-        let shared_prekey = read_typed_point(r, SHARED_PREKEY_TYPE, "prekey profile shared prekey")?;
+        let shared_prekey =
+            read_typed_point(r, SHARED_PREKEY_TYPE, "prekey profile shared prekey")?;
         let signature = Signature(r.array::<SIGNATURE_LEN>("prekey profile signature")?);
-        Ok(PrekeyProfile { owner_tag, expiration, shared_prekey, signature })
+        Ok(PrekeyProfile {
+            owner_tag,
+            expiration,
+            shared_prekey,
+            signature,
+        })
     }
 
     /// Decodes a profile that must fill `bytes` exactly.
@@ -111,12 +122,19 @@ impl PrekeyProfile {
         now: i64,
         long_term: &Point,
     ) -> Result<ValidatedPrekeyProfile, ProfileError> {
-        eddsa::verify(long_term, &self.signed_bytes(), &self.signature).map_err(|_| ProfileError::BadSignature)?;
+        eddsa::verify(long_term, &self.signed_bytes(), &self.signature)
+            .map_err(|_| ProfileError::BadSignature)?;
         if self.owner_tag != sender {
-            return Err(ProfileError::InstanceTagMismatch { profile: self.owner_tag, sender });
+            return Err(ProfileError::InstanceTagMismatch {
+                profile: self.owner_tag,
+                sender,
+            });
         }
         if self.is_expired(now) {
-            return Err(ProfileError::Expired { expiration: self.expiration, now });
+            return Err(ProfileError::Expired {
+                expiration: self.expiration,
+                now,
+            });
         }
         Ok(ValidatedPrekeyProfile(self.clone()))
     }
@@ -164,5 +182,113 @@ impl core::ops::Deref for ValidatedPrekeyProfile {
     type Target = PrekeyProfile;
     fn deref(&self) -> &PrekeyProfile {
         &self.0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wire::messages::testutil::*;
+    use proptest::prelude::*;
+
+    const TAG: InstanceTag = InstanceTag(0x0000_0abc);
+    const EXP: i64 = 1_800_000_000;
+
+    fn profile() -> PrekeyProfile {
+        PrekeyProfile::build_and_sign(TAG, EXP, &keypair(3), &keypair(4))
+    }
+
+    #[test]
+    fn layout_round_trip_and_validation() {
+        let p = profile();
+        let b = p.serialize();
+        assert_eq!(b.len(), PREKEY_PROFILE_LEN);
+        assert_eq!(&b[..4], &TAG.0.to_be_bytes());
+        assert_eq!(&b[4..12], &EXP.to_be_bytes());
+        assert_eq!(&b[12..14], &[0x11, 0x00]);
+        assert_eq!(&b[14..71], &keypair(3).public().encode());
+        assert_eq!(p.signed_bytes(), &b[..71]);
+        let q = PrekeyProfile::decode(&b).unwrap();
+        assert_eq!(q, p);
+        assert_eq!(q.serialize(), b);
+        let lt = *keypair(4).public();
+        assert_eq!(q.validate(TAG, EXP - 1, &lt).unwrap().profile(), &p);
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(24))]
+
+        #[test]
+        fn round_trips(seed in any::<u64>(), tag in any::<u32>(), exp in any::<i64>()) {
+            let p = PrekeyProfile::build_and_sign(InstanceTag(tag), exp, &keypair(seed), &keypair(seed ^ 9));
+            let b = p.serialize();
+            let q = PrekeyProfile::decode(&b).unwrap();
+            prop_assert_eq!(&q, &p);
+            prop_assert_eq!(q.serialize(), b);
+        }
+    }
+
+    #[test]
+    fn validation_failures_one_by_one() {
+        let p = profile();
+        let lt = *keypair(4).public();
+        // 1. signature: wrong long-term key, tampered field, tampered signature
+        assert_eq!(
+            p.validate(TAG, 0, keypair(3).public()),
+            Err(ProfileError::BadSignature)
+        );
+        let mut q = p.clone();
+        q.expiration += 1;
+        assert_eq!(q.validate(TAG, 0, &lt), Err(ProfileError::BadSignature));
+        let mut q = p.clone();
+        q.signature.0[0] ^= 1;
+        assert_eq!(q.validate(TAG, 0, &lt), Err(ProfileError::BadSignature));
+        // 2. owner tag
+        assert_eq!(
+            p.validate(InstanceTag(0x100), 0, &lt),
+            Err(ProfileError::InstanceTagMismatch {
+                profile: TAG,
+                sender: InstanceTag(0x100)
+            })
+        );
+        // 3. expiry
+        assert_eq!(
+            p.validate(TAG, EXP, &lt),
+            Err(ProfileError::Expired {
+                expiration: EXP,
+                now: EXP
+            })
+        );
+        assert!(matches!(
+            p.validate(InstanceTag(0x100), EXP, &lt),
+            Err(ProfileError::InstanceTagMismatch { .. })
+        ));
+    }
+
+    #[test]
+    fn malformed() {
+        let b = profile().serialize();
+        assert_truncations_fail(&b, PrekeyProfile::decode);
+        let mut t = b.clone();
+        t.push(0);
+        assert_eq!(
+            PrekeyProfile::decode(&t).unwrap_err(),
+            DecodeError::TrailingBytes(1)
+        );
+        let mut k = b.clone();
+        k[12] = 0x10;
+        assert_eq!(
+            PrekeyProfile::decode(&k).unwrap_err(),
+            DecodeError::BadKeyType {
+                what: "prekey profile shared prekey",
+                found: 0x0010
+            }
+        );
+        let mut bad = b.clone();
+        bad[14..71].fill(0xff);
+        assert_eq!(
+            PrekeyProfile::decode(&bad).unwrap_err(),
+            DecodeError::BadPoint("prekey profile shared prekey")
+        );
     }
 }
