@@ -47,6 +47,10 @@ pub enum CryptoError {
     /// A MAC did not match.
     #[error("MAC is invalid")]
     BadMac,
+    /// A ChaCha20 input is longer than the keystream left before the 32-bit block counter
+    /// would wrap.
+    #[error("ChaCha20 keystream exhausted")]
+    KeystreamExhausted,
 }
 
 /// Constant-time equality of two byte strings of equal length (MACs, tags).
