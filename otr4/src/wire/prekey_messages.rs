@@ -17,6 +17,7 @@ use crate::wire::messages::{
     eq_by_encoding, read_header, read_mac, read_receiver_tag, read_sender_tag, read_typed_point,
     ring_sig_bytes, write_header, write_typed_point,
 };
+use alloc::boxed::Box;
 use alloc::vec::Vec;
 use core::fmt;
 
@@ -381,8 +382,8 @@ impl fmt::Debug for Dake3 {
 /// The message enclosed in a DAKE-3.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Dake3Inner {
-    /// A Prekey Publication message (0x08).
-    Publication(PrekeyPublication),
+    /// A Prekey Publication message (0x08), boxed: it is large.
+    Publication(Box<PrekeyPublication>),
     /// A Storage Information Request message (0x09).
     StorageInfoRequest(StorageInfoRequest),
 }
@@ -396,7 +397,9 @@ impl Dake3Inner {
             return Err(DecodeError::BadVersion(v));
         }
         match r.u8("message type")? {
-            TYPE_PUBLICATION => PrekeyPublication::decode(bytes).map(Dake3Inner::Publication),
+            TYPE_PUBLICATION => {
+                PrekeyPublication::decode(bytes).map(|p| Dake3Inner::Publication(Box::new(p)))
+            }
             TYPE_STORAGE_INFO_REQUEST => {
                 StorageInfoRequest::decode(bytes).map(Dake3Inner::StorageInfoRequest)
             }
@@ -1219,7 +1222,7 @@ mod tests {
 
         #[test]
         fn dake3_round_trips(seed in any::<u64>(), s in sender_tag(), n in 0usize..3, k in any::<bool>(), j in any::<bool>(), dh_len in 1usize..=384, mac in any::<[u8; 8]>()) {
-            let inner = Dake3Inner::Publication(publication(seed, s, n, k, j, dh_len));
+            let inner = Dake3Inner::Publication(Box::new(publication(seed, s, n, k, j, dh_len)));
             let m = Dake3::new(s, ring_sig(seed), &inner);
             server_round_trip(&m, Dake3::encode, Dake3::decode, PrekeyServerMessage::Dake3);
             prop_assert_eq!(m.inner().unwrap(), inner);
@@ -1235,7 +1238,7 @@ mod tests {
             let p = publication(seed, s, n, k, j, dh_len);
             let b = round_trip(&p, PrekeyPublication::encode, PrekeyPublication::decode);
             prop_assert_eq!(p.n() as usize, n);
-            prop_assert_eq!(Dake3Inner::decode(&b).unwrap(), Dake3Inner::Publication(p));
+            prop_assert_eq!(Dake3Inner::decode(&b).unwrap(), Dake3Inner::Publication(Box::new(p)));
         }
 
         #[test]
