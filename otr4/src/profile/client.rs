@@ -484,8 +484,8 @@ impl fmt::Debug for ClientProfile {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ClientProfile")
             .field("owner_tag", &self.owner_tag)
-            .field("public_key", &Hex(&self.public_key.encode()))
-            .field("forging_key", &Hex(&self.forging_key.encode()))
+            .field("public_key", &self.public_key)
+            .field("forging_key", &self.forging_key)
             .field("versions", &Hex(&self.versions))
             .field("expiration", &self.expiration)
             .field("dsa_key", &self.dsa_key)

@@ -156,7 +156,7 @@ impl fmt::Debug for PrekeyProfile {
         f.debug_struct("PrekeyProfile")
             .field("owner_tag", &self.owner_tag)
             .field("expiration", &self.expiration)
-            .field("shared_prekey", &Hex(&self.shared_prekey.encode()))
+            .field("shared_prekey", &self.shared_prekey)
             .field("signature", &Hex(&self.signature.0))
             .finish()
     }

@@ -54,15 +54,6 @@ impl fmt::Debug for Hex<'_> {
     }
 }
 
-/// Debug-prints owned bytes as lowercase hex.
-pub(crate) struct HexVec(pub(crate) Vec<u8>);
-
-impl fmt::Debug for HexVec {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        Hex(&self.0).fmt(f)
-    }
-}
-
 /// Reads the protocol version and the message type; both must match.
 pub(crate) fn read_header(r: &mut Reader<'_>, msg_type: u8) -> Result<(), DecodeError> {
     let v = r.u16("protocol version")?;
@@ -234,10 +225,10 @@ impl fmt::Debug for IdentityMessage {
             .field("sender_tag", &self.sender_tag)
             .field("receiver_tag", &self.receiver_tag)
             .field("client_profile", &self.client_profile)
-            .field("y", &Hex(&self.y.encode()))
-            .field("b", &Hex(&self.b.to_be_bytes()))
-            .field("our_ecdh_first", &Hex(&self.our_ecdh_first.encode()))
-            .field("our_dh_first", &Hex(&self.our_dh_first.to_be_bytes()))
+            .field("y", &self.y)
+            .field("b", &self.b)
+            .field("our_ecdh_first", &self.our_ecdh_first)
+            .field("our_dh_first", &self.our_dh_first)
             .finish()
     }
 }
@@ -311,11 +302,11 @@ impl fmt::Debug for AuthR {
             .field("sender_tag", &self.sender_tag)
             .field("receiver_tag", &self.receiver_tag)
             .field("client_profile", &self.client_profile)
-            .field("x", &Hex(&self.x.encode()))
-            .field("a", &Hex(&self.a.to_be_bytes()))
+            .field("x", &self.x)
+            .field("a", &self.a)
             .field("sigma", &Hex(&ring_sig_bytes(&self.sigma)))
-            .field("our_ecdh_first", &Hex(&self.our_ecdh_first.encode()))
-            .field("our_dh_first", &Hex(&self.our_dh_first.to_be_bytes()))
+            .field("our_ecdh_first", &self.our_ecdh_first)
+            .field("our_dh_first", &self.our_dh_first)
             .finish()
     }
 }
@@ -449,13 +440,13 @@ impl fmt::Debug for NonInteractiveAuth {
             .field("sender_tag", &self.sender_tag)
             .field("receiver_tag", &self.receiver_tag)
             .field("client_profile", &self.client_profile)
-            .field("x", &Hex(&self.x.encode()))
-            .field("a", &Hex(&self.a.to_be_bytes()))
+            .field("x", &self.x)
+            .field("a", &self.a)
             .field("sigma", &Hex(&ring_sig_bytes(&self.sigma)))
             .field("prekey_message_id", &self.prekey_message_id)
             .field("auth_mac", &Hex(&self.auth_mac))
-            .field("our_ecdh_first", &Hex(&self.our_ecdh_first.encode()))
-            .field("our_dh_first", &Hex(&self.our_dh_first.to_be_bytes()))
+            .field("our_ecdh_first", &self.our_ecdh_first)
+            .field("our_dh_first", &self.our_dh_first)
             .finish()
     }
 }
@@ -511,8 +502,8 @@ impl fmt::Debug for PrekeyMessage {
         f.debug_struct("PrekeyMessage")
             .field("id", &self.id)
             .field("owner_tag", &self.owner_tag)
-            .field("y", &Hex(&self.y.encode()))
-            .field("b", &Hex(&self.b.to_be_bytes()))
+            .field("y", &self.y)
+            .field("b", &self.b)
             .finish()
     }
 }
@@ -643,8 +634,8 @@ impl fmt::Debug for DataMessage {
             .field("pn", &self.pn)
             .field("i", &self.i)
             .field("j", &self.j)
-            .field("ecdh", &Hex(&self.ecdh.encode()))
-            .field("dh", &self.dh.as_ref().map(|d| HexVec(d.to_be_bytes())))
+            .field("ecdh", &self.ecdh)
+            .field("dh", &self.dh)
             .field("encrypted_len", &self.encrypted.len())
             .field("mac", &Hex(&self.mac))
             .field("revealed_mac_keys", &Hex(&self.revealed_mac_keys))

@@ -194,7 +194,7 @@ impl fmt::Debug for CompositeIdentity {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("CompositeIdentity")
             .field("identity", &Hex(&self.identity))
-            .field("public_key", &Hex(&self.public_key.encode()))
+            .field("public_key", &self.public_key)
             .finish()
     }
 }
@@ -247,7 +247,7 @@ impl fmt::Debug for Dake1 {
         f.debug_struct("Dake1")
             .field("sender_tag", &self.sender_tag)
             .field("client_profile", &self.client_profile)
-            .field("i", &Hex(&self.i.encode()))
+            .field("i", &self.i)
             .finish()
     }
 }
@@ -304,7 +304,7 @@ impl fmt::Debug for Dake2 {
         f.debug_struct("Dake2")
             .field("receiver_tag", &self.receiver_tag)
             .field("composite_identity", &self.composite_identity)
-            .field("s", &Hex(&self.s.encode()))
+            .field("s", &self.s)
             .field("sigma", &Hex(&ring_sig_bytes(&self.sigma)))
             .finish()
     }
