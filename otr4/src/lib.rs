@@ -9,6 +9,7 @@
 //! - [`wire`]: the byte codec and every OTRv4 and prekey-server message, the `?OTR:`
 //!   encoding, fragments, query messages, whitespace tags, TLVs and error messages.
 //! - [`profile`]: Client Profiles and Prekey Profiles: build, sign, parse, validate.
+//! - [`ratchet`]: the mixed double ratchet that encrypts and decrypts Data Messages.
 #![no_std]
 #![forbid(unsafe_code)]
 #![cfg_attr(
@@ -28,6 +29,7 @@ extern crate std;
 pub mod crypto;
 pub mod instance_tag;
 pub mod profile;
+pub mod ratchet;
 pub mod wire;
 
 pub use instance_tag::InstanceTag;
