@@ -7,7 +7,7 @@ use alloc::vec::Vec;
 use core::cmp::Ordering;
 use core::fmt;
 use crypto_bigint::modular::{FixedMontyForm, FixedMontyParams};
-use crypto_bigint::{JacobiSymbol, Odd, U640, U3072};
+use crypto_bigint::{Odd, U640, U3072};
 use zeroize::{Zeroize, ZeroizeOnDrop};
 
 /// Bytes in a DH secret (otrv4.md §"Generating ECDH and DH keys": 80 bytes).
@@ -81,6 +81,107 @@ fn decode_be(be: &[u8]) -> Option<U3072> {
     Some(U3072::from_be_slice(&buf))
 }
 
+/// 64-bit words in a group element.
+const WORDS: usize = DH_MODULUS_LEN / 8;
+
+/// A 3072-bit integer as little-endian 64-bit words (the same on 32- and 64-bit targets).
+type Words = [u64; WORDS];
+
+fn to_words(x: &U3072) -> Words {
+    let enc = x.to_le_bytes();
+    let mut w = [0u64; WORDS];
+    for (d, c) in w.iter_mut().zip(enc.as_slice().chunks_exact(8)) {
+        *d = u64::from_le_bytes(c.try_into().unwrap_or([0; 8]));
+    }
+    w
+}
+
+/// Word `i`, or 0 past the end.
+fn word(x: &Words, i: usize) -> u64 {
+    x.get(i).copied().unwrap_or(0)
+}
+
+/// The Jacobi symbol `(a | n)` for odd `n`, in variable time: the binary algorithm (Cohen,
+/// "A Course in Computational Algebraic Number Theory", Algorithm 1.4.10, with a subtraction
+/// in place of the reduction `a mod n`). Returns 1, -1, or 0 when `gcd(a, n) > 1`.
+///
+/// Invariants: `n` is odd, and every word of `a` and `n` at or above `len` is zero.
+fn jacobi_vartime(a: &U3072, n: &U3072) -> i8 {
+    let (mut x, mut y) = (to_words(a), to_words(n));
+    let (mut a, mut n) = (&mut x, &mut y);
+    let mut len = WORDS;
+    let mut t: i8 = 1;
+    loop {
+        while len > 1 && word(a, len - 1) == 0 && word(n, len - 1) == 0 {
+            len -= 1;
+        }
+        // a = 2^z a' with a' odd: (2|n) = -1 exactly when n = 3 or 5 (mod 8).
+        let Some(z) = trailing_zeros(a, len) else {
+            break; // a = 0: n is now gcd(a, n)
+        };
+        if z > 0 {
+            shr_assign(a, len, z);
+            let n8 = word(n, 0) & 7;
+            if z & 1 == 1 && (n8 == 3 || n8 == 5) {
+                t = -t;
+            }
+        }
+        // Both odd. Reciprocity when swapping: (a|n) = -(n|a) iff a = n = 3 (mod 4).
+        if less_than(a, n, len) {
+            core::mem::swap(&mut a, &mut n);
+            if word(a, 0) & 3 == 3 && word(n, 0) & 3 == 3 {
+                t = -t;
+            }
+        }
+        // (a|n) = (a - n | n); a - n is even, so the next round shifts at least one bit.
+        sub_assign(a, n, len);
+    }
+    let n_is_one = word(n, 0) == 1 && n.iter().skip(1).all(|&w| w == 0);
+    if n_is_one { t } else { 0 }
+}
+
+/// The number of trailing zero bits of `x`, or `None` if `x = 0`.
+fn trailing_zeros(x: &Words, len: usize) -> Option<u32> {
+    let (i, w) = x.iter().take(len).enumerate().find(|(_, w)| **w != 0)?;
+    let i = u32::try_from(i).ok()?;
+    Some(i * 64 + w.trailing_zeros())
+}
+
+/// `x >>= z`.
+fn shr_assign(x: &mut Words, len: usize, z: u32) {
+    let (ws, bs) = ((z / 64) as usize, z % 64);
+    for i in 0..len {
+        let lo = word(x, i + ws);
+        let hi = word(x, i + ws + 1);
+        let v = if bs == 0 {
+            lo
+        } else {
+            (lo >> bs) | (hi << (64 - bs))
+        };
+        if let Some(d) = x.get_mut(i) {
+            *d = v;
+        }
+    }
+}
+
+/// `x < y`.
+fn less_than(x: &Words, y: &Words, len: usize) -> bool {
+    let xs = x.iter().take(len).rev();
+    let ys = y.iter().take(len).rev();
+    xs.zip(ys).find(|(a, b)| a != b).is_some_and(|(a, b)| a < b)
+}
+
+/// `x -= y` for `x >= y`.
+fn sub_assign(x: &mut Words, y: &Words, len: usize) {
+    let mut borrow = false;
+    for (a, b) in x.iter_mut().zip(y.iter()).take(len) {
+        let (d, b1) = a.overflowing_sub(*b);
+        let (d, b2) = d.overflowing_sub(u64::from(borrow));
+        *a = d;
+        borrow = b1 || b2;
+    }
+}
+
 /// `2 <= x <= dh_p - 2` (otrv4.md §"Verifying that an integer is in the DH group", step 1).
 fn in_range(x: &U3072) -> bool {
     x.cmp_vartime(&G3) != Ordering::Less && x.cmp_vartime(&DH_P_MINUS_2) != Ordering::Greater
@@ -123,9 +224,10 @@ impl DhPublic {
         if !in_range(&x) {
             return Err(CryptoError::DhValueNotInGroup);
         }
-        match x.jacobi_symbol_vartime(&DH_P) {
-            JacobiSymbol::One => Ok(DhPublic(x)),
-            JacobiSymbol::Zero | JacobiSymbol::MinusOne => Err(CryptoError::DhValueNotInGroup),
+        if jacobi_vartime(&x, DH_P.as_ref()) == 1 {
+            Ok(DhPublic(x))
+        } else {
+            Err(CryptoError::DhValueNotInGroup)
         }
     }
 
@@ -252,7 +354,7 @@ impl fmt::Debug for DhKeyPair {
 
 /// A DH shared secret `k_dh` (otrv4.md §"Shared Secrets"). Zeroized on drop; `Debug` prints
 /// nothing.
-#[derive(Clone, Zeroize, ZeroizeOnDrop)]
+#[derive(Zeroize, ZeroizeOnDrop)]
 pub struct SharedDh {
     /// The value as 384 big-endian bytes (left-padded with zeros).
     bytes: [u8; DH_MODULUS_LEN],
@@ -431,28 +533,42 @@ mod tests {
     }
 
     #[test]
-    fn k_dh_is_minimal_big_endian() {
-        // Find secrets whose shared secret has a leading zero byte (1 in 256 chance each).
-        let mut rng = StdRng::seed_from_u64(1);
-        let b = DhKeyPair::generate(&mut rng);
-        let mut found = false;
-        for _ in 0..2000 {
-            let a = DhKeyPair::generate(&mut rng);
-            let s = a.shared_secret(b.public());
-            let fixed = s.to_fixed_be();
-            let lead = fixed.iter().take_while(|&&x| x == 0).count();
-            assert_eq!(s.k_dh(), &fixed[lead..]);
-            assert_ne!(s.k_dh()[0], 0);
-            if lead > 0 {
-                assert!(s.k_dh().len() < DH_MODULUS_LEN);
-                found = true;
-                break;
-            }
-        }
-        assert!(
-            found,
-            "no shared secret with a leading zero byte in 2000 tries"
+    fn k_dh_known_answers_and_minimal_encoding() {
+        // B = g3^s with s = 0x5a5a..5a (80 bytes); expected values computed independently
+        // (Python pow()). With r = a5..a5 00 k_dh is 384 bytes long; with r = a5..a5 01 61
+        // it has one leading zero byte and k_dh is the 383-byte minimal encoding.
+        let b = DhKeyPair::from_secret_bytes([0x5a; DH_SECRET_LEN]);
+        let mut r = [0xa5u8; DH_SECRET_LEN];
+        r[79] = 0;
+        let s = DhKeyPair::from_secret_bytes(r).shared_secret(b.public());
+        assert_eq!(s.k_dh().len(), DH_MODULUS_LEN);
+        assert_eq!(
+            hex::encode(&s.k_dh()[..16]),
+            "e9492dde2b6d47d1bc7140e0986bdf62"
         );
+        assert_eq!(
+            hex::encode(&s.k_dh()[368..]),
+            "d578c5ed61c51b5ee6e175a40948f883"
+        );
+        assert_eq!(s.k_dh(), s.to_fixed_be());
+
+        r[78] = 0x01;
+        r[79] = 0x61;
+        let a = DhKeyPair::from_secret_bytes(r);
+        let s = a.shared_secret(b.public());
+        assert_eq!(s.k_dh().len(), DH_MODULUS_LEN - 1);
+        assert_eq!(
+            hex::encode(&s.k_dh()[..16]),
+            "0c137ff021315e404b9d6ef5ba665e0a"
+        );
+        assert_eq!(
+            hex::encode(&s.k_dh()[367..]),
+            "f9711bb8420c505a64885774d5703a1c"
+        );
+        assert_eq!(s.to_fixed_be()[0], 0);
+        assert_eq!(&s.to_fixed_be()[1..], s.k_dh());
+        // and symmetric
+        assert_eq!(b.shared_secret(a.public()).k_dh(), s.k_dh());
     }
 
     #[test]
@@ -557,6 +673,76 @@ mod tests {
             dbg.contains("DhSecret(..)") && dbg.contains("SharedDh(..)"),
             "{dbg}"
         );
+    }
+
+    /// Textbook Jacobi symbol on u128 (Cohen Alg. 1.4.10 with `%`), the reference for
+    /// small arguments.
+    fn jacobi_ref(mut a: u128, mut n: u128) -> i8 {
+        let mut t = 1;
+        a %= n;
+        while a != 0 {
+            while a % 2 == 0 {
+                a /= 2;
+                if n % 8 == 3 || n % 8 == 5 {
+                    t = -t;
+                }
+            }
+            core::mem::swap(&mut a, &mut n);
+            if a % 4 == 3 && n % 4 == 3 {
+                t = -t;
+            }
+            a %= n;
+        }
+        if n == 1 { t } else { 0 }
+    }
+
+    fn symbol(j: crypto_bigint::JacobiSymbol) -> i8 {
+        j as i8
+    }
+
+    #[test]
+    fn jacobi_small_known_values() {
+        let j = |a: u64, n: u64| jacobi_vartime(&U3072::from_u64(a), &U3072::from_u64(n));
+        // (a|1) = 1, (0|n) = 0 for n > 1, common factors give 0
+        assert_eq!(j(0, 1), 1);
+        assert_eq!(j(5, 1), 1);
+        assert_eq!(j(0, 3), 0);
+        assert_eq!(j(6, 15), 0);
+        // Legendre symbols mod 7: residues 1, 2, 4
+        let mod7: Vec<i8> = (0..7).map(|a| j(a, 7)).collect();
+        assert_eq!(mod7, [0, 1, 1, -1, 1, -1, -1]);
+        // (2|15) = (2|3)(2|5) = 1 although 2 is not a square mod 15
+        assert_eq!(j(2, 15), 1);
+        assert_eq!(j(1001, 9907), -1);
+        assert_eq!(j(19, 45), 1);
+        assert_eq!(j(8, 21), -1);
+        assert_eq!(j(5, 21), 1);
+        for n in (1u64..200).step_by(2) {
+            for a in 0..250u64 {
+                assert_eq!(j(a, n), jacobi_ref(a.into(), n.into()), "({a}|{n})");
+            }
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        #[test]
+        fn jacobi_matches_reference_on_u128(a in any::<u128>(), n in any::<u128>()) {
+            let n = n | 1;
+            let a3 = U3072::from_u128(a);
+            let n3 = U3072::from_u128(n);
+            prop_assert_eq!(jacobi_vartime(&a3, &n3), jacobi_ref(a, n));
+        }
+
+        #[test]
+        fn jacobi_matches_crypto_bigint(a in proptest::collection::vec(any::<u8>(), 0..=DH_MODULUS_LEN), n in proptest::collection::vec(any::<u8>(), 1..=DH_MODULUS_LEN)) {
+            let a = decode_be(&a).unwrap();
+            let n = decode_be(&n).unwrap() | U3072::ONE;
+            let odd = Odd::new(n).unwrap();
+            prop_assert_eq!(jacobi_vartime(&a, &n), symbol(a.jacobi_symbol_vartime(&odd)));
+            prop_assert_eq!(jacobi_vartime(&a, DH_P.as_ref()), symbol(a.jacobi_symbol_vartime(&DH_P)));
+        }
     }
 
     proptest! {

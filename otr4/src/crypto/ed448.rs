@@ -26,20 +26,20 @@ pub const SYMMETRIC_KEY_LEN: usize = 57;
 
 /// The POINT encoding of the base point G (RFC 8032 §5.2.2 encoding, little-endian).
 pub const GENERATOR_BYTES: [u8; POINT_LEN] = [
-    0x14, 0xfa, 0x30, 0xf2, 0x5b, 0x79, 0x08, 0x98, 0xad, 0xc8, 0xd7, 0x4e, 0x2c, 0x13, 0xbd,
-    0xfd, 0xc4, 0x39, 0x7c, 0xe6, 0x1c, 0xff, 0xd3, 0x3a, 0xd7, 0xc2, 0xa0, 0x05, 0x1e, 0x9c,
-    0x78, 0x87, 0x40, 0x98, 0xa3, 0x6c, 0x73, 0x73, 0xea, 0x4b, 0x62, 0xc7, 0xc9, 0x56, 0x37,
-    0x20, 0x76, 0x88, 0x24, 0xbc, 0xb6, 0x6e, 0x71, 0x46, 0x3f, 0x69, 0x00,
+    0x14, 0xfa, 0x30, 0xf2, 0x5b, 0x79, 0x08, 0x98, 0xad, 0xc8, 0xd7, 0x4e, 0x2c, 0x13, 0xbd, 0xfd,
+    0xc4, 0x39, 0x7c, 0xe6, 0x1c, 0xff, 0xd3, 0x3a, 0xd7, 0xc2, 0xa0, 0x05, 0x1e, 0x9c, 0x78, 0x87,
+    0x40, 0x98, 0xa3, 0x6c, 0x73, 0x73, 0xea, 0x4b, 0x62, 0xc7, 0xc9, 0x56, 0x37, 0x20, 0x76, 0x88,
+    0x24, 0xbc, 0xb6, 0x6e, 0x71, 0x46, 0x3f, 0x69, 0x00,
 ];
 
 /// The group order q as 56 bytes, big-endian — the encoding of `q` hashed into the ring
 /// signature's challenge (otrv4.md §"Ring Signature Authentication"; see spec notes: this
 /// follows libotr-ng and the Go prekey server, the spec does not define an encoding of q).
 pub const ORDER_BYTES_BE: [u8; 56] = [
-    0x3f, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
-    0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7c, 0xca,
-    0x23, 0xe9, 0xc4, 0x4e, 0xdb, 0x49, 0xae, 0xd6, 0x36, 0x90, 0x21, 0x6c, 0xc2, 0x72, 0x8d,
-    0xc5, 0x8f, 0x55, 0x23, 0x78, 0xc2, 0x92, 0xab, 0x58, 0x44, 0xf3,
+    0x3f, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+    0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7c, 0xca, 0x23, 0xe9,
+    0xc4, 0x4e, 0xdb, 0x49, 0xae, 0xd6, 0x36, 0x90, 0x21, 0x6c, 0xc2, 0x72, 0x8d, 0xc5, 0x8f, 0x55,
+    0x23, 0x78, 0xc2, 0x92, 0xab, 0x58, 0x44, 0xf3,
 ];
 
 /// Copies `src` into a zero-extended 114-byte buffer.
@@ -243,8 +243,7 @@ impl Scalar {
         if bytes.last().copied().unwrap_or(0xff) != 0 {
             return Err(CryptoError::NonCanonicalScalar);
         }
-        let s: Option<EdwardsScalar> =
-            EdwardsScalar::from_canonical_bytes(&(*bytes).into()).into();
+        let s: Option<EdwardsScalar> = EdwardsScalar::from_canonical_bytes(&(*bytes).into()).into();
         s.map(Scalar).ok_or(CryptoError::NonCanonicalScalar)
     }
 
@@ -456,7 +455,12 @@ impl KeyPair {
         let secret = Scalar::from_bytes_mod_order(&lo);
         // A pruned value is ≡ 0 (mod q) only if it equals 4q: probability 2^-445.
         let public = Point(EdwardsPoint::GENERATOR * secret.0);
-        KeyPair { sym, secret, prefix, public }
+        KeyPair {
+            sym,
+            secret,
+            prefix,
+            public,
+        }
     }
 
     /// Draws 57 random bytes and derives the key pair (generateECDH / key generation).
@@ -482,7 +486,9 @@ impl KeyPair {
 
 impl fmt::Debug for KeyPair {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("KeyPair").field("public", &self.public).finish_non_exhaustive()
+        f.debug_struct("KeyPair")
+            .field("public", &self.public)
+            .finish_non_exhaustive()
     }
 }
 
@@ -532,8 +538,8 @@ mod tests {
     /// Legendre symbol test `a^((p-1)/2) == 1` mod p with crypto-bigint (independent of the
     /// crate's square-root code).
     fn is_square_mod_p(a: &U448) -> bool {
-        use crypto_bigint::modular::{FixedMontyForm as MontyForm, MontyParams};
         use crypto_bigint::Odd;
+        use crypto_bigint::modular::{FixedMontyForm as MontyForm, MontyParams};
         let p = Odd::new(p_u448()).unwrap();
         let params = MontyParams::new_vartime(p);
         let e = p_u448().wrapping_sub(&U448::ONE).shr_vartime(1);
@@ -557,14 +563,18 @@ mod tests {
         )));
         assert_eq!(
             kp.public().encode(),
-            h57("5fd7449b59b461fd2ce787ec616ad46a1da1342485a70e1f8a0ea75d80e96778edf124769b46c7061bd6783df1e50f6cd1fa1abeafe8256180")
+            h57(
+                "5fd7449b59b461fd2ce787ec616ad46a1da1342485a70e1f8a0ea75d80e96778edf124769b46c7061bd6783df1e50f6cd1fa1abeafe8256180"
+            )
         );
         let kp = KeyPair::from_symmetric_key(SymmetricKey::from_bytes(h57(
             "c4eab05d357007c632f3dbb48489924d552b08fe0c353a0d4a1f00acda2c463afbea67c5e8d2877c5e3bc397a659949ef8021e954e0a12274e",
         )));
         assert_eq!(
             kp.public().encode(),
-            h57("43ba28f430cdff456ae531545f7ecd0ac834a55d9358c0372bfa0c6c6798c0866aea01eb00742802b8438ea4cb82169c235160627b4c3a9480")
+            h57(
+                "43ba28f430cdff456ae531545f7ecd0ac834a55d9358c0372bfa0c6c6798c0866aea01eb00742802b8438ea4cb82169c235160627b4c3a9480"
+            )
         );
         // The secret is the pruned lower half of SHAKE-256(sym, 114), the prefix the upper.
         let mut h = [0u8; 114];
@@ -575,7 +585,10 @@ mod tests {
         assert_eq!(lo[0] & 3, 0);
         assert_eq!(lo[56], 0);
         assert_eq!(lo[55] & 0x80, 0x80);
-        assert_eq!(kp.secret().encode(), Scalar::from_bytes_mod_order(&lo).encode());
+        assert_eq!(
+            kp.secret().encode(),
+            Scalar::from_bytes_mod_order(&lo).encode()
+        );
         assert_eq!(Point::mul_base(kp.secret()).unwrap(), *kp.public());
     }
 
@@ -583,15 +596,24 @@ mod tests {
     fn decode_rejects_y_equal_p_and_p_plus_one() {
         let p = p_u448();
         for last in [0x00, 0x80] {
-            assert_eq!(Point::decode(&le57(&p, last)), Err(CryptoError::InvalidPointEncoding));
+            assert_eq!(
+                Point::decode(&le57(&p, last)),
+                Err(CryptoError::InvalidPointEncoding)
+            );
             let p1 = p.wrapping_add(&U448::ONE);
-            assert_eq!(Point::decode(&le57(&p1, last)), Err(CryptoError::InvalidPointEncoding));
+            assert_eq!(
+                Point::decode(&le57(&p1, last)),
+                Err(CryptoError::InvalidPointEncoding)
+            );
         }
         // y = p + 1 is what the crate alone decodes to the identity.
         let p1 = le57(&p.wrapping_add(&U448::ONE), 0);
         let lax: Option<ed448_goldilocks::AffinePoint> =
             ed448_goldilocks::CompressedEdwardsY(p1).decompress().into();
-        assert!(lax.is_some(), "crate behaviour changed; strictness test no longer meaningful");
+        assert!(
+            lax.is_some(),
+            "crate behaviour changed; strictness test no longer meaningful"
+        );
     }
 
     #[test]
@@ -600,7 +622,11 @@ mod tests {
         for bit in 0..7 {
             let mut b = g;
             b[56] |= 1 << bit;
-            assert_eq!(Point::decode(&b), Err(CryptoError::InvalidPointEncoding), "bit {bit}");
+            assert_eq!(
+                Point::decode(&b),
+                Err(CryptoError::InvalidPointEncoding),
+                "bit {bit}"
+            );
         }
         let neg_g = Point::generator().negate().encode();
         assert_eq!(neg_g[56], 0x80, "sign bit alone is allowed");
@@ -617,17 +643,28 @@ mod tests {
         assert_eq!(Point::decode(&id), Err(CryptoError::InvalidPointEncoding));
         // (0, -1): order 2.
         let minus_one = le57(&p_u448().wrapping_sub(&U448::ONE), 0);
-        assert_eq!(Point::decode(&minus_one), Err(CryptoError::PointNotInSubgroup));
+        assert_eq!(
+            Point::decode(&minus_one),
+            Err(CryptoError::PointNotInSubgroup)
+        );
         // (±1, 0): order 4.
-        assert_eq!(Point::decode(&[0u8; 57]), Err(CryptoError::PointNotInSubgroup));
+        assert_eq!(
+            Point::decode(&[0u8; 57]),
+            Err(CryptoError::PointNotInSubgroup)
+        );
         let mut x1 = [0u8; 57];
         x1[56] = 0x80;
         assert_eq!(Point::decode(&x1), Err(CryptoError::PointNotInSubgroup));
         // G + (0, -1): a point of order 2q.
-        let t2 = ed448_goldilocks::CompressedEdwardsY(minus_one).decompress_unchecked().unwrap();
+        let t2 = ed448_goldilocks::CompressedEdwardsY(minus_one)
+            .decompress_unchecked()
+            .unwrap();
         let mixed = EdwardsPoint::GENERATOR + t2.to_edwards();
         assert_ne!(q_times(&mixed), EdwardsPoint::IDENTITY);
-        assert_eq!(Point::decode(&encode_point(&mixed)), Err(CryptoError::PointNotInSubgroup));
+        assert_eq!(
+            Point::decode(&encode_point(&mixed)),
+            Err(CryptoError::PointNotInSubgroup)
+        );
     }
 
     #[test]
@@ -636,8 +673,8 @@ mod tests {
         // exactly when (y^2 - 1) / (d y^2 - 1) is a square mod p, and the subgroup check
         // agrees with q·X = I computed by double-and-add.
         let p = Odd::new(p_u448()).unwrap();
-        use crypto_bigint::modular::{FixedMontyForm as MontyForm, MontyParams};
         use crypto_bigint::Odd;
+        use crypto_bigint::modular::{FixedMontyForm as MontyForm, MontyParams};
         let params = MontyParams::new_vartime(p);
         let d = MontyForm::new(&p_u448().wrapping_sub(&U448::from_u32(39081)), &params);
         let one = MontyForm::new(&U448::ONE, &params);
@@ -651,7 +688,9 @@ mod tests {
             let enc = le57(&U448::from_u32(y), 0);
             let res = Point::decode(&enc);
             if is_square_mod_p(&ratio) {
-                let pt = ed448_goldilocks::CompressedEdwardsY(enc).decompress_unchecked().unwrap();
+                let pt = ed448_goldilocks::CompressedEdwardsY(enc)
+                    .decompress_unchecked()
+                    .unwrap();
                 let in_subgroup = q_times(&pt.to_edwards()) == EdwardsPoint::IDENTITY;
                 match res {
                     Ok(_) => assert!(in_subgroup, "y = {y}"),
@@ -702,12 +741,18 @@ mod tests {
     #[test]
     fn scalar_decoding_is_canonical_only() {
         let q = q_u448();
-        assert_eq!(Scalar::decode(&le57(&q, 0)), Err(CryptoError::NonCanonicalScalar));
+        assert_eq!(
+            Scalar::decode(&le57(&q, 0)),
+            Err(CryptoError::NonCanonicalScalar)
+        );
         assert_eq!(
             Scalar::decode(&le57(&q.wrapping_add(&U448::ONE), 0)),
             Err(CryptoError::NonCanonicalScalar)
         );
-        assert_eq!(Scalar::decode(&[0xff; 57]), Err(CryptoError::NonCanonicalScalar));
+        assert_eq!(
+            Scalar::decode(&[0xff; 57]),
+            Err(CryptoError::NonCanonicalScalar)
+        );
         let q_minus_1 = le57(&q.wrapping_sub(&U448::ONE), 0);
         let s = Scalar::decode(&q_minus_1).unwrap();
         assert_eq!(s, -&Scalar::ONE);
@@ -755,7 +800,10 @@ mod tests {
         let mut h = [0u8; 57];
         crate::crypto::kdf::shake256(&[b"OTRv4", &[0x1a], b"abc"], &mut h);
         let expected = Scalar::from_bytes_mod_order(&h);
-        assert_eq!(hash_to_scalar::<Otrv4>(Usage::Auth, &[b"a", b"bc"]), expected);
+        assert_eq!(
+            hash_to_scalar::<Otrv4>(Usage::Auth, &[b"a", b"bc"]),
+            expected
+        );
         // All 57 bytes count: a hash with byte 56 set differs from the 56-byte reading.
         let mut wide = [0u8; 114];
         wide[..57].copy_from_slice(&h);
@@ -787,8 +835,14 @@ mod tests {
         assert_eq!(g.checked_add(&g).unwrap(), g.checked_mul(&two).unwrap());
         assert_eq!(g.checked_sub(&g), Err(CryptoError::IdentityPoint));
         assert_eq!(g.checked_add(&g.negate()), Err(CryptoError::IdentityPoint));
-        assert_eq!(Point::mul_base(&Scalar::ZERO), Err(CryptoError::IdentityPoint));
-        assert_eq!(g.checked_mul(&Scalar::ZERO), Err(CryptoError::IdentityPoint));
+        assert_eq!(
+            Point::mul_base(&Scalar::ZERO),
+            Err(CryptoError::IdentityPoint)
+        );
+        assert_eq!(
+            g.checked_mul(&Scalar::ZERO),
+            Err(CryptoError::IdentityPoint)
+        );
         let three = Scalar::from(3);
         assert_eq!(
             Point::base_mul_add(&two, &g, &three).unwrap(),
@@ -807,8 +861,12 @@ mod tests {
         let dbg = alloc::format!("{kp:?}");
         assert!(dbg.starts_with("KeyPair { public: Point("));
         assert!(!dbg.contains("secret"));
-        assert_eq!(alloc::format!("{:?}", kp.symmetric_key()), "SymmetricKey(..)");
-        let again = KeyPair::from_symmetric_key(SymmetricKey::from_bytes(*kp.symmetric_key().as_bytes()));
+        assert_eq!(
+            alloc::format!("{:?}", kp.symmetric_key()),
+            "SymmetricKey(..)"
+        );
+        let again =
+            KeyPair::from_symmetric_key(SymmetricKey::from_bytes(*kp.symmetric_key().as_bytes()));
         assert_eq!(again.public(), kp.public());
     }
 }

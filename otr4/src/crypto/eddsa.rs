@@ -229,7 +229,12 @@ mod tests {
             let kp = key(v);
             let msg = hex::decode(v.message).unwrap();
             assert_eq!(msg.len() * 2, v.message.len());
-            assert_eq!(hex::encode(kp.public().encode()), v.public, "{}: public", v.name);
+            assert_eq!(
+                hex::encode(kp.public().encode()),
+                v.public,
+                "{}: public",
+                v.name
+            );
             assert_eq!(sign(&kp, &msg), sig(v), "{}: signature", v.name);
             assert_eq!(verify(kp.public(), &msg, &sig(v)), Ok(()), "{}", v.name);
         }
@@ -259,15 +264,25 @@ mod tests {
             // A flipped bit in, or an extra byte after, the message.
             let mut m = msg.clone();
             m.push(0);
-            assert_eq!(verify(kp.public(), &m, &good), Err(CryptoError::BadSignature));
+            assert_eq!(
+                verify(kp.public(), &m, &good),
+                Err(CryptoError::BadSignature)
+            );
             if !msg.is_empty() {
                 let mut m = msg.clone();
                 m[msg.len() / 2] ^= 0x40;
-                assert_eq!(verify(kp.public(), &m, &good), Err(CryptoError::BadSignature));
+                assert_eq!(
+                    verify(kp.public(), &m, &good),
+                    Err(CryptoError::BadSignature)
+                );
             }
             // Another key.
-            let other = key(&VECTORS[(VECTORS.iter().position(|w| w.name == v.name).unwrap() + 1) % VECTORS.len()]);
-            assert_eq!(verify(other.public(), &msg, &good), Err(CryptoError::BadSignature));
+            let other = key(&VECTORS
+                [(VECTORS.iter().position(|w| w.name == v.name).unwrap() + 1) % VECTORS.len()]);
+            assert_eq!(
+                verify(other.public(), &msg, &good),
+                Err(CryptoError::BadSignature)
+            );
         }
     }
 
@@ -296,11 +311,19 @@ mod tests {
             let mut bad = good;
             let s_plus_q = add_le(&good.0[57..], &q);
             bad.0[57..].copy_from_slice(&s_plus_q);
-            assert_eq!(verify(kp.public(), &msg, &bad), Err(CryptoError::BadSignature), "{}", v.name);
+            assert_eq!(
+                verify(kp.public(), &msg, &bad),
+                Err(CryptoError::BadSignature),
+                "{}",
+                v.name
+            );
             // A stray bit in S's last byte.
             let mut bad = good;
             bad.0[113] = 0x01;
-            assert_eq!(verify(kp.public(), &msg, &bad), Err(CryptoError::BadSignature));
+            assert_eq!(
+                verify(kp.public(), &msg, &bad),
+                Err(CryptoError::BadSignature)
+            );
         }
     }
 
@@ -313,28 +336,44 @@ mod tests {
         for bit in 0..7 {
             let mut bad = good;
             bad.0[56] |= 1 << bit;
-            assert_eq!(verify(kp.public(), &[], &bad), Err(CryptoError::BadSignature));
+            assert_eq!(
+                verify(kp.public(), &[], &bad),
+                Err(CryptoError::BadSignature)
+            );
         }
         // The sign bit flipped: -R.
         let mut bad = good;
         bad.0[56] ^= 0x80;
-        assert_eq!(verify(kp.public(), &[], &bad), Err(CryptoError::BadSignature));
+        assert_eq!(
+            verify(kp.public(), &[], &bad),
+            Err(CryptoError::BadSignature)
+        );
         // R + T where T = (0, -1) has order 2: a cofactored verifier would accept this.
         let (r_bytes, _) = split_114(&good.0);
         let r: Option<ed448_goldilocks::AffinePoint> =
-            ed448_goldilocks::CompressedEdwardsY(r_bytes).decompress_unchecked().into();
+            ed448_goldilocks::CompressedEdwardsY(r_bytes)
+                .decompress_unchecked()
+                .into();
         let mut minus_one = [0xffu8; 57];
         minus_one[28] = 0xfe;
         minus_one[0] = 0xfe;
         minus_one[56] = 0;
         let t: Option<ed448_goldilocks::AffinePoint> =
-            ed448_goldilocks::CompressedEdwardsY(minus_one).decompress_unchecked().into();
+            ed448_goldilocks::CompressedEdwardsY(minus_one)
+                .decompress_unchecked()
+                .into();
         let shifted = r.unwrap().to_edwards() + t.unwrap().to_edwards();
-        assert_eq!(shifted.double().double(), r.unwrap().to_edwards().double().double());
+        assert_eq!(
+            shifted.double().double(),
+            r.unwrap().to_edwards().double().double()
+        );
         let mut bad = good;
         bad.0[..57].copy_from_slice(&encode_point(&shifted));
         assert_ne!(bad, good);
-        assert_eq!(verify(kp.public(), &[], &bad), Err(CryptoError::BadSignature));
+        assert_eq!(
+            verify(kp.public(), &[], &bad),
+            Err(CryptoError::BadSignature)
+        );
     }
 
     #[test]
