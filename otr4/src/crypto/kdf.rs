@@ -146,6 +146,9 @@ pub trait Domain: Copy {
     const PREFIX: &'static [u8];
     /// The usage-ID type of this domain.
     type Usage: Copy + Into<u8>;
+    /// This domain's `usage_auth`, hashed into the ring signature's challenge
+    /// (otrv4.md §"Ring Signature Authentication", otrv4-prekey-server.md §"DAKE-2 Message").
+    const AUTH: Self::Usage;
 }
 
 /// The OTRv4 domain ("OTRv4", [`Usage`]).
@@ -158,10 +161,12 @@ pub struct PrekeyServer;
 impl Domain for Otrv4 {
     const PREFIX: &'static [u8] = DOMAIN_OTRV4;
     type Usage = Usage;
+    const AUTH: Usage = Usage::Auth;
 }
 impl Domain for PrekeyServer {
     const PREFIX: &'static [u8] = DOMAIN_PREKEY_SERVER;
     type Usage = PrekeyUsage;
+    const AUTH: PrekeyUsage = PrekeyUsage::Auth;
 }
 
 impl From<Usage> for u8 {

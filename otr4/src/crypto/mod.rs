@@ -44,6 +44,9 @@ pub enum CryptoError {
     /// The secret key given to RSig matches none of the three ring keys.
     #[error("signing key is not in the ring")]
     KeyNotInRing,
+    /// The secret key given to RSig matches more than one of the three ring keys.
+    #[error("signing key appears more than once in the ring")]
+    DuplicateRingKey,
     /// A MAC did not match.
     #[error("MAC is invalid")]
     BadMac,
