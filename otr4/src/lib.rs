@@ -28,6 +28,7 @@ extern crate std;
 pub mod crypto;
 pub mod instance_tag;
 pub mod profile;
+pub mod smp;
 pub mod wire;
 
 pub use instance_tag::InstanceTag;
