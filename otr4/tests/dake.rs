@@ -415,10 +415,10 @@ fn auth_r_with_a_wrong_ring_signature_is_rejected() {
 fn auth_r_with_tampered_keys_fails_the_ring_signature() {
     let (bob, alice) = pair();
     let fresh = KeyPair::generate(&mut rng(60));
-    let mut swaps: Vec<Box<dyn Fn(&mut AuthR)>> = Vec::new();
-    swaps.push(Box::new(|m: &mut AuthR| m.x = *fresh.public()));
+    let swap_x = |m: &mut AuthR| m.x = *fresh.public();
     // The first ratchet keys are bound through phi.
-    swaps.push(Box::new(|m: &mut AuthR| m.our_ecdh_first = *fresh.public()));
+    let swap_first = |m: &mut AuthR| m.our_ecdh_first = *fresh.public();
+    let swaps: [&dyn Fn(&mut AuthR); 2] = [&swap_x, &swap_first];
     for (i, swap) in swaps.iter().enumerate() {
         let (wr, _id, wi, ar) = half_run(&bob, &alice, 61 + 2 * i as u64);
         let mut bad = ar.clone();
