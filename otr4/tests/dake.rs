@@ -791,3 +791,31 @@ fn debug_output_reveals_no_secrets() {
         assert!(s.contains(".."), "{s}");
     }
 }
+
+#[test]
+fn invalid_points_and_dh_values_are_rejected_before_the_dake() {
+    use otr4::wire::codec::DecodeError;
+    let (bob, _alice) = pair();
+    let (_w, id) = start(&mut rng(200), &bob.local(), InstanceTag::UNKNOWN);
+    let bytes = id.encode();
+    let y_at = 3 + 8 + bob.profile.serialize().len();
+    // Y := the identity element (y = 1, x = 0).
+    let mut bad = bytes.clone();
+    bad[y_at..y_at + 57].copy_from_slice(&{
+        let mut e = [0u8; 57];
+        e[0] = 1;
+        e
+    });
+    assert_eq!(
+        IdentityMessage::decode(&bad).unwrap_err(),
+        DecodeError::BadPoint("Y")
+    );
+    // B := all ones (> dh_p), keeping its length.
+    let b_len = u32::from_be_bytes(bytes[y_at + 57..y_at + 61].try_into().unwrap()) as usize;
+    let mut bad = bytes.clone();
+    bad[y_at + 61..y_at + 61 + b_len].fill(0xff);
+    assert_eq!(
+        IdentityMessage::decode(&bad).unwrap_err(),
+        DecodeError::BadDhValue("B")
+    );
+}
