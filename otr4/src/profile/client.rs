@@ -1,12 +1,13 @@
 //! The Client Profile (otrv4.md §"Client Profile"): its wire form, signing, strict parsing
 //! that keeps the exact signed bytes, and validation in the order the spec lists.
 
-use crate::crypto::ed448::{KeyPair, Point};
+use crate::crypto::ed448::KeyPair;
 use crate::crypto::eddsa::{self, SIGNATURE_LEN, Signature};
+use crate::crypto::keys::{Ed448PublicKey, ForgingPublicKey};
 use crate::instance_tag::InstanceTag;
 use crate::profile::ProfileError;
 use crate::wire::codec::{DecodeError, Reader, Writer};
-use crate::wire::messages::{Hex, read_typed_point, write_typed_point};
+use crate::wire::messages::Hex;
 use alloc::vec::Vec;
 use core::fmt;
 
@@ -24,12 +25,6 @@ pub const FIELD_EXPIRATION: u16 = 0x0005;
 pub const FIELD_DSA_KEY: u16 = 0x0006;
 /// Field type of the transitional (DSA) signature.
 pub const FIELD_TRANSITIONAL_SIGNATURE: u16 = 0x0007;
-
-/// Key-type prefix of ED448-PUBKEY (otrv4.md §"Public keys, Shared Prekeys, Forging keys
-/// and Fingerprints"), written little-endian.
-pub const ED448_PUBKEY_TYPE: u16 = 0x0010;
-/// Key-type prefix of ED448-FORGING-KEY, written little-endian.
-pub const ED448_FORGING_KEY_TYPE: u16 = 0x0012;
 
 /// Bytes in a transitional signature: `r || s`, each the 20-byte length of DSA `q`
 /// (otrv4.md §"Client Profile Data Type", CLIENT-SIG).
@@ -121,8 +116,8 @@ impl fmt::Debug for DsaPublicKey {
 #[derive(Clone)]
 pub struct ClientProfile {
     owner_tag: InstanceTag,
-    public_key: Point,
-    forging_key: Point,
+    public_key: Ed448PublicKey,
+    forging_key: ForgingPublicKey,
     versions: Vec<u8>,
     expiration: i64,
     dsa_key: Option<DsaPublicKey>,
@@ -134,8 +129,8 @@ pub struct ClientProfile {
 /// Fields 0x0001..=0x0006 in canonical order with their type prefixes (no count).
 fn fields_before_transitional(
     owner_tag: InstanceTag,
-    public_key: &Point,
-    forging_key: &Point,
+    public_key: &Ed448PublicKey,
+    forging_key: &ForgingPublicKey,
     versions: &[u8],
     expiration: i64,
     dsa_key: Option<&DsaPublicKey>,
@@ -143,9 +138,9 @@ fn fields_before_transitional(
     let mut w = Writer::new();
     w.u16(FIELD_INSTANCE_TAG).u32(owner_tag.0);
     w.u16(FIELD_PUBLIC_KEY);
-    write_typed_point(&mut w, ED448_PUBKEY_TYPE, public_key);
+    public_key.write(&mut w);
     w.u16(FIELD_FORGING_KEY);
-    write_typed_point(&mut w, ED448_FORGING_KEY_TYPE, forging_key);
+    forging_key.write(&mut w);
     w.u16(FIELD_VERSIONS).data(versions);
     w.u16(FIELD_EXPIRATION).i64(expiration);
     if let Some(dsa) = dsa_key {
@@ -170,7 +165,7 @@ impl ClientProfile {
     pub fn build_and_sign(
         owner_tag: InstanceTag,
         long_term: &KeyPair,
-        forging_key: &Point,
+        forging_key: &ForgingPublicKey,
         versions: &[u8],
         expiration: i64,
     ) -> ClientProfile {
@@ -191,7 +186,7 @@ impl ClientProfile {
     pub fn build_and_sign_transitional(
         owner_tag: InstanceTag,
         long_term: &KeyPair,
-        forging_key: &Point,
+        forging_key: &ForgingPublicKey,
         versions: &[u8],
         expiration: i64,
         dsa_key: DsaPublicKey,
@@ -199,7 +194,7 @@ impl ClientProfile {
     ) -> ClientProfile {
         let m = fields_before_transitional(
             owner_tag,
-            long_term.public(),
+            &Ed448PublicKey(*long_term.public()),
             forging_key,
             versions,
             expiration,
@@ -220,13 +215,13 @@ impl ClientProfile {
     fn assemble(
         owner_tag: InstanceTag,
         long_term: &KeyPair,
-        forging_key: &Point,
+        forging_key: &ForgingPublicKey,
         versions: &[u8],
         expiration: i64,
         dsa_key: Option<DsaPublicKey>,
         transitional_signature: Option<[u8; TRANSITIONAL_SIGNATURE_LEN]>,
     ) -> ClientProfile {
-        let public_key = *long_term.public();
+        let public_key = Ed448PublicKey(*long_term.public());
         let fields = fields_before_transitional(
             owner_tag,
             &public_key,
@@ -281,14 +276,8 @@ impl ClientProfile {
                     &mut owner_tag,
                     InstanceTag(r.u32("client profile instance tag")?),
                 )?,
-                FIELD_PUBLIC_KEY => set_once(
-                    &mut public_key,
-                    read_typed_point(r, ED448_PUBKEY_TYPE, "client profile public key")?,
-                )?,
-                FIELD_FORGING_KEY => set_once(
-                    &mut forging_key,
-                    read_typed_point(r, ED448_FORGING_KEY_TYPE, "client profile forging key")?,
-                )?,
+                FIELD_PUBLIC_KEY => set_once(&mut public_key, Ed448PublicKey::read(r)?)?,
+                FIELD_FORGING_KEY => set_once(&mut forging_key, ForgingPublicKey::read(r)?)?,
                 FIELD_VERSIONS => {
                     set_once(&mut versions, r.data("client profile versions")?.to_vec())?
                 }
@@ -378,12 +367,12 @@ impl ClientProfile {
     }
 
     /// The Ed448 long-term public key `H`.
-    pub fn public_key(&self) -> &Point {
+    pub fn public_key(&self) -> &Ed448PublicKey {
         &self.public_key
     }
 
     /// The Ed448 forging key `F`.
-    pub fn forging_key(&self) -> &Point {
+    pub fn forging_key(&self) -> &ForgingPublicKey {
         &self.forging_key
     }
 
@@ -432,7 +421,7 @@ impl ClientProfile {
     /// 5. `Versions` contains "4" — [`ProfileError::MissingVersion4`]; then, from
     ///    §"Establishing Versions", it contains neither "1" nor "2" —
     ///    [`ProfileError::ObsoleteVersion`];
-    /// 6. and 7. `H` and `F` are on the curve: already guaranteed, since a [`Point`] only
+    /// 6. and 7. `H` and `F` are on the curve: already guaranteed, since a point only
     ///    exists after strict decoding (checked in [`ClientProfile::parse`]);
     /// 8. the optional transitional signature check is not performed (no DSA support).
     ///
@@ -446,7 +435,7 @@ impl ClientProfile {
         if self.signature.0.iter().all(|&b| b == 0) {
             return Err(ProfileError::EmptySignature);
         }
-        eddsa::verify(&self.public_key, &self.signed, &self.signature)
+        eddsa::verify(self.public_key.point(), &self.signed, &self.signature)
             .map_err(|_| ProfileError::BadSignature)?;
         if self.owner_tag != sender {
             return Err(ProfileError::InstanceTagMismatch {
@@ -532,7 +521,7 @@ mod tests {
     const EXP: i64 = 1_700_000_000;
 
     fn profile(versions: &[u8]) -> ClientProfile {
-        ClientProfile::build_and_sign(TAG, &keypair(7), &point(8), versions, EXP)
+        ClientProfile::build_and_sign(TAG, &keypair(7), &ForgingPublicKey(point(8)), versions, EXP)
     }
 
     /// Raw profile bytes: count, the given fields, then a signature by `keypair(7)` over them.
@@ -554,13 +543,13 @@ mod tests {
     fn f_pk() -> Vec<u8> {
         let mut w = Writer::new();
         w.u16(FIELD_PUBLIC_KEY);
-        write_typed_point(&mut w, ED448_PUBKEY_TYPE, keypair(7).public());
+        Ed448PublicKey(*keypair(7).public()).write(&mut w);
         w.into_bytes()
     }
     fn f_fk() -> Vec<u8> {
         let mut w = Writer::new();
         w.u16(FIELD_FORGING_KEY);
-        write_typed_point(&mut w, ED448_FORGING_KEY_TYPE, &point(8));
+        ForgingPublicKey(point(8)).write(&mut w);
         w.into_bytes()
     }
     fn f_ver(v: &[u8]) -> Vec<u8> {
@@ -593,8 +582,8 @@ mod tests {
         assert_eq!(q, p);
         assert_eq!(q.serialize(), b);
         assert_eq!(q.owner_tag(), TAG);
-        assert_eq!(q.public_key().encode(), keypair(7).public().encode());
-        assert_eq!(q.forging_key().encode(), point(8).encode());
+        assert_eq!(q.public_key().point(), keypair(7).public());
+        assert_eq!(q.forging_key(), &ForgingPublicKey(point(8)));
         assert_eq!(q.versions(), b"4");
         assert!(q.supports(b'4') && !q.supports(b'3'));
         assert_eq!(q.expiration(), EXP);
@@ -609,7 +598,7 @@ mod tests {
 
         #[test]
         fn round_trips(seed in any::<u64>(), tag in any::<u32>(), versions in proptest::collection::vec(any::<u8>(), 0..8), exp in any::<i64>()) {
-            let p = ClientProfile::build_and_sign(InstanceTag(tag), &keypair(seed), &point(seed ^ 5), &versions, exp);
+            let p = ClientProfile::build_and_sign(InstanceTag(tag), &keypair(seed), &ForgingPublicKey(point(seed ^ 5)), &versions, exp);
             let b = p.serialize();
             let q = ClientProfile::decode(&b).unwrap();
             prop_assert_eq!(&q, &p);
@@ -765,7 +754,7 @@ mod tests {
         assert_eq!(
             ClientProfile::decode(&signed_raw(5, &wrong)).unwrap_err(),
             DecodeError::BadKeyType {
-                what: "client profile public key",
+                what: "ED448-PUBKEY",
                 found: 0x0012
             }
         );
@@ -810,7 +799,7 @@ mod tests {
         let p = ClientProfile::build_and_sign_transitional(
             TAG,
             &keypair(7),
-            &point(8),
+            &ForgingPublicKey(point(8)),
             b"34",
             EXP,
             dsa(),

@@ -1,18 +1,15 @@
 //! The Prekey Profile (otrv4.md §"Prekey Profile"): the signed, expiring shared prekey `D`
 //! used by the non-interactive DAKE; build, sign, parse, serialize and validate it.
 
-use crate::crypto::ed448::{KeyPair, Point};
+use crate::crypto::ed448::KeyPair;
 use crate::crypto::eddsa::{self, SIGNATURE_LEN, Signature};
+use crate::crypto::keys::{Ed448PublicKey, SharedPrekeyPublic};
 use crate::instance_tag::InstanceTag;
 use crate::profile::ProfileError;
 use crate::wire::codec::{DecodeError, Reader, Writer};
-use crate::wire::messages::{Hex, read_typed_point, write_typed_point};
+use crate::wire::messages::Hex;
 use alloc::vec::Vec;
 use core::fmt;
-
-/// Key-type prefix of ED448-SHARED-PREKEY (otrv4.md §"Public keys, Shared Prekeys,
-/// Forging keys and Fingerprints"), written little-endian.
-pub const SHARED_PREKEY_TYPE: u16 = 0x0011;
 
 /// Bytes of the signed part: owner tag, expiration, typed shared prekey.
 const SIGNED_LEN: usize = 4 + 8 + 2 + 57;
@@ -21,14 +18,14 @@ pub const PREKEY_PROFILE_LEN: usize = SIGNED_LEN + SIGNATURE_LEN;
 
 /// A Prekey Profile (otrv4.md §"Prekey Profile Data Type"): owner instance tag,
 /// expiration, the public shared prekey `D` and the EdDSA signature by the long-term key.
-#[derive(Clone)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct PrekeyProfile {
     /// The owner's instance tag.
     pub owner_tag: InstanceTag,
     /// Expiration, seconds since the Unix epoch.
     pub expiration: i64,
     /// The public shared prekey `D`.
-    pub shared_prekey: Point,
+    pub shared_prekey: SharedPrekeyPublic,
     /// The signature over [`PrekeyProfile::signed_bytes`] by the owner's long-term key.
     pub signature: Signature,
 }
@@ -42,20 +39,21 @@ impl PrekeyProfile {
         shared_prekey: &KeyPair,
         long_term: &KeyPair,
     ) -> PrekeyProfile {
-        let signed = Self::signed_bytes_of(owner_tag, expiration, shared_prekey.public());
+        let d = SharedPrekeyPublic(*shared_prekey.public());
+        let signed = Self::signed_bytes_of(owner_tag, expiration, &d);
         let signature = eddsa::sign(long_term, &signed);
         PrekeyProfile {
             owner_tag,
             expiration,
-            shared_prekey: *shared_prekey.public(),
+            shared_prekey: d,
             signature,
         }
     }
 
-    fn signed_bytes_of(owner_tag: InstanceTag, expiration: i64, d: &Point) -> Vec<u8> {
+    fn signed_bytes_of(owner_tag: InstanceTag, expiration: i64, d: &SharedPrekeyPublic) -> Vec<u8> {
         let mut w = Writer::with_capacity(SIGNED_LEN);
         w.u32(owner_tag.0).i64(expiration);
-        write_typed_point(&mut w, SHARED_PREKEY_TYPE, d);
+        d.write(&mut w);
         w.into_bytes()
     }
 
@@ -70,8 +68,7 @@ impl PrekeyProfile {
     pub fn parse(r: &mut Reader<'_>) -> Result<PrekeyProfile, DecodeError> {
         let owner_tag = InstanceTag(r.u32("prekey profile instance tag")?);
         let expiration = r.i64("prekey profile expiration")?;
-        let shared_prekey =
-            read_typed_point(r, SHARED_PREKEY_TYPE, "prekey profile shared prekey")?;
+        let shared_prekey = SharedPrekeyPublic::read(r)?;
         let signature = Signature(r.array::<SIGNATURE_LEN>("prekey profile signature")?);
         Ok(PrekeyProfile {
             owner_tag,
@@ -92,7 +89,7 @@ impl PrekeyProfile {
     /// Appends the wire encoding.
     pub fn write(&self, w: &mut Writer) {
         w.u32(self.owner_tag.0).i64(self.expiration);
-        write_typed_point(w, SHARED_PREKEY_TYPE, &self.shared_prekey);
+        self.shared_prekey.write(w);
         w.bytes(&self.signature.0);
     }
 
@@ -120,9 +117,9 @@ impl PrekeyProfile {
         &self,
         sender: InstanceTag,
         now: i64,
-        long_term: &Point,
+        long_term: &Ed448PublicKey,
     ) -> Result<ValidatedPrekeyProfile, ProfileError> {
-        eddsa::verify(long_term, &self.signed_bytes(), &self.signature)
+        eddsa::verify(long_term.point(), &self.signed_bytes(), &self.signature)
             .map_err(|_| ProfileError::BadSignature)?;
         if self.owner_tag != sender {
             return Err(ProfileError::InstanceTagMismatch {
@@ -139,17 +136,6 @@ impl PrekeyProfile {
         Ok(ValidatedPrekeyProfile(self.clone()))
     }
 }
-
-impl PartialEq for PrekeyProfile {
-    fn eq(&self, other: &Self) -> bool {
-        self.owner_tag == other.owner_tag
-            && self.expiration == other.expiration
-            && self.shared_prekey.encode() == other.shared_prekey.encode()
-            && self.signature == other.signature
-    }
-}
-
-impl Eq for PrekeyProfile {}
 
 impl fmt::Debug for PrekeyProfile {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -206,12 +192,12 @@ mod tests {
         assert_eq!(&b[..4], &TAG.0.to_be_bytes());
         assert_eq!(&b[4..12], &EXP.to_be_bytes());
         assert_eq!(&b[12..14], &[0x11, 0x00]);
-        assert_eq!(&b[14..71], &keypair(3).public().encode());
+        assert_eq!(b[14..71], keypair(3).public().encode());
         assert_eq!(p.signed_bytes(), &b[..71]);
         let q = PrekeyProfile::decode(&b).unwrap();
         assert_eq!(q, p);
         assert_eq!(q.serialize(), b);
-        let lt = *keypair(4).public();
+        let lt = Ed448PublicKey(*keypair(4).public());
         assert_eq!(q.validate(TAG, EXP - 1, &lt).unwrap().profile(), &p);
     }
 
@@ -231,10 +217,10 @@ mod tests {
     #[test]
     fn validation_failures_one_by_one() {
         let p = profile();
-        let lt = *keypair(4).public();
+        let lt = Ed448PublicKey(*keypair(4).public());
         // 1. signature: wrong long-term key, tampered field, tampered signature
         assert_eq!(
-            p.validate(TAG, 0, keypair(3).public()),
+            p.validate(TAG, 0, &Ed448PublicKey(*keypair(3).public())),
             Err(ProfileError::BadSignature)
         );
         let mut q = p.clone();
@@ -280,7 +266,7 @@ mod tests {
         assert_eq!(
             PrekeyProfile::decode(&k).unwrap_err(),
             DecodeError::BadKeyType {
-                what: "prekey profile shared prekey",
+                what: "ED448-SHARED-PREKEY",
                 found: 0x0010
             }
         );
@@ -288,7 +274,7 @@ mod tests {
         bad[14..71].fill(0xff);
         assert_eq!(
             PrekeyProfile::decode(&bad).unwrap_err(),
-            DecodeError::BadPoint("prekey profile shared prekey")
+            DecodeError::BadPoint("ED448-SHARED-PREKEY")
         );
     }
 }

@@ -8,7 +8,7 @@
 
 use crate::crypto::dh::{DH_MODULUS_LEN, DhPublic};
 use crate::crypto::ed448::{POINT_LEN, Point};
-use crate::crypto::rsig::RingSignature;
+use crate::crypto::rsig::{RING_SIG_LEN, RingSignature};
 use crate::instance_tag::InstanceTag;
 use crate::profile::client::ClientProfile;
 use crate::wire::codec::{DecodeError, Reader, Writer};
@@ -34,8 +34,6 @@ pub const TYPE_DATA: u8 = 0x03;
 pub const MAC_LEN: usize = 64;
 /// The IGNORE_UNREADABLE data-message flag (otrv4.md §"Data Message Format").
 pub const FLAG_IGNORE_UNREADABLE: u8 = 0x01;
-/// Bytes in an encoded RING-SIG (six SCALARs).
-pub const RING_SIG_LEN: usize = 6 * crate::crypto::ed448::SCALAR_LEN;
 /// Fewest bytes of a valid Prekey message: header, id, tag, `Y` and a one-byte MPI `B`.
 pub const MIN_PREKEY_MESSAGE_LEN: usize = 2 + 1 + 4 + 4 + POINT_LEN + 4 + 1;
 
@@ -98,39 +96,12 @@ pub(crate) fn read_receiver_tag(
     }
 }
 
-/// Reads a public key with its 2-byte little-endian type prefix (ED448-PUBKEY 0x0010,
-/// ED448-SHARED-PREKEY 0x0011, ED448-FORGING-KEY 0x0012) and strictly decodes the point.
-pub(crate) fn read_typed_point(
-    r: &mut Reader<'_>,
-    key_type: u16,
-    what: &'static str,
-) -> Result<Point, DecodeError> {
-    let found = r.u16_le(what)?;
-    if found != key_type {
-        return Err(DecodeError::BadKeyType { what, found });
-    }
-    Point::read(r, what)
-}
-
-/// Writes a public key with its little-endian type prefix.
-pub(crate) fn write_typed_point(w: &mut Writer, key_type: u16, p: &Point) {
-    w.u16_le(key_type);
-    p.write(w);
-}
-
 /// Reads a 64-byte MAC.
 pub(crate) fn read_mac(
     r: &mut Reader<'_>,
     what: &'static str,
 ) -> Result<[u8; MAC_LEN], DecodeError> {
     r.array::<MAC_LEN>(what)
-}
-
-/// The RING-SIG encoding (for `Debug` and equality).
-pub(crate) fn ring_sig_bytes(s: &RingSignature) -> Vec<u8> {
-    let mut w = Writer::with_capacity(RING_SIG_LEN);
-    s.write(&mut w);
-    w.into_bytes()
 }
 
 /// Runs `f` over the whole input and rejects trailing bytes.
@@ -144,25 +115,11 @@ pub(crate) fn decode_all<'a, T>(
     Ok(v)
 }
 
-/// Implements `PartialEq`/`Eq` by comparing encodings: every decoder is strict, so two
-/// values are equal exactly when they encode to the same bytes.
-macro_rules! eq_by_encoding {
-    ($($t:ty),* $(,)?) => {$(
-        impl PartialEq for $t {
-            fn eq(&self, other: &Self) -> bool {
-                self.encode() == other.encode()
-            }
-        }
-        impl Eq for $t {}
-    )*};
-}
-pub(crate) use eq_by_encoding;
-
 // ---------------------------------------------------------------------------------------
 
 /// The Identity message, first message of the interactive DAKE (otrv4.md §"Identity
 /// Message"), type 0x35.
-#[derive(Clone)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct IdentityMessage {
     /// Sender instance tag (`>= 0x100`).
     pub sender_tag: InstanceTag,
@@ -235,7 +192,7 @@ impl fmt::Debug for IdentityMessage {
 
 /// The Auth-R message, second message of the interactive DAKE (otrv4.md §"Auth-R
 /// Message"), type 0x36.
-#[derive(Clone)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct AuthR {
     /// Sender instance tag (`>= 0x100`).
     pub sender_tag: InstanceTag,
@@ -304,7 +261,7 @@ impl fmt::Debug for AuthR {
             .field("client_profile", &self.client_profile)
             .field("x", &self.x)
             .field("a", &self.a)
-            .field("sigma", &Hex(&ring_sig_bytes(&self.sigma)))
+            .field("sigma", &self.sigma)
             .field("our_ecdh_first", &self.our_ecdh_first)
             .field("our_dh_first", &self.our_dh_first)
             .finish()
@@ -313,7 +270,7 @@ impl fmt::Debug for AuthR {
 
 /// The Auth-I message, last message of the interactive DAKE (otrv4.md §"Auth-I Message"),
 /// type 0x37.
-#[derive(Clone)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct AuthI {
     /// Sender instance tag (`>= 0x100`).
     pub sender_tag: InstanceTag,
@@ -359,14 +316,14 @@ impl fmt::Debug for AuthI {
         f.debug_struct("AuthI")
             .field("sender_tag", &self.sender_tag)
             .field("receiver_tag", &self.receiver_tag)
-            .field("sigma", &Hex(&ring_sig_bytes(&self.sigma)))
+            .field("sigma", &self.sigma)
             .finish()
     }
 }
 
 /// The Non-Interactive-Auth message, which completes the non-interactive DAKE
 /// (otrv4.md §"Non-Interactive-Auth Message"), type 0x0D.
-#[derive(Clone)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct NonInteractiveAuth {
     /// Sender instance tag (`>= 0x100`).
     pub sender_tag: InstanceTag,
@@ -442,7 +399,7 @@ impl fmt::Debug for NonInteractiveAuth {
             .field("client_profile", &self.client_profile)
             .field("x", &self.x)
             .field("a", &self.a)
-            .field("sigma", &Hex(&ring_sig_bytes(&self.sigma)))
+            .field("sigma", &self.sigma)
             .field("prekey_message_id", &self.prekey_message_id)
             .field("auth_mac", &Hex(&self.auth_mac))
             .field("our_ecdh_first", &self.our_ecdh_first)
@@ -452,7 +409,7 @@ impl fmt::Debug for NonInteractiveAuth {
 }
 
 /// A Prekey message, published to a prekey server (otrv4.md §"Prekey Message"), type 0x0F.
-#[derive(Clone)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct PrekeyMessage {
     /// The Prekey Message Identifier.
     pub id: u32,
@@ -509,7 +466,7 @@ impl fmt::Debug for PrekeyMessage {
 }
 
 /// A Data message (otrv4.md §"Data Message Format"), type 0x03.
-#[derive(Clone)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct DataMessage {
     /// Sender instance tag (`>= 0x100`).
     pub sender_tag: InstanceTag,
@@ -643,15 +600,6 @@ impl fmt::Debug for DataMessage {
     }
 }
 
-eq_by_encoding!(
-    IdentityMessage,
-    AuthR,
-    AuthI,
-    NonInteractiveAuth,
-    PrekeyMessage,
-    DataMessage
-);
-
 /// Any binary OTRv4 conversation message, dispatched on its type byte.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Message {
@@ -721,6 +669,7 @@ impl Message {
 pub(crate) mod testutil {
     use super::*;
     use crate::crypto::ed448::{KeyPair, SCALAR_LEN, Scalar};
+    use crate::crypto::keys::ForgingPublicKey;
     use crate::profile::client::ClientProfile;
     use crate::profile::prekey::PrekeyProfile;
     use rand::rngs::StdRng;
@@ -770,7 +719,13 @@ pub(crate) mod testutil {
 
     /// A signed Client Profile with versions "4".
     pub fn client_profile(seed: u64, tag: InstanceTag) -> ClientProfile {
-        ClientProfile::build_and_sign(tag, &keypair(seed), &point(seed ^ 1), b"4", 2_000_000_000)
+        ClientProfile::build_and_sign(
+            tag,
+            &keypair(seed),
+            &ForgingPublicKey(point(seed ^ 1)),
+            b"4",
+            2_000_000_000,
+        )
     }
 
     /// A signed Prekey Profile.

@@ -7,15 +7,15 @@
 
 use crate::crypto::dh::DH_MODULUS_LEN;
 use crate::crypto::ed448::{Point, SCALAR_LEN, Scalar};
+use crate::crypto::keys::Ed448PublicKey;
 use crate::crypto::rsig::RingSignature;
 use crate::instance_tag::InstanceTag;
-use crate::profile::client::{ClientProfile, ED448_PUBKEY_TYPE, MIN_CLIENT_PROFILE_LEN};
+use crate::profile::client::{ClientProfile, MIN_CLIENT_PROFILE_LEN};
 use crate::profile::prekey::{PREKEY_PROFILE_LEN, PrekeyProfile};
 use crate::wire::codec::{DecodeError, Reader, Writer};
 use crate::wire::messages::{
-    Hex, MAC_LEN, MIN_PREKEY_MESSAGE_LEN, PROTOCOL_VERSION, PrekeyMessage, decode_all,
-    eq_by_encoding, read_header, read_mac, read_receiver_tag, read_sender_tag, read_typed_point,
-    ring_sig_bytes, write_header, write_typed_point,
+    Hex, MAC_LEN, MIN_PREKEY_MESSAGE_LEN, PROTOCOL_VERSION, PrekeyMessage, decode_all, read_header,
+    read_mac, read_receiver_tag, read_sender_tag, write_header,
 };
 use alloc::boxed::Box;
 use alloc::vec::Vec;
@@ -77,7 +77,7 @@ fn data(w: &mut Writer, d: &[u8]) {
 
 /// A batch proof of knowledge of Ed448 secrets (PROOF-ECDH: 64-byte `C`, SCALAR `V`;
 /// otrv4-prekey-server.md §"Data Types").
-#[derive(Clone)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct EcdhProof {
     /// The challenge `c`.
     pub c: [u8; PROOF_C_LEN],
@@ -159,12 +159,12 @@ impl fmt::Debug for DhProof {
 
 /// The Prekey Server Composite Identity (otrv4-prekey-server.md §"Prekey Server Composite
 /// Identity"): the server identity (e.g. its bare JID) and its ED448-PUBKEY.
-#[derive(Clone)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct CompositeIdentity {
     /// The server identity, UTF-8 by convention (not checked).
     pub identity: Vec<u8>,
     /// The server's long-term public key `H_s`.
-    pub public_key: Point,
+    pub public_key: Ed448PublicKey,
 }
 
 impl CompositeIdentity {
@@ -172,14 +172,14 @@ impl CompositeIdentity {
     pub fn read(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(CompositeIdentity {
             identity: r.data("server identity")?.to_vec(),
-            public_key: read_typed_point(r, ED448_PUBKEY_TYPE, "server public key")?,
+            public_key: Ed448PublicKey::read(r)?,
         })
     }
 
     /// Appends the encoding `DATA(identity) || ED448-PUBKEY`.
     pub fn write(&self, w: &mut Writer) {
         data(w, &self.identity);
-        write_typed_point(w, ED448_PUBKEY_TYPE, &self.public_key);
+        self.public_key.write(w);
     }
 
     /// The encoding (the input to the DAKE's composite-identity KDF).
@@ -200,7 +200,7 @@ impl fmt::Debug for CompositeIdentity {
 }
 
 /// DAKE-1, sent by the publisher (otrv4-prekey-server.md §"DAKE-1 Message"), type 0x35.
-#[derive(Clone)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct Dake1 {
     /// Sender instance tag (`>= 0x100`).
     pub sender_tag: InstanceTag,
@@ -253,7 +253,7 @@ impl fmt::Debug for Dake1 {
 }
 
 /// DAKE-2, sent by the server (otrv4-prekey-server.md §"DAKE-2 Message"), type 0x36.
-#[derive(Clone)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct Dake2 {
     /// Receiver instance tag (0 or `>= 0x100`).
     pub receiver_tag: InstanceTag,
@@ -305,14 +305,14 @@ impl fmt::Debug for Dake2 {
             .field("receiver_tag", &self.receiver_tag)
             .field("composite_identity", &self.composite_identity)
             .field("s", &self.s)
-            .field("sigma", &Hex(&ring_sig_bytes(&self.sigma)))
+            .field("sigma", &self.sigma)
             .finish()
     }
 }
 
 /// DAKE-3, sent by the publisher with the actual request inside (otrv4-prekey-server.md
 /// §"DAKE-3 Message"), type 0x37.
-#[derive(Clone)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct Dake3 {
     /// Sender instance tag (`>= 0x100`).
     pub sender_tag: InstanceTag,
@@ -373,7 +373,7 @@ impl fmt::Debug for Dake3 {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Dake3")
             .field("sender_tag", &self.sender_tag)
-            .field("sigma", &Hex(&ring_sig_bytes(&self.sigma)))
+            .field("sigma", &self.sigma)
             .field("message", &Hex(&self.message))
             .finish()
     }
@@ -418,7 +418,7 @@ impl Dake3Inner {
 
 /// The Prekey messages of a publication with their two batch proofs. Holds 1 to 255
 /// messages; the proofs are present exactly when N > 0, which this type makes structural.
-#[derive(Clone)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct PublishedPrekeyMessages {
     messages: Vec<PrekeyMessage>,
     /// The batch proof for the `Y_i`.
@@ -457,7 +457,7 @@ impl PublishedPrekeyMessages {
 /// Wire layout: `N (BYTE) || N Prekey messages || K (BYTE) || [Client Profile] || J (BYTE)
 /// || [Prekey Profile] || [ECDH proof || DH proof if N > 0] || [Prekey Profile ECDH proof
 /// if J = 1] || MAC`. K and J must be 0 or 1.
-#[derive(Clone)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct PrekeyPublication {
     /// The published Prekey messages and their proofs (`None` when N = 0).
     pub prekey_messages: Option<PublishedPrekeyMessages>,
@@ -1008,25 +1008,6 @@ impl fmt::Debug for NoPrekeyEnsembles {
     }
 }
 
-eq_by_encoding!(
-    EcdhProof,
-    CompositeIdentity,
-    Dake1,
-    Dake2,
-    Dake3,
-    PrekeyPublication
-);
-
-impl PartialEq for PublishedPrekeyMessages {
-    fn eq(&self, other: &Self) -> bool {
-        self.messages == other.messages
-            && self.ecdh_proof == other.ecdh_proof
-            && self.dh_proof == other.dh_proof
-    }
-}
-
-impl Eq for PublishedPrekeyMessages {}
-
 impl fmt::Debug for PublishedPrekeyMessages {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("PublishedPrekeyMessages")
@@ -1213,7 +1194,7 @@ mod tests {
         fn dake2_round_trips(seed in any::<u64>(), r in receiver_tag(), id in proptest::collection::vec(any::<u8>(), 0..40)) {
             let m = Dake2 {
                 receiver_tag: r,
-                composite_identity: CompositeIdentity { identity: id, public_key: point(seed) },
+                composite_identity: CompositeIdentity { identity: id, public_key: Ed448PublicKey(point(seed)) },
                 s: point(seed + 1),
                 sigma: ring_sig(seed),
             };
@@ -1387,7 +1368,7 @@ mod tests {
             receiver_tag: S,
             composite_identity: CompositeIdentity {
                 identity: b"prekey.example.org".to_vec(),
-                public_key: point(3),
+                public_key: Ed448PublicKey(point(3)),
             },
             s: point(4),
             sigma: ring_sig(5),
@@ -1405,7 +1386,7 @@ mod tests {
         assert_eq!(
             Dake2::decode(&b2).unwrap_err(),
             DecodeError::BadKeyType {
-                what: "server public key",
+                what: "ED448-PUBKEY",
                 found: 0x0011
             }
         );
