@@ -11,6 +11,7 @@
 use otr4::InstanceTag;
 use otr4::crypto::ed448::KeyPair;
 use otr4::crypto::kdf::Otrv4;
+use otr4::crypto::keys::ForgingPublicKey;
 use otr4::dake::transcript::Transcript;
 use otr4::dake::{
     DakeComplete, DakeError, LocalParty, PhiParty, PhiPrime, Rejected, Role, SimultaneousIdentity,
@@ -45,7 +46,7 @@ impl Account {
         let profile = ClientProfile::build_and_sign(
             InstanceTag(tag),
             &long_term,
-            forging.public(),
+            &ForgingPublicKey(*forging.public()),
             b"4",
             exp,
         );
@@ -193,8 +194,8 @@ fn ring_signatures_use_the_spec_rings_and_transcripts() {
         .sigma
         .verify::<Otrv4>(
             [
-                bob.profile.forging_key(),
-                alice.profile.public_key(),
+                bob.profile.forging_key().point(),
+                alice.profile.public_key().point(),
                 &identity.y,
             ],
             &t.auth_r(),
@@ -206,8 +207,8 @@ fn ring_signatures_use_the_spec_rings_and_transcripts() {
             .sigma
             .verify::<Otrv4>(
                 [
-                    bob.profile.forging_key(),
-                    alice.profile.public_key(),
+                    bob.profile.forging_key().point(),
+                    alice.profile.public_key().point(),
                     &identity.y
                 ],
                 &t.auth_i()
@@ -219,8 +220,8 @@ fn ring_signatures_use_the_spec_rings_and_transcripts() {
             .sigma
             .verify::<Otrv4>(
                 [
-                    alice.profile.public_key(),
-                    bob.profile.forging_key(),
+                    alice.profile.public_key().point(),
+                    bob.profile.forging_key().point(),
                     &identity.y
                 ],
                 &t.auth_r()
@@ -262,8 +263,8 @@ fn ring_signatures_use_the_spec_rings_and_transcripts() {
         .sigma
         .verify::<Otrv4>(
             [
-                bob.profile.public_key(),
-                alice.profile.forging_key(),
+                bob.profile.public_key().point(),
+                alice.profile.forging_key().point(),
                 &auth_r.x,
             ],
             &t.auth_i(),
@@ -817,5 +818,35 @@ fn invalid_points_and_dh_values_are_rejected_before_the_dake() {
     assert_eq!(
         IdentityMessage::decode(&bad).unwrap_err(),
         DecodeError::BadDhValue("B")
+    );
+}
+
+#[test]
+fn completed_dake_initialises_working_double_ratchets() {
+    use otr4::wire::messages::DataMessage;
+    let (bob, alice) = pair();
+    let (b, a) = run(&bob, &alice, 210);
+    let (b_tag, a_tag) = (b.our_tag(), a.our_tag());
+    let mut rb = b
+        .into_ratchet_init()
+        .into_double_ratchet(&mut rng(211))
+        .unwrap();
+    let mut ra = a
+        .into_ratchet_init()
+        .into_double_ratchet(&mut rng(212))
+        .unwrap();
+    // Bob may send at once; Alice decrypts.
+    let m = rb
+        .encrypt(b_tag, a_tag, 0, b"hi alice", &mut rng(213))
+        .unwrap();
+    let m = DataMessage::decode(&m.message.encode()).unwrap();
+    assert_eq!(ra.decrypt(&m).unwrap().plaintext.as_slice(), b"hi alice");
+    // Alice answers (a new DH ratchet); Bob decrypts.
+    let m = ra
+        .encrypt(a_tag, b_tag, 0, b"hi bob", &mut rng(214))
+        .unwrap();
+    assert_eq!(
+        rb.decrypt(&m.message).unwrap().plaintext.as_slice(),
+        b"hi bob"
     );
 }

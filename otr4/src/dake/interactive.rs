@@ -26,6 +26,7 @@ use crate::dake::transcript::Transcript;
 use crate::dake::{DakeError, MixedSecret, Rejected, Ssid};
 use crate::instance_tag::InstanceTag;
 use crate::profile::client::{ClientProfile, ValidatedClientProfile};
+use crate::ratchet::{DoubleRatchet, RatchetError};
 use crate::wire::codec::Writer;
 use crate::wire::messages::{AuthI, AuthR, IdentityMessage};
 
@@ -51,7 +52,7 @@ impl<'a> LocalParty<'a> {
         profile: &'a ClientProfile,
         phi_prime: &'a PhiPrime,
     ) -> Result<LocalParty<'a>, DakeError> {
-        if profile.public_key() != long_term.public() {
+        if profile.public_key().point() != long_term.public() {
             return Err(DakeError::OwnProfileKeyMismatch);
         }
         Ok(LocalParty {
@@ -196,6 +197,37 @@ pub struct RatchetInit {
     pub their_ecdh: Point,
     /// `their_dh` := `their_dh_first`.
     pub their_dh: DhPublic,
+}
+
+impl RatchetInit {
+    /// Initialises the double ratchet for our role (otrv4.md §"Interactive DAKE
+    /// Overview"): Bob with [`DoubleRatchet::init_after_sending_auth_i`] (receiving chain,
+    /// then a sending chain with fresh keys drawn from `rng`), Alice with
+    /// [`DoubleRatchet::init_after_receiving_auth_i`] (sending chain). `K` is wiped when
+    /// `self` is dropped; read the SSID, tags and profile before calling this.
+    pub fn into_double_ratchet<R: rand_core::CryptoRng + ?Sized>(
+        self,
+        rng: &mut R,
+    ) -> Result<DoubleRatchet, RatchetError> {
+        let RatchetInit {
+            role,
+            shared_secret,
+            our_ecdh,
+            our_dh,
+            their_ecdh,
+            their_dh,
+            ..
+        } = self;
+        let k = shared_secret.as_bytes();
+        match role {
+            Role::Bob => DoubleRatchet::init_after_sending_auth_i(
+                k, our_ecdh, our_dh, their_ecdh, their_dh, rng,
+            ),
+            Role::Alice => DoubleRatchet::init_after_receiving_auth_i(
+                k, our_ecdh, our_dh, their_ecdh, their_dh,
+            ),
+        }
+    }
 }
 
 // ---------------------------------------------------------------------------------------
@@ -531,8 +563,8 @@ impl WaitingAuthR {
         let sig = verify_ring(
             &msg.sigma,
             [
-                bob.client_profile.forging_key(),
-                profile.public_key(),
+                bob.client_profile.forging_key().point(),
+                profile.public_key().point(),
                 &bob.y,
             ],
             &transcript.auth_r(),
@@ -559,8 +591,8 @@ impl WaitingAuthR {
             rng,
             local.long_term,
             [
-                self.0.identity.client_profile.public_key(),
-                profile.forging_key(),
+                self.0.identity.client_profile.public_key().point(),
+                profile.forging_key().point(),
                 &msg.x,
             ],
             &t_i,
@@ -654,7 +686,11 @@ fn respond<R: rand_core::CryptoRng + ?Sized>(
     let sigma = RingSignature::sign::<Otrv4, R>(
         rng,
         local.long_term,
-        [profile.forging_key(), local.profile.public_key(), &bob.y],
+        [
+            profile.forging_key().point(),
+            local.profile.public_key().point(),
+            &bob.y,
+        ],
         &transcript.auth_r(),
     )
     .map_err(DakeError::Signing)?;
@@ -683,7 +719,7 @@ fn respond<R: rand_core::CryptoRng + ?Sized>(
             their_ecdh: bob.our_ecdh_first,
             their_dh: bob.our_dh_first.clone(),
         }),
-        our_forging_key: *local.profile.forging_key(),
+        our_forging_key: *local.profile.forging_key().point(),
         t_i,
         identity: bob.clone(),
         auth_r: auth_r.clone(),
@@ -771,7 +807,7 @@ impl WaitingAuthI {
         verify_ring(
             &msg.sigma,
             [
-                self.0.init.their_profile.public_key(),
+                self.0.init.their_profile.public_key().point(),
                 &self.0.our_forging_key,
                 &self.0.auth_r.x,
             ],
