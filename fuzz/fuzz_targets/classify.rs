@@ -13,7 +13,10 @@ fuzz_target!(|data: &[u8]| {
     match classify(&s) {
         Ok(Incoming::Encoded(bin)) => assert_eq!(encode_otr(&bin), s),
         Ok(Incoming::Fragment(f)) => assert_eq!(Fragment::parse(&f.encode()), Ok(f)),
-        Ok(Incoming::Plaintext { text, whitespace_tag }) => {
+        Ok(Incoming::Plaintext {
+            text,
+            whitespace_tag,
+        }) => {
             if whitespace_tag.is_none() {
                 assert_eq!(text, s);
             } else {

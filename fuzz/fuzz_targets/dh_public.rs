@@ -30,14 +30,16 @@ fn oracle(data: &[u8]) -> bool {
     buf[384 - data.len()..].copy_from_slice(data);
     let x = U3072::from_be_slice(&buf);
     let p_minus_2 = DH_P.as_ref().wrapping_sub(&U3072::from_u8(2));
-    x >= U3072::from_u8(2)
-        && x <= p_minus_2
-        && x.jacobi_symbol_vartime(&DH_P) == JacobiSymbol::One
+    x >= U3072::from_u8(2) && x <= p_minus_2 && x.jacobi_symbol_vartime(&DH_P) == JacobiSymbol::One
 }
 
 fuzz_target!(|data: &[u8]| {
     let fast = DhPublic::from_be_bytes(data);
-    assert_eq!(fast.is_ok(), oracle(data), "group check disagrees with the oracle");
+    assert_eq!(
+        fast.is_ok(),
+        oracle(data),
+        "group check disagrees with the oracle"
+    );
     if let Ok(x) = fast {
         let start = data.iter().position(|b| *b != 0).unwrap_or(data.len());
         assert_eq!(x.to_be_bytes(), data[start..]);

@@ -21,7 +21,11 @@ fuzz_target!(|data: &[u8]| {
             assert!(f.index >= 1 && f.index <= f.total && !f.piece.is_empty());
         }
         for r in [&mut otr, &mut prekey] {
-            let tag = if r.kind() == FragmentKind::Otr { our } else { InstanceTag(0) };
+            let tag = if r.kind() == FragmentKind::Otr {
+                our
+            } else {
+                InstanceTag(0)
+            };
             if let Ok(Some(msg)) = r.push(line, tag, now) {
                 assert!(!msg.is_empty());
             }
