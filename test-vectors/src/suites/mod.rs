@@ -16,6 +16,8 @@ mod fingerprint;
 mod framing;
 mod kdf;
 mod keygen;
+mod messages;
+mod profiles;
 mod rsig;
 
 /// A suite's generator and checker.
@@ -69,6 +71,16 @@ pub const SUITES: &[SuiteDef] = &[
         name: "chacha20",
         generate: chacha20::generate,
         check: chacha20::check,
+    },
+    SuiteDef {
+        name: "profiles",
+        generate: profiles::generate,
+        check: profiles::check,
+    },
+    SuiteDef {
+        name: "messages",
+        generate: messages::generate,
+        check: messages::check,
     },
     SuiteDef {
         name: "framing",
@@ -206,4 +218,17 @@ pub fn replay<T>(
 /// Compares a recomputed boolean (`01`/`00`) with the stored one.
 pub fn expect_bool(v: &Vector, k: &str, got: bool) -> Result<(), String> {
     expect(v, k, &[u8::from(got)])
+}
+
+/// A stored text output.
+pub fn text_out<'a>(v: &'a Vector, k: &str) -> Result<&'a str, String> {
+    v.outputs
+        .get(k)
+        .map(String::as_str)
+        .ok_or_else(|| format!("missing output {k}"))
+}
+
+/// A stored hex output, decoded.
+pub fn hex_out(v: &Vector, k: &str) -> Result<Vec<u8>, String> {
+    hex::decode(text_out(v, k)?).map_err(|e| format!("output {k}: {e}"))
 }
