@@ -4,9 +4,21 @@
 //! and listing it in [`SUITES`].
 
 use crate::format::{Suite, Vector};
+use crate::rng::{RecordingRng, ReplayRng};
+use rand_core::Rng;
 use std::path::Path;
 
+mod chacha20;
+mod dh3072;
+mod ecdh;
+mod eddsa;
+mod fingerprint;
+mod framing;
 mod kdf;
+mod keygen;
+mod messages;
+mod profiles;
+mod rsig;
 
 /// A suite's generator and checker.
 pub struct SuiteDef {
@@ -19,11 +31,63 @@ pub struct SuiteDef {
 }
 
 /// Every suite, in file order.
-pub const SUITES: &[SuiteDef] = &[SuiteDef {
-    name: "kdf",
-    generate: kdf::generate,
-    check: kdf::check,
-}];
+pub const SUITES: &[SuiteDef] = &[
+    SuiteDef {
+        name: "kdf",
+        generate: kdf::generate,
+        check: kdf::check,
+    },
+    SuiteDef {
+        name: "keygen",
+        generate: keygen::generate,
+        check: keygen::check,
+    },
+    SuiteDef {
+        name: "eddsa",
+        generate: eddsa::generate,
+        check: eddsa::check,
+    },
+    SuiteDef {
+        name: "ecdh",
+        generate: ecdh::generate,
+        check: ecdh::check,
+    },
+    SuiteDef {
+        name: "dh3072",
+        generate: dh3072::generate,
+        check: dh3072::check,
+    },
+    SuiteDef {
+        name: "rsig",
+        generate: rsig::generate,
+        check: rsig::check,
+    },
+    SuiteDef {
+        name: "fingerprint",
+        generate: fingerprint::generate,
+        check: fingerprint::check,
+    },
+    SuiteDef {
+        name: "chacha20",
+        generate: chacha20::generate,
+        check: chacha20::check,
+    },
+    SuiteDef {
+        name: "profiles",
+        generate: profiles::generate,
+        check: profiles::check,
+    },
+    SuiteDef {
+        name: "messages",
+        generate: messages::generate,
+        check: messages::check,
+    },
+    SuiteDef {
+        name: "framing",
+        generate: framing::generate,
+        check: framing::check,
+    },
+];
 
 /// Writes every suite as `<dir>/<name>.json`.
 pub fn generate_all(dir: &Path) -> Result<usize, String> {
@@ -107,7 +171,6 @@ pub fn expect(v: &Vector, k: &str, got: &[u8]) -> Result<(), String> {
 }
 
 /// Compares a recomputed text output with the stored one.
-#[allow(dead_code)]
 pub fn expect_text(v: &Vector, k: &str, got: &str) -> Result<(), String> {
     let want = v
         .outputs
@@ -118,4 +181,54 @@ pub fn expect_text(v: &Vector, k: &str, got: &str) -> Result<(), String> {
     } else {
         Err(format!("output {k}: want {want:?}, got {got:?}"))
     }
+}
+
+/// Draws `n` input bytes from `rng` and forgets that they were drawn, so that the next
+/// [`RecordingRng::take`] returns only what a computation consumed.
+pub fn draw(rng: &mut RecordingRng, n: usize) -> Vec<u8> {
+    let mut out = vec![0u8; n];
+    rng.fill_bytes(&mut out);
+    rng.take();
+    out
+}
+
+/// [`draw`] into a fixed-size array.
+pub fn draw_arr<const N: usize>(rng: &mut RecordingRng) -> [u8; N] {
+    let mut out = [0u8; N];
+    rng.fill_bytes(&mut out);
+    rng.take();
+    out
+}
+
+/// Runs `f` over a [`ReplayRng`] of the vector's `random` input and fails unless `f`
+/// consumed exactly those bytes.
+pub fn replay<T>(
+    v: &Vector,
+    f: impl FnOnce(&mut ReplayRng) -> Result<T, String>,
+) -> Result<T, String> {
+    let mut rng = ReplayRng::new(v.hex_in("random")?);
+    let out = f(&mut rng)?;
+    if rng.exhausted_exactly() {
+        Ok(out)
+    } else {
+        Err("the computation did not consume exactly the recorded random bytes".into())
+    }
+}
+
+/// Compares a recomputed boolean (`01`/`00`) with the stored one.
+pub fn expect_bool(v: &Vector, k: &str, got: bool) -> Result<(), String> {
+    expect(v, k, &[u8::from(got)])
+}
+
+/// A stored text output.
+pub fn text_out<'a>(v: &'a Vector, k: &str) -> Result<&'a str, String> {
+    v.outputs
+        .get(k)
+        .map(String::as_str)
+        .ok_or_else(|| format!("missing output {k}"))
+}
+
+/// A stored hex output, decoded.
+pub fn hex_out(v: &Vector, k: &str) -> Result<Vec<u8>, String> {
+    hex::decode(text_out(v, k)?).map_err(|e| format!("output {k}: {e}"))
 }
