@@ -9,6 +9,7 @@
 //! - [`wire`]: the byte codec and every OTRv4 and prekey-server message, the `?OTR:`
 //!   encoding, fragments, query messages, whitespace tags, TLVs and error messages.
 //! - [`profile`]: Client Profiles and Prekey Profiles: build, sign, parse, validate.
+//! - [`dake`]: the interactive DAKE (DAKEZ) as typestates, `phi`, `K` and the SSID.
 #![no_std]
 #![forbid(unsafe_code)]
 #![cfg_attr(
@@ -26,8 +27,10 @@ extern crate alloc;
 extern crate std;
 
 pub mod crypto;
+pub mod dake;
 pub mod instance_tag;
 pub mod profile;
+pub mod smp;
 pub mod wire;
 
 pub use instance_tag::InstanceTag;
