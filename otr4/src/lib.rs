@@ -10,6 +10,8 @@
 //!   encoding, fragments, query messages, whitespace tags, TLVs and error messages.
 //! - [`profile`]: Client Profiles and Prekey Profiles: build, sign, parse, validate.
 //! - [`dake`]: the interactive DAKE (DAKEZ) as typestates, `phi`, `K` and the SSID.
+//! - [`ratchet`]: the mixed double ratchet that encrypts and decrypts Data Messages.
+//! - [`smp`]: the Socialist Millionaires Protocol over Ed448 (TLVs 2–6).
 #![no_std]
 #![forbid(unsafe_code)]
 #![cfg_attr(
@@ -30,6 +32,7 @@ pub mod crypto;
 pub mod dake;
 pub mod instance_tag;
 pub mod profile;
+pub mod ratchet;
 pub mod smp;
 pub mod wire;
 

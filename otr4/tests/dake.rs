@@ -11,6 +11,7 @@
 use otr4::InstanceTag;
 use otr4::crypto::ed448::KeyPair;
 use otr4::crypto::kdf::Otrv4;
+use otr4::crypto::keys::ForgingPublicKey;
 use otr4::dake::transcript::Transcript;
 use otr4::dake::{
     DakeComplete, DakeError, LocalParty, PhiParty, PhiPrime, Rejected, Role, SimultaneousIdentity,
@@ -45,7 +46,7 @@ impl Account {
         let profile = ClientProfile::build_and_sign(
             InstanceTag(tag),
             &long_term,
-            forging.public(),
+            &ForgingPublicKey(*forging.public()),
             b"4",
             exp,
         );
@@ -193,8 +194,8 @@ fn ring_signatures_use_the_spec_rings_and_transcripts() {
         .sigma
         .verify::<Otrv4>(
             [
-                bob.profile.forging_key(),
-                alice.profile.public_key(),
+                bob.profile.forging_key().point(),
+                alice.profile.public_key().point(),
                 &identity.y,
             ],
             &t.auth_r(),
@@ -206,8 +207,8 @@ fn ring_signatures_use_the_spec_rings_and_transcripts() {
             .sigma
             .verify::<Otrv4>(
                 [
-                    bob.profile.forging_key(),
-                    alice.profile.public_key(),
+                    bob.profile.forging_key().point(),
+                    alice.profile.public_key().point(),
                     &identity.y
                 ],
                 &t.auth_i()
@@ -219,8 +220,8 @@ fn ring_signatures_use_the_spec_rings_and_transcripts() {
             .sigma
             .verify::<Otrv4>(
                 [
-                    alice.profile.public_key(),
-                    bob.profile.forging_key(),
+                    alice.profile.public_key().point(),
+                    bob.profile.forging_key().point(),
                     &identity.y
                 ],
                 &t.auth_r()
@@ -262,8 +263,8 @@ fn ring_signatures_use_the_spec_rings_and_transcripts() {
         .sigma
         .verify::<Otrv4>(
             [
-                bob.profile.public_key(),
-                alice.profile.forging_key(),
+                bob.profile.public_key().point(),
+                alice.profile.forging_key().point(),
                 &auth_r.x,
             ],
             &t.auth_i(),
@@ -415,10 +416,10 @@ fn auth_r_with_a_wrong_ring_signature_is_rejected() {
 fn auth_r_with_tampered_keys_fails_the_ring_signature() {
     let (bob, alice) = pair();
     let fresh = KeyPair::generate(&mut rng(60));
-    let mut swaps: Vec<Box<dyn Fn(&mut AuthR)>> = Vec::new();
-    swaps.push(Box::new(|m: &mut AuthR| m.x = *fresh.public()));
+    let swap_x = |m: &mut AuthR| m.x = *fresh.public();
     // The first ratchet keys are bound through phi.
-    swaps.push(Box::new(|m: &mut AuthR| m.our_ecdh_first = *fresh.public()));
+    let swap_first = |m: &mut AuthR| m.our_ecdh_first = *fresh.public();
+    let swaps: [&dyn Fn(&mut AuthR); 2] = [&swap_x, &swap_first];
     for (i, swap) in swaps.iter().enumerate() {
         let (wr, _id, wi, ar) = half_run(&bob, &alice, 61 + 2 * i as u64);
         let mut bad = ar.clone();
@@ -790,4 +791,62 @@ fn debug_output_reveals_no_secrets() {
         assert!(!s.contains(&sk_hex), "{s}");
         assert!(s.contains(".."), "{s}");
     }
+}
+
+#[test]
+fn invalid_points_and_dh_values_are_rejected_before_the_dake() {
+    use otr4::wire::codec::DecodeError;
+    let (bob, _alice) = pair();
+    let (_w, id) = start(&mut rng(200), &bob.local(), InstanceTag::UNKNOWN);
+    let bytes = id.encode();
+    let y_at = 3 + 8 + bob.profile.serialize().len();
+    // Y := the identity element (y = 1, x = 0).
+    let mut bad = bytes.clone();
+    bad[y_at..y_at + 57].copy_from_slice(&{
+        let mut e = [0u8; 57];
+        e[0] = 1;
+        e
+    });
+    assert_eq!(
+        IdentityMessage::decode(&bad).unwrap_err(),
+        DecodeError::BadPoint("Y")
+    );
+    // B := all ones (> dh_p), keeping its length.
+    let b_len = u32::from_be_bytes(bytes[y_at + 57..y_at + 61].try_into().unwrap()) as usize;
+    let mut bad = bytes.clone();
+    bad[y_at + 61..y_at + 61 + b_len].fill(0xff);
+    assert_eq!(
+        IdentityMessage::decode(&bad).unwrap_err(),
+        DecodeError::BadDhValue("B")
+    );
+}
+
+#[test]
+fn completed_dake_initialises_working_double_ratchets() {
+    use otr4::wire::messages::DataMessage;
+    let (bob, alice) = pair();
+    let (b, a) = run(&bob, &alice, 210);
+    let (b_tag, a_tag) = (b.our_tag(), a.our_tag());
+    let mut rb = b
+        .into_ratchet_init()
+        .into_double_ratchet(&mut rng(211))
+        .unwrap();
+    let mut ra = a
+        .into_ratchet_init()
+        .into_double_ratchet(&mut rng(212))
+        .unwrap();
+    // Bob may send at once; Alice decrypts.
+    let m = rb
+        .encrypt(b_tag, a_tag, 0, b"hi alice", &mut rng(213))
+        .unwrap();
+    let m = DataMessage::decode(&m.message.encode()).unwrap();
+    assert_eq!(ra.decrypt(&m).unwrap().plaintext.as_slice(), b"hi alice");
+    // Alice answers (a new DH ratchet); Bob decrypts.
+    let m = ra
+        .encrypt(a_tag, b_tag, 0, b"hi bob", &mut rng(214))
+        .unwrap();
+    assert_eq!(
+        rb.decrypt(&m.message).unwrap().plaintext.as_slice(),
+        b"hi bob"
+    );
 }

@@ -11,6 +11,7 @@
 //! message; **Alice** answers with the Auth-R message (`X`, `A`). After a simultaneous
 //! start, the side that yields the tie-break becomes Alice.
 
+use alloc::boxed::Box;
 use alloc::vec::Vec;
 use core::cmp::Ordering;
 use core::fmt;
@@ -25,6 +26,7 @@ use crate::dake::transcript::Transcript;
 use crate::dake::{DakeError, MixedSecret, Rejected, Ssid};
 use crate::instance_tag::InstanceTag;
 use crate::profile::client::{ClientProfile, ValidatedClientProfile};
+use crate::ratchet::{DoubleRatchet, RatchetError};
 use crate::wire::codec::Writer;
 use crate::wire::messages::{AuthI, AuthR, IdentityMessage};
 
@@ -50,7 +52,7 @@ impl<'a> LocalParty<'a> {
         profile: &'a ClientProfile,
         phi_prime: &'a PhiPrime,
     ) -> Result<LocalParty<'a>, DakeError> {
-        if profile.public_key() != long_term.public() {
+        if profile.public_key().point() != long_term.public() {
             return Err(DakeError::OwnProfileKeyMismatch);
         }
         Ok(LocalParty {
@@ -108,7 +110,7 @@ impl Role {
 /// DAKE Overview"); the DAKE ephemerals `x`/`y`, `a`/`b` are already wiped.
 #[derive(Debug)]
 pub struct DakeComplete {
-    init: RatchetInit,
+    init: Box<RatchetInit>,
 }
 
 impl DakeComplete {
@@ -164,7 +166,7 @@ impl DakeComplete {
 
     /// Unwraps into the plain record the double-ratchet initialisation consumes.
     pub fn into_ratchet_init(self) -> RatchetInit {
-        self.init
+        *self.init
     }
 }
 
@@ -195,6 +197,37 @@ pub struct RatchetInit {
     pub their_ecdh: Point,
     /// `their_dh` := `their_dh_first`.
     pub their_dh: DhPublic,
+}
+
+impl RatchetInit {
+    /// Initialises the double ratchet for our role (otrv4.md §"Interactive DAKE
+    /// Overview"): Bob with [`DoubleRatchet::init_after_sending_auth_i`] (receiving chain,
+    /// then a sending chain with fresh keys drawn from `rng`), Alice with
+    /// [`DoubleRatchet::init_after_receiving_auth_i`] (sending chain). `K` is wiped when
+    /// `self` is dropped; read the SSID, tags and profile before calling this.
+    pub fn into_double_ratchet<R: rand_core::CryptoRng + ?Sized>(
+        self,
+        rng: &mut R,
+    ) -> Result<DoubleRatchet, RatchetError> {
+        let RatchetInit {
+            role,
+            shared_secret,
+            our_ecdh,
+            our_dh,
+            their_ecdh,
+            their_dh,
+            ..
+        } = self;
+        let k = shared_secret.as_bytes();
+        match role {
+            Role::Bob => DoubleRatchet::init_after_sending_auth_i(
+                k, our_ecdh, our_dh, their_ecdh, their_dh, rng,
+            ),
+            Role::Alice => DoubleRatchet::init_after_receiving_auth_i(
+                k, our_ecdh, our_dh, their_ecdh, their_dh,
+            ),
+        }
+    }
 }
 
 // ---------------------------------------------------------------------------------------
@@ -345,16 +378,20 @@ pub fn start<R: rand_core::CryptoRng + ?Sized>(
         our_ecdh_first: *ours.ecdh_first.public(),
         our_dh_first: ours.dh_first.public().clone(),
     };
-    let state = WaitingAuthR {
+    let state = WaitingAuthR(Box::new(AuthRWait {
         ours,
         identity: identity.clone(),
-    };
+    }));
     (state, identity)
 }
 
 /// State `WAITING_AUTH_R` (otrv4.md §"Protocol States"): we sent an Identity message and
 /// hold its ephemeral secrets.
-pub struct WaitingAuthR {
+///
+/// The secrets live in one heap allocation, so moving the state copies no key material.
+pub struct WaitingAuthR(Box<AuthRWait>);
+
+struct AuthRWait {
     ours: Ephemerals,
     identity: IdentityMessage,
 }
@@ -362,6 +399,9 @@ pub struct WaitingAuthR {
 /// Outcome of an Identity message received in `WAITING_AUTH_R` (otrv4.md §"Receiving an
 /// Identity Message": both sides sent Identity messages; the hashed `B` values decide).
 #[derive(Debug)]
+// A one-shot return value that is matched at once; boxing the messages would only make
+// the API clumsier (the states themselves are already boxed).
+#[allow(clippy::large_enum_variant)]
 pub enum SimultaneousIdentity {
     /// Our hashed `B` is higher: their Identity message is ignored; resend ours (`resend`,
     /// byte-identical to the first one) and stay in `WAITING_AUTH_R`.
@@ -391,12 +431,12 @@ struct VerifiedAuthR {
 impl WaitingAuthR {
     /// The Identity message we sent (to resend it).
     pub fn identity_message(&self) -> &IdentityMessage {
-        &self.identity
+        &self.0.identity
     }
 
     /// Our sender instance tag.
     pub fn our_tag(&self) -> InstanceTag {
-        self.identity.sender_tag
+        self.0.identity.sender_tag
     }
 
     /// An Identity message arrived while we wait for Auth-R (otrv4.md §"Receiving an
@@ -418,11 +458,11 @@ impl WaitingAuthR {
                 Ok(v) => v,
                 Err(error) => return Err(Rejected { state: self, error }),
             };
-        let ours = tie_break_hash(self.ours.dh.public());
+        let ours = tie_break_hash(self.0.ours.dh.public());
         let theirs = tie_break_hash(&msg.b);
         match ours.cmp(&theirs) {
             Ordering::Greater => Ok(SimultaneousIdentity::KeepOurs {
-                resend: self.identity.clone(),
+                resend: self.0.identity.clone(),
                 state: self,
             }),
             Ordering::Equal => Err(Rejected {
@@ -455,7 +495,7 @@ impl WaitingAuthR {
             .and_then(|v| self.sign_auth_i(rng, local, msg, v));
         match finished {
             Ok((k, profile, auth_i)) => {
-                let WaitingAuthR { ours, identity } = self;
+                let AuthRWait { ours, identity } = *self.0;
                 // Wipes y and b, keeping the first keys.
                 let Ephemerals {
                     ecdh_first,
@@ -463,7 +503,7 @@ impl WaitingAuthR {
                     ..
                 } = ours;
                 let done = DakeComplete {
-                    init: RatchetInit {
+                    init: Box::new(RatchetInit {
                         role: Role::Bob,
                         ssid: k.ssid(),
                         shared_secret: k,
@@ -474,7 +514,7 @@ impl WaitingAuthR {
                         our_dh: dh_first,
                         their_ecdh: msg.our_ecdh_first,
                         their_dh: msg.our_dh_first.clone(),
-                    },
+                    }),
                 };
                 Ok((done, auth_i))
             }
@@ -489,7 +529,7 @@ impl WaitingAuthR {
         msg: &AuthR,
         now: i64,
     ) -> Result<VerifiedAuthR, DakeError> {
-        let bob = &self.identity;
+        let bob = &self.0.identity;
         let _tag = check_receiver_tag(msg.receiver_tag, bob.sender_tag, false)?;
         if bob.receiver_tag != InstanceTag::UNKNOWN && msg.sender_tag != bob.receiver_tag {
             return Err(DakeError::WrongSenderTag {
@@ -523,8 +563,8 @@ impl WaitingAuthR {
         let sig = verify_ring(
             &msg.sigma,
             [
-                bob.client_profile.forging_key(),
-                profile.public_key(),
+                bob.client_profile.forging_key().point(),
+                profile.public_key().point(),
                 &bob.y,
             ],
             &transcript.auth_r(),
@@ -546,20 +586,20 @@ impl WaitingAuthR {
         verified: VerifiedAuthR,
     ) -> Result<(MixedSecret, ValidatedClientProfile, AuthI), DakeError> {
         let VerifiedAuthR { profile, t_i, _sig } = verified;
-        let k = mixed_secret(&self.ours.ecdh, &self.ours.dh, &msg.x, &msg.a)?;
+        let k = mixed_secret(&self.0.ours.ecdh, &self.0.ours.dh, &msg.x, &msg.a)?;
         let sigma = RingSignature::sign::<Otrv4, R>(
             rng,
             local.long_term,
             [
-                self.identity.client_profile.public_key(),
-                profile.forging_key(),
+                self.0.identity.client_profile.public_key().point(),
+                profile.forging_key().point(),
                 &msg.x,
             ],
             &t_i,
         )
         .map_err(DakeError::Signing)?;
         let auth_i = AuthI {
-            sender_tag: self.identity.sender_tag,
+            sender_tag: self.0.identity.sender_tag,
             receiver_tag: msg.sender_tag,
             sigma,
         };
@@ -570,8 +610,8 @@ impl WaitingAuthR {
 impl fmt::Debug for WaitingAuthR {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("WaitingAuthR")
-            .field("our_tag", &self.identity.sender_tag)
-            .field("their_tag", &self.identity.receiver_tag)
+            .field("our_tag", &self.0.identity.sender_tag)
+            .field("their_tag", &self.0.identity.receiver_tag)
             .finish_non_exhaustive()
     }
 }
@@ -646,7 +686,11 @@ fn respond<R: rand_core::CryptoRng + ?Sized>(
     let sigma = RingSignature::sign::<Otrv4, R>(
         rng,
         local.long_term,
-        [profile.forging_key(), local.profile.public_key(), &bob.y],
+        [
+            profile.forging_key().point(),
+            local.profile.public_key().point(),
+            &bob.y,
+        ],
         &transcript.auth_r(),
     )
     .map_err(DakeError::Signing)?;
@@ -662,8 +706,8 @@ fn respond<R: rand_core::CryptoRng + ?Sized>(
         our_dh_first: ours.dh_first.public().clone(),
     };
     let (k, ecdh_first, dh_first) = ours.mix(&bob.y, &bob.b)?;
-    let state = WaitingAuthI {
-        init: RatchetInit {
+    let state = WaitingAuthI(Box::new(AuthIWait {
+        init: Box::new(RatchetInit {
             role: Role::Alice,
             ssid: k.ssid(),
             shared_secret: k,
@@ -674,20 +718,24 @@ fn respond<R: rand_core::CryptoRng + ?Sized>(
             our_dh: dh_first,
             their_ecdh: bob.our_ecdh_first,
             their_dh: bob.our_dh_first.clone(),
-        },
-        our_forging_key: *local.profile.forging_key(),
+        }),
+        our_forging_key: *local.profile.forging_key().point(),
         t_i,
         identity: bob.clone(),
         auth_r: auth_r.clone(),
-    };
+    }));
     Ok((state, auth_r))
 }
 
 /// State `WAITING_AUTH_I` (otrv4.md §"Protocol States"): Alice sent Auth-R. `K` and the
 /// SSID are computed and the DAKE ephemerals `x`, `a` wiped; what remains is the
 /// Auth-I transcript `t` and the ring `{H_b, F_a, X}` to verify against.
-pub struct WaitingAuthI {
-    init: RatchetInit,
+///
+/// The secrets live in one heap allocation, so moving the state copies no key material.
+pub struct WaitingAuthI(Box<AuthIWait>);
+
+struct AuthIWait {
+    init: Box<RatchetInit>,
     our_forging_key: Point,
     t_i: Vec<u8>,
     identity: IdentityMessage,
@@ -697,17 +745,17 @@ pub struct WaitingAuthI {
 impl WaitingAuthI {
     /// The Auth-R message we sent.
     pub fn auth_r(&self) -> &AuthR {
-        &self.auth_r
+        &self.0.auth_r
     }
 
     /// Our sender instance tag.
     pub fn our_tag(&self) -> InstanceTag {
-        self.init.our_tag
+        self.0.init.our_tag
     }
 
     /// The peer's (Bob's) instance tag.
     pub fn their_tag(&self) -> InstanceTag {
-        self.init.their_tag
+        self.0.init.their_tag
     }
 
     /// An Identity message arrived while we wait for Auth-I (otrv4.md §"Receiving an
@@ -727,8 +775,8 @@ impl WaitingAuthI {
             Ok(v) => v,
             Err(error) => return Err(Rejected { state: self, error }),
         };
-        if valid.msg.encode() == self.identity.encode() {
-            let auth_r = self.auth_r.clone();
+        if valid.msg.encode() == self.0.identity.encode() {
+            let auth_r = self.0.auth_r.clone();
             return Ok((self, auth_r));
         }
         match respond(rng, local, valid) {
@@ -743,27 +791,27 @@ impl WaitingAuthI {
     /// state is unchanged.
     pub fn receive_auth_i(self, msg: &AuthI) -> Result<DakeComplete, Rejected<WaitingAuthI>> {
         match self.verify_auth_i(msg) {
-            Ok(_proof) => Ok(DakeComplete { init: self.init }),
+            Ok(_proof) => Ok(DakeComplete { init: self.0.init }),
             Err(error) => Err(Rejected { state: self, error }),
         }
     }
 
     fn verify_auth_i(&self, msg: &AuthI) -> Result<RingSigVerified, DakeError> {
-        let _tag = check_receiver_tag(msg.receiver_tag, self.init.our_tag, false)?;
-        if msg.sender_tag != self.init.their_tag {
+        let _tag = check_receiver_tag(msg.receiver_tag, self.0.init.our_tag, false)?;
+        if msg.sender_tag != self.0.init.their_tag {
             return Err(DakeError::WrongSenderTag {
-                expected: self.init.their_tag,
+                expected: self.0.init.their_tag,
                 found: msg.sender_tag,
             });
         }
         verify_ring(
             &msg.sigma,
             [
-                self.init.their_profile.public_key(),
-                &self.our_forging_key,
-                &self.auth_r.x,
+                self.0.init.their_profile.public_key().point(),
+                &self.0.our_forging_key,
+                &self.0.auth_r.x,
             ],
-            &self.t_i,
+            &self.0.t_i,
         )
     }
 }
@@ -771,8 +819,8 @@ impl WaitingAuthI {
 impl fmt::Debug for WaitingAuthI {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("WaitingAuthI")
-            .field("our_tag", &self.init.our_tag)
-            .field("their_tag", &self.init.their_tag)
+            .field("our_tag", &self.0.init.our_tag)
+            .field("their_tag", &self.0.init.their_tag)
             .finish_non_exhaustive()
     }
 }

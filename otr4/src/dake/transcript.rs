@@ -83,6 +83,7 @@ mod tests {
     use crate::crypto::dh::DhKeyPair;
     use crate::crypto::ed448::KeyPair;
     use crate::crypto::kdf::shake_into;
+    use crate::crypto::keys::ForgingPublicKey;
     use crate::instance_tag::InstanceTag;
     use alloc::vec;
     use rand::SeedableRng;
@@ -106,8 +107,20 @@ mod tests {
         let mut rng = StdRng::seed_from_u64(5);
         let (hb, ha) = (KeyPair::generate(&mut rng), KeyPair::generate(&mut rng));
         let (fb, fa) = (KeyPair::generate(&mut rng), KeyPair::generate(&mut rng));
-        let bob = ClientProfile::build_and_sign(InstanceTag(0x100), &hb, fb.public(), b"4", 9);
-        let alice = ClientProfile::build_and_sign(InstanceTag(0x200), &ha, fa.public(), b"4", 9);
+        let bob = ClientProfile::build_and_sign(
+            InstanceTag(0x100),
+            &hb,
+            &ForgingPublicKey(*fb.public()),
+            b"4",
+            9,
+        );
+        let alice = ClientProfile::build_and_sign(
+            InstanceTag(0x200),
+            &ha,
+            &ForgingPublicKey(*fa.public()),
+            b"4",
+            9,
+        );
         let (y, x) = (KeyPair::generate(&mut rng), KeyPair::generate(&mut rng));
         let (b, a) = (DhKeyPair::generate(&mut rng), DhKeyPair::generate(&mut rng));
         let phi = b"some phi bytes";
