@@ -1,5 +1,11 @@
 //! End-to-end tests of the conversation layer: clients exchanging messages over a simulated
 //! network that relays every message to every device of the addressed bare JID.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 
 use std::collections::VecDeque;
 
@@ -227,11 +233,16 @@ fn query_message_dake_then_messages_both_ways() {
     let (sa, sb) = (net.take_seen(a), net.take_seen(b));
     assert_eq!(secure_ssids(&sa), secure_ssids(&sb));
     // Fingerprints in the Secure events are the peers' account fingerprints.
-    assert!(sa.iter().any(|e| matches!(e, Event::Secure { their_fingerprint, instance, .. }
-        if *their_fingerprint == net.client(b).account().fingerprint() && *instance == net.tag(b))));
+    assert!(sa.iter().any(
+        |e| matches!(e, Event::Secure { their_fingerprint, instance, .. }
+        if *their_fingerprint == net.client(b).account().fingerprint() && *instance == net.tag(b))
+    ));
     assert_eq!(
         net.client(a).conversation(BOB, net.tag(b)).unwrap().ssid(),
-        net.client(b).conversation(ALICE, net.tag(a)).unwrap().ssid()
+        net.client(b)
+            .conversation(ALICE, net.tag(a))
+            .unwrap()
+            .ssid()
     );
 
     net.send(a, BOB, "hi Bob");
@@ -261,8 +272,10 @@ fn whitespace_tag_starts_the_dake_and_stops_after_plaintext() {
     net.wire.extend(wire);
     net.run();
     let sb = net.take_seen(b);
-    assert!(sb.iter().any(|e| matches!(e, Event::Received { text, encrypted: false, from_instance: None, .. }
-        if text == "hello in plaintext")));
+    assert!(sb.iter().any(
+        |e| matches!(e, Event::Received { text, encrypted: false, from_instance: None, .. }
+        if text == "hello in plaintext")
+    ));
     assert_eq!(secure_ssids(&sb).len(), 1);
     assert_eq!(secure_ssids(&net.take_seen(a)), secure_ssids(&sb));
     net.send(b, ALICE, "secret");
@@ -284,7 +297,10 @@ fn whitespace_tag_starts_the_dake_and_stops_after_plaintext() {
     assert!(net.client(a).peer(BOB).unwrap().sends_whitespace_tag());
     net.send(b, ALICE, "plain reply");
     let wire = net.take_wire();
-    assert_eq!(wire[0].text, "plain reply", "no tag from a client that does not send them");
+    assert_eq!(
+        wire[0].text, "plain reply",
+        "no tag from a client that does not send them"
+    );
     net.wire.extend(wire);
     net.run();
     assert!(!net.client(a).peer(BOB).unwrap().sends_whitespace_tag());
@@ -296,10 +312,13 @@ fn whitespace_tag_starts_the_dake_and_stops_after_plaintext() {
 #[test]
 fn messages_queued_during_the_dake_are_delivered_after_it() {
     for (seed, policy) in [
-        (4, Policy {
-            require_encryption: true,
-            ..Policy::default()
-        }),
+        (
+            4,
+            Policy {
+                require_encryption: true,
+                ..Policy::default()
+            },
+        ),
         (5, Policy::standalone()),
         (6, Policy::interactive_only()),
     ] {
@@ -311,7 +330,13 @@ fn messages_queued_during_the_dake_are_delivered_after_it() {
         let seen = net.take_seen(a);
         assert_eq!(
             seen.iter()
-                .filter(|e| matches!(e, Event::NotSent { reason: NotSentReason::Queued, .. }))
+                .filter(|e| matches!(
+                    e,
+                    Event::NotSent {
+                        reason: NotSentReason::Queued,
+                        ..
+                    }
+                ))
                 .count(),
             2
         );
@@ -357,8 +382,18 @@ fn six_ratchet_rotations_and_more() {
     }
     assert_eq!(net.texts(a), expected_a);
     assert_eq!(net.texts(b), expected_b);
-    let ia = net.client(a).conversation(BOB, net.tag(b)).unwrap().ratchet_id().unwrap();
-    let ib = net.client(b).conversation(ALICE, net.tag(a)).unwrap().ratchet_id().unwrap();
+    let ia = net
+        .client(a)
+        .conversation(BOB, net.tag(b))
+        .unwrap()
+        .ratchet_id()
+        .unwrap();
+    let ib = net
+        .client(b)
+        .conversation(ALICE, net.tag(a))
+        .unwrap()
+        .ratchet_id()
+        .unwrap();
     assert!(ia >= 6 && ib >= 6, "ratchet ids {ia} {ib}");
 }
 
@@ -401,10 +436,15 @@ fn replayed_or_stray_identity_does_not_break_the_live_session() {
     .unwrap();
     let mut mallory = Client::new(mallory, BOB);
     let ev = mallory.start_dake(ALICE, Some(net.tag(a)), net.now, &mut mallory_rng);
-    let Event::Send { text, .. } = &ev[0] else { panic!() };
+    let Event::Send { text, .. } = &ev[0] else {
+        panic!()
+    };
     let now = net.now;
     let ev = net.nodes[a].client.receive(BOB, text, now, &mut net.rng);
-    assert!(ev.iter().any(|e| matches!(e, Event::Send { .. })), "Auth-R sent");
+    assert!(
+        ev.iter().any(|e| matches!(e, Event::Send { .. })),
+        "Auth-R sent"
+    );
     assert_eq!(net.state(a, BOB, b), Some(ConversationState::WaitingAuthI));
     let conv = net.client(a).conversation(BOB, net.tag(b)).unwrap();
     assert!(conv.is_encrypted());
@@ -424,7 +464,9 @@ fn replayed_or_stray_identity_does_not_break_the_live_session() {
     net.take_wire();
 
     // A genuine new DAKE from Bob while encrypted: both keep talking, then switch keys.
-    net.act(b, |c, now, rng| c.start_dake(ALICE, Some(net_tag(now, rng)), now, rng));
+    net.act(b, |c, now, rng| {
+        c.start_dake(ALICE, Some(net_tag(now, rng)), now, rng)
+    });
     fn net_tag(_: i64, _: &mut StdRng) -> InstanceTag {
         InstanceTag(0)
     }
@@ -432,14 +474,25 @@ fn replayed_or_stray_identity_does_not_break_the_live_session() {
     net.take_seen(b);
     net.take_wire();
     let alice_tag = net.tag(a);
-    net.act(b, |c, now, rng| c.start_dake(ALICE, Some(alice_tag), now, rng));
-    assert_eq!(net.state(b, ALICE, a), Some(ConversationState::WaitingAuthR));
+    net.act(b, |c, now, rng| {
+        c.start_dake(ALICE, Some(alice_tag), now, rng)
+    });
+    assert_eq!(
+        net.state(b, ALICE, a),
+        Some(ConversationState::WaitingAuthR)
+    );
     net.send(b, ALICE, "during the new DAKE");
     net.run();
     assert_eq!(net.texts(a), ["during the new DAKE"]);
     let new_ssid = net.client(a).conversation(BOB, net.tag(b)).unwrap().ssid();
     assert_ne!(new_ssid, ssid);
-    assert_eq!(new_ssid, net.client(b).conversation(ALICE, net.tag(a)).unwrap().ssid());
+    assert_eq!(
+        new_ssid,
+        net.client(b)
+            .conversation(ALICE, net.tag(a))
+            .unwrap()
+            .ssid()
+    );
     assert_eq!(net.state(a, BOB, b), Some(ConversationState::Encrypted));
     // The first Identity message, replayed again, is still ignored.
     net.deliver(identity);
@@ -460,9 +513,21 @@ fn tampered_data_message_gives_error_1_and_the_next_one_decrypts() {
     net.wire.extend(wire);
     net.run();
     let sb = net.take_seen(b);
-    assert!(sb.iter().any(|e| matches!(e, Event::Error { error: ConversationError::Unreadable(_), .. })));
+    assert!(sb.iter().any(|e| matches!(
+        e,
+        Event::Error {
+            error: ConversationError::Unreadable(_),
+            ..
+        }
+    )));
     let sa = net.take_seen(a);
-    assert!(sa.iter().any(|e| matches!(e, Event::PeerError { code: ErrorCode::UnreadableMessage, .. })));
+    assert!(sa.iter().any(|e| matches!(
+        e,
+        Event::PeerError {
+            code: ErrorCode::UnreadableMessage,
+            ..
+        }
+    )));
     assert_eq!(net.state(b, ALICE, a), Some(ConversationState::Encrypted));
     net.send(a, BOB, "genuine 2");
     net.run();
@@ -470,7 +535,9 @@ fn tampered_data_message_gives_error_1_and_the_next_one_decrypts() {
 
     // With IGNORE_UNREADABLE set (the flag is authenticated, so set it on a fresh
     // heartbeat-style message): no error message is sent.
-    net.act(a, |c, now, rng| c.send(BOB, "", &[Tlv::padding(3)], now, rng));
+    net.act(a, |c, now, rng| {
+        c.send(BOB, "", &[Tlv::padding(3)], now, rng)
+    });
     let mut wire = net.take_wire();
     let mut d = data_message(&wire[0].text);
     assert_eq!(d.flags, 1);
@@ -492,7 +559,11 @@ fn tampered_data_message_gives_error_1_and_the_next_one_decrypts() {
     net.deliver(old);
     assert!(net.texts(b).is_empty());
     net.run();
-    assert!(net.take_seen(a).iter().any(|e| matches!(e, Event::PeerError { .. })));
+    assert!(
+        net.take_seen(a)
+            .iter()
+            .any(|e| matches!(e, Event::PeerError { .. }))
+    );
 }
 
 #[test]
@@ -503,9 +574,21 @@ fn data_message_without_a_session_gives_error_2() {
     net.send(a, BOB, "into the void");
     net.run();
     let sb = net.take_seen(b);
-    assert!(sb.iter().any(|e| matches!(e, Event::Error { error: ConversationError::NotInPrivateState, .. })));
+    assert!(sb.iter().any(|e| matches!(
+        e,
+        Event::Error {
+            error: ConversationError::NotInPrivateState,
+            ..
+        }
+    )));
     let sa = net.take_seen(a);
-    assert!(sa.iter().any(|e| matches!(e, Event::PeerError { code: ErrorCode::NotInPrivateState, .. })));
+    assert!(sa.iter().any(|e| matches!(
+        e,
+        Event::PeerError {
+            code: ErrorCode::NotInPrivateState,
+            ..
+        }
+    )));
     // Nothing was restarted: Alice is still encrypted, Bob has no conversation.
     assert_eq!(net.state(a, BOB, b), Some(ConversationState::Encrypted));
     assert!(net.client(b).instances(ALICE).is_empty());
@@ -536,12 +619,27 @@ fn data_messages_arriving_before_auth_i_are_stored_then_read() {
     w.reverse(); // data before Auth-I
     let data = w.remove(0);
     net.deliver(data);
-    assert_eq!(net.client(a).conversation(BOB, net.tag(b)).unwrap().stored(), 1);
-    assert!(net.take_wire().is_empty(), "no error message for a stored message");
+    assert_eq!(
+        net.client(a)
+            .conversation(BOB, net.tag(b))
+            .unwrap()
+            .stored(),
+        1
+    );
+    assert!(
+        net.take_wire().is_empty(),
+        "no error message for a stored message"
+    );
     net.wire.extend(w);
     net.run();
     assert_eq!(net.texts(a), ["early bird"]);
-    assert_eq!(net.client(a).conversation(BOB, net.tag(b)).unwrap().stored(), 0);
+    assert_eq!(
+        net.client(a)
+            .conversation(BOB, net.tag(b))
+            .unwrap()
+            .stored(),
+        0
+    );
 }
 
 #[test]
@@ -558,13 +656,29 @@ fn stored_early_messages_expire_via_tick() {
     }
     net.send(b, ALICE, "early");
     let w = net.take_wire();
-    let data = w.into_iter().find(|p| p.text.starts_with("?OTR:AAQD")).unwrap();
+    let data = w
+        .into_iter()
+        .find(|p| p.text.starts_with("?OTR:AAQD"))
+        .unwrap();
     net.deliver(data);
-    assert_eq!(net.client(a).conversation(BOB, net.tag(b)).unwrap().stored(), 1);
+    assert_eq!(
+        net.client(a)
+            .conversation(BOB, net.tag(b))
+            .unwrap()
+            .stored(),
+        1
+    );
     net.now += Policy::default().stored_message_secs;
     net.act(a, |c, now, rng| c.tick(now, rng));
-    assert!(has_warning(&net.take_seen(a), |w| *w == Warning::StoredMessagesExpired(1)));
-    assert_eq!(net.client(a).conversation(BOB, net.tag(b)).unwrap().stored(), 0);
+    assert!(has_warning(&net.take_seen(a), |w| *w
+        == Warning::StoredMessagesExpired(1)));
+    assert_eq!(
+        net.client(a)
+            .conversation(BOB, net.tag(b))
+            .unwrap()
+            .stored(),
+        0
+    );
 }
 
 fn smp_updates(events: &[Event]) -> Vec<SmpUpdate> {
@@ -593,7 +707,9 @@ fn smp_success_failure_and_abort_through_the_conversation() {
                 question: Some("favourite colour?".into())
             }]
         );
-        net.act(b, |c, now, rng| c.smp_respond(ALICE, ta, answer.as_bytes(), now, rng));
+        net.act(b, |c, now, rng| {
+            c.smp_respond(ALICE, ta, answer.as_bytes(), now, rng)
+        });
         net.run();
         let sa = smp_updates(&net.take_seen(a));
         let sb = smp_updates(&net.take_seen(b));
@@ -624,7 +740,10 @@ fn smp_success_failure_and_abort_through_the_conversation() {
     net.act(b, |c, now, rng| c.smp_respond(ALICE, ta, b"late", now, rng));
     assert!(net.take_seen(b).iter().any(|e| matches!(
         e,
-        Event::Error { error: ConversationError::Smp(otr4::smp::SmpError::NoPendingRequest), .. }
+        Event::Error {
+            error: ConversationError::Smp(otr4::smp::SmpError::NoPendingRequest),
+            ..
+        }
     )));
     // The conversation still works.
     net.send(b, ALICE, "after SMP");
@@ -644,9 +763,9 @@ fn extra_symmetric_key_is_the_same_on_both_sides() {
         events
             .into_iter()
             .find_map(|e| match e {
-                Event::ExtraSymmetricKey { key, context, data, .. } => {
-                    Some((key.as_bytes().to_vec(), context, data))
-                }
+                Event::ExtraSymmetricKey {
+                    key, context, data, ..
+                } => Some((key.as_bytes().to_vec(), context, data)),
                 _ => None,
             })
             .unwrap()
@@ -674,12 +793,22 @@ fn session_expiry_sends_tlv_1_and_the_peer_goes_finished() {
     // Before the expiry: nothing but maybe a heartbeat.
     net.now += 1800;
     net.act(a, |c, now, rng| c.tick(now, rng));
-    assert!(!net.take_seen(a).iter().any(|e| matches!(e, Event::Disconnected { .. })));
+    assert!(
+        !net.take_seen(a)
+            .iter()
+            .any(|e| matches!(e, Event::Disconnected { .. }))
+    );
     net.take_wire();
     net.now += 3600;
     net.act(a, |c, now, rng| c.tick(now, rng));
     let sa = net.take_seen(a);
-    assert!(sa.iter().any(|e| matches!(e, Event::Disconnected { reason: DisconnectReason::Expired, .. })));
+    assert!(sa.iter().any(|e| matches!(
+        e,
+        Event::Disconnected {
+            reason: DisconnectReason::Expired,
+            ..
+        }
+    )));
     assert_eq!(net.state(a, BOB, b), Some(ConversationState::Finished));
     let wire = net.take_wire();
     assert_eq!(wire.len(), 1);
@@ -693,7 +822,13 @@ fn session_expiry_sends_tlv_1_and_the_peer_goes_finished() {
     // FINISHED: nothing is sent, the user is told.
     net.send(b, ALICE, "anyone?");
     assert!(net.take_wire().is_empty());
-    assert!(net.take_seen(b).iter().any(|e| matches!(e, Event::NotSent { reason: NotSentReason::Finished, .. })));
+    assert!(net.take_seen(b).iter().any(|e| matches!(
+        e,
+        Event::NotSent {
+            reason: NotSentReason::Finished,
+            ..
+        }
+    )));
 }
 
 #[test]
@@ -709,11 +844,19 @@ fn heartbeat_after_a_quiet_period() {
     assert_eq!(wire.len(), 1);
     let d = data_message(&wire[0].text);
     assert_eq!(d.flags, 1);
-    let before = net.client(a).conversation(BOB, net.tag(b)).unwrap().ratchet_id();
+    let before = net
+        .client(a)
+        .conversation(BOB, net.tag(b))
+        .unwrap()
+        .ratchet_id();
     net.wire.extend(wire);
     net.run();
     assert!(net.texts(a).is_empty(), "heartbeats are not displayed");
-    let after = net.client(a).conversation(BOB, net.tag(b)).unwrap().ratchet_id();
+    let after = net
+        .client(a)
+        .conversation(BOB, net.tag(b))
+        .unwrap()
+        .ratchet_id();
     assert!(after > before, "the heartbeat ratcheted");
     // Another tick: nothing received since, no heartbeat.
     net.act(b, |c, now, rng| c.tick(now, rng));
@@ -809,7 +952,10 @@ fn three_devices_of_bob_and_multicasting_to_all_including_our_own() {
         net.send(b, ALICE, &format!("from device {i}"));
         net.run();
     }
-    assert_eq!(net.texts(a), ["from device 0", "from device 1", "from device 2"]);
+    assert_eq!(
+        net.texts(a),
+        ["from device 0", "from device 1", "from device 2"]
+    );
     let mut recent = multicast;
     recent.selection = Selection::RecentReceived;
     net.nodes[a].client.set_policy(recent).unwrap();
@@ -847,19 +993,22 @@ fn ninth_device_is_refused() {
     let sa = net.take_seen(a);
     let refused: Vec<_> = sa
         .iter()
-        .filter(|e| matches!(e, Event::Error { error: ConversationError::TooManyDevices { max: 8, .. }, .. }))
+        .filter(|e| {
+            matches!(
+                e,
+                Event::Error {
+                    error: ConversationError::TooManyDevices { max: 8, .. },
+                    ..
+                }
+            )
+        })
         .collect();
     assert_eq!(refused.len(), 1);
     assert!(net.client(a).conversation(BOB, net.tag(bobs[8])).is_none());
     // Forgetting one frees a slot.
     let first = net.tag(bobs[0]);
     assert!(net.nodes[a].client.forget_instance(BOB, first));
-    let p = net
-        .log
-        .iter()
-        .find(|p| p.from == bobs[8])
-        .unwrap()
-        .clone();
+    let p = net.log.iter().find(|p| p.from == bobs[8]).unwrap().clone();
     net.deliver(p);
     assert_eq!(
         net.state(a, BOB, bobs[8]),
@@ -893,7 +1042,10 @@ fn persistence_round_trip_mid_conversation_rejects_replays() {
     let ssid = net.client(a).conversation(BOB, net.tag(b)).unwrap().ssid();
     net.nodes[a].client = Client::import(&ka, &ea).unwrap();
     net.nodes[b].client = Client::import(&kb, &eb).unwrap();
-    assert_eq!(net.client(a).conversation(BOB, net.tag(b)).unwrap().ssid(), ssid);
+    assert_eq!(
+        net.client(a).conversation(BOB, net.tag(b)).unwrap().ssid(),
+        ssid
+    );
     assert_eq!(net.state(b, ALICE, a), Some(ConversationState::Encrypted));
 
     net.wire.extend(in_flight);
@@ -903,7 +1055,11 @@ fn persistence_round_trip_mid_conversation_rejects_replays() {
     net.deliver(replay);
     assert!(net.texts(b).is_empty());
     net.run();
-    assert!(net.take_seen(a).iter().any(|e| matches!(e, Event::PeerError { .. })));
+    assert!(
+        net.take_seen(a)
+            .iter()
+            .any(|e| matches!(e, Event::PeerError { .. }))
+    );
     // The conversation continues with ratchets on both sides.
     for i in 0..3 {
         net.send(b, ALICE, &format!("after {i}"));
@@ -917,7 +1073,13 @@ fn persistence_round_trip_mid_conversation_rejects_replays() {
 
     // Queued messages survive too.
     let mut net2 = Net::new(21);
-    let c = net2.add(ALICE, Policy { require_encryption: true, ..Policy::default() });
+    let c = net2.add(
+        ALICE,
+        Policy {
+            require_encryption: true,
+            ..Policy::default()
+        },
+    );
     net2.send(c, BOB, "queued across restart");
     let e = net2.nodes[c].client.export(&ka, &mut net2.rng);
     let restored = Client::import(&ka, &e).unwrap();
@@ -961,20 +1123,35 @@ fn standalone_mode_ignores_queries_and_flags_plaintext() {
     net.send(a, BOB, "plain");
     net.run();
     let sb = net.take_seen(b);
-    assert!(sb.iter().any(|e| matches!(e, Event::Received { encrypted: false, .. })));
-    assert!(has_warning(&sb, |w| *w == Warning::Unencrypted || *w == Warning::QueryIgnored));
+    assert!(sb.iter().any(|e| matches!(
+        e,
+        Event::Received {
+            encrypted: false,
+            ..
+        }
+    )));
+    assert!(has_warning(&sb, |w| *w == Warning::Unencrypted
+        || *w == Warning::QueryIgnored));
     // Bob starts with an Identity message; Alice (compatible mode) completes the DAKE.
     net.act(b, |c, now, rng| c.start(ALICE, now, rng));
     net.run();
     assert_eq!(net.state(a, BOB, b), Some(ConversationState::Encrypted));
     assert_eq!(net.state(b, ALICE, a), Some(ConversationState::Encrypted));
     // A plaintext now: warned as unencrypted while encrypted.
-    net.nodes[a].client.set_policy(Policy { send_whitespace_tag: false, ..Policy::default() }).unwrap();
+    net.nodes[a]
+        .client
+        .set_policy(Policy {
+            send_whitespace_tag: false,
+            ..Policy::default()
+        })
+        .unwrap();
     net.send(a, BOB, "plain again");
     // Alice sends encrypted (she is encrypted): force a plaintext through the wire.
     net.wire.clear();
     let now = net.now;
-    let ev = net.nodes[b].client.receive(ALICE, "sneaky plaintext", now, &mut net.rng);
+    let ev = net.nodes[b]
+        .client
+        .receive(ALICE, "sneaky plaintext", now, &mut net.rng);
     assert!(has_warning(&ev, |w| *w == Warning::UnencryptedWhileEncrypted));
 }
 
@@ -998,7 +1175,13 @@ fn interactive_only_rejects_offline_messages() {
     let ev = net.nodes[b].client.receive(ALICE, &text, now, &mut net.rng);
     assert!(has_warning(&ev, |w| *w == Warning::OfflineRejected));
     let ev = net.nodes[s].client.receive(ALICE, &text, now, &mut net.rng);
-    assert!(ev.iter().any(|e| matches!(e, Event::Error { error: ConversationError::NonInteractiveUnsupported, .. })));
+    assert!(ev.iter().any(|e| matches!(
+        e,
+        Event::Error {
+            error: ConversationError::NonInteractiveUnsupported,
+            ..
+        }
+    )));
 }
 
 #[test]
@@ -1012,7 +1195,10 @@ fn messages_for_another_instance_are_discarded_with_a_warning() {
     net.wire.extend(w);
     net.run();
     let sb = net.take_seen(b);
-    assert!(has_warning(&sb, |w| *w == Warning::NotForUs { receiver: InstanceTag(0x999) }));
+    assert!(has_warning(&sb, |w| *w
+        == Warning::NotForUs {
+            receiver: InstanceTag(0x999)
+        }));
     assert!(!sb.iter().any(|e| matches!(e, Event::Error { .. })));
     assert!(net.take_wire().is_empty(), "no error message");
 }
@@ -1021,13 +1207,20 @@ fn messages_for_another_instance_are_discarded_with_a_warning() {
 fn received_error_messages_are_reported_and_never_restart() {
     let (mut net, a, b) = connected(26, Policy::default(), Policy::default());
     let now = net.now;
+    let ev = net.nodes[a].client.receive(
+        BOB,
+        "?OTR Error: ERROR_2: Not in private state message",
+        now,
+        &mut net.rng,
+    );
+    assert_eq!(ev.len(), 1);
+    assert!(
+        matches!(&ev[0], Event::PeerError { code: ErrorCode::NotInPrivateState, text, .. }
+        if text == "Not in private state message")
+    );
     let ev = net.nodes[a]
         .client
-        .receive(BOB, "?OTR Error: ERROR_2: Not in private state message", now, &mut net.rng);
-    assert_eq!(ev.len(), 1);
-    assert!(matches!(&ev[0], Event::PeerError { code: ErrorCode::NotInPrivateState, text, .. }
-        if text == "Not in private state message"));
-    let ev = net.nodes[a].client.receive(BOB, "?OTR Error: ERROR_9: nope", now, &mut net.rng);
+        .receive(BOB, "?OTR Error: ERROR_9: nope", now, &mut net.rng);
     assert!(ev.is_empty(), "unknown codes are ignored");
     assert_eq!(net.state(a, BOB, b), Some(ConversationState::Encrypted));
 }
@@ -1037,13 +1230,23 @@ fn end_sends_tlv_1_and_goes_to_start() {
     let (mut net, a, b) = connected(27, Policy::default(), Policy::default());
     net.act(a, |c, now, rng| c.end(BOB, None, now, rng));
     let sa = net.take_seen(a);
-    assert!(sa.iter().any(|e| matches!(e, Event::Disconnected { reason: DisconnectReason::UserEnded, .. })));
+    assert!(sa.iter().any(|e| matches!(
+        e,
+        Event::Disconnected {
+            reason: DisconnectReason::UserEnded,
+            ..
+        }
+    )));
     assert_eq!(net.state(a, BOB, b), Some(ConversationState::Start));
     let w = net.take_wire();
     assert_eq!(w.len(), 1);
     net.wire.extend(w);
     net.run();
-    assert!(net.take_seen(b).iter().any(|e| matches!(e, Event::Finished { .. })));
+    assert!(
+        net.take_seen(b)
+            .iter()
+            .any(|e| matches!(e, Event::Finished { .. }))
+    );
     assert_eq!(net.state(b, ALICE, a), Some(ConversationState::Finished));
     // From FINISHED, end goes to START.
     net.act(b, |c, now, rng| c.end(ALICE, None, now, rng));

@@ -80,9 +80,7 @@ impl Account {
     ) -> Result<Account, ConversationError> {
         policy.check()?;
         if !instance_tag.is_valid_sender() {
-            return Err(ConversationError::InvalidKeys(
-                "instance tag below 0x100",
-            ));
+            return Err(ConversationError::InvalidKeys("instance tag below 0x100"));
         }
         if let Some(sk) = &forging_secret {
             if sk.public() != forging_public.point() {
@@ -214,7 +212,10 @@ mod tests {
         let p = acct.profile().clone();
         assert!(p.validate(acct.instance_tag(), 1_000).is_ok());
         assert_eq!(p.owner_tag(), acct.instance_tag());
-        assert_eq!(p.expiration(), 1_000 + Policy::default().profile_lifetime_secs);
+        assert_eq!(
+            p.expiration(),
+            1_000 + Policy::default().profile_lifetime_secs
+        );
         assert!(!acct.has_forging_secret());
         // Not yet within the margin: unchanged.
         assert!(!acct.refresh_profile(2_000));

@@ -416,10 +416,8 @@ impl Peer {
                     let conv = self.conv(x);
                     if conv.establish(ctx, out, rng, done, identity) {
                         self.flush_peer_queue(ctx, out, rng, x);
-                        self.untargeted_until = Some(
-                            ctx.now
-                                .saturating_add(ctx.account.policy.dake_timeout_secs),
-                        );
+                        self.untargeted_until =
+                            Some(ctx.now.saturating_add(ctx.account.policy.dake_timeout_secs));
                     }
                 }
                 Err(rejected) => {
@@ -728,10 +726,13 @@ impl Peer {
         let policy = ctx.account.policy;
         self.reassembler.expire(u64::try_from(ctx.now).unwrap_or(0));
         let timed_out = |t: i64| {
-            policy.dake_timeout_secs > 0
-                && ctx.now.saturating_sub(t) >= policy.dake_timeout_secs
+            policy.dake_timeout_secs > 0 && ctx.now.saturating_sub(t) >= policy.dake_timeout_secs
         };
-        if self.pending.as_ref().is_some_and(|p| timed_out(p.started_at)) {
+        if self
+            .pending
+            .as_ref()
+            .is_some_and(|p| timed_out(p.started_at))
+        {
             self.pending = None;
             ctx.warn(out, None, Warning::DakeTimedOut);
         }
@@ -981,7 +982,9 @@ impl Client {
         rng: &mut R,
     ) -> Vec<Event> {
         let mut out = Vec::new();
-        with_peer(self, peer, now, |p, ctx, _| p.end(ctx, &mut out, rng, instance));
+        with_peer(self, peer, now, |p, ctx, _| {
+            p.end(ctx, &mut out, rng, instance)
+        });
         out
     }
 

@@ -306,9 +306,7 @@ impl Conversation {
     pub(crate) fn live(&self) -> Option<&Session> {
         match &self.phase {
             Phase::Encrypted(s) => Some(s),
-            Phase::WaitingAuthR { live, .. } | Phase::WaitingAuthI { live, .. } => {
-                live.as_deref()
-            }
+            Phase::WaitingAuthR { live, .. } | Phase::WaitingAuthI { live, .. } => live.as_deref(),
             Phase::Start | Phase::Finished => None,
         }
     }
@@ -775,11 +773,7 @@ impl Conversation {
                 if ignore_unreadable {
                     return ctx.warn(out, Some(tag), Warning::IgnoredUnreadable);
                 }
-                ctx.send_text(
-                    out,
-                    Some(tag),
-                    build_error(ErrorCode::UnreadableMessage),
-                );
+                ctx.send_text(out, Some(tag), build_error(ErrorCode::UnreadableMessage));
                 ctx.error(out, Some(tag), ConversationError::Unreadable(e));
             }
             None => {

@@ -152,7 +152,8 @@ fn seal<R: rand_core::CryptoRng + ?Sized>(
     w.into_bytes()
 }
 
-/// Checks the envelope and the tag, then decrypts.
+/// Checks the magic and version, then the tag over everything before it (so any other
+/// modification is [`PersistError::Authentication`]), then parses and decrypts.
 fn open(
     magic: [u8; 8],
     key: &[u8; PERSIST_KEY_LEN],
@@ -167,20 +168,25 @@ fn open(
         return Err(PersistError::UnsupportedVersion(version));
     }
     let salt: [u8; SALT_LEN] = r.array("export salt")?;
-    let ct = r.data("export ciphertext")?;
-    let authenticated_len = bytes.len().saturating_sub(r.remaining());
-    let tag: [u8; TAG_LEN] = r.array("export tag")?;
-    r.finish()?;
-    let authenticated = bytes
-        .get(..authenticated_len)
-        .ok_or(PersistError::Invalid("export length"))?;
+    let (authenticated, tag) = bytes
+        .len()
+        .checked_sub(TAG_LEN)
+        .and_then(|n| bytes.split_at_checked(n))
+        .filter(|(a, _)| a.len() >= 8 + 2 + SALT_LEN)
+        .ok_or(PersistError::Malformed(DecodeError::Truncated {
+            what: "export tag",
+        }))?;
     let mut mac_key = Zeroizing::new([0u8; 64]);
     derive(USAGE_MAC_KEY, &[key, &salt], mac_key.as_mut());
     let mut expected = [0u8; TAG_LEN];
     derive(USAGE_TAG, &[mac_key.as_ref(), authenticated], &mut expected);
-    if !ct_eq(&expected, &tag) {
+    if !ct_eq(&expected, tag) {
         return Err(PersistError::Authentication);
     }
+    let mut r = Reader::new(authenticated);
+    r.take(8 + 2 + SALT_LEN, "export header")?;
+    let ct = r.data("export ciphertext")?;
+    r.finish()?;
     let mut enc_key = Zeroizing::new([0u8; chacha::KEY_LEN]);
     derive(USAGE_ENC_KEY, &[key, &salt], enc_key.as_mut());
     let mut pt = ct.to_vec();
@@ -368,7 +374,9 @@ fn read_account(r: &mut Reader<'_>) -> Result<Account, PersistError> {
         || profile.forging_key() != &forging_public
         || profile.owner_tag() != instance_tag
     {
-        return Err(PersistError::Invalid("client profile does not match the keys"));
+        return Err(PersistError::Invalid(
+            "client profile does not match the keys",
+        ));
     }
     if profile.validate(instance_tag, i64::MIN).is_err() {
         return Err(PersistError::Invalid("client profile signature"));
@@ -476,7 +484,8 @@ fn read_session(
         return Err(PersistError::Invalid("session instance tags"));
     }
     let their_profile = ClientProfile::decode(r.data("peer profile")?)?;
-    if their_profile.owner_tag() != their_tag || their_profile.validate(their_tag, i64::MIN).is_err()
+    if their_profile.owner_tag() != their_tag
+        || their_profile.validate(their_tag, i64::MIN).is_err()
     {
         return Err(PersistError::Invalid("peer profile"));
     }
@@ -524,7 +533,10 @@ fn write_conversation(w: &mut Writer, c: &Conversation) {
     }
 }
 
-fn read_conversation(r: &mut Reader<'_>, our_tag: InstanceTag) -> Result<Conversation, PersistError> {
+fn read_conversation(
+    r: &mut Reader<'_>,
+    our_tag: InstanceTag,
+) -> Result<Conversation, PersistError> {
     let their_tag = read_tag(r, "conversation tag")?;
     let state = r.u8("conversation state")?;
     let last_sent = read_opt_i64(r, "last sent")?;
@@ -667,10 +679,10 @@ mod tests {
         }
         let mut long = sealed.clone();
         long.push(0);
-        assert!(matches!(
-            open(CLIENT_MAGIC, &key, &long),
-            Err(PersistError::Malformed(_))
-        ));
+        assert_eq!(
+            open(CLIENT_MAGIC, &key, &long).unwrap_err(),
+            PersistError::Authentication
+        );
         // Two exports of the same contents differ (fresh salt).
         let again = seal(CLIENT_MAGIC, &key, b"hello contents", &mut rng);
         assert_ne!(sealed, again);

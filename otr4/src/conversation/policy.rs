@@ -232,7 +232,10 @@ mod tests {
             versions: Versions::V3_AND_V4,
             ..Policy::standalone()
         };
-        assert!(matches!(v3.check(), Err(ConversationError::InvalidPolicy(_))));
+        assert!(matches!(
+            v3.check(),
+            Err(ConversationError::InvalidPolicy(_))
+        ));
         let plain = Policy {
             require_encryption: false,
             ..Policy::interactive_only()

@@ -127,13 +127,8 @@ impl Session {
             SecretBytes::new(encode_plaintext(text, tlvs).map_err(ConversationError::Encoding)?);
         let new_key = self.ratchet.needs_sending_ratchet();
         let enc = if reveal_all {
-            self.ratchet.encrypt_revealing_all(
-                self.our_tag,
-                self.their_tag,
-                flags,
-                &plaintext,
-                rng,
-            )
+            self.ratchet
+                .encrypt_revealing_all(self.our_tag, self.their_tag, flags, &plaintext, rng)
         } else {
             self.ratchet
                 .encrypt(self.our_tag, self.their_tag, flags, &plaintext, rng)
