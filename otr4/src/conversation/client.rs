@@ -484,9 +484,8 @@ impl Peer {
         }
         match self.conversations.get_mut(&x) {
             Some(conv) => conv.receive_data(ctx, out, rng, m, false),
-            None if m.flags & FLAG_IGNORE_UNREADABLE != 0 => {
-                ctx.warn(out, Some(x), Warning::IgnoredUnreadable);
-            }
+            // IGNORE_UNREADABLE: no error message and no notification.
+            None if m.flags & FLAG_IGNORE_UNREADABLE != 0 => {}
             None => {
                 ctx.send_text(out, Some(x), build_error(ErrorCode::NotInPrivateState));
                 ctx.error(out, Some(x), ConversationError::NotInPrivateState);

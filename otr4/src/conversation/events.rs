@@ -231,8 +231,6 @@ pub enum Warning {
     /// An Identity message of a DAKE that already completed arrived again; it was
     /// ignored and the live session continues.
     ReplayedIdentity,
-    /// An unreadable data message with `IGNORE_UNREADABLE` was dropped silently.
-    IgnoredUnreadable,
     /// A fragment was discarded (malformed, duplicate, inconsistent, …).
     FragmentDiscarded(FragmentError),
     /// Stored early data messages expired before the DAKE completed.

@@ -767,21 +767,17 @@ impl Conversation {
             }
             Some(Err(_)) | None if storable => self.store(ctx, out, msg),
             Some(Err(e)) => {
-                if from_storage {
+                // IGNORE_UNREADABLE: "ignore it instead of producing an error or a
+                // notification to the participant".
+                if from_storage || ignore_unreadable {
                     return;
-                }
-                if ignore_unreadable {
-                    return ctx.warn(out, Some(tag), Warning::IgnoredUnreadable);
                 }
                 ctx.send_text(out, Some(tag), build_error(ErrorCode::UnreadableMessage));
                 ctx.error(out, Some(tag), ConversationError::Unreadable(e));
             }
             None => {
-                if from_storage {
+                if from_storage || ignore_unreadable {
                     return;
-                }
-                if ignore_unreadable {
-                    return ctx.warn(out, Some(tag), Warning::IgnoredUnreadable);
                 }
                 ctx.send_text(out, Some(tag), build_error(ErrorCode::NotInPrivateState));
                 ctx.error(out, Some(tag), ConversationError::NotInPrivateState);
