@@ -449,7 +449,11 @@ impl Conversation {
                 }
             }
             // A retransmission (answered with the same Auth-R) or a new DAKE.
-            Phase::WaitingAuthI { dake, live, .. } => {
+            Phase::WaitingAuthI {
+                dake,
+                live,
+                identity: answered,
+            } => {
                 match dake.receive_identity(rng, &local, msg, ctx.now) {
                     Ok((dake, auth_r)) => {
                         self.phase = Phase::WaitingAuthI {
@@ -464,7 +468,7 @@ impl Conversation {
                         self.phase = Phase::WaitingAuthI {
                             dake,
                             live,
-                            identity: digest,
+                            identity: answered,
                         };
                         ctx.warn(out, tag, Warning::DakeMessageIgnored(e));
                     }
