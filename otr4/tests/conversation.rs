@@ -1294,3 +1294,74 @@ fn simultaneous_start_resolves_to_one_dake() {
         assert_eq!(net.texts(a), ["works"]);
     }
 }
+
+mod never_panics {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+
+        #[test]
+        fn receive_of_arbitrary_text(text in ".{0,300}", bytes in proptest::collection::vec(any::<u8>(), 0..400)) {
+            let mut rng = StdRng::seed_from_u64(1);
+            let account = Account::generate(&mut rng, Policy::default(), T0).unwrap();
+            let mut c = Client::new(account, ALICE);
+            let _ = c.receive(BOB, &text, T0, &mut rng);
+            let _ = c.receive(BOB, &encode_otr(&bytes), T0, &mut rng);
+            let frag = format!("?OTR|00000001|00000100|00000000,1,2,{text},");
+            let _ = c.receive(BOB, &frag, T0, &mut rng);
+        }
+
+        #[test]
+        fn import_of_arbitrary_bytes(bytes in proptest::collection::vec(any::<u8>(), 0..300)) {
+            prop_assert!(Client::import(&[0u8; 32], &bytes).is_err());
+            prop_assert!(Account::import(&[0u8; 32], &bytes).is_err());
+        }
+    }
+}
+
+#[test]
+fn mutated_messages_never_break_the_session() {
+    use rand::RngExt;
+    let (mut net, a, b) = connected(40, Policy::default(), Policy::default());
+    net.send(a, BOB, "original");
+    let original = net.take_wire().remove(0);
+    let bytes = decode_otr(&original.text).unwrap();
+    let dake_msgs: Vec<Vec<u8>> = net
+        .log
+        .iter()
+        .filter(|p| p.text.starts_with("?OTR:") && !p.text.starts_with("?OTR:AAQD"))
+        .map(|p| decode_otr(&p.text).unwrap())
+        .collect();
+    let mut mrng = StdRng::seed_from_u64(41);
+    for round in 0..150 {
+        let mut m = if round % 3 == 0 {
+            dake_msgs[round % dake_msgs.len()].clone()
+        } else {
+            bytes.clone()
+        };
+        let i = mrng.random_range(0..m.len());
+        m[i] ^= 1 << mrng.random_range(0..8);
+        let now = net.now;
+        let _ = net.nodes[b]
+            .client
+            .receive(ALICE, &encode_otr(&m), now, &mut net.rng);
+    }
+    net.wire.clear();
+    net.take_seen(b);
+    // A mutated DAKE message may still be valid and start a new DAKE: the live session
+    // must survive whatever happened.
+    let ta = net.tag(a);
+    assert!(
+        net.client(b)
+            .conversation(ALICE, ta)
+            .unwrap()
+            .is_encrypted()
+    );
+    net.deliver(original);
+    assert_eq!(net.texts(b), ["original"]);
+    net.send(b, ALICE, "and back");
+    net.run();
+    assert_eq!(net.texts(a), ["and back"]);
+}
