@@ -453,27 +453,25 @@ impl Conversation {
                 dake,
                 live,
                 identity: answered,
-            } => {
-                match dake.receive_identity(rng, &local, msg, ctx.now) {
-                    Ok((dake, auth_r)) => {
-                        self.phase = Phase::WaitingAuthI {
-                            dake,
-                            live,
-                            identity: digest,
-                        };
-                        ctx.send_encoded(out, self.their_tag, &auth_r.encode(), rng);
-                    }
-                    Err(rejected) => {
-                        let (dake, e) = rejected.into_parts();
-                        self.phase = Phase::WaitingAuthI {
-                            dake,
-                            live,
-                            identity: answered,
-                        };
-                        ctx.warn(out, tag, Warning::DakeMessageIgnored(e));
-                    }
+            } => match dake.receive_identity(rng, &local, msg, ctx.now) {
+                Ok((dake, auth_r)) => {
+                    self.phase = Phase::WaitingAuthI {
+                        dake,
+                        live,
+                        identity: digest,
+                    };
+                    ctx.send_encoded(out, self.their_tag, &auth_r.encode(), rng);
                 }
-            }
+                Err(rejected) => {
+                    let (dake, e) = rejected.into_parts();
+                    self.phase = Phase::WaitingAuthI {
+                        dake,
+                        live,
+                        identity: answered,
+                    };
+                    ctx.warn(out, tag, Warning::DakeMessageIgnored(e));
+                }
+            },
         }
     }
 
