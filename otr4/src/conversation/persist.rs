@@ -399,7 +399,7 @@ impl Account {
         key: &[u8; PERSIST_KEY_LEN],
         rng: &mut R,
     ) -> Vec<u8> {
-        let mut w = Writer::new();
+        let mut w = Writer::with_capacity(account_len(self));
         write_account(&mut w, self);
         let contents = SecretBytes::new(w.into_bytes());
         seal(ACCOUNT_MAGIC, key, &contents, rng)
@@ -451,9 +451,8 @@ fn read_queue(r: &mut Reader<'_>) -> Result<Vec<Queued>, PersistError> {
     Ok(out)
 }
 
-fn write_session(w: &mut Writer, s: &Session) {
-    let ratchet = s.ratchet.export();
-    w.data(&ratchet);
+fn write_session(w: &mut Writer, s: &Session, ratchet: &[u8]) {
+    w.data(ratchet);
     w.bytes(&s.ssid.0);
     w.u8(match s.role {
         Role::Bob => 0,
@@ -510,7 +509,7 @@ fn read_session(
     })
 }
 
-fn write_conversation(w: &mut Writer, c: &Conversation) {
+fn write_conversation(w: &mut Writer, c: &Conversation, ratchet: Option<&SecretBytes>) {
     w.u32(c.their_tag.0);
     let live = c.live();
     let state = if live.is_some() {
@@ -528,8 +527,8 @@ fn write_conversation(w: &mut Writer, c: &Conversation) {
         w.bytes(d);
     }
     write_queue(w, &c.queue);
-    if let Some(s) = live {
-        write_session(w, s);
+    if let (Some(s), Some(r)) = (live, ratchet) {
+        write_session(w, s, r);
     }
 }
 
@@ -566,6 +565,43 @@ fn read_conversation(
     ))
 }
 
+/// Bytes of the encoded policy.
+const POLICY_LEN: usize = 4 + 4 + 3 * 8 + 2 * 4 + 4 * 8;
+
+fn account_len(a: &Account) -> usize {
+    let forging_secret = a.forging_secret.as_ref().map_or(0, |_| SYMMETRIC_KEY_LEN);
+    2 * SYMMETRIC_KEY_LEN + 1 + forging_secret + 4 + 4 + a.profile.serialize().len() + POLICY_LEN
+}
+
+fn queue_len(q: &[Queued]) -> usize {
+    4 + q
+        .iter()
+        .map(|m| 8 + m.text.len() + m.tlvs.iter().map(|t| 6 + t.value.len()).sum::<usize>())
+        .sum::<usize>()
+}
+
+fn conversation_len(c: &Conversation, ratchet_len: usize) -> usize {
+    let session = c.live().map_or(0, |s| {
+        4 + ratchet_len
+            + 8
+            + 1
+            + 8
+            + 4
+            + s.their_profile.serialize().len()
+            + IDENTITY_DIGEST_LEN
+            + 16
+            + 1
+            + 9
+    });
+    4 + 1
+        + 9
+        + 9
+        + 4
+        + IDENTITY_DIGEST_LEN * c.seen_identities.len()
+        + queue_len(&c.queue)
+        + session
+}
+
 impl Client {
     /// Exports the whole client (the account, our bare JID, every peer and conversation,
     /// encrypted sessions with their double ratchets, queued messages) encrypted and
@@ -575,21 +611,46 @@ impl Client {
         key: &[u8; PERSIST_KEY_LEN],
         rng: &mut R,
     ) -> Vec<u8> {
-        let mut w = Writer::new();
+        let (contents, _) = self.export_contents();
+        seal(CLIENT_MAGIC, key, &contents, rng)
+    }
+
+    /// The plaintext contents and the length they were allocated for.
+    fn export_contents(&self) -> (SecretBytes, usize) {
+        // Export every ratchet first, so the output buffer can be allocated once at its
+        // final size and never reallocates (which would leave copies of secrets behind).
+        let ratchets: Vec<Option<SecretBytes>> = self
+            .peers
+            .values()
+            .flat_map(|p| p.conversations.values())
+            .map(|c| c.live().map(|s| s.ratchet.export()))
+            .collect();
+        let mut len = account_len(&self.account) + 4 + self.own_jid.len() + 4;
+        let mut convs = self.peers.values().flat_map(|p| p.conversations.values());
+        for p in self.peers.values() {
+            len += 4 + p.jid.len() + 1 + queue_len(&p.queue) + 4;
+        }
+        for r in &ratchets {
+            if let Some(c) = convs.next() {
+                len += conversation_len(c, r.as_ref().map_or(0, |r| r.len()));
+            }
+        }
+        let mut w = Writer::with_capacity(len);
         write_account(&mut w, &self.account);
         w.data(self.own_jid.as_bytes());
         w.u32(u32_of(self.peers.len()));
+        let mut ratchets = ratchets.iter();
         for p in self.peers.values() {
             w.data(p.jid.as_bytes());
             w.u8(u8::from(p.whitespace_tag));
             write_queue(&mut w, &p.queue);
             w.u32(u32_of(p.conversations.len()));
             for c in p.conversations.values() {
-                write_conversation(&mut w, c);
+                let r = ratchets.next().and_then(Option::as_ref);
+                write_conversation(&mut w, c, r);
             }
         }
-        let contents = SecretBytes::new(w.into_bytes());
-        seal(CLIENT_MAGIC, key, &contents, rng)
+        (SecretBytes::new(w.into_bytes()), len)
     }
 
     /// Imports [`Client::export`]'s bytes: checks the tag (a wrong key gives
@@ -686,6 +747,74 @@ mod tests {
         // Two exports of the same contents differ (fresh salt).
         let again = seal(CLIENT_MAGIC, &key, b"hello contents", &mut rng);
         assert_ne!(sealed, again);
+    }
+
+    #[test]
+    fn precomputed_lengths_are_exact() {
+        let mut rng = StdRng::seed_from_u64(6);
+        let a = Account::generate(&mut rng, Policy::default(), 0).unwrap();
+        let mut w = Writer::new();
+        write_account(&mut w, &a);
+        assert_eq!(w.as_bytes().len(), account_len(&a));
+        let mut w = Writer::new();
+        write_policy(&mut w, &Policy::standalone());
+        assert_eq!(w.as_bytes().len(), POLICY_LEN);
+        let q = [Queued {
+            text: String::from("hey"),
+            tlvs: alloc::vec![Tlv::padding(5), Tlv::disconnected()],
+        }];
+        let mut w = Writer::new();
+        write_queue(&mut w, &q);
+        assert_eq!(w.as_bytes().len(), queue_len(&q));
+        let c = Conversation::restore(
+            InstanceTag(0x100),
+            Phase::Finished,
+            Vec::new(),
+            alloc::vec![[1u8; 32]],
+            Some(1),
+            None,
+        );
+        let mut w = Writer::new();
+        write_conversation(&mut w, &c, None);
+        assert_eq!(w.as_bytes().len(), conversation_len(&c, 0));
+    }
+
+    #[test]
+    fn client_export_is_allocated_at_its_exact_size() {
+        let mut rng = StdRng::seed_from_u64(10);
+        let mk = |rng: &mut StdRng, jid| {
+            Client::new(Account::generate(rng, Policy::default(), 0).unwrap(), jid)
+        };
+        let (mut a, mut b) = (mk(&mut rng, "a@x"), mk(&mut rng, "b@x"));
+        let mut wire: Vec<(bool, String)> = Vec::new();
+        let push = |ev: Vec<super::super::Event>, to_b: bool, wire: &mut Vec<(bool, String)>| {
+            for e in ev {
+                if let super::super::Event::Send { text, .. } = e {
+                    wire.push((to_b, text));
+                }
+            }
+        };
+        push(a.start("b@x", 0, &mut rng), true, &mut wire);
+        push(a.send("b@x", "queued?", &[], 0, &mut rng), true, &mut wire);
+        while let Some((to_b, text)) = wire.pop() {
+            if to_b {
+                let ev = b.receive("a@x", &text, 0, &mut rng);
+                push(ev, false, &mut wire);
+            } else {
+                let ev = a.receive("b@x", &text, 0, &mut rng);
+                push(ev, true, &mut wire);
+            }
+        }
+        assert!(
+            a.peers["b@x"]
+                .conversations
+                .values()
+                .all(|c| c.is_encrypted())
+        );
+        for c in [&a, &b] {
+            let (contents, len) = c.export_contents();
+            assert_eq!(contents.len(), len);
+        }
     }
 
     #[test]
