@@ -14,8 +14,9 @@
 //! with `enc_key = KDF(0x01 || key || salt, 32)` and `mac_key = KDF(0x02 || key || salt,
 //! 64)`, where `KDF(u || x, n) = SHAKE-256("otr4-persistence" || u || x, n)` (otr4's KDF
 //! construction with its own domain) and `key` the caller's 32-byte key. Encrypt-then-MAC:
-//! the tag is checked in constant time before anything is decrypted or parsed; a wrong key
-//! gives [`PersistError::Authentication`].
+//! after the magic and version, the tag is checked in constant time over every byte before
+//! it, before anything else is parsed or decrypted; a wrong key, or any modification, gives
+//! [`PersistError::Authentication`].
 //!
 //! The contents use the OTRv4 encodings (SHORT/INT big-endian, DATA = INT length + bytes,
 //! "opt" = BYTE 0/1 then the value if 1):
