@@ -9,6 +9,8 @@
 //! - [`wire`]: the byte codec and every OTRv4 and prekey-server message, the `?OTR:`
 //!   encoding, fragments, query messages, whitespace tags, TLVs and error messages.
 //! - [`profile`]: Client Profiles and Prekey Profiles: build, sign, parse, validate.
+//! - [`prekey`]: the prekey-server protocol (both sides), batch proofs, the client's prekey
+//!   store and Prekey Ensemble validation.
 #![no_std]
 #![forbid(unsafe_code)]
 #![cfg_attr(
@@ -27,6 +29,7 @@ extern crate std;
 
 pub mod crypto;
 pub mod instance_tag;
+pub mod prekey;
 pub mod profile;
 pub mod smp;
 pub mod wire;
