@@ -296,7 +296,7 @@ impl PrekeyStore {
             let s = self
                 .current_shared_prekey()
                 .ok_or(PrekeyError::BadRequest("no prekey profile"))?;
-            items.prekey_profile = Some((s.profile.clone(), s.key.clone()));
+            items.prekey_profile = Some(alloc::boxed::Box::new((s.profile.clone(), s.key.clone())));
         }
         Ok(items)
     }

@@ -22,6 +22,8 @@ pub mod memory;
 pub mod proofs;
 pub mod refill;
 pub mod server;
+#[cfg(test)]
+mod tests;
 
 use crate::crypto::CryptoError;
 use crate::instance_tag::InstanceTag;
