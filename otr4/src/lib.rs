@@ -9,6 +9,9 @@
 //! - [`wire`]: the byte codec and every OTRv4 and prekey-server message, the `?OTR:`
 //!   encoding, fragments, query messages, whitespace tags, TLVs and error messages.
 //! - [`profile`]: Client Profiles and Prekey Profiles: build, sign, parse, validate.
+//! - [`dake`]: the interactive DAKE (DAKEZ) as typestates, `phi`, `K` and the SSID.
+//! - [`ratchet`]: the mixed double ratchet that encrypts and decrypts Data Messages.
+//! - [`smp`]: the Socialist Millionaires Protocol over Ed448 (TLVs 2–6).
 //! - [`prekey`]: the prekey-server protocol (both sides), batch proofs, the client's prekey
 //!   store and Prekey Ensemble validation.
 #![no_std]
@@ -28,9 +31,11 @@ extern crate alloc;
 extern crate std;
 
 pub mod crypto;
+pub mod dake;
 pub mod instance_tag;
 pub mod prekey;
 pub mod profile;
+pub mod ratchet;
 pub mod smp;
 pub mod wire;
 
