@@ -476,6 +476,11 @@ impl ValidatedEnsemble {
         self.client_profile.profile()
     }
 
+    /// The Client Profile with its validation proof.
+    pub fn validated_client_profile(&self) -> &ValidatedClientProfile {
+        &self.client_profile
+    }
+
     /// The validated Prekey Profile.
     pub fn prekey_profile(&self) -> &PrekeyProfile {
         self.prekey_profile.profile()
