@@ -681,6 +681,8 @@ struct Run {
     outputs: Outputs,
     /// Each message's plaintext as the receiver decrypted it.
     decrypted: Vec<Vec<u8>>,
+    /// Both ratchets' [`DoubleRatchet::export`] after initialisation and after each message.
+    exports: Vec<Vec<u8>>,
 }
 
 fn replay_step<T>(
@@ -765,6 +767,7 @@ fn run_otr4(inp: &Inputs) -> Result<Run, String> {
             .map_err(rerr)
     })?;
     let mut decrypted = Vec::new();
+    let mut exports = vec![bob_dr.export().to_vec(), alice_dr.export().to_vec()];
     for (m, msg) in inp.messages.iter().enumerate() {
         let (s, r): (&mut DoubleRatchet, &mut DoubleRatchet) = match msg.sender {
             Who::Alice => (&mut alice_dr, &mut bob_dr),
@@ -797,10 +800,13 @@ fn run_otr4(inp: &Inputs) -> Result<Run, String> {
             ));
         }
         decrypted.push(d.plaintext.to_vec());
+        exports.push(s.export().to_vec());
+        exports.push(r.export().to_vec());
     }
     Ok(Run {
         outputs: o,
         decrypted,
+        exports,
     })
 }
 
@@ -969,6 +975,13 @@ pub fn check(v: &Vector) -> Result<(), String> {
         }
     }
     Ok(())
+}
+
+/// The double-ratchet states of a transcript ([`DoubleRatchet::export`] of both parties
+/// after initialisation and after each message), as seeds for the `ratchet_import` fuzz
+/// target.
+pub fn ratchet_exports(v: &Vector) -> Result<Vec<Vec<u8>>, String> {
+    Ok(run_otr4(&Inputs::from_vector(v)?)?.exports)
 }
 
 /// Compares computed outputs with the stored ones: every computed value must be stored and

@@ -9,7 +9,7 @@ use rand_core::Rng;
 use std::path::Path;
 
 mod chacha20;
-mod dake_transcript;
+pub mod dake_transcript;
 mod dh3072;
 mod ecdh;
 mod eddsa;
