@@ -28,6 +28,7 @@ extern crate alloc;
 #[cfg(feature = "std")]
 extern crate std;
 
+pub mod conversation;
 pub mod crypto;
 pub mod dake;
 pub mod instance_tag;
@@ -36,4 +37,5 @@ pub mod ratchet;
 pub mod smp;
 pub mod wire;
 
+pub use conversation::{Account, Client, Event, Policy};
 pub use instance_tag::InstanceTag;

@@ -1,0 +1,257 @@
+//! The local account (otrv4.md §"Public keys, Shared Prekeys, Forging keys and
+//! Fingerprints", §"Client Profile"): long-term and forging keys, instance tag, profile, policy.
+
+use core::fmt;
+
+use crate::InstanceTag;
+use crate::crypto::ed448::KeyPair;
+use crate::crypto::fingerprint::Fingerprint;
+use crate::crypto::keys::{Ed448PublicKey, ForgingPublicKey, generate_forging_point};
+use crate::profile::client::ClientProfile;
+
+use super::{ConversationError, Policy};
+
+/// The version string of our Client Profile: only "4" (OTRv3 is not implemented, and the
+/// standalone modes only allow "4"; modes/otrv4-standalone-mode.md, "Creating a Client
+/// Profile").
+pub const PROFILE_VERSIONS: &[u8] = b"4";
+
+/// One OTRv4 identity on one device: the long-term key pair `(sk_h, H)`, the forging key
+/// `F` (and its secret, if kept), the instance tag, the Client Profile (re-signed from
+/// `now` before it expires) and the [`Policy`].
+///
+/// Secrets zeroize on drop; `Debug` prints public values only.
+pub struct Account {
+    pub(crate) long_term: KeyPair,
+    pub(crate) forging_public: ForgingPublicKey,
+    pub(crate) forging_secret: Option<KeyPair>,
+    pub(crate) instance_tag: InstanceTag,
+    pub(crate) profile: ClientProfile,
+    pub(crate) policy: Policy,
+}
+
+impl fmt::Debug for Account {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Account")
+            .field("instance_tag", &self.instance_tag)
+            .field("fingerprint", &self.fingerprint())
+            .field("profile_expiration", &self.profile.expiration())
+            .field("policy", &self.policy)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Account {
+    /// A new account: a fresh long-term key pair, a forging key generated directly as a
+    /// random point (no secret is ever known; otrv4.md §"Public keys, Shared Prekeys,
+    /// Forging keys and Fingerprints", first method), a random instance tag, and a Client
+    /// Profile valid from `now` for `policy.profile_lifetime_secs`. Fails if the policy is
+    /// inconsistent ([`Policy::check`]).
+    pub fn generate<R: rand_core::CryptoRng + ?Sized>(
+        rng: &mut R,
+        policy: Policy,
+        now: i64,
+    ) -> Result<Account, ConversationError> {
+        policy.check()?;
+        let long_term = KeyPair::generate(rng);
+        let forging_public = generate_forging_point(rng);
+        let instance_tag = InstanceTag::random(rng);
+        Ok(Account::assemble(
+            long_term,
+            forging_public,
+            None,
+            instance_tag,
+            policy,
+            now,
+        ))
+    }
+
+    /// An account from existing keys. `forging_secret`, if given, must be the key pair of
+    /// `forging_public` (otrv4.md §"Forger Keys": a client may keep it to forge
+    /// transcripts). Fails on an invalid instance tag, a mismatching forging secret, a
+    /// forging key equal to the long-term key, or an inconsistent policy.
+    pub fn from_keys(
+        long_term: KeyPair,
+        forging_public: ForgingPublicKey,
+        forging_secret: Option<KeyPair>,
+        instance_tag: InstanceTag,
+        policy: Policy,
+        now: i64,
+    ) -> Result<Account, ConversationError> {
+        policy.check()?;
+        if !instance_tag.is_valid_sender() {
+            return Err(ConversationError::InvalidKeys("instance tag below 0x100"));
+        }
+        if let Some(sk) = &forging_secret {
+            if sk.public() != forging_public.point() {
+                return Err(ConversationError::InvalidKeys(
+                    "forging secret does not match the forging key",
+                ));
+            }
+        }
+        if long_term.public() == forging_public.point() {
+            return Err(ConversationError::InvalidKeys(
+                "forging key equals the long-term key",
+            ));
+        }
+        Ok(Account::assemble(
+            long_term,
+            forging_public,
+            forging_secret,
+            instance_tag,
+            policy,
+            now,
+        ))
+    }
+
+    pub(crate) fn assemble(
+        long_term: KeyPair,
+        forging_public: ForgingPublicKey,
+        forging_secret: Option<KeyPair>,
+        instance_tag: InstanceTag,
+        policy: Policy,
+        now: i64,
+    ) -> Account {
+        let profile = sign_profile(
+            &long_term,
+            &forging_public,
+            instance_tag,
+            now.saturating_add(policy.profile_lifetime_secs),
+        );
+        Account {
+            long_term,
+            forging_public,
+            forging_secret,
+            instance_tag,
+            profile,
+            policy,
+        }
+    }
+
+    /// Our instance tag.
+    pub fn instance_tag(&self) -> InstanceTag {
+        self.instance_tag
+    }
+
+    /// Our long-term public key `H`.
+    pub fn public_key(&self) -> Ed448PublicKey {
+        Ed448PublicKey(*self.long_term.public())
+    }
+
+    /// Our forging public key `F`.
+    pub fn forging_key(&self) -> &ForgingPublicKey {
+        &self.forging_public
+    }
+
+    /// Whether the forging secret is kept.
+    pub fn has_forging_secret(&self) -> bool {
+        self.forging_secret.is_some()
+    }
+
+    /// Our fingerprint over `H` and `F`.
+    pub fn fingerprint(&self) -> Fingerprint {
+        Fingerprint::otrv4(&self.public_key(), &self.forging_public)
+    }
+
+    /// Our current Client Profile.
+    pub fn profile(&self) -> &ClientProfile {
+        &self.profile
+    }
+
+    /// The policy.
+    pub fn policy(&self) -> &Policy {
+        &self.policy
+    }
+
+    /// Replaces the policy after checking it.
+    pub fn set_policy(&mut self, policy: Policy) -> Result<(), ConversationError> {
+        policy.check()?;
+        self.policy = policy;
+        Ok(())
+    }
+
+    /// Re-signs the Client Profile if it expires within `policy.profile_renew_margin_secs`
+    /// of `now` (otrv4.md §"Client Profile Expiration and Renewal"); returns whether it did.
+    pub fn refresh_profile(&mut self, now: i64) -> bool {
+        let renew_at = self
+            .profile
+            .expiration()
+            .saturating_sub(self.policy.profile_renew_margin_secs);
+        if now < renew_at {
+            return false;
+        }
+        self.profile = sign_profile(
+            &self.long_term,
+            &self.forging_public,
+            self.instance_tag,
+            now.saturating_add(self.policy.profile_lifetime_secs),
+        );
+        true
+    }
+}
+
+fn sign_profile(
+    long_term: &KeyPair,
+    forging: &ForgingPublicKey,
+    tag: InstanceTag,
+    expiration: i64,
+) -> ClientProfile {
+    ClientProfile::build_and_sign(tag, long_term, forging, PROFILE_VERSIONS, expiration)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::SeedableRng;
+    use rand::rngs::StdRng;
+
+    #[test]
+    fn generated_account_has_a_valid_profile_that_is_renewed() {
+        let mut rng = StdRng::seed_from_u64(7);
+        let mut acct = Account::generate(&mut rng, Policy::default(), 1_000).unwrap();
+        let p = acct.profile().clone();
+        assert!(p.validate(acct.instance_tag(), 1_000).is_ok());
+        assert_eq!(p.owner_tag(), acct.instance_tag());
+        assert_eq!(
+            p.expiration(),
+            1_000 + Policy::default().profile_lifetime_secs
+        );
+        assert!(!acct.has_forging_secret());
+        // Not yet within the margin: unchanged.
+        assert!(!acct.refresh_profile(2_000));
+        assert_eq!(acct.profile(), &p);
+        // Within the margin: re-signed from `now`.
+        let late = p.expiration() - 10;
+        assert!(acct.refresh_profile(late));
+        assert_eq!(
+            acct.profile().expiration(),
+            late + Policy::default().profile_lifetime_secs
+        );
+        assert!(acct.profile().validate(acct.instance_tag(), late).is_ok());
+    }
+
+    #[test]
+    fn from_keys_checks_the_keys() {
+        let mut rng = StdRng::seed_from_u64(8);
+        let lt = KeyPair::generate(&mut rng);
+        let forging = KeyPair::generate(&mut rng);
+        let fpub = ForgingPublicKey(*forging.public());
+        let other = KeyPair::generate(&mut rng);
+        let p = Policy::default();
+        assert!(
+            Account::from_keys(lt.clone(), fpub, Some(forging), InstanceTag(0x100), p, 0)
+                .unwrap()
+                .has_forging_secret()
+        );
+        assert!(matches!(
+            Account::from_keys(lt.clone(), fpub, Some(other), InstanceTag(0x100), p, 0),
+            Err(ConversationError::InvalidKeys(_))
+        ));
+        assert!(matches!(
+            Account::from_keys(lt.clone(), fpub, None, InstanceTag(0xff), p, 0),
+            Err(ConversationError::InvalidKeys(_))
+        ));
+        let same = ForgingPublicKey(*lt.public());
+        assert!(Account::from_keys(lt, same, None, InstanceTag(0x100), p, 0).is_err());
+    }
+}

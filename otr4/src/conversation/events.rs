@@ -1,0 +1,308 @@
+//! What the conversation layer reports to the application (otrv4.md §"Protocol Events"):
+//! messages to send, received messages, state changes, SMP progress, warnings and errors.
+
+use alloc::string::String;
+use alloc::vec::Vec;
+
+use crate::InstanceTag;
+use crate::crypto::fingerprint::Fingerprint;
+use crate::dake::{DakeError, Ssid};
+use crate::ratchet::{ExtraSymmetricKey, RatchetError};
+use crate::smp::SmpError;
+use crate::wire::codec::DecodeError;
+use crate::wire::error_msg::ErrorCode;
+use crate::wire::fragment::FragmentError;
+use crate::wire::tlv::Tlv;
+
+/// The protocol states of otrv4.md §"Protocol States".
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ConversationState {
+    /// `START`: no session; messages are plaintext (where the mode allows it).
+    Start,
+    /// `WAITING_AUTH_R`: we sent an Identity message.
+    WaitingAuthR,
+    /// `WAITING_AUTH_I`: we sent an Auth-R message.
+    WaitingAuthI,
+    /// `ENCRYPTED_MESSAGES`: the DAKE completed; messages are encrypted.
+    Encrypted,
+    /// `FINISHED`: the peer ended the session; nothing is sent until the user starts over.
+    Finished,
+}
+
+/// One thing the application must do or show. Every variant names the peer's bare JID.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum Event {
+    /// Send `text` to `to` (a bare JID). Already encoded and, if longer than
+    /// `Policy::max_message_size`, one fragment of several (send them in order).
+    /// `to_instance` is the peer instance it is meant for (`None`: any/all, e.g. a query
+    /// message or plaintext); networks that address clients individually may route by it.
+    Send {
+        /// The bare JID to send to.
+        to: String,
+        /// The peer instance the message is addressed to, if any.
+        to_instance: Option<InstanceTag>,
+        /// The text to put on the wire.
+        text: String,
+    },
+    /// A message to display. `encrypted` says whether it arrived in a data message of an
+    /// encrypted session (`from_instance` is then the sender's instance tag) or as plaintext.
+    /// Heartbeats (empty data messages) are not reported.
+    Received {
+        /// The sender's bare JID.
+        from: String,
+        /// The sender's instance, for encrypted messages.
+        from_instance: Option<InstanceTag>,
+        /// The human-readable part (UTF-8; invalid sequences replaced).
+        text: String,
+        /// Every TLV the data message carried, in order (the layer already acted on
+        /// types 1–7).
+        tlvs: Vec<Tlv>,
+        /// Whether the message was encrypted.
+        encrypted: bool,
+    },
+    /// The DAKE completed: the conversation is `ENCRYPTED_MESSAGES` (otrv4.md §"Secure
+    /// Session ID": show the SSID, the half in `bold_half` highlighted).
+    Secure {
+        /// The peer's bare JID.
+        peer: String,
+        /// The peer's instance tag.
+        instance: InstanceTag,
+        /// The Secure Session ID.
+        ssid: Ssid,
+        /// Which half (0 or 1) of the SSID to show in bold for our role.
+        bold_half: usize,
+        /// The fingerprint of the peer's long-term and forging keys.
+        their_fingerprint: Fingerprint,
+    },
+    /// The peer ended its side (a TLV type 1 arrived): the conversation is `FINISHED`;
+    /// end ours too ([`super::Client::end`]) before talking again.
+    Finished {
+        /// The peer's bare JID.
+        peer: String,
+        /// The peer's instance tag.
+        instance: InstanceTag,
+    },
+    /// Our side of a session ended and its keys were deleted.
+    Disconnected {
+        /// The peer's bare JID.
+        peer: String,
+        /// The peer's instance tag.
+        instance: InstanceTag,
+        /// Why.
+        reason: DisconnectReason,
+    },
+    /// Progress of the Socialist Millionaires Protocol.
+    Smp {
+        /// The peer's bare JID.
+        peer: String,
+        /// The peer's instance tag.
+        instance: InstanceTag,
+        /// What happened.
+        update: SmpUpdate,
+    },
+    /// An extra symmetric key for the application (otrv4.md §"Extra Symmetric Key"): one
+    /// per type 7 TLV, derived from the data message's extra symmetric key with the TLV's
+    /// index and context. Reported both when we send the TLV and when it arrives.
+    ExtraSymmetricKey {
+        /// The peer's bare JID.
+        peer: String,
+        /// The peer's instance tag.
+        instance: InstanceTag,
+        /// The key; zeroized on drop.
+        key: ExtraSymmetricKey,
+        /// The TLV's 4-byte use indication.
+        context: [u8; 4],
+        /// The use-specific data after the context.
+        data: Vec<u8>,
+    },
+    /// The peer sent an OTR error message with one of the spec's codes (otrv4.md
+    /// §"Receiving an Error Message": display it). Nothing is restarted.
+    PeerError {
+        /// The peer's bare JID.
+        peer: String,
+        /// The error code.
+        code: ErrorCode,
+        /// The human-readable text.
+        text: String,
+    },
+    /// Something to tell the user that is not an error of ours (an unencrypted message in
+    /// an encrypted conversation, a message for another instance, …).
+    Warning {
+        /// The peer's bare JID.
+        peer: String,
+        /// The instance concerned, if known.
+        instance: Option<InstanceTag>,
+        /// What happened.
+        warning: Warning,
+    },
+    /// An operation failed or a received message could not be processed.
+    Error {
+        /// The peer's bare JID.
+        peer: String,
+        /// The instance concerned, if known.
+        instance: Option<InstanceTag>,
+        /// What went wrong (its `Display` is a message for users).
+        error: ConversationError,
+    },
+    /// A message of the user was not sent now.
+    NotSent {
+        /// The peer's bare JID.
+        peer: String,
+        /// The instance concerned, if known.
+        instance: Option<InstanceTag>,
+        /// The message text.
+        text: String,
+        /// Why, and whether it will still be sent.
+        reason: NotSentReason,
+    },
+}
+
+/// Why a user message was not sent immediately.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum NotSentReason {
+    /// Queued: it is sent as soon as a session is encrypted (otrv4.md §"Sending a Data
+    /// Message": states `START`, `WAITING_AUTH_R`, `WAITING_AUTH_I`).
+    Queued,
+    /// The conversation is `FINISHED` (otrv4.md §"Sending a Data Message": "Inform the
+    /// user that the message cannot be sent at this time"); keep it to resend after
+    /// starting a new conversation.
+    Finished,
+    /// The queue is full; the message was dropped.
+    QueueFull,
+    /// A queued message was dropped because the user ended the conversation.
+    Discarded,
+    /// Encryption is required but OTR version 4 is not allowed by the policy.
+    EncryptionUnavailable,
+}
+
+/// Why our side of a session ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum DisconnectReason {
+    /// The user ended it: a TLV type 1 was sent; the conversation is back in `START`.
+    UserEnded,
+    /// The session expired (otrv4.md §"Session Expiration"): a TLV type 1 with every
+    /// remaining MAC key was sent; the conversation is `FINISHED`.
+    Expired,
+}
+
+/// SMP progress (otrv4.md §"The SMP State Machine").
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SmpUpdate {
+    /// The peer started SMP: ask the user for the secret (showing the question) and call
+    /// [`super::Client::smp_respond`].
+    AskForSecret {
+        /// The peer's question, if any.
+        question: Option<String>,
+    },
+    /// The exchange is under way (we sent the next SMP message).
+    InProgress,
+    /// The secrets matched: the peer is verified.
+    Succeeded,
+    /// The secrets differ.
+    Failed,
+    /// The exchange was aborted: by the peer (`reason` is `None`), or by us because a
+    /// message was out of order or its proofs failed (an abort TLV was sent).
+    Aborted {
+        /// Why we aborted; `None` when the peer aborted.
+        reason: Option<SmpError>,
+    },
+}
+
+/// Non-fatal events worth telling the user about.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Warning {
+    /// A plaintext message arrived while a session is encrypted or finished (otrv4.md
+    /// §"Receiving plaintext without the whitespace tag").
+    UnencryptedWhileEncrypted,
+    /// A plaintext message arrived although the policy requires encryption.
+    Unencrypted,
+    /// A message or fragment addressed to another instance of ours was discarded
+    /// (otrv4.md §"Protocol Events", §"Instance Tags").
+    NotForUs {
+        /// The receiver instance tag it carried.
+        receiver: InstanceTag,
+    },
+    /// A DAKE message failed validation and was ignored (the state did not change).
+    DakeMessageIgnored(DakeError),
+    /// A DAKE message arrived in a state that does not expect it and was ignored.
+    UnexpectedDakeMessage(&'static str),
+    /// An Identity message of a DAKE that already completed arrived again; it was
+    /// ignored and the live session continues.
+    ReplayedIdentity,
+    /// A fragment was discarded (malformed, duplicate, inconsistent, …).
+    FragmentDiscarded(FragmentError),
+    /// Stored early data messages expired before the DAKE completed.
+    StoredMessagesExpired(usize),
+    /// A DAKE did not complete within `Policy::dake_timeout_secs` and was abandoned.
+    DakeTimedOut,
+    /// A data message carried a corrupted TLV; the rest was processed.
+    CorruptedTlv,
+    /// A query message or whitespace tag was ignored: the mode does not handle them.
+    QueryIgnored,
+    /// A request for OTR version 3 arrived; version 3 is not implemented (the OTRv3 seam).
+    Otrv3Unsupported,
+    /// A request for an offline conversation was rejected (interactive-only mode).
+    OfflineRejected,
+    /// An OTR message arrived but version 4 is not allowed by the policy.
+    VersionNotAllowed,
+}
+
+/// Errors of the conversation layer. `Display` gives a message for users.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConversationError {
+    /// A received message could not be decoded.
+    #[error("received a malformed OTR message: {0}")]
+    Malformed(DecodeError),
+    /// A data message could not be read (MAC, duplicate, keys gone); `ERROR_1` was sent
+    /// unless the message had `IGNORE_UNREADABLE`.
+    #[error("received an unreadable encrypted message: {0}")]
+    Unreadable(RatchetError),
+    /// A data message arrived outside an encrypted session; `ERROR_2` was sent.
+    #[error("received an encrypted message, but no private conversation is established")]
+    NotInPrivateState,
+    /// No conversation exists with that peer instance.
+    #[error("no conversation with instance {0}")]
+    NoSuchConversation(InstanceTag),
+    /// The operation needs an encrypted session.
+    #[error("the conversation is not encrypted")]
+    NotEncrypted,
+    /// The peer already has `MAX_DEVICES_PER_USER` instances; the new one was refused.
+    #[error("too many devices for {peer}: at most {max} instances per user")]
+    TooManyDevices {
+        /// The bare JID.
+        peer: String,
+        /// The limit.
+        max: usize,
+    },
+    /// Our own DAKE step failed (e.g. signing).
+    #[error("key exchange failed: {0}")]
+    Dake(DakeError),
+    /// The double ratchet refused to encrypt.
+    #[error("encryption failed: {0}")]
+    Ratchet(RatchetError),
+    /// An SMP operation failed.
+    #[error("SMP: {0}")]
+    Smp(SmpError),
+    /// The message could not be encoded (NUL in the text, oversized TLV).
+    #[error("message cannot be encoded: {0}")]
+    Encoding(DecodeError),
+    /// The message could not be fragmented to the maximum size.
+    #[error("message cannot be fragmented: {0}")]
+    Fragment(FragmentError),
+    /// The policy does not allow OTR version 4.
+    #[error("OTR version 4 is not allowed by the policy")]
+    VersionNotAllowed,
+    /// An offline (non-interactive) conversation message arrived; the non-interactive
+    /// DAKE is not implemented by this layer.
+    #[error("offline conversations are not supported")]
+    NonInteractiveUnsupported,
+    /// The policy is inconsistent.
+    #[error("invalid policy: {0}")]
+    InvalidPolicy(&'static str),
+    /// The keys given to build an account do not match.
+    #[error("invalid account keys: {0}")]
+    InvalidKeys(&'static str),
+}

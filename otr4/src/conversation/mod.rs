@@ -1,0 +1,125 @@
+//! The OTRv4 conversation layer (otrv4.md §"The Protocol State Machine", §"OTRv4 Modes"):
+//! accounts, per-instance conversations, and a sans-IO client that turns messages into events.
+//!
+//! Modelled on rustls' unbuffered API and vodozemac: a [`Client`] owns an [`Account`] (keys,
+//! instance tag, Client Profile, [`Policy`]) and one [`Conversation`] per peer instance,
+//! grouped by bare JID ([`Peer`]). Every input — a received message, a user action,
+//! [`Client::tick`] — takes the current time `now` (seconds) and a `&mut impl CryptoRng`,
+//! and returns [`Event`]s: text to [`Event::Send`] (already encoded and fragmented),
+//! messages [`Event::Received`], [`Event::Secure`] when a DAKE completes, SMP progress,
+//! warnings and typed errors. Nothing inside reads a clock, a socket or a global RNG.
+//!
+//! A conversation reaches `ENCRYPTED_MESSAGES` only through a
+//! [`crate::dake::DakeComplete`] (the interactive DAKE's proof that both ring signatures
+//! verified), whose keys initialise the [`crate::ratchet::DoubleRatchet`].
+//!
+//! # Example
+//!
+//! Alice and Bob in the default (OTRv3-compatible, version 4 only) mode: Alice asks for a
+//! private conversation with a query message, Bob answers with the DAKE, and they talk.
+//!
+//! ```
+//! use otr4::conversation::{Account, Client, ConversationState, Event, Policy};
+//! use rand::SeedableRng;
+//! use rand::rngs::StdRng;
+//!
+//! let mut rng = StdRng::seed_from_u64(42);
+//! let now = 1_700_000_000;
+//! let account = |rng: &mut StdRng| Account::generate(rng, Policy::default(), now).unwrap();
+//! let mut alice = Client::new(account(&mut rng), "alice@example.org");
+//! let mut bob = Client::new(account(&mut rng), "bob@example.org");
+//!
+//! /// Delivers every `Send` to the other side until the network is quiet; returns the
+//! /// other events each side saw (Alice's first).
+//! fn run(
+//!     alice: &mut Client,
+//!     bob: &mut Client,
+//!     from_alice: Vec<Event>,
+//!     now: i64,
+//!     rng: &mut StdRng,
+//! ) -> (Vec<Event>, Vec<Event>) {
+//!     let (mut seen_a, mut seen_b) = (Vec::new(), Vec::new());
+//!     let mut wire: Vec<(bool, String)> = Vec::new(); // (to Bob?, text)
+//!     let mut sort = |events: Vec<Event>, from_alice: bool, wire: &mut Vec<(bool, String)>,
+//!                     seen_a: &mut Vec<Event>, seen_b: &mut Vec<Event>| {
+//!         for e in events {
+//!             match e {
+//!                 Event::Send { text, .. } => wire.push((from_alice, text)),
+//!                 other if from_alice => seen_a.push(other),
+//!                 other => seen_b.push(other),
+//!             }
+//!         }
+//!     };
+//!     sort(from_alice, true, &mut wire, &mut seen_a, &mut seen_b);
+//!     while !wire.is_empty() {
+//!         let (to_bob, text) = wire.remove(0);
+//!         if to_bob {
+//!             let ev = bob.receive("alice@example.org", &text, now, rng);
+//!             sort(ev, false, &mut wire, &mut seen_a, &mut seen_b);
+//!         } else {
+//!             let ev = alice.receive("bob@example.org", &text, now, rng);
+//!             sort(ev, true, &mut wire, &mut seen_a, &mut seen_b);
+//!         }
+//!     }
+//!     (seen_a, seen_b)
+//! }
+//!
+//! // Query message → Identity → Auth-R → Auth-I: both sides are secure with one SSID.
+//! let query = alice.start("bob@example.org", now, &mut rng);
+//! let (seen_a, seen_b) = run(&mut alice, &mut bob, query, now, &mut rng);
+//! let ssid_of = |seen: &[Event]| {
+//!     seen.iter().find_map(|e| match e {
+//!         Event::Secure { ssid, .. } => Some(*ssid),
+//!         _ => None,
+//!     })
+//! };
+//! assert_eq!(ssid_of(&seen_a).unwrap(), ssid_of(&seen_b).unwrap());
+//! let bob_tag = bob.account().instance_tag();
+//! assert_eq!(
+//!     alice.conversation("bob@example.org", bob_tag).unwrap().state(),
+//!     ConversationState::Encrypted
+//! );
+//!
+//! // An encrypted message from Alice to Bob.
+//! let sent = alice.send("bob@example.org", "hello Bob", &[], now, &mut rng);
+//! let (_, seen_b) = run(&mut alice, &mut bob, sent, now, &mut rng);
+//! assert!(seen_b.iter().any(|e| matches!(
+//!     e,
+//!     Event::Received { text, encrypted: true, .. } if text == "hello Bob"
+//! )));
+//!
+//! // Alice ends the conversation: Bob's side is FINISHED.
+//! let bye = alice.end("bob@example.org", None, now, &mut rng);
+//! let (_, seen_b) = run(&mut alice, &mut bob, bye, now, &mut rng);
+//! assert!(seen_b.iter().any(|e| matches!(e, Event::Finished { .. })));
+//! let alice_tag = alice.account().instance_tag();
+//! assert_eq!(
+//!     bob.conversation("alice@example.org", alice_tag).unwrap().state(),
+//!     ConversationState::Finished
+//! );
+//! ```
+
+mod account;
+mod client;
+mod events;
+mod machine;
+mod persist;
+mod policy;
+mod session;
+
+pub use account::{Account, PROFILE_VERSIONS};
+pub use client::{Client, MAX_DEVICES_PER_USER, Peer};
+pub use events::{
+    ConversationError, ConversationState, DisconnectReason, Event, NotSentReason, SmpUpdate,
+    Warning,
+};
+pub use machine::{Conversation, MAX_REMEMBERED_IDENTITIES};
+pub use persist::{
+    ACCOUNT_MAGIC, CLIENT_MAGIC, PERSIST_KEY_LEN, PERSIST_VERSION, PersistError, SALT_LEN, TAG_LEN,
+};
+pub use policy::{
+    DEFAULT_DAKE_TIMEOUT_SECS, DEFAULT_HEARTBEAT_SECS, DEFAULT_MAX_QUEUED_MESSAGES,
+    DEFAULT_MAX_STORED_MESSAGES, DEFAULT_PROFILE_LIFETIME_SECS, DEFAULT_PROFILE_RENEW_MARGIN_SECS,
+    DEFAULT_SESSION_EXPIRY_SECS, DEFAULT_STORED_MESSAGE_SECS, Mode, Policy, Selection,
+};
+pub use session::{IDENTITY_DIGEST_LEN, identity_digest};

@@ -1,0 +1,881 @@
+//! Encrypted, versioned persistence of an [`Account`] or a whole [`Client`]: keys, profile,
+//! policy and every conversation, so a restart mid-conversation loses nothing.
+//!
+//! # Format (version 1)
+//!
+//! ```text
+//! magic       8 bytes   "OTR4ACCT" (account) or "OTR4CLNT" (client)
+//! version     SHORT     1
+//! salt        32 bytes  random, fresh for every export
+//! ciphertext  DATA      ChaCha20(enc_key, nonce 0, contents)
+//! tag         64 bytes  KDF(0x03 || mac_key || magic || version || salt || DATA(ciphertext), 64)
+//! ```
+//!
+//! with `enc_key = KDF(0x01 || key || salt, 32)` and `mac_key = KDF(0x02 || key || salt,
+//! 64)`, where `KDF(u || x, n) = SHAKE-256("otr4-persistence" || u || x, n)` (otr4's KDF
+//! construction with its own domain) and `key` the caller's 32-byte key. Encrypt-then-MAC:
+//! after the magic and version, the tag is checked in constant time over every byte before
+//! it, before anything else is parsed or decrypted; a wrong key, or any modification, gives
+//! [`PersistError::Authentication`].
+//!
+//! The contents use the OTRv4 encodings (SHORT/INT big-endian, DATA = INT length + bytes,
+//! "opt" = BYTE 0/1 then the value if 1):
+//!
+//! ```text
+//! account:  long-term symmetric key (57) || forging key POINT (57) || opt forging secret
+//!           symmetric key (57) || instance tag INT || DATA(Client Profile) || policy
+//! policy:   mode BYTE || versions BYTE (bit 0: v3, bit 1: v4) || flags BYTE (bit 0 require
+//!           encryption, bit 1 send whitespace tag, bit 2 whitespace starts DAKE) ||
+//!           selection BYTE || max message size INT || heartbeat, session expiry, stored
+//!           message lifetime (LONG each) || max stored, max queued (INT each) || DAKE
+//!           timeout, fragment timeout, profile lifetime, renewal margin (LONG each)
+//! client:   account || DATA(own bare JID) || INT peer count || peers
+//! peer:     DATA(bare JID) || whitespace-tag BYTE || queue || INT count || conversations
+//! queue:    INT count || (DATA(text) || INT tlv count || (SHORT type || DATA(value))*)*
+//! conversation: their tag INT || state BYTE (0 START, 1 ENCRYPTED_MESSAGES, 2 FINISHED) ||
+//!           opt last sent LONG || opt last received LONG || INT n || n × 32-byte digests of
+//!           completed DAKEs' Identity messages || queue || session if state is 1
+//! session:  DATA(double-ratchet export) || SSID (8) || role BYTE (0 Bob, 1 Alice) || our
+//!           tag INT || their tag INT || DATA(their Client Profile) || Identity digest (32) ||
+//!           established LONG || last sent LONG || received-since-sent BYTE || opt expiry
+//!           timer LONG
+//! ```
+//!
+//! A DAKE under way is not exported (the conversation restarts from `START`, or from
+//! `ENCRYPTED_MESSAGES` if a live session was kept during the DAKE); SMP state, stored early
+//! data messages, partial fragments and an untargeted DAKE are dropped. The double ratchet
+//! is exported whole, so messages already read are rejected after import: export after
+//! every call that changed state, or a restored older export could read a message again.
+
+use alloc::boxed::Box;
+use alloc::collections::BTreeMap;
+use alloc::string::String;
+use alloc::vec::Vec;
+
+use zeroize::Zeroizing;
+
+use crate::InstanceTag;
+use crate::crypto::chacha;
+use crate::crypto::ct_eq;
+use crate::crypto::ed448::{KeyPair, Point, SYMMETRIC_KEY_LEN, SymmetricKey};
+use crate::crypto::kdf::shake_into;
+use crate::crypto::keys::ForgingPublicKey;
+use crate::dake::{Role, Ssid};
+use crate::profile::client::ClientProfile;
+use crate::ratchet::{DoubleRatchet, SecretBytes};
+use crate::smp::Smp;
+use crate::wire::codec::{DecodeError, Reader, Writer};
+use crate::wire::query::Versions;
+use crate::wire::tlv::{Tlv, TlvType};
+
+use super::client::{MAX_DEVICES_PER_USER, Peer};
+use super::machine::{Phase, Queued};
+use super::session::{IDENTITY_DIGEST_LEN, Session};
+use super::{Account, Client, Conversation, Mode, Policy, Selection};
+
+/// Magic of an exported [`Account`].
+pub const ACCOUNT_MAGIC: [u8; 8] = *b"OTR4ACCT";
+/// Magic of an exported [`Client`].
+pub const CLIENT_MAGIC: [u8; 8] = *b"OTR4CLNT";
+/// The format version written.
+pub const PERSIST_VERSION: u16 = 1;
+/// Bytes of the random salt.
+pub const SALT_LEN: usize = 32;
+/// Bytes of the authentication tag.
+pub const TAG_LEN: usize = 64;
+/// Bytes of the caller's persistence key.
+pub const PERSIST_KEY_LEN: usize = 32;
+
+const DOMAIN: &[u8] = b"otr4-persistence";
+const USAGE_ENC_KEY: u8 = 0x01;
+const USAGE_MAC_KEY: u8 = 0x02;
+const USAGE_TAG: u8 = 0x03;
+
+/// Why an export could not be imported.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum PersistError {
+    /// The bytes do not start with the expected magic.
+    #[error("not an otr4 export of this kind")]
+    BadMagic,
+    /// The format version is not supported.
+    #[error("unsupported export format version {0}")]
+    UnsupportedVersion(u16),
+    /// The tag did not verify: a wrong key, or the bytes were modified.
+    #[error("wrong persistence key, or the export was modified")]
+    Authentication,
+    /// The envelope or the authenticated contents are malformed.
+    #[error("malformed export: {0}")]
+    Malformed(DecodeError),
+    /// The contents are well-formed but inconsistent.
+    #[error("invalid exported state: {0}")]
+    Invalid(&'static str),
+}
+
+impl From<DecodeError> for PersistError {
+    fn from(e: DecodeError) -> PersistError {
+        PersistError::Malformed(e)
+    }
+}
+
+fn derive(usage: u8, parts: &[&[u8]], out: &mut [u8]) {
+    shake_into(DOMAIN, usage, parts, out);
+}
+
+/// Encrypts and authenticates `contents` under `key`.
+fn seal<R: rand_core::CryptoRng + ?Sized>(
+    magic: [u8; 8],
+    key: &[u8; PERSIST_KEY_LEN],
+    contents: &[u8],
+    rng: &mut R,
+) -> Vec<u8> {
+    let mut salt = [0u8; SALT_LEN];
+    rng.fill_bytes(&mut salt);
+    let mut enc_key = Zeroizing::new([0u8; chacha::KEY_LEN]);
+    derive(USAGE_ENC_KEY, &[key, &salt], enc_key.as_mut());
+    let mut mac_key = Zeroizing::new([0u8; 64]);
+    derive(USAGE_MAC_KEY, &[key, &salt], mac_key.as_mut());
+    let mut w = Writer::with_capacity(8 + 2 + SALT_LEN + 4 + contents.len() + TAG_LEN);
+    w.bytes(&magic).u16(PERSIST_VERSION).bytes(&salt);
+    // Encrypt in place inside the output buffer: no plaintext copy is left behind.
+    w.u32(u32_of(contents.len()));
+    let mut out = w.into_bytes();
+    let start = out.len();
+    out.extend_from_slice(contents);
+    if let Some(body) = out.get_mut(start..) {
+        chacha::apply_keystream(&enc_key, body);
+    }
+    let mut w = Writer::with_capacity(out.len() + TAG_LEN);
+    w.bytes(&out);
+    let mut tag = [0u8; TAG_LEN];
+    derive(USAGE_TAG, &[mac_key.as_ref(), w.as_bytes()], &mut tag);
+    w.bytes(&tag);
+    w.into_bytes()
+}
+
+/// Checks the magic and version, then the tag over everything before it (so any other
+/// modification is [`PersistError::Authentication`]), then parses and decrypts.
+fn open(
+    magic: [u8; 8],
+    key: &[u8; PERSIST_KEY_LEN],
+    bytes: &[u8],
+) -> Result<SecretBytes, PersistError> {
+    let mut r = Reader::new(bytes);
+    if r.array::<8>("export magic")? != magic {
+        return Err(PersistError::BadMagic);
+    }
+    let version = r.u16("export version")?;
+    if version != PERSIST_VERSION {
+        return Err(PersistError::UnsupportedVersion(version));
+    }
+    let salt: [u8; SALT_LEN] = r.array("export salt")?;
+    let (authenticated, tag) = bytes
+        .len()
+        .checked_sub(TAG_LEN)
+        .and_then(|n| bytes.split_at_checked(n))
+        .filter(|(a, _)| a.len() >= 8 + 2 + SALT_LEN)
+        .ok_or(PersistError::Malformed(DecodeError::Truncated {
+            what: "export tag",
+        }))?;
+    let mut mac_key = Zeroizing::new([0u8; 64]);
+    derive(USAGE_MAC_KEY, &[key, &salt], mac_key.as_mut());
+    let mut expected = [0u8; TAG_LEN];
+    derive(USAGE_TAG, &[mac_key.as_ref(), authenticated], &mut expected);
+    if !ct_eq(&expected, tag) {
+        return Err(PersistError::Authentication);
+    }
+    let mut r = Reader::new(authenticated);
+    r.take(8 + 2 + SALT_LEN, "export header")?;
+    let ct = r.data("export ciphertext")?;
+    r.finish()?;
+    let mut enc_key = Zeroizing::new([0u8; chacha::KEY_LEN]);
+    derive(USAGE_ENC_KEY, &[key, &salt], enc_key.as_mut());
+    let mut pt = ct.to_vec();
+    chacha::apply_keystream(&enc_key, &mut pt);
+    Ok(SecretBytes::new(pt))
+}
+
+// ---------------------------------------------------------------------------------------
+// Small encodings.
+
+fn opt_i64(w: &mut Writer, v: Option<i64>) {
+    w.u8(u8::from(v.is_some())).i64(v.unwrap_or(0));
+}
+
+fn flag(r: &mut Reader<'_>, what: &'static str) -> Result<bool, PersistError> {
+    match r.u8(what)? {
+        0 => Ok(false),
+        1 => Ok(true),
+        _ => Err(PersistError::Invalid(what)),
+    }
+}
+
+fn read_opt_i64(r: &mut Reader<'_>, what: &'static str) -> Result<Option<i64>, PersistError> {
+    let present = flag(r, what)?;
+    let v = r.i64(what)?;
+    Ok(present.then_some(v))
+}
+
+fn u32_of(n: usize) -> u32 {
+    u32::try_from(n).unwrap_or(u32::MAX)
+}
+
+fn usize_of(n: u32) -> usize {
+    usize::try_from(n).unwrap_or(usize::MAX)
+}
+
+fn read_string(r: &mut Reader<'_>, what: &'static str) -> Result<String, PersistError> {
+    let b = r.data(what)?;
+    core::str::from_utf8(b)
+        .map(String::from)
+        .map_err(|_| PersistError::Invalid(what))
+}
+
+fn read_tag(r: &mut Reader<'_>, what: &'static str) -> Result<InstanceTag, PersistError> {
+    let t = InstanceTag(r.u32(what)?);
+    if !t.is_valid_sender() {
+        return Err(PersistError::Invalid(what));
+    }
+    Ok(t)
+}
+
+fn read_sym(r: &mut Reader<'_>, what: &'static str) -> Result<KeyPair, PersistError> {
+    let mut b = Zeroizing::new([0u8; SYMMETRIC_KEY_LEN]);
+    b.copy_from_slice(r.take(SYMMETRIC_KEY_LEN, what)?);
+    Ok(KeyPair::from_symmetric_key(SymmetricKey::from_bytes(*b)))
+}
+
+// ---------------------------------------------------------------------------------------
+// Policy and account.
+
+fn write_policy(w: &mut Writer, p: &Policy) {
+    let mode = match p.mode {
+        Mode::Otrv3Compatible => 0,
+        Mode::Standalone => 1,
+        Mode::InteractiveOnly => 2,
+    };
+    let versions = u8::from(p.versions.has_v3()) | (u8::from(p.versions.has_v4()) << 1);
+    let flags = u8::from(p.require_encryption)
+        | (u8::from(p.send_whitespace_tag) << 1)
+        | (u8::from(p.whitespace_start_dake) << 2);
+    let selection = match p.selection {
+        Selection::Best => 0,
+        Selection::Recent => 1,
+        Selection::RecentReceived => 2,
+        Selection::RecentSent => 3,
+        Selection::Multicasting => 4,
+    };
+    w.u8(mode).u8(versions).u8(flags).u8(selection);
+    w.u32(u32_of(p.max_message_size));
+    w.i64(p.heartbeat_secs)
+        .i64(p.session_expiry_secs)
+        .i64(p.stored_message_secs);
+    w.u32(u32_of(p.max_stored_messages))
+        .u32(u32_of(p.max_queued_messages));
+    w.i64(p.dake_timeout_secs)
+        .i64(i64::try_from(p.fragment_timeout_secs).unwrap_or(i64::MAX))
+        .i64(p.profile_lifetime_secs)
+        .i64(p.profile_renew_margin_secs);
+}
+
+fn read_policy(r: &mut Reader<'_>) -> Result<Policy, PersistError> {
+    let mode = match r.u8("mode")? {
+        0 => Mode::Otrv3Compatible,
+        1 => Mode::Standalone,
+        2 => Mode::InteractiveOnly,
+        _ => return Err(PersistError::Invalid("mode")),
+    };
+    let v = r.u8("versions")?;
+    if v > 3 {
+        return Err(PersistError::Invalid("versions"));
+    }
+    let mut versions = Versions::EMPTY;
+    if v & 1 != 0 {
+        versions = versions.union(Versions::V3);
+    }
+    if v & 2 != 0 {
+        versions = versions.union(Versions::V4);
+    }
+    let flags = r.u8("policy flags")?;
+    if flags > 7 {
+        return Err(PersistError::Invalid("policy flags"));
+    }
+    let selection = match r.u8("selection")? {
+        0 => Selection::Best,
+        1 => Selection::Recent,
+        2 => Selection::RecentReceived,
+        3 => Selection::RecentSent,
+        4 => Selection::Multicasting,
+        _ => return Err(PersistError::Invalid("selection")),
+    };
+    let max_message_size = usize_of(r.u32("max message size")?);
+    let heartbeat_secs = r.i64("heartbeat")?;
+    let session_expiry_secs = r.i64("session expiry")?;
+    let stored_message_secs = r.i64("stored message lifetime")?;
+    let max_stored_messages = usize_of(r.u32("max stored")?);
+    let max_queued_messages = usize_of(r.u32("max queued")?);
+    let dake_timeout_secs = r.i64("DAKE timeout")?;
+    let fragment_timeout_secs = u64::try_from(r.i64("fragment timeout")?)
+        .map_err(|_| PersistError::Invalid("fragment timeout"))?;
+    let profile_lifetime_secs = r.i64("profile lifetime")?;
+    let profile_renew_margin_secs = r.i64("profile renewal margin")?;
+    let policy = Policy {
+        mode,
+        versions,
+        require_encryption: flags & 1 != 0,
+        send_whitespace_tag: flags & 2 != 0,
+        whitespace_start_dake: flags & 4 != 0,
+        selection,
+        max_message_size,
+        heartbeat_secs,
+        session_expiry_secs,
+        stored_message_secs,
+        max_stored_messages,
+        max_queued_messages,
+        dake_timeout_secs,
+        fragment_timeout_secs,
+        profile_lifetime_secs,
+        profile_renew_margin_secs,
+    };
+    policy
+        .check()
+        .map_err(|_| PersistError::Invalid("inconsistent policy"))?;
+    Ok(policy)
+}
+
+fn write_account(w: &mut Writer, a: &Account) {
+    w.bytes(a.long_term.symmetric_key().as_bytes());
+    a.forging_public.point().write(w);
+    w.u8(u8::from(a.forging_secret.is_some()));
+    if let Some(f) = &a.forging_secret {
+        w.bytes(f.symmetric_key().as_bytes());
+    }
+    w.u32(a.instance_tag.0);
+    w.data(&a.profile.serialize());
+    write_policy(w, &a.policy);
+}
+
+fn read_account(r: &mut Reader<'_>) -> Result<Account, PersistError> {
+    let long_term = read_sym(r, "long-term key")?;
+    let forging_public = ForgingPublicKey(Point::read(r, "forging key")?);
+    let forging_secret = if flag(r, "forging secret flag")? {
+        Some(read_sym(r, "forging secret")?)
+    } else {
+        None
+    };
+    let instance_tag = read_tag(r, "instance tag")?;
+    let profile = ClientProfile::decode(r.data("client profile")?)?;
+    let policy = read_policy(r)?;
+    if let Some(f) = &forging_secret {
+        if f.public() != forging_public.point() {
+            return Err(PersistError::Invalid("forging secret does not match"));
+        }
+    }
+    if profile.public_key().point() != long_term.public()
+        || profile.forging_key() != &forging_public
+        || profile.owner_tag() != instance_tag
+    {
+        return Err(PersistError::Invalid(
+            "client profile does not match the keys",
+        ));
+    }
+    if profile.validate(instance_tag, i64::MIN).is_err() {
+        return Err(PersistError::Invalid("client profile signature"));
+    }
+    Ok(Account {
+        long_term,
+        forging_public,
+        forging_secret,
+        instance_tag,
+        profile,
+        policy,
+    })
+}
+
+impl Account {
+    /// Exports the account (keys, instance tag, profile, policy) encrypted and
+    /// authenticated under `key`; see the format in this module's documentation.
+    pub fn export<R: rand_core::CryptoRng + ?Sized>(
+        &self,
+        key: &[u8; PERSIST_KEY_LEN],
+        rng: &mut R,
+    ) -> Vec<u8> {
+        let mut w = Writer::with_capacity(account_len(self));
+        write_account(&mut w, self);
+        let contents = SecretBytes::new(w.into_bytes());
+        seal(ACCOUNT_MAGIC, key, &contents, rng)
+    }
+
+    /// Imports [`Account::export`]'s bytes: checks the tag (a wrong key gives
+    /// [`PersistError::Authentication`]), then every field (keys match the profile, the
+    /// profile's signature, the policy). Never panics.
+    pub fn import(key: &[u8; PERSIST_KEY_LEN], bytes: &[u8]) -> Result<Account, PersistError> {
+        let pt = open(ACCOUNT_MAGIC, key, bytes)?;
+        let mut r = Reader::new(&pt);
+        let a = read_account(&mut r)?;
+        r.finish()?;
+        Ok(a)
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Conversations.
+
+fn write_queue(w: &mut Writer, q: &[Queued]) {
+    w.u32(u32_of(q.len()));
+    for m in q {
+        w.data(m.text.as_bytes());
+        w.u32(u32_of(m.tlvs.len()));
+        for t in &m.tlvs {
+            w.u16(t.typ.to_u16()).data(&t.value);
+        }
+    }
+}
+
+fn read_queue(r: &mut Reader<'_>) -> Result<Vec<Queued>, PersistError> {
+    let n = r.u32("queue length")?;
+    let mut out = Vec::new();
+    for _ in 0..n {
+        let text = read_string(r, "queued text")?;
+        let k = r.u32("queued TLV count")?;
+        let mut tlvs = Vec::new();
+        for _ in 0..k {
+            let typ = TlvType::from_u16(r.u16("TLV type")?);
+            let value = r.data("TLV value")?;
+            if value.len() > crate::wire::tlv::MAX_TLV_VALUE_LEN {
+                return Err(PersistError::Invalid("TLV value too long"));
+            }
+            tlvs.push(Tlv::new(typ, value.to_vec()));
+        }
+        out.push(Queued { text, tlvs });
+    }
+    Ok(out)
+}
+
+fn write_session(w: &mut Writer, s: &Session, ratchet: &[u8]) {
+    w.data(ratchet);
+    w.bytes(&s.ssid.0);
+    w.u8(match s.role {
+        Role::Bob => 0,
+        Role::Alice => 1,
+    });
+    w.u32(s.our_tag.0).u32(s.their_tag.0);
+    w.data(&s.their_profile.serialize());
+    w.bytes(&s.identity);
+    w.i64(s.established_at).i64(s.last_sent);
+    w.u8(u8::from(s.received_since_send));
+    opt_i64(w, s.expiry_timer);
+}
+
+fn read_session(
+    r: &mut Reader<'_>,
+    our_tag: InstanceTag,
+    their_tag: InstanceTag,
+) -> Result<Session, PersistError> {
+    let ratchet = DoubleRatchet::import(r.data("ratchet")?)?;
+    let ssid = Ssid(r.array("SSID")?);
+    let role = match r.u8("role")? {
+        0 => Role::Bob,
+        1 => Role::Alice,
+        _ => return Err(PersistError::Invalid("role")),
+    };
+    if read_tag(r, "session our tag")? != our_tag || read_tag(r, "session their tag")? != their_tag
+    {
+        return Err(PersistError::Invalid("session instance tags"));
+    }
+    let their_profile = ClientProfile::decode(r.data("peer profile")?)?;
+    if their_profile.owner_tag() != their_tag
+        || their_profile.validate(their_tag, i64::MIN).is_err()
+    {
+        return Err(PersistError::Invalid("peer profile"));
+    }
+    let identity: [u8; IDENTITY_DIGEST_LEN] = r.array("identity digest")?;
+    let established_at = r.i64("established")?;
+    let last_sent = r.i64("last sent")?;
+    let received_since_send = flag(r, "received since send")?;
+    let expiry_timer = read_opt_i64(r, "expiry timer")?;
+    Ok(Session {
+        ratchet,
+        ssid,
+        role,
+        our_tag,
+        their_tag,
+        their_profile,
+        smp: Smp::new(),
+        identity,
+        established_at,
+        last_sent,
+        received_since_send,
+        expiry_timer,
+    })
+}
+
+fn write_conversation(w: &mut Writer, c: &Conversation, ratchet: Option<&SecretBytes>) {
+    w.u32(c.their_tag.0);
+    let live = c.live();
+    let state = if live.is_some() {
+        1
+    } else if matches!(c.phase, Phase::Finished) {
+        2
+    } else {
+        0
+    };
+    w.u8(state);
+    opt_i64(w, c.last_sent);
+    opt_i64(w, c.last_received);
+    w.u32(u32_of(c.seen_identities.len()));
+    for d in &c.seen_identities {
+        w.bytes(d);
+    }
+    write_queue(w, &c.queue);
+    if let (Some(s), Some(r)) = (live, ratchet) {
+        write_session(w, s, r);
+    }
+}
+
+fn read_conversation(
+    r: &mut Reader<'_>,
+    our_tag: InstanceTag,
+) -> Result<Conversation, PersistError> {
+    let their_tag = read_tag(r, "conversation tag")?;
+    let state = r.u8("conversation state")?;
+    let last_sent = read_opt_i64(r, "last sent")?;
+    let last_received = read_opt_i64(r, "last received")?;
+    let n = r.u32("identity digests")?;
+    if usize_of(n) > super::machine::MAX_REMEMBERED_IDENTITIES {
+        return Err(PersistError::Invalid("too many identity digests"));
+    }
+    let mut seen = Vec::new();
+    for _ in 0..n {
+        seen.push(r.array::<IDENTITY_DIGEST_LEN>("identity digest")?);
+    }
+    let queue = read_queue(r)?;
+    let phase = match state {
+        0 => Phase::Start,
+        1 => Phase::Encrypted(Box::new(read_session(r, our_tag, their_tag)?)),
+        2 => Phase::Finished,
+        _ => return Err(PersistError::Invalid("conversation state")),
+    };
+    Ok(Conversation::restore(
+        their_tag,
+        phase,
+        queue,
+        seen,
+        last_sent,
+        last_received,
+    ))
+}
+
+/// Bytes of the encoded policy.
+const POLICY_LEN: usize = 4 + 4 + 3 * 8 + 2 * 4 + 4 * 8;
+
+fn account_len(a: &Account) -> usize {
+    let forging_secret = a.forging_secret.as_ref().map_or(0, |_| SYMMETRIC_KEY_LEN);
+    2 * SYMMETRIC_KEY_LEN + 1 + forging_secret + 4 + 4 + a.profile.serialize().len() + POLICY_LEN
+}
+
+fn queue_len(q: &[Queued]) -> usize {
+    4 + q
+        .iter()
+        .map(|m| 8 + m.text.len() + m.tlvs.iter().map(|t| 6 + t.value.len()).sum::<usize>())
+        .sum::<usize>()
+}
+
+fn conversation_len(c: &Conversation, ratchet_len: usize) -> usize {
+    let session = c.live().map_or(0, |s| {
+        4 + ratchet_len
+            + 8
+            + 1
+            + 8
+            + 4
+            + s.their_profile.serialize().len()
+            + IDENTITY_DIGEST_LEN
+            + 16
+            + 1
+            + 9
+    });
+    4 + 1
+        + 9
+        + 9
+        + 4
+        + IDENTITY_DIGEST_LEN * c.seen_identities.len()
+        + queue_len(&c.queue)
+        + session
+}
+
+impl Client {
+    /// Exports the whole client (the account, our bare JID, every peer and conversation,
+    /// encrypted sessions with their double ratchets, queued messages) encrypted and
+    /// authenticated under `key`; see the format in this module's documentation.
+    pub fn export<R: rand_core::CryptoRng + ?Sized>(
+        &self,
+        key: &[u8; PERSIST_KEY_LEN],
+        rng: &mut R,
+    ) -> Vec<u8> {
+        let (contents, _) = self.export_contents();
+        seal(CLIENT_MAGIC, key, &contents, rng)
+    }
+
+    /// The plaintext contents and the length they were allocated for.
+    fn export_contents(&self) -> (SecretBytes, usize) {
+        // Export every ratchet first, so the output buffer can be allocated once at its
+        // final size and never reallocates (which would leave copies of secrets behind).
+        let ratchets: Vec<Option<SecretBytes>> = self
+            .peers
+            .values()
+            .flat_map(|p| p.conversations.values())
+            .map(|c| c.live().map(|s| s.ratchet.export()))
+            .collect();
+        let mut len = account_len(&self.account) + 4 + self.own_jid.len() + 4;
+        let mut convs = self.peers.values().flat_map(|p| p.conversations.values());
+        for p in self.peers.values() {
+            len += 4 + p.jid.len() + 1 + queue_len(&p.queue) + 4;
+        }
+        for r in &ratchets {
+            if let Some(c) = convs.next() {
+                len += conversation_len(c, r.as_ref().map_or(0, |r| r.len()));
+            }
+        }
+        let mut w = Writer::with_capacity(len);
+        write_account(&mut w, &self.account);
+        w.data(self.own_jid.as_bytes());
+        w.u32(u32_of(self.peers.len()));
+        let mut ratchets = ratchets.iter();
+        for p in self.peers.values() {
+            w.data(p.jid.as_bytes());
+            w.u8(u8::from(p.whitespace_tag));
+            write_queue(&mut w, &p.queue);
+            w.u32(u32_of(p.conversations.len()));
+            for c in p.conversations.values() {
+                let r = ratchets.next().and_then(Option::as_ref);
+                write_conversation(&mut w, c, r);
+            }
+        }
+        (SecretBytes::new(w.into_bytes()), len)
+    }
+
+    /// Imports [`Client::export`]'s bytes: checks the tag (a wrong key gives
+    /// [`PersistError::Authentication`]), then every field: keys against profiles, instance
+    /// tags, each double ratchet, no duplicate peers or instances, the device limit.
+    /// Never panics.
+    pub fn import(key: &[u8; PERSIST_KEY_LEN], bytes: &[u8]) -> Result<Client, PersistError> {
+        let pt = open(CLIENT_MAGIC, key, bytes)?;
+        let mut r = Reader::new(&pt);
+        let account = read_account(&mut r)?;
+        let own_jid = read_string(&mut r, "own JID")?;
+        let our_tag = account.instance_tag;
+        let n = r.u32("peer count")?;
+        let mut peers = BTreeMap::new();
+        for _ in 0..n {
+            let jid = read_string(&mut r, "peer JID")?;
+            let mut peer = Peer::new(&jid, &account.policy);
+            peer.whitespace_tag = flag(&mut r, "whitespace tag")?;
+            peer.queue = read_queue(&mut r)?;
+            let k = r.u32("conversation count")?;
+            if usize_of(k) > MAX_DEVICES_PER_USER {
+                return Err(PersistError::Invalid("too many instances"));
+            }
+            for _ in 0..k {
+                let c = read_conversation(&mut r, our_tag)?;
+                if peer.conversations.insert(c.their_tag, c).is_some() {
+                    return Err(PersistError::Invalid("duplicate instance"));
+                }
+            }
+            if peers.insert(jid, peer).is_some() {
+                return Err(PersistError::Invalid("duplicate peer"));
+            }
+        }
+        r.finish()?;
+        Ok(Client {
+            account,
+            own_jid,
+            peers,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::SeedableRng;
+    use rand::rngs::StdRng;
+
+    #[test]
+    fn envelope_round_trips_and_rejects_tampering() {
+        let mut rng = StdRng::seed_from_u64(3);
+        let key = [7u8; 32];
+        let sealed = seal(CLIENT_MAGIC, &key, b"hello contents", &mut rng);
+        assert_eq!(&sealed[..8], b"OTR4CLNT");
+        assert_eq!(&sealed[8..10], &[0, 1]);
+        // Ciphertext is not the plaintext.
+        assert!(!sealed.windows(5).any(|w| w == b"hello"));
+        assert_eq!(
+            &*open(CLIENT_MAGIC, &key, &sealed).unwrap(),
+            b"hello contents"
+        );
+        assert_eq!(
+            open(ACCOUNT_MAGIC, &key, &sealed).unwrap_err(),
+            PersistError::BadMagic
+        );
+        assert_eq!(
+            open(CLIENT_MAGIC, &[8u8; 32], &sealed).unwrap_err(),
+            PersistError::Authentication
+        );
+        for i in [10, 45, sealed.len() - 70, sealed.len() - 1] {
+            let mut bad = sealed.clone();
+            bad[i] ^= 1;
+            assert_eq!(
+                open(CLIENT_MAGIC, &key, &bad).unwrap_err(),
+                PersistError::Authentication,
+                "byte {i}"
+            );
+        }
+        let mut v2 = sealed.clone();
+        v2[9] = 2;
+        assert_eq!(
+            open(CLIENT_MAGIC, &key, &v2).unwrap_err(),
+            PersistError::UnsupportedVersion(2)
+        );
+        for n in 0..sealed.len() {
+            assert!(open(CLIENT_MAGIC, &key, &sealed[..n]).is_err());
+        }
+        let mut long = sealed.clone();
+        long.push(0);
+        assert_eq!(
+            open(CLIENT_MAGIC, &key, &long).unwrap_err(),
+            PersistError::Authentication
+        );
+        // Two exports of the same contents differ (fresh salt).
+        let again = seal(CLIENT_MAGIC, &key, b"hello contents", &mut rng);
+        assert_ne!(sealed, again);
+    }
+
+    #[test]
+    fn precomputed_lengths_are_exact() {
+        let mut rng = StdRng::seed_from_u64(6);
+        let a = Account::generate(&mut rng, Policy::default(), 0).unwrap();
+        let mut w = Writer::new();
+        write_account(&mut w, &a);
+        assert_eq!(w.as_bytes().len(), account_len(&a));
+        let mut w = Writer::new();
+        write_policy(&mut w, &Policy::standalone());
+        assert_eq!(w.as_bytes().len(), POLICY_LEN);
+        let q = [Queued {
+            text: String::from("hey"),
+            tlvs: alloc::vec![Tlv::padding(5), Tlv::disconnected()],
+        }];
+        let mut w = Writer::new();
+        write_queue(&mut w, &q);
+        assert_eq!(w.as_bytes().len(), queue_len(&q));
+        let c = Conversation::restore(
+            InstanceTag(0x100),
+            Phase::Finished,
+            Vec::new(),
+            alloc::vec![[1u8; 32]],
+            Some(1),
+            None,
+        );
+        let mut w = Writer::new();
+        write_conversation(&mut w, &c, None);
+        assert_eq!(w.as_bytes().len(), conversation_len(&c, 0));
+    }
+
+    #[test]
+    fn client_export_is_allocated_at_its_exact_size() {
+        let mut rng = StdRng::seed_from_u64(10);
+        let mk = |rng: &mut StdRng, jid| {
+            Client::new(Account::generate(rng, Policy::default(), 0).unwrap(), jid)
+        };
+        let (mut a, mut b) = (mk(&mut rng, "a@x"), mk(&mut rng, "b@x"));
+        let mut wire: Vec<(bool, String)> = Vec::new();
+        let push = |ev: Vec<super::super::Event>, to_b: bool, wire: &mut Vec<(bool, String)>| {
+            for e in ev {
+                if let super::super::Event::Send { text, .. } = e {
+                    wire.push((to_b, text));
+                }
+            }
+        };
+        push(a.start("b@x", 0, &mut rng), true, &mut wire);
+        push(a.send("b@x", "queued?", &[], 0, &mut rng), true, &mut wire);
+        while let Some((to_b, text)) = wire.pop() {
+            if to_b {
+                let ev = b.receive("a@x", &text, 0, &mut rng);
+                push(ev, false, &mut wire);
+            } else {
+                let ev = a.receive("b@x", &text, 0, &mut rng);
+                push(ev, true, &mut wire);
+            }
+        }
+        assert!(
+            a.peers["b@x"]
+                .conversations
+                .values()
+                .all(|c| c.is_encrypted())
+        );
+        for c in [&a, &b] {
+            let (contents, len) = c.export_contents();
+            assert_eq!(contents.len(), len);
+        }
+    }
+
+    #[test]
+    fn account_round_trips_and_policy_survives() {
+        let mut rng = StdRng::seed_from_u64(4);
+        let policy = Policy {
+            selection: Selection::RecentSent,
+            max_message_size: 200,
+            ..Policy::interactive_only()
+        };
+        let a = Account::generate(&mut rng, policy, 100).unwrap();
+        let key = [1u8; 32];
+        let bytes = a.export(&key, &mut rng);
+        let b = Account::import(&key, &bytes).unwrap();
+        assert_eq!(b.fingerprint(), a.fingerprint());
+        assert_eq!(b.instance_tag(), a.instance_tag());
+        assert_eq!(b.profile(), a.profile());
+        assert_eq!(b.policy(), a.policy());
+        assert_eq!(
+            b.long_term.symmetric_key().as_bytes(),
+            a.long_term.symmetric_key().as_bytes()
+        );
+        assert_eq!(
+            Account::import(&[2u8; 32], &bytes).unwrap_err(),
+            PersistError::Authentication
+        );
+    }
+
+    #[test]
+    fn authenticated_but_inconsistent_contents_are_rejected() {
+        let mut rng = StdRng::seed_from_u64(5);
+        let key = [9u8; 32];
+        let a = Account::generate(&mut rng, Policy::default(), 0).unwrap();
+        let mut w = Writer::new();
+        write_account(&mut w, &a);
+        let good = w.into_bytes();
+        // Instance tag field (after 57 + 57 + 1 bytes) changed: profile no longer matches.
+        let mut bad = good.clone();
+        bad[57 + 57 + 1 + 3] ^= 1;
+        let sealed = seal(ACCOUNT_MAGIC, &key, &bad, &mut rng);
+        assert!(matches!(
+            Account::import(&key, &sealed),
+            Err(PersistError::Invalid(_))
+        ));
+        // Unknown mode byte.
+        let mut bad = good.clone();
+        let policy_at = good.len() - (4 + 4 + 8 * 3 + 4 * 2 + 8 * 4);
+        bad[policy_at] = 9;
+        let sealed = seal(ACCOUNT_MAGIC, &key, &bad, &mut rng);
+        assert_eq!(
+            Account::import(&key, &sealed).unwrap_err(),
+            PersistError::Invalid("mode")
+        );
+        // Trailing bytes inside the authenticated contents.
+        let mut bad = good;
+        bad.push(0);
+        let sealed = seal(ACCOUNT_MAGIC, &key, &bad, &mut rng);
+        assert!(matches!(
+            Account::import(&key, &sealed),
+            Err(PersistError::Malformed(DecodeError::TrailingBytes(_)))
+        ));
+    }
+}

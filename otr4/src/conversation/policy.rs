@@ -1,0 +1,255 @@
+//! Conversation policy (otrv4.md §"OTRv4 Modes", §"The Protocol State Machine"): the mode,
+//! the allowed versions, encryption requirements, instance selection, sizes and timers.
+
+use crate::wire::query::Versions;
+
+use super::ConversationError;
+
+/// The OTRv4 modes of otrv4.md §"OTRv4 Modes" (and the `modes/` documents of the spec
+/// repository). The state machine consults the mode on every decision about plaintext,
+/// query messages, whitespace tags and offline conversations.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Mode {
+    /// The OTRv3-compatible mode, minus OTRv3 itself: plaintext, query messages and
+    /// whitespace tags are handled for version 4. **OTRv3 is a documented seam, not
+    /// implemented**: a request that only offers version 3 is answered with
+    /// [`super::Warning::Otrv3Unsupported`] and nothing is sent; a future OTRv3 engine plugs
+    /// in where that warning is produced (`Client::on_query` / `Client::on_plaintext`).
+    Otrv3Compatible,
+    /// OTRv4-standalone (modes/otrv4-standalone-mode.md): always encrypted, version 4 only.
+    /// Query messages and whitespace tags are neither sent nor answered; conversations start
+    /// with an Identity message; plaintext is never sent (it is queued until encrypted) and a
+    /// received one is handed to the application with a warning. Offline (non-interactive)
+    /// conversations belong to this mode but are not implemented here: such messages are
+    /// reported as [`ConversationError::NonInteractiveUnsupported`].
+    Standalone,
+    /// OTRv4-interactive-only (modes/otrv4-interactive-only-mode.md): like
+    /// [`Mode::Standalone`], and any request for an offline conversation (Prekey or
+    /// Non-Interactive-Auth message) is rejected with [`super::Warning::OfflineRejected`].
+    InteractiveOnly,
+}
+
+impl Mode {
+    /// Whether the mode handles plaintext, query messages and whitespace tags.
+    pub fn handles_plaintext(self) -> bool {
+        matches!(self, Mode::Otrv3Compatible)
+    }
+}
+
+/// Which conversation(s) a message to a bare JID goes to when the peer has several
+/// instances (OTRv3's `OTRL_INSTAG_*` selection policies; otrv4.md §"Considerations for
+/// Networks that allow Multiple Clients").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Selection {
+    /// The most secure instance: one holding an encrypted session (most recently received
+    /// from, then most recently sent to), else one running a DAKE, else a `FINISHED` one
+    /// (so nothing leaks as plaintext), else one in `START`.
+    Best,
+    /// The instance with the most recent activity (sent or received), any state.
+    Recent,
+    /// The instance we most recently received from.
+    RecentReceived,
+    /// The instance we most recently sent to.
+    RecentSent,
+    /// Every known instance of the peer, each through its own session, and every other
+    /// device of our own bare JID that holds an encrypted session with us.
+    Multicasting,
+}
+
+/// Default heartbeat interval: 60 s, libotr-ng's `HEARTBEAT_INTERVAL`.
+pub const DEFAULT_HEARTBEAT_SECS: i64 = 60;
+/// Default session expiration: 2 hours, the example of otrv4.md §"Session Expiration".
+pub const DEFAULT_SESSION_EXPIRY_SECS: i64 = 2 * 60 * 60;
+/// Default lifetime of a data message stored before the DAKE completed: 10 minutes, the low
+/// end of the "10-60 minutes" otrv4.md §"Receiving a Data Message" recommends.
+pub const DEFAULT_STORED_MESSAGE_SECS: i64 = 10 * 60;
+/// Default bound on stored early data messages per conversation.
+pub const DEFAULT_MAX_STORED_MESSAGES: usize = 32;
+/// Default bound on messages queued while a DAKE runs, per conversation and per peer.
+pub const DEFAULT_MAX_QUEUED_MESSAGES: usize = 64;
+/// Default time a DAKE may take before it is abandoned (the mode documents recommend a
+/// timeout "if a DAKE message is lost and never delivered").
+pub const DEFAULT_DAKE_TIMEOUT_SECS: i64 = 10 * 60;
+/// Default Client Profile lifetime: two weeks, libotr-ng's `CLIENT_PROFILE_EXPIRATION_SECONDS`.
+pub const DEFAULT_PROFILE_LIFETIME_SECS: i64 = 14 * 24 * 60 * 60;
+/// Default renewal margin: a profile is re-signed when it expires within one hour
+/// (otrv4.md §"Client Profile Expiration and Renewal": renew before it expires).
+pub const DEFAULT_PROFILE_RENEW_MARGIN_SECS: i64 = 60 * 60;
+
+/// How an [`super::Account`] behaves in its conversations. All times are in seconds; a timer
+/// of 0 is disabled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Policy {
+    /// The mode (otrv4.md §"OTRv4 Modes").
+    pub mode: Mode,
+    /// The allowed versions (otrv4.md §"Query Messages": "enabling users to choose whether
+    /// they want to allow or disallow a version is required"). Without version 4 no OTR
+    /// message is sent or accepted. Version 3 is the seam of [`Mode::Otrv3Compatible`] and is
+    /// never advertised.
+    pub versions: Versions,
+    /// Never send plaintext: messages wait in a queue until a session is encrypted
+    /// (always on in the standalone and interactive-only modes).
+    pub require_encryption: bool,
+    /// Append the version 4 whitespace tag to plaintext we send, until the peer sends us
+    /// plaintext (otrv4.md §"Whitespace Tags").
+    pub send_whitespace_tag: bool,
+    /// Start a DAKE when a plaintext message with a version 4 whitespace tag arrives
+    /// (otrv4.md §"Receiving plaintext with the whitespace tag").
+    pub whitespace_start_dake: bool,
+    /// The instance selection policy of [`super::Client::send`].
+    pub selection: Selection,
+    /// The network's maximum message size: longer encoded messages are fragmented
+    /// (otrv4.md §"Transmitting Fragments"); 0 = never fragment.
+    pub max_message_size: usize,
+    /// Send a heartbeat (an empty data message with `IGNORE_UNREADABLE`) when a data message
+    /// arrives and we have sent nothing for this long (otrv4.md §"Data Exchange").
+    pub heartbeat_secs: i64,
+    /// Expire a session whose last new ECDH key of ours is this old (otrv4.md §"Session
+    /// Expiration").
+    pub session_expiry_secs: i64,
+    /// How long a data message received before the DAKE completed is kept
+    /// (otrv4.md §"Receiving a Data Message").
+    pub stored_message_secs: i64,
+    /// Most data messages stored per conversation while the DAKE completes.
+    pub max_stored_messages: usize,
+    /// Most messages queued per conversation (and per peer) while no session is encrypted.
+    pub max_queued_messages: usize,
+    /// How long a DAKE may run before [`super::Client::tick`] abandons it.
+    pub dake_timeout_secs: i64,
+    /// Reassembly timeout for fragments (otrv4.md §"Receiving Fragments").
+    pub fragment_timeout_secs: u64,
+    /// Lifetime of our Client Profile when (re-)signed.
+    pub profile_lifetime_secs: i64,
+    /// Re-sign our Client Profile when it expires within this margin.
+    pub profile_renew_margin_secs: i64,
+}
+
+impl Default for Policy {
+    /// [`Mode::Otrv3Compatible`] with version 4: opportunistic (whitespace tags, DAKE on a
+    /// tag or query), plaintext allowed, [`Selection::Best`], no fragmentation, and the
+    /// documented default timers.
+    fn default() -> Policy {
+        Policy {
+            mode: Mode::Otrv3Compatible,
+            versions: Versions::V4,
+            require_encryption: false,
+            send_whitespace_tag: true,
+            whitespace_start_dake: true,
+            selection: Selection::Best,
+            max_message_size: 0,
+            heartbeat_secs: DEFAULT_HEARTBEAT_SECS,
+            session_expiry_secs: DEFAULT_SESSION_EXPIRY_SECS,
+            stored_message_secs: DEFAULT_STORED_MESSAGE_SECS,
+            max_stored_messages: DEFAULT_MAX_STORED_MESSAGES,
+            max_queued_messages: DEFAULT_MAX_QUEUED_MESSAGES,
+            dake_timeout_secs: DEFAULT_DAKE_TIMEOUT_SECS,
+            fragment_timeout_secs: crate::wire::fragment::DEFAULT_FRAGMENT_TIMEOUT_SECS,
+            profile_lifetime_secs: DEFAULT_PROFILE_LIFETIME_SECS,
+            profile_renew_margin_secs: DEFAULT_PROFILE_RENEW_MARGIN_SECS,
+        }
+    }
+}
+
+impl Policy {
+    /// The OTRv4-standalone mode: always encrypted, no whitespace tags.
+    pub fn standalone() -> Policy {
+        Policy {
+            mode: Mode::Standalone,
+            require_encryption: true,
+            send_whitespace_tag: false,
+            whitespace_start_dake: false,
+            ..Policy::default()
+        }
+    }
+
+    /// The OTRv4-interactive-only mode: always encrypted, interactive DAKE only.
+    pub fn interactive_only() -> Policy {
+        Policy {
+            mode: Mode::InteractiveOnly,
+            ..Policy::standalone()
+        }
+    }
+
+    /// Whether plaintext may be sent: only in [`Mode::Otrv3Compatible`] without
+    /// [`Policy::require_encryption`].
+    pub fn allows_plaintext(&self) -> bool {
+        self.mode.handles_plaintext() && !self.require_encryption
+    }
+
+    /// Checks the policy is consistent: version 3 only in [`Mode::Otrv3Compatible`],
+    /// `require_encryption` set in the always-encrypted modes, non-negative timers, and a
+    /// maximum message size of 0 or large enough for one fragment.
+    pub fn check(&self) -> Result<(), ConversationError> {
+        if self.versions.has_v3() && !self.mode.handles_plaintext() {
+            return Err(ConversationError::InvalidPolicy(
+                "version 3 is not allowed in the standalone and interactive-only modes",
+            ));
+        }
+        if !self.mode.handles_plaintext() && !self.require_encryption {
+            return Err(ConversationError::InvalidPolicy(
+                "the standalone and interactive-only modes always require encryption",
+            ));
+        }
+        let timers = [
+            self.heartbeat_secs,
+            self.session_expiry_secs,
+            self.stored_message_secs,
+            self.dake_timeout_secs,
+            self.profile_lifetime_secs,
+            self.profile_renew_margin_secs,
+        ];
+        if timers.iter().any(|&t| t < 0) {
+            return Err(ConversationError::InvalidPolicy("negative timer"));
+        }
+        if self.profile_lifetime_secs <= self.profile_renew_margin_secs {
+            return Err(ConversationError::InvalidPolicy(
+                "profile lifetime must exceed the renewal margin",
+            ));
+        }
+        let min = crate::wire::fragment::FragmentKind::Otr.overhead() + 1;
+        if self.max_message_size != 0 && self.max_message_size < min {
+            return Err(ConversationError::InvalidPolicy(
+                "maximum message size is too small for a fragment",
+            ));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn presets_are_consistent_and_checked() {
+        assert!(Policy::default().check().is_ok());
+        assert!(Policy::standalone().check().is_ok());
+        assert!(Policy::interactive_only().check().is_ok());
+        assert!(Policy::default().allows_plaintext());
+        assert!(!Policy::standalone().allows_plaintext());
+
+        let v3 = Policy {
+            versions: Versions::V3_AND_V4,
+            ..Policy::standalone()
+        };
+        assert!(matches!(
+            v3.check(),
+            Err(ConversationError::InvalidPolicy(_))
+        ));
+        let plain = Policy {
+            require_encryption: false,
+            ..Policy::interactive_only()
+        };
+        assert!(plain.check().is_err());
+        let tiny = Policy {
+            max_message_size: 10,
+            ..Policy::default()
+        };
+        assert!(tiny.check().is_err());
+        let neg = Policy {
+            heartbeat_secs: -1,
+            ..Policy::default()
+        };
+        assert!(neg.check().is_err());
+    }
+}

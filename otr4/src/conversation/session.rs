@@ -1,0 +1,171 @@
+//! A live encrypted session (otrv4.md §"Data Exchange"): the double ratchet, the SMP state,
+//! the SSID and the peer's profile, plus the heartbeat and session-expiration timers.
+
+use alloc::vec::Vec;
+use core::fmt;
+
+use crate::InstanceTag;
+use crate::crypto::fingerprint::Fingerprint;
+use crate::crypto::kdf::shake256;
+use crate::dake::{DakeComplete, Role, Ssid};
+use crate::profile::client::ClientProfile;
+use crate::ratchet::{Decrypted, DoubleRatchet, ExtraSymmetricKey, RatchetError, SecretBytes};
+use crate::smp::{Smp, SmpContext};
+use crate::wire::messages::{DataMessage, IdentityMessage};
+use crate::wire::tlv::{Tlv, encode_plaintext};
+
+use super::ConversationError;
+
+/// Bytes of the digest identifying an Identity message's ephemeral keys.
+pub const IDENTITY_DIGEST_LEN: usize = 32;
+
+/// `SHAKE-256(POINT(Y) || MPI(B), 32)`: identifies the ephemeral keys of an Identity
+/// message, to recognise a replay of the Identity message of a DAKE that already completed.
+pub fn identity_digest(msg: &IdentityMessage) -> [u8; IDENTITY_DIGEST_LEN] {
+    let mut out = [0u8; IDENTITY_DIGEST_LEN];
+    shake256(&[&msg.y.encode(), &msg.b.to_be_bytes()], &mut out);
+    out
+}
+
+/// An encrypted session. Created only from a [`DakeComplete`] (the DAKE's proof that both
+/// sides authenticated), or restored from an export of such a session.
+pub(crate) struct Session {
+    pub(crate) ratchet: DoubleRatchet,
+    pub(crate) ssid: Ssid,
+    pub(crate) role: Role,
+    pub(crate) our_tag: InstanceTag,
+    pub(crate) their_tag: InstanceTag,
+    pub(crate) their_profile: ClientProfile,
+    pub(crate) smp: Smp,
+    /// The Identity message of the DAKE that made this session.
+    pub(crate) identity: [u8; IDENTITY_DIGEST_LEN],
+    pub(crate) established_at: i64,
+    /// When we last sent a data message (initially: when the session was established).
+    pub(crate) last_sent: i64,
+    /// Whether a data message arrived since we last sent one.
+    pub(crate) received_since_send: bool,
+    /// When our last new ECDH key was generated, counted from the first data message sent
+    /// or received (otrv4.md §"Session Expiration"); `None` before any data message.
+    pub(crate) expiry_timer: Option<i64>,
+}
+
+impl fmt::Debug for Session {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Session")
+            .field("ssid", &self.ssid)
+            .field("role", &self.role)
+            .field("their_tag", &self.their_tag)
+            .field("ratchet", &self.ratchet)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Session {
+    /// Enters `ENCRYPTED_MESSAGES` from a completed DAKE (otrv4.md §"Sending an Auth-I
+    /// Message", §"Receiving an Auth-I Message": "Initialize the double ratcheting").
+    pub(crate) fn establish<R: rand_core::CryptoRng + ?Sized>(
+        done: DakeComplete,
+        identity: [u8; IDENTITY_DIGEST_LEN],
+        now: i64,
+        rng: &mut R,
+    ) -> Result<Session, ConversationError> {
+        let init = done.into_ratchet_init();
+        let ssid = init.ssid;
+        let role = init.role;
+        let our_tag = init.our_tag;
+        let their_tag = init.their_tag;
+        let their_profile = init.their_profile.profile().clone();
+        let ratchet = init
+            .into_double_ratchet(rng)
+            .map_err(ConversationError::Ratchet)?;
+        Ok(Session {
+            ratchet,
+            ssid,
+            role,
+            our_tag,
+            their_tag,
+            their_profile,
+            smp: Smp::new(),
+            identity,
+            established_at: now,
+            last_sent: now,
+            received_since_send: false,
+            expiry_timer: None,
+        })
+    }
+
+    /// The peer's fingerprint.
+    pub(crate) fn their_fingerprint(&self) -> Fingerprint {
+        Fingerprint::otrv4(
+            self.their_profile.public_key(),
+            self.their_profile.forging_key(),
+        )
+    }
+
+    /// The SMP inputs of this session.
+    pub(crate) fn smp_context(&self, our_fingerprint: Fingerprint) -> SmpContext {
+        SmpContext {
+            our_fingerprint,
+            their_fingerprint: self.their_fingerprint(),
+            ssid: self.ssid.0,
+        }
+    }
+
+    /// Encrypts `text` and `tlvs` into an encoded Data Message (otrv4.md §"Sending a Data
+    /// Message"). With `reveal_all`, every MAC key still held is revealed (otrv4.md
+    /// §"Session Expiration"). Returns the message bytes and its extra symmetric key.
+    pub(crate) fn encrypt<R: rand_core::CryptoRng + ?Sized>(
+        &mut self,
+        text: &[u8],
+        tlvs: &[Tlv],
+        flags: u8,
+        reveal_all: bool,
+        now: i64,
+        rng: &mut R,
+    ) -> Result<(Vec<u8>, ExtraSymmetricKey), ConversationError> {
+        let plaintext =
+            SecretBytes::new(encode_plaintext(text, tlvs).map_err(ConversationError::Encoding)?);
+        let new_key = self.ratchet.needs_sending_ratchet();
+        let enc = if reveal_all {
+            self.ratchet
+                .encrypt_revealing_all(self.our_tag, self.their_tag, flags, &plaintext, rng)
+        } else {
+            self.ratchet
+                .encrypt(self.our_tag, self.their_tag, flags, &plaintext, rng)
+        }
+        .map_err(ConversationError::Ratchet)?;
+        if new_key || self.expiry_timer.is_none() {
+            self.expiry_timer = Some(now);
+        }
+        self.last_sent = now;
+        self.received_since_send = false;
+        Ok((enc.message.encode(), enc.extra_symm_key))
+    }
+
+    /// Verifies and decrypts a Data Message; on error the ratchet is unchanged.
+    pub(crate) fn decrypt(
+        &mut self,
+        msg: &DataMessage,
+        now: i64,
+    ) -> Result<Decrypted, RatchetError> {
+        let d = self.ratchet.decrypt(msg)?;
+        self.received_since_send = true;
+        if self.expiry_timer.is_none() {
+            self.expiry_timer = Some(now);
+        }
+        Ok(d)
+    }
+
+    /// Whether the session expired at `now` (0 disables expiry).
+    pub(crate) fn expired(&self, now: i64, expiry_secs: i64) -> bool {
+        expiry_secs > 0
+            && self
+                .expiry_timer
+                .is_some_and(|t| now.saturating_sub(t) >= expiry_secs)
+    }
+
+    /// Whether a heartbeat is due at `now` (0 disables heartbeats).
+    pub(crate) fn heartbeat_due(&self, now: i64, heartbeat_secs: i64) -> bool {
+        heartbeat_secs > 0 && now.saturating_sub(self.last_sent) >= heartbeat_secs
+    }
+}
