@@ -8,6 +8,11 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
+/// The conversation scenario of the `conversation_receive` and `persist_import` targets.
+#[path = "../../fuzz/fuzz_targets/common/scenario.rs"]
+#[allow(dead_code)]
+mod scenario;
+
 use crate::format::{Suite, Vector};
 use crate::suites::{SUITES, dake_transcript};
 use otr4::crypto::ed448::{KeyPair, SymmetricKey};
@@ -24,12 +29,14 @@ pub type Corpus = BTreeMap<&'static str, BTreeSet<Vec<u8>>>;
 pub const TARGETS: &[&str] = &[
     "classify",
     "client_profile",
+    "conversation_receive",
     "decode_otr",
     "dh_public",
     "error_msg",
     "fragment",
     "message",
     "point_scalar",
+    "persist_import",
     "prekey_message",
     "prekey_profile",
     "query",
@@ -275,6 +282,29 @@ impl Builder {
         }
         Ok(())
     }
+
+    /// The conversation scenario: for each state, its index byte followed by the messages
+    /// Alice sent in that state (newline-separated); the exports of Bob's account and
+    /// client, as they are (mode byte 0/1) and opened (mode byte 2/3, the contents the
+    /// target seals itself).
+    fn conversation(&mut self) -> Result<(), String> {
+        let p = scenario::prepare().ok_or("the conversation scenario failed")?;
+        for (state, texts) in &p.seeds {
+            let seed = [&[*state][..], texts.join("\n").as_bytes()].concat();
+            self.add("conversation_receive", seed);
+            for t in texts {
+                self.add("classify", t.clone());
+            }
+        }
+        for (mode, export) in
+            std::iter::once((0u8, &p.bob_account)).chain(p.client_exports.iter().map(|e| (1u8, e)))
+        {
+            self.add("persist_import", [&[mode][..], export].concat());
+            let (_, contents) = scenario::open(export).ok_or("an export does not open")?;
+            self.add("persist_import", [&[mode | 2][..], &contents].concat());
+        }
+        Ok(())
+    }
 }
 
 /// Builds the seeds from the vector files in `vectors_dir`.
@@ -293,6 +323,7 @@ pub fn build(vectors_dir: &Path) -> Result<Corpus, String> {
         }
     }
     b.smp()?;
+    b.conversation()?;
     // Plain text as a user would type it, for the text-level targets.
     for t in [
         "Hello, world!",
@@ -326,4 +357,56 @@ pub fn write(vectors_dir: &Path, out: &Path) -> Result<BTreeMap<&'static str, us
         counts.insert(*target, seeds.len());
     }
     Ok(counts)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::indexing_slicing)]
+mod tests {
+    use super::scenario::{ALICE, NOW, bob_in, prepare, rng_for};
+    use otr4::conversation::Event;
+
+    /// The seeds are valid in their state when the state is rebuilt as the fuzz target
+    /// does: Auth-R and Auth-I complete the DAKE, the data messages are read.
+    #[test]
+    fn scenario_seeds_are_valid_in_their_state() {
+        let p = prepare().unwrap();
+        for (state, texts) in &p.seeds {
+            let mut rng = rng_for(*state);
+            let (mut bob, _) = bob_in(*state, &p, &mut rng).unwrap();
+            let mut events = Vec::new();
+            for t in texts {
+                events.extend(bob.receive(ALICE, t, NOW, &mut rng));
+            }
+            let errors: Vec<_> = events
+                .iter()
+                .filter(|e| matches!(e, Event::Error { .. }))
+                .collect();
+            assert!(errors.is_empty(), "state {state}: {errors:?}");
+            let secure = events.iter().any(|e| matches!(e, Event::Secure { .. }));
+            let received = events.iter().any(|e| {
+                matches!(
+                    e,
+                    Event::Received {
+                        encrypted: true,
+                        ..
+                    }
+                )
+            });
+            match state {
+                1 if texts.len() == 1 && texts[0] == p.alice_identity => {}
+                1 | 2 => assert!(secure, "state {state}: {events:?}"),
+                3 => assert!(
+                    received
+                        || events.iter().any(|e| matches!(
+                            e,
+                            Event::Smp { .. }
+                                | Event::Finished { .. }
+                                | Event::ExtraSymmetricKey { .. }
+                        )),
+                    "{events:?}"
+                ),
+                _ => {}
+            }
+        }
+    }
 }

@@ -157,6 +157,20 @@ mod tests {
                 .count(),
             2
         );
+        // The persistence seeds import (as exported, and sealed again from their contents).
+        let key = [0x5a; 32];
+        for seed in &c["persist_import"] {
+            let (mode, rest) = seed.split_first().unwrap();
+            if mode & 2 == 0 {
+                let ok = if mode & 1 == 1 {
+                    otr4::conversation::Client::import(&key, rest).is_ok()
+                } else {
+                    otr4::conversation::Account::import(&key, rest).is_ok()
+                };
+                assert!(ok, "persist seed with mode {mode}");
+            }
+        }
+        assert!(c["conversation_receive"].len() >= 10);
         let tmp = std::env::temp_dir().join(format!("otr4-corpus-{}", std::process::id()));
         let counts = corpus::write(&vectors_dir(), &tmp).unwrap();
         let n = counts["message"];
