@@ -9,6 +9,7 @@ use rand_core::Rng;
 use std::path::Path;
 
 mod chacha20;
+pub mod dake_transcript;
 mod dh3072;
 mod ecdh;
 mod eddsa;
@@ -86,6 +87,11 @@ pub const SUITES: &[SuiteDef] = &[
         name: "framing",
         generate: framing::generate,
         check: framing::check,
+    },
+    SuiteDef {
+        name: "dake_transcript",
+        generate: dake_transcript::generate,
+        check: dake_transcript::check,
     },
 ];
 

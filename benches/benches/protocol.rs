@@ -1,0 +1,251 @@
+//! Criterion benches of otr4's protocol layers: the full interactive DAKE, Data Message
+//! encryption and decryption inside a chain, DH ratchet steps with and without the brace-key
+//! DH, and a complete SMP exchange.
+
+// Bench code, like tests: a setup that fails must stop the run loudly.
+#![allow(clippy::panic)]
+
+use std::hint::black_box;
+
+use chacha20::ChaCha20Rng;
+use criterion::{BatchSize, Criterion, criterion_main};
+use otr4::InstanceTag;
+use otr4::crypto::ed448::KeyPair;
+use otr4::crypto::fingerprint::Fingerprint;
+use otr4::crypto::keys::generate_forging_point;
+use otr4::dake::{self, DakeComplete, LocalParty, PhiPrime};
+use otr4::profile::client::ClientProfile;
+use otr4::ratchet::DoubleRatchet;
+use otr4::smp::{Smp, SmpContext, SmpEvent};
+use otr4::wire::messages::DataMessage;
+use rand_core::SeedableRng;
+
+const NOW: i64 = 1_780_000_000;
+const ALICE: InstanceTag = InstanceTag(0x1111_1111);
+const BOB: InstanceTag = InstanceTag(0x2222_2222);
+
+fn rng() -> ChaCha20Rng {
+    ChaCha20Rng::from_seed([11; 32])
+}
+
+/// A party's long-term key, Client Profile and `phi'`.
+struct Identity {
+    key: KeyPair,
+    profile: ClientProfile,
+    phi_prime: PhiPrime,
+}
+
+impl Identity {
+    fn new(rng: &mut ChaCha20Rng, tag: InstanceTag) -> Identity {
+        let key = KeyPair::generate(rng);
+        let forging = generate_forging_point(rng);
+        let profile = ClientProfile::build_and_sign(tag, &key, &forging, b"4", NOW + 86_400);
+        Identity {
+            key,
+            profile,
+            phi_prime: PhiPrime::from_strings(&["alice@example.org", "bob@example.org"]),
+        }
+    }
+
+    fn local(&self) -> LocalParty<'_> {
+        match LocalParty::new(&self.key, &self.profile, &self.phi_prime) {
+            Ok(l) => l,
+            Err(e) => panic!("local party: {e}"),
+        }
+    }
+
+    fn fingerprint(&self) -> Fingerprint {
+        Fingerprint::otrv4(self.profile.public_key(), self.profile.forging_key())
+    }
+}
+
+/// Identity → Auth-R → Auth-I: Bob's and Alice's completed DAKEs.
+fn run_dake(
+    rng: &mut ChaCha20Rng,
+    bob: &LocalParty<'_>,
+    alice: &LocalParty<'_>,
+) -> (DakeComplete, DakeComplete) {
+    let (waiting_r, identity) = dake::start(rng, bob, InstanceTag::UNKNOWN);
+    let Ok((waiting_i, auth_r)) = dake::receive_identity(rng, alice, &identity, NOW) else {
+        panic!("Identity rejected")
+    };
+    let Ok((bob_done, auth_i)) = waiting_r.receive_auth_r(rng, bob, &auth_r, NOW) else {
+        panic!("Auth-R rejected")
+    };
+    let Ok(alice_done) = waiting_i.receive_auth_i(&auth_i) else {
+        panic!("Auth-I rejected")
+    };
+    (bob_done, alice_done)
+}
+
+fn dake_bench(c: &mut Criterion) {
+    let mut rng = rng();
+    let (alice, bob) = (Identity::new(&mut rng, ALICE), Identity::new(&mut rng, BOB));
+    let (a, b) = (alice.local(), bob.local());
+    let mut g = c.benchmark_group("dake");
+    g.sample_size(10);
+    g.bench_function(
+        "interactive, both sides (Identity, Auth-R, Auth-I)",
+        |bch| bch.iter(|| run_dake(&mut rng, black_box(&b), black_box(&a))),
+    );
+    g.finish();
+}
+
+/// Both double ratchets after a DAKE: (Alice, Bob).
+fn ratchets(rng: &mut ChaCha20Rng) -> (DoubleRatchet, DoubleRatchet) {
+    let (alice, bob) = (Identity::new(rng, ALICE), Identity::new(rng, BOB));
+    let (bob_done, alice_done) = run_dake(rng, &bob.local(), &alice.local());
+    let init = |d: DakeComplete, rng: &mut ChaCha20Rng| match d
+        .into_ratchet_init()
+        .into_double_ratchet(rng)
+    {
+        Ok(r) => r,
+        Err(e) => panic!("ratchet init: {e}"),
+    };
+    let b = init(bob_done, rng);
+    (init(alice_done, rng), b)
+}
+
+fn send(
+    rng: &mut ChaCha20Rng,
+    from: &mut DoubleRatchet,
+    tags: (InstanceTag, InstanceTag),
+    text: &[u8],
+) -> DataMessage {
+    match from.encrypt(tags.0, tags.1, 0, text, rng) {
+        Ok(e) => e.message,
+        Err(e) => panic!("encrypt: {e}"),
+    }
+}
+
+fn deliver(to: &mut DoubleRatchet, m: &DataMessage) {
+    if let Err(e) = to.decrypt(m) {
+        panic!("decrypt: {e}")
+    }
+}
+
+fn import(bytes: &[u8]) -> DoubleRatchet {
+    match DoubleRatchet::import(bytes) {
+        Ok(r) => r,
+        Err(e) => panic!("import: {e}"),
+    }
+}
+
+fn ratchet_bench(c: &mut Criterion) {
+    let mut rng = rng();
+    let (mut alice, mut bob) = ratchets(&mut rng);
+    let kib = vec![0x61u8; 1024];
+    let mut g = c.benchmark_group("ratchet");
+
+    // Inside a chain: Alice's first chain, established by a first message.
+    let m = send(&mut rng, &mut alice, (ALICE, BOB), b"first");
+    deliver(&mut bob, &m);
+    let snapshot = alice.export();
+    g.bench_function("encrypt 1 KiB inside a chain", |bch| {
+        bch.iter(|| alice.encrypt(ALICE, BOB, 0, black_box(&kib), &mut rng))
+    });
+    let mut alice = import(&snapshot);
+    let mut rng2 = ChaCha20Rng::from_seed([12; 32]);
+    g.bench_function("decrypt 1 KiB inside a chain", |bch| {
+        bch.iter_batched(
+            || send(&mut rng2, &mut alice, (ALICE, BOB), &kib),
+            |m| bob.decrypt(black_box(&m)),
+            BatchSize::SmallInput,
+        )
+    });
+    let mut alice = import(&snapshot);
+
+    // Ratchet steps: Bob answers (his first chain, id 0); Alice's reply is then a new
+    // ratchet with id 1 (brace key hashed forward). After Bob's reply (id 2), Alice's next
+    // one has id 3 (a new 3072-bit DH key pair and DH).
+    let m = send(&mut rng, &mut bob, (BOB, ALICE), b"bob, chain id 0");
+    deliver(&mut alice, &m);
+    for (label, want_id) in [("id 1, no DH", 1u32), ("id 3, brace-key DH", 3)] {
+        if want_id == 3 {
+            let m = send(&mut rng, &mut alice, (ALICE, BOB), b"id 1");
+            deliver(&mut bob, &m);
+            let m = send(&mut rng, &mut bob, (BOB, ALICE), b"id 2");
+            deliver(&mut alice, &m);
+        }
+        assert!(alice.needs_sending_ratchet());
+        let (alice_before, bob_before) = (alice.export(), bob.export());
+        let probe = send(&mut rng, &mut import(&alice_before), (ALICE, BOB), b"probe");
+        assert_eq!((probe.i, probe.dh.is_some()), (want_id, want_id % 3 == 0));
+        g.bench_function(
+            format!("ratchet step: encrypt first message of a new ratchet ({label})"),
+            |bch| {
+                bch.iter_batched(
+                    || import(&alice_before),
+                    |mut a| a.encrypt(ALICE, BOB, 0, black_box(&kib), &mut rng),
+                    BatchSize::SmallInput,
+                )
+            },
+        );
+        let first = send(&mut rng, &mut alice, (ALICE, BOB), &kib);
+        g.bench_function(
+            format!("ratchet step: decrypt first message of a new ratchet ({label})"),
+            |bch| {
+                bch.iter_batched(
+                    || import(&bob_before),
+                    |mut b| b.decrypt(black_box(&first)),
+                    BatchSize::SmallInput,
+                )
+            },
+        );
+        deliver(&mut bob, &first);
+    }
+    g.finish();
+}
+
+fn smp_bench(c: &mut Criterion) {
+    let mut rng = rng();
+    let (alice, bob) = (Identity::new(&mut rng, ALICE), Identity::new(&mut rng, BOB));
+    let ssid = [5u8; 8];
+    let actx = SmpContext {
+        our_fingerprint: alice.fingerprint(),
+        their_fingerprint: bob.fingerprint(),
+        ssid,
+    };
+    let bctx = SmpContext {
+        our_fingerprint: bob.fingerprint(),
+        their_fingerprint: alice.fingerprint(),
+        ssid,
+    };
+    let run = |rng: &mut ChaCha20Rng| -> bool {
+        let (mut a, mut b) = (Smp::new(), Smp::new());
+        let step = |r: Result<SmpEvent, _>| match r {
+            Ok(e) => e,
+            Err(e) => panic!("smp: {e}"),
+        };
+        let Ok(m1) = a.start(rng, &actx, b"shared secret", None) else {
+            panic!("start")
+        };
+        step(b.receive(rng, &m1));
+        let Ok(m2) = b.respond(rng, &bctx, b"shared secret") else {
+            panic!("respond")
+        };
+        let SmpEvent::SendTlv(m3) = step(a.receive(rng, &m2)) else {
+            panic!("no message 3")
+        };
+        let SmpEvent::Succeeded { reply: Some(m4) } = step(b.receive(rng, &m3)) else {
+            panic!("bob: no success")
+        };
+        matches!(
+            step(a.receive(rng, &m4)),
+            SmpEvent::Succeeded { reply: None }
+        )
+    };
+    assert!(run(&mut rng));
+    let mut g = c.benchmark_group("smp");
+    g.sample_size(20);
+    g.bench_function("full exchange, both sides (messages 1-4)", |bch| {
+        bch.iter(|| run(&mut rng))
+    });
+    g.finish();
+}
+
+mod group {
+    use super::{dake_bench, ratchet_bench, smp_bench};
+    criterion::criterion_group!(benches, dake_bench, ratchet_bench, smp_bench);
+}
+criterion_main!(group::benches);

@@ -1,0 +1,456 @@
+//! `otr4-peer`: one OTRv4 client driven by a line protocol on stdin/stdout, for interop and
+//! end-to-end tests (documented in test-vectors/README.md, section "otr4-peer").
+//!
+//! Each input line is a command (`start`, `recv <message>`, `send <text>`, `smp <secret>`,
+//! `end`, `tick [seconds]`, `quit`); each output line is `out <message>`, `msg <text>`,
+//! `event <name> [key=value …]` or `error <kind> <detail>`, flushed as it is written, and
+//! every command's output ends with `event done command=<name>`.
+
+use std::io::{BufRead, Write};
+use std::process::ExitCode;
+
+use chacha20::ChaCha20Rng;
+use otr4::InstanceTag;
+use otr4::conversation::{
+    Account, Client, ConversationError, DisconnectReason, Event, NotSentReason, Policy, SmpUpdate,
+};
+use otr4::crypto::ed448::{KeyPair, SymmetricKey};
+use otr4::crypto::kdf::shake256;
+use otr4::crypto::keys::ForgingPublicKey;
+use rand_core::SeedableRng;
+
+const USAGE: &str = "usage: otr4-peer [--seed U64] [--now UNIX_SECONDS] [--key-seed HEX] \
+[--instance-tag HEX] [--mode standalone|interactive|compatible] --us BARE_JID --them BARE_JID";
+
+/// The command-line options.
+struct Options {
+    seed: Option<u64>,
+    now: Option<i64>,
+    key_seed: Option<Vec<u8>>,
+    instance_tag: Option<InstanceTag>,
+    policy: Policy,
+    us: String,
+    them: String,
+}
+
+fn parse_options(args: &[String]) -> Result<Options, String> {
+    let mut o = Options {
+        seed: None,
+        now: None,
+        key_seed: None,
+        instance_tag: None,
+        policy: Policy::standalone(),
+        us: String::new(),
+        them: String::new(),
+    };
+    let mut it = args.iter();
+    while let Some(flag) = it.next() {
+        let mut value = || it.next().ok_or_else(|| format!("{flag} needs a value"));
+        match flag.as_str() {
+            "--seed" => o.seed = Some(value()?.parse().map_err(|e| format!("--seed: {e}"))?),
+            "--now" => o.now = Some(value()?.parse().map_err(|e| format!("--now: {e}"))?),
+            "--key-seed" => {
+                o.key_seed = Some(hex::decode(value()?).map_err(|e| format!("--key-seed: {e}"))?)
+            }
+            "--instance-tag" => {
+                let v = value()?;
+                let tag = u32::from_str_radix(v.trim_start_matches("0x"), 16)
+                    .map_err(|e| format!("--instance-tag: {e}"))?;
+                if !InstanceTag(tag).is_valid_sender() {
+                    return Err("--instance-tag must be at least 0x100".into());
+                }
+                o.instance_tag = Some(InstanceTag(tag));
+            }
+            "--mode" => {
+                o.policy = match value()?.as_str() {
+                    "standalone" => Policy::standalone(),
+                    "interactive" => Policy::interactive_only(),
+                    "compatible" => Policy::default(),
+                    m => return Err(format!("--mode: unknown mode {m:?}")),
+                }
+            }
+            "--us" => o.us = value()?.clone(),
+            "--them" => o.them = value()?.clone(),
+            f => return Err(format!("unknown option {f:?}")),
+        }
+    }
+    if o.us.is_empty() || o.them.is_empty() {
+        return Err("--us and --them are required".into());
+    }
+    Ok(o)
+}
+
+/// `SHAKE-256(label || seed, 57)`: a symmetric key derived from `--key-seed`.
+fn derived_key(label: &[u8], seed: &[u8]) -> KeyPair {
+    let mut sym = [0u8; 57];
+    shake256(&[label, seed], &mut sym);
+    KeyPair::from_symmetric_key(SymmetricKey::from_bytes(sym))
+}
+
+/// 32 bytes from the operating system, for runs without `--seed`.
+fn os_seed() -> Result<[u8; 32], String> {
+    let mut seed = [0u8; 32];
+    let mut f = std::fs::File::open("/dev/urandom").map_err(|e| format!("/dev/urandom: {e}"))?;
+    std::io::Read::read_exact(&mut f, &mut seed).map_err(|e| format!("/dev/urandom: {e}"))?;
+    Ok(seed)
+}
+
+/// Escapes a value for one output line: `\` → `\\`, newline → `\n`, CR → `\r`, and with
+/// `space`, space → `\s` (for `key=value` fields).
+fn escape(s: &str, space: bool) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            ' ' if space => out.push_str("\\s"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// Reverses [`escape`] (`\s` is a space; an unknown escape is kept as is).
+fn unescape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut chars = s.chars();
+    while let Some(c) = chars.next() {
+        if c != '\\' {
+            out.push(c);
+            continue;
+        }
+        match chars.next() {
+            Some('\\') => out.push('\\'),
+            Some('n') => out.push('\n'),
+            Some('r') => out.push('\r'),
+            Some('s') => out.push(' '),
+            Some(other) => {
+                out.push('\\');
+                out.push(other);
+            }
+            None => out.push('\\'),
+        }
+    }
+    out
+}
+
+/// `CamelCase` → `camel_case` of the leading identifier of a `Debug` rendering.
+fn kind_name(debug: &str) -> String {
+    let ident: String = debug
+        .chars()
+        .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+        .collect();
+    let mut out = String::new();
+    for (i, c) in ident.chars().enumerate() {
+        if c.is_ascii_uppercase() {
+            if i > 0 {
+                out.push('_');
+            }
+            out.push(c.to_ascii_lowercase());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+fn tag_hex(t: InstanceTag) -> String {
+    format!("{:08x}", t.0)
+}
+
+/// The peer: the client, its RNG and clock, and SMP bookkeeping.
+struct Peer {
+    client: Client,
+    rng: ChaCha20Rng,
+    fixed_now: Option<i64>,
+    them: String,
+    /// An instance that asked us for the SMP secret.
+    smp_asked: Option<InstanceTag>,
+}
+
+impl Peer {
+    fn now(&self) -> i64 {
+        self.fixed_now.unwrap_or_else(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+        })
+    }
+
+    /// The encrypted conversation with the peer to run SMP in.
+    fn encrypted_instance(&self) -> Option<InstanceTag> {
+        self.client.instances(&self.them).into_iter().find(|t| {
+            self.client
+                .conversation(&self.them, *t)
+                .is_some_and(|c| c.is_encrypted())
+        })
+    }
+
+    /// Runs one command; returns its output lines and whether to quit.
+    fn command(&mut self, line: &str) -> (Vec<String>, bool) {
+        let (cmd, arg) = line.split_once(' ').unwrap_or((line, ""));
+        let now = self.now();
+        let them = self.them.clone();
+        let events = match cmd {
+            "start" => self.client.start(&them, now, &mut self.rng),
+            "recv" => self
+                .client
+                .receive(&them, &unescape(arg), now, &mut self.rng),
+            "send" => self
+                .client
+                .send(&them, &unescape(arg), &[], now, &mut self.rng),
+            "smp" => {
+                let secret = unescape(arg);
+                match (self.smp_asked.take(), self.encrypted_instance()) {
+                    (Some(t), _) => {
+                        self.client
+                            .smp_respond(&them, t, secret.as_bytes(), now, &mut self.rng)
+                    }
+                    (None, Some(t)) => {
+                        self.client
+                            .smp_start(&them, t, secret.as_bytes(), None, now, &mut self.rng)
+                    }
+                    (None, None) => {
+                        return (
+                            vec!["error not_encrypted no encrypted conversation for SMP".into()],
+                            false,
+                        );
+                    }
+                }
+            }
+            "end" => self.client.end(&them, None, now, &mut self.rng),
+            "tick" => {
+                let later = match arg {
+                    "" => Ok(0),
+                    s => s.parse::<i64>(),
+                };
+                match later {
+                    Ok(s) => self.client.tick(now.saturating_add(s), &mut self.rng),
+                    Err(e) => return (vec![format!("error usage tick: {e}")], false),
+                }
+            }
+            "quit" => return (Vec::new(), true),
+            "" => return (vec!["error usage empty command".into()], false),
+            other => {
+                return (
+                    vec![format!(
+                        "error usage unknown command {}",
+                        escape(other, false)
+                    )],
+                    false,
+                );
+            }
+        };
+        let lines = events.into_iter().filter_map(|e| self.render(e)).collect();
+        (lines, false)
+    }
+
+    /// One output line for an event (`None` for events the protocol does not report).
+    fn render(&mut self, e: Event) -> Option<String> {
+        Some(match e {
+            Event::Send { text, .. } => format!("out {}", escape(&text, false)),
+            Event::Received { text, .. } => format!("msg {}", escape(&text, false)),
+            Event::Secure {
+                ssid,
+                instance,
+                bold_half,
+                their_fingerprint,
+                ..
+            } => format!(
+                "event secure ssid={} instance={} bold_half={bold_half} fingerprint={}",
+                hex::encode(ssid.0),
+                tag_hex(instance),
+                hex::encode(their_fingerprint.as_bytes()),
+            ),
+            Event::Finished { instance, .. } => {
+                format!("event finished instance={}", tag_hex(instance))
+            }
+            Event::Disconnected {
+                instance, reason, ..
+            } => format!(
+                "event disconnected instance={} reason={}",
+                tag_hex(instance),
+                match reason {
+                    DisconnectReason::UserEnded => "user_ended",
+                    DisconnectReason::Expired => "expired",
+                }
+            ),
+            Event::Smp {
+                instance, update, ..
+            } => {
+                let i = tag_hex(instance);
+                match update {
+                    SmpUpdate::AskForSecret { question } => {
+                        self.smp_asked = Some(instance);
+                        match question {
+                            Some(q) => format!(
+                                "event smp_request instance={i} question={}",
+                                escape(&q, true)
+                            ),
+                            None => format!("event smp_request instance={i}"),
+                        }
+                    }
+                    SmpUpdate::InProgress => format!("event smp_in_progress instance={i}"),
+                    SmpUpdate::Succeeded => format!("event smp result=success instance={i}"),
+                    SmpUpdate::Failed => format!("event smp result=failure instance={i}"),
+                    SmpUpdate::Aborted { reason } => match reason {
+                        Some(r) => format!(
+                            "event smp result=aborted instance={i} reason={}",
+                            escape(&r.to_string(), true)
+                        ),
+                        None => format!("event smp result=aborted instance={i} by=peer"),
+                    },
+                }
+            }
+            Event::ExtraSymmetricKey {
+                instance,
+                key,
+                context,
+                data,
+                ..
+            } => format!(
+                "event extra_symmetric_key instance={} context={} data={} key={}",
+                tag_hex(instance),
+                hex::encode(context),
+                hex::encode(data),
+                hex::encode(key.as_bytes()),
+            ),
+            Event::PeerError { code, text, .. } => format!(
+                "event peer_error code={} text={}",
+                code.number(),
+                escape(&text, true)
+            ),
+            Event::Warning { warning, .. } => format!(
+                "event warning kind={} detail={}",
+                kind_name(&format!("{warning:?}")),
+                escape(&format!("{warning:?}"), true)
+            ),
+            Event::Error { error, .. } => error_line(&error),
+            Event::NotSent { reason, .. } => format!(
+                "event not_sent reason={}",
+                match reason {
+                    NotSentReason::Queued => "queued",
+                    NotSentReason::Finished => "finished",
+                    NotSentReason::QueueFull => "queue_full",
+                    NotSentReason::Discarded => "discarded",
+                    NotSentReason::EncryptionUnavailable => "encryption_unavailable",
+                }
+            ),
+            _ => return None,
+        })
+    }
+}
+
+fn error_line(e: &ConversationError) -> String {
+    format!(
+        "error {} {}",
+        kind_name(&format!("{e:?}")),
+        escape(&e.to_string(), false)
+    )
+}
+
+fn build(o: &Options) -> Result<Peer, String> {
+    let mut rng = match o.seed {
+        Some(s) => ChaCha20Rng::seed_from_u64(s),
+        None => ChaCha20Rng::from_seed(os_seed()?),
+    };
+    let now = o.now.unwrap_or_else(|| {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+    });
+    let (long_term, forging) = match &o.key_seed {
+        Some(seed) => (
+            derived_key(b"otr4-peer long-term key", seed),
+            derived_key(b"otr4-peer forging key", seed),
+        ),
+        None => (KeyPair::generate(&mut rng), KeyPair::generate(&mut rng)),
+    };
+    let tag = o
+        .instance_tag
+        .unwrap_or_else(|| InstanceTag::random(&mut rng));
+    let account = Account::from_keys(
+        long_term,
+        ForgingPublicKey(*forging.public()),
+        None,
+        tag,
+        o.policy,
+        now,
+    )
+    .map_err(|e| e.to_string())?;
+    Ok(Peer {
+        client: Client::new(account, &o.us),
+        rng,
+        fixed_now: o.now,
+        them: o.them.clone(),
+        smp_asked: None,
+    })
+}
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let mut peer = match parse_options(&args).and_then(|o| build(&o)) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("otr4-peer: {e}\n{USAGE}");
+            return ExitCode::from(2);
+        }
+    };
+    let stdin = std::io::stdin();
+    let mut stdout = std::io::stdout().lock();
+    for line in stdin.lock().lines() {
+        let Ok(line) = line else {
+            break;
+        };
+        let line = line.trim_end_matches('\r');
+        let (mut lines, quit) = peer.command(line);
+        if !quit {
+            let cmd = line.split(' ').next().unwrap_or_default();
+            lines.push(format!("event done command={}", escape(cmd, true)));
+        }
+        for l in &lines {
+            if writeln!(stdout, "{l}")
+                .and_then(|()| stdout.flush())
+                .is_err()
+            {
+                return ExitCode::FAILURE;
+            }
+        }
+        if quit {
+            break;
+        }
+    }
+    ExitCode::SUCCESS
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn escaping_round_trips_and_keeps_lines_whole() {
+        for s in [
+            "plain",
+            "a\\b",
+            "two\nlines\r",
+            " spaced out ",
+            "\\s literal",
+        ] {
+            assert_eq!(unescape(&escape(s, false)), s);
+            assert_eq!(unescape(&escape(s, true)), s);
+            assert!(!escape(s, true).contains([' ', '\n', '\r']));
+        }
+        assert_eq!(escape("a b\n", true), "a\\sb\\n");
+    }
+
+    #[test]
+    fn kind_names_are_snake_case() {
+        assert_eq!(kind_name("NotInPrivateState"), "not_in_private_state");
+        assert_eq!(
+            kind_name("Malformed(Truncated { what: \"x\" })"),
+            "malformed"
+        );
+        assert_eq!(kind_name("DakeTimedOut"), "dake_timed_out");
+    }
+}

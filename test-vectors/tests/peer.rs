@@ -1,0 +1,329 @@
+//! Two `otr4-peer` processes talking over pipes: the test forwards every `out` line of one
+//! as a `recv` command to the other until both are quiet, and checks the DAKE (equal
+//! SSIDs), messages both ways, SMP and the end of the conversation.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
+
+const NOW: &str = "1780000000";
+
+struct Peer {
+    name: &'static str,
+    child: Child,
+    stdin: ChildStdin,
+    stdout: BufReader<ChildStdout>,
+    /// Every line this peer printed, in order (the `event done` markers excluded).
+    log: Vec<String>,
+}
+
+impl Peer {
+    fn spawn(
+        name: &'static str,
+        seed: &str,
+        key_seed: &str,
+        us: &str,
+        them: &str,
+        mode: &str,
+    ) -> Peer {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_otr4-peer"))
+            .args([
+                "--seed",
+                seed,
+                "--now",
+                NOW,
+                "--key-seed",
+                key_seed,
+                "--mode",
+                mode,
+                "--us",
+                us,
+                "--them",
+                them,
+            ])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("spawn otr4-peer");
+        let stdin = child.stdin.take().unwrap();
+        let stdout = BufReader::new(child.stdout.take().unwrap());
+        Peer {
+            name,
+            child,
+            stdin,
+            stdout,
+            log: Vec::new(),
+        }
+    }
+
+    /// Sends one command and returns its output lines (up to `event done`).
+    fn cmd(&mut self, line: &str) -> Vec<String> {
+        writeln!(self.stdin, "{line}").unwrap();
+        self.stdin.flush().unwrap();
+        let mut out = Vec::new();
+        loop {
+            let mut l = String::new();
+            assert!(
+                self.stdout.read_line(&mut l).unwrap() > 0,
+                "{}: EOF",
+                self.name
+            );
+            let l = l.trim_end_matches('\n').to_owned();
+            if l.starts_with("event done command=") {
+                break;
+            }
+            out.push(l);
+        }
+        self.log.extend(out.iter().cloned());
+        out
+    }
+
+    fn quit(mut self) {
+        writeln!(self.stdin, "quit").unwrap();
+        self.stdin.flush().unwrap();
+        let status = self.child.wait().unwrap();
+        assert!(status.success(), "{}: {status}", self.name);
+    }
+
+    /// The lines logged since `from` that start with `prefix`.
+    fn lines_since(&self, from: usize, prefix: &str) -> Vec<String> {
+        self.log[from..]
+            .iter()
+            .filter(|l| l.starts_with(prefix))
+            .cloned()
+            .collect()
+    }
+}
+
+/// Runs `line` on `a`, then forwards `out` lines back and forth until nothing is left.
+fn exchange(a: &mut Peer, b: &mut Peer, line: &str) {
+    let first = a.cmd(line);
+    pump(a, b, outs(&first));
+}
+
+/// Delivers `msgs` (from `a`) to `b`, and every reply to the other side, until quiet.
+fn pump(a: &mut Peer, b: &mut Peer, msgs: Vec<String>) {
+    let mut pending: Vec<(bool, String)> = msgs.into_iter().map(|m| (true, m)).collect();
+    let mut rounds = 0;
+    while !pending.is_empty() {
+        let (to_b, msg) = pending.remove(0);
+        rounds += 1;
+        assert!(rounds < 100, "the peers do not settle");
+        let (to, back) = if to_b {
+            (&mut *b, false)
+        } else {
+            (&mut *a, true)
+        };
+        let replies = to.cmd(&format!("recv {msg}"));
+        pending.extend(outs(&replies).into_iter().map(|m| (back, m)));
+    }
+}
+
+fn outs(lines: &[String]) -> Vec<String> {
+    lines
+        .iter()
+        .filter_map(|l| l.strip_prefix("out ").map(str::to_owned))
+        .collect()
+}
+
+fn field<'a>(line: &'a str, key: &str) -> &'a str {
+    line.split(' ')
+        .find_map(|kv| kv.strip_prefix(key).and_then(|v| v.strip_prefix('=')))
+        .unwrap_or_else(|| panic!("no {key} in {line:?}"))
+}
+
+fn errors(p: &Peer) -> Vec<String> {
+    p.lines_since(0, "error ")
+}
+
+fn pair(mode: &str) -> (Peer, Peer) {
+    let alice = Peer::spawn(
+        "alice",
+        "1",
+        "a11ce5eed0",
+        "alice@example.org",
+        "bob@example.org",
+        mode,
+    );
+    let bob = Peer::spawn(
+        "bob",
+        "2",
+        "b0b5eed000",
+        "bob@example.org",
+        "alice@example.org",
+        mode,
+    );
+    (alice, bob)
+}
+
+/// DAKE, messages both ways, SMP, end: the full life of a conversation.
+fn conversation(mode: &str) {
+    let (mut alice, mut bob) = pair(mode);
+
+    // The DAKE: both sides secure, with the same SSID.
+    exchange(&mut alice, &mut bob, "start");
+    let (sa, sb) = (
+        alice.lines_since(0, "event secure"),
+        bob.lines_since(0, "event secure"),
+    );
+    assert_eq!(
+        (sa.len(), sb.len()),
+        (1, 1),
+        "{:?} {:?}",
+        alice.log,
+        bob.log
+    );
+    let ssid = field(&sa[0], "ssid");
+    assert_eq!(ssid.len(), 16);
+    assert_eq!(ssid, field(&sb[0], "ssid"));
+    assert_ne!(field(&sa[0], "bold_half"), field(&sb[0], "bold_half"));
+    assert_ne!(field(&sa[0], "fingerprint"), field(&sb[0], "fingerprint"));
+
+    // Messages both ways, several ratchets.
+    for (i, text) in ["hello Bob", r"hello again, with \\ and\nnewline"]
+        .iter()
+        .enumerate()
+    {
+        let mark = bob.log.len();
+        exchange(&mut alice, &mut bob, &format!("send {text}"));
+        assert_eq!(
+            bob.lines_since(mark, "msg "),
+            [format!("msg {text}")],
+            "{i}"
+        );
+        let mark = alice.log.len();
+        exchange(&mut bob, &mut alice, &format!("send reply {i}"));
+        assert_eq!(alice.lines_since(mark, "msg "), [format!("msg reply {i}")]);
+    }
+
+    // SMP with the same secret: both sides succeed.
+    let (ma, mb) = (alice.log.len(), bob.log.len());
+    exchange(&mut alice, &mut bob, "smp correct horse");
+    assert_eq!(bob.lines_since(mb, "event smp_request").len(), 1);
+    exchange(&mut bob, &mut alice, "smp correct horse");
+    for p in [&alice, &bob] {
+        let m = if p.name == "alice" { ma } else { mb };
+        let results = p.lines_since(m, "event smp result=");
+        assert_eq!(results.len(), 1, "{}: {:?}", p.name, p.log);
+        assert_eq!(field(&results[0], "result"), "success");
+    }
+
+    // SMP with different secrets: both sides fail.
+    let (ma, mb) = (alice.log.len(), bob.log.len());
+    exchange(&mut bob, &mut alice, "smp one");
+    exchange(&mut alice, &mut bob, "smp two");
+    assert_eq!(
+        field(&alice.lines_since(ma, "event smp result=")[0], "result"),
+        "failure"
+    );
+    assert_eq!(
+        field(&bob.lines_since(mb, "event smp result=")[0], "result"),
+        "failure"
+    );
+
+    // Alice ends: Bob's side is finished; Bob cannot send any more.
+    let mark = bob.log.len();
+    exchange(&mut alice, &mut bob, "end");
+    assert_eq!(
+        bob.lines_since(mark, "event finished").len(),
+        1,
+        "{:?}",
+        bob.log
+    );
+    assert!(
+        alice
+            .lines_since(mark.min(alice.log.len()), "event disconnected")
+            .len()
+            <= 1
+    );
+    let out = bob.cmd("send too late");
+    assert_eq!(outs(&out), Vec::<String>::new());
+    assert_eq!(out, ["event not_sent reason=finished"]);
+
+    assert_eq!(errors(&alice), Vec::<String>::new());
+    assert_eq!(errors(&bob), Vec::<String>::new());
+    alice.quit();
+    bob.quit();
+}
+
+#[test]
+fn standalone_peers_complete_a_conversation() {
+    conversation("standalone");
+}
+
+#[test]
+fn interactive_only_peers_complete_a_conversation() {
+    conversation("interactive");
+}
+
+/// The OTRv3-compatible mode starts with a query message, answered with the DAKE.
+#[test]
+fn compatible_peers_start_with_a_query_message() {
+    let (mut alice, mut bob) = pair("compatible");
+    let first = alice.cmd("start");
+    assert_eq!(outs(&first).len(), 1, "{first:?}");
+    assert!(
+        outs(&first)[0].starts_with("?OTRv4?"),
+        "a query message: {first:?}"
+    );
+    let replies = bob.cmd(&format!("recv {}", outs(&first)[0]));
+    assert!(
+        outs(&replies)[0].starts_with("?OTR:AAQ1"),
+        "an Identity message: {replies:?}"
+    );
+    pump(&mut bob, &mut alice, outs(&replies));
+    let (sa, sb) = (
+        alice.lines_since(0, "event secure"),
+        bob.lines_since(0, "event secure"),
+    );
+    assert!(
+        !sa.is_empty() && !sb.is_empty(),
+        "{:?} {:?}",
+        alice.log,
+        bob.log
+    );
+    assert_eq!(field(&sa[0], "ssid"), field(&sb[0], "ssid"));
+    alice.quit();
+    bob.quit();
+}
+
+/// Malformed commands and messages are reported as `error` lines, and the peer goes on.
+#[test]
+fn bad_input_gives_error_lines() {
+    let (mut alice, bob) = pair("standalone");
+    assert_eq!(
+        alice.cmd("frobnicate"),
+        ["error usage unknown command frobnicate"]
+    );
+    let out = alice.cmd("smp secret");
+    assert_eq!(out.len(), 1);
+    assert!(out[0].starts_with("error not_encrypted "));
+    let out = alice.cmd("recv ?OTR:AAQD.");
+    assert!(
+        out.iter().any(|l| l.starts_with("error malformed ")),
+        "{out:?}"
+    );
+    assert!(outs(&alice.cmd("start"))[0].starts_with("?OTR:AAQ1"));
+    alice.quit();
+    bob.quit();
+}
+
+/// The same seeds give the same transcript.
+#[test]
+fn runs_are_deterministic() {
+    let run = || {
+        let (mut alice, mut bob) = pair("standalone");
+        exchange(&mut alice, &mut bob, "start");
+        exchange(&mut alice, &mut bob, "send hi");
+        let logs = (alice.log.clone(), bob.log.clone());
+        alice.quit();
+        bob.quit();
+        logs
+    };
+    assert_eq!(run(), run());
+}
