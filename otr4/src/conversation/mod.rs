@@ -103,6 +103,7 @@ mod account;
 mod client;
 mod events;
 mod machine;
+mod offline;
 mod persist;
 mod policy;
 mod session;
@@ -114,6 +115,10 @@ pub use events::{
     Warning,
 };
 pub use machine::{Conversation, MAX_REMEMBERED_IDENTITIES};
+pub use offline::{
+    MAX_PREVIOUS_PROFILES, OfflineEnsembles, PREKEY_PROFILE_LIFETIME_SECS,
+    PROFILE_EXTRA_VALIDITY_SECS, PrekeyOutcome,
+};
 pub use persist::{
     ACCOUNT_MAGIC, CLIENT_MAGIC, PERSIST_KEY_LEN, PERSIST_VERSION, PersistError, SALT_LEN, TAG_LEN,
 };
@@ -122,4 +127,4 @@ pub use policy::{
     DEFAULT_MAX_STORED_MESSAGES, DEFAULT_PROFILE_LIFETIME_SECS, DEFAULT_PROFILE_RENEW_MARGIN_SECS,
     DEFAULT_SESSION_EXPIRY_SECS, DEFAULT_STORED_MESSAGE_SECS, Mode, Policy, Selection,
 };
-pub use session::{IDENTITY_DIGEST_LEN, identity_digest};
+pub use session::{IDENTITY_DIGEST_LEN, identity_digest, non_interactive_digest};
