@@ -463,6 +463,11 @@ fn data_messages_before_the_non_interactive_auth_are_stored_then_read() {
         &mut s.rng,
     );
     assert!(warnings(&ev).contains(&Warning::StoredMessagesExpired(1)));
+    // Unreadable after all: ERROR_2 now.
+    assert_eq!(errors(&ev), [ConversationError::NotInPrivateState]);
+    let out = only_texts(sends(&ev));
+    assert_eq!(out.len(), 1);
+    assert!(out[0].starts_with("?OTR Error: ERROR_2"), "{out:?}");
     // The Non-Interactive-Auth still works afterwards; the expired message is gone.
     let ev = deliver(&mut s.bob, ALICE, &msgs[..1], NOW + 2000, &mut s.rng);
     assert_eq!(secure(&ev).len(), 1);

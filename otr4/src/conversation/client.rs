@@ -771,15 +771,20 @@ impl Peer {
         if self.query_sent_at.is_some_and(timed_out) {
             self.query_sent_at = None;
         }
-        let before = self.early.len();
-        self.early
-            .retain(|(_, s)| ctx.now.saturating_sub(s.at) < policy.stored_message_secs);
-        if self.early.len() < before {
-            ctx.warn(
-                out,
-                None,
-                Warning::StoredMessagesExpired(before - self.early.len()),
-            );
+        // Early data messages whose Non-Interactive-Auth message never came: unreadable
+        // after all, so `ERROR_2` now (otrv4.md §"Receiving a Data Message").
+        let (expired, kept): (Vec<_>, Vec<_>) = core::mem::take(&mut self.early)
+            .into_iter()
+            .partition(|(_, s)| ctx.now.saturating_sub(s.at) >= policy.stored_message_secs);
+        self.early = kept;
+        if !expired.is_empty() {
+            ctx.warn(out, None, Warning::StoredMessagesExpired(expired.len()));
+        }
+        for (tag, s) in expired {
+            if s.msg.flags & FLAG_IGNORE_UNREADABLE == 0 {
+                ctx.send_text(out, Some(tag), build_error(ErrorCode::NotInPrivateState));
+                ctx.error(out, Some(tag), ConversationError::NotInPrivateState);
+            }
         }
         for c in self.conversations.values_mut() {
             c.tick(ctx, out, rng);
