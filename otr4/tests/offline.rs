@@ -1051,7 +1051,10 @@ fn a_renewed_client_profile_still_verifies_delayed_messages() {
     let later = NOW + 36 * 3600;
     let ev = deliver(&mut bob, ALICE, &msgs, later, &mut rng);
     assert_ne!(bob.account().profile(), &published);
-    assert_eq!(bob.account().previous_profiles(), std::slice::from_ref(&published));
+    assert_eq!(
+        bob.account().previous_profiles(),
+        std::slice::from_ref(&published)
+    );
     assert_eq!(texts(&ev), ["delayed"]);
     // The renewed profile is republished (no prekeys needed).
     let d1 = bob
