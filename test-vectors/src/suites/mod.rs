@@ -17,6 +17,7 @@ mod framing;
 mod kdf;
 mod keygen;
 mod messages;
+mod offline;
 mod profiles;
 mod rsig;
 
@@ -86,6 +87,11 @@ pub const SUITES: &[SuiteDef] = &[
         name: "framing",
         generate: framing::generate,
         check: framing::check,
+    },
+    SuiteDef {
+        name: "offline",
+        generate: offline::generate,
+        check: offline::check,
     },
 ];
 
