@@ -11,7 +11,16 @@
 //!
 //! A conversation reaches `ENCRYPTED_MESSAGES` only through a
 //! [`crate::dake::DakeComplete`] (the interactive DAKE's proof that both ring signatures
-//! verified), whose keys initialise the [`crate::ratchet::DoubleRatchet`].
+//! verified) or a [`crate::dake::non_interactive::NonInteractiveComplete`] (the
+//! non-interactive DAKE's: ring signature and Auth MAC), whose keys initialise the
+//! [`crate::ratchet::DoubleRatchet`].
+//!
+//! Offline conversations (otrv4.md §"Offline Conversation Initialization"): the [`Account`]
+//! keeps a prekey store; [`Client::set_prekey_server`], [`Client::prekey_publication`],
+//! [`Client::prekey_maintenance`] and [`Client::receive_prekey_server`] publish Prekey
+//! Ensembles and keep the server stocked; [`Client::ensemble_query`] and
+//! [`Client::send_offline`] start a conversation with a Non-Interactive-Auth message;
+//! [`Client::receive`] accepts one.
 //!
 //! # Example
 //!
