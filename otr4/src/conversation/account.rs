@@ -7,8 +7,10 @@ use crate::InstanceTag;
 use crate::crypto::ed448::KeyPair;
 use crate::crypto::fingerprint::Fingerprint;
 use crate::crypto::keys::{Ed448PublicKey, ForgingPublicKey, generate_forging_point};
+use crate::prekey::PrekeyStore;
 use crate::profile::client::ClientProfile;
 
+use super::offline::OfflineState;
 use super::{ConversationError, Policy};
 
 /// The version string of our Client Profile: only "4" (OTRv3 is not implemented, and the
@@ -18,7 +20,10 @@ pub const PROFILE_VERSIONS: &[u8] = b"4";
 
 /// One OTRv4 identity on one device: the long-term key pair `(sk_h, H)`, the forging key
 /// `F` (and its secret, if kept), the instance tag, the Client Profile (re-signed from
-/// `now` before it expires) and the [`Policy`].
+/// `now` before it expires), the [`Policy`], and the offline state: the [`PrekeyStore`]
+/// (the secrets of our Prekey messages and shared prekeys with their Prekey Profiles),
+/// our previous Client Profiles still in their extra validity period, and what the prekey
+/// server was last told (otrv4.md §"Offline Conversation Initialization").
 ///
 /// Secrets zeroize on drop; `Debug` prints public values only.
 pub struct Account {
@@ -28,6 +33,7 @@ pub struct Account {
     pub(crate) instance_tag: InstanceTag,
     pub(crate) profile: ClientProfile,
     pub(crate) policy: Policy,
+    pub(crate) offline: OfflineState,
 }
 
 impl fmt::Debug for Account {
@@ -37,6 +43,7 @@ impl fmt::Debug for Account {
             .field("fingerprint", &self.fingerprint())
             .field("profile_expiration", &self.profile.expiration())
             .field("policy", &self.policy)
+            .field("offline", &self.offline)
             .finish_non_exhaustive()
     }
 }
@@ -125,6 +132,7 @@ impl Account {
             instance_tag,
             profile,
             policy,
+            offline: OfflineState::new(instance_tag),
         }
     }
 
@@ -158,6 +166,22 @@ impl Account {
         &self.profile
     }
 
+    /// The prekey store: the secrets of our published (and not yet used) Prekey messages
+    /// and our shared prekeys with their Prekey Profiles (otrv4.md §"Prekey Message",
+    /// §"Prekey Profile"). Filled by [`super::Client::prekey_publication`]; a prekey is
+    /// removed when a Non-Interactive-Auth message using it verified.
+    pub fn prekey_store(&self) -> &PrekeyStore {
+        &self.offline.prekeys
+    }
+
+    /// Our previous Client Profiles (oldest first), kept after a renewal for
+    /// [`super::PROFILE_EXTRA_VALIDITY_SECS`] past their expiration so that
+    /// delayed Non-Interactive-Auth messages made with them still verify (otrv4.md
+    /// §"Publishing Prekey Ensembles").
+    pub fn previous_profiles(&self) -> &[ClientProfile] {
+        &self.offline.previous_profiles
+    }
+
     /// The policy.
     pub fn policy(&self) -> &Policy {
         &self.policy
@@ -172,6 +196,8 @@ impl Account {
 
     /// Re-signs the Client Profile if it expires within `policy.profile_renew_margin_secs`
     /// of `now` (otrv4.md §"Client Profile Expiration and Renewal"); returns whether it did.
+    /// The replaced profile is kept as a previous profile (see
+    /// [`Account::previous_profiles`]).
     pub fn refresh_profile(&mut self, now: i64) -> bool {
         let renew_at = self
             .profile
@@ -180,13 +206,29 @@ impl Account {
         if now < renew_at {
             return false;
         }
-        self.profile = sign_profile(
+        self.resign_profile(now);
+        true
+    }
+
+    /// Re-signs the Client Profile from `now` and keeps the old one as a previous profile.
+    pub(crate) fn resign_profile(&mut self, now: i64) {
+        let new = sign_profile(
             &self.long_term,
             &self.forging_public,
             self.instance_tag,
             now.saturating_add(self.policy.profile_lifetime_secs),
         );
-        true
+        let old = core::mem::replace(&mut self.profile, new);
+        self.offline.keep_previous_profile(old, now);
+    }
+
+    /// Our Client Profiles a Non-Interactive-Auth message may have been made with: the
+    /// current one, then the previous ones, newest first.
+    pub(crate) fn our_profiles(&self) -> alloc::vec::Vec<ClientProfile> {
+        core::iter::once(&self.profile)
+            .chain(self.offline.previous_profiles.iter().rev())
+            .cloned()
+            .collect()
     }
 }
 

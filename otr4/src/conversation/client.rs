@@ -5,6 +5,7 @@
 //! [`Event`]s; plaintext, query messages and fragments are handled per peer, encoded
 //! messages are dispatched by their sender instance tag.
 
+use alloc::boxed::Box;
 use alloc::collections::BTreeMap;
 use alloc::string::String;
 use alloc::vec::Vec;
@@ -16,16 +17,17 @@ use crate::wire::encoded::{Incoming, classify};
 use crate::wire::error_msg::{ErrorCode, build_error};
 use crate::wire::fragment::{FragmentError, FragmentKind, Reassembler};
 use crate::wire::messages::{
-    AuthI, AuthR, DataMessage, FLAG_IGNORE_UNREADABLE, IdentityMessage, Message,
+    AuthI, AuthR, DataMessage, FLAG_IGNORE_UNREADABLE, IdentityMessage, Message, NonInteractiveAuth,
 };
 use crate::wire::query::{Versions, build_query, tag_message};
 use crate::wire::tlv::Tlv;
 
-use super::machine::{Ctx, Queued};
+use super::machine::{Ctx, Queued, Stored};
+use super::offline::PrekeyLink;
 use super::session::identity_digest;
 use super::{
-    Account, Conversation, ConversationError, ConversationState, Event, Mode, NotSentReason,
-    Policy, Selection, Warning,
+    Account, Conversation, ConversationError, ConversationState, Event, NotSentReason, Policy,
+    Selection, Warning,
 };
 
 /// At most this many instances (devices) per user: a ninth instance of a peer is refused
@@ -55,6 +57,13 @@ pub struct Peer {
     pub(crate) whitespace_tag: bool,
     query_sent_at: Option<i64>,
     reassembler: Reassembler,
+    /// Data messages of a first ratchet (ratchet id 0) from instances without a session,
+    /// kept until a Non-Interactive-Auth message from that instance arrives (see
+    /// docs/spec-notes/o.md).
+    pub(crate) early: Vec<(InstanceTag, Stored)>,
+    /// A Non-Interactive-Auth message decoded by [`Peer::receive`], handled by
+    /// [`Client::receive`] (it needs our prekey store mutably).
+    pub(crate) deferred: Option<Box<NonInteractiveAuth>>,
 }
 
 impl fmt::Debug for Peer {
@@ -66,6 +75,7 @@ impl fmt::Debug for Peer {
             .field("queued", &self.queue.len())
             .field("whitespace_tag", &self.whitespace_tag)
             .field("reassembler", &self.reassembler)
+            .field("early", &self.early.len())
             .finish()
     }
 }
@@ -81,6 +91,8 @@ impl Peer {
             whitespace_tag: policy.send_whitespace_tag,
             query_sent_at: None,
             reassembler: Reassembler::with_timeout(FragmentKind::Otr, policy.fragment_timeout_secs),
+            early: Vec::new(),
+            deferred: None,
         }
     }
 
@@ -123,7 +135,13 @@ impl Peer {
     }
 
     /// Whether a conversation with `tag` exists or may be created.
-    fn admit(&self, ctx: &Ctx<'_>, out: &mut Vec<Event>, tag: InstanceTag, is_self: bool) -> bool {
+    pub(crate) fn admit(
+        &self,
+        ctx: &Ctx<'_>,
+        out: &mut Vec<Event>,
+        tag: InstanceTag,
+        is_self: bool,
+    ) -> bool {
         if self.conversations.contains_key(&tag)
             || self.conversations.len() < Peer::device_limit(is_self)
         {
@@ -140,7 +158,7 @@ impl Peer {
         false
     }
 
-    fn conv(&mut self, tag: InstanceTag) -> &mut Conversation {
+    pub(crate) fn conv(&mut self, tag: InstanceTag) -> &mut Conversation {
         self.conversations
             .entry(tag)
             .or_insert_with(|| Conversation::new(tag))
@@ -301,17 +319,18 @@ impl Peer {
             Message::AuthR(m) => self.on_auth_r(ctx, out, rng, &m, is_self),
             Message::AuthI(m) => self.on_auth_i(ctx, out, rng, &m),
             Message::Data(m) => self.on_data(ctx, out, rng, &m),
-            Message::NonInteractiveAuth(_) | Message::Prekey(_) => {
-                if ctx.account.policy.mode == Mode::InteractiveOnly {
-                    ctx.warn(out, Some(sender), Warning::OfflineRejected);
-                } else {
-                    ctx.error(
-                        out,
-                        Some(sender),
-                        ConversationError::NonInteractiveUnsupported,
-                    );
-                }
+            _ if !ctx.account.policy.mode.allows_offline() => {
+                // NonInteractiveAuth or Prekey: "a request for an offline conversation".
+                ctx.warn(out, Some(sender), Warning::OfflineRejected);
             }
+            // Handled by `Client::receive`, which can reach our prekey store.
+            Message::NonInteractiveAuth(m) => self.deferred = Some(Box::new(m)),
+            // Prekey messages only go to a prekey server.
+            Message::Prekey(_) => ctx.error(
+                out,
+                Some(sender),
+                ConversationError::NonInteractiveUnsupported,
+            ),
         }
     }
 
@@ -482,6 +501,17 @@ impl Peer {
                 },
             );
         }
+        // The first ratchet of an offline session may arrive before its
+        // Non-Interactive-Auth message: kept at the peer (no conversation is created).
+        let early = m.i == 0
+            && ctx.account.policy.mode.allows_offline()
+            && self
+                .conversations
+                .get(&x)
+                .is_none_or(|c| c.live().is_none() && c.state() != ConversationState::WaitingAuthI);
+        if early {
+            return self.store_early(ctx, out, m);
+        }
         match self.conversations.get_mut(&x) {
             Some(conv) => conv.receive_data(ctx, out, rng, m, false),
             // IGNORE_UNREADABLE: no error message and no notification.
@@ -493,7 +523,7 @@ impl Peer {
         }
     }
 
-    fn flush_peer_queue<R: rand_core::CryptoRng + ?Sized>(
+    pub(crate) fn flush_peer_queue<R: rand_core::CryptoRng + ?Sized>(
         &mut self,
         ctx: &Ctx<'_>,
         out: &mut Vec<Event>,
@@ -741,6 +771,21 @@ impl Peer {
         if self.query_sent_at.is_some_and(timed_out) {
             self.query_sent_at = None;
         }
+        // Early data messages whose Non-Interactive-Auth message never came: unreadable
+        // after all, so `ERROR_2` now (otrv4.md §"Receiving a Data Message").
+        let (expired, kept): (Vec<_>, Vec<_>) = core::mem::take(&mut self.early)
+            .into_iter()
+            .partition(|(_, s)| ctx.now.saturating_sub(s.at) >= policy.stored_message_secs);
+        self.early = kept;
+        if !expired.is_empty() {
+            ctx.warn(out, None, Warning::StoredMessagesExpired(expired.len()));
+        }
+        for (tag, s) in expired {
+            if s.msg.flags & FLAG_IGNORE_UNREADABLE == 0 {
+                ctx.send_text(out, Some(tag), build_error(ErrorCode::NotInPrivateState));
+                ctx.error(out, Some(tag), ConversationError::NotInPrivateState);
+            }
+        }
         for c in self.conversations.values_mut() {
             c.tick(ctx, out, rng);
         }
@@ -757,6 +802,8 @@ pub struct Client {
     pub(crate) account: Account,
     pub(crate) own_jid: String,
     pub(crate) peers: BTreeMap<String, Peer>,
+    /// The prekey server we publish to and retrieve from (not persisted).
+    pub(crate) prekey_link: Option<PrekeyLink>,
 }
 
 impl fmt::Debug for Client {
@@ -765,12 +812,13 @@ impl fmt::Debug for Client {
             .field("own_jid", &self.own_jid)
             .field("account", &self.account)
             .field("peers", &self.peers)
+            .field("prekey_link", &self.prekey_link)
             .finish()
     }
 }
 
 /// Runs `f` on the peer `jid` (created if new) with a context for it.
-fn with_peer<T>(
+pub(crate) fn with_peer<T>(
     client: &mut Client,
     jid: &str,
     now: i64,
@@ -780,6 +828,7 @@ fn with_peer<T>(
         account,
         own_jid,
         peers,
+        ..
     } = client;
     account.refresh_profile(now);
     let is_self = jid == own_jid.as_str();
@@ -805,6 +854,7 @@ impl Client {
             account,
             own_jid: String::from(own_jid),
             peers: BTreeMap::new(),
+            prekey_link: None,
         }
     }
 
@@ -846,7 +896,8 @@ impl Client {
             .is_some_and(|p| p.conversations.remove(&instance).is_some())
     }
 
-    /// A message arrived from `from` (a bare JID): a fragment, an encoded OTR message, a
+    /// A message arrived from `from` (a bare JID): a fragment, an encoded OTR message
+    /// (including a Non-Interactive-Auth message starting an offline conversation), a
     /// query message, an error message or plaintext (otrv4.md §"Protocol Events").
     pub fn receive<R: rand_core::CryptoRng + ?Sized>(
         &mut self,
@@ -856,14 +907,18 @@ impl Client {
         rng: &mut R,
     ) -> Vec<Event> {
         let mut out = Vec::new();
-        with_peer(self, from, now, |p, ctx, is_self| {
+        let deferred = with_peer(self, from, now, |p, ctx, is_self| {
             p.receive(ctx, &mut out, rng, text, is_self);
+            p.deferred.take()
         });
+        if let Some(m) = deferred {
+            self.receive_non_interactive_auth(from, &m, now, rng, &mut out);
+        }
         out
     }
 
     /// The user asks for a private conversation (otrv4.md §"User requests to start an OTR
-    /// conversation"): in [`Mode::Otrv3Compatible`] a query message; in the standalone modes
+    /// conversation"): in [`super::Mode::Otrv3Compatible`] a query message; in the standalone modes
     /// an Identity message without a receiver tag (otrv4.md §"Starting a conversation
     /// interactively"). Encrypted sessions with the peer are refreshed by a new DAKE instead.
     pub fn start<R: rand_core::CryptoRng + ?Sized>(
@@ -1069,8 +1124,9 @@ impl Client {
     }
 
     /// Time passes: renews our Client Profile, drops stale fragments, abandons stalled
-    /// DAKEs, expires stored early data messages, expires sessions (sending TLV type 1) and
-    /// sends heartbeats.
+    /// DAKEs, expires stored early data messages, expires sessions (sending TLV type 1),
+    /// sends heartbeats, and deletes previous Client Profiles and shared prekeys past their
+    /// extra validity (otrv4.md §"Publishing Prekey Ensembles").
     pub fn tick<R: rand_core::CryptoRng + ?Sized>(&mut self, now: i64, rng: &mut R) -> Vec<Event> {
         let mut out = Vec::new();
         let jids: Vec<String> = self.peers.keys().cloned().collect();
@@ -1078,6 +1134,7 @@ impl Client {
             with_peer(self, &jid, now, |p, ctx, _| p.tick(ctx, &mut out, rng));
         }
         self.account.refresh_profile(now);
+        self.account.offline.expire(now);
         out
     }
 }

@@ -6,7 +6,9 @@ use alloc::vec::Vec;
 
 use crate::InstanceTag;
 use crate::crypto::fingerprint::Fingerprint;
+use crate::dake::non_interactive::NonInteractiveError;
 use crate::dake::{DakeError, Ssid};
+use crate::prekey::{EnsembleError, PrekeyError};
 use crate::ratchet::{ExtraSymmetricKey, RatchetError};
 use crate::smp::SmpError;
 use crate::wire::codec::DecodeError;
@@ -184,6 +186,11 @@ pub enum DisconnectReason {
     /// The session expired (otrv4.md §"Session Expiration"): a TLV type 1 with every
     /// remaining MAC key was sent; the conversation is `FINISHED`.
     Expired,
+    /// The session was ended to start the other kind of DAKE (otrv4.md §"Starting an
+    /// online conversation after an offline one", §"Starting an offline conversation after
+    /// an online one"): a TLV type 1 was sent, then an Identity or Non-Interactive-Auth
+    /// message.
+    SwitchingDake,
 }
 
 /// SMP progress (otrv4.md §"The SMP State Machine").
@@ -245,6 +252,13 @@ pub enum Warning {
     Otrv3Unsupported,
     /// A request for an offline conversation was rejected (interactive-only mode).
     OfflineRejected,
+    /// A Non-Interactive-Auth message failed validation and was ignored (otrv4.md
+    /// §"Receiving a Non-Interactive-Auth Message"); the prekey it names was not used up.
+    NonInteractiveAuthIgnored(NonInteractiveError),
+    /// A Prekey Ensemble given to [`super::Client::send_offline`] was discarded (invalid,
+    /// expired, duplicate or another instance's duplicate; otrv4.md §"Validating Prekey
+    /// Ensembles", §"Receiving Prekey Ensembles").
+    EnsembleDiscarded(EnsembleError),
     /// An OTR message arrived but version 4 is not allowed by the policy.
     VersionNotAllowed,
 }
@@ -295,10 +309,31 @@ pub enum ConversationError {
     /// The policy does not allow OTR version 4.
     #[error("OTR version 4 is not allowed by the policy")]
     VersionNotAllowed,
-    /// An offline (non-interactive) conversation message arrived; the non-interactive
-    /// DAKE is not implemented by this layer.
-    #[error("offline conversations are not supported")]
+    /// A Prekey message arrived from a peer. Prekey messages are only published to a
+    /// prekey server (otrv4.md §"Prekey Message"); one received in a conversation is
+    /// ignored.
+    #[error("a prekey message cannot start a conversation")]
     NonInteractiveUnsupported,
+    /// The mode does not allow offline conversations ([`super::Mode::InteractiveOnly`]).
+    #[error("offline conversations are not allowed by the policy")]
+    OfflineNotAllowed,
+    /// No prekey server is configured ([`super::Client::set_prekey_server`]).
+    #[error("no prekey server is configured")]
+    NoPrekeyServer,
+    /// The prekey-server exchange failed or a message from the server was rejected.
+    #[error("prekey server: {0}")]
+    Prekey(PrekeyError),
+    /// No usable Prekey Ensemble: nothing was sent (otrv4.md §"Receiving Prekey
+    /// Ensembles": "the non-interactive DAKE must wait").
+    #[error("no usable prekey ensemble for this peer")]
+    NoPrekeyEnsembles,
+    /// A Prekey Ensemble Retrieval message is for another identity or instance than the
+    /// one it was used for.
+    #[error("the prekey ensembles are for another identity or instance")]
+    EnsemblesNotForPeer,
+    /// Making our Non-Interactive-Auth message failed.
+    #[error("offline key exchange failed: {0}")]
+    NonInteractive(NonInteractiveError),
     /// The policy is inconsistent.
     #[error("invalid policy: {0}")]
     InvalidPolicy(&'static str),

@@ -154,9 +154,9 @@ impl Drop for Queued {
 
 /// A data message that arrived before the DAKE completed (otrv4.md §"Receiving a Data
 /// Message": "store this message for a configurable, short amount of time").
-struct Stored {
-    msg: DataMessage,
-    at: i64,
+pub(crate) struct Stored {
+    pub(crate) msg: DataMessage,
+    pub(crate) at: i64,
 }
 
 /// The protocol state with what each state holds.
@@ -187,9 +187,9 @@ pub struct Conversation {
     pub(crate) their_tag: InstanceTag,
     pub(crate) phase: Phase,
     pub(crate) queue: Vec<Queued>,
-    stored: Vec<Stored>,
+    pub(crate) stored: Vec<Stored>,
     pub(crate) seen_identities: Vec<[u8; IDENTITY_DIGEST_LEN]>,
-    dake_started_at: i64,
+    pub(crate) dake_started_at: i64,
     pub(crate) last_sent: Option<i64>,
     pub(crate) last_received: Option<i64>,
 }
@@ -273,9 +273,17 @@ impl Conversation {
         self.live().map(Session::their_fingerprint)
     }
 
-    /// Our DAKE role in the live session.
+    /// Our DAKE role in the live session (for a session made by the non-interactive DAKE:
+    /// `Alice` for the sender of the Non-Interactive-Auth message, `Bob` for its receiver,
+    /// matching the SSID halves of otrv4.md §"Secure Session ID").
     pub fn role(&self) -> Option<dake::Role> {
         self.live().map(|s| s.role)
+    }
+
+    /// Whether the live session was made by the non-interactive DAKE (an offline
+    /// conversation), and our side of it.
+    pub fn non_interactive_role(&self) -> Option<dake::non_interactive::NonInteractiveRole> {
+        self.live().and_then(|s| s.non_interactive)
     }
 
     /// The live session's ratchet id `i` (grows by one per DH ratchet).
@@ -321,12 +329,12 @@ impl Conversation {
         }
     }
 
-    fn take_phase(&mut self) -> Phase {
+    pub(crate) fn take_phase(&mut self) -> Phase {
         core::mem::replace(&mut self.phase, Phase::Start)
     }
 
     /// Takes the live session out of the current phase, leaving the DAKE part.
-    fn take_live(phase: Phase) -> (Phase, Option<Box<Session>>) {
+    pub(crate) fn take_live(phase: Phase) -> (Phase, Option<Box<Session>>) {
         match phase {
             Phase::Encrypted(s) => (Phase::Start, Some(s)),
             Phase::WaitingAuthR { dake, live } => (Phase::WaitingAuthR { dake, live: None }, live),
@@ -360,7 +368,9 @@ impl Conversation {
     // DAKE.
 
     /// Sends an Identity message to this instance and moves to `WAITING_AUTH_R`
-    /// (otrv4.md §"Starting a conversation interactively"). A live session stays usable.
+    /// (otrv4.md §"Starting a conversation interactively"). A live session from an
+    /// interactive DAKE stays usable; one from the non-interactive DAKE is ended first with
+    /// a TLV type 1 (otrv4.md §"Starting an online conversation after an offline one").
     pub(crate) fn start_dake<R: rand_core::CryptoRng + ?Sized>(
         &mut self,
         ctx: &Ctx<'_>,
@@ -372,7 +382,12 @@ impl Conversation {
             Err(e) => return ctx.error(out, Some(self.their_tag), e),
         };
         let (dake, identity) = dake::start(rng, &local, self.their_tag);
-        let (_, live) = Conversation::take_live(self.take_phase());
+        let (_, mut live) = Conversation::take_live(self.take_phase());
+        if live.as_ref().is_some_and(|s| s.non_interactive.is_some()) {
+            if let Some(session) = live.take() {
+                self.disconnect(ctx, out, rng, session, DisconnectReason::SwitchingDake);
+            }
+        }
         self.phase = Phase::WaitingAuthR { dake, live };
         self.dake_started_at = ctx.now;
         self.last_sent = Some(ctx.now);
@@ -700,7 +715,7 @@ impl Conversation {
 
     /// Sends a TLV type 1 revealing every MAC key still held, then drops the session
     /// (otrv4.md §"Session Expiration", §"User requests to end an OTRv4 Conversation").
-    fn disconnect<R: rand_core::CryptoRng + ?Sized>(
+    pub(crate) fn disconnect<R: rand_core::CryptoRng + ?Sized>(
         &self,
         ctx: &Ctx<'_>,
         out: &mut Vec<Event>,

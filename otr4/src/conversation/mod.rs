@@ -11,7 +11,16 @@
 //!
 //! A conversation reaches `ENCRYPTED_MESSAGES` only through a
 //! [`crate::dake::DakeComplete`] (the interactive DAKE's proof that both ring signatures
-//! verified), whose keys initialise the [`crate::ratchet::DoubleRatchet`].
+//! verified) or a [`crate::dake::non_interactive::NonInteractiveComplete`] (the
+//! non-interactive DAKE's: ring signature and Auth MAC), whose keys initialise the
+//! [`crate::ratchet::DoubleRatchet`].
+//!
+//! Offline conversations (otrv4.md §"Offline Conversation Initialization"): the [`Account`]
+//! keeps a prekey store; [`Client::set_prekey_server`], [`Client::prekey_publication`],
+//! [`Client::prekey_maintenance`] and [`Client::receive_prekey_server`] publish Prekey
+//! Ensembles and keep the server stocked; [`Client::ensemble_query`] and
+//! [`Client::send_offline`] start a conversation with a Non-Interactive-Auth message;
+//! [`Client::receive`] accepts one.
 //!
 //! # Example
 //!
@@ -103,6 +112,7 @@ mod account;
 mod client;
 mod events;
 mod machine;
+mod offline;
 mod persist;
 mod policy;
 mod session;
@@ -114,6 +124,10 @@ pub use events::{
     Warning,
 };
 pub use machine::{Conversation, MAX_REMEMBERED_IDENTITIES};
+pub use offline::{
+    MAX_PREVIOUS_PROFILES, OfflineEnsembles, PREKEY_PROFILE_LIFETIME_SECS,
+    PROFILE_EXTRA_VALIDITY_SECS, PrekeyOutcome,
+};
 pub use persist::{
     ACCOUNT_MAGIC, CLIENT_MAGIC, PERSIST_KEY_LEN, PERSIST_VERSION, PersistError, SALT_LEN, TAG_LEN,
 };
@@ -122,4 +136,4 @@ pub use policy::{
     DEFAULT_MAX_STORED_MESSAGES, DEFAULT_PROFILE_LIFETIME_SECS, DEFAULT_PROFILE_RENEW_MARGIN_SECS,
     DEFAULT_SESSION_EXPIRY_SECS, DEFAULT_STORED_MESSAGE_SECS, Mode, Policy, Selection,
 };
-pub use session::{IDENTITY_DIGEST_LEN, identity_digest};
+pub use session::{IDENTITY_DIGEST_LEN, identity_digest, non_interactive_digest};

@@ -1,11 +1,11 @@
 //! Encrypted, versioned persistence of an [`Account`] or a whole [`Client`]: keys, profile,
 //! policy and every conversation, so a restart mid-conversation loses nothing.
 //!
-//! # Format (version 1)
+//! # Format (version 2)
 //!
 //! ```text
 //! magic       8 bytes   "OTR4ACCT" (account) or "OTR4CLNT" (client)
-//! version     SHORT     1
+//! version     SHORT     2 (version 1, without the offline state, is still read)
 //! salt        32 bytes  random, fresh for every export
 //! ciphertext  DATA      ChaCha20(enc_key, nonce 0, contents)
 //! tag         64 bytes  KDF(0x03 || mac_key || magic || version || salt || DATA(ciphertext), 64)
@@ -23,7 +23,12 @@
 //!
 //! ```text
 //! account:  long-term symmetric key (57) || forging key POINT (57) || opt forging secret
-//!           symmetric key (57) || instance tag INT || DATA(Client Profile) || policy
+//!           symmetric key (57) || instance tag INT || DATA(Client Profile) || policy ||
+//!           offline (version 2 only)
+//! offline:  DATA(prekey store, `PrekeyStore::export`) || published Client Profile digest
+//!           (BYTE flag || 32 bytes, zeros if absent) || published Prekey Profile digest
+//!           (same) || BYTE flag || last storage status query LONG || INT n (at most
+//!           MAX_PREVIOUS_PROFILES) || n × DATA(previous Client Profile), oldest first
 //! policy:   mode BYTE || versions BYTE (bit 0: v3, bit 1: v4) || flags BYTE (bit 0 require
 //!           encryption, bit 1 send whitespace tag, bit 2 whitespace starts DAKE) ||
 //!           selection BYTE || max message size INT || heartbeat, session expiry, stored
@@ -35,11 +40,18 @@
 //! conversation: their tag INT || state BYTE (0 START, 1 ENCRYPTED_MESSAGES, 2 FINISHED) ||
 //!           opt last sent LONG || opt last received LONG || INT n || n × 32-byte digests of
 //!           completed DAKEs' Identity messages || queue || session if state is 1
-//! session:  DATA(double-ratchet export) || SSID (8) || role BYTE (0 Bob, 1 Alice) || our
+//! session:  DATA(double-ratchet export) || SSID (8) || role BYTE (0 Bob, 1 Alice) ||
+//!           kind BYTE (version 2 only: 0 interactive DAKE, 1 non-interactive DAKE sender, 2
+//!           non-interactive DAKE receiver; version 1 sessions are interactive) || our
 //!           tag INT || their tag INT || DATA(their Client Profile) || Identity digest (32) ||
 //!           established LONG || last sent LONG || received-since-sent BYTE || opt expiry
 //!           timer LONG
 //! ```
+//!
+//! Where the account's one-time prekey secrets are concerned the same holds: a Prekey
+//! message used by a Non-Interactive-Auth message is deleted from the prekey store, so
+//! export after receiving one; importing an older export would accept that message again.
+//! The prekey-server link ([`Client::set_prekey_server`]) is not exported.
 //!
 //! A DAKE under way is not exported (the conversation restarts from `START`, or from
 //! `ENCRYPTED_MESSAGES` if a live session was kept during the DAKE); SMP state, stored early
@@ -60,7 +72,9 @@ use crate::crypto::ct_eq;
 use crate::crypto::ed448::{KeyPair, Point, SYMMETRIC_KEY_LEN, SymmetricKey};
 use crate::crypto::kdf::shake_into;
 use crate::crypto::keys::ForgingPublicKey;
+use crate::dake::non_interactive::NonInteractiveRole;
 use crate::dake::{Role, Ssid};
+use crate::prekey::PrekeyStore;
 use crate::profile::client::ClientProfile;
 use crate::ratchet::{DoubleRatchet, SecretBytes};
 use crate::smp::Smp;
@@ -70,6 +84,7 @@ use crate::wire::tlv::{Tlv, TlvType};
 
 use super::client::{MAX_DEVICES_PER_USER, Peer};
 use super::machine::{Phase, Queued};
+use super::offline::{MAX_PREVIOUS_PROFILES, OfflineState, PUBLISHED_DIGEST_LEN};
 use super::session::{IDENTITY_DIGEST_LEN, Session};
 use super::{Account, Client, Conversation, Mode, Policy, Selection};
 
@@ -77,8 +92,11 @@ use super::{Account, Client, Conversation, Mode, Policy, Selection};
 pub const ACCOUNT_MAGIC: [u8; 8] = *b"OTR4ACCT";
 /// Magic of an exported [`Client`].
 pub const CLIENT_MAGIC: [u8; 8] = *b"OTR4CLNT";
-/// The format version written.
-pub const PERSIST_VERSION: u16 = 1;
+/// The format version written. Version 1 (before the offline state) is still imported:
+/// the account gets an empty prekey store and every session is an interactive one.
+pub const PERSIST_VERSION: u16 = 2;
+/// The oldest format version imported.
+const MIN_PERSIST_VERSION: u16 = 1;
 /// Bytes of the random salt.
 pub const SALT_LEN: usize = 32;
 /// Bytes of the authentication tag.
@@ -129,6 +147,17 @@ fn seal<R: rand_core::CryptoRng + ?Sized>(
     contents: &[u8],
     rng: &mut R,
 ) -> Vec<u8> {
+    seal_version(magic, PERSIST_VERSION, key, contents, rng)
+}
+
+/// [`seal`] with an explicit format version (tests write version 1 exports).
+fn seal_version<R: rand_core::CryptoRng + ?Sized>(
+    magic: [u8; 8],
+    version: u16,
+    key: &[u8; PERSIST_KEY_LEN],
+    contents: &[u8],
+    rng: &mut R,
+) -> Vec<u8> {
     let mut salt = [0u8; SALT_LEN];
     rng.fill_bytes(&mut salt);
     let mut enc_key = Zeroizing::new([0u8; chacha::KEY_LEN]);
@@ -136,7 +165,7 @@ fn seal<R: rand_core::CryptoRng + ?Sized>(
     let mut mac_key = Zeroizing::new([0u8; 64]);
     derive(USAGE_MAC_KEY, &[key, &salt], mac_key.as_mut());
     let mut w = Writer::with_capacity(8 + 2 + SALT_LEN + 4 + contents.len() + TAG_LEN);
-    w.bytes(&magic).u16(PERSIST_VERSION).bytes(&salt);
+    w.bytes(&magic).u16(version).bytes(&salt);
     // Encrypt in place inside the output buffer: no plaintext copy is left behind.
     w.u32(u32_of(contents.len()));
     let mut out = w.into_bytes();
@@ -154,18 +183,19 @@ fn seal<R: rand_core::CryptoRng + ?Sized>(
 }
 
 /// Checks the magic and version, then the tag over everything before it (so any other
-/// modification is [`PersistError::Authentication`]), then parses and decrypts.
+/// modification is [`PersistError::Authentication`]), then parses and decrypts. Returns
+/// the contents and their format version.
 fn open(
     magic: [u8; 8],
     key: &[u8; PERSIST_KEY_LEN],
     bytes: &[u8],
-) -> Result<SecretBytes, PersistError> {
+) -> Result<(SecretBytes, u16), PersistError> {
     let mut r = Reader::new(bytes);
     if r.array::<8>("export magic")? != magic {
         return Err(PersistError::BadMagic);
     }
     let version = r.u16("export version")?;
-    if version != PERSIST_VERSION {
+    if !(MIN_PERSIST_VERSION..=PERSIST_VERSION).contains(&version) {
         return Err(PersistError::UnsupportedVersion(version));
     }
     let salt: [u8; SALT_LEN] = r.array("export salt")?;
@@ -192,7 +222,7 @@ fn open(
     derive(USAGE_ENC_KEY, &[key, &salt], enc_key.as_mut());
     let mut pt = ct.to_vec();
     chacha::apply_keystream(&enc_key, &mut pt);
-    Ok(SecretBytes::new(pt))
+    Ok((SecretBytes::new(pt), version))
 }
 
 // ---------------------------------------------------------------------------------------
@@ -343,7 +373,22 @@ fn read_policy(r: &mut Reader<'_>) -> Result<Policy, PersistError> {
     Ok(policy)
 }
 
-fn write_account(w: &mut Writer, a: &Account) {
+fn opt_digest(w: &mut Writer, d: Option<&[u8; PUBLISHED_DIGEST_LEN]>) {
+    w.u8(u8::from(d.is_some()))
+        .bytes(d.unwrap_or(&[0u8; PUBLISHED_DIGEST_LEN]));
+}
+
+fn read_opt_digest(
+    r: &mut Reader<'_>,
+    what: &'static str,
+) -> Result<Option<[u8; PUBLISHED_DIGEST_LEN]>, PersistError> {
+    let present = flag(r, what)?;
+    let d: [u8; PUBLISHED_DIGEST_LEN] = r.array(what)?;
+    Ok(present.then_some(d))
+}
+
+/// Writes the account in format `version`; `store` is its prekey store's export.
+fn write_account(w: &mut Writer, a: &Account, store: &[u8], version: u16) {
     w.bytes(a.long_term.symmetric_key().as_bytes());
     a.forging_public.point().write(w);
     w.u8(u8::from(a.forging_secret.is_some()));
@@ -353,9 +398,68 @@ fn write_account(w: &mut Writer, a: &Account) {
     w.u32(a.instance_tag.0);
     w.data(&a.profile.serialize());
     write_policy(w, &a.policy);
+    if version < 2 {
+        return;
+    }
+    let o = &a.offline;
+    w.data(store);
+    opt_digest(w, o.published_client_profile.as_ref());
+    opt_digest(w, o.published_prekey_profile.as_ref());
+    opt_i64(w, o.last_status_query);
+    w.u32(u32_of(o.previous_profiles.len()));
+    for p in &o.previous_profiles {
+        w.data(&p.serialize());
+    }
 }
 
-fn read_account(r: &mut Reader<'_>) -> Result<Account, PersistError> {
+/// Reads the offline state of a version 2 account and checks it against the keys.
+fn read_offline(
+    r: &mut Reader<'_>,
+    long_term: &KeyPair,
+    forging: &ForgingPublicKey,
+    tag: InstanceTag,
+) -> Result<OfflineState, PersistError> {
+    let prekeys = PrekeyStore::import(r.data("prekey store")?)?;
+    if prekeys.owner_tag() != tag {
+        return Err(PersistError::Invalid("prekey store instance tag"));
+    }
+    let h = crate::crypto::keys::Ed448PublicKey(*long_term.public());
+    if prekeys
+        .shared_prekeys()
+        .iter()
+        .any(|s| s.profile().validate(tag, i64::MIN, &h).is_err())
+    {
+        return Err(PersistError::Invalid("prekey profile"));
+    }
+    let published_client_profile = read_opt_digest(r, "published client profile")?;
+    let published_prekey_profile = read_opt_digest(r, "published prekey profile")?;
+    let last_status_query = read_opt_i64(r, "last status query")?;
+    let n = usize_of(r.u32("previous profiles")?);
+    if n > MAX_PREVIOUS_PROFILES {
+        return Err(PersistError::Invalid("too many previous profiles"));
+    }
+    let mut previous_profiles = Vec::with_capacity(n);
+    for _ in 0..n {
+        let p = ClientProfile::decode(r.data("previous client profile")?)?;
+        if p.public_key() != &h
+            || p.forging_key() != forging
+            || p.owner_tag() != tag
+            || p.validate(tag, i64::MIN).is_err()
+        {
+            return Err(PersistError::Invalid("previous client profile"));
+        }
+        previous_profiles.push(p);
+    }
+    Ok(OfflineState {
+        prekeys,
+        previous_profiles,
+        published_client_profile,
+        published_prekey_profile,
+        last_status_query,
+    })
+}
+
+fn read_account(r: &mut Reader<'_>, version: u16) -> Result<Account, PersistError> {
     let long_term = read_sym(r, "long-term key")?;
     let forging_public = ForgingPublicKey(Point::read(r, "forging key")?);
     let forging_secret = if flag(r, "forging secret flag")? {
@@ -382,6 +486,11 @@ fn read_account(r: &mut Reader<'_>) -> Result<Account, PersistError> {
     if profile.validate(instance_tag, i64::MIN).is_err() {
         return Err(PersistError::Invalid("client profile signature"));
     }
+    let offline = if version >= 2 {
+        read_offline(r, &long_term, &forging_public, instance_tag)?
+    } else {
+        OfflineState::new(instance_tag)
+    };
     Ok(Account {
         long_term,
         forging_public,
@@ -389,19 +498,22 @@ fn read_account(r: &mut Reader<'_>) -> Result<Account, PersistError> {
         instance_tag,
         profile,
         policy,
+        offline,
     })
 }
 
 impl Account {
-    /// Exports the account (keys, instance tag, profile, policy) encrypted and
+    /// Exports the account (keys, instance tag, profile, policy, prekey store and offline
+    /// state) encrypted and
     /// authenticated under `key`; see the format in this module's documentation.
     pub fn export<R: rand_core::CryptoRng + ?Sized>(
         &self,
         key: &[u8; PERSIST_KEY_LEN],
         rng: &mut R,
     ) -> Vec<u8> {
-        let mut w = Writer::with_capacity(account_len(self));
-        write_account(&mut w, self);
+        let store = self.offline.prekeys.export();
+        let mut w = Writer::with_capacity(account_len(self, store.len()));
+        write_account(&mut w, self, &store, PERSIST_VERSION);
         let contents = SecretBytes::new(w.into_bytes());
         seal(ACCOUNT_MAGIC, key, &contents, rng)
     }
@@ -410,9 +522,9 @@ impl Account {
     /// [`PersistError::Authentication`]), then every field (keys match the profile, the
     /// profile's signature, the policy). Never panics.
     pub fn import(key: &[u8; PERSIST_KEY_LEN], bytes: &[u8]) -> Result<Account, PersistError> {
-        let pt = open(ACCOUNT_MAGIC, key, bytes)?;
+        let (pt, version) = open(ACCOUNT_MAGIC, key, bytes)?;
         let mut r = Reader::new(&pt);
-        let a = read_account(&mut r)?;
+        let a = read_account(&mut r, version)?;
         r.finish()?;
         Ok(a)
     }
@@ -452,13 +564,20 @@ fn read_queue(r: &mut Reader<'_>) -> Result<Vec<Queued>, PersistError> {
     Ok(out)
 }
 
-fn write_session(w: &mut Writer, s: &Session, ratchet: &[u8]) {
+fn write_session(w: &mut Writer, s: &Session, ratchet: &[u8], version: u16) {
     w.data(ratchet);
     w.bytes(&s.ssid.0);
     w.u8(match s.role {
         Role::Bob => 0,
         Role::Alice => 1,
     });
+    if version >= 2 {
+        w.u8(match s.non_interactive {
+            None => 0,
+            Some(NonInteractiveRole::Sender) => 1,
+            Some(NonInteractiveRole::Receiver) => 2,
+        });
+    }
     w.u32(s.our_tag.0).u32(s.their_tag.0);
     w.data(&s.their_profile.serialize());
     w.bytes(&s.identity);
@@ -471,6 +590,7 @@ fn read_session(
     r: &mut Reader<'_>,
     our_tag: InstanceTag,
     their_tag: InstanceTag,
+    version: u16,
 ) -> Result<Session, PersistError> {
     let ratchet = DoubleRatchet::import(r.data("ratchet")?)?;
     let ssid = Ssid(r.array("SSID")?);
@@ -478,6 +598,16 @@ fn read_session(
         0 => Role::Bob,
         1 => Role::Alice,
         _ => return Err(PersistError::Invalid("role")),
+    };
+    let non_interactive = if version >= 2 {
+        match (r.u8("session kind")?, role) {
+            (0, _) => None,
+            (1, Role::Alice) => Some(NonInteractiveRole::Sender),
+            (2, Role::Bob) => Some(NonInteractiveRole::Receiver),
+            _ => return Err(PersistError::Invalid("session kind")),
+        }
+    } else {
+        None
     };
     if read_tag(r, "session our tag")? != our_tag || read_tag(r, "session their tag")? != their_tag
     {
@@ -498,6 +628,7 @@ fn read_session(
         ratchet,
         ssid,
         role,
+        non_interactive,
         our_tag,
         their_tag,
         their_profile,
@@ -510,7 +641,12 @@ fn read_session(
     })
 }
 
-fn write_conversation(w: &mut Writer, c: &Conversation, ratchet: Option<&SecretBytes>) {
+fn write_conversation(
+    w: &mut Writer,
+    c: &Conversation,
+    ratchet: Option<&SecretBytes>,
+    version: u16,
+) {
     w.u32(c.their_tag.0);
     let live = c.live();
     let state = if live.is_some() {
@@ -529,13 +665,14 @@ fn write_conversation(w: &mut Writer, c: &Conversation, ratchet: Option<&SecretB
     }
     write_queue(w, &c.queue);
     if let (Some(s), Some(r)) = (live, ratchet) {
-        write_session(w, s, r);
+        write_session(w, s, r, version);
     }
 }
 
 fn read_conversation(
     r: &mut Reader<'_>,
     our_tag: InstanceTag,
+    version: u16,
 ) -> Result<Conversation, PersistError> {
     let their_tag = read_tag(r, "conversation tag")?;
     let state = r.u8("conversation state")?;
@@ -552,7 +689,7 @@ fn read_conversation(
     let queue = read_queue(r)?;
     let phase = match state {
         0 => Phase::Start,
-        1 => Phase::Encrypted(Box::new(read_session(r, our_tag, their_tag)?)),
+        1 => Phase::Encrypted(Box::new(read_session(r, our_tag, their_tag, version)?)),
         2 => Phase::Finished,
         _ => return Err(PersistError::Invalid("conversation state")),
     };
@@ -569,9 +706,27 @@ fn read_conversation(
 /// Bytes of the encoded policy.
 const POLICY_LEN: usize = 4 + 4 + 3 * 8 + 2 * 4 + 4 * 8;
 
-fn account_len(a: &Account) -> usize {
+/// Bytes of the encoded account whose prekey store export has `store_len` bytes.
+fn account_len(a: &Account, store_len: usize) -> usize {
     let forging_secret = a.forging_secret.as_ref().map_or(0, |_| SYMMETRIC_KEY_LEN);
-    2 * SYMMETRIC_KEY_LEN + 1 + forging_secret + 4 + 4 + a.profile.serialize().len() + POLICY_LEN
+    let offline = 4
+        + store_len
+        + 2 * (1 + PUBLISHED_DIGEST_LEN)
+        + 9
+        + 4
+        + a.offline
+            .previous_profiles
+            .iter()
+            .map(|p| 4 + p.serialize().len())
+            .sum::<usize>();
+    2 * SYMMETRIC_KEY_LEN
+        + 1
+        + forging_secret
+        + 4
+        + 4
+        + a.profile.serialize().len()
+        + POLICY_LEN
+        + offline
 }
 
 fn queue_len(q: &[Queued]) -> usize {
@@ -585,6 +740,7 @@ fn conversation_len(c: &Conversation, ratchet_len: usize) -> usize {
     let session = c.live().map_or(0, |s| {
         4 + ratchet_len
             + 8
+            + 1
             + 1
             + 8
             + 4
@@ -604,7 +760,8 @@ fn conversation_len(c: &Conversation, ratchet_len: usize) -> usize {
 }
 
 impl Client {
-    /// Exports the whole client (the account, our bare JID, every peer and conversation,
+    /// Exports the whole client (the account with its prekey store, our bare JID, every
+    /// peer and conversation,
     /// encrypted sessions with their double ratchets, queued messages) encrypted and
     /// authenticated under `key`; see the format in this module's documentation.
     pub fn export<R: rand_core::CryptoRng + ?Sized>(
@@ -612,12 +769,12 @@ impl Client {
         key: &[u8; PERSIST_KEY_LEN],
         rng: &mut R,
     ) -> Vec<u8> {
-        let (contents, _) = self.export_contents();
+        let (contents, _) = self.export_contents(PERSIST_VERSION);
         seal(CLIENT_MAGIC, key, &contents, rng)
     }
 
     /// The plaintext contents and the length they were allocated for.
-    fn export_contents(&self) -> (SecretBytes, usize) {
+    fn export_contents(&self, version: u16) -> (SecretBytes, usize) {
         // Export every ratchet first, so the output buffer can be allocated once at its
         // final size and never reallocates (which would leave copies of secrets behind).
         let ratchets: Vec<Option<SecretBytes>> = self
@@ -626,7 +783,8 @@ impl Client {
             .flat_map(|p| p.conversations.values())
             .map(|c| c.live().map(|s| s.ratchet.export()))
             .collect();
-        let mut len = account_len(&self.account) + 4 + self.own_jid.len() + 4;
+        let store = self.account.offline.prekeys.export();
+        let mut len = account_len(&self.account, store.len()) + 4 + self.own_jid.len() + 4;
         let mut convs = self.peers.values().flat_map(|p| p.conversations.values());
         for p in self.peers.values() {
             len += 4 + p.jid.len() + 1 + queue_len(&p.queue) + 4;
@@ -637,7 +795,8 @@ impl Client {
             }
         }
         let mut w = Writer::with_capacity(len);
-        write_account(&mut w, &self.account);
+        write_account(&mut w, &self.account, &store, version);
+        drop(store);
         w.data(self.own_jid.as_bytes());
         w.u32(u32_of(self.peers.len()));
         let mut ratchets = ratchets.iter();
@@ -648,7 +807,7 @@ impl Client {
             w.u32(u32_of(p.conversations.len()));
             for c in p.conversations.values() {
                 let r = ratchets.next().and_then(Option::as_ref);
-                write_conversation(&mut w, c, r);
+                write_conversation(&mut w, c, r, version);
             }
         }
         (SecretBytes::new(w.into_bytes()), len)
@@ -659,9 +818,9 @@ impl Client {
     /// tags, each double ratchet, no duplicate peers or instances, the device limit.
     /// Never panics.
     pub fn import(key: &[u8; PERSIST_KEY_LEN], bytes: &[u8]) -> Result<Client, PersistError> {
-        let pt = open(CLIENT_MAGIC, key, bytes)?;
+        let (pt, version) = open(CLIENT_MAGIC, key, bytes)?;
         let mut r = Reader::new(&pt);
-        let account = read_account(&mut r)?;
+        let account = read_account(&mut r, version)?;
         let own_jid = read_string(&mut r, "own JID")?;
         let our_tag = account.instance_tag;
         let n = r.u32("peer count")?;
@@ -676,7 +835,7 @@ impl Client {
                 return Err(PersistError::Invalid("too many instances"));
             }
             for _ in 0..k {
-                let c = read_conversation(&mut r, our_tag)?;
+                let c = read_conversation(&mut r, our_tag, version)?;
                 if peer.conversations.insert(c.their_tag, c).is_some() {
                     return Err(PersistError::Invalid("duplicate instance"));
                 }
@@ -690,6 +849,7 @@ impl Client {
             account,
             own_jid,
             peers,
+            prekey_link: None,
         })
     }
 }
@@ -706,13 +866,12 @@ mod tests {
         let key = [7u8; 32];
         let sealed = seal(CLIENT_MAGIC, &key, b"hello contents", &mut rng);
         assert_eq!(&sealed[..8], b"OTR4CLNT");
-        assert_eq!(&sealed[8..10], &[0, 1]);
+        assert_eq!(&sealed[8..10], &[0, 2]);
         // Ciphertext is not the plaintext.
         assert!(!sealed.windows(5).any(|w| w == b"hello"));
-        assert_eq!(
-            &*open(CLIENT_MAGIC, &key, &sealed).unwrap(),
-            b"hello contents"
-        );
+        let (pt, version) = open(CLIENT_MAGIC, &key, &sealed).unwrap();
+        assert_eq!(&*pt, b"hello contents");
+        assert_eq!(version, PERSIST_VERSION);
         assert_eq!(
             open(ACCOUNT_MAGIC, &key, &sealed).unwrap_err(),
             PersistError::BadMagic
@@ -730,12 +889,14 @@ mod tests {
                 "byte {i}"
             );
         }
-        let mut v2 = sealed.clone();
-        v2[9] = 2;
-        assert_eq!(
-            open(CLIENT_MAGIC, &key, &v2).unwrap_err(),
-            PersistError::UnsupportedVersion(2)
-        );
+        for v in [0u8, 3] {
+            let mut other = sealed.clone();
+            other[9] = v;
+            assert_eq!(
+                open(CLIENT_MAGIC, &key, &other).unwrap_err(),
+                PersistError::UnsupportedVersion(u16::from(v))
+            );
+        }
         for n in 0..sealed.len() {
             assert!(open(CLIENT_MAGIC, &key, &sealed[..n]).is_err());
         }
@@ -753,10 +914,23 @@ mod tests {
     #[test]
     fn precomputed_lengths_are_exact() {
         let mut rng = StdRng::seed_from_u64(6);
-        let a = Account::generate(&mut rng, Policy::default(), 0).unwrap();
+        let mut a = Account::generate(&mut rng, Policy::default(), 0).unwrap();
         let mut w = Writer::new();
-        write_account(&mut w, &a);
-        assert_eq!(w.as_bytes().len(), account_len(&a));
+        write_account(&mut w, &a, &[], PERSIST_VERSION);
+        assert_eq!(w.as_bytes().len(), account_len(&a, 0));
+        // With prekeys, a shared prekey and a previous profile.
+        a.offline
+            .prekeys
+            .generate_prekey_messages(&mut rng, 3, 0)
+            .unwrap();
+        let lt = a.long_term.clone();
+        a.offline.prekeys.new_prekey_profile(&mut rng, &lt, 100);
+        a.resign_profile(1);
+        a.offline.published_client_profile = Some([1; 32]);
+        let store = a.offline.prekeys.export();
+        let mut w = Writer::new();
+        write_account(&mut w, &a, &store, PERSIST_VERSION);
+        assert_eq!(w.as_bytes().len(), account_len(&a, store.len()));
         let mut w = Writer::new();
         write_policy(&mut w, &Policy::standalone());
         assert_eq!(w.as_bytes().len(), POLICY_LEN);
@@ -776,7 +950,7 @@ mod tests {
             None,
         );
         let mut w = Writer::new();
-        write_conversation(&mut w, &c, None);
+        write_conversation(&mut w, &c, None, PERSIST_VERSION);
         assert_eq!(w.as_bytes().len(), conversation_len(&c, 0));
     }
 
@@ -812,10 +986,157 @@ mod tests {
                 .values()
                 .all(|c| c.is_encrypted())
         );
+        // With an offline state too.
+        a.account
+            .offline
+            .prekeys
+            .generate_prekey_messages(&mut rng, 2, 0)
+            .unwrap();
+        a.account.resign_profile(5);
         for c in [&a, &b] {
-            let (contents, len) = c.export_contents();
+            let (contents, len) = c.export_contents(PERSIST_VERSION);
             assert_eq!(contents.len(), len);
         }
+    }
+
+    /// Two clients with an encrypted session (Alice started with a query message).
+    fn connected_pair(seed: u64) -> (Client, Client, StdRng) {
+        let mut rng = StdRng::seed_from_u64(seed);
+        let mk = |rng: &mut StdRng, jid| {
+            Client::new(Account::generate(rng, Policy::default(), 0).unwrap(), jid)
+        };
+        let (mut a, mut b) = (mk(&mut rng, "a@x"), mk(&mut rng, "b@x"));
+        let mut wire: Vec<(bool, String)> = Vec::new();
+        let push = |ev: Vec<super::super::Event>, to_b: bool, wire: &mut Vec<(bool, String)>| {
+            for e in ev {
+                if let super::super::Event::Send { text, .. } = e {
+                    wire.push((to_b, text));
+                }
+            }
+        };
+        push(a.start("b@x", 0, &mut rng), true, &mut wire);
+        while let Some((to_b, text)) = wire.pop() {
+            if to_b {
+                let ev = b.receive("a@x", &text, 0, &mut rng);
+                push(ev, false, &mut wire);
+            } else {
+                let ev = a.receive("b@x", &text, 0, &mut rng);
+                push(ev, true, &mut wire);
+            }
+        }
+        (a, b, rng)
+    }
+
+    #[test]
+    fn version_1_exports_are_migrated() {
+        let (a, _, mut rng) = connected_pair(12);
+        let key = [6u8; 32];
+        let tag = a.peers["b@x"].instances()[0];
+        let ssid = a.conversation("b@x", tag).unwrap().ssid().unwrap();
+        let (v1, _) = a.export_contents(1);
+        let sealed = seal_version(CLIENT_MAGIC, 1, &key, &v1, &mut rng);
+        assert_eq!(&sealed[8..10], &[0, 1]);
+        let c = Client::import(&key, &sealed).unwrap();
+        let conv = c.conversation("b@x", tag).unwrap();
+        assert_eq!(conv.ssid(), Some(ssid));
+        assert_eq!(conv.non_interactive_role(), None);
+        assert!(c.account().prekey_store().is_empty());
+        assert_eq!(
+            c.account().prekey_store().owner_tag(),
+            c.account().instance_tag()
+        );
+        assert!(c.account().previous_profiles().is_empty());
+        // A version 1 body under a version 2 header (and the reverse) does not parse.
+        let mislabelled = seal_version(CLIENT_MAGIC, 2, &key, &v1, &mut rng);
+        assert!(matches!(
+            Client::import(&key, &mislabelled),
+            Err(PersistError::Malformed(_))
+        ));
+        let (v2, _) = a.export_contents(2);
+        let mislabelled = seal_version(CLIENT_MAGIC, 1, &key, &v2, &mut rng);
+        assert!(Client::import(&key, &mislabelled).is_err());
+        // Accounts too.
+        let store = a.account.offline.prekeys.export();
+        let mut w = Writer::new();
+        write_account(&mut w, &a.account, &store, 1);
+        let sealed = seal_version(ACCOUNT_MAGIC, 1, &key, w.as_bytes(), &mut rng);
+        let acct = Account::import(&key, &sealed).unwrap();
+        assert_eq!(acct.fingerprint(), a.account().fingerprint());
+        assert!(acct.prekey_store().is_empty());
+    }
+
+    #[test]
+    fn offline_state_round_trips_and_is_checked() {
+        let mut rng = StdRng::seed_from_u64(11);
+        let key = [5u8; 32];
+        let mut a = Account::generate(&mut rng, Policy::standalone(), 0).unwrap();
+        a.offline
+            .prekeys
+            .generate_prekey_messages(&mut rng, 3, 5)
+            .unwrap();
+        let lt = a.long_term.clone();
+        a.offline.prekeys.new_prekey_profile(&mut rng, &lt, 1000);
+        a.resign_profile(10);
+        a.offline.published_client_profile = Some([3; 32]);
+        a.offline.last_status_query = Some(77);
+        let b = Account::import(&key, &a.export(&key, &mut rng)).unwrap();
+        let ids: Vec<u32> = a.prekey_store().ids().collect();
+        assert_eq!(b.prekey_store().ids().collect::<Vec<_>>(), ids);
+        for id in ids {
+            assert_eq!(
+                b.prekey_store().prekey_message(id),
+                a.prekey_store().prekey_message(id)
+            );
+        }
+        assert_eq!(
+            b.prekey_store().shared_prekeys()[0].profile(),
+            a.prekey_store().shared_prekeys()[0].profile()
+        );
+        assert_eq!(b.previous_profiles().len(), 1);
+        assert_eq!(b.previous_profiles(), a.previous_profiles());
+        assert_eq!(b.offline.published_client_profile, Some([3; 32]));
+        assert_eq!(b.offline.published_prekey_profile, None);
+        assert_eq!(b.offline.last_status_query, Some(77));
+
+        let import_with = |a: &Account, store: &PrekeyStore, rng: &mut StdRng| {
+            let mut w = Writer::new();
+            write_account(&mut w, a, &store.export(), PERSIST_VERSION);
+            let sealed = seal(ACCOUNT_MAGIC, &key, w.as_bytes(), rng);
+            Account::import(&key, &sealed)
+        };
+        // A prekey store of another instance.
+        let other = PrekeyStore::new(InstanceTag(0x0999_9999));
+        assert_eq!(
+            import_with(&a, &other, &mut rng).unwrap_err(),
+            PersistError::Invalid("prekey store instance tag")
+        );
+        // A Prekey Profile signed by another key.
+        let mut forged = PrekeyStore::new(a.instance_tag());
+        let other_key = KeyPair::generate(&mut rng);
+        forged.new_prekey_profile(&mut rng, &other_key, 1000);
+        assert_eq!(
+            import_with(&a, &forged, &mut rng).unwrap_err(),
+            PersistError::Invalid("prekey profile")
+        );
+        // A previous Client Profile of another key.
+        let stranger = Account::generate(&mut rng, Policy::standalone(), 0).unwrap();
+        let mut c = Account::generate(&mut rng, Policy::standalone(), 0).unwrap();
+        c.offline.previous_profiles.push(stranger.profile().clone());
+        let store = c.offline.prekeys.clone();
+        assert_eq!(
+            import_with(&c, &store, &mut rng).unwrap_err(),
+            PersistError::Invalid("previous client profile")
+        );
+        // Too many previous profiles.
+        let mut d = Account::generate(&mut rng, Policy::standalone(), 0).unwrap();
+        for _ in 0..=MAX_PREVIOUS_PROFILES {
+            d.offline.previous_profiles.push(d.profile().clone());
+        }
+        let store = d.offline.prekeys.clone();
+        assert_eq!(
+            import_with(&d, &store, &mut rng).unwrap_err(),
+            PersistError::Invalid("too many previous profiles")
+        );
     }
 
     #[test]
@@ -849,9 +1170,11 @@ mod tests {
         let mut rng = StdRng::seed_from_u64(5);
         let key = [9u8; 32];
         let a = Account::generate(&mut rng, Policy::default(), 0).unwrap();
+        let store = a.offline.prekeys.export();
         let mut w = Writer::new();
-        write_account(&mut w, &a);
+        write_account(&mut w, &a, &store, PERSIST_VERSION);
         let good = w.into_bytes();
+        let offline_len = 4 + store.len() + 2 * 33 + 9 + 4;
         // Instance tag field (after 57 + 57 + 1 bytes) changed: profile no longer matches.
         let mut bad = good.clone();
         bad[57 + 57 + 1 + 3] ^= 1;
@@ -862,7 +1185,7 @@ mod tests {
         ));
         // Unknown mode byte.
         let mut bad = good.clone();
-        let policy_at = good.len() - (4 + 4 + 8 * 3 + 4 * 2 + 8 * 4);
+        let policy_at = good.len() - offline_len - (4 + 4 + 8 * 3 + 4 * 2 + 8 * 4);
         bad[policy_at] = 9;
         let sealed = seal(ACCOUNT_MAGIC, &key, &bad, &mut rng);
         assert_eq!(

@@ -15,13 +15,13 @@ pub enum Mode {
     /// implemented**: a request that only offers version 3 is answered with
     /// [`super::Warning::Otrv3Unsupported`] and nothing is sent; a future OTRv3 engine plugs
     /// in where that warning is produced (`Client::on_query` / `Client::on_plaintext`).
+    /// Offline conversations are supported.
     Otrv3Compatible,
     /// OTRv4-standalone (modes/otrv4-standalone-mode.md): always encrypted, version 4 only.
     /// Query messages and whitespace tags are neither sent nor answered; conversations start
     /// with an Identity message; plaintext is never sent (it is queued until encrypted) and a
-    /// received one is handed to the application with a warning. Offline (non-interactive)
-    /// conversations belong to this mode but are not implemented here: such messages are
-    /// reported as [`ConversationError::NonInteractiveUnsupported`].
+    /// received one is handed to the application with a warning. Offline conversations
+    /// (the non-interactive DAKE, [`super::Client::send_offline`]) are supported.
     Standalone,
     /// OTRv4-interactive-only (modes/otrv4-interactive-only-mode.md): like
     /// [`Mode::Standalone`], and any request for an offline conversation (Prekey or
@@ -33,6 +33,12 @@ impl Mode {
     /// Whether the mode handles plaintext, query messages and whitespace tags.
     pub fn handles_plaintext(self) -> bool {
         matches!(self, Mode::Otrv3Compatible)
+    }
+
+    /// Whether the mode allows offline conversations (the non-interactive DAKE): every mode
+    /// but [`Mode::InteractiveOnly`] (otrv4.md §"OTRv4 Modes").
+    pub fn allows_offline(self) -> bool {
+        !matches!(self, Mode::InteractiveOnly)
     }
 }
 

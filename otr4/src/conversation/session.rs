@@ -7,11 +7,12 @@ use core::fmt;
 use crate::InstanceTag;
 use crate::crypto::fingerprint::Fingerprint;
 use crate::crypto::kdf::shake256;
+use crate::dake::non_interactive::{NonInteractiveComplete, NonInteractiveRole};
 use crate::dake::{DakeComplete, Role, Ssid};
 use crate::profile::client::ClientProfile;
 use crate::ratchet::{Decrypted, DoubleRatchet, ExtraSymmetricKey, RatchetError, SecretBytes};
 use crate::smp::{Smp, SmpContext};
-use crate::wire::messages::{DataMessage, IdentityMessage};
+use crate::wire::messages::{DataMessage, IdentityMessage, NonInteractiveAuth};
 use crate::wire::tlv::{Tlv, encode_plaintext};
 
 use super::ConversationError;
@@ -27,17 +28,30 @@ pub fn identity_digest(msg: &IdentityMessage) -> [u8; IDENTITY_DIGEST_LEN] {
     out
 }
 
-/// An encrypted session. Created only from a [`DakeComplete`] (the DAKE's proof that both
+/// `SHAKE-256(POINT(X) || MPI(A), 32)`: identifies the ephemeral keys of a
+/// Non-Interactive-Auth message (the DAKE that made an offline session), as
+/// [`identity_digest`] does for an Identity message.
+pub fn non_interactive_digest(msg: &NonInteractiveAuth) -> [u8; IDENTITY_DIGEST_LEN] {
+    let mut out = [0u8; IDENTITY_DIGEST_LEN];
+    shake256(&[&msg.x.encode(), &msg.a.to_be_bytes()], &mut out);
+    out
+}
+
+/// An encrypted session. Created only from a [`DakeComplete`] or a
+/// [`NonInteractiveComplete`] (the DAKE's proof that both
 /// sides authenticated), or restored from an export of such a session.
 pub(crate) struct Session {
     pub(crate) ratchet: DoubleRatchet,
     pub(crate) ssid: Ssid,
     pub(crate) role: Role,
+    /// `Some` for a session made by the non-interactive DAKE (our side of it); `role` is
+    /// then `Alice` for the sender and `Bob` for the receiver (the same SSID halves).
+    pub(crate) non_interactive: Option<NonInteractiveRole>,
     pub(crate) our_tag: InstanceTag,
     pub(crate) their_tag: InstanceTag,
     pub(crate) their_profile: ClientProfile,
     pub(crate) smp: Smp,
-    /// The Identity message of the DAKE that made this session.
+    /// The Identity (or Non-Interactive-Auth) message of the DAKE that made this session.
     pub(crate) identity: [u8; IDENTITY_DIGEST_LEN],
     pub(crate) established_at: i64,
     /// When we last sent a data message (initially: when the session was established).
@@ -54,6 +68,7 @@ impl fmt::Debug for Session {
         f.debug_struct("Session")
             .field("ssid", &self.ssid)
             .field("role", &self.role)
+            .field("non_interactive", &self.non_interactive)
             .field("their_tag", &self.their_tag)
             .field("ratchet", &self.ratchet)
             .finish_non_exhaustive()
@@ -82,6 +97,7 @@ impl Session {
             ratchet,
             ssid,
             role,
+            non_interactive: None,
             our_tag,
             their_tag,
             their_profile,
@@ -92,6 +108,42 @@ impl Session {
             received_since_send: false,
             expiry_timer: None,
         })
+    }
+
+    /// Enters `ENCRYPTED_MESSAGES` from a completed non-interactive DAKE (otrv4.md
+    /// §"Non-Interactive DAKE Overview": "Initializes the double-ratchet"; §"Sending a Data
+    /// Message to an offline participant", §"Receiving a Non-Interactive-Auth Message").
+    /// `digest` is [`non_interactive_digest`] of the message.
+    pub(crate) fn establish_non_interactive(
+        done: NonInteractiveComplete,
+        digest: [u8; IDENTITY_DIGEST_LEN],
+        now: i64,
+    ) -> Session {
+        let kind = done.role();
+        let role = match kind {
+            NonInteractiveRole::Sender => Role::Alice,
+            NonInteractiveRole::Receiver => Role::Bob,
+        };
+        let ssid = done.ssid();
+        let our_tag = done.our_tag();
+        let their_tag = done.their_tag();
+        let their_profile = done.their_profile().profile().clone();
+        let ratchet = done.into_double_ratchet();
+        Session {
+            ratchet,
+            ssid,
+            role,
+            non_interactive: Some(kind),
+            our_tag,
+            their_tag,
+            their_profile,
+            smp: Smp::new(),
+            identity: digest,
+            established_at: now,
+            last_sent: now,
+            received_since_send: false,
+            expiry_timer: None,
+        }
     }
 
     /// The peer's fingerprint.

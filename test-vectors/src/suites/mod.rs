@@ -18,6 +18,7 @@ mod framing;
 mod kdf;
 mod keygen;
 mod messages;
+mod offline;
 mod profiles;
 mod rsig;
 
@@ -92,6 +93,11 @@ pub const SUITES: &[SuiteDef] = &[
         name: "dake_transcript",
         generate: dake_transcript::generate,
         check: dake_transcript::check,
+    },
+    SuiteDef {
+        name: "offline",
+        generate: offline::generate,
+        check: offline::check,
     },
 ];
 
