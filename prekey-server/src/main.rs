@@ -1,0 +1,2 @@
+//! The `prekey-server` binary.
+fn main() {}
