@@ -12,6 +12,8 @@
 //! - [`dake`]: the interactive DAKE (DAKEZ) as typestates, `phi`, `K` and the SSID.
 //! - [`ratchet`]: the mixed double ratchet that encrypts and decrypts Data Messages.
 //! - [`smp`]: the Socialist Millionaires Protocol over Ed448 (TLVs 2–6).
+//! - [`prekey`]: the prekey-server protocol (both sides), batch proofs, the client's prekey
+//!   store and Prekey Ensemble validation.
 #![no_std]
 #![forbid(unsafe_code)]
 #![cfg_attr(
@@ -31,6 +33,7 @@ extern crate std;
 pub mod crypto;
 pub mod dake;
 pub mod instance_tag;
+pub mod prekey;
 pub mod profile;
 pub mod ratchet;
 pub mod smp;

@@ -182,6 +182,17 @@ fn sub_assign(x: &mut Words, y: &Words, len: usize) {
     }
 }
 
+/// The minimal big-endian magnitude of `x` (an MPI body); the temporary fixed-width
+/// encoding is wiped.
+fn minimal_be(x: &U3072) -> Vec<u8> {
+    let mut enc = x.to_be_bytes();
+    let bytes = enc.as_slice();
+    let start = bytes.iter().position(|&b| b != 0).unwrap_or(bytes.len());
+    let out = bytes.get(start..).unwrap_or_default().to_vec();
+    enc.as_mut_slice().zeroize();
+    out
+}
+
 /// `2 <= x <= dh_p - 2` (otrv4.md §"Verifying that an integer is in the DH group", step 1).
 fn in_range(x: &U3072) -> bool {
     x.cmp_vartime(&G3) != Ordering::Less && x.cmp_vartime(&DH_P_MINUS_2) != Ordering::Greater
@@ -233,10 +244,7 @@ impl DhPublic {
 
     /// The minimal big-endian magnitude (an MPI body).
     pub fn to_be_bytes(&self) -> Vec<u8> {
-        let enc = self.0.to_be_bytes();
-        let bytes = enc.as_slice();
-        let start = bytes.iter().position(|&b| b != 0).unwrap_or(bytes.len());
-        bytes.get(start..).unwrap_or_default().to_vec()
+        minimal_be(&self.0)
     }
 
     /// Reads an MPI field holding a DH public value.
@@ -385,6 +393,100 @@ impl fmt::Debug for SharedDh {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("SharedDh(..)")
     }
+}
+
+/// `dh_q` as an odd modulus, for arithmetic on exponents.
+const DH_Q_ODD: Odd<U3072> = Odd::<U3072>::from_be_hex(DH_Q_HEX);
+
+/// Montgomery parameters of `dh_q`, computed at compile time.
+static Q_PARAMS: FixedMontyParams<LIMBS> = FixedMontyParams::new_vartime(DH_Q_ODD);
+
+/// A secret exponent modulo `dh_q` (the nonce and response of the prekey server's DH batch
+/// proof, otrv4-prekey-server.md §"Proofs" §"DH"). Arithmetic runs in constant time;
+/// zeroized on drop.
+pub(crate) struct SecretExponent(U3072);
+
+impl Drop for SecretExponent {
+    fn drop(&mut self) {
+        wipe(&mut self.0);
+    }
+}
+
+impl SecretExponent {
+    /// A uniform exponent in `[1, dh_q)`: 384 random bytes with the top bit cleared
+    /// (`dh_q` has 3071 bits), redrawn while `>= dh_q` or zero (each draw is rejected with
+    /// probability about 2^-64). The comparison runs in constant time.
+    pub(crate) fn random<R: rand_core::CryptoRng + ?Sized>(rng: &mut R) -> SecretExponent {
+        use subtle::{ConstantTimeEq, ConstantTimeLess};
+        let mut buf = [0u8; DH_MODULUS_LEN];
+        loop {
+            rng.fill_bytes(&mut buf);
+            if let Some(b) = buf.first_mut() {
+                *b &= 0x7f;
+            }
+            let x = SecretExponent(U3072::from_be_slice(&buf));
+            let ok = x.0.ct_lt(&DH_Q) & !x.0.ct_eq(&U3072::ZERO);
+            if bool::from(ok) {
+                buf.zeroize();
+                return x;
+            }
+        }
+    }
+
+    /// The secret of a DH key pair as an exponent (`r < 2^640 < dh_q`, so already reduced).
+    pub(crate) fn from_dh_secret(s: &DhSecret) -> SecretExponent {
+        let mut e = U640::from_be_slice(&s.0);
+        let out = SecretExponent(e.resize());
+        wipe(&mut e);
+        out
+    }
+
+    /// `g3 ^ self mod dh_p`, in time independent of the exponent (full 3072-bit ladder).
+    pub(crate) fn g3_pow(&self) -> DhPublic {
+        let mut m = FixedMontyForm::new(&G3, &PARAMS).pow(&self.0);
+        let out = m.retrieve();
+        m.as_montgomery_mut().as_mut_words().zeroize();
+        DhPublic(out)
+    }
+
+    /// `self = self + t * b mod dh_q` for a public `t` (big-endian, at most 384 bytes) and a
+    /// secret `b`, in constant time.
+    pub(crate) fn add_product(&mut self, t_be: &[u8], b: &SecretExponent) {
+        let t = decode_be(t_be).unwrap_or(U3072::ZERO);
+        let mut acc = FixedMontyForm::new(&self.0, &Q_PARAMS);
+        let mut bm = FixedMontyForm::new(&b.0, &Q_PARAMS);
+        let tm = FixedMontyForm::new(&t, &Q_PARAMS);
+        acc = acc.add(&tm.mul(&bm));
+        wipe(&mut self.0);
+        self.0 = acc.retrieve();
+        acc.as_montgomery_mut().as_mut_words().zeroize();
+        bm.as_montgomery_mut().as_mut_words().zeroize();
+    }
+
+    /// The minimal big-endian magnitude (an MPI body), for publishing a proof response.
+    pub(crate) fn to_be_bytes(&self) -> Vec<u8> {
+        minimal_be(&self.0)
+    }
+}
+
+/// Verification side of the DH batch proof (otrv4-prekey-server.md §"Proofs" §"DH"
+/// "Verification"): `A = g3 ^ v * (B_1 ^ t_1 * … * B_N ^ t_N) ^ -1 mod dh_p`, all values
+/// public, so variable time. `v` (big-endian) must be `< dh_q` and each `t_i` at most 384
+/// big-endian bytes; returns `None` otherwise or if the product is not invertible (it
+/// always is for group elements). `A` is returned as its minimal big-endian magnitude.
+pub(crate) fn dh_proof_commitment(v_be: &[u8], terms: &[(&DhPublic, &[u8])]) -> Option<Vec<u8>> {
+    let v = decode_be(v_be)?;
+    if v.cmp_vartime(&DH_Q) != Ordering::Less {
+        return None;
+    }
+    let mut prod = FixedMontyForm::one(&PARAMS);
+    for (b, t_be) in terms {
+        let t = decode_be(t_be)?;
+        prod = prod.mul(&FixedMontyForm::new(&b.0, &PARAMS).pow_vartime(&t));
+    }
+    let inv = Option::<FixedMontyForm<LIMBS>>::from(prod.invert_vartime())?;
+    let a = FixedMontyForm::new(&G3, &PARAMS).pow_vartime(&v).mul(&inv);
+    Some(minimal_be(&a.retrieve()))
 }
 
 #[cfg(test)]

@@ -1,0 +1,109 @@
+//! The prekey-server protocol (otrv4-prekey-server.md) on both sides, sans-IO: publishing
+//! and retrieving Prekey Ensembles, storage status, batch proofs and the client's prekey store.
+//!
+//! - [`proofs`]: the ECDH and DH batch proofs of knowledge (§"Proofs").
+//! - [`ensemble`]: the publisher's [`ensemble::PrekeyStore`] of one-time secrets and shared
+//!   prekeys, and the retriever's ensemble validation and choice (otrv4.md §"Validating
+//!   Prekey Ensembles", §"Receiving Prekey Ensembles").
+//! - [`client`]: the publisher/retriever state machine ([`client::PrekeyClient`]).
+//! - [`server`]: the server's storage-agnostic protocol core ([`server::PrekeyServer`]).
+//! - [`memory`]: an in-memory reference storage for the server.
+//! - [`refill`]: when to top up the server's stock of Prekey messages.
+//!
+//! Every message is a binary [`crate::wire::prekey_messages`] value; callers frame it with
+//! [`crate::wire::encoded::encode_prekey`] and, for the two large messages (Prekey
+//! Publication inside DAKE-3, Prekey Ensemble Retrieval), may fragment it with
+//! [`crate::wire::fragment`] (§"Fragmentation of some Messages").
+
+pub(crate) mod auth;
+pub mod client;
+pub mod ensemble;
+pub mod memory;
+pub mod proofs;
+pub mod refill;
+pub mod server;
+
+use crate::crypto::CryptoError;
+use crate::instance_tag::InstanceTag;
+use crate::profile::ProfileError;
+use crate::wire::codec::DecodeError;
+use alloc::vec::Vec;
+use core::fmt;
+use zeroize::Zeroize;
+
+pub use client::{PrekeyClient, PublishItems, Request, ServerReply};
+pub use ensemble::{EnsembleError, PrekeyStore, ValidatedEnsemble};
+pub use proofs::{ProofContext, ProofError};
+pub use refill::RefillPolicy;
+pub use server::{PrekeyServer, ServerError, ServerSession, StoreRequest};
+
+/// Why the publisher/retriever side rejected a message or a request.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum PrekeyError {
+    /// The message does not fit the current state (e.g. a DAKE-2 while not in a DAKE, a
+    /// Storage Status in reply to a publication); it is ignored (§"State Machine").
+    #[error("message not expected in the current state")]
+    UnexpectedMessage,
+    /// A receiver instance tag is not ours.
+    #[error("instance tag {found} is not ours ({expected})")]
+    InstanceTagMismatch {
+        /// Our instance tag.
+        expected: InstanceTag,
+        /// The tag in the message.
+        found: InstanceTag,
+    },
+    /// The server's long-term key does not have the configured fingerprint
+    /// (§"DAKE-2 Message", "Validate the Prekey Server Composite Identity").
+    #[error("prekey server fingerprint does not match the configured one")]
+    ServerFingerprintMismatch,
+    /// The identity element of the server's composite identity is not the configured one.
+    #[error("prekey server identity does not match the configured one")]
+    ServerIdentityMismatch,
+    /// A ring signature, MAC or shared secret check failed.
+    #[error("cryptographic check failed: {0}")]
+    Crypto(#[from] CryptoError),
+    /// A message could not be decoded.
+    #[error("decode error: {0}")]
+    Decode(#[from] DecodeError),
+    /// A profile was invalid.
+    #[error("invalid profile: {0}")]
+    Profile(#[from] ProfileError),
+    /// A proof could not be generated.
+    #[error("proof error: {0}")]
+    Proof(#[from] ProofError),
+    /// A retrieval answer is for an identity we have no outstanding query for.
+    #[error("no outstanding query for this identity")]
+    UnsolicitedRetrieval,
+    /// A publication carries items that cannot go together (e.g. prekey messages with
+    /// another owner tag than ours, more than 255 Prekey messages, unknown prekey ids).
+    #[error("invalid publication request: {0}")]
+    BadRequest(&'static str),
+    /// The prekey store is full ([`ensemble::MAX_STORED_PREKEYS`]).
+    #[error("prekey store is full")]
+    StoreFull,
+}
+
+/// Secret bytes (an export of secret state) that are zeroized on drop. `Debug` prints only
+/// the length.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SecretBytes(Vec<u8>);
+
+impl SecretBytes {
+    /// The bytes.
+    pub fn as_slice(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl Drop for SecretBytes {
+    fn drop(&mut self) {
+        self.0.as_mut_slice().zeroize();
+    }
+}
+
+impl fmt::Debug for SecretBytes {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "SecretBytes({} bytes)", self.0.len())
+    }
+}
