@@ -11,4 +11,8 @@
     )
 )]
 
+pub mod keys;
+pub mod limits;
+pub mod service;
 pub mod storage;
+pub mod testkit;

@@ -24,22 +24,26 @@ pub(crate) fn message(d: &DeviceKey, id: u32) -> PrekeyMessageRecord {
 }
 
 /// Client profile, prekey profile (both expiring at `expires`) and messages `ids`.
-pub(crate) fn full_request(
-    d: &DeviceKey,
-    ids: std::ops::Range<u32>,
-    expires: i64,
-) -> StoreRequest {
+pub(crate) fn full_request(d: &DeviceKey, ids: std::ops::Range<u32>, expires: i64) -> StoreRequest {
     StoreRequest {
         device: d.clone(),
         client_profile: Some(ClientProfileRecord {
-            bytes: [b"CP".as_slice(), &d.long_term_key[..1], &d.instance_tag.to_be_bytes()]
-                .concat(),
+            bytes: [
+                b"CP".as_slice(),
+                &d.long_term_key[..1],
+                &d.instance_tag.to_be_bytes(),
+            ]
+            .concat(),
             versions: b"4".to_vec(),
             expires,
         }),
         prekey_profile: Some(PrekeyProfileRecord {
-            bytes: [b"PP".as_slice(), &d.long_term_key[..1], &d.instance_tag.to_be_bytes()]
-                .concat(),
+            bytes: [
+                b"PP".as_slice(),
+                &d.long_term_key[..1],
+                &d.instance_tag.to_be_bytes(),
+            ]
+            .concat(),
             expires,
         }),
         prekey_messages: ids.map(|i| message(d, i)).collect(),
@@ -64,7 +68,13 @@ pub(crate) fn run_all(new: Factory<'_>) {
 fn store_count_take(s: Box<dyn Storage>) {
     let d = device("alice@example.org", 0x100, 1);
     let out = s.store(&full_request(&d, 0..5, 100), 10, 1).unwrap();
-    assert_eq!(out, StoreOutcome { added: 5, stored: 5 });
+    assert_eq!(
+        out,
+        StoreOutcome {
+            added: 5,
+            stored: 5
+        }
+    );
     assert_eq!(s.count(&d).unwrap(), 5);
     // Another key or tag is another device.
     assert_eq!(s.count(&device("alice@example.org", 0x100, 2)).unwrap(), 0);
@@ -74,11 +84,18 @@ fn store_count_take(s: Box<dyn Storage>) {
         let e = s.take_ensembles("alice@example.org", b"4", 2).unwrap();
         assert_eq!(e.len(), 1);
         assert_eq!(e[0].instance_tag, 0x100);
-        assert_eq!(e[0].prekey_message, message(&d, e[0].prekey_message_id).bytes);
+        assert_eq!(
+            e[0].prekey_message,
+            message(&d, e[0].prekey_message_id).bytes
+        );
         seen.push(e[0].prekey_message_id);
     }
     assert_eq!(seen, vec![0, 1, 2, 3, 4], "oldest first, each once");
-    assert!(s.take_ensembles("alice@example.org", b"4", 2).unwrap().is_empty());
+    assert!(
+        s.take_ensembles("alice@example.org", b"4", 2)
+            .unwrap()
+            .is_empty()
+    );
     assert_eq!(s.count(&d).unwrap(), 0);
 }
 
@@ -104,7 +121,8 @@ fn one_per_instance_and_profiles_stay(s: Box<dyn Storage>) {
     assert_eq!(e.len(), 1);
     assert_eq!((e[0].instance_tag, e[0].prekey_message_id), (0x200, 1));
     assert_eq!(s.count(&other).unwrap(), 1, "another JID untouched");
-    s.add_prekey_messages(&b, vec![message(&b, 11)], 10, 3).unwrap();
+    s.add_prekey_messages(&b, vec![message(&b, 11)], 10, 3)
+        .unwrap();
     let e = s.take_ensembles("bob@example.org", b"4", 4).unwrap();
     assert_eq!(e.len(), 1, "profiles of b were kept");
     assert_eq!(e[0].prekey_message_id, 11);
@@ -123,12 +141,21 @@ fn device_limit_rejects_whole_publication(s: Box<dyn Storage>) {
     }
     assert_eq!(s.count(&d).unwrap(), 8);
     let e = s.take_ensembles("dave@example.org", b"4", 150).unwrap();
-    assert!(e.is_empty(), "old profiles (expiring at 100) kept, new ones not stored");
+    assert!(
+        e.is_empty(),
+        "old profiles (expiring at 100) kept, new ones not stored"
+    );
     let e = s.take_ensembles("dave@example.org", b"4", 50).unwrap();
     assert_ne!(e[0].client_profile, b"NEW".to_vec());
     // Exactly up to the limit is fine.
     let out = s.store(&full_request(&d, 100..103, 200), 10, 3).unwrap();
-    assert_eq!(out, StoreOutcome { added: 3, stored: 10 });
+    assert_eq!(
+        out,
+        StoreOutcome {
+            added: 3,
+            stored: 10
+        }
+    );
 }
 
 fn duplicates_discarded(s: Box<dyn Storage>) {
@@ -137,17 +164,37 @@ fn duplicates_discarded(s: Box<dyn Storage>) {
     let mut r = full_request(&d, 2..5, 100);
     r.prekey_messages.push(message(&d, 4));
     let out = s.store(&r, 10, 1).unwrap();
-    assert_eq!(out, StoreOutcome { added: 2, stored: 5 });
+    assert_eq!(
+        out,
+        StoreOutcome {
+            added: 2,
+            stored: 5
+        }
+    );
     // A duplicate does not count against the limit.
     let out = s.store(&full_request(&d, 0..5, 100), 5, 1).unwrap();
-    assert_eq!(out, StoreOutcome { added: 0, stored: 5 });
+    assert_eq!(
+        out,
+        StoreOutcome {
+            added: 0,
+            stored: 5
+        }
+    );
 }
 
 fn expired_profiles_not_handed_out_and_gc(s: Box<dyn Storage>) {
     let d = device("frank@example.org", 0x100, 1);
     s.store(&full_request(&d, 0..2, 100), 10, 1).unwrap();
-    assert!(s.take_ensembles("frank@example.org", b"4", 100).unwrap().is_empty());
-    assert_eq!(s.count(&d).unwrap(), 2, "nothing taken from an expired device");
+    assert!(
+        s.take_ensembles("frank@example.org", b"4", 100)
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(
+        s.count(&d).unwrap(),
+        2,
+        "nothing taken from an expired device"
+    );
     let g = s.gc(100, 0).unwrap();
     assert_eq!(
         g,
@@ -171,25 +218,60 @@ fn expired_profiles_not_handed_out_and_gc(s: Box<dyn Storage>) {
 fn missing_parts_give_nothing(s: Box<dyn Storage>) {
     let d = device("gina@example.org", 0x100, 1);
     // Messages only.
-    s.add_prekey_messages(&d, vec![message(&d, 1)], 10, 1).unwrap();
-    assert!(s.take_ensembles("gina@example.org", b"4", 2).unwrap().is_empty());
+    s.add_prekey_messages(&d, vec![message(&d, 1)], 10, 1)
+        .unwrap();
+    assert!(
+        s.take_ensembles("gina@example.org", b"4", 2)
+            .unwrap()
+            .is_empty()
+    );
     // Plus a client profile, still no prekey profile.
     let r = full_request(&d, 0..0, 100);
-    s.put_client_profile(&d, r.client_profile.unwrap(), 1).unwrap();
-    assert!(s.take_ensembles("gina@example.org", b"4", 2).unwrap().is_empty());
-    s.put_prekey_profile(&d, r.prekey_profile.unwrap(), 1).unwrap();
-    assert_eq!(s.take_ensembles("gina@example.org", b"4", 2).unwrap().len(), 1);
+    s.put_client_profile(&d, r.client_profile.unwrap(), 1)
+        .unwrap();
+    assert!(
+        s.take_ensembles("gina@example.org", b"4", 2)
+            .unwrap()
+            .is_empty()
+    );
+    s.put_prekey_profile(&d, r.prekey_profile.unwrap(), 1)
+        .unwrap();
+    assert_eq!(
+        s.take_ensembles("gina@example.org", b"4", 2).unwrap().len(),
+        1
+    );
     // Profiles without messages.
-    assert!(s.take_ensembles("gina@example.org", b"4", 2).unwrap().is_empty());
-    assert!(s.take_ensembles("nobody@example.org", b"4", 2).unwrap().is_empty());
+    assert!(
+        s.take_ensembles("gina@example.org", b"4", 2)
+            .unwrap()
+            .is_empty()
+    );
+    assert!(
+        s.take_ensembles("nobody@example.org", b"4", 2)
+            .unwrap()
+            .is_empty()
+    );
 }
 
 fn versions_filter(s: Box<dyn Storage>) {
     let d = device("hank@example.org", 0x100, 1);
     s.store(&full_request(&d, 0..2, 100), 10, 1).unwrap();
-    assert!(s.take_ensembles("hank@example.org", b"5", 2).unwrap().is_empty());
-    assert!(s.take_ensembles("hank@example.org", b"", 2).unwrap().is_empty());
-    assert_eq!(s.take_ensembles("hank@example.org", b"54", 2).unwrap().len(), 1);
+    assert!(
+        s.take_ensembles("hank@example.org", b"5", 2)
+            .unwrap()
+            .is_empty()
+    );
+    assert!(
+        s.take_ensembles("hank@example.org", b"", 2)
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(
+        s.take_ensembles("hank@example.org", b"54", 2)
+            .unwrap()
+            .len(),
+        1
+    );
     assert_eq!(s.count(&d).unwrap(), 1);
 }
 
@@ -211,7 +293,10 @@ fn new_client_profile_replaces_old_and_key_change_drops_old_values(s: Box<dyn St
     let e = s.take_ensembles("ivan@example.org", b"4", 5).unwrap();
     assert_eq!(e.len(), 1);
     assert_eq!(e[0].prekey_message_id, 50);
-    assert_eq!(e[0].prekey_profile, full_request(&new, 0..0, 0).prekey_profile.unwrap().bytes);
+    assert_eq!(
+        e[0].prekey_profile,
+        full_request(&new, 0..0, 0).prekey_profile.unwrap().bytes
+    );
 }
 
 fn messages_only_publication(s: Box<dyn Storage>) {
@@ -220,7 +305,13 @@ fn messages_only_publication(s: Box<dyn Storage>) {
     let out = s
         .add_prekey_messages(&d, vec![message(&d, 5), message(&d, 6)], 10, 2)
         .unwrap();
-    assert_eq!(out, StoreOutcome { added: 2, stored: 3 });
+    assert_eq!(
+        out,
+        StoreOutcome {
+            added: 2,
+            stored: 3
+        }
+    );
     let ids: Vec<u32> = (0..3)
         .map(|_| s.take_ensembles("judy@example.org", b"4", 3).unwrap()[0].prekey_message_id)
         .collect();

@@ -91,8 +91,10 @@ impl Storage for MemoryStorage {
                 .retain(|(j, t, k), _| !(*j == jid && *t == tag && *k != d.long_term_key));
         }
         if let Some(cp) = &request.client_profile {
-            g.client_profiles
-                .insert((d.jid.clone(), d.instance_tag), (d.long_term_key, cp.clone()));
+            g.client_profiles.insert(
+                (d.jid.clone(), d.instance_tag),
+                (d.long_term_key, cp.clone()),
+            );
         }
         if let Some(pp) = &request.prekey_profile {
             g.prekey_profiles.insert(key.clone(), pp.clone());

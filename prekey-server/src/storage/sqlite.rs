@@ -162,10 +162,9 @@ fn count_device(conn: &Connection, d: &DeviceKey) -> Result<u64, StorageError> {
             "SELECT COUNT(*) FROM prekey_messages
              WHERE jid = ?1 AND instance_tag = ?2 AND long_term_key = ?3",
         )?
-        .query_row(
-            params![d.jid, d.instance_tag, &d.long_term_key[..]],
-            |r| r.get(0),
-        )?;
+        .query_row(params![d.jid, d.instance_tag, &d.long_term_key[..]], |r| {
+            r.get(0)
+        })?;
     Ok(u64::try_from(n).unwrap_or(0))
 }
 
@@ -298,9 +297,7 @@ impl Storage for SqliteStorage {
     }
 
     fn count(&self, device: &DeviceKey) -> Result<u32, StorageError> {
-        self.with_conn(|conn| {
-            Ok(u32::try_from(count_device(conn, device)?).unwrap_or(u32::MAX))
-        })
+        self.with_conn(|conn| Ok(u32::try_from(count_device(conn, device)?).unwrap_or(u32::MAX)))
     }
 
     fn take_ensembles(
@@ -424,7 +421,9 @@ mod tests {
         let n = std::sync::atomic::AtomicUsize::new(0);
         conformance::run_all(&|| {
             let i = n.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-            Box::new(SqliteStorage::open(dir.path().join(format!("s{i}.db")), Durability::Full).unwrap())
+            Box::new(
+                SqliteStorage::open(dir.path().join(format!("s{i}.db")), Durability::Full).unwrap(),
+            )
         });
     }
 
@@ -435,12 +434,15 @@ mod tests {
         let d = conformance::device("alice@example.org", 0x101, 1);
         {
             let s = SqliteStorage::open(&path, Durability::Normal).unwrap();
-            s.store(&conformance::full_request(&d, 0..3, 1000), 100, 1).unwrap();
+            s.store(&conformance::full_request(&d, 0..3, 1000), 100, 1)
+                .unwrap();
         }
         let s = SqliteStorage::open(&path, Durability::Full).unwrap();
         assert_eq!(s.count(&d).unwrap(), 3);
         let c = s.connect().unwrap();
-        let mode: String = c.query_row("PRAGMA journal_mode", [], |r| r.get(0)).unwrap();
+        let mode: String = c
+            .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+            .unwrap();
         assert_eq!(mode, "wal");
         let sync: i64 = c.query_row("PRAGMA synchronous", [], |r| r.get(0)).unwrap();
         assert_eq!(sync, 2, "FULL");
