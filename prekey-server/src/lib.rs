@@ -16,3 +16,4 @@ pub mod limits;
 pub mod service;
 pub mod storage;
 pub mod testkit;
+pub mod transport;
