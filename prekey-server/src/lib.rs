@@ -11,6 +11,7 @@
     )
 )]
 
+pub mod config;
 pub mod keys;
 pub mod limits;
 pub mod service;
