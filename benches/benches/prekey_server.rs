@@ -17,8 +17,7 @@ use otr4::wire::prekey_messages::{EnsembleQuery, PrekeyServerMessage};
 use prekey_server::service::{Event, Service, ServiceOptions, unix_now};
 use prekey_server::storage::sqlite::{Durability, SqliteStorage};
 use prekey_server::storage::{
-    ClientProfileRecord, DeviceKey, PrekeyMessageRecord, PrekeyProfileRecord, Storage,
-    StoreRequest,
+    ClientProfileRecord, DeviceKey, PrekeyMessageRecord, PrekeyProfileRecord, Storage, StoreRequest,
 };
 use prekey_server::testkit::{Device, decode_replies};
 use std::sync::Arc;
@@ -34,7 +33,11 @@ fn sqlite_service(dir: &std::path::Path, durability: Durability) -> Arc<Service>
     o.limits.retrieval_burst = u32::MAX;
     o.limits.retrieval_rate_per_sec = 1e9;
     o.limits.max_prekeys_per_device = u32::MAX;
-    Arc::new(Service::new(KeyPair::generate(&mut rand::rng()), Arc::new(st), o))
+    Arc::new(Service::new(
+        KeyPair::generate(&mut rand::rng()),
+        Arc::new(st),
+        o,
+    ))
 }
 
 /// Real profiles and a real Prekey message of one device, published once through the
@@ -72,8 +75,7 @@ impl Stock {
                 bytes: taken[0].prekey_profile.clone(),
                 expires: now + 3600,
             },
-            message: otr4::wire::messages::PrekeyMessage::decode(&taken[0].prekey_message)
-                .unwrap(),
+            message: otr4::wire::messages::PrekeyMessage::decode(&taken[0].prekey_message).unwrap(),
             next_id: 1,
         }
     }
@@ -117,7 +119,11 @@ fn query_text() -> String {
 
 fn retrieve_once(s: &Service, text: &str, from: &str) {
     let h = s.handle(from, text);
-    assert!(matches!(h.event, Event::EnsemblesSent { .. }), "{:?}", h.event);
+    assert!(
+        matches!(h.event, Event::EnsemblesSent { .. }),
+        "{:?}",
+        h.event
+    );
 }
 
 /// Throughput and latency percentiles outside criterion (criterion reports means).
@@ -144,7 +150,10 @@ fn latency_report(durability: Durability, threads: usize, n: usize) {
             })
         })
         .collect();
-    let mut lat: Vec<Duration> = handles.into_iter().flat_map(|h| h.join().unwrap()).collect();
+    let mut lat: Vec<Duration> = handles
+        .into_iter()
+        .flat_map(|h| h.join().unwrap())
+        .collect();
     let total = start.elapsed();
     lat.sort_unstable();
     let pct = |p: f64| lat[((lat.len() as f64 * p) as usize).min(lat.len() - 1)];

@@ -146,7 +146,11 @@ pub enum ConfigError {
 
 /// Command line: every configuration option is also a flag.
 #[derive(Clone, Debug, Default, Parser)]
-#[command(name = "prekey-server", version, about = "OTRv4 prekey server (XMPP component)")]
+#[command(
+    name = "prekey-server",
+    version,
+    about = "OTRv4 prekey server (XMPP component)"
+)]
 pub struct Cli {
     /// Configuration file (TOML).
     #[arg(long, short = 'c')]
@@ -336,7 +340,9 @@ impl Config {
             return bad("limits.retrieval_rate_per_sec must be a non-negative number");
         }
         if l.retrieval_burst == 0 || l.max_concurrent_dakes == 0 || l.max_dakes_per_jid == 0 {
-            return bad("limits.retrieval_burst, max_concurrent_dakes and max_dakes_per_jid must be positive");
+            return bad(
+                "limits.retrieval_burst, max_concurrent_dakes and max_dakes_per_jid must be positive",
+            );
         }
         if l.dake_ttl_secs <= 0 {
             return bad("limits.dake_ttl_secs must be positive");
@@ -383,7 +389,11 @@ mod tests {
         let text = include_str!("../prekey-server.toml.example");
         let c = Config::from_toml(text, "example").unwrap();
         c.validate().unwrap();
-        assert_eq!(c.limits, Limits::default(), "the example documents the default limits");
+        assert_eq!(
+            c.limits,
+            Limits::default(),
+            "the example documents the default limits"
+        );
         assert_eq!(c.server.durability, Durability::Full);
     }
 
@@ -395,7 +405,10 @@ mod tests {
         )
         .unwrap();
         assert_eq!(c.limits.retrieval_burst, 7);
-        assert_eq!(c.limits.max_concurrent_dakes, Limits::default().max_concurrent_dakes);
+        assert_eq!(
+            c.limits.max_concurrent_dakes,
+            Limits::default().max_concurrent_dakes
+        );
         let cli = Cli::parse_from([
             "prekey-server",
             "--retrieval-burst",
@@ -422,12 +435,21 @@ mod tests {
         ));
         for (t, what) in [
             ("[server]\njid = \"a@b\"\ntransport = \"stdio\"\n", "jid"),
-            ("[server]\ntransport = \"stdio\"\n[limits]\nmax_message_bytes = 10\n", "size"),
-            ("[server]\ntransport = \"stdio\"\n[limits]\nretrieval_burst = 0\n", "burst"),
+            (
+                "[server]\ntransport = \"stdio\"\n[limits]\nmax_message_bytes = 10\n",
+                "size",
+            ),
+            (
+                "[server]\ntransport = \"stdio\"\n[limits]\nretrieval_burst = 0\n",
+                "burst",
+            ),
             ("[server]\ntransport = \"component\"\n", "secret"),
         ] {
             let c = Config::from_toml(t, "t").unwrap();
-            assert!(matches!(c.validate(), Err(ConfigError::Invalid(_))), "{what}");
+            assert!(
+                matches!(c.validate(), Err(ConfigError::Invalid(_))),
+                "{what}"
+            );
         }
     }
 }

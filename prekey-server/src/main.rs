@@ -50,9 +50,9 @@ fn run(cli: Cli, config: Config) -> Result<(), Box<dyn std::error::Error>> {
         orphan_retention_secs: i64::from(config.server.orphan_retention_days) * 24 * 3600,
     };
     let fp = hex::encode_upper(
-        otr4::crypto::fingerprint::Fingerprint::prekey_server(
-            &otr4::crypto::keys::Ed448PublicKey(*key.public()),
-        )
+        otr4::crypto::fingerprint::Fingerprint::prekey_server(&otr4::crypto::keys::Ed448PublicKey(
+            *key.public(),
+        ))
         .as_bytes(),
     );
     if cli.print_fingerprint {
@@ -60,8 +60,12 @@ fn run(cli: Cli, config: Config) -> Result<(), Box<dyn std::error::Error>> {
         return Ok(());
     }
     match origin {
-        KeyOrigin::Created => info!(path = %config.server.key_file.display(), "created a new long-term key"),
-        KeyOrigin::Loaded => info!(path = %config.server.key_file.display(), "loaded the long-term key"),
+        KeyOrigin::Created => {
+            info!(path = %config.server.key_file.display(), "created a new long-term key")
+        }
+        KeyOrigin::Loaded => {
+            info!(path = %config.server.key_file.display(), "loaded the long-term key")
+        }
     }
     // Operators compare this with what clients see in service discovery.
     eprintln!("prekey-server {} fingerprint: {fp}", config.server.jid);
@@ -134,7 +138,10 @@ fn run(cli: Cli, config: Config) -> Result<(), Box<dyn std::error::Error>> {
 /// Resolves on SIGINT or SIGTERM.
 async fn wait_for_signal() {
     use tokio::signal::unix::{SignalKind, signal};
-    match (signal(SignalKind::interrupt()), signal(SignalKind::terminate())) {
+    match (
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::terminate()),
+    ) {
         (Ok(mut int), Ok(mut term)) => {
             tokio::select! {
                 _ = int.recv() => {}

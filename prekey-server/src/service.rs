@@ -8,7 +8,7 @@
 use crate::limits::{Limits, RateLimiter};
 use crate::storage::{
     ClientProfileRecord, DeviceKey, PrekeyMessageRecord, PrekeyProfileRecord, Storage,
-    StorageError, StoreRequest as StorageRequest, StoredEnsemble,
+    StorageError, StoreRequest as StorageRequest, StoredEnsemble, TakeRequest,
 };
 use otr4::InstanceTag;
 use otr4::crypto::ed448::KeyPair;
@@ -22,7 +22,7 @@ use otr4::wire::prekey_messages::{
     NO_PREKEY_ENSEMBLES_TEXT, NoPrekeyEnsembles, PrekeyServerMessage, TYPE_ENSEMBLE_RETRIEVAL,
 };
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, mpsc};
 use std::time::{SystemTime, UNIX_EPOCH};
 use tracing::{debug, info, warn};
 
@@ -161,6 +161,97 @@ pub struct Service {
     sessions: Mutex<HashMap<(String, u32), ServerSession>>,
     rate: Mutex<RateLimiter>,
     reassembly: Mutex<HashMap<String, (u64, Reassembler)>>,
+    retrievals: Batcher,
+}
+
+/// Most retrievals committed in one transaction.
+pub const MAX_RETRIEVAL_BATCH: usize = 256;
+
+type TakeResult = Result<Vec<StoredEnsemble>, String>;
+
+/// One queued retrieval.
+struct TakeJob {
+    request: TakeRequest,
+    now: i64,
+    reply: mpsc::SyncSender<TakeResult>,
+}
+
+/// Group commit for retrievals: one worker thread runs every retrieval queued at the moment
+/// it becomes free in one storage transaction ([`Storage::take_ensembles_batch`]), so
+/// concurrent retrievals share one durable commit (one fsync with `synchronous=FULL`). A
+/// lone retrieval is not delayed: nothing waits for a batch to fill. Results are released
+/// only after the commit.
+struct Batcher {
+    jobs: Mutex<Option<mpsc::Sender<TakeJob>>>,
+}
+
+impl Batcher {
+    fn start(storage: Arc<dyn Storage>) -> Batcher {
+        let (tx, rx) = mpsc::channel::<TakeJob>();
+        let spawned = std::thread::Builder::new()
+            .name("prekey-retrievals".into())
+            .spawn(move || {
+                while let Ok(first) = rx.recv() {
+                    let mut jobs = vec![first];
+                    while jobs.len() < MAX_RETRIEVAL_BATCH {
+                        match rx.try_recv() {
+                            Ok(j) => jobs.push(j),
+                            Err(_) => break,
+                        }
+                    }
+                    let now = jobs.iter().map(|j| j.now).max().unwrap_or(0);
+                    let requests: Vec<TakeRequest> =
+                        jobs.iter().map(|j| j.request.clone()).collect();
+                    match storage.take_ensembles_batch(&requests, now) {
+                        Ok(results) => {
+                            debug!(batch = jobs.len(), "retrievals committed");
+                            for (job, r) in jobs.into_iter().zip(results) {
+                                let _ = job.reply.send(Ok(r));
+                            }
+                        }
+                        Err(e) => {
+                            let msg = e.to_string();
+                            for job in jobs {
+                                let _ = job.reply.send(Err(msg.clone()));
+                            }
+                        }
+                    }
+                }
+            });
+        let jobs = match spawned {
+            Ok(_) => Some(tx),
+            Err(e) => {
+                warn!(error = %e, "no retrieval thread; retrievals run one by one");
+                None
+            }
+        };
+        Batcher {
+            jobs: Mutex::new(jobs),
+        }
+    }
+
+    /// Takes ensembles for `request`, batched with concurrent retrievals when possible.
+    fn take(&self, storage: &dyn Storage, request: TakeRequest, now: i64) -> TakeResult {
+        let sender = lock(&self.jobs).clone();
+        if let Some(tx) = sender {
+            let (reply, result) = mpsc::sync_channel(1);
+            if tx
+                .send(TakeJob {
+                    request: request.clone(),
+                    now,
+                    reply,
+                })
+                .is_ok()
+            {
+                if let Ok(r) = result.recv() {
+                    return r;
+                }
+            }
+        }
+        storage
+            .take_ensembles(&request.jid, &request.versions, now)
+            .map_err(|e| e.to_string())
+    }
 }
 
 impl std::fmt::Debug for Service {
@@ -199,6 +290,7 @@ impl Service {
             options.limits.retrieval_rate_per_sec,
             options.limits.retrieval_burst,
         );
+        let storage_for_batcher = storage.clone();
         Service {
             core,
             storage,
@@ -206,6 +298,7 @@ impl Service {
             sessions: Mutex::new(HashMap::new()),
             rate: Mutex::new(rate),
             reassembly: Mutex::new(HashMap::new()),
+            retrievals: Batcher::start(storage_for_batcher),
         }
     }
 
@@ -498,7 +591,14 @@ impl Service {
             };
         };
         // Only version 4 is served (the core checked that "4" was asked for).
-        match self.storage.take_ensembles(jid, b"4", now as i64) {
+        let request = TakeRequest {
+            jid: jid.to_owned(),
+            versions: b"4".to_vec(),
+        };
+        match self
+            .retrievals
+            .take(self.storage.as_ref(), request, now as i64)
+        {
             Ok(ensembles) if !ensembles.is_empty() => {
                 let prekey_ids = ensembles.iter().map(|e| e.prekey_message_id).collect();
                 let bin = encode_retrieval(req.receiver_tag, &req.identity, &ensembles);

@@ -1,7 +1,12 @@
 //! Crash safety of the real binary: a stream of publications and retrievals over
 //! `--transport stdio`, `kill -9` at a random moment, restart on the same database, then
 //! every acknowledged publication must be there and no Prekey message handed out twice.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 
 use otr4::crypto::fingerprint::Fingerprint;
 use prekey_server::testkit::{Device, retrieve, retrieved_ids};
@@ -18,7 +23,10 @@ const SERVER: &str = "prekey.test";
 const TIMEOUT: Duration = Duration::from_secs(20);
 
 fn now() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs() as i64
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
 }
 
 /// A running server: stdin shared by the drivers, stdout lines routed by JID.
@@ -48,7 +56,9 @@ fn start(dir: &Path) -> Running {
     std::thread::spawn(move || {
         for line in BufReader::new(stdout).lines() {
             let Ok(line) = line else { break };
-            let Some((to, text)) = line.split_once(' ') else { continue };
+            let Some((to, text)) = line.split_once(' ') else {
+                continue;
+            };
             if let Some(tx) = r.lock().unwrap().get(to) {
                 let _ = tx.send(text.to_owned());
             }
@@ -64,10 +74,7 @@ fn start(dir: &Path) -> Running {
 /// An exchange closure for `jid`: writes one line, waits for one reply line (every request
 /// of this test gets exactly one). Returns no reply if the line could not be written (the
 /// server is gone), and an undecodable reply if it was written but never answered.
-fn exchange(
-    r: &Running,
-    jid: &str,
-) -> impl FnMut(&str) -> Vec<String> + use<> {
+fn exchange(r: &Running, jid: &str) -> impl FnMut(&str) -> Vec<String> + use<> {
     let (tx, rx): (Sender<String>, Receiver<String>) = channel();
     r.routes.lock().unwrap().insert(jid.to_owned(), tx);
     let stdin = r.stdin.clone();
@@ -77,7 +84,10 @@ fn exchange(
         if !ok {
             return Vec::new();
         }
-        vec![rx.recv_timeout(TIMEOUT).unwrap_or_else(|_| "unanswered".to_owned())]
+        vec![
+            rx.recv_timeout(TIMEOUT)
+                .unwrap_or_else(|_| "unanswered".to_owned()),
+        ]
     }
 }
 
@@ -120,8 +130,13 @@ fn kill_9_during_publications_and_retrievals_then_restart() {
     let server = start(dir.path());
     // Each publisher starts with one acknowledged publication so retrievals find something.
     for d in devices.iter_mut() {
-        let (ids, reply) = d.publish(5, true, t, &mut exchange(&server, &d.jid.clone())).unwrap();
-        assert!(matches!(reply, otr4::prekey::client::ServerReply::Published { .. }));
+        let (ids, reply) = d
+            .publish(5, true, t, &mut exchange(&server, &d.jid.clone()))
+            .unwrap();
+        assert!(matches!(
+            reply,
+            otr4::prekey::client::ServerReply::Published { .. }
+        ));
         let mut l = log.lock().unwrap();
         l.sent.extend(ids.iter().copied());
         l.acked.entry(d.jid.clone()).or_default().extend(ids);
@@ -141,9 +156,13 @@ fn kill_9_during_publications_and_retrievals_then_restart() {
                 let new: Vec<u32> = d.store.ids().filter(|i| !before.contains(i)).collect();
                 log.lock().unwrap().sent.extend(new.iter().copied());
                 match res {
-                    Ok((ids, otr4::prekey::client::ServerReply::Published { .. })) => {
-                        log.lock().unwrap().acked.entry(d.jid.clone()).or_default().extend(ids)
-                    }
+                    Ok((ids, otr4::prekey::client::ServerReply::Published { .. })) => log
+                        .lock()
+                        .unwrap()
+                        .acked
+                        .entry(d.jid.clone())
+                        .or_default()
+                        .extend(ids),
                     Ok((_, other)) => panic!("unexpected reply {other:?}"),
                     Err(_) => break, // the server is gone
                 }
@@ -153,8 +172,12 @@ fn kill_9_during_publications_and_retrievals_then_restart() {
     // Retriever threads.
     for i in 0..2 {
         let jid = format!("ret{i}@example.org");
-        let (mut ex, log, stop, pubs) =
-            (exchange(&server, &jid), log.clone(), stop.clone(), publishers.clone());
+        let (mut ex, log, stop, pubs) = (
+            exchange(&server, &jid),
+            log.clone(),
+            stop.clone(),
+            publishers.clone(),
+        );
         let mut me = Device::new(&jid, SERVER, fp, t).unwrap();
         threads.push(std::thread::spawn(move || {
             let mut k = 0usize;
@@ -189,7 +212,10 @@ fn kill_9_during_publications_and_retrievals_then_restart() {
     }
     let mut log = Arc::try_unwrap(log).ok().unwrap().into_inner().unwrap();
     let acked_total: usize = log.acked.values().map(Vec::len).sum();
-    assert!(acked_total > 15, "the stream made progress before the kill ({acked_total})");
+    assert!(
+        acked_total > 15,
+        "the stream made progress before the kill ({acked_total})"
+    );
     let before_crash = log.retrieved.len();
     let unretrieved_acked = log
         .acked
@@ -197,7 +223,10 @@ fn kill_9_during_publications_and_retrievals_then_restart() {
         .flatten()
         .filter(|id| !log.retrieved.contains(id))
         .count();
-    assert!(unretrieved_acked > 0, "some acknowledged prekeys must survive into the restart");
+    assert!(
+        unretrieved_acked > 0,
+        "some acknowledged prekeys must survive into the restart"
+    );
 
     // Restart on the same files; drain every publisher's stock.
     let server = start(dir.path());

@@ -63,6 +63,7 @@ pub(crate) fn run_all(new: Factory<'_>) {
     new_client_profile_replaces_old_and_key_change_drops_old_values(new());
     messages_only_publication(new());
     invalid_requests_rejected(new());
+    batch_takes_distinct_messages_in_order(new());
 }
 
 fn store_count_take(s: Box<dyn Storage>) {
@@ -330,4 +331,35 @@ fn invalid_requests_rejected(s: Box<dyn Storage>) {
         Err(StorageError::Invalid(_))
     ));
     assert_eq!(s.count(&bad_tag).unwrap(), 0);
+}
+
+fn batch_takes_distinct_messages_in_order(s: Box<dyn Storage>) {
+    let a = device("lara@example.org", 0x100, 1);
+    let b = device("mike@example.org", 0x100, 2);
+    s.store(&full_request(&a, 0..3, 100), 10, 1).unwrap();
+    s.store(&full_request(&b, 7..8, 100), 10, 1).unwrap();
+    let req = |j: &str| TakeRequest {
+        jid: j.into(),
+        versions: b"4".to_vec(),
+    };
+    let out = s
+        .take_ensembles_batch(
+            &[
+                req("lara@example.org"),
+                req("mike@example.org"),
+                req("lara@example.org"),
+                req("mike@example.org"),
+                req("nobody@example.org"),
+            ],
+            2,
+        )
+        .unwrap();
+    let ids: Vec<Vec<u32>> = out
+        .iter()
+        .map(|v| v.iter().map(|e| e.prekey_message_id).collect())
+        .collect();
+    assert_eq!(ids, vec![vec![0], vec![7], vec![1], vec![], vec![]]);
+    assert_eq!(s.count(&a).unwrap(), 1);
+    assert_eq!(s.count(&b).unwrap(), 0);
+    assert!(s.take_ensembles_batch(&[], 2).unwrap().is_empty());
 }

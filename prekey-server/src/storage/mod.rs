@@ -123,6 +123,15 @@ pub struct StoredEnsemble {
     pub prekey_message_id: u32,
 }
 
+/// One retrieval of a [`Storage::take_ensembles_batch`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TakeRequest {
+    /// Whose ensembles.
+    pub jid: String,
+    /// The requested versions string.
+    pub versions: Vec<u8>,
+}
+
 /// What [`Storage::gc`] removed.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct GcReport {
@@ -192,6 +201,20 @@ pub trait Storage: Send + Sync {
         versions: &[u8],
         now: i64,
     ) -> Result<Vec<StoredEnsemble>, StorageError>;
+
+    /// Runs several [`Storage::take_ensembles`] as one atomic, durable unit (group commit):
+    /// the result for `requests[i]` is at index `i`. Each request takes its own Prekey
+    /// messages, in order, as if run one after the other. The default runs them one by one.
+    fn take_ensembles_batch(
+        &self,
+        requests: &[TakeRequest],
+        now: i64,
+    ) -> Result<Vec<Vec<StoredEnsemble>>, StorageError> {
+        requests
+            .iter()
+            .map(|r| self.take_ensembles(&r.jid, &r.versions, now))
+            .collect()
+    }
 
     /// Removes expired Client and Prekey Profiles, and Prekey messages stored before
     /// `orphan_before` whose device has no Client Profile.

@@ -7,7 +7,7 @@
 
 use super::{
     DeviceKey, GcReport, LONG_TERM_KEY_LEN, Storage, StorageError, StoreOutcome, StoreRequest,
-    StoredEnsemble, validate_request, version_char, versions_intersect,
+    StoredEnsemble, TakeRequest, validate_request, version_char, versions_intersect,
 };
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 use std::path::{Path, PathBuf};
@@ -173,6 +173,77 @@ fn key_array(v: Vec<u8>) -> Result<[u8; LONG_TERM_KEY_LEN], StorageError> {
         .map_err(|_| StorageError::Backend("stored long-term key has the wrong length".into()))
 }
 
+/// Takes one Prekey message per eligible instance tag of `jid` inside `tx`.
+fn take_in(
+    tx: &rusqlite::Transaction<'_>,
+    jid: &str,
+    versions: &[u8],
+    now: i64,
+) -> Result<Vec<StoredEnsemble>, StorageError> {
+    let mut out = Vec::new();
+    let mut devices = tx.prepare_cached(
+        "SELECT c.instance_tag, c.long_term_key, c.profile, c.versions, p.profile
+         FROM client_profiles c JOIN prekey_profiles p
+           ON p.jid = c.jid AND p.instance_tag = c.instance_tag
+          AND p.long_term_key = c.long_term_key
+         WHERE c.jid = ?1 AND c.expires > ?2 AND p.expires > ?2
+         ORDER BY c.instance_tag",
+    )?;
+    let rows = devices
+        .query_map(params![jid, now], |r| {
+            Ok((
+                r.get::<_, u32>(0)?,
+                r.get::<_, Vec<u8>>(1)?,
+                r.get::<_, Vec<u8>>(2)?,
+                r.get::<_, Vec<u8>>(3)?,
+                r.get::<_, Vec<u8>>(4)?,
+            ))
+        })?
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut pick = tx.prepare_cached(
+        "SELECT seq, prekey_id, version, message FROM prekey_messages
+         WHERE jid = ?1 AND instance_tag = ?2 AND long_term_key = ?3
+         ORDER BY seq",
+    )?;
+    let mut delete = tx.prepare_cached("DELETE FROM prekey_messages WHERE seq = ?1")?;
+    for (tag, key, cp, cp_versions, pp) in rows {
+        if !versions_intersect(versions, &cp_versions) {
+            continue;
+        }
+        let key = key_array(key)?;
+        let mut found = None;
+        let mut q = pick.query(params![jid, tag, &key[..]])?;
+        while let Some(r) = q.next()? {
+            let version: u8 = r.get(2)?;
+            if versions.contains(&version_char(version)) {
+                found = Some((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, u32>(1)?,
+                    r.get::<_, Vec<u8>>(3)?,
+                ));
+                break;
+            }
+        }
+        drop(q);
+        let Some((seq, id, message)) = found else {
+            continue;
+        };
+        if delete.execute(params![seq])? != 1 {
+            return Err(StorageError::Backend(
+                "prekey message vanished inside the transaction".into(),
+            ));
+        }
+        out.push(StoredEnsemble {
+            instance_tag: tag,
+            client_profile: cp,
+            prekey_profile: pp,
+            prekey_message: message,
+            prekey_message_id: id,
+        });
+    }
+    Ok(out)
+}
+
 impl Storage for SqliteStorage {
     fn store(
         &self,
@@ -306,80 +377,40 @@ impl Storage for SqliteStorage {
         versions: &[u8],
         now: i64,
     ) -> Result<Vec<StoredEnsemble>, StorageError> {
+        let req = [TakeRequest {
+            jid: jid.to_owned(),
+            versions: versions.to_vec(),
+        }];
+        Ok(self
+            .take_ensembles_batch(&req, now)?
+            .into_iter()
+            .next()
+            .unwrap_or_default())
+    }
+
+    fn take_ensembles_batch(
+        &self,
+        requests: &[TakeRequest],
+        now: i64,
+    ) -> Result<Vec<Vec<StoredEnsemble>>, StorageError> {
         self.with_conn(|conn| {
             // IMMEDIATE takes the write lock before the first read: two retrievals can never
             // both read the same message and both delete it.
             let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-            let mut out = Vec::new();
-            {
-                let mut devices = tx.prepare_cached(
-                    "SELECT c.instance_tag, c.long_term_key, c.profile, c.versions, p.profile
-                     FROM client_profiles c JOIN prekey_profiles p
-                       ON p.jid = c.jid AND p.instance_tag = c.instance_tag
-                      AND p.long_term_key = c.long_term_key
-                     WHERE c.jid = ?1 AND c.expires > ?2 AND p.expires > ?2
-                     ORDER BY c.instance_tag",
-                )?;
-                let rows = devices
-                    .query_map(params![jid, now], |r| {
-                        Ok((
-                            r.get::<_, u32>(0)?,
-                            r.get::<_, Vec<u8>>(1)?,
-                            r.get::<_, Vec<u8>>(2)?,
-                            r.get::<_, Vec<u8>>(3)?,
-                            r.get::<_, Vec<u8>>(4)?,
-                        ))
-                    })?
-                    .collect::<Result<Vec<_>, _>>()?;
-                let mut pick = tx.prepare_cached(
-                    "SELECT seq, prekey_id, version, message FROM prekey_messages
-                     WHERE jid = ?1 AND instance_tag = ?2 AND long_term_key = ?3
-                     ORDER BY seq",
-                )?;
-                let mut delete = tx.prepare_cached("DELETE FROM prekey_messages WHERE seq = ?1")?;
-                for (tag, key, cp, cp_versions, pp) in rows {
-                    if !versions_intersect(versions, &cp_versions) {
-                        continue;
-                    }
-                    let key = key_array(key)?;
-                    let mut found = None;
-                    let mut q = pick.query(params![jid, tag, &key[..]])?;
-                    while let Some(r) = q.next()? {
-                        let version: u8 = r.get(2)?;
-                        if versions.contains(&version_char(version)) {
-                            found = Some((
-                                r.get::<_, i64>(0)?,
-                                r.get::<_, u32>(1)?,
-                                r.get::<_, Vec<u8>>(3)?,
-                            ));
-                            break;
-                        }
-                    }
-                    drop(q);
-                    let Some((seq, id, message)) = found else {
-                        continue;
-                    };
-                    if delete.execute(params![seq])? != 1 {
-                        return Err(StorageError::Backend(
-                            "prekey message vanished inside the transaction".into(),
-                        ));
-                    }
-                    out.push(StoredEnsemble {
-                        instance_tag: tag,
-                        client_profile: cp,
-                        prekey_profile: pp,
-                        prekey_message: message,
-                        prekey_message_id: id,
-                    });
-                }
+            let mut all = Vec::with_capacity(requests.len());
+            let mut any = false;
+            for r in requests {
+                let got = take_in(&tx, &r.jid, &r.versions, now)?;
+                any |= !got.is_empty();
+                all.push(got);
             }
-            if out.is_empty() {
+            if any {
+                tx.commit()?;
+            } else {
                 // Nothing written: end the transaction without a (durable) commit.
                 tx.rollback()?;
-            } else {
-                tx.commit()?;
             }
-            Ok(out)
+            Ok(all)
         })
     }
 

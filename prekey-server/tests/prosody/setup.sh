@@ -45,6 +45,10 @@ command -v setpriv >/dev/null 2>&1 || apt-get install -y -qq util-linux >&2
 id prosody >/dev/null 2>&1 || { echo "no prosody user" >&2; exit 1; }
 
 stop
+listening() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+for port in "$C2S_PORT" "$COMPONENT_PORT"; do
+  if listening "$port"; then echo "port $port is already in use" >&2; exit 1; fi
+done
 mkdir -p "$dir/data" "$dir/certs"
 
 # Test CA and a server certificate for localhost and prekey.localhost.
@@ -98,7 +102,6 @@ nohup setpriv --reuid=prosody --regid=prosody --init-groups \
   prosody --config "$dir/prosody.cfg.lua" -F >"$dir/stdout.log" 2>&1 &
 echo $! > "$dir/run.pid"
 
-listening() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 for _ in $(seq 100); do
   if listening "$C2S_PORT" && listening "$COMPONENT_PORT"; then
     echo "PROSODY_DIR=$dir"
