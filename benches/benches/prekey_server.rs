@@ -17,7 +17,7 @@ use otr4::wire::prekey_messages::{EnsembleQuery, PrekeyServerMessage};
 use prekey_server::service::{Event, Service, ServiceOptions, unix_now};
 use prekey_server::storage::sqlite::{Durability, SqliteStorage};
 use prekey_server::storage::{
-    ClientProfileRecord, DeviceKey, PrekeyMessageRecord, PrekeyProfileRecord, Storage, StoreRequest,
+    ClientProfileRecord, DeviceKey, PrekeyMessageRecord, PrekeyProfileRecord, StoreRequest,
 };
 use prekey_server::testkit::{Device, decode_replies};
 use std::sync::Arc;
