@@ -6,6 +6,7 @@
 //! both DAKEs share: the errors, the mixed shared secret `K` and the [`Ssid`].
 
 pub mod interactive;
+pub mod non_interactive;
 pub mod phi;
 pub mod transcript;
 

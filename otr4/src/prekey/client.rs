@@ -43,8 +43,8 @@ pub const MAX_OUTSTANDING_QUERIES: usize = 16;
 /// [`crate::prekey::PrekeyStore::publish_items`].
 #[derive(Clone, Default)]
 pub struct PublishItems {
-    pub(crate) client_profile: Option<ClientProfile>,
-    pub(crate) prekey_profile: Option<(PrekeyProfile, KeyPair)>,
+    pub(crate) client_profile: Option<Box<ClientProfile>>,
+    pub(crate) prekey_profile: Option<Box<(PrekeyProfile, KeyPair)>>,
     pub(crate) prekey_messages: Vec<(PrekeyMessage, KeyPair, DhKeyPair)>,
 }
 
@@ -56,13 +56,13 @@ impl PublishItems {
 
     /// Adds the Client Profile (K = 1).
     pub fn with_client_profile(mut self, cp: ClientProfile) -> PublishItems {
-        self.client_profile = Some(cp);
+        self.client_profile = Some(Box::new(cp));
         self
     }
 
     /// Adds a Prekey Profile and the secret of its shared prekey `D` (J = 1).
     pub fn with_prekey_profile(mut self, pp: PrekeyProfile, d: KeyPair) -> PublishItems {
-        self.prekey_profile = Some((pp, d));
+        self.prekey_profile = Some(Box::new((pp, d)));
         self
     }
 
@@ -151,7 +151,7 @@ pub enum Retrieved {
 #[derive(Clone, Debug)]
 pub enum ClientEvent {
     /// Send this DAKE-3 to the server.
-    Send(Dake3),
+    Send(Box<Dake3>),
     /// The server answered a DAKE-3.
     Reply(ServerReply),
     /// The server answered an ensemble query.
@@ -174,11 +174,17 @@ enum Asked {
     Storage,
 }
 
+/// The IN_DAKE state: the ephemeral `(i, I)` and what to ask for.
+struct InDake {
+    i: KeyPair,
+    request: Request,
+}
+
 enum State {
     /// NOT_IN_DAKE.
     Idle,
     /// IN_DAKE: DAKE-1 sent with ephemeral `i`.
-    InDake { i: KeyPair, request: Request },
+    InDake(Box<InDake>),
     /// DAKE-3 sent; the reply is pending.
     AwaitingReply(Awaiting),
 }
@@ -203,7 +209,7 @@ impl fmt::Debug for PrekeyClient {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let state = match &self.state {
             State::Idle => "Idle",
-            State::InDake { .. } => "InDake",
+            State::InDake(_) => "InDake",
             State::AwaitingReply(_) => "AwaitingReply",
         };
         f.debug_struct("PrekeyClient")
@@ -274,7 +280,7 @@ impl PrekeyClient {
 
     /// Whether a DAKE-1 was sent and no DAKE-2 processed yet (IN_DAKE).
     pub fn is_in_dake(&self) -> bool {
-        matches!(self.state, State::InDake { .. })
+        matches!(self.state, State::InDake(_))
     }
 
     /// Whether a DAKE-3 was sent and the server's reply is pending.
@@ -307,7 +313,7 @@ impl PrekeyClient {
             client_profile: self.client_profile.clone(),
             i: *i.public(),
         };
-        self.state = State::InDake { i, request };
+        self.state = State::InDake(Box::new(InDake { i, request }));
         Ok(dake1)
     }
 
@@ -341,7 +347,8 @@ impl PrekeyClient {
         {
             return Err(PrekeyError::BadRequest("prekey message instance tag"));
         }
-        if let Some((pp, d)) = &items.prekey_profile {
+        if let Some(b) = &items.prekey_profile {
+            let (pp, d) = b.as_ref();
             if pp.owner_tag != tag {
                 return Err(PrekeyError::BadRequest("prekey profile instance tag"));
             }
@@ -351,7 +358,7 @@ impl PrekeyClient {
                 ));
             }
         }
-        if let Some(cp) = &items.client_profile {
+        if let Some(cp) = items.client_profile.as_deref() {
             check_profile(cp, &self.long_term)?;
             if cp.owner_tag() != tag {
                 return Err(PrekeyError::BadRequest("client profile instance tag"));
@@ -378,9 +385,10 @@ impl PrekeyClient {
         rng: &mut R,
         msg: &Dake2,
     ) -> Result<Dake3, PrekeyError> {
-        let State::InDake { i, request } = &self.state else {
+        let State::InDake(dake) = &self.state else {
             return Err(PrekeyError::UnexpectedMessage);
         };
+        let InDake { i, request } = dake.as_ref();
         let ours = self.instance_tag();
         if msg.receiver_tag != ours {
             return Err(PrekeyError::InstanceTagMismatch {
@@ -583,7 +591,9 @@ impl PrekeyClient {
         now: i64,
     ) -> Result<ClientEvent, PrekeyError> {
         match msg {
-            PrekeyServerMessage::Dake2(m) => self.receive_dake2(rng, m).map(ClientEvent::Send),
+            PrekeyServerMessage::Dake2(m) => self
+                .receive_dake2(rng, m)
+                .map(|d| ClientEvent::Send(Box::new(d))),
             PrekeyServerMessage::Success(_)
             | PrekeyServerMessage::Failure(_)
             | PrekeyServerMessage::StorageStatus(_) => {
@@ -620,7 +630,7 @@ fn build_publication<R: rand_core::CryptoRng + ?Sized>(
             .collect();
         Some(PublishedPrekeyMessages::new(msgs, ecdh_proof, dh_proof)?)
     };
-    let prekey_profile = match &items.prekey_profile {
+    let prekey_profile = match items.prekey_profile.as_deref() {
         Some((pp, d)) => Some((
             pp.clone(),
             generate_ecdh_proof(rng, EcdhProofKind::SharedPrekey, &[d], m)?,
@@ -629,7 +639,7 @@ fn build_publication<R: rand_core::CryptoRng + ?Sized>(
     };
     let mut publication = PrekeyPublication {
         prekey_messages,
-        client_profile: items.client_profile.clone(),
+        client_profile: items.client_profile.as_deref().cloned(),
         prekey_profile,
         mac: [0u8; 64],
     };

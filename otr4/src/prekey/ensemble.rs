@@ -296,7 +296,7 @@ impl PrekeyStore {
             let s = self
                 .current_shared_prekey()
                 .ok_or(PrekeyError::BadRequest("no prekey profile"))?;
-            items.prekey_profile = Some((s.profile.clone(), s.key.clone()));
+            items.prekey_profile = Some(alloc::boxed::Box::new((s.profile.clone(), s.key.clone())));
         }
         Ok(items)
     }
@@ -306,7 +306,19 @@ impl PrekeyStore {
     /// (8 bytes) || y's 57-byte symmetric key || b (80 bytes) || B (MPI)) || shared count
     /// (INT) || shared × (d's 57-byte symmetric key || PREKEY-PROF)`.
     pub fn export(&self) -> SecretBytes {
-        let mut w = Writer::new();
+        // Exact capacity: the buffer never reallocates, so no stale copy of a secret is
+        // left in freed memory.
+        let len = 1
+            + 4
+            + 4
+            + self
+                .prekeys
+                .values()
+                .map(|s| MIN_EXPORTED_PREKEY_LEN - 1 + s.b.public().to_be_bytes().len())
+                .sum::<usize>()
+            + 4
+            + self.shared.len() * EXPORTED_SHARED_LEN;
+        let mut w = Writer::with_capacity(len);
         w.u8(STORE_FORMAT_VERSION).u32(self.owner_tag.0);
         w.u32(u32::try_from(self.prekeys.len()).unwrap_or(u32::MAX));
         for (id, s) in &self.prekeys {
@@ -320,7 +332,8 @@ impl PrekeyStore {
             w.bytes(s.key.symmetric_key().as_bytes());
             s.profile.write(&mut w);
         }
-        SecretBytes(w.into_bytes())
+        debug_assert_eq!(w.as_bytes().len(), len);
+        SecretBytes::new(w.into_bytes())
     }
 
     /// Restores a store written by [`PrekeyStore::export`]. Rejects an unknown version,
@@ -476,6 +489,11 @@ impl ValidatedEnsemble {
         self.client_profile.profile()
     }
 
+    /// The Client Profile with its validation proof.
+    pub fn validated_client_profile(&self) -> &ValidatedClientProfile {
+        &self.client_profile
+    }
+
     /// The validated Prekey Profile.
     pub fn prekey_profile(&self) -> &PrekeyProfile {
         self.prekey_profile.profile()
@@ -614,7 +632,7 @@ mod tests {
         store.new_prekey_profile(&mut r, &long_term, NOW + 200);
         let bytes = store.export();
         let back = PrekeyStore::import(bytes.as_slice()).unwrap();
-        assert_eq!(back.export(), bytes);
+        assert_eq!(back.export().as_slice(), bytes.as_slice());
         assert_eq!(back.owner_tag(), TAG);
         for id in store.ids() {
             assert_eq!(back.prekey_message(id), store.prekey_message(id));

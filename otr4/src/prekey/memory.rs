@@ -161,3 +161,61 @@ impl MemoryStorage {
         self.users.retain(|_, u| !u.is_empty());
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::crypto::ed448::KeyPair;
+    use crate::crypto::keys::{Ed448PublicKey, generate_forging_point};
+    use crate::prekey::ensemble::PrekeyStore;
+    use rand::SeedableRng;
+    use rand::rngs::StdRng;
+
+    const TAG: InstanceTag = InstanceTag(0x0100_0001);
+    const NOW: i64 = 1_700_000_000;
+
+    fn request(rng: &mut StdRng, n: usize) -> StoreRequest {
+        let lt = KeyPair::generate(rng);
+        let f = generate_forging_point(rng);
+        let cp = ClientProfile::build_and_sign(TAG, &lt, &f, b"4", NOW + 100);
+        let mut store = PrekeyStore::new(TAG);
+        let pp = store.new_prekey_profile(rng, &lt, NOW + 50);
+        StoreRequest {
+            publisher: b"alice".to_vec(),
+            owner_tag: TAG,
+            long_term_key: Ed448PublicKey(*lt.public()),
+            client_profile: Some(cp),
+            prekey_profile: Some(pp),
+            prekey_messages: store.generate_prekey_messages(rng, n, NOW).unwrap(),
+        }
+    }
+
+    #[test]
+    fn store_dedups_is_atomic_and_takes_one_per_instance() {
+        let mut rng = StdRng::seed_from_u64(1);
+        let mut s = MemoryStorage::new().with_max_prekeys_per_instance(4);
+        let req = request(&mut rng, 3);
+        assert_eq!(s.store(&req), Ok(3));
+        // Same ids again: all duplicates, nothing added.
+        assert_eq!(s.store(&req), Ok(0));
+        // Two new plus one duplicate would exceed 4: nothing stored.
+        let mut more = request(&mut rng, 2);
+        more.prekey_messages.push(req.prekey_messages[0].clone());
+        more.client_profile = None;
+        assert_eq!(s.store(&more), Err(StorageFull));
+        assert_eq!(s.stored_count(b"alice", TAG), 3);
+        assert_eq!(s.stored_count(b"bob", TAG), 0);
+        // One ensemble per call, oldest prekey first; profiles stay.
+        let e = s.take_ensembles(b"alice", NOW);
+        assert_eq!(e.len(), 1);
+        assert_eq!(e[0].prekey_message, req.prekey_messages[0]);
+        assert_eq!(s.stored_count(b"alice", TAG), 2);
+        // Expired prekey profile: no ensembles, nothing taken.
+        assert!(s.take_ensembles(b"alice", NOW + 50).is_empty());
+        assert_eq!(s.stored_count(b"alice", TAG), 2);
+        // Expiry drops the profiles but keeps the prekey messages.
+        s.expire(NOW + 100);
+        assert_eq!(s.stored_count(b"alice", TAG), 2);
+        assert!(s.take_ensembles(b"alice", NOW).is_empty());
+    }
+}

@@ -22,15 +22,15 @@ pub mod memory;
 pub mod proofs;
 pub mod refill;
 pub mod server;
+#[cfg(test)]
+mod tests;
 
 use crate::crypto::CryptoError;
 use crate::instance_tag::InstanceTag;
 use crate::profile::ProfileError;
 use crate::wire::codec::DecodeError;
-use alloc::vec::Vec;
-use core::fmt;
-use zeroize::Zeroize;
 
+pub use crate::ratchet::SecretBytes;
 pub use client::{PrekeyClient, PublishItems, Request, ServerReply};
 pub use ensemble::{EnsembleError, PrekeyStore, ValidatedEnsemble};
 pub use proofs::{ProofContext, ProofError};
@@ -82,28 +82,4 @@ pub enum PrekeyError {
     /// The prekey store is full ([`ensemble::MAX_STORED_PREKEYS`]).
     #[error("prekey store is full")]
     StoreFull,
-}
-
-/// Secret bytes (an export of secret state) that are zeroized on drop. `Debug` prints only
-/// the length.
-#[derive(Clone, PartialEq, Eq)]
-pub struct SecretBytes(Vec<u8>);
-
-impl SecretBytes {
-    /// The bytes.
-    pub fn as_slice(&self) -> &[u8] {
-        &self.0
-    }
-}
-
-impl Drop for SecretBytes {
-    fn drop(&mut self) {
-        self.0.as_mut_slice().zeroize();
-    }
-}
-
-impl fmt::Debug for SecretBytes {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "SecretBytes({} bytes)", self.0.len())
-    }
 }

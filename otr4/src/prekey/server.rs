@@ -29,6 +29,7 @@ use crate::wire::prekey_messages::{
     PrekeyServerMessage, StorageInfoRequest, StorageStatus, Success, TYPE_PUBLICATION,
     TYPE_STORAGE_INFO_REQUEST,
 };
+use alloc::boxed::Box;
 use alloc::vec::Vec;
 use core::fmt;
 
@@ -279,9 +280,9 @@ impl PendingStatus {
 #[derive(Debug)]
 pub enum Dake3Outcome {
     /// A valid Prekey Publication: store it, then send [`PendingPublication::stored`].
-    Publication(PendingPublication),
+    Publication(Box<PendingPublication>),
     /// A valid Storage Information Request: count, then send [`PendingStatus::respond`].
-    StorageStatus(PendingStatus),
+    StorageStatus(Box<PendingStatus>),
     /// The enclosed message was rejected: send `reply`; nothing is to be stored.
     Rejected {
         /// The Failure message (with its MAC) to send.
@@ -444,7 +445,7 @@ impl PrekeyServer {
             tag: session.tag,
         };
         Ok(match check_inner(&session, inner_type, &msg.message, now) {
-            Ok(Inner::Publication(p)) => Dake3Outcome::Publication(PendingPublication {
+            Ok(Inner::Publication(p)) => Dake3Outcome::Publication(Box::new(PendingPublication {
                 request: StoreRequest {
                     publisher: session.publisher,
                     owner_tag: session.tag,
@@ -457,12 +458,12 @@ impl PrekeyServer {
                         .unwrap_or_default(),
                 },
                 reply,
-            }),
-            Ok(Inner::Storage) => Dake3Outcome::StorageStatus(PendingStatus {
+            })),
+            Ok(Inner::Storage) => Dake3Outcome::StorageStatus(Box::new(PendingStatus {
                 publisher: session.publisher,
                 long_term_key: session.publisher_key,
                 reply,
-            }),
+            })),
             Err(reason) => Dake3Outcome::Rejected {
                 reply: reply.failure(),
                 reason,
@@ -508,7 +509,7 @@ fn inner_type(message: &[u8]) -> Result<u8, DecodeError> {
 
 /// A verified enclosed message.
 enum Inner {
-    Publication(PrekeyPublication),
+    Publication(Box<PrekeyPublication>),
     Storage,
 }
 
@@ -522,7 +523,7 @@ fn check_inner(
     if inner_type == TYPE_PUBLICATION {
         let p = PrekeyPublication::decode(message).map_err(ServerError::Malformed)?;
         check_publication(session, &p, now)?;
-        Ok(Inner::Publication(p))
+        Ok(Inner::Publication(Box::new(p)))
     } else {
         let r = StorageInfoRequest::decode(message).map_err(ServerError::Malformed)?;
         if mac_eq(&session.keys.mac_key.storage_info_mac(), &r.mac) {

@@ -45,10 +45,7 @@ pub(crate) fn first_root_key(k: &[u8; KEY_LEN]) -> Key64 {
 /// `curr_root_key = KDF(usage_root_key || K, 64)` and
 /// `chain_key = KDF(usage_chain_key || K, 64)`.
 pub(crate) fn non_interactive_keys(k: &[u8; KEY_LEN]) -> (Key64, Key64) {
-    (
-        kdf64(Usage::RootKey, &[k]),
-        kdf64(Usage::ChainKey, &[k]),
-    )
+    (kdf64(Usage::RootKey, &[k]), kdf64(Usage::ChainKey, &[k]))
 }
 
 /// `derive_ratchet_keys(purpose, prev_root_key, K)` (otrv4.md §"Deriving Double Ratchet
@@ -266,7 +263,10 @@ mod tests {
             .map(|n| Tlv::extra_symmetric_key([0, 0, 0, n], b""))
             .collect();
         let base = ExtraSymmetricKey::from_bytes([1u8; 64]);
-        assert_eq!(base.derive_for_tlvs(&many).len(), MAX_EXTRA_SYMMETRIC_KEYS - 1);
+        assert_eq!(
+            base.derive_for_tlvs(&many).len(),
+            MAX_EXTRA_SYMMETRIC_KEYS - 1
+        );
         // An empty value means context 0; a 2-byte value is malformed and ends the walk.
         let tlvs = [
             Tlv::new(TlvType::ExtraSymmetricKey, Vec::new()),

@@ -305,7 +305,10 @@ impl fmt::Debug for DoubleRatchet {
             .field("k", &s.k)
             .field("pn", &s.pn)
             .field("max_remote_i_seen", &s.max_remote_i_seen)
-            .field("sending_ratchet_id", &s.sending.as_ref().map(|x| x.ratchet_id))
+            .field(
+                "sending_ratchet_id",
+                &s.sending.as_ref().map(|x| x.ratchet_id),
+            )
             .field(
                 "receiving_ratchet_id",
                 &s.receiving.as_ref().map(|x| x.ratchet_id),
@@ -728,7 +731,10 @@ impl DoubleRatchet {
             st.skip_to(msg.pn, self.limits.max_skip, &mut new_skipped)?;
             st.rotate_as_receiver(msg)?;
         } else {
-            let recv = st.receiving.as_ref().ok_or(RatchetError::NoReceivingChain)?;
+            let recv = st
+                .receiving
+                .as_ref()
+                .ok_or(RatchetError::NoReceivingChain)?;
             if msg.i != recv.ratchet_id {
                 return Err(RatchetError::UnexpectedRatchetId);
             }
@@ -737,7 +743,10 @@ impl DoubleRatchet {
             }
         }
         st.skip_to(msg.j, self.limits.max_skip, &mut new_skipped)?;
-        let recv = st.receiving.as_mut().ok_or(RatchetError::NoReceivingChain)?;
+        let recv = st
+            .receiving
+            .as_mut()
+            .ok_or(RatchetError::NoReceivingChain)?;
         let mk_enc = keys::message_key(&recv.chain_key);
         let mk_mac = keys::mac_key(&mk_enc);
         let expected = Zeroizing::new(keys::authenticator(&mk_mac, &msg.authenticated_bytes()));
@@ -867,7 +876,10 @@ impl State {
         &mut self,
         rng: &mut R,
     ) -> Result<(), RatchetError> {
-        let next_i = self.i.checked_add(1).ok_or(RatchetError::CounterExhausted)?;
+        let next_i = self
+            .i
+            .checked_add(1)
+            .ok_or(RatchetError::CounterExhausted)?;
         let our_ecdh = KeyPair::generate(rng);
         let k_ecdh = ecdh(our_ecdh.secret(), &self.their_ecdh)?;
         if self.i % 3 == 0 {
@@ -896,7 +908,10 @@ impl State {
     fn rotate_as_receiver(&mut self, msg: &DataMessage) -> Result<(), RatchetError> {
         let next_i = msg.i.checked_add(1).ok_or(RatchetError::CounterExhausted)?;
         // Taking `sending` deletes our ECDH secret once K_ecdh is computed.
-        let sending = self.sending.take().ok_or(RatchetError::UnexpectedRatchetId)?;
+        let sending = self
+            .sending
+            .take()
+            .ok_or(RatchetError::UnexpectedRatchetId)?;
         let k_ecdh = ecdh(sending.our_ecdh.secret(), &msg.ecdh)?;
         drop(sending);
         if msg.i % 3 == 0 {

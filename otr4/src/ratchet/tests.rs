@@ -137,9 +137,7 @@ fn interactive_init_matches_the_spec_derivation() {
     assert_eq!(bob.state.max_remote_i_seen, None);
 
     // Alice's first two messages: ratchet id 0 (= i, the exception), j = 0, 1.
-    let m0 = alice
-        .encrypt(A_TAG, B_TAG, 0, b"hello", &mut rng)
-        .unwrap();
+    let m0 = alice.encrypt(A_TAG, B_TAG, 0, b"hello", &mut rng).unwrap();
     let m1 = send(&mut alice, &mut rng, true, "second");
     for (m, chain, text) in [
         (&m0.message, chain0, &b"hello"[..]),
@@ -424,7 +422,11 @@ fn tamper_all_fields(rx: &mut DoubleRatchet, m: &DataMessage, rng: &mut StdRng, 
         let before = rx.export();
         let res = rx.decrypt(t);
         assert!(res.is_err(), "tampered {what} accepted");
-        assert_eq!(rx.export().as_slice(), before.as_slice(), "{what}: state changed");
+        assert_eq!(
+            rx.export().as_slice(),
+            before.as_slice(),
+            "{what}: state changed"
+        );
     }
     // The revealed MAC keys are outside the MAC (otrv4.md §"Data Message Format"):
     // changing them does not affect decryption, so test that on a copy.
@@ -641,7 +643,10 @@ fn session_expiry_reveals_all_mac_keys() {
         .encrypt_revealing_all(B_TAG, A_TAG, FLAG_IGNORE_UNREADABLE, &plaintext, &mut rng)
         .unwrap()
         .message;
-    assert_eq!(bye.j, 1, "not the first message of the chain, still revealing");
+    assert_eq!(
+        bye.j, 1,
+        "not the first message of the chain, still revealing"
+    );
     let keys: Vec<&[u8]> = bye.revealed_mac_keys.chunks(64).collect();
     assert_eq!(keys.len(), 3);
     for (key, m) in keys.iter().zip([&a[1], &a[0], &a[2]]) {
@@ -671,7 +676,9 @@ fn extra_symmetric_keys_agree_on_both_sides() {
     assert_eq!(d0.extra_symm_key, e0.extra_symm_key);
     assert_eq!(d1.extra_symm_key, e1.extra_symm_key);
     let tlv = Tlv::extra_symmetric_key([0, 0, 0, 1], b"file.txt");
-    let ks = d1.extra_symm_key.derive_for_tlvs(&[tlv.clone()]);
+    let ks = d1
+        .extra_symm_key
+        .derive_for_tlvs(core::slice::from_ref(&tlv));
     assert_eq!(ks, e1.extra_symm_key.derive_for_tlvs(&[tlv]));
     assert_eq!(ks.len(), 1);
     assert_ne!(ks[0].key, e1.extra_symm_key);
@@ -783,9 +790,7 @@ fn counter_exhaustion_is_an_error_without_state_change() {
     alice.state.j = u32::MAX;
     let before = alice.export();
     assert_eq!(
-        alice
-            .encrypt(A_TAG, B_TAG, 0, b"x", &mut rng)
-            .map(|_| ()),
+        alice.encrypt(A_TAG, B_TAG, 0, b"x", &mut rng).map(|_| ()),
         Err(RatchetError::CounterExhausted)
     );
     assert_eq!(alice.export().as_slice(), before.as_slice());
@@ -805,7 +810,9 @@ fn no_receiving_chain_before_the_first_ratchet() {
 fn debug_prints_no_secrets() {
     let mut rng = StdRng::seed_from_u64(17);
     let (mut alice, mut bob) = interactive(&mut rng);
-    let e = alice.encrypt(A_TAG, B_TAG, 0, b"secret text", &mut rng).unwrap();
+    let e = alice
+        .encrypt(A_TAG, B_TAG, 0, b"secret text", &mut rng)
+        .unwrap();
     let d = bob.decrypt(&e.message).unwrap();
     let shown = format!("{alice:?} {bob:?} {d:?} {e:?} {:?}", bob.export());
     let root = &alice.state.root_key[..8];
