@@ -170,8 +170,8 @@ fn latency_report(durability: Durability, threads: usize, n: usize) {
 
 fn retrieval(c: &mut Criterion) {
     for d in [Durability::Full, Durability::Normal] {
-        for threads in [1, 2] {
-            latency_report(d, threads, 4000);
+        for threads in [1, 8, 64] {
+            latency_report(d, threads, 6400);
         }
     }
     let mut g = c.benchmark_group("prekey_server/retrieval");
