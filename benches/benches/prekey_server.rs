@@ -168,7 +168,28 @@ fn latency_report(durability: Durability, threads: usize, n: usize) {
     );
 }
 
+/// The storage transaction alone (no decoding, encoding or batching), one thread.
+fn storage_only_report(durability: Durability, n: usize) {
+    let dir = tempfile::tempdir().unwrap();
+    let s = sqlite_service(dir.path(), durability);
+    let mut stock = Stock::new(&s);
+    stock.refill(&s, n as u64);
+    let now = unix_now() as i64;
+    let t0 = Instant::now();
+    for _ in 0..n {
+        assert_eq!(s.storage().take_ensembles(BOB, b"4", now).unwrap().len(), 1);
+    }
+    let total = t0.elapsed();
+    eprintln!(
+        "prekey_server storage-only take sqlite/{durability:?}: {n} in {total:.2?} = {:.0}/s",
+        n as f64 / total.as_secs_f64()
+    );
+}
+
 fn retrieval(c: &mut Criterion) {
+    for d in [Durability::Full, Durability::Normal] {
+        storage_only_report(d, 3000);
+    }
     for d in [Durability::Full, Durability::Normal] {
         for threads in [1, 8, 64] {
             latency_report(d, threads, 6400);

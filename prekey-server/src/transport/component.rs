@@ -431,6 +431,7 @@ mod tests {
     use crate::service::ServiceOptions;
     use crate::storage::memory::MemoryStorage;
     use otr4::crypto::ed448::KeyPair;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
     fn svc() -> Service {
         Service::new(
@@ -610,6 +611,151 @@ mod tests {
                 .unwrap()
                 .is_empty()
         );
+    }
+
+    /// A fake XMPP server side of one component connection.
+    struct FakeServer {
+        sock: tokio::net::TcpStream,
+        parser: StreamParser,
+        pending: std::collections::VecDeque<StreamEvent>,
+    }
+
+    impl FakeServer {
+        async fn accept(l: &tokio::net::TcpListener) -> FakeServer {
+            let (sock, _) = tokio::time::timeout(Duration::from_secs(10), l.accept())
+                .await
+                .unwrap()
+                .unwrap();
+            FakeServer {
+                sock,
+                parser: StreamParser::new(1 << 20),
+                pending: Default::default(),
+            }
+        }
+
+        async fn next(&mut self) -> StreamEvent {
+            loop {
+                if let Some(e) = self.pending.pop_front() {
+                    return e;
+                }
+                let mut buf = [0u8; 4096];
+                let n = tokio::time::timeout(Duration::from_secs(10), self.sock.read(&mut buf))
+                    .await
+                    .unwrap()
+                    .unwrap();
+                if n == 0 {
+                    return StreamEvent::End;
+                }
+                self.pending.extend(self.parser.feed(&buf[..n]).unwrap());
+            }
+        }
+
+        async fn send(&mut self, s: &str) {
+            self.sock.write_all(s.as_bytes()).await.unwrap();
+        }
+
+        /// Reads the component's header, answers with stream id `id`, returns the
+        /// handshake digest the component sent.
+        async fn open(&mut self, id: &str) -> String {
+            let StreamEvent::Header(h) = self.next().await else {
+                panic!("no header")
+            };
+            assert!(h.is("stream", NS_STREAMS));
+            assert_eq!(h.attr("to"), Some("prekey.localhost"));
+            self.send(&format!(
+                "<?xml version='1.0'?><stream:stream xmlns:stream='{NS_STREAMS}' xmlns='{NS_COMPONENT}' from='prekey.localhost' id='{id}'>"
+            ))
+            .await;
+            let StreamEvent::Stanza(hs) = self.next().await else {
+                panic!("no handshake")
+            };
+            assert!(hs.is("handshake", NS_COMPONENT));
+            hs.text
+        }
+    }
+
+    fn test_config(port: u16, secret: &str) -> ComponentConfig {
+        ComponentConfig {
+            host: "127.0.0.1".into(),
+            port,
+            jid: "prekey.localhost".into(),
+            secret: Zeroizing::new(secret.into()),
+            name: "OTR Prekey Server".into(),
+            reconnect_max_secs: 1,
+            max_stanza_bytes: 1 << 20,
+            max_in_flight: 4,
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn handshake_disco_reconnect_and_graceful_shutdown() {
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = l.local_addr().unwrap().port();
+        let (stop, rx) = watch::channel(false);
+        let task = tokio::spawn(run(Arc::new(svc()), test_config(port, "s3cret"), rx));
+
+        let mut a = FakeServer::accept(&l).await;
+        assert_eq!(a.open("abc123").await, handshake_digest("abc123", "s3cret"));
+        a.send("<handshake/>").await;
+        a.send(&format!(
+            "<iq from='bob@localhost/x' to='prekey.localhost' id='q1' type='get'><query xmlns='{NS_DISCO_INFO}'/></iq>"
+        ))
+        .await;
+        let StreamEvent::Stanza(r) = a.next().await else {
+            panic!()
+        };
+        assert!(
+            r.is("iq", NS_COMPONENT),
+            "answered in the component namespace"
+        );
+        assert_eq!((r.attr("type"), r.attr("id")), (Some("result"), Some("q1")));
+        // The XMPP server goes away: the component reconnects.
+        drop(a);
+        let mut b = FakeServer::accept(&l).await;
+        assert_eq!(b.open("second").await, handshake_digest("second", "s3cret"));
+        b.send("<handshake/>").await;
+        // A message stanza still gets served on the new stream.
+        let mut alice = crate::testkit::Device::new(
+            "alice@localhost",
+            "prekey.localhost",
+            otr4::crypto::fingerprint::Fingerprint([0; 56]),
+            crate::service::unix_now() as i64,
+        )
+        .unwrap();
+        let q = alice.client.ensemble_query(b"bob@localhost", b"4");
+        b.send(&format!(
+            "<message from='alice@localhost/l' to='prekey.localhost' id='m'><body>{}</body></message>",
+            otr4::wire::encoded::encode_prekey(&q.encode())
+        ))
+        .await;
+        let StreamEvent::Stanza(m) = b.next().await else {
+            panic!()
+        };
+        assert_eq!(m.attr("to"), Some("alice@localhost/l"));
+        // SIGTERM equivalent: the component closes its stream and run() returns Ok.
+        stop.send(true).unwrap();
+        assert_eq!(b.next().await, StreamEvent::End);
+        tokio::time::timeout(Duration::from_secs(10), task)
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+    }
+
+    #[tokio::test]
+    async fn refused_handshake_is_fatal() {
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = l.local_addr().unwrap().port();
+        let (_stop, rx) = watch::channel(false);
+        let task = tokio::spawn(run(Arc::new(svc()), test_config(port, "wrong"), rx));
+        let mut a = FakeServer::accept(&l).await;
+        a.open("id1").await;
+        a.send("<stream:error><not-authorized xmlns='urn:ietf:params:xml:ns:xmpp-streams'/></stream:error></stream:stream>").await;
+        let r = tokio::time::timeout(Duration::from_secs(10), task)
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(matches!(r, Err(ComponentError::NotAuthorized(c)) if c == "not-authorized"));
     }
 
     #[test]
