@@ -419,12 +419,12 @@ impl Service {
             )
         });
         let res = r.push_fragment(f, InstanceTag::UNKNOWN, now_u);
-        let over = r.buffered_bytes() > limits.max_message_bytes;
+        let buffered = r.buffered_bytes();
         let done = r.pending() == 0;
-        if over {
+        if buffered > limits.max_message_bytes {
             all.remove(from);
             return Err(Rejection::TooLarge {
-                len: usize::MAX,
+                len: buffered,
                 max: limits.max_message_bytes,
             });
         }

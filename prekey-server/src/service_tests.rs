@@ -596,3 +596,44 @@ fn concurrent_publications_and_retrievals_threads() {
     assert_eq!(got, want);
     assert_eq!(none, 30);
 }
+
+#[test]
+fn fragment_buffer_bounded_by_message_limit() {
+    let s = service_with(
+        Arc::new(MemoryStorage::new()),
+        Limits {
+            max_message_bytes: 4096,
+            ..Limits::default()
+        },
+    );
+    let big = format!("{}.", "A".repeat(10_000));
+    let frags = fragment(
+        &big,
+        500,
+        7,
+        InstanceTag(0x100),
+        InstanceTag::UNKNOWN,
+        FragmentKind::Prekey,
+    )
+    .unwrap();
+    let mut events = Vec::new();
+    for f in &frags {
+        events.push(s.handle_at("eve@example.org", f, NOW as f64).event);
+    }
+    let first_reject = events
+        .iter()
+        .position(|e| matches!(e, Event::Rejected(Rejection::TooLarge { max: 4096, .. })))
+        .expect("rejected once the buffer passed the limit");
+    assert!(first_reject < 10, "rejected early ({first_reject})");
+    assert!(
+        events[..first_reject]
+            .iter()
+            .all(|e| *e == Event::FragmentBuffered)
+    );
+    assert!(
+        !events
+            .iter()
+            .any(|e| matches!(e, Event::Rejected(Rejection::Malformed(_)))),
+        "the whole message was never assembled"
+    );
+}
