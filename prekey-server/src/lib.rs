@@ -1,4 +1,20 @@
-//! The OTRv4 prekey server (otrv4-prekey-server.md).
-//!
-//! Not built yet: the server side of the prekey protocol lands with the offline-conversation
-//! issue. The crate exists so the workspace layout is final from the start.
+//! The OTRv4 prekey server (otrv4-prekey-server.md): storage, limits, operations and the
+//! transports (in-process, stdio, XEP-0114 component) around the sans-IO protocol core.
+#![forbid(unsafe_code)]
+#![cfg_attr(
+    test,
+    allow(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::panic,
+        clippy::indexing_slicing
+    )
+)]
+
+pub mod config;
+pub mod keys;
+pub mod limits;
+pub mod service;
+pub mod storage;
+pub mod testkit;
+pub mod transport;

@@ -1,0 +1,455 @@
+//! Configuration: a TOML file (`--config`), every option also a command-line flag; flags
+//! override the file, the file overrides the defaults.
+//!
+//! See `prekey-server/prekey-server.toml.example` and docs/prekey-server.md.
+
+use crate::limits::Limits;
+use crate::storage::sqlite::Durability;
+use clap::{Parser, ValueEnum};
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+
+/// Which transport the binary runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum TransportKind {
+    /// XEP-0114 external component of an XMPP server.
+    Component,
+    /// Lines `<bare JID> <text>` on stdin, replies on stdout (tests, supervision).
+    Stdio,
+}
+
+/// `[server]`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServerSection {
+    /// The server's JID: the component domain and the prekey server identity.
+    pub jid: String,
+    /// The long-term key file (created on first start, mode 0600).
+    pub key_file: PathBuf,
+    /// The SQLite database file.
+    pub database: PathBuf,
+    /// Commit durability: "full" (default) or "normal".
+    pub durability: Durability,
+    /// Which transport to run.
+    pub transport: TransportKind,
+    /// Seconds between storage garbage collections (0: never).
+    pub gc_interval_secs: u64,
+    /// Days orphaned Prekey messages (no Client Profile for their device) are kept.
+    pub orphan_retention_days: u32,
+    /// Fragment outgoing messages longer than this (0: never).
+    pub fragment_size: usize,
+    /// Most messages processed at once.
+    pub max_in_flight: usize,
+}
+
+impl Default for ServerSection {
+    fn default() -> Self {
+        ServerSection {
+            jid: "prekey.localhost".into(),
+            key_file: PathBuf::from("prekey-server.key"),
+            database: PathBuf::from("prekey-server.db"),
+            durability: Durability::Full,
+            transport: TransportKind::Component,
+            gc_interval_secs: 3600,
+            orphan_retention_days: 30,
+            fragment_size: 0,
+            max_in_flight: 64,
+        }
+    }
+}
+
+/// `[component]`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ComponentSection {
+    /// The XMPP server's component listener host.
+    pub host: String,
+    /// Its port.
+    pub port: u16,
+    /// The shared secret (prefer `secret_file`).
+    pub secret: Option<String>,
+    /// A file holding the shared secret (first line).
+    pub secret_file: Option<PathBuf>,
+    /// The service-discovery identity name.
+    pub name: String,
+    /// Longest backoff between reconnections, seconds.
+    pub reconnect_max_secs: u64,
+}
+
+impl Default for ComponentSection {
+    fn default() -> Self {
+        ComponentSection {
+            host: "127.0.0.1".into(),
+            port: 5347,
+            secret: None,
+            secret_file: None,
+            name: "OTR Prekey Server".into(),
+            reconnect_max_secs: 60,
+        }
+    }
+}
+
+/// `[log]`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LogSection {
+    /// A `tracing` filter, e.g. "info" or "prekey_server=debug".
+    pub level: String,
+}
+
+impl Default for LogSection {
+    fn default() -> Self {
+        LogSection {
+            level: "info".into(),
+        }
+    }
+}
+
+/// The whole configuration.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// `[server]`.
+    pub server: ServerSection,
+    /// `[component]`.
+    pub component: ComponentSection,
+    /// `[limits]`.
+    pub limits: Limits,
+    /// `[log]`.
+    pub log: LogSection,
+}
+
+/// Why the configuration is unusable.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read {path}: {source}")]
+    Read {
+        /// The file.
+        path: String,
+        /// The error.
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML for this configuration.
+    #[error("invalid configuration {path}: {message}")]
+    Parse {
+        /// The file.
+        path: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// A value is out of range.
+    #[error("invalid configuration: {0}")]
+    Invalid(String),
+}
+
+/// Command line: every configuration option is also a flag.
+#[derive(Clone, Debug, Default, Parser)]
+#[command(
+    name = "prekey-server",
+    version,
+    about = "OTRv4 prekey server (XMPP component)"
+)]
+pub struct Cli {
+    /// Configuration file (TOML).
+    #[arg(long, short = 'c')]
+    pub config: Option<PathBuf>,
+    /// Print the server's fingerprint (creating the key if needed) and exit.
+    #[arg(long)]
+    pub print_fingerprint: bool,
+
+    /// [server] jid: the component domain / prekey server identity.
+    #[arg(long)]
+    pub jid: Option<String>,
+    /// [server] key_file.
+    #[arg(long)]
+    pub key_file: Option<PathBuf>,
+    /// [server] database.
+    #[arg(long)]
+    pub database: Option<PathBuf>,
+    /// [server] durability.
+    #[arg(long, value_enum)]
+    pub durability: Option<DurabilityArg>,
+    /// [server] transport.
+    #[arg(long, value_enum)]
+    pub transport: Option<TransportKind>,
+    /// [server] gc_interval_secs.
+    #[arg(long)]
+    pub gc_interval_secs: Option<u64>,
+    /// [server] orphan_retention_days.
+    #[arg(long)]
+    pub orphan_retention_days: Option<u32>,
+    /// [server] fragment_size.
+    #[arg(long)]
+    pub fragment_size: Option<usize>,
+    /// [server] max_in_flight.
+    #[arg(long)]
+    pub max_in_flight: Option<usize>,
+
+    /// [component] host.
+    #[arg(long)]
+    pub component_host: Option<String>,
+    /// [component] port.
+    #[arg(long)]
+    pub component_port: Option<u16>,
+    /// [component] secret (visible in the process list: prefer --component-secret-file).
+    #[arg(long)]
+    pub component_secret: Option<String>,
+    /// [component] secret_file.
+    #[arg(long)]
+    pub component_secret_file: Option<PathBuf>,
+    /// [component] name.
+    #[arg(long)]
+    pub component_name: Option<String>,
+    /// [component] reconnect_max_secs.
+    #[arg(long)]
+    pub reconnect_max_secs: Option<u64>,
+
+    /// [limits] max_message_bytes.
+    #[arg(long)]
+    pub max_message_bytes: Option<usize>,
+    /// [limits] max_prekeys_per_device.
+    #[arg(long)]
+    pub max_prekeys_per_device: Option<u32>,
+    /// [limits] retrieval_rate_per_sec.
+    #[arg(long)]
+    pub retrieval_rate_per_sec: Option<f64>,
+    /// [limits] retrieval_burst.
+    #[arg(long)]
+    pub retrieval_burst: Option<u32>,
+    /// [limits] max_concurrent_dakes.
+    #[arg(long)]
+    pub max_concurrent_dakes: Option<usize>,
+    /// [limits] max_dakes_per_jid.
+    #[arg(long)]
+    pub max_dakes_per_jid: Option<usize>,
+    /// [limits] dake_ttl_secs.
+    #[arg(long)]
+    pub dake_ttl_secs: Option<i64>,
+    /// [limits] max_reassembly_senders.
+    #[arg(long)]
+    pub max_reassembly_senders: Option<usize>,
+    /// [limits] fragment_timeout_secs.
+    #[arg(long)]
+    pub fragment_timeout_secs: Option<u64>,
+
+    /// [log] level (a tracing filter; RUST_LOG overrides it).
+    #[arg(long)]
+    pub log_level: Option<String>,
+}
+
+/// `--durability` values.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum DurabilityArg {
+    /// synchronous=FULL.
+    Full,
+    /// synchronous=NORMAL.
+    Normal,
+}
+
+macro_rules! set {
+    ($($flag:expr => $field:expr),* $(,)?) => {
+        $(if let Some(v) = $flag.clone() { $field = v; })*
+    };
+}
+
+impl Config {
+    /// Parses a TOML document.
+    pub fn from_toml(text: &str, path: &str) -> Result<Config, ConfigError> {
+        toml::from_str(text).map_err(|e| ConfigError::Parse {
+            path: path.to_owned(),
+            message: e.to_string(),
+        })
+    }
+
+    /// Reads a TOML file.
+    pub fn from_file(path: &Path) -> Result<Config, ConfigError> {
+        let p = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: p.clone(),
+            source,
+        })?;
+        Config::from_toml(&text, &p)
+    }
+
+    /// Defaults, then `--config`, then the flags; validated.
+    pub fn load(cli: &Cli) -> Result<Config, ConfigError> {
+        let mut c = match &cli.config {
+            Some(p) => Config::from_file(p)?,
+            None => Config::default(),
+        };
+        c.apply(cli);
+        c.validate()?;
+        Ok(c)
+    }
+
+    /// Applies the flags that were given.
+    pub fn apply(&mut self, cli: &Cli) {
+        let (s, k, l) = (&mut self.server, &mut self.component, &mut self.limits);
+        set! {
+            cli.jid => s.jid,
+            cli.key_file => s.key_file,
+            cli.database => s.database,
+            cli.transport => s.transport,
+            cli.gc_interval_secs => s.gc_interval_secs,
+            cli.orphan_retention_days => s.orphan_retention_days,
+            cli.fragment_size => s.fragment_size,
+            cli.max_in_flight => s.max_in_flight,
+            cli.component_host => k.host,
+            cli.component_port => k.port,
+            cli.component_name => k.name,
+            cli.reconnect_max_secs => k.reconnect_max_secs,
+            cli.max_message_bytes => l.max_message_bytes,
+            cli.max_prekeys_per_device => l.max_prekeys_per_device,
+            cli.retrieval_rate_per_sec => l.retrieval_rate_per_sec,
+            cli.retrieval_burst => l.retrieval_burst,
+            cli.max_concurrent_dakes => l.max_concurrent_dakes,
+            cli.max_dakes_per_jid => l.max_dakes_per_jid,
+            cli.dake_ttl_secs => l.dake_ttl_secs,
+            cli.max_reassembly_senders => l.max_reassembly_senders,
+            cli.fragment_timeout_secs => l.fragment_timeout_secs,
+            cli.log_level => self.log.level,
+        }
+        if let Some(d) = cli.durability {
+            s.durability = match d {
+                DurabilityArg::Full => Durability::Full,
+                DurabilityArg::Normal => Durability::Normal,
+            };
+        }
+        if cli.component_secret.is_some() {
+            k.secret = cli.component_secret.clone();
+        }
+        if cli.component_secret_file.is_some() {
+            k.secret_file = cli.component_secret_file.clone();
+        }
+    }
+
+    /// Checks ranges.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let bad = |m: &str| Err(ConfigError::Invalid(m.to_owned()));
+        let jid = &self.server.jid;
+        if jid.is_empty() || jid.contains('/') || jid.contains('@') || jid.contains(' ') {
+            return bad("server.jid must be a domain (e.g. prekey.example.org)");
+        }
+        let l = &self.limits;
+        if l.max_message_bytes < 1024 {
+            return bad("limits.max_message_bytes must be at least 1024");
+        }
+        if !(l.retrieval_rate_per_sec.is_finite() && l.retrieval_rate_per_sec >= 0.0) {
+            return bad("limits.retrieval_rate_per_sec must be a non-negative number");
+        }
+        if l.retrieval_burst == 0 || l.max_concurrent_dakes == 0 || l.max_dakes_per_jid == 0 {
+            return bad(
+                "limits.retrieval_burst, max_concurrent_dakes and max_dakes_per_jid must be positive",
+            );
+        }
+        if l.dake_ttl_secs <= 0 {
+            return bad("limits.dake_ttl_secs must be positive");
+        }
+        if self.server.fragment_size != 0 && self.server.fragment_size < 64 {
+            return bad("server.fragment_size must be 0 or at least 64");
+        }
+        if self.server.transport == TransportKind::Component
+            && self.component.secret.is_none()
+            && self.component.secret_file.is_none()
+        {
+            return bad("the component transport needs component.secret or component.secret_file");
+        }
+        Ok(())
+    }
+
+    /// The component secret from `secret` or the first line of `secret_file`.
+    pub fn component_secret(&self) -> Result<zeroize::Zeroizing<String>, ConfigError> {
+        if let Some(p) = &self.component.secret_file {
+            let text = zeroize::Zeroizing::new(std::fs::read_to_string(p).map_err(|source| {
+                ConfigError::Read {
+                    path: p.display().to_string(),
+                    source,
+                }
+            })?);
+            return Ok(zeroize::Zeroizing::new(
+                text.lines().next().unwrap_or_default().trim().to_owned(),
+            ));
+        }
+        self.component
+            .secret
+            .clone()
+            .map(zeroize::Zeroizing::new)
+            .ok_or_else(|| ConfigError::Invalid("no component secret".into()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn example_file_parses_and_matches_defaults_where_unchanged() {
+        let text = include_str!("../prekey-server.toml.example");
+        let c = Config::from_toml(text, "example").unwrap();
+        c.validate().unwrap();
+        assert_eq!(
+            c.limits,
+            Limits::default(),
+            "the example documents the default limits"
+        );
+        assert_eq!(c.server.durability, Durability::Full);
+    }
+
+    #[test]
+    fn flags_override_file_override_defaults() {
+        let mut c = Config::from_toml(
+            "[server]\njid = \"prekey.example.org\"\ntransport = \"stdio\"\n[limits]\nretrieval_burst = 7\nmax_prekeys_per_device = 50\n",
+            "t",
+        )
+        .unwrap();
+        assert_eq!(c.limits.retrieval_burst, 7);
+        assert_eq!(
+            c.limits.max_concurrent_dakes,
+            Limits::default().max_concurrent_dakes
+        );
+        let cli = Cli::parse_from([
+            "prekey-server",
+            "--retrieval-burst",
+            "9",
+            "--durability",
+            "normal",
+            "--component-port",
+            "6000",
+        ]);
+        c.apply(&cli);
+        c.validate().unwrap();
+        assert_eq!(c.limits.retrieval_burst, 9);
+        assert_eq!(c.limits.max_prekeys_per_device, 50);
+        assert_eq!(c.server.durability, Durability::Normal);
+        assert_eq!(c.component.port, 6000);
+        assert_eq!(c.server.jid, "prekey.example.org");
+    }
+
+    #[test]
+    fn invalid_configurations_rejected() {
+        assert!(matches!(
+            Config::from_toml("[server]\nbogus = 1\n", "t"),
+            Err(ConfigError::Parse { .. })
+        ));
+        for (t, what) in [
+            ("[server]\njid = \"a@b\"\ntransport = \"stdio\"\n", "jid"),
+            (
+                "[server]\ntransport = \"stdio\"\n[limits]\nmax_message_bytes = 10\n",
+                "size",
+            ),
+            (
+                "[server]\ntransport = \"stdio\"\n[limits]\nretrieval_burst = 0\n",
+                "burst",
+            ),
+            ("[server]\ntransport = \"component\"\n", "secret"),
+        ] {
+            let c = Config::from_toml(t, "t").unwrap();
+            assert!(
+                matches!(c.validate(), Err(ConfigError::Invalid(_))),
+                "{what}"
+            );
+        }
+    }
+}

@@ -1,0 +1,151 @@
+//! The server's long-term Ed448 key on disk: created on first start with mode 0600, loaded
+//! afterwards (otrv4-prekey-server.md §"Public keys and Fingerprints").
+//!
+//! The file holds the 57-byte symmetric key the key pair is derived from, hex-encoded after
+//! a one-line header. A key file readable by group or others is refused.
+
+use otr4::crypto::ed448::{KeyPair, SYMMETRIC_KEY_LEN, SymmetricKey};
+use std::fs::{self, OpenOptions};
+use std::io::{self, Write};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::path::Path;
+use zeroize::Zeroizing;
+
+const HEADER: &str = "otr4-prekey-server long-term key v1";
+
+/// Why the key could not be loaded or created.
+#[derive(Debug, thiserror::Error)]
+pub enum KeyError {
+    /// Reading or writing the file failed.
+    #[error("key file {path}: {source}")]
+    Io {
+        /// The file.
+        path: String,
+        /// The error.
+        source: io::Error,
+    },
+    /// The file is readable or writable by group or others.
+    #[error(
+        "key file {path} has mode {mode:o}; it must not be accessible by group or others (chmod 600)"
+    )]
+    Permissions {
+        /// The file.
+        path: String,
+        /// Its mode bits.
+        mode: u32,
+    },
+    /// The file is not a key file.
+    #[error("key file {0} is malformed")]
+    Malformed(String),
+}
+
+/// Whether [`load_or_create`] made a new key.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum KeyOrigin {
+    /// Loaded from the existing file.
+    Loaded,
+    /// Generated and written now.
+    Created,
+}
+
+/// Loads the key at `path`, or generates one and writes it there (mode 0600, parent
+/// directories created with mode 0700).
+pub fn load_or_create(path: &Path) -> Result<(KeyPair, KeyOrigin), KeyError> {
+    let p = path.display().to_string();
+    let io_err = |source| KeyError::Io {
+        path: p.clone(),
+        source,
+    };
+    match fs::metadata(path) {
+        Ok(meta) => {
+            let mode = meta.permissions().mode() & 0o777;
+            if mode & 0o077 != 0 {
+                return Err(KeyError::Permissions { path: p, mode });
+            }
+            let text = Zeroizing::new(fs::read_to_string(path).map_err(io_err)?);
+            let mut lines = text.lines();
+            if lines.next() != Some(HEADER) {
+                return Err(KeyError::Malformed(p));
+            }
+            let hex_key = lines.next().ok_or_else(|| KeyError::Malformed(p.clone()))?;
+            let mut bytes = Zeroizing::new([0u8; SYMMETRIC_KEY_LEN]);
+            hex::decode_to_slice(hex_key.trim(), bytes.as_mut())
+                .map_err(|_| KeyError::Malformed(p.clone()))?;
+            Ok((
+                KeyPair::from_symmetric_key(SymmetricKey::from_bytes(*bytes)),
+                KeyOrigin::Loaded,
+            ))
+        }
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                fs::DirBuilder::new()
+                    .recursive(true)
+                    .mode(0o700)
+                    .create(dir)
+                    .map_err(io_err)?;
+            }
+            let sym = SymmetricKey::generate(&mut rand::rng());
+            let text = Zeroizing::new(format!("{HEADER}\n{}\n", hex::encode(sym.as_bytes())));
+            // create_new: never overwrite a key another process just wrote.
+            let mut f = OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(path)
+                .map_err(io_err)?;
+            f.write_all(text.as_bytes()).map_err(io_err)?;
+            f.sync_all().map_err(io_err)?;
+            Ok((KeyPair::from_symmetric_key(sym), KeyOrigin::Created))
+        }
+        Err(e) => Err(io_err(e)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn create_then_load_same_key_mode_0600() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("sub/server.key");
+        let (k1, o1) = load_or_create(&path).unwrap();
+        assert_eq!(o1, KeyOrigin::Created);
+        let mode = fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+        let (k2, o2) = load_or_create(&path).unwrap();
+        assert_eq!(o2, KeyOrigin::Loaded);
+        assert_eq!(k1.public(), k2.public());
+    }
+
+    #[test]
+    fn group_readable_key_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("k");
+        load_or_create(&path).unwrap();
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o640)).unwrap();
+        assert!(matches!(
+            load_or_create(&path),
+            Err(KeyError::Permissions { mode: 0o640, .. })
+        ));
+    }
+
+    #[test]
+    fn malformed_key_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("k");
+        for content in [
+            "",
+            "wrong header\n00\n",
+            &format!("{HEADER}\nzz\n"),
+            &format!("{HEADER}\n00\n"),
+        ] {
+            fs::write(&path, content).unwrap();
+            fs::set_permissions(&path, fs::Permissions::from_mode(0o600)).unwrap();
+            assert!(
+                matches!(load_or_create(&path), Err(KeyError::Malformed(_))),
+                "{content:?}"
+            );
+        }
+    }
+}

@@ -1,0 +1,523 @@
+//! The default durable store: an embedded SQLite database in WAL mode, every write in a
+//! `BEGIN IMMEDIATE` transaction, so a commit is the point a publication is acknowledged.
+//!
+//! Each [`SqliteStorage`] keeps a small pool of connections; several processes (or several
+//! `SqliteStorage` values) may open the same file: SQLite's write lock serialises writers,
+//! `busy_timeout` makes them wait instead of failing.
+
+use super::{
+    DeviceKey, GcReport, LONG_TERM_KEY_LEN, Storage, StorageError, StoreOutcome, StoreRequest,
+    StoredEnsemble, TakeRequest, validate_request, version_char, versions_intersect,
+};
+use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::Duration;
+
+/// How hard a commit is pushed to disk (SQLite `PRAGMA synchronous`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Durability {
+    /// `synchronous=FULL`: the WAL is fsynced at every commit; an acknowledged publication
+    /// or retrieval survives a power loss. The default.
+    Full,
+    /// `synchronous=NORMAL`: the WAL is fsynced at checkpoints only; commits survive a crash
+    /// of the server process but the last ones may be lost on power loss or OS crash.
+    Normal,
+}
+
+impl Durability {
+    fn pragma(self) -> &'static str {
+        match self {
+            Durability::Full => "FULL",
+            Durability::Normal => "NORMAL",
+        }
+    }
+}
+
+/// Most idle connections kept in the pool.
+const POOL_IDLE_MAX: usize = 8;
+/// How long a writer waits for another connection's write lock.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS client_profiles (
+    jid           TEXT    NOT NULL,
+    instance_tag  INTEGER NOT NULL,
+    long_term_key BLOB    NOT NULL,
+    profile       BLOB    NOT NULL,
+    versions      BLOB    NOT NULL,
+    expires       INTEGER NOT NULL,
+    stored_at     INTEGER NOT NULL,
+    PRIMARY KEY (jid, instance_tag)
+);
+CREATE TABLE IF NOT EXISTS prekey_profiles (
+    jid           TEXT    NOT NULL,
+    instance_tag  INTEGER NOT NULL,
+    long_term_key BLOB    NOT NULL,
+    profile       BLOB    NOT NULL,
+    expires       INTEGER NOT NULL,
+    stored_at     INTEGER NOT NULL,
+    PRIMARY KEY (jid, instance_tag, long_term_key)
+);
+CREATE TABLE IF NOT EXISTS prekey_messages (
+    seq           INTEGER PRIMARY KEY AUTOINCREMENT,
+    jid           TEXT    NOT NULL,
+    instance_tag  INTEGER NOT NULL,
+    long_term_key BLOB    NOT NULL,
+    prekey_id     INTEGER NOT NULL,
+    version       INTEGER NOT NULL,
+    message       BLOB    NOT NULL,
+    stored_at     INTEGER NOT NULL,
+    UNIQUE (jid, instance_tag, long_term_key, prekey_id)
+);
+CREATE INDEX IF NOT EXISTS prekey_messages_by_device
+    ON prekey_messages (jid, instance_tag, long_term_key, seq);
+";
+
+/// The SQLite store.
+pub struct SqliteStorage {
+    path: PathBuf,
+    durability: Durability,
+    idle: Mutex<Vec<Connection>>,
+}
+
+impl std::fmt::Debug for SqliteStorage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqliteStorage")
+            .field("path", &self.path)
+            .field("durability", &self.durability)
+            .finish()
+    }
+}
+
+impl SqliteStorage {
+    /// Opens (creating if needed) the database at `path`, switches it to WAL mode and
+    /// creates the schema.
+    pub fn open(path: impl AsRef<Path>, durability: Durability) -> Result<Self, StorageError> {
+        let s = SqliteStorage {
+            path: path.as_ref().to_path_buf(),
+            durability,
+            idle: Mutex::new(Vec::new()),
+        };
+        let conn = s.connect()?;
+        conn.execute_batch(SCHEMA)?;
+        s.put_back(conn);
+        Ok(s)
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn connect(&self) -> Result<Connection, StorageError> {
+        let conn = Connection::open(&self.path)?;
+        conn.busy_timeout(BUSY_TIMEOUT)?;
+        let mode: String = conn.query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            return Err(StorageError::Backend(format!(
+                "could not switch {} to WAL (journal_mode={mode})",
+                self.path.display()
+            )));
+        }
+        conn.pragma_update(None, "synchronous", self.durability.pragma())?;
+        conn.pragma_update(None, "foreign_keys", "ON")?;
+        Ok(conn)
+    }
+
+    fn take_conn(&self) -> Result<Connection, StorageError> {
+        let pooled = self.idle.lock().ok().and_then(|mut v| v.pop());
+        match pooled {
+            Some(c) => Ok(c),
+            None => self.connect(),
+        }
+    }
+
+    fn put_back(&self, conn: Connection) {
+        if let Ok(mut v) = self.idle.lock() {
+            if v.len() < POOL_IDLE_MAX {
+                v.push(conn);
+            }
+        }
+    }
+
+    /// Runs `f` on a pooled connection.
+    fn with_conn<T>(
+        &self,
+        f: impl FnOnce(&mut Connection) -> Result<T, StorageError>,
+    ) -> Result<T, StorageError> {
+        let mut conn = self.take_conn()?;
+        let r = f(&mut conn);
+        // A connection whose transaction failed half-way is rolled back by the Transaction
+        // drop; it is safe to reuse.
+        self.put_back(conn);
+        r
+    }
+}
+
+fn count_device(conn: &Connection, d: &DeviceKey) -> Result<u64, StorageError> {
+    let n: i64 = conn
+        .prepare_cached(
+            "SELECT COUNT(*) FROM prekey_messages
+             WHERE jid = ?1 AND instance_tag = ?2 AND long_term_key = ?3",
+        )?
+        .query_row(params![d.jid, d.instance_tag, &d.long_term_key[..]], |r| {
+            r.get(0)
+        })?;
+    Ok(u64::try_from(n).unwrap_or(0))
+}
+
+fn key_array(v: Vec<u8>) -> Result<[u8; LONG_TERM_KEY_LEN], StorageError> {
+    <[u8; LONG_TERM_KEY_LEN]>::try_from(v)
+        .map_err(|_| StorageError::Backend("stored long-term key has the wrong length".into()))
+}
+
+/// Takes one Prekey message per eligible instance tag of `jid` inside `tx`.
+fn take_in(
+    tx: &rusqlite::Transaction<'_>,
+    jid: &str,
+    versions: &[u8],
+    now: i64,
+) -> Result<Vec<StoredEnsemble>, StorageError> {
+    let mut out = Vec::new();
+    let mut devices = tx.prepare_cached(
+        "SELECT c.instance_tag, c.long_term_key, c.profile, c.versions, p.profile
+         FROM client_profiles c JOIN prekey_profiles p
+           ON p.jid = c.jid AND p.instance_tag = c.instance_tag
+          AND p.long_term_key = c.long_term_key
+         WHERE c.jid = ?1 AND c.expires > ?2 AND p.expires > ?2
+         ORDER BY c.instance_tag",
+    )?;
+    let rows = devices
+        .query_map(params![jid, now], |r| {
+            Ok((
+                r.get::<_, u32>(0)?,
+                r.get::<_, Vec<u8>>(1)?,
+                r.get::<_, Vec<u8>>(2)?,
+                r.get::<_, Vec<u8>>(3)?,
+                r.get::<_, Vec<u8>>(4)?,
+            ))
+        })?
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut pick = tx.prepare_cached(
+        "SELECT seq, prekey_id, version, message FROM prekey_messages
+         WHERE jid = ?1 AND instance_tag = ?2 AND long_term_key = ?3
+         ORDER BY seq",
+    )?;
+    let mut delete = tx.prepare_cached("DELETE FROM prekey_messages WHERE seq = ?1")?;
+    for (tag, key, cp, cp_versions, pp) in rows {
+        if !versions_intersect(versions, &cp_versions) {
+            continue;
+        }
+        let key = key_array(key)?;
+        let mut found = None;
+        let mut q = pick.query(params![jid, tag, &key[..]])?;
+        while let Some(r) = q.next()? {
+            let version: u8 = r.get(2)?;
+            if versions.contains(&version_char(version)) {
+                found = Some((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, u32>(1)?,
+                    r.get::<_, Vec<u8>>(3)?,
+                ));
+                break;
+            }
+        }
+        drop(q);
+        let Some((seq, id, message)) = found else {
+            continue;
+        };
+        if delete.execute(params![seq])? != 1 {
+            return Err(StorageError::Backend(
+                "prekey message vanished inside the transaction".into(),
+            ));
+        }
+        out.push(StoredEnsemble {
+            instance_tag: tag,
+            client_profile: cp,
+            prekey_profile: pp,
+            prekey_message: message,
+            prekey_message_id: id,
+        });
+    }
+    Ok(out)
+}
+
+impl Storage for SqliteStorage {
+    fn store(
+        &self,
+        request: &StoreRequest,
+        max_per_device: u32,
+        now: i64,
+    ) -> Result<StoreOutcome, StorageError> {
+        validate_request(request)?;
+        let d = &request.device;
+        self.with_conn(|conn| {
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            // Which of the offered ids are new (not stored, not repeated in the request).
+            let mut new_ids: Vec<u32> = Vec::new();
+            {
+                let mut exists = tx.prepare_cached(
+                    "SELECT 1 FROM prekey_messages WHERE jid = ?1 AND instance_tag = ?2
+                     AND long_term_key = ?3 AND prekey_id = ?4",
+                )?;
+                for m in &request.prekey_messages {
+                    if new_ids.contains(&m.id) {
+                        continue;
+                    }
+                    let dup = exists
+                        .query_row(
+                            params![d.jid, d.instance_tag, &d.long_term_key[..], m.id],
+                            |_| Ok(()),
+                        )
+                        .optional()?
+                        .is_some();
+                    if !dup {
+                        new_ids.push(m.id);
+                    }
+                }
+            }
+            let stored_now = count_device(&tx, d)?;
+            let would_hold = stored_now + new_ids.len() as u64;
+            if !new_ids.is_empty() && would_hold > u64::from(max_per_device) {
+                // Dropping `tx` rolls back; nothing was written.
+                return Err(StorageError::DeviceFull {
+                    would_hold,
+                    limit: max_per_device,
+                });
+            }
+            if let Some(cp) = &request.client_profile {
+                let old_key: Option<Vec<u8>> = tx
+                    .query_row(
+                        "SELECT long_term_key FROM client_profiles
+                         WHERE jid = ?1 AND instance_tag = ?2",
+                        params![d.jid, d.instance_tag],
+                        |r| r.get(0),
+                    )
+                    .optional()?;
+                if old_key.is_some_and(|k| k != d.long_term_key) {
+                    tx.execute(
+                        "DELETE FROM prekey_profiles WHERE jid = ?1 AND instance_tag = ?2
+                         AND long_term_key <> ?3",
+                        params![d.jid, d.instance_tag, &d.long_term_key[..]],
+                    )?;
+                    tx.execute(
+                        "DELETE FROM prekey_messages WHERE jid = ?1 AND instance_tag = ?2
+                         AND long_term_key <> ?3",
+                        params![d.jid, d.instance_tag, &d.long_term_key[..]],
+                    )?;
+                }
+                tx.execute(
+                    "INSERT OR REPLACE INTO client_profiles
+                     (jid, instance_tag, long_term_key, profile, versions, expires, stored_at)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                    params![
+                        d.jid,
+                        d.instance_tag,
+                        &d.long_term_key[..],
+                        cp.bytes,
+                        cp.versions,
+                        cp.expires,
+                        now
+                    ],
+                )?;
+            }
+            if let Some(pp) = &request.prekey_profile {
+                tx.execute(
+                    "INSERT OR REPLACE INTO prekey_profiles
+                     (jid, instance_tag, long_term_key, profile, expires, stored_at)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                    params![
+                        d.jid,
+                        d.instance_tag,
+                        &d.long_term_key[..],
+                        pp.bytes,
+                        pp.expires,
+                        now
+                    ],
+                )?;
+            }
+            let mut added = 0u32;
+            {
+                let mut ins = tx.prepare_cached(
+                    "INSERT OR IGNORE INTO prekey_messages
+                     (jid, instance_tag, long_term_key, prekey_id, version, message, stored_at)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                )?;
+                for m in &request.prekey_messages {
+                    let n = ins.execute(params![
+                        d.jid,
+                        d.instance_tag,
+                        &d.long_term_key[..],
+                        m.id,
+                        m.version,
+                        m.bytes,
+                        now
+                    ])?;
+                    added = added.saturating_add(u32::try_from(n).unwrap_or(0));
+                }
+            }
+            let stored = count_device(&tx, d)?;
+            tx.commit()?;
+            Ok(StoreOutcome {
+                added,
+                stored: u32::try_from(stored).unwrap_or(u32::MAX),
+            })
+        })
+    }
+
+    fn count(&self, device: &DeviceKey) -> Result<u32, StorageError> {
+        self.with_conn(|conn| Ok(u32::try_from(count_device(conn, device)?).unwrap_or(u32::MAX)))
+    }
+
+    fn take_ensembles(
+        &self,
+        jid: &str,
+        versions: &[u8],
+        now: i64,
+    ) -> Result<Vec<StoredEnsemble>, StorageError> {
+        let req = [TakeRequest {
+            jid: jid.to_owned(),
+            versions: versions.to_vec(),
+        }];
+        Ok(self
+            .take_ensembles_batch(&req, now)?
+            .into_iter()
+            .next()
+            .unwrap_or_default())
+    }
+
+    fn take_ensembles_batch(
+        &self,
+        requests: &[TakeRequest],
+        now: i64,
+    ) -> Result<Vec<Vec<StoredEnsemble>>, StorageError> {
+        self.with_conn(|conn| {
+            // IMMEDIATE takes the write lock before the first read: two retrievals can never
+            // both read the same message and both delete it.
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let mut all = Vec::with_capacity(requests.len());
+            let mut any = false;
+            for r in requests {
+                let got = take_in(&tx, &r.jid, &r.versions, now)?;
+                any |= !got.is_empty();
+                all.push(got);
+            }
+            if any {
+                tx.commit()?;
+            } else {
+                // Nothing written: end the transaction without a (durable) commit.
+                tx.rollback()?;
+            }
+            Ok(all)
+        })
+    }
+
+    fn gc(&self, now: i64, orphan_before: i64) -> Result<GcReport, StorageError> {
+        self.with_conn(|conn| {
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let client_profiles = tx.execute(
+                "DELETE FROM client_profiles WHERE expires <= ?1",
+                params![now],
+            )? as u64;
+            let prekey_profiles = tx.execute(
+                "DELETE FROM prekey_profiles WHERE expires <= ?1",
+                params![now],
+            )? as u64;
+            let orphaned_prekey_messages = tx.execute(
+                "DELETE FROM prekey_messages AS m WHERE m.stored_at < ?1 AND NOT EXISTS (
+                   SELECT 1 FROM client_profiles c WHERE c.jid = m.jid
+                   AND c.instance_tag = m.instance_tag AND c.long_term_key = m.long_term_key)",
+                params![orphan_before],
+            )? as u64;
+            tx.commit()?;
+            Ok(GcReport {
+                client_profiles,
+                prekey_profiles,
+                orphaned_prekey_messages,
+            })
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::storage::conformance;
+
+    #[test]
+    fn conformance_full() {
+        let dir = tempfile::tempdir().unwrap();
+        let n = std::sync::atomic::AtomicUsize::new(0);
+        conformance::run_all(&|| {
+            let i = n.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            Box::new(
+                SqliteStorage::open(dir.path().join(format!("s{i}.db")), Durability::Full).unwrap(),
+            )
+        });
+    }
+
+    #[test]
+    fn reopen_keeps_data_and_wal_mode() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("p.db");
+        let d = conformance::device("alice@example.org", 0x101, 1);
+        {
+            let s = SqliteStorage::open(&path, Durability::Normal).unwrap();
+            s.store(&conformance::full_request(&d, 0..3, 1000), 100, 1)
+                .unwrap();
+        }
+        let s = SqliteStorage::open(&path, Durability::Full).unwrap();
+        assert_eq!(s.count(&d).unwrap(), 3);
+        let c = s.connect().unwrap();
+        let mode: String = c
+            .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(mode, "wal");
+        let sync: i64 = c.query_row("PRAGMA synchronous", [], |r| r.get(0)).unwrap();
+        assert_eq!(sync, 2, "FULL");
+    }
+
+    /// 50 concurrent retrievals, each thread with its own `SqliteStorage` (so its own
+    /// connection), against 20 stored Prekey messages: exactly 20 distinct messages go out.
+    #[test]
+    fn fifty_concurrent_retrievals_twenty_prekeys() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.db");
+        let d = conformance::device("bob@example.org", 0x1234, 7);
+        SqliteStorage::open(&path, Durability::Full)
+            .unwrap()
+            .store(&conformance::full_request(&d, 0..20, 10_000), 100, 1)
+            .unwrap();
+        let barrier = std::sync::Arc::new(std::sync::Barrier::new(50));
+        let handles: Vec<_> = (0..50)
+            .map(|_| {
+                let path = path.clone();
+                let barrier = barrier.clone();
+                std::thread::spawn(move || {
+                    let s = SqliteStorage::open(&path, Durability::Full).unwrap();
+                    barrier.wait();
+                    s.take_ensembles("bob@example.org", b"4", 5).unwrap()
+                })
+            })
+            .collect();
+        let results: Vec<Vec<StoredEnsemble>> =
+            handles.into_iter().map(|h| h.join().unwrap()).collect();
+        let got: Vec<u32> = results
+            .iter()
+            .flatten()
+            .map(|e| e.prekey_message_id)
+            .collect();
+        let empty = results.iter().filter(|r| r.is_empty()).count();
+        let mut distinct = got.clone();
+        distinct.sort_unstable();
+        distinct.dedup();
+        assert_eq!(got.len(), 20, "exactly 20 handed out");
+        assert_eq!(distinct.len(), 20, "never one twice");
+        assert_eq!(distinct, (0..20).collect::<Vec<u32>>());
+        assert_eq!(empty, 30, "the rest get nothing");
+        let s = SqliteStorage::open(&path, Durability::Full).unwrap();
+        assert_eq!(s.count(&d).unwrap(), 0);
+    }
+}
