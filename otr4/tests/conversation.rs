@@ -560,7 +560,7 @@ fn tampered_data_message_gives_error_1_and_the_next_one_decrypts() {
 #[test]
 fn data_message_without_a_session_gives_error_2() {
     // Interactive-only: no Non-Interactive-Auth message can make the session, so a data
-    // message of a first ratchet is not kept for one (docs/spec-notes/o.md); in the other
+    // message of a first ratchet is not kept for one (docs/spec-notes.md); in the other
     // modes the error comes when the stored message expires (tests/offline.rs).
     let policy = Policy::interactive_only();
     let (mut net, a, b) = connected(10, policy, policy);

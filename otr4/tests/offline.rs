@@ -777,7 +777,7 @@ fn switching_between_offline_and_online_sends_tlv_1_then_the_other_dake() {
     assert!(matches!(decode(&out[1]), Message::NonInteractiveAuth(_)));
     assert!(matches!(decode(&out[2]), Message::Data(_)));
     // Bob receives them in order: FINISHED by the TLV 1, then the Non-Interactive-Auth
-    // message is accepted in FINISHED (docs/spec-notes/o.md) and the message read.
+    // message is accepted in FINISHED (docs/spec-notes.md) and the message read.
     let ev = deliver(&mut s.bob, ALICE, &out, NOW + 70, &mut s.rng);
     assert!(ev.iter().any(|e| matches!(e, Event::Finished { .. })));
     assert_eq!(secure(&ev).len(), 1);

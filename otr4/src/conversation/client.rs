@@ -59,7 +59,7 @@ pub struct Peer {
     reassembler: Reassembler,
     /// Data messages of a first ratchet (ratchet id 0) from instances without a session,
     /// kept until a Non-Interactive-Auth message from that instance arrives (see
-    /// docs/spec-notes/o.md).
+    /// docs/spec-notes.md).
     pub(crate) early: Vec<(InstanceTag, Stored)>,
     /// A Non-Interactive-Auth message decoded by [`Peer::receive`], handled by
     /// [`Client::receive`] (it needs our prekey store mutably).

@@ -4,7 +4,7 @@
 //! One [`Conversation`] per peer instance tag. The DAKE states hold the typed states of
 //! [`crate::dake`]; `ENCRYPTED_MESSAGES` holds a [`Session`] built from a
 //! [`crate::dake::DakeComplete`]. While a new DAKE runs over an encrypted session, the
-//! old session stays live (see docs/spec-notes/c.md).
+//! old session stays live (see docs/spec-notes.md).
 
 use alloc::boxed::Box;
 use alloc::string::String;

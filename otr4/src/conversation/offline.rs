@@ -19,7 +19,7 @@
 //! [`Client::receive`] verifies a Non-Interactive-Auth message against the prekey store
 //! (the prekey secrets are removed only once the ring signature and the Auth MAC verified),
 //! initialises the double ratchet and reads the data messages that follow (or came
-//! before it; see docs/spec-notes/o.md).
+//! before it; see docs/spec-notes.md).
 
 use alloc::boxed::Box;
 use alloc::string::String;

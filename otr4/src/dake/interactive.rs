@@ -347,7 +347,7 @@ fn mixed_secret(
 
 /// The tie-break value of a DH public key for simultaneous Identity messages:
 /// `SHAKE-256(MPI(B), 32)`, compared as a 32-byte unsigned big-endian number (otrv4.md
-/// §"Receiving an Identity Message"; see docs/spec-notes/d.md).
+/// §"Receiving an Identity Message"; see docs/spec-notes.md).
 pub fn tie_break_hash(b: &DhPublic) -> [u8; 32] {
     let mut w = Writer::with_capacity(4 + 384);
     b.write(&mut w);

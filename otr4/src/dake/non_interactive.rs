@@ -270,7 +270,7 @@ impl NiaTranscript<'_> {
     /// HWC(usage_non_int_auth_alice_client_profile || Alice_Client_Profile, 64) || Y || X ||
     /// B || A || their_shared_prekey || HWC(usage_non_int_auth_phi || phi, 64)`: profiles in
     /// their wire encoding, `Y`, `X` as POINT, `B`, `A` as MPI, the shared prekey as
-    /// ED448-SHARED-PREKEY (see docs/spec-notes/n.md).
+    /// ED448-SHARED-PREKEY (see docs/spec-notes.md).
     fn encode(&self) -> Vec<u8> {
         let bob: [u8; 64] = hwc(
             Usage::NonIntAuthBobClientProfile,
@@ -295,7 +295,7 @@ impl NiaTranscript<'_> {
 
 /// `phi` of the non-interactive DAKE: D's [`phi`] with Alice's tuple (her tag,
 /// `our_ecdh_first`, `our_dh_first`) and Bob's (his tag and the prekey message's `Y`, `B`,
-/// the keys Alice's ratchet starts from), then `phi'` (see docs/spec-notes/n.md).
+/// the keys Alice's ratchet starts from), then `phi'` (see docs/spec-notes.md).
 fn nia_phi(
     alice_tag: InstanceTag,
     ecdh_first: &Point,

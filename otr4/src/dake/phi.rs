@@ -4,7 +4,7 @@
 //! Both parties must compute identical bytes, so nothing is ordered by "our"/"their": each
 //! party contributes the tuple `INT(instance tag) || POINT(ecdh_first) || MPI(dh_first)`,
 //! the two tuples are concatenated in ascending byte order (that is, by instance tag
-//! numerically, then by the keys), and `phi'` follows (see docs/spec-notes/d.md).
+//! numerically, then by the keys), and `phi'` follows (see docs/spec-notes.md).
 
 use alloc::vec::Vec;
 use core::fmt;

@@ -104,7 +104,7 @@ impl SessionKeys {
 pub(crate) struct MacKey(pub(crate) [u8; 64]);
 
 impl MacKey {
-    /// The Prekey MAC of a publication, per docs/spec-notes/lead.md (one formula for every
+    /// The Prekey MAC of a publication, per docs/spec-notes.md (one formula for every
     /// combination of parts): `KDF(usage_preMAC, prekey_mac_k || 0x08 || N ||
     /// KDF(usage_prekey_message, PMs, 64) || K || [KDF(usage_client_profile, CP, 64)] || J ||
     /// [KDF(usage_prekey_profile, PP, 64)] || KDF(usage_mac_proofs, proofs, 64), 64)`.

@@ -3,7 +3,7 @@
 //!
 //! `lambda = 352` bits = 44 bytes; `p = KDF(usage_proof_c_lambda, c, N * 44)` is cut into
 //! `t_1 … t_N`, read little-endian as scalars for ECDH and big-endian for DH
-//! (docs/spec-notes/lead.md).
+//! (docs/spec-notes.md).
 
 use crate::crypto::dh::{DhKeyPair, DhPublic, SecretExponent, dh_proof_commitment};
 use crate::crypto::ed448::{KeyPair, Point, SCALAR_LEN, Scalar, encode_point};
@@ -151,7 +151,7 @@ fn ecdh_challenge(
 /// `v = r + t_1 y_1 + … + t_N y_N mod q`. Constant time in the secrets.
 ///
 /// `r` is a uniform scalar ([`Scalar::random`]) rather than 56 raw bytes: `v` is published
-/// and must not leak the secrets through a biased nonce (see docs/spec-notes/n.md).
+/// and must not leak the secrets through a biased nonce (see docs/spec-notes.md).
 pub fn generate_ecdh_proof<R: rand_core::CryptoRng + ?Sized>(
     rng: &mut R,
     kind: EcdhProofKind,
@@ -202,7 +202,7 @@ pub fn verify_ecdh_proof(
 }
 
 /// `c = KDF(usage_proof_message_dh, A || B_1 || … || B_N || m, 64)` with `A` and the
-/// `B_i` as MPIs (docs/spec-notes/lead.md note 3).
+/// `B_i` as MPIs (docs/spec-notes.md note 3).
 fn dh_challenge(a_be: &[u8], values: &[&DhPublic], m: &ProofContext) -> [u8; PROOF_C_LEN] {
     let mut w = Writer::new();
     w.mpi(a_be);

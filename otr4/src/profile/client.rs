@@ -111,7 +111,7 @@ impl fmt::Debug for DsaPublicKey {
 /// profile is verified and re-sent byte for byte as it arrived.
 ///
 /// The signature covers everything before it: the Number of Fields INT and every field
-/// with its type prefix (see docs/spec-notes/h4.md). Parsing checks syntax and strictly
+/// with its type prefix (see docs/spec-notes.md). Parsing checks syntax and strictly
 /// decodes both keys; [`ClientProfile::validate`] does the rest.
 #[derive(Clone)]
 pub struct ClientProfile {
@@ -407,7 +407,7 @@ impl ClientProfile {
     }
 
     /// Whether the profile has expired at `now`: a profile is valid strictly before its
-    /// expiration (`expiration <= now` means expired; see docs/spec-notes/h4.md).
+    /// expiration (`expiration <= now` means expired; see docs/spec-notes.md).
     pub fn is_expired(&self, now: i64) -> bool {
         self.expiration <= now
     }

@@ -19,7 +19,7 @@
 //!
 //! A sending DH ratchet is performed by the first [`DoubleRatchet::encrypt`] after a
 //! receiving DH ratchet (a reply), as otrv4.md §"When you send a Data Message" describes.
-//! See docs/spec-notes/r.md for the reasoning behind each choice.
+//! See docs/spec-notes.md for the reasoning behind each choice.
 
 pub mod keys;
 mod persist;
@@ -455,7 +455,7 @@ impl DoubleRatchet {
     ///
     /// `shared_secret` is `K = KDF(usage_shared_secret || tmp_k, 64)`; `brace_key` is the
     /// DAKE's `KDF(usage_third_brace_key || k_dh, 32)` (kept as the brace key the first
-    /// symmetric brace ratchet hashes forward, see docs/spec-notes/r.md); `our_ecdh_first` /
+    /// symmetric brace ratchet hashes forward, see docs/spec-notes.md); `our_ecdh_first` /
     /// `our_dh_first` the first key pairs attached to the Non-Interactive-Auth message;
     /// `their_ecdh` / `their_dh` the prekey message's `Y` and `B`.
     ///
