@@ -274,6 +274,7 @@ impl Peer {
                 match reason {
                     DisconnectReason::UserEnded => "user_ended",
                     DisconnectReason::Expired => "expired",
+                    DisconnectReason::SwitchingDake => "switching_dake",
                 }
             ),
             Event::Smp {
