@@ -1,4 +1,22 @@
-//! OTRv4 over XMPP: device lists over PEP, prekey-server discovery and stanza carriage.
+//! OTRv4 over XMPP (docs/xmpp-glue.md, xep-draft/): device lists over PEP, prekey-server
+//! discovery, MULTICASTING stanza carriage across up to 8 devices, and an async client.
 //!
-//! Not built yet: this lands with the xmpp-glue issue. The crate exists so the workspace
-//! layout is final from the start.
+//! [`engine::Engine`] is the sans-IO core (stanzas, time and an RNG in; stanzas and
+//! [`engine::GlueEvent`]s out); `client` runs it over tokio-xmpp with persistence.
+#![cfg_attr(
+    test,
+    allow(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::panic,
+        clippy::indexing_slicing
+    )
+)]
+
+pub mod devices;
+pub mod engine;
+pub mod ns;
+pub mod stanza;
+pub mod trust;
+
+pub use engine::{Engine, EngineConfig, GlueEvent, GlueState, Output};

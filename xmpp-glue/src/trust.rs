@@ -1,0 +1,150 @@
+//! Trust on first use with warnings (docs/xmpp-glue.md §6): a contact device's fingerprint
+//! is pinned when first seen, SMP upgrades it to verified, a changed key blocks it.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+/// How much a device is trusted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Trust {
+    /// Pinned on first use, not verified: messages are encrypted to it.
+    Tofu,
+    /// Verified by SMP (or by the user comparing fingerprints).
+    Verified,
+    /// The device now shows another fingerprint than the pinned one: nothing is encrypted
+    /// to it until the user accepts the new fingerprint.
+    Changed,
+}
+
+/// What pinning a fingerprint did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Pin {
+    /// First time seen: now [`Trust::Tofu`] (show "new device").
+    New,
+    /// Same fingerprint as pinned.
+    Same(Trust),
+    /// Another fingerprint than the pinned one: now [`Trust::Changed`].
+    Changed {
+        /// The pinned fingerprint.
+        pinned: String,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct Pinned {
+    fingerprint: String,
+    /// A different fingerprint seen since, awaiting the user's decision.
+    offered: Option<String>,
+    trust: Trust,
+}
+
+/// Pinned fingerprints by (bare JID, instance tag).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TrustStore {
+    pins: BTreeMap<String, BTreeMap<u32, Pinned>>,
+}
+
+impl TrustStore {
+    /// Sees `fingerprint` for device `tag` of `jid`.
+    pub fn pin(&mut self, jid: &str, tag: u32, fingerprint: &str) -> Pin {
+        let devices = self.pins.entry(jid.to_owned()).or_default();
+        match devices.get_mut(&tag) {
+            None => {
+                devices.insert(
+                    tag,
+                    Pinned {
+                        fingerprint: fingerprint.to_owned(),
+                        offered: None,
+                        trust: Trust::Tofu,
+                    },
+                );
+                Pin::New
+            }
+            Some(p) if p.fingerprint == fingerprint => Pin::Same(p.trust),
+            Some(p) => {
+                p.trust = Trust::Changed;
+                p.offered = Some(fingerprint.to_owned());
+                Pin::Changed {
+                    pinned: p.fingerprint.clone(),
+                }
+            }
+        }
+    }
+
+    /// The trust of a device, if pinned.
+    pub fn trust(&self, jid: &str, tag: u32) -> Option<Trust> {
+        self.pins.get(jid)?.get(&tag).map(|p| p.trust)
+    }
+
+    /// The pinned fingerprint of a device.
+    pub fn fingerprint(&self, jid: &str, tag: u32) -> Option<&str> {
+        self.pins
+            .get(jid)?
+            .get(&tag)
+            .map(|p| p.fingerprint.as_str())
+    }
+
+    /// Whether messages may be encrypted to the device (not [`Trust::Changed`]).
+    pub fn usable(&self, jid: &str, tag: u32) -> bool {
+        self.trust(jid, tag) != Some(Trust::Changed)
+    }
+
+    /// Marks a device verified (SMP succeeded with it) if its fingerprint is `fingerprint`.
+    pub fn verify(&mut self, jid: &str, tag: u32, fingerprint: &str) -> bool {
+        match self.pins.get_mut(jid).and_then(|d| d.get_mut(&tag)) {
+            Some(p) if p.fingerprint == fingerprint => {
+                p.trust = Trust::Verified;
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// The user accepts the changed fingerprint of a device: pinned again as TOFU.
+    pub fn accept(&mut self, jid: &str, tag: u32) -> bool {
+        match self.pins.get_mut(jid).and_then(|d| d.get_mut(&tag)) {
+            Some(p) if p.trust == Trust::Changed => {
+                if let Some(f) = p.offered.take() {
+                    p.fingerprint = f;
+                }
+                p.trust = Trust::Tofu;
+                true
+            }
+            _ => false,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tofu_then_change_blocks_until_accepted() {
+        let mut t = TrustStore::default();
+        assert_eq!(t.pin("bob@x", 0x100, "aa"), Pin::New);
+        assert_eq!(t.pin("bob@x", 0x100, "aa"), Pin::Same(Trust::Tofu));
+        assert!(t.usable("bob@x", 0x100));
+        assert_eq!(
+            t.pin("bob@x", 0x100, "bb"),
+            Pin::Changed {
+                pinned: "aa".into()
+            }
+        );
+        assert!(!t.usable("bob@x", 0x100));
+        assert!(t.accept("bob@x", 0x100));
+        assert_eq!(t.fingerprint("bob@x", 0x100), Some("bb"));
+        assert!(t.usable("bob@x", 0x100));
+    }
+
+    #[test]
+    fn smp_verifies_only_the_pinned_key() {
+        let mut t = TrustStore::default();
+        t.pin("bob@x", 0x100, "aa");
+        assert!(!t.verify("bob@x", 0x100, "bb"));
+        assert!(t.verify("bob@x", 0x100, "aa"));
+        assert_eq!(t.trust("bob@x", 0x100), Some(Trust::Verified));
+        assert_eq!(t.pin("bob@x", 0x100, "aa"), Pin::Same(Trust::Verified));
+    }
+}
