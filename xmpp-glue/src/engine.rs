@@ -1508,6 +1508,7 @@ impl Engine {
             return;
         }
         let own = self.cfg.jid.clone();
+        let from_archive = archive_id.is_some();
         let id = archive_id.or_else(|| stanza::stanza_id(m, &own));
         if let Some(id) = &id {
             if self.seen(id) {
@@ -1519,6 +1520,10 @@ impl Engine {
         }
         let is_server = self.state.servers.values().any(|p| p.jid == from_bare);
         if is_server {
+            // Prekey-server exchanges only make sense live; archived copies are stale.
+            if from_archive {
+                return;
+            }
             if let Some(b) = stanza::body(m) {
                 self.on_prekey_body(&b, now, rng);
             }

@@ -1,0 +1,215 @@
+//! The demo's network: every device an `Engine` over the in-memory XMPP server, each saved
+//! (exported) when it goes offline and restored when it comes back, as a real client would.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use otr4::InstanceTag;
+use otr4::conversation::{Account, Client, Policy, Selection};
+use rand::rngs::ThreadRng;
+use xmpp_glue::sim::SimServer;
+use xmpp_glue::{Engine, EngineConfig, GlueEvent, GlueState, Output};
+
+use crate::{Net, prekey};
+
+const KEY: [u8; 32] = [7; 32];
+
+/// The policy of every demo device: OTRv4-standalone, MULTICASTING, no fragmentation.
+pub fn policy() -> Policy {
+    Policy {
+        selection: Selection::Multicasting,
+        max_message_size: 0,
+        ..Policy::standalone()
+    }
+}
+
+fn now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}
+
+/// Devices over a [`SimServer`].
+pub struct SimNet {
+    domain: String,
+    sim: SimServer,
+    online: BTreeMap<String, Engine>,
+    saved: BTreeMap<String, (Vec<u8>, Vec<u8>, InstanceTag)>,
+    tags: BTreeMap<String, InstanceTag>,
+    events: Vec<(String, GlueEvent)>,
+    rng: ThreadRng,
+}
+
+impl SimNet {
+    /// A network for `domain` whose prekey server keeps its store in `dir`.
+    pub fn new(domain: &str, dir: &Path) -> SimNet {
+        let mut sim = SimServer::new(domain);
+        let server_jid = format!("prekey.{domain}");
+        let service = prekey::service(&server_jid, dir);
+        let jid = server_jid.clone();
+        let _ = sim.add_component(
+            &server_jid,
+            Box::new(move |s| prekey::handle(&service, &jid, s)),
+        );
+        for u in ["alice", "bob"] {
+            let _ = sim.add_user(&format!("{u}@{domain}"));
+        }
+        SimNet {
+            domain: domain.to_owned(),
+            sim,
+            online: BTreeMap::new(),
+            saved: BTreeMap::new(),
+            tags: BTreeMap::new(),
+            events: Vec::new(),
+            rng: rand::rng(),
+        }
+    }
+
+    fn full(&self, dev: &str) -> String {
+        let (u, r) = dev.split_once('/').unwrap_or((dev, "default"));
+        format!("{u}@{}/{r}", self.domain)
+    }
+
+    fn bare(&self, user: &str) -> String {
+        format!("{user}@{}", self.domain)
+    }
+
+    fn run(&mut self, dev: &str, outs: Vec<Output>) {
+        let full = self.full(dev);
+        for o in outs {
+            match o {
+                Output::Stanza(s) => {
+                    if let Err(e) = self.sim.submit(&full, s) {
+                        eprintln!("{dev}: the server refused a stanza: {e}");
+                    }
+                }
+                Output::Event(e) => self.events.push((dev.to_owned(), e)),
+            }
+        }
+    }
+
+    fn with_engine(
+        &mut self,
+        dev: &str,
+        f: impl FnOnce(&mut Engine, i64, &mut ThreadRng) -> Vec<Output>,
+    ) {
+        let t = now();
+        self.sim.set_now(t);
+        let Some(mut e) = self.online.remove(dev) else {
+            return;
+        };
+        let outs = f(&mut e, t, &mut self.rng);
+        self.online.insert(dev.to_owned(), e);
+        self.run(dev, outs);
+    }
+}
+
+impl Net for SimNet {
+    fn domain(&self) -> &str {
+        &self.domain
+    }
+
+    async fn connect(&mut self, dev: &str) {
+        let t = now();
+        self.sim.set_now(t);
+        let (user, label) = dev.split_once('/').unwrap_or((dev, "default"));
+        let bare = self.bare(user);
+        let cfg = EngineConfig::new(&bare, label);
+        let engine = match self.saved.remove(dev) {
+            Some((client, state, _)) => {
+                match Engine::import(cfg, &KEY, &client, &state, &mut self.rng) {
+                    Ok(e) => e,
+                    Err(e) => {
+                        eprintln!("{dev}: cannot restore: {e}");
+                        return;
+                    }
+                }
+            }
+            None => {
+                let account = match Account::generate(&mut self.rng, policy(), t) {
+                    Ok(a) => a,
+                    Err(e) => {
+                        eprintln!("{dev}: {e}");
+                        return;
+                    }
+                };
+                Engine::new(
+                    cfg,
+                    Client::new(account, &bare),
+                    GlueState::default(),
+                    &mut self.rng,
+                )
+            }
+        };
+        self.tags.insert(dev.to_owned(), engine.tag());
+        let full = self.full(dev);
+        if let Err(e) = self.sim.connect(&full) {
+            eprintln!("{dev}: {e}");
+            return;
+        }
+        self.online.insert(dev.to_owned(), engine);
+        self.with_engine(dev, |e, t, rng| e.online(&full, t, rng));
+    }
+
+    async fn disconnect(&mut self, dev: &str) {
+        let full = self.full(dev);
+        let _ = self.sim.disconnect(&full);
+        if let Some(mut e) = self.online.remove(dev) {
+            e.offline();
+            let (client, state) = e.export(&KEY, &mut self.rng);
+            self.saved.insert(dev.to_owned(), (client, state, e.tag()));
+        }
+    }
+
+    async fn send(&mut self, dev: &str, to_user: &str, text: &str) {
+        let to = self.bare(to_user);
+        self.with_engine(dev, |e, t, rng| e.send(&to, text, t, rng));
+    }
+
+    async fn smp_start(&mut self, dev: &str, peer_dev: &str, question: &str, secret: &str) {
+        let peer = self.bare(crate::user(peer_dev));
+        let tag = self.tag(peer_dev);
+        self.with_engine(dev, |e, t, rng| {
+            e.smp_start(&peer, tag, secret.as_bytes(), Some(question), t, rng)
+        });
+    }
+
+    async fn smp_respond(&mut self, dev: &str, peer_dev: &str, secret: &str) {
+        let peer = self.bare(crate::user(peer_dev));
+        let tag = self.tag(peer_dev);
+        self.with_engine(dev, |e, t, rng| {
+            e.smp_respond(&peer, tag, secret.as_bytes(), t, rng)
+        });
+    }
+
+    async fn settle(&mut self) -> Vec<(String, GlueEvent)> {
+        for _round in 0..1000 {
+            let mut moved = false;
+            let devs: Vec<String> = self.online.keys().cloned().collect();
+            for dev in devs {
+                let full = self.full(&dev);
+                for s in self.sim.inbox(&full) {
+                    moved = true;
+                    self.with_engine(&dev, |e, t, rng| e.handle(&s, t, rng));
+                }
+            }
+            if !moved {
+                break;
+            }
+        }
+        core::mem::take(&mut self.events)
+    }
+
+    fn tag(&self, dev: &str) -> InstanceTag {
+        self.tags.get(dev).copied().unwrap_or(InstanceTag::UNKNOWN)
+    }
+
+    fn non_interactive(&self, dev: &str, peer_dev: &str) -> bool {
+        let peer = self.bare(crate::user(peer_dev));
+        self.online
+            .get(dev)
+            .and_then(|e| e.client().conversation(&peer, self.tag(peer_dev)))
+            .is_some_and(|c| c.non_interactive_role().is_some())
+    }
+}
