@@ -465,6 +465,19 @@ mod tests {
     }
 
     #[test]
+    fn version_mask_selects_exactly_the_requested_versions() {
+        assert_eq!(version_mask(b"4"), 1 << 4);
+        assert_eq!(version_mask(b"34"), (1 << 3) | (1 << 4));
+        assert_eq!(version_mask(b""), 0);
+        // Bytes below '0' select nothing; each stored version v matches iff '0' + v is asked.
+        assert_eq!(version_mask(b"/ "), 0);
+        for v in 0u8..63 {
+            let c = crate::storage::version_char(v);
+            assert_eq!((version_mask(b"4") >> v) & 1 == 1, b"4".contains(&c), "{v}");
+        }
+    }
+
+    #[test]
     fn reopen_keeps_data_and_wal_mode() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("p.db");
