@@ -126,6 +126,21 @@ fn retrieve_once(s: &Service, text: &str, from: &str) {
     );
 }
 
+/// CPU time (user + system) this process has used, from `/proc/self/stat` (Linux; 0 when
+/// unavailable). Less sensitive than wall time to other jobs on the machine; resolution one
+/// clock tick (assumed 10 ms), so measure thousands of operations.
+fn cpu_secs() -> f64 {
+    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else {
+        return 0.0;
+    };
+    let Some((_, rest)) = stat.rsplit_once(')') else {
+        return 0.0;
+    };
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let tick = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    (tick(11) + tick(12)) / 100.0
+}
+
 /// Throughput and latency percentiles outside criterion (criterion reports means).
 fn latency_report(durability: Durability, threads: usize, n: usize) {
     let dir = tempfile::tempdir().unwrap();
@@ -133,6 +148,7 @@ fn latency_report(durability: Durability, threads: usize, n: usize) {
     let mut stock = Stock::new(&s);
     stock.refill(&s, n as u64);
     let text = query_text();
+    let cpu0 = cpu_secs();
     let start = Instant::now();
     let per = n / threads;
     let handles: Vec<_> = (0..threads)
@@ -155,16 +171,18 @@ fn latency_report(durability: Durability, threads: usize, n: usize) {
         .flat_map(|h| h.join().unwrap())
         .collect();
     let total = start.elapsed();
+    let cpu = cpu_secs() - cpu0;
     lat.sort_unstable();
     let pct = |p: f64| lat[((lat.len() as f64 * p) as usize).min(lat.len() - 1)];
     eprintln!(
-        "prekey_server retrieval sqlite/{durability:?} threads={threads}: {} retrievals in {:.2?} = {:.0}/s; p50 {:.1?} p99 {:.1?} max {:.1?}",
+        "prekey_server retrieval sqlite/{durability:?} threads={threads}: {} retrievals in {:.2?} = {:.0}/s; p50 {:.1?} p99 {:.1?} max {:.1?}; CPU {:.0} µs/retrieval",
         lat.len(),
         total,
         lat.len() as f64 / total.as_secs_f64(),
         pct(0.50),
         pct(0.99),
         lat[lat.len() - 1],
+        cpu * 1e6 / lat.len() as f64,
     );
 }
 
@@ -175,14 +193,17 @@ fn storage_only_report(durability: Durability, n: usize) {
     let mut stock = Stock::new(&s);
     stock.refill(&s, n as u64);
     let now = unix_now() as i64;
+    let cpu0 = cpu_secs();
     let t0 = Instant::now();
     for _ in 0..n {
         assert_eq!(s.storage().take_ensembles(BOB, b"4", now).unwrap().len(), 1);
     }
     let total = t0.elapsed();
+    let cpu = cpu_secs() - cpu0;
     eprintln!(
-        "prekey_server storage-only take sqlite/{durability:?}: {n} in {total:.2?} = {:.0}/s",
-        n as f64 / total.as_secs_f64()
+        "prekey_server storage-only take sqlite/{durability:?}: {n} in {total:.2?} = {:.0}/s; CPU {:.0} µs/take",
+        n as f64 / total.as_secs_f64(),
+        cpu * 1e6 / n as f64
     );
 }
 

@@ -1,6 +1,6 @@
-//! Criterion benches of otr4's protocol layers: the full interactive DAKE, Data Message
-//! encryption and decryption inside a chain, DH ratchet steps with and without the brace-key
-//! DH, and a complete SMP exchange.
+//! Criterion benches of otr4's protocol layers: the full interactive DAKE, the
+//! non-interactive DAKE (each side and both), Data Message encryption and decryption inside
+//! a chain, DH ratchet steps with and without the brace-key DH, and a complete SMP exchange.
 
 // Bench code, like tests: a setup that fails must stop the run loudly.
 #![allow(clippy::panic)]
@@ -13,11 +13,16 @@ use otr4::InstanceTag;
 use otr4::crypto::ed448::KeyPair;
 use otr4::crypto::fingerprint::Fingerprint;
 use otr4::crypto::keys::generate_forging_point;
+use otr4::dake::non_interactive::{
+    NonInteractiveComplete, receive_non_interactive_auth, send_non_interactive_auth,
+};
 use otr4::dake::{self, DakeComplete, LocalParty, PhiPrime};
+use otr4::prekey::ensemble::{PrekeyStore, ValidatedEnsemble};
 use otr4::profile::client::ClientProfile;
 use otr4::ratchet::DoubleRatchet;
 use otr4::smp::{Smp, SmpContext, SmpEvent};
-use otr4::wire::messages::DataMessage;
+use otr4::wire::messages::{DataMessage, NonInteractiveAuth};
+use otr4::wire::prekey_messages::PrekeyEnsemble;
 use rand_core::SeedableRng;
 
 const NOW: i64 = 1_780_000_000;
@@ -88,6 +93,114 @@ fn dake_bench(c: &mut Criterion) {
         "interactive, both sides (Identity, Auth-R, Auth-I)",
         |bch| bch.iter(|| run_dake(&mut rng, black_box(&b), black_box(&a))),
     );
+    g.finish();
+}
+
+/// Bob's published side of the non-interactive DAKE: his prekey secrets (one Prekey message
+/// and a Prekey Profile) and the Prekey Ensemble Alice retrieves.
+struct Published {
+    store: PrekeyStore,
+    ensemble: PrekeyEnsemble,
+}
+
+fn publish_one(rng: &mut ChaCha20Rng, bob: &Identity) -> Published {
+    let mut store = PrekeyStore::new(BOB);
+    let prekey_profile = store.new_prekey_profile(rng, &bob.key, NOW + 86_400);
+    let Ok(mut messages) = store.generate_prekey_messages(rng, 1, NOW) else {
+        panic!("prekey message")
+    };
+    let Some(prekey_message) = messages.pop() else {
+        panic!("no prekey message")
+    };
+    Published {
+        store,
+        ensemble: PrekeyEnsemble {
+            client_profile: bob.profile.clone(),
+            prekey_profile,
+            prekey_message,
+        },
+    }
+}
+
+/// Alice's side: validates the retrieved ensemble, builds the Non-Interactive-Auth message
+/// and encodes it for sending.
+fn ni_send(
+    rng: &mut ChaCha20Rng,
+    alice: &Identity,
+    ensemble: &PrekeyEnsemble,
+) -> (Vec<u8>, NonInteractiveComplete) {
+    let Ok(validated) = ValidatedEnsemble::validate(ensemble, NOW) else {
+        panic!("ensemble rejected")
+    };
+    match send_non_interactive_auth(
+        rng,
+        &validated,
+        &alice.key,
+        &alice.profile,
+        &alice.phi_prime,
+    ) {
+        Ok((m, done)) => (m.encode(), done),
+        Err(e) => panic!("send: {e}"),
+    }
+}
+
+/// Bob's side: decodes the message, verifies it against his prekey secrets (which removes
+/// the used prekey from `store`) and derives `K`, the SSID and the ratchet's first keys.
+fn ni_receive(bob: &Identity, store: &mut PrekeyStore, bytes: &[u8]) -> NonInteractiveComplete {
+    let Ok(m) = NonInteractiveAuth::decode(bytes) else {
+        panic!("decode")
+    };
+    match receive_non_interactive_auth(
+        &m,
+        &bob.key,
+        core::slice::from_ref(&bob.profile),
+        store,
+        &bob.phi_prime,
+        NOW,
+    ) {
+        Ok(done) => done,
+        Err(e) => panic!("receive: {e}"),
+    }
+}
+
+fn non_interactive_bench(c: &mut Criterion) {
+    let mut rng = rng();
+    let (alice, bob) = (Identity::new(&mut rng, ALICE), Identity::new(&mut rng, BOB));
+    let published = publish_one(&mut rng, &bob);
+    let (bytes, alice_done) = ni_send(&mut rng, &alice, &published.ensemble);
+    let mut store = published.store.clone();
+    let bob_done = ni_receive(&bob, &mut store, &bytes);
+    assert_eq!(alice_done.ssid(), bob_done.ssid());
+    assert!(store.is_empty(), "the used prekey is removed");
+
+    let mut g = c.benchmark_group("dake");
+    g.sample_size(10);
+    g.bench_function(
+        "non-interactive, Alice: validate ensemble + build Non-Interactive-Auth",
+        |bch| bch.iter(|| ni_send(&mut rng, &alice, black_box(&published.ensemble))),
+    );
+    // Each receive consumes the prekey: a fresh copy of Bob's secrets per iteration
+    // (the copy is setup, not measured).
+    g.bench_function(
+        "non-interactive, Bob: decode + verify Non-Interactive-Auth + derive",
+        |bch| {
+            bch.iter_batched(
+                || published.store.clone(),
+                |mut s| ni_receive(&bob, &mut s, black_box(&bytes)),
+                BatchSize::SmallInput,
+            )
+        },
+    );
+    g.bench_function("non-interactive, both sides", |bch| {
+        bch.iter_batched(
+            || published.store.clone(),
+            |mut s| {
+                let (b, a) = ni_send(&mut rng, &alice, black_box(&published.ensemble));
+                (a, ni_receive(&bob, &mut s, &b))
+            },
+            BatchSize::SmallInput,
+        )
+    });
     g.finish();
 }
 
@@ -245,7 +358,13 @@ fn smp_bench(c: &mut Criterion) {
 }
 
 mod group {
-    use super::{dake_bench, ratchet_bench, smp_bench};
-    criterion::criterion_group!(benches, dake_bench, ratchet_bench, smp_bench);
+    use super::{dake_bench, non_interactive_bench, ratchet_bench, smp_bench};
+    criterion::criterion_group!(
+        benches,
+        dake_bench,
+        non_interactive_bench,
+        ratchet_bench,
+        smp_bench
+    );
 }
 criterion_main!(group::benches);

@@ -22,7 +22,7 @@ use otr4::wire::prekey_messages::{
     NO_PREKEY_ENSEMBLES_TEXT, NoPrekeyEnsembles, PrekeyServerMessage, TYPE_ENSEMBLE_RETRIEVAL,
 };
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, MutexGuard, mpsc};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{SystemTime, UNIX_EPOCH};
 use tracing::{debug, info, warn};
 
@@ -171,86 +171,108 @@ type TakeResult = Result<Vec<StoredEnsemble>, String>;
 
 /// One queued retrieval.
 struct TakeJob {
+    id: u64,
     request: TakeRequest,
     now: i64,
-    reply: mpsc::SyncSender<TakeResult>,
 }
 
-/// Group commit for retrievals: one worker thread runs every retrieval queued at the moment
-/// it becomes free in one storage transaction ([`Storage::take_ensembles_batch`]), so
-/// concurrent retrievals share one durable commit (one fsync with `synchronous=FULL`). A
-/// lone retrieval is not delayed: nothing waits for a batch to fill. Results are released
-/// only after the commit.
+/// The group-commit queue, under [`Batcher::state`].
+#[derive(Default)]
+struct BatchState {
+    /// Retrievals waiting for a leader, oldest first.
+    queue: Vec<TakeJob>,
+    /// Results of committed (or failed) retrievals not yet collected by their caller.
+    done: HashMap<u64, TakeResult>,
+    /// A caller is running a batch right now.
+    leader: bool,
+    next_id: u64,
+}
+
+/// Group commit for retrievals, run by the callers themselves (leader/follower): a caller
+/// queues its retrieval; if no batch is running it becomes the leader and runs every queued
+/// retrieval (up to [`MAX_RETRIEVAL_BATCH`]) in one storage transaction
+/// ([`Storage::take_ensembles_batch`]), so concurrent retrievals share one durable commit
+/// (one fsync with `synchronous=FULL`); otherwise it waits for a leader to commit its
+/// retrieval. A lone retrieval runs at once on its own thread (no hand-off to another
+/// thread, nothing waits for a batch to fill). Results are released only after the commit.
 struct Batcher {
-    jobs: Mutex<Option<mpsc::Sender<TakeJob>>>,
+    state: Mutex<BatchState>,
+    wake: Condvar,
+}
+
+/// Ends a leader's turn even if the storage call unwinds: failed jobs get an error, the
+/// `leader` flag is cleared and the waiting callers are woken (one of them leads next).
+struct LeaderTurn<'a> {
+    batcher: &'a Batcher,
+    ids: Vec<u64>,
+    results: Option<Vec<TakeResult>>,
+}
+
+impl Drop for LeaderTurn<'_> {
+    fn drop(&mut self) {
+        let results = self.results.take().unwrap_or_default();
+        let mut st = lock(&self.batcher.state);
+        let mut results = results.into_iter();
+        for id in self.ids.drain(..) {
+            let r = results
+                .next()
+                .unwrap_or_else(|| Err("retrieval batch did not complete".into()));
+            st.done.insert(id, r);
+        }
+        st.leader = false;
+        drop(st);
+        self.batcher.wake.notify_all();
+    }
 }
 
 impl Batcher {
-    fn start(storage: Arc<dyn Storage>) -> Batcher {
-        let (tx, rx) = mpsc::channel::<TakeJob>();
-        let spawned = std::thread::Builder::new()
-            .name("prekey-retrievals".into())
-            .spawn(move || {
-                while let Ok(first) = rx.recv() {
-                    let mut jobs = vec![first];
-                    while jobs.len() < MAX_RETRIEVAL_BATCH {
-                        match rx.try_recv() {
-                            Ok(j) => jobs.push(j),
-                            Err(_) => break,
-                        }
-                    }
-                    let now = jobs.iter().map(|j| j.now).max().unwrap_or(0);
-                    let requests: Vec<TakeRequest> =
-                        jobs.iter().map(|j| j.request.clone()).collect();
-                    match storage.take_ensembles_batch(&requests, now) {
-                        Ok(results) => {
-                            debug!(batch = jobs.len(), "retrievals committed");
-                            for (job, r) in jobs.into_iter().zip(results) {
-                                let _ = job.reply.send(Ok(r));
-                            }
-                        }
-                        Err(e) => {
-                            let msg = e.to_string();
-                            for job in jobs {
-                                let _ = job.reply.send(Err(msg.clone()));
-                            }
-                        }
-                    }
-                }
-            });
-        let jobs = match spawned {
-            Ok(_) => Some(tx),
-            Err(e) => {
-                warn!(error = %e, "no retrieval thread; retrievals run one by one");
-                None
-            }
-        };
+    fn new() -> Batcher {
         Batcher {
-            jobs: Mutex::new(jobs),
+            state: Mutex::new(BatchState::default()),
+            wake: Condvar::new(),
         }
     }
 
     /// Takes ensembles for `request`, batched with concurrent retrievals when possible.
     fn take(&self, storage: &dyn Storage, request: TakeRequest, now: i64) -> TakeResult {
-        let sender = lock(&self.jobs).clone();
-        if let Some(tx) = sender {
-            let (reply, result) = mpsc::sync_channel(1);
-            if tx
-                .send(TakeJob {
-                    request: request.clone(),
-                    now,
-                    reply,
-                })
-                .is_ok()
-            {
-                if let Ok(r) = result.recv() {
-                    return r;
-                }
+        let mut st = lock(&self.state);
+        let id = st.next_id;
+        st.next_id = st.next_id.wrapping_add(1);
+        st.queue.push(TakeJob { id, request, now });
+        loop {
+            if let Some(r) = st.done.remove(&id) {
+                return r;
             }
+            if st.leader {
+                st = self.wake.wait(st).unwrap_or_else(|e| e.into_inner());
+                continue;
+            }
+            // Lead: take the oldest queued retrievals (ours among them unless more than a
+            // full batch is ahead of it; then we lead again).
+            st.leader = true;
+            let n = st.queue.len().min(MAX_RETRIEVAL_BATCH);
+            let jobs: Vec<TakeJob> = st.queue.drain(..n).collect();
+            drop(st);
+            let mut turn = LeaderTurn {
+                batcher: self,
+                ids: jobs.iter().map(|j| j.id).collect(),
+                results: None,
+            };
+            let now = jobs.iter().map(|j| j.now).max().unwrap_or(now);
+            let requests: Vec<TakeRequest> = jobs.into_iter().map(|j| j.request).collect();
+            turn.results = Some(match storage.take_ensembles_batch(&requests, now) {
+                Ok(results) => {
+                    debug!(batch = requests.len(), "retrievals committed");
+                    results.into_iter().map(Ok).collect()
+                }
+                Err(e) => {
+                    let msg = e.to_string();
+                    requests.iter().map(|_| Err(msg.clone())).collect()
+                }
+            });
+            drop(turn);
+            st = lock(&self.state);
         }
-        storage
-            .take_ensembles(&request.jid, &request.versions, now)
-            .map_err(|e| e.to_string())
     }
 }
 
@@ -290,7 +312,6 @@ impl Service {
             options.limits.retrieval_rate_per_sec,
             options.limits.retrieval_burst,
         );
-        let storage_for_batcher = storage.clone();
         Service {
             core,
             storage,
@@ -298,7 +319,7 @@ impl Service {
             sessions: Mutex::new(HashMap::new()),
             rate: Mutex::new(rate),
             reassembly: Mutex::new(HashMap::new()),
-            retrievals: Batcher::start(storage_for_batcher),
+            retrievals: Batcher::new(),
         }
     }
 

@@ -7,8 +7,9 @@
 
 use super::{
     DeviceKey, GcReport, LONG_TERM_KEY_LEN, Storage, StorageError, StoreOutcome, StoreRequest,
-    StoredEnsemble, TakeRequest, validate_request, version_char, versions_intersect,
+    StoredEnsemble, TakeRequest, validate_request, versions_intersect,
 };
+use rusqlite::config::DbConfig;
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -123,6 +124,10 @@ impl SqliteStorage {
         }
         conn.pragma_update(None, "synchronous", self.durability.pragma())?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
+        // Query planner stability: with the bundled SQLite's STAT4, binding a new value to
+        // some parameters marks a cached statement expired, so every retrieval re-parsed and
+        // re-planned its statements (seen in `perf`). Our plans never depend on the values.
+        conn.set_db_config(DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG, true)?;
         Ok(conn)
     }
 
@@ -168,12 +173,25 @@ fn count_device(conn: &Connection, d: &DeviceKey) -> Result<u64, StorageError> {
     Ok(u64::try_from(n).unwrap_or(0))
 }
 
-fn key_array(v: Vec<u8>) -> Result<[u8; LONG_TERM_KEY_LEN], StorageError> {
-    <[u8; LONG_TERM_KEY_LEN]>::try_from(v)
-        .map_err(|_| StorageError::Backend("stored long-term key has the wrong length".into()))
+/// Column `i` of `r` as a borrowed BLOB.
+fn blob<'r>(r: &'r rusqlite::Row<'_>, i: usize) -> Result<&'r [u8], StorageError> {
+    r.get_ref(i)?
+        .as_blob()
+        .map_err(|e| StorageError::Backend(format!("column {i}: {e}")))
 }
 
-/// Takes one Prekey message per eligible instance tag of `jid` inside `tx`.
+/// The requested versions string as a bit set of version numbers (`b"4"` → `1 << 4`), for
+/// the SQL filter `(?mask >> version) & 1`, matching `version_char` for versions 0–62.
+fn version_mask(versions: &[u8]) -> i64 {
+    versions
+        .iter()
+        .filter_map(|v| v.checked_sub(b'0').filter(|d| *d < 63))
+        .fold(0i64, |m, d| m | (1i64 << d))
+}
+
+/// Takes one Prekey message per eligible instance tag of `jid` inside `tx`: one query for
+/// the devices with unexpired profiles, then per device one `DELETE … RETURNING` that removes
+/// and returns its oldest Prekey message of a requested version.
 fn take_in(
     tx: &rusqlite::Transaction<'_>,
     jid: &str,
@@ -189,54 +207,42 @@ fn take_in(
          WHERE c.jid = ?1 AND c.expires > ?2 AND p.expires > ?2
          ORDER BY c.instance_tag",
     )?;
-    let rows = devices
-        .query_map(params![jid, now], |r| {
-            Ok((
-                r.get::<_, u32>(0)?,
-                r.get::<_, Vec<u8>>(1)?,
-                r.get::<_, Vec<u8>>(2)?,
-                r.get::<_, Vec<u8>>(3)?,
-                r.get::<_, Vec<u8>>(4)?,
-            ))
-        })?
-        .collect::<Result<Vec<_>, _>>()?;
-    let mut pick = tx.prepare_cached(
-        "SELECT seq, prekey_id, version, message FROM prekey_messages
-         WHERE jid = ?1 AND instance_tag = ?2 AND long_term_key = ?3
-         ORDER BY seq",
+    let mut rows = devices.query(params![jid, now])?;
+    // The oldest (lowest `seq`) message of the device whose version was requested. Under
+    // the IMMEDIATE transaction's write lock, so no other retrieval can take it too.
+    let mut take = tx.prepare_cached(
+        "DELETE FROM prekey_messages WHERE seq = (
+           SELECT seq FROM prekey_messages
+           WHERE jid = ?1 AND instance_tag = ?2 AND long_term_key = ?3
+             AND (?4 >> version) & 1 = 1
+           ORDER BY seq LIMIT 1)
+         RETURNING prekey_id, message",
     )?;
-    let mut delete = tx.prepare_cached("DELETE FROM prekey_messages WHERE seq = ?1")?;
-    for (tag, key, cp, cp_versions, pp) in rows {
-        if !versions_intersect(versions, &cp_versions) {
+    let mask = version_mask(versions);
+    while let Some(r) = rows.next()? {
+        let cp_versions = blob(r, 3)?;
+        if !versions_intersect(versions, cp_versions) {
             continue;
         }
-        let key = key_array(key)?;
-        let mut found = None;
-        let mut q = pick.query(params![jid, tag, &key[..]])?;
-        while let Some(r) = q.next()? {
-            let version: u8 = r.get(2)?;
-            if versions.contains(&version_char(version)) {
-                found = Some((
-                    r.get::<_, i64>(0)?,
-                    r.get::<_, u32>(1)?,
-                    r.get::<_, Vec<u8>>(3)?,
-                ));
-                break;
-            }
-        }
-        drop(q);
-        let Some((seq, id, message)) = found else {
-            continue;
-        };
-        if delete.execute(params![seq])? != 1 {
+        let tag: u32 = r.get(0)?;
+        let key = blob(r, 1)?;
+        if key.len() != LONG_TERM_KEY_LEN {
             return Err(StorageError::Backend(
-                "prekey message vanished inside the transaction".into(),
+                "stored long-term key has the wrong length".into(),
             ));
         }
+        let found = take
+            .query_row(params![jid, tag, key, mask], |m| {
+                Ok((m.get::<_, u32>(0)?, m.get::<_, Vec<u8>>(1)?))
+            })
+            .optional()?;
+        let Some((id, message)) = found else {
+            continue;
+        };
         out.push(StoredEnsemble {
             instance_tag: tag,
-            client_profile: cp,
-            prekey_profile: pp,
+            client_profile: r.get(2)?,
+            prekey_profile: r.get(4)?,
             prekey_message: message,
             prekey_message_id: id,
         });
@@ -456,6 +462,19 @@ mod tests {
                 SqliteStorage::open(dir.path().join(format!("s{i}.db")), Durability::Full).unwrap(),
             )
         });
+    }
+
+    #[test]
+    fn version_mask_selects_exactly_the_requested_versions() {
+        assert_eq!(version_mask(b"4"), 1 << 4);
+        assert_eq!(version_mask(b"34"), (1 << 3) | (1 << 4));
+        assert_eq!(version_mask(b""), 0);
+        // Bytes below '0' select nothing; each stored version v matches iff '0' + v is asked.
+        assert_eq!(version_mask(b"/ "), 0);
+        for v in 0u8..63 {
+            let c = crate::storage::version_char(v);
+            assert_eq!((version_mask(b"4") >> v) & 1 == 1, b"4".contains(&c), "{v}");
+        }
     }
 
     #[test]
