@@ -2,3 +2,5 @@
 //!
 //! Not built yet: this lands with the xmpp-glue issue. The crate exists so the workspace
 //! layout is final from the start.
+
+pub mod sim;
