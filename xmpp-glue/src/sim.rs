@@ -7,7 +7,7 @@
 //! synchronous: when `submit` returns, every resulting stanza (including component replies)
 //! sits in the recipients' inboxes.
 //!
-//! Simplifications vs Prosody 0.12 (documented per item below and in `docs/xmpp-glue.md`):
+//! Simplifications vs Prosody 0.12:
 //! - rosters are implicit: every pair of users is subscribed "both" unless
 //!   [`SimServer::set_subscribed`] says otherwise; presence subscription stanzas are ignored;
 //! - PEP interest is not filtered by XEP-0115 `+notify` features: every available resource
@@ -782,7 +782,7 @@ impl SimServer {
             return;
         };
         match self.classify(&to) {
-            Dest::Component(c) => self.to_component(&c, stanza),
+            Dest::Component(c) => self.route_to_component(&c, stanza),
             Dest::Full { full, .. } => {
                 self.deliver(&full, stanza);
             }
@@ -807,7 +807,7 @@ impl SimServer {
         self.send_direct(e);
     }
 
-    fn to_component(&mut self, jid: &str, stanza: Element) {
+    fn route_to_component(&mut self, jid: &str, stanza: Element) {
         let Some(handler) = self.components.get_mut(jid) else {
             return;
         };
@@ -880,11 +880,7 @@ impl SimServer {
     // ----- messages -----
 
     fn route_message(&mut self, origin: &Origin, mut st: Element) {
-        let typ = match st.attr("type") {
-            Some(t @ ("chat" | "headline" | "groupchat" | "error")) => t,
-            _ => "normal",
-        }
-        .to_owned();
+        let typ = message_type(&st).to_owned();
         let sender_user = match origin {
             Origin::Session(f) => Some(bare_of(f).to_owned()),
             Origin::Component => None,
@@ -913,7 +909,7 @@ impl SimServer {
                 if let Origin::Session(f) = origin {
                     self.carbons(f, &st, &typ, "sent", &[]);
                 }
-                self.to_component(&c, st);
+                self.route_to_component(&c, st);
             }
             Dest::Bare(bare) => self.message_to_user(origin, st, &typ, &bare, None),
             Dest::Full { bare, full } => self.message_to_user(origin, st, &typ, &bare, Some(full)),
@@ -1107,10 +1103,8 @@ impl SimServer {
         match (origin, st.attr("to")) {
             (Origin::Session(full), None) => match typ.as_deref() {
                 None => self.presence_available(full, st),
-                Some("unavailable") => {
-                    if self.sessions.get(full).is_some_and(|s| s.available) {
-                        self.presence_unavailable(full, &st);
-                    }
+                Some("unavailable") if self.sessions.get(full).is_some_and(|s| s.available) => {
+                    self.presence_unavailable(full, &st);
                 }
                 _ => {}
             },
@@ -1121,7 +1115,7 @@ impl SimServer {
                 }
                 let Ok(j) = Jid::parse(to) else { return };
                 match self.classify(&j) {
-                    Dest::Component(c) => self.to_component(&c, st),
+                    Dest::Component(c) => self.route_to_component(&c, st),
                     Dest::Full { full, .. } => {
                         self.deliver(&full, st);
                     }
@@ -1272,9 +1266,10 @@ impl SimServer {
             (None, Origin::Component) => return,
         };
         match dest {
-            Dest::Component(c) => self.to_component(&c, st),
+            Dest::Component(c) => self.route_to_component(&c, st),
             Dest::Full { full, .. } => {
-                if !self.deliver(&full, st.clone()) && request {
+                let delivered = self.deliver(&full, st.clone());
+                if !delivered && request {
                     self.reply_err(&st, IqErr::new("cancel", "service-unavailable"));
                 }
             }
@@ -1890,6 +1885,17 @@ fn may_read(access: Access, is_owner: bool, subscribed: bool) -> bool {
             Access::Presence => subscribed,
             Access::Whitelist => false,
         }
+}
+
+/// A message's type; unknown or absent types are `normal` (RFC 6121 §5.2.2).
+fn message_type(st: &Element) -> &'static str {
+    match st.attr("type") {
+        Some("chat") => "chat",
+        Some("headline") => "headline",
+        Some("groupchat") => "groupchat",
+        Some("error") => "error",
+        _ => "normal",
+    }
 }
 
 /// Prosody 0.12 mod_mam `should_store`, for chat/normal messages.
