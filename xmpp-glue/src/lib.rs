@@ -15,6 +15,7 @@
 
 pub mod devices;
 pub mod engine;
+pub mod sim;
 pub mod ns;
 pub mod stanza;
 pub mod trust;

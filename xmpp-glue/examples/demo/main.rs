@@ -26,7 +26,7 @@ const BOB_DESKTOP: &str = "bob/desktop";
 const BOB_TABLET: &str = "bob/tablet";
 
 /// What the scenario needs from a network of devices. Devices are named `user/resource`.
-pub trait Net {
+trait Net {
     /// The domain.
     fn domain(&self) -> &str;
     /// Brings a device online (creating it, or restoring it from its saved state).
