@@ -38,18 +38,31 @@ pub const DEFAULT_REFILL: RefillPolicy = RefillPolicy {
     renew_before: 86_400,
 };
 
-/// The TLV type (unassigned by otrv4.md, so ignored by other implementations) our own-device
-/// copies carry: its value is the bare JID the message was sent to (docs/xmpp-glue.md §4),
-/// inside the encryption so the server cannot redirect it.
-pub const SENT_TO_TLV: u16 = 0x4f34;
+/// The use indication (otrv4.md §"Extra Symmetric Key": the first 4 bytes of a type 7 TLV
+/// say what the key is for, the rest is use-specific) our own-device copies carry: the rest
+/// of the TLV is the bare JID the message was sent to (docs/xmpp-glue.md §4), inside the
+/// encryption so the server cannot redirect it. A type 7 TLV is on the spec's list, so other
+/// implementations accept it silently (an unassigned type would be a "corrupted TLV").
+pub const SENT_TO_CONTEXT: [u8; 4] = *b"O4to";
 
 fn sent_to_tlv(to: Option<&str>) -> Vec<Tlv> {
-    to.map(|t| Tlv {
-        typ: TlvType::from_u16(SENT_TO_TLV),
-        value: t.as_bytes().to_vec(),
+    to.map(|t| {
+        let mut value = SENT_TO_CONTEXT.to_vec();
+        value.extend_from_slice(t.as_bytes());
+        Tlv {
+            typ: TlvType::ExtraSymmetricKey,
+            value,
+        }
     })
     .into_iter()
     .collect()
+}
+
+fn sent_to_of(tlvs: &[Tlv]) -> Option<String> {
+    tlvs.iter()
+        .filter(|t| t.typ == TlvType::ExtraSymmetricKey)
+        .find_map(|t| t.value.strip_prefix(SENT_TO_CONTEXT.as_slice()))
+        .and_then(|v| String::from_utf8(v.to_vec()).ok())
 }
 
 /// A message waiting for a device's ensemble.
@@ -1231,9 +1244,7 @@ impl Engine {
                     encrypted: true,
                 } => {
                     let sent_to = if from == self.cfg.jid {
-                        tlvs.iter()
-                            .find(|t| t.typ.to_u16() == SENT_TO_TLV)
-                            .and_then(|t| String::from_utf8(t.value.clone()).ok())
+                        sent_to_of(&tlvs)
                     } else {
                         None
                     };
@@ -1307,6 +1318,8 @@ impl Engine {
                     reason: otr4::conversation::NotSentReason::Queued,
                     ..
                 } => {}
+                // The extra key of our own-copy TLV is not used.
+                Event::ExtraSymmetricKey { context, .. } if context == SENT_TO_CONTEXT => {}
                 Event::NotSent {
                     peer,
                     instance,
