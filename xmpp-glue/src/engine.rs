@@ -631,7 +631,7 @@ impl Engine {
             self.client.prekey_publication(None, now, rng)
         };
         match first {
-            Ok(Some(m)) => self.to_server_own(&m),
+            Ok(Some(m)) => self.send_to_own_server(&m),
             Ok(None) => {}
             Err(e) => self.emit(GlueEvent::Error(GlueError::PrekeyServer(e))),
         }
@@ -641,13 +641,13 @@ impl Engine {
         self.state.servers.get(dom).map(|p| p.jid.clone())
     }
 
-    fn to_server_own(&mut self, m: &PrekeyServerMessage) {
+    fn send_to_own_server(&mut self, m: &PrekeyServerMessage) {
         if let Some(j) = self.server_jid(domain(&self.cfg.jid)) {
-            self.to_server(&j, m);
+            self.send_to_server(&j, m);
         }
     }
 
-    fn to_server(&mut self, jid: &str, m: &PrekeyServerMessage) {
+    fn send_to_server(&mut self, jid: &str, m: &PrekeyServerMessage) {
         let id = self.id();
         let s = stanza::body_message(jid, &id, &encode_prekey(&m.encode()));
         self.stanza(s);
@@ -780,7 +780,7 @@ impl Engine {
         match self.client.receive_prekey_server(&msg, now, rng) {
             Ok(PrekeyOutcome::Send(m)) => {
                 // DAKE-3 goes back to the server of the exchange: ours.
-                self.to_server_own(&m);
+                self.send_to_own_server(&m);
             }
             Ok(PrekeyOutcome::Published { prekey_ids, .. }) => {
                 self.state.published = true;
@@ -797,7 +797,7 @@ impl Engine {
             }
             Ok(PrekeyOutcome::StorageStatus { publish, .. }) => {
                 if let Some(m) = publish {
-                    self.to_server_own(&m);
+                    self.send_to_own_server(&m);
                 }
             }
             Ok(PrekeyOutcome::Ensembles { peer, ensembles }) => {
@@ -866,7 +866,7 @@ impl Engine {
             return;
         }
         match self.client.ensemble_query(peer) {
-            Ok(q) => self.to_server(&server, &q),
+            Ok(q) => self.send_to_server(&server, &q),
             Err(e) => {
                 self.queries_inflight.remove(peer);
                 self.emit(GlueEvent::Error(GlueError::PrekeyServer(e)));

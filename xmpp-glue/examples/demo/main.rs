@@ -9,8 +9,11 @@
 //! scenario runs against a real XMPP server (PEP, MAM, offline storage and an OTRv4 prekey
 //! server component are needed; see xmpp-glue/tests/prosody/setup.sh).
 
+#[path = "net_sim.rs"]
 mod net_sim;
+#[path = "prekey.rs"]
 mod prekey;
+#[path = "transcript.rs"]
 mod transcript;
 
 use std::process::ExitCode;
@@ -142,32 +145,39 @@ async fn scenario<N: Net>(net: &mut N) -> bool {
     ok
 }
 
-fn main() -> ExitCode {
-    let args: Vec<String> = std::env::args().skip(1).collect();
+/// Runs the scenario on the in-memory server; returns whether every check held.
+pub fn run_in_memory() -> bool {
     let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("tokio: {e}");
-            return ExitCode::FAILURE;
+            return false;
         }
     };
+    let dir = match tempfile::tempdir() {
+        Ok(d) => d,
+        Err(e) => {
+            eprintln!("temporary directory: {e}");
+            return false;
+        }
+    };
+    println!(
+        "otr4 demo: in-memory XMPP server for example.org, prekey server prekey.example.org \
+on an embedded SQLite store ({})",
+        dir.path().display()
+    );
+    let mut net = net_sim::SimNet::new("example.org", dir.path());
+    rt.block_on(scenario(&mut net))
+}
+
+#[allow(dead_code)]
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
     let ok = if args.iter().any(|a| a == "--xmpp") {
         eprintln!("--xmpp: not available in this build");
         false
     } else {
-        let dir = match tempfile::tempdir() {
-            Ok(d) => d,
-            Err(e) => {
-                eprintln!("temporary directory: {e}");
-                return ExitCode::FAILURE;
-            }
-        };
-        println!(
-            "otr4 demo: in-memory XMPP server for example.org, prekey server prekey.example.org on an embedded SQLite store ({})",
-            dir.path().display()
-        );
-        let mut net = net_sim::SimNet::new("example.org", dir.path());
-        rt.block_on(scenario(&mut net))
+        run_in_memory()
     };
     if ok {
         println!("\nAll checks passed.");

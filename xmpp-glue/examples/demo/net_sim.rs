@@ -11,7 +11,7 @@ use rand::rngs::ThreadRng;
 use xmpp_glue::sim::SimServer;
 use xmpp_glue::{Engine, EngineConfig, GlueEvent, GlueState, Output};
 
-use crate::{Net, prekey};
+use super::{Net, prekey};
 
 const KEY: [u8; 32] = [7; 32];
 
@@ -168,7 +168,7 @@ impl Net for SimNet {
     }
 
     async fn smp_start(&mut self, dev: &str, peer_dev: &str, question: &str, secret: &str) {
-        let peer = self.bare(crate::user(peer_dev));
+        let peer = self.bare(super::user(peer_dev));
         let tag = self.tag(peer_dev);
         self.with_engine(dev, |e, t, rng| {
             e.smp_start(&peer, tag, secret.as_bytes(), Some(question), t, rng)
@@ -176,7 +176,7 @@ impl Net for SimNet {
     }
 
     async fn smp_respond(&mut self, dev: &str, peer_dev: &str, secret: &str) {
-        let peer = self.bare(crate::user(peer_dev));
+        let peer = self.bare(super::user(peer_dev));
         let tag = self.tag(peer_dev);
         self.with_engine(dev, |e, t, rng| {
             e.smp_respond(&peer, tag, secret.as_bytes(), t, rng)
@@ -206,7 +206,7 @@ impl Net for SimNet {
     }
 
     fn non_interactive(&self, dev: &str, peer_dev: &str) -> bool {
-        let peer = self.bare(crate::user(peer_dev));
+        let peer = self.bare(super::user(peer_dev));
         self.online
             .get(dev)
             .and_then(|e| e.client().conversation(&peer, self.tag(peer_dev)))

@@ -6,7 +6,7 @@ use otr4::conversation::SmpUpdate;
 use xmpp_glue::GlueEvent;
 use xmpp_glue::devices::DeviceChange;
 
-use crate::Net;
+use super::Net;
 
 /// The transcript and its record.
 pub struct Transcript {
