@@ -15,8 +15,8 @@
 
 pub mod devices;
 pub mod engine;
-pub mod sim;
 pub mod ns;
+pub mod sim;
 pub mod stanza;
 pub mod trust;
 

@@ -9,5 +9,8 @@ mod demo;
 
 #[test]
 fn demo_scenario_passes_every_check() {
-    assert!(demo::run_in_memory(), "the demo's checks failed (see the transcript above)");
+    assert!(
+        demo::run_in_memory(),
+        "the demo's checks failed (see the transcript above)"
+    );
 }

@@ -9,12 +9,14 @@
 //! scenario runs against a real XMPP server (PEP, MAM, offline storage and an OTRv4 prekey
 //! server component are needed; see xmpp-glue/tests/prosody/setup.sh).
 
+#![allow(async_fn_in_trait)]
+
 #[path = "net_sim.rs"]
-mod net_sim;
+pub mod net_sim;
 #[path = "prekey.rs"]
-mod prekey;
+pub mod prekey;
 #[path = "transcript.rs"]
-mod transcript;
+pub mod transcript;
 
 use std::process::ExitCode;
 
@@ -29,7 +31,7 @@ const BOB_DESKTOP: &str = "bob/desktop";
 const BOB_TABLET: &str = "bob/tablet";
 
 /// What the scenario needs from a network of devices. Devices are named `user/resource`.
-trait Net {
+pub trait Net {
     /// The domain.
     fn domain(&self) -> &str;
     /// Brings a device online (creating it, or restoring it from its saved state).
@@ -50,7 +52,7 @@ trait Net {
     fn non_interactive(&self, dev: &str, peer_dev: &str) -> bool;
 }
 
-fn user(dev: &str) -> &str {
+pub fn user(dev: &str) -> &str {
     dev.split_once('/').map_or(dev, |(u, _)| u)
 }
 
@@ -84,11 +86,17 @@ async fn scenario<N: Net>(net: &mut N) -> bool {
     }
 
     t.section("4. SMP: Bob's desktop verifies Alice's laptop with a shared secret");
-    net.smp_start(BOB_DESKTOP, ALICE_LAPTOP, "Where did we first meet?", "the library")
-        .await;
+    net.smp_start(
+        BOB_DESKTOP,
+        ALICE_LAPTOP,
+        "Where did we first meet?",
+        "the library",
+    )
+    .await;
     let ev = net.settle().await;
     t.show(net, &ev);
-    net.smp_respond(ALICE_LAPTOP, BOB_DESKTOP, "the library").await;
+    net.smp_respond(ALICE_LAPTOP, BOB_DESKTOP, "the library")
+        .await;
     let ev = net.settle().await;
     t.show(net, &ev);
 
@@ -110,7 +118,11 @@ async fn scenario<N: Net>(net: &mut N) -> bool {
         println!(
             "  {} {dev:<13} got \"{text}\" from {from} {}",
             if good { "ok  " } else { "FAIL" },
-            if good { String::from("exactly once") } else { format!("{n} times") }
+            if good {
+                String::from("exactly once")
+            } else {
+                format!("{n} times")
+            }
         );
         good
     };
@@ -147,7 +159,10 @@ async fn scenario<N: Net>(net: &mut N) -> bool {
 
 /// Runs the scenario on the in-memory server; returns whether every check held.
 pub fn run_in_memory() -> bool {
-    let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("tokio: {e}");

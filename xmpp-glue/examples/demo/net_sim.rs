@@ -66,6 +66,33 @@ impl SimNet {
         }
     }
 
+    /// Adds a user (`name` without the domain).
+    pub fn add_user(&mut self, name: &str) {
+        let _ = self.sim.add_user(&format!("{name}@{}", self.domain));
+    }
+
+    /// The in-memory server.
+    pub fn server(&mut self) -> &mut SimServer {
+        &mut self.sim
+    }
+
+    /// A device sends a raw stanza (tests: carbons, hostile lists).
+    pub fn submit_raw(&mut self, dev: &str, stanza: minidom::Element) {
+        let full = self.full(dev);
+        let _ = self.sim.submit(&full, stanza);
+    }
+
+    /// A device removes another device of its account from the device list.
+    pub fn remove_device(&mut self, dev: &str, other: &str) {
+        let tag = self.tag(other);
+        self.with_engine(dev, |e, t, rng| e.remove_device(tag, t, rng));
+    }
+
+    /// The engine of an online device.
+    pub fn engine(&self, dev: &str) -> Option<&Engine> {
+        self.online.get(dev)
+    }
+
     fn full(&self, dev: &str) -> String {
         let (u, r) = dev.split_once('/').unwrap_or((dev, "default"));
         format!("{u}@{}/{r}", self.domain)

@@ -16,7 +16,11 @@ pub fn service(jid: &str, dir: &std::path::Path) -> Arc<Service> {
         .unwrap_or_else(|e| fail(&format!("prekey store: {e}")));
     let (key, _) = prekey_server::keys::load_or_create(&dir.join("server.key"))
         .unwrap_or_else(|e| fail(&format!("prekey server key: {e}")));
-    Arc::new(Service::new(key, Arc::new(storage), ServiceOptions::new(jid)))
+    Arc::new(Service::new(
+        key,
+        Arc::new(storage),
+        ServiceOptions::new(jid),
+    ))
 }
 
 fn fail(msg: &str) -> ! {
