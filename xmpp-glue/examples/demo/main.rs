@@ -52,6 +52,7 @@ pub trait Net {
     fn non_interactive(&self, dev: &str, peer_dev: &str) -> bool;
 }
 
+/// The user part of a device name (`user/resource`).
 pub fn user(dev: &str) -> &str {
     dev.split_once('/').map_or(dev, |(u, _)| u)
 }
