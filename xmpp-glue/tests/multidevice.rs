@@ -80,6 +80,14 @@ fn ninth_device_is_refused_with_a_clear_error() {
                 .any(|(dev, e)| dev == d && matches!(e, GlueEvent::Listed));
             if i < 8 {
                 assert!(listed && !refused, "device {} should be listed", i + 1);
+                // A device lists itself only after its prekeys are published.
+                let at = |f: fn(&GlueEvent) -> bool| {
+                    ev.iter().position(|(dev, e)| dev == d && f(e)).unwrap()
+                };
+                assert!(
+                    at(|e| matches!(e, GlueEvent::Published { .. }))
+                        < at(|e| matches!(e, GlueEvent::Listed))
+                );
             } else {
                 assert!(refused && !listed, "the 9th device must be refused");
                 let msg = ev
