@@ -347,3 +347,55 @@ mod tests {
         );
     }
 }
+
+#[cfg(test)]
+mod prop {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn esc(s: &str) -> String {
+        s.replace('&', "&amp;")
+            .replace('<', "&lt;")
+            .replace('\'', "&apos;")
+    }
+
+    proptest! {
+        /// Hostile lists never panic the parser and never yield more than 8 entries or an
+        /// invalid tag/fingerprint; the carriage parser is as strict.
+        #[test]
+        fn hostile_input_is_bounded(
+            entries in proptest::collection::vec((".{0,12}", ".{0,120}", ".{0,80}", ".{0,24}"), 0..20),
+            payloads in proptest::collection::vec((proptest::option::of(".{0,10}"), ".{0,40}"), 0..80),
+            from_tag in ".{0,10}",
+        ) {
+            let mut x = String::from("<devices xmlns='urn:xmpp:otr4:0'>");
+            for (t, f, l, s) in &entries {
+                x.push_str(&format!("<device tag='{}' fingerprint='{}' label='{}' seen='{}'/>", esc(t), esc(f), esc(l), esc(s)));
+            }
+            x.push_str("</devices>");
+            if let Ok(e) = x.parse::<Element>() {
+                let (list, _) = DeviceList::parse(&e);
+                prop_assert!(list.devices.len() <= MAX_DEVICES_PER_USER);
+                for d in &list.devices {
+                    prop_assert!(InstanceTag(d.tag).is_valid_sender());
+                    prop_assert_eq!(d.fingerprint.len(), FINGERPRINT_HEX_LEN);
+                    prop_assert!(d.label.chars().count() <= MAX_LABEL_CHARS);
+                }
+            }
+            let mut m = format!("<message xmlns='jabber:client'><otr4 xmlns='urn:xmpp:otr4:0' from-tag='{}'>", esc(&from_tag));
+            for (to, text) in &payloads {
+                match to {
+                    Some(t) => m.push_str(&format!("<payload to-tag='{}'>{}</payload>", esc(t), esc(text))),
+                    None => m.push_str(&format!("<payload>{}</payload>", esc(text))),
+                }
+            }
+            m.push_str("</otr4></message>");
+            if let Ok(e) = m.parse::<Element>()
+                && let Some(Ok(c)) = crate::stanza::parse_carried(&e)
+            {
+                prop_assert!(c.payloads.len() <= crate::stanza::MAX_PAYLOADS);
+                prop_assert!(c.from_tag.is_valid_sender());
+            }
+        }
+    }
+}
