@@ -237,6 +237,10 @@ pub enum GlueEvent {
         fingerprint: String,
         /// How much it is trusted.
         trust: Trust,
+        /// Whether the session came from the non-interactive DAKE (through the prekey
+        /// server; otrv4.md §"Non-Interactive DAKE": the responder has no online
+        /// deniability).
+        non_interactive: bool,
     },
     /// A contact's (or our own account's) device set changed.
     DevicesChanged {
@@ -1270,11 +1274,17 @@ impl Engine {
                         .trust
                         .trust(&peer, instance.0)
                         .unwrap_or(Trust::Tofu);
+                    let non_interactive = self
+                        .client
+                        .conversation(&peer, instance)
+                        .and_then(|c| c.non_interactive_role())
+                        .is_some();
                     self.emit(GlueEvent::Secure {
                         peer,
                         device: instance,
                         fingerprint: fp,
                         trust,
+                        non_interactive,
                     });
                 }
                 Event::Smp {

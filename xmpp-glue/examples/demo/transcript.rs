@@ -77,9 +77,11 @@ impl Transcript {
                     device,
                     fingerprint,
                     trust,
+                    non_interactive,
                 } => format!(
-                    "encrypted session with {} (fingerprint {}…, {trust:?})",
+                    "encrypted session with {} ({} DAKE, fingerprint {}…, {trust:?})",
                     self.name(net, peer, *device),
+                    if *non_interactive { "non-interactive" } else { "interactive" },
                     short(fingerprint)
                 ),
                 GlueEvent::DevicesChanged { jid, change } => match change {
