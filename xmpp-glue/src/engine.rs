@@ -408,6 +408,11 @@ impl Engine {
         &self.cfg.jid
     }
 
+    /// Our label in the device list.
+    pub fn label(&self) -> &str {
+        &self.cfg.label
+    }
+
     /// Our fingerprint (hex).
     pub fn fingerprint(&self) -> String {
         hex_fp(&self.client.account().fingerprint())
