@@ -1513,6 +1513,7 @@ impl Engine {
             return;
         }
         let own = self.cfg.jid.clone();
+        let from_archive = archive_id.is_some();
         let id = archive_id.or_else(|| stanza::stanza_id(m, &own));
         if let Some(id) = &id {
             if self.seen(id) {
@@ -1524,6 +1525,11 @@ impl Engine {
         }
         let is_server = self.state.servers.values().any(|p| p.jid == from_bare);
         if is_server {
+            // A prekey-server reply found in the archive belongs to an exchange of an
+            // earlier connection (exchanges are not persisted): stale, dropped.
+            if from_archive {
+                return;
+            }
             if let Some(b) = stanza::body(m) {
                 self.on_prekey_body(&b, now, rng);
             }
