@@ -340,7 +340,11 @@ impl XmppClient {
     }
 
     /// Accepts the changed key of a device of `jid`.
-    pub async fn accept_fingerprint(&self, jid: &str, device: InstanceTag) -> Result<(), ClientError> {
+    pub async fn accept_fingerprint(
+        &self,
+        jid: &str,
+        device: InstanceTag,
+    ) -> Result<(), ClientError> {
         self.call(Command::Accept {
             jid: jid.to_owned(),
             device,
@@ -457,7 +461,8 @@ impl Worker {
 
     async fn on_online(&mut self, bound: &str) -> Result<(), ClientError> {
         if self.carbons {
-            self.send_element(stanza::enable_carbons("otr4-carbons")).await?;
+            self.send_element(stanza::enable_carbons("otr4-carbons"))
+                .await?;
         }
         let outs = {
             let mut rng = rand::rng();

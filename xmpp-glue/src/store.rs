@@ -193,8 +193,8 @@ fn read_chunk<'a>(rest: &mut &'a [u8]) -> Result<&'a [u8], StoreError> {
     let (len, tail) = rest
         .split_first_chunk::<4>()
         .ok_or(StoreError::Malformed("truncated length"))?;
-    let len = usize::try_from(u32::from_be_bytes(*len))
-        .map_err(|_| StoreError::Malformed("length"))?;
+    let len =
+        usize::try_from(u32::from_be_bytes(*len)).map_err(|_| StoreError::Malformed("length"))?;
     let (chunk, tail) = tail
         .split_at_checked(len)
         .ok_or(StoreError::Malformed("truncated field"))?;
@@ -223,7 +223,9 @@ impl Store {
         b.create(&dir).map_err(io_err(&dir))?;
         let mut rng = rand::rng();
         let key = match key {
-            KeySource::KeyFile => read_or_create_secret::<PERSIST_KEY_LEN, _>(&dir, KEY_FILE, &mut rng)?,
+            KeySource::KeyFile => {
+                read_or_create_secret::<PERSIST_KEY_LEN, _>(&dir, KEY_FILE, &mut rng)?
+            }
             KeySource::Passphrase(p) => {
                 let salt = read_or_create_secret::<SALT_LEN, _>(&dir, SALT_FILE, &mut rng)?;
                 let mut k = Zeroizing::new([0u8; PERSIST_KEY_LEN]);
@@ -313,8 +315,7 @@ impl Store {
             }
             return Ok(engine);
         }
-        let account =
-            Account::generate(rng, device_policy(), now).map_err(StoreError::Account)?;
+        let account = Account::generate(rng, device_policy(), now).map_err(StoreError::Account)?;
         let client = Client::new(account, &config.jid);
         let engine = Engine::new(config, client, GlueState::default(), rng);
         self.save(&engine, rng)?;
@@ -324,7 +325,11 @@ impl Store {
     /// Saves `engine` atomically: a temporary file (0600) is written and fsynced, renamed
     /// over the state file, and the directory fsynced. Call it before sending the stanzas of
     /// an engine call, so no prekey or ratchet key is ever reused after a crash.
-    pub fn save<R: CryptoRng + ?Sized>(&self, engine: &Engine, rng: &mut R) -> Result<(), StoreError> {
+    pub fn save<R: CryptoRng + ?Sized>(
+        &self,
+        engine: &Engine,
+        rng: &mut R,
+    ) -> Result<(), StoreError> {
         let meta = DeviceMeta {
             jid: engine.jid().to_owned(),
             label: engine.label().to_owned(),
@@ -368,11 +373,15 @@ mod tests {
         let mut rng = StdRng::seed_from_u64(1);
         let s = Store::open(&dir, KeySource::KeyFile).unwrap();
         assert!(!s.has_device());
-        let e = s.load_or_create(config("alice@example.org"), 1000, &mut rng).unwrap();
+        let e = s
+            .load_or_create(config("alice@example.org"), 1000, &mut rng)
+            .unwrap();
         let (tag, fp) = (e.tag(), e.fingerprint());
         assert!(s.has_device());
         let s2 = Store::open(&dir, KeySource::KeyFile).unwrap();
-        let e2 = s2.load_or_create(config("alice@example.org"), 2000, &mut rng).unwrap();
+        let e2 = s2
+            .load_or_create(config("alice@example.org"), 2000, &mut rng)
+            .unwrap();
         assert_eq!(e2.tag(), tag);
         assert_eq!(e2.fingerprint(), fp);
         assert_eq!(
@@ -421,7 +430,13 @@ mod tests {
         let e = s.load_or_create(config("a@b"), 1000, &mut rng).unwrap();
         assert!(dir.join(SALT_FILE).is_file() && !dir.join(KEY_FILE).exists());
         let again = Store::open(&dir, pass("correct horse")).unwrap();
-        assert_eq!(again.load_or_create(config("a@b"), 1000, &mut rng).unwrap().tag(), e.tag());
+        assert_eq!(
+            again
+                .load_or_create(config("a@b"), 1000, &mut rng)
+                .unwrap()
+                .tag(),
+            e.tag()
+        );
         let bad = Store::open(&dir, pass("wrong")).unwrap();
         assert!(matches!(
             bad.load_or_create(config("a@b"), 1000, &mut rng),

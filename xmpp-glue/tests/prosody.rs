@@ -88,8 +88,15 @@ fn prekey_server_bin() -> PathBuf {
         let bin = profile_dir.join("prekey-server");
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
         let mut c = Command::new(cargo);
-        c.args(["build", "-q", "-p", "prekey-server", "--bin", "prekey-server"])
-            .current_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join(".."));
+        c.args([
+            "build",
+            "-q",
+            "-p",
+            "prekey-server",
+            "--bin",
+            "prekey-server",
+        ])
+        .current_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join(".."));
         if profile_dir.file_name().is_some_and(|n| n == "release") {
             c.arg("--release");
         }
@@ -128,8 +135,9 @@ impl Drop for Cleanup {
     }
 }
 
-/// Starts Prosody and the prekey server, runs `child` in a child process, stops them.
-fn run_scenario(child: &str) {
+/// Starts Prosody and the prekey server, runs `child` in a child process, stops them;
+/// the prekey server's log must contain each of `server_log_has`.
+fn run_scenario(child: &str, server_log_has: &[&str]) {
     if let Some(why) = skip_reason() {
         eprintln!("skipped: {why}");
         return;
@@ -198,37 +206,51 @@ fn run_scenario(child: &str) {
         status.success(),
         "{child} failed; prekey-server log:\n{server_log}\nprosody errors:\n{prosody_log}"
     );
+    for want in server_log_has {
+        assert!(
+            server_log.contains(want),
+            "{child}: no {want} in\n{server_log}"
+        );
+    }
     eprintln!("{child}: passed in {:.1?}", started.elapsed());
 }
 
 #[test]
 fn prosody_all_devices_online() {
-    run_scenario("child_all_devices_online");
+    run_scenario("child_all_devices_online", &["Published {"]);
 }
 
+/// b2 is offline: alice's devices fetch its ensembles from the prekey server
+/// (`EnsemblesSent`) and use the non-interactive DAKE; b2 catches up from MAM.
 #[test]
 fn prosody_offline_device_catches_up() {
-    run_scenario("child_offline_device_catches_up");
+    run_scenario(
+        "child_offline_device_catches_up",
+        &["Published {", "EnsemblesSent"],
+    );
 }
 
 #[test]
 fn prosody_ninth_device_refused_removed_device_silent() {
-    run_scenario("child_ninth_device_refused_removed_device_silent");
+    run_scenario(
+        "child_ninth_device_refused_removed_device_silent",
+        &["Published {"],
+    );
 }
 
 #[test]
 fn prosody_device_list_changes() {
-    run_scenario("child_device_list_changes");
+    run_scenario("child_device_list_changes", &["Published {"]);
 }
 
 #[test]
 fn prosody_restart_mid_conversation() {
-    run_scenario("child_restart_mid_conversation");
+    run_scenario("child_restart_mid_conversation", &["Published {"]);
 }
 
 #[test]
 fn prosody_carbons_no_duplicates() {
-    run_scenario("child_carbons_no_duplicates");
+    run_scenario("child_carbons_no_duplicates", &["Published {"]);
 }
 
 // ----------------------------------------------------------------------------------------
@@ -312,7 +334,12 @@ impl Dev {
             .await
             .unwrap_or_else(|e| panic!("{}: connect: {e}", self.name));
         if self.tag.0 != 0 {
-            assert_eq!(c.tag(), self.tag, "{}: same device after restart", self.name);
+            assert_eq!(
+                c.tag(),
+                self.tag,
+                "{}: same device after restart",
+                self.name
+            );
         }
         self.tag = c.tag();
         self.client = Some(c);
@@ -479,21 +506,33 @@ async fn settle() {
 /// the previous one published), then waits until everyone knows everyone.
 async fn four(env: &Env, carbons: bool) -> Vec<Dev> {
     let mut devs = Vec::new();
-    for (u, r) in [("alice", "a1"), ("alice", "a2"), ("bob", "b1"), ("bob", "b2")] {
+    for (u, r) in [
+        ("alice", "a1"),
+        ("alice", "a2"),
+        ("bob", "b1"),
+        ("bob", "b2"),
+    ] {
         let mut d = Dev::start(env, u, r, carbons).await;
         d.ready().await;
         devs.push(d);
     }
     let tags = |u: &str, devs: &[Dev]| -> Vec<InstanceTag> {
-        devs.iter().filter(|d| d.bare().starts_with(u)).map(|d| d.tag).collect()
+        devs.iter()
+            .filter(|d| d.bare().starts_with(u))
+            .map(|d| d.tag)
+            .collect()
     };
     let (at, bt) = (tags("alice", &devs), tags("bob", &devs));
     for d in devs.iter_mut() {
-        let own: Vec<InstanceTag> = if d.bare().starts_with("alice") { &at } else { &bt }
-            .iter()
-            .copied()
-            .filter(|t| *t != d.tag)
-            .collect();
+        let own: Vec<InstanceTag> = if d.bare().starts_with("alice") {
+            &at
+        } else {
+            &bt
+        }
+        .iter()
+        .copied()
+        .filter(|t| *t != d.tag)
+        .collect();
         let jid = d.bare().to_owned();
         d.knows(&jid, &own).await;
     }
@@ -520,7 +559,13 @@ async fn exchange(devs: &mut [Dev]) {
     settle().await;
     for i in 0..n {
         devs[i].drain();
-        assert_eq!(devs[i].msgs().len(), 3 * (n - 1), "{}: {:#?}", devs[i].name, devs[i].msgs());
+        assert_eq!(
+            devs[i].msgs().len(),
+            3 * (n - 1),
+            "{}: {:#?}",
+            devs[i].name,
+            devs[i].msgs()
+        );
         for j in 0..n {
             if i == j {
                 continue;
@@ -600,7 +645,9 @@ async fn child_offline_device_catches_up() {
         return;
     };
     let mut devs = four(&env, false).await;
-    let [a1, a2, b1, b2] = &mut devs[..] else { unreachable!() };
+    let [a1, a2, b1, b2] = &mut devs[..] else {
+        unreachable!()
+    };
     // b2 goes away before anyone wrote to it: no session with it exists anywhere.
     b2.disconnect().await;
     a1.send("bob@localhost", "one").await;
@@ -622,7 +669,13 @@ async fn child_offline_device_catches_up() {
     for d in [&mut *b1, &mut *b2, &mut *a2] {
         d.drain();
         assert_eq!(texts_from(d, a1), all, "{}", d.name);
-        assert_eq!(d.msgs().len(), 4, "{}: no duplicates: {:#?}", d.name, d.msgs());
+        assert_eq!(
+            d.msgs().len(),
+            4,
+            "{}: no duplicates: {:#?}",
+            d.name,
+            d.msgs()
+        );
         d.assert_clean();
     }
     // b2 answers on the session the non-interactive DAKE established.
@@ -694,7 +747,12 @@ async fn child_ninth_device_refused_removed_device_silent() {
         carol[7].msgs()
     );
     assert!(
-        !carol[0].c().devices_of("carol@localhost").await.unwrap().contains(&c8_tag),
+        !carol[0]
+            .c()
+            .devices_of("carol@localhost")
+            .await
+            .unwrap()
+            .contains(&c8_tag),
         "c1 forgot c8"
     );
     shutdown(&mut carol).await;
@@ -735,7 +793,13 @@ async fn child_device_list_changes() {
         .iter()
         .filter(|e| matches!(e, GlueEvent::TrustChanged { .. }))
         .count();
-    publish_raw(env.port, "bob@localhost/raw", "bobpass", DeviceList::default()).await;
+    publish_raw(
+        env.port,
+        "bob@localhost/raw",
+        "bobpass",
+        DeviceList::default(),
+    )
+    .await;
     a1.wait_for("Emptied", |e| {
         matches!(e, GlueEvent::DevicesChanged { jid, change: DeviceChange::Emptied } if jid == "bob@localhost")
     })
@@ -752,7 +816,13 @@ async fn child_device_list_changes() {
         .count();
     assert_eq!(trust_before, trust_after, "an empty list changes no trust");
     assert!(
-        !a1.log.iter().any(|e| matches!(e, GlueEvent::DevicesChanged { change: DeviceChange::Removed(_), .. })),
+        !a1.log.iter().any(|e| matches!(
+            e,
+            GlueEvent::DevicesChanged {
+                change: DeviceChange::Removed(_),
+                ..
+            }
+        )),
         "an empty list removes nothing"
     );
     let mut known = a1.c().devices_of("bob@localhost").await.unwrap();
@@ -761,7 +831,10 @@ async fn child_device_list_changes() {
     expected.sort();
     assert_eq!(known, expected);
     for d in [&mut b1, &mut b2] {
-        assert_eq!(texts_from(d, &a1), vec!["before".to_owned(), "after".to_owned()]);
+        assert_eq!(
+            texts_from(d, &a1),
+            vec!["before".to_owned(), "after".to_owned()]
+        );
         d.assert_clean();
     }
     a1.assert_clean();
@@ -837,8 +910,10 @@ async fn child_restart_mid_conversation() {
     b1.disconnect().await;
     a1.connect().await;
     b1.connect().await;
-    a1.wait_for("Online", |e| matches!(e, GlueEvent::Online)).await;
-    b1.wait_for("Online", |e| matches!(e, GlueEvent::Online)).await;
+    a1.wait_for("Online", |e| matches!(e, GlueEvent::Online))
+        .await;
+    b1.wait_for("Online", |e| matches!(e, GlueEvent::Online))
+        .await;
     a1.send("bob@localhost", "7").await;
     b1.send("alice@localhost", "8").await;
     a1.wait_msgs(4).await;
