@@ -171,6 +171,11 @@ enum Command {
         jid: String,
         reply: oneshot::Sender<Vec<InstanceTag>>,
     },
+    IsOnline {
+        jid: String,
+        device: InstanceTag,
+        reply: oneshot::Sender<bool>,
+    },
     Disconnect,
 }
 
@@ -372,6 +377,26 @@ impl XmppClient {
         rx.await.map_err(|_| ClientError::Closed)
     }
 
+    /// Whether a device of `jid` is available now (its presence with its tag is known).
+    pub async fn is_device_online(
+        &self,
+        jid: &str,
+        device: InstanceTag,
+    ) -> Result<bool, ClientError> {
+        let (tx, rx) = oneshot::channel();
+        self.cmds
+            .send((
+                Command::IsOnline {
+                    jid: jid.to_owned(),
+                    device,
+                    reply: tx,
+                },
+                None,
+            ))
+            .map_err(|_| ClientError::Closed)?;
+        rx.await.map_err(|_| ClientError::Closed)
+    }
+
     /// Disconnects gracefully: unavailable presence, a final save, the stream closed.
     pub async fn disconnect(mut self) -> Result<(), ClientError> {
         let r = self.call(Command::Disconnect).await;
@@ -493,6 +518,10 @@ impl Worker {
                 Command::Remove { device } => e.remove_device(device, now, &mut rng),
                 Command::Devices { jid, reply } => {
                     let _ = reply.send(e.devices_of(&jid));
+                    Vec::new()
+                }
+                Command::IsOnline { jid, device, reply } => {
+                    let _ = reply.send(e.is_device_online(&jid, device));
                     Vec::new()
                 }
                 Command::Disconnect => Vec::new(),

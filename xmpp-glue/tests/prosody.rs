@@ -465,6 +465,27 @@ impl Dev {
         }
     }
 
+    /// Polls until this device sees `other` as `online` (its presence).
+    async fn sees_online(&self, other: &Dev, online: bool) {
+        let deadline = Instant::now() + STEP;
+        while self
+            .c()
+            .is_device_online(other.bare(), other.tag)
+            .await
+            .unwrap()
+            != online
+        {
+            assert!(
+                Instant::now() < deadline,
+                "{}: {} never became {}",
+                self.name,
+                other.name,
+                if online { "online" } else { "offline" }
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     async fn send(&self, to: &str, text: &str) {
         self.c()
             .send(to, text)
@@ -650,13 +671,17 @@ async fn child_offline_device_catches_up() {
         unreachable!()
     };
     // b2 goes away before anyone wrote to it: no session with it exists anywhere.
+    a1.sees_online(b2, true).await;
     b2.disconnect().await;
+    a1.sees_online(b2, false).await;
+    a2.sees_online(b2, false).await;
     a1.send("bob@localhost", "one").await;
     a1.send("bob@localhost", "two").await;
     b1.wait_msgs(2).await;
     a2.wait_msgs(2).await;
     // Then b1 goes away too: the next messages go to offline storage and the archive.
     b1.disconnect().await;
+    a1.sees_online(b1, false).await;
     a1.send("bob@localhost", "three").await;
     a1.send("bob@localhost", "four").await;
     a2.wait_msgs(4).await;
