@@ -425,6 +425,11 @@ impl Engine {
         &self.cfg.jid
     }
 
+    /// Our label in the device list.
+    pub fn label(&self) -> &str {
+        &self.cfg.label
+    }
+
     /// Our fingerprint (hex).
     pub fn fingerprint(&self) -> String {
         hex_fp(&self.client.account().fingerprint())
@@ -1543,7 +1548,8 @@ impl Engine {
         }
         let is_server = self.state.servers.values().any(|p| p.jid == from_bare);
         if is_server {
-            // Prekey-server exchanges only make sense live; archived copies are stale.
+            // A prekey-server reply found in the archive belongs to an exchange of an
+            // earlier connection (exchanges are not persisted): stale, dropped.
             if from_archive {
                 return;
             }

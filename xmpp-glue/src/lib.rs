@@ -13,11 +13,13 @@
     )
 )]
 
+pub mod client;
 pub mod devices;
 pub mod engine;
 pub mod ns;
 pub mod sim;
 pub mod stanza;
+pub mod store;
 pub mod trust;
 
 pub use engine::{Engine, EngineConfig, GlueEvent, GlueState, Output};

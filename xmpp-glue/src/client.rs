@@ -1,0 +1,647 @@
+//! The async client: one task owns a tokio-xmpp connection and the device's [`Engine`],
+//! persists its state before every send, and hands [`GlueEvent`]s to an [`EventStream`].
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), xmpp_glue::client::ClientError> {
+//! use xmpp_glue::client::{ConnectOptions, XmppClient};
+//! let opts = ConnectOptions::new("alice@example.org/laptop", "secret", "/var/lib/me/laptop");
+//! let (client, mut events) = XmppClient::connect(opts).await?;
+//! client.send("bob@example.org", "hi").await?;
+//! while let Some(ev) = events.recv().await {
+//!     println!("{ev:?}");
+//! }
+//! client.disconnect().await
+//! # }
+//! ```
+
+use std::path::PathBuf;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use futures::StreamExt;
+use minidom::Element;
+use otr4::InstanceTag;
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
+use tokio_xmpp::connect::DnsConfig;
+use tokio_xmpp::parsers::iq::Iq;
+use tokio_xmpp::parsers::jid::Jid;
+use tokio_xmpp::parsers::message::Message;
+use tokio_xmpp::parsers::presence::{Presence, Type as PresenceType};
+use tokio_xmpp::{Client, Event, Stanza};
+
+use crate::engine::{Engine, EngineConfig, GlueError, GlueEvent, Output, ServerPin};
+use crate::stanza::{self, bare};
+use crate::store::{KeySource, Store, StoreError};
+
+/// Default interval of [`Engine::tick`].
+pub const DEFAULT_TICK: Duration = Duration::from_secs(5);
+/// Default time [`XmppClient::connect`] waits for the stream to come up.
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// How to connect one device.
+#[derive(Debug)]
+pub struct ConnectOptions {
+    /// The account's JID; a resource (`user@host/resource`) names this connection.
+    pub jid: String,
+    /// The account's password.
+    pub password: String,
+    /// The XMPP server's host (default: the JID's domain).
+    pub host: String,
+    /// Its client port (default 5222; STARTTLS is required).
+    pub port: u16,
+    /// This device's store directory ([`Store`]).
+    pub store_dir: PathBuf,
+    /// Where the store's key comes from (default: a key file in the store).
+    pub key: KeySource,
+    /// The device's label in the device list.
+    pub label: String,
+    /// The domain's prekey server, if known (else discovered and pinned on first use).
+    pub prekey_server: Option<ServerPin>,
+    /// Enable message carbons (XEP-0280) on the stream. The glue never needs them (every
+    /// device gets its own copy); other clients of the account may.
+    pub enable_carbons: bool,
+    /// How often the engine's timers run.
+    pub tick: Duration,
+    /// How long [`XmppClient::connect`] waits for the stream to come up.
+    pub connect_timeout: Duration,
+}
+
+impl ConnectOptions {
+    /// Options with the defaults: host = the JID's domain, port 5222, key file, label =
+    /// the resource (or "otr4"), discovery of the prekey server, no carbons.
+    pub fn new(jid: &str, password: &str, store_dir: impl Into<PathBuf>) -> ConnectOptions {
+        let resource = jid.split_once('/').map(|(_, r)| r).unwrap_or("otr4");
+        ConnectOptions {
+            jid: jid.to_owned(),
+            password: password.to_owned(),
+            host: stanza::domain(jid).to_owned(),
+            port: 5222,
+            store_dir: store_dir.into(),
+            key: KeySource::KeyFile,
+            label: resource.to_owned(),
+            prekey_server: None,
+            enable_carbons: false,
+            tick: DEFAULT_TICK,
+            connect_timeout: DEFAULT_CONNECT_TIMEOUT,
+        }
+    }
+}
+
+/// Why a client call failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ClientError {
+    /// The store could not be opened, read or written.
+    #[error("store: {0}")]
+    Store(#[from] StoreError),
+    /// The JID does not parse.
+    #[error("invalid JID {0}")]
+    Jid(String),
+    /// The stream did not come up in time (wrong password, server unreachable …).
+    #[error("could not connect within {0:?}")]
+    ConnectTimeout(Duration),
+    /// The stream ended.
+    #[error("the XMPP stream ended")]
+    StreamEnded,
+    /// The client task is gone (disconnected, or it failed).
+    #[error("the client is disconnected")]
+    Closed,
+    /// A stanza could not be sent.
+    #[error("sending a stanza failed: {0}")]
+    Send(String),
+    /// The engine produced a stanza tokio-xmpp cannot carry (a bug).
+    #[error("unsendable stanza: {0}")]
+    Stanza(String),
+}
+
+/// The [`GlueEvent`]s of one device, in order. Also a [`futures::Stream`].
+#[derive(Debug)]
+pub struct EventStream {
+    rx: mpsc::UnboundedReceiver<GlueEvent>,
+}
+
+impl EventStream {
+    /// The next event; `None` once the client is disconnected and every event was read.
+    pub async fn recv(&mut self) -> Option<GlueEvent> {
+        self.rx.recv().await
+    }
+
+    /// An event already waiting, without blocking.
+    pub fn try_recv(&mut self) -> Option<GlueEvent> {
+        self.rx.try_recv().ok()
+    }
+}
+
+impl futures::Stream for EventStream {
+    type Item = GlueEvent;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<GlueEvent>> {
+        self.rx.poll_recv(cx)
+    }
+}
+
+type Reply = oneshot::Sender<Result<(), ClientError>>;
+
+enum Command {
+    Send {
+        to: String,
+        text: String,
+    },
+    SmpStart {
+        peer: String,
+        device: InstanceTag,
+        secret: zeroize::Zeroizing<Vec<u8>>,
+        question: Option<String>,
+    },
+    SmpRespond {
+        peer: String,
+        device: InstanceTag,
+        secret: zeroize::Zeroizing<Vec<u8>>,
+    },
+    Accept {
+        jid: String,
+        device: InstanceTag,
+    },
+    Remove {
+        device: InstanceTag,
+    },
+    Devices {
+        jid: String,
+        reply: oneshot::Sender<Vec<InstanceTag>>,
+    },
+    IsOnline {
+        jid: String,
+        device: InstanceTag,
+        reply: oneshot::Sender<bool>,
+    },
+    Disconnect,
+}
+
+/// A connected device. Cloneless handle to the task that owns the connection; dropping it
+/// disconnects gracefully in the background.
+#[derive(Debug)]
+pub struct XmppClient {
+    cmds: mpsc::UnboundedSender<(Command, Option<Reply>)>,
+    task: Option<JoinHandle<Result<(), ClientError>>>,
+    bound: String,
+    tag: InstanceTag,
+    fingerprint: String,
+}
+
+/// The current Unix time in seconds.
+pub fn unix_now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+}
+
+fn to_element(s: Stanza) -> Element {
+    match s {
+        Stanza::Iq(i) => i.into(),
+        Stanza::Message(m) => m.into(),
+        Stanza::Presence(p) => p.into(),
+    }
+}
+
+fn to_stanza(e: Element) -> Result<Stanza, ClientError> {
+    let err = |x: &dyn std::fmt::Display| ClientError::Stanza(x.to_string());
+    match e.name() {
+        "message" => Message::try_from(e).map(Stanza::from).map_err(|x| err(&x)),
+        "presence" => Presence::try_from(e).map(Stanza::from).map_err(|x| err(&x)),
+        "iq" => Iq::try_from(e).map(Stanza::from).map_err(|x| err(&x)),
+        other => Err(ClientError::Stanza(format!("<{other}/>"))),
+    }
+}
+
+impl XmppClient {
+    /// Opens the store (creating the device on first start), connects (STARTTLS, the
+    /// system's trust roots or `SSL_CERT_FILE`), and starts the device: MAM catch-up,
+    /// presence, prekey publication, device list. Returns once the stream is up.
+    pub async fn connect(opts: ConnectOptions) -> Result<(XmppClient, EventStream), ClientError> {
+        let jid: Jid = opts
+            .jid
+            .parse()
+            .map_err(|_| ClientError::Jid(opts.jid.clone()))?;
+        let bare_jid = bare(&opts.jid).to_owned();
+        let mut config = EngineConfig::new(&bare_jid, &opts.label);
+        config.prekey_server = opts.prekey_server.clone();
+        let store = Store::open(&opts.store_dir, opts.key)?;
+        let engine = {
+            let mut rng = rand::rng();
+            store.load_or_create(config, unix_now(), &mut rng)?
+        };
+        let mut xmpp = Client::new_starttls(
+            jid,
+            opts.password,
+            DnsConfig::no_srv(&opts.host, opts.port),
+            Default::default(),
+        );
+        let bound = tokio::time::timeout(opts.connect_timeout, async {
+            loop {
+                match xmpp.next().await {
+                    Some(Event::Online { bound_jid, .. }) => return Ok(bound_jid.to_string()),
+                    Some(Event::Disconnected(e)) => {
+                        tracing::warn!(error = %e, "connection attempt failed");
+                    }
+                    Some(Event::Stanza(_)) => {}
+                    None => return Err(ClientError::StreamEnded),
+                }
+            }
+        })
+        .await
+        .map_err(|_| ClientError::ConnectTimeout(opts.connect_timeout))??;
+        let (tx, rx) = mpsc::unbounded_channel();
+        let (cmds, cmd_rx) = mpsc::unbounded_channel();
+        let tag = engine.tag();
+        let fingerprint = engine.fingerprint();
+        let mut worker = Worker {
+            xmpp: Some(xmpp),
+            engine,
+            store,
+            events: tx,
+            carbons: opts.enable_carbons,
+        };
+        let first = bound.clone();
+        let tick = opts.tick;
+        let task = tokio::spawn(async move { worker.run(first, cmd_rx, tick).await });
+        Ok((
+            XmppClient {
+                cmds,
+                task: Some(task),
+                bound,
+                tag,
+                fingerprint,
+            },
+            EventStream { rx },
+        ))
+    }
+
+    /// The full JID the server bound.
+    pub fn bound_jid(&self) -> &str {
+        &self.bound
+    }
+
+    /// This device's instance tag.
+    pub fn tag(&self) -> InstanceTag {
+        self.tag
+    }
+
+    /// This device's fingerprint (hex).
+    pub fn fingerprint(&self) -> &str {
+        &self.fingerprint
+    }
+
+    async fn call(&self, c: Command) -> Result<(), ClientError> {
+        let (tx, rx) = oneshot::channel();
+        self.cmds
+            .send((c, Some(tx)))
+            .map_err(|_| ClientError::Closed)?;
+        rx.await.map_err(|_| ClientError::Closed)?
+    }
+
+    /// Sends `text` to every device of `to` (a bare JID) and to our other devices. Returns
+    /// once the state is persisted and the stanzas are written; per-device failures arrive
+    /// as [`GlueEvent::NotSent`].
+    pub async fn send(&self, to: &str, text: &str) -> Result<(), ClientError> {
+        self.call(Command::Send {
+            to: to.to_owned(),
+            text: text.to_owned(),
+        })
+        .await
+    }
+
+    /// Starts SMP (otrv4.md §"Socialist Millionaires' Protocol") with one device of `peer`.
+    pub async fn smp_start(
+        &self,
+        peer: &str,
+        device: InstanceTag,
+        secret: &[u8],
+        question: Option<&str>,
+    ) -> Result<(), ClientError> {
+        self.call(Command::SmpStart {
+            peer: peer.to_owned(),
+            device,
+            secret: zeroize::Zeroizing::new(secret.to_vec()),
+            question: question.map(str::to_owned),
+        })
+        .await
+    }
+
+    /// Answers an SMP request from one device of `peer`.
+    pub async fn smp_respond(
+        &self,
+        peer: &str,
+        device: InstanceTag,
+        secret: &[u8],
+    ) -> Result<(), ClientError> {
+        self.call(Command::SmpRespond {
+            peer: peer.to_owned(),
+            device,
+            secret: zeroize::Zeroizing::new(secret.to_vec()),
+        })
+        .await
+    }
+
+    /// Accepts the changed key of a device of `jid`.
+    pub async fn accept_fingerprint(
+        &self,
+        jid: &str,
+        device: InstanceTag,
+    ) -> Result<(), ClientError> {
+        self.call(Command::Accept {
+            jid: jid.to_owned(),
+            device,
+        })
+        .await
+    }
+
+    /// Removes another device of our account from the device list.
+    pub async fn remove_device(&self, device: InstanceTag) -> Result<(), ClientError> {
+        self.call(Command::Remove { device }).await
+    }
+
+    /// The devices of `jid` the engine knows (for our own JID: our other devices).
+    pub async fn devices_of(&self, jid: &str) -> Result<Vec<InstanceTag>, ClientError> {
+        let (tx, rx) = oneshot::channel();
+        self.cmds
+            .send((
+                Command::Devices {
+                    jid: jid.to_owned(),
+                    reply: tx,
+                },
+                None,
+            ))
+            .map_err(|_| ClientError::Closed)?;
+        rx.await.map_err(|_| ClientError::Closed)
+    }
+
+    /// Whether a device of `jid` is available now (its presence with its tag is known).
+    pub async fn is_device_online(
+        &self,
+        jid: &str,
+        device: InstanceTag,
+    ) -> Result<bool, ClientError> {
+        let (tx, rx) = oneshot::channel();
+        self.cmds
+            .send((
+                Command::IsOnline {
+                    jid: jid.to_owned(),
+                    device,
+                    reply: tx,
+                },
+                None,
+            ))
+            .map_err(|_| ClientError::Closed)?;
+        rx.await.map_err(|_| ClientError::Closed)
+    }
+
+    /// Disconnects gracefully: unavailable presence, a final save, the stream closed.
+    pub async fn disconnect(mut self) -> Result<(), ClientError> {
+        let r = self.call(Command::Disconnect).await;
+        if let Some(t) = self.task.take() {
+            match t.await {
+                Ok(res) => res?,
+                Err(e) => return Err(ClientError::Send(e.to_string())),
+            }
+        }
+        r
+    }
+}
+
+struct Worker {
+    xmpp: Option<Client>,
+    engine: Engine,
+    store: Store,
+    events: mpsc::UnboundedSender<GlueEvent>,
+    carbons: bool,
+}
+
+impl Worker {
+    async fn run(
+        &mut self,
+        first: String,
+        mut cmds: mpsc::UnboundedReceiver<(Command, Option<Reply>)>,
+        tick: Duration,
+    ) -> Result<(), ClientError> {
+        self.on_online(&first).await?;
+        let mut timer = tokio::time::interval(tick);
+        timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            let Some(xmpp) = self.xmpp.as_mut() else {
+                return Err(ClientError::Closed);
+            };
+            tokio::select! {
+                ev = xmpp.next() => match ev {
+                    Some(Event::Online { bound_jid, .. }) => {
+                        self.on_online(&bound_jid.to_string()).await?;
+                    }
+                    Some(Event::Stanza(s)) => {
+                        let e = to_element(s);
+                        let persist = e.name() != "presence";
+                        let outs = {
+                            let mut rng = rand::rng();
+                            self.engine.handle(&e, unix_now(), &mut rng)
+                        };
+                        self.execute(outs, persist).await?;
+                    }
+                    Some(Event::Disconnected(e)) => {
+                        tracing::warn!(error = %e, "disconnected; reconnecting");
+                        self.engine.offline();
+                    }
+                    None => {
+                        self.engine.offline();
+                        self.save()?;
+                        return Err(ClientError::StreamEnded);
+                    }
+                },
+                cmd = cmds.recv() => match cmd {
+                    None | Some((Command::Disconnect, None)) => return self.shutdown().await,
+                    Some((Command::Disconnect, Some(reply))) => {
+                        let r = self.shutdown().await;
+                        let _ = reply.send(match &r {
+                            Ok(()) => Ok(()),
+                            Err(e) => Err(ClientError::Send(e.to_string())),
+                        });
+                        return r;
+                    }
+                    Some((c, reply)) => {
+                        let r = self.command(c).await;
+                        if let Some(reply) = reply {
+                            let _ = reply.send(r);
+                        }
+                    }
+                },
+                _ = timer.tick() => {
+                    let outs = {
+                        let mut rng = rand::rng();
+                        self.engine.tick(unix_now(), &mut rng)
+                    };
+                    self.execute(outs, false).await?;
+                }
+            }
+        }
+    }
+
+    async fn on_online(&mut self, bound: &str) -> Result<(), ClientError> {
+        if self.carbons {
+            self.send_element(stanza::enable_carbons("otr4-carbons"))
+                .await?;
+        }
+        let outs = {
+            let mut rng = rand::rng();
+            self.engine.online(bound, unix_now(), &mut rng)
+        };
+        self.execute(outs, true).await
+    }
+
+    async fn command(&mut self, c: Command) -> Result<(), ClientError> {
+        let now = unix_now();
+        let outs = {
+            let mut rng = rand::rng();
+            let e = &mut self.engine;
+            match c {
+                Command::Send { to, text } => e.send(&to, &text, now, &mut rng),
+                Command::SmpStart {
+                    peer,
+                    device,
+                    secret,
+                    question,
+                } => e.smp_start(&peer, device, &secret, question.as_deref(), now, &mut rng),
+                Command::SmpRespond {
+                    peer,
+                    device,
+                    secret,
+                } => e.smp_respond(&peer, device, &secret, now, &mut rng),
+                Command::Accept { jid, device } => e.accept_fingerprint(&jid, device),
+                Command::Remove { device } => e.remove_device(device, now, &mut rng),
+                Command::Devices { jid, reply } => {
+                    let _ = reply.send(e.devices_of(&jid));
+                    Vec::new()
+                }
+                Command::IsOnline { jid, device, reply } => {
+                    let _ = reply.send(e.is_device_online(&jid, device));
+                    Vec::new()
+                }
+                Command::Disconnect => Vec::new(),
+            }
+        };
+        self.execute(outs, true).await
+    }
+
+    fn save(&self) -> Result<(), ClientError> {
+        let mut rng = rand::rng();
+        self.store.save(&self.engine, &mut rng)?;
+        Ok(())
+    }
+
+    /// Persists (when anything changed), then sends the stanzas, then hands out the events.
+    async fn execute(&mut self, outs: Vec<Output>, persist: bool) -> Result<(), ClientError> {
+        if persist || !outs.is_empty() {
+            if let Err(e) = self.save() {
+                // Never send what was not saved (a prekey or message key could be reused).
+                let _ = self
+                    .events
+                    .send(GlueEvent::Error(GlueError::Persist(e.to_string())));
+                return Err(e);
+            }
+        }
+        let mut events = Vec::new();
+        for o in outs {
+            match o {
+                Output::Stanza(s) => self.send_element(s).await?,
+                Output::Event(e) => events.push(e),
+            }
+        }
+        for e in events {
+            // A dropped EventStream only means nobody listens.
+            let _ = self.events.send(e);
+        }
+        Ok(())
+    }
+
+    async fn send_element(&mut self, e: Element) -> Result<(), ClientError> {
+        let s = match to_stanza(e) {
+            Ok(s) => s,
+            Err(err) => {
+                tracing::error!(error = %err, "engine produced an unsendable stanza");
+                return Ok(());
+            }
+        };
+        let Some(xmpp) = self.xmpp.as_mut() else {
+            return Err(ClientError::Closed);
+        };
+        xmpp.send_stanza(s)
+            .await
+            .map(|_| ())
+            .map_err(|e| ClientError::Send(e.to_string()))
+    }
+
+    async fn shutdown(&mut self) -> Result<(), ClientError> {
+        let unavailable = Presence::new(PresenceType::Unavailable);
+        if let Some(xmpp) = self.xmpp.as_mut()
+            && let Err(e) = xmpp.send_stanza(unavailable.into()).await
+        {
+            tracing::warn!(error = %e, "unavailable presence not sent");
+        }
+        self.engine.offline();
+        self.save()?;
+        if let Some(xmpp) = self.xmpp.take() {
+            xmpp.send_end()
+                .await
+                .map_err(|e| ClientError::Send(e.to_string()))?;
+        }
+        Ok(())
+    }
+}
+
+impl Drop for XmppClient {
+    fn drop(&mut self) {
+        // The task sees the closed channel and shuts down gracefully on its own.
+        let _ = self.cmds.send((Command::Disconnect, None));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn engine_stanzas_convert_both_ways() {
+        let tag = InstanceTag(0x1234_5678);
+        let p = stanza::presence_available(tag);
+        let s = to_stanza(p.clone()).unwrap();
+        assert!(matches!(s, Stanza::Presence(_)));
+        let back = to_element(s);
+        assert_eq!(stanza::parse_presence(&back), stanza::parse_presence(&p));
+        let payloads = [
+            stanza::Payload {
+                to_tag: Some(InstanceTag(0x1111_1111)),
+                text: "?OTR:AAQD1".into(),
+            },
+            stanza::Payload {
+                to_tag: Some(InstanceTag(0x2222_2222)),
+                text: "?OTR:AAQD2".into(),
+            },
+        ];
+        let m = stanza::multicast_message("bob@example.org", "id1", tag, &payloads);
+        let back = to_element(to_stanza(m).unwrap());
+        let c = stanza::parse_carried(&back).unwrap().unwrap();
+        assert_eq!(c.from_tag, tag);
+        assert_eq!(c.payloads, payloads.to_vec());
+        let q = stanza::get_devices("q1", "bob@example.org");
+        let back = to_element(to_stanza(q).unwrap());
+        assert_eq!(back.attr("id"), Some("q1"));
+        assert!(to_stanza(stanza::el("foo", crate::ns::CLIENT, &[])).is_err());
+    }
+
+    #[test]
+    fn options_defaults() {
+        let o = ConnectOptions::new("alice@example.org/phone", "pw", "/tmp/x");
+        assert_eq!(o.host, "example.org");
+        assert_eq!(o.label, "phone");
+        assert_eq!(o.port, 5222);
+        assert!(!o.enable_carbons);
+    }
+}

@@ -1,0 +1,964 @@
+//! The glue against a real XMPP server: Prosody 0.12 on loopback (PEP, MAM, carbons,
+//! offline storage), the `prekey-server` binary as its component, and `XmppClient`s for
+//! several devices of alice, bob and carol, each with its own store directory.
+//!
+//! Each `prosody_*` test starts a fresh Prosody (`tests/prosody/setup.sh`, ports 15232 and
+//! 15357) and prekey server, then runs the matching ignored `child_*` test in a child
+//! process that trusts the test CA through `SSL_CERT_FILE`. The tests take a lock so only
+//! one Prosody runs at a time.
+//!
+//! The prekey-server binary: `cargo build -p prekey-server --bin prekey-server` is run
+//! first (a no-op after `cargo test --workspace`, which builds it), then the binary next to
+//! this test's `deps/` directory (`target/<profile>/prekey-server`) is used.
+//!
+//! Runs when Prosody is installed (or `XMPP_GLUE_PROSODY_TEST=1` / `PREKEY_PROSODY_TEST=1`,
+//! which let setup.sh install it) and as root; otherwise prints why it is skipped and passes.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    clippy::needless_range_loop,
+    missing_docs
+)]
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use otr4::InstanceTag;
+use tokio_xmpp::connect::DnsConfig;
+use tokio_xmpp::parsers::jid::Jid;
+use tokio_xmpp::{Event, IqRequest, IqResponse};
+use xmpp_glue::client::{ConnectOptions, EventStream, XmppClient};
+use xmpp_glue::devices::{DeviceChange, DeviceList};
+use xmpp_glue::engine::{GlueError, GlueEvent};
+use xmpp_glue::stanza;
+
+const COMPONENT: &str = "prekey.localhost";
+const STEP: Duration = Duration::from_secs(30);
+const C2S_PORT: &str = "15232";
+const COMPONENT_PORT: &str = "15357";
+
+// ----------------------------------------------------------------------------------------
+// The parent side: Prosody and the prekey server.
+
+fn setup_script() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/prosody/setup.sh")
+}
+
+fn have(cmd: &str) -> bool {
+    Command::new("sh")
+        .args(["-c", &format!("command -v {cmd}")])
+        .stdout(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+fn is_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+}
+
+fn skip_reason() -> Option<&'static str> {
+    let forced = ["XMPP_GLUE_PROSODY_TEST", "PREKEY_PROSODY_TEST"]
+        .iter()
+        .any(|v| std::env::var(v).is_ok_and(|v| v == "1"));
+    if !forced && !have("prosody") {
+        return Some(
+            "Prosody not installed (set XMPP_GLUE_PROSODY_TEST=1 to let setup.sh install it)",
+        );
+    }
+    if !is_root() || !have("setpriv") {
+        return Some("needs root and setpriv to start Prosody as user prosody");
+    }
+    None
+}
+
+/// The prekey-server binary of this build profile (built on demand).
+fn prekey_server_bin() -> PathBuf {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| {
+        let exe = std::env::current_exe().unwrap();
+        let profile_dir = exe.parent().unwrap().parent().unwrap().to_owned();
+        let bin = profile_dir.join("prekey-server");
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
+        let mut c = Command::new(cargo);
+        c.args([
+            "build",
+            "-q",
+            "-p",
+            "prekey-server",
+            "--bin",
+            "prekey-server",
+        ])
+        .current_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join(".."));
+        if profile_dir.file_name().is_some_and(|n| n == "release") {
+            c.arg("--release");
+        }
+        if let Some(target) = profile_dir.parent() {
+            c.arg("--target-dir").arg(target);
+        }
+        let built = c.status().is_ok_and(|s| s.success());
+        assert!(
+            built || bin.is_file(),
+            "could not build prekey-server and {} does not exist",
+            bin.display()
+        );
+        bin
+    })
+    .clone()
+}
+
+static ONE_PROSODY: Mutex<()> = Mutex::new(());
+
+struct Cleanup {
+    dir: PathBuf,
+    server: Option<Child>,
+}
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        if let Some(mut s) = self.server.take() {
+            let _ = s.kill();
+            let _ = s.wait();
+        }
+        let _ = Command::new("bash")
+            .arg(setup_script())
+            .arg("stop")
+            .arg(&self.dir)
+            .status();
+    }
+}
+
+/// Starts Prosody and the prekey server, runs `child` in a child process, stops them;
+/// the prekey server's log must contain each of `server_log_has`.
+fn run_scenario(child: &str, server_log_has: &[&str]) {
+    if let Some(why) = skip_reason() {
+        eprintln!("skipped: {why}");
+        return;
+    }
+    let _one = ONE_PROSODY.lock().unwrap_or_else(|e| e.into_inner());
+    let bin = prekey_server_bin();
+    let started = Instant::now();
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("prosody");
+    let mut cleanup = Cleanup {
+        dir: dir.clone(),
+        server: None,
+    };
+    let out = Command::new("bash")
+        .arg(setup_script())
+        .arg("start")
+        .arg(&dir)
+        .env("C2S_PORT", C2S_PORT)
+        .env("COMPONENT_PORT", COMPONENT_PORT)
+        .stderr(Stdio::inherit())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "setup.sh failed");
+    let vars: HashMap<String, String> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .filter_map(|l| l.split_once('='))
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect();
+
+    let state = tmp.path().join("server");
+    let common = |c: &mut Command| {
+        c.args(["--jid", COMPONENT, "--component-host", "127.0.0.1"])
+            .args(["--component-port", &vars["COMPONENT_PORT"]])
+            .args(["--component-secret", &vars["COMPONENT_SECRET"]])
+            .arg("--key-file")
+            .arg(state.join("server.key"))
+            .arg("--database")
+            .arg(state.join("prekeys.db"));
+    };
+    let mut fpc = Command::new(&bin);
+    common(&mut fpc);
+    let fp_out = fpc.arg("--print-fingerprint").output().unwrap();
+    let fingerprint = String::from_utf8(fp_out.stdout)
+        .unwrap()
+        .trim()
+        .to_ascii_lowercase();
+    assert_eq!(fingerprint.len(), 112, "prekey-server --print-fingerprint");
+    let log_path = tmp.path().join("server.log");
+    let log = std::fs::File::create(&log_path).unwrap();
+    let mut sc = Command::new(&bin);
+    common(&mut sc);
+    cleanup.server = Some(sc.stderr(log).spawn().unwrap());
+
+    let status = Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", child, "--ignored", "--nocapture"])
+        .env("SSL_CERT_FILE", &vars["CA_FILE"])
+        .env("GLUE_TEST_C2S_PORT", &vars["C2S_PORT"])
+        .env("GLUE_TEST_FINGERPRINT", &fingerprint)
+        .env("GLUE_TEST_DIR", tmp.path())
+        .status()
+        .unwrap();
+    let server_log = std::fs::read_to_string(&log_path).unwrap_or_default();
+    let prosody_log = std::fs::read_to_string(dir.join("prosody.err")).unwrap_or_default();
+    assert!(
+        status.success(),
+        "{child} failed; prekey-server log:\n{server_log}\nprosody errors:\n{prosody_log}"
+    );
+    for want in server_log_has {
+        assert!(
+            server_log.contains(want),
+            "{child}: no {want} in\n{server_log}"
+        );
+    }
+    eprintln!("{child}: passed in {:.1?}", started.elapsed());
+}
+
+#[test]
+fn prosody_all_devices_online() {
+    run_scenario("child_all_devices_online", &["Published {"]);
+}
+
+/// b2 is offline: alice's devices fetch its ensembles from the prekey server
+/// (`EnsemblesSent`) and use the non-interactive DAKE; b2 catches up from MAM.
+#[test]
+fn prosody_offline_device_catches_up() {
+    run_scenario(
+        "child_offline_device_catches_up",
+        &["Published {", "EnsemblesSent"],
+    );
+}
+
+#[test]
+fn prosody_ninth_device_refused_removed_device_silent() {
+    run_scenario(
+        "child_ninth_device_refused_removed_device_silent",
+        &["Published {"],
+    );
+}
+
+#[test]
+fn prosody_device_list_changes() {
+    run_scenario("child_device_list_changes", &["Published {"]);
+}
+
+#[test]
+fn prosody_restart_mid_conversation() {
+    run_scenario("child_restart_mid_conversation", &["Published {"]);
+}
+
+#[test]
+fn prosody_carbons_no_duplicates() {
+    run_scenario("child_carbons_no_duplicates", &["Published {"]);
+}
+
+// ----------------------------------------------------------------------------------------
+// The child side: devices.
+
+struct Env {
+    port: u16,
+    fingerprint: String,
+    dir: PathBuf,
+}
+
+fn env() -> Option<Env> {
+    let port = std::env::var("GLUE_TEST_C2S_PORT").ok()?.parse().ok()?;
+    let fingerprint = std::env::var("GLUE_TEST_FINGERPRINT").ok()?;
+    let dir = PathBuf::from(std::env::var("GLUE_TEST_DIR").ok()?);
+    Some(Env {
+        port,
+        fingerprint,
+        dir,
+    })
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Msg {
+    from: String,
+    device: InstanceTag,
+    text: String,
+    sent_to: Option<String>,
+}
+
+/// One device: its client, its events so far (`log`), the messages among them.
+struct Dev {
+    name: String,
+    full_jid: String,
+    password: String,
+    store: PathBuf,
+    port: u16,
+    carbons: bool,
+    client: Option<XmppClient>,
+    events: Option<EventStream>,
+    tag: InstanceTag,
+    log: Vec<GlueEvent>,
+    /// Where `wait_for` starts looking (moved past each connection's start).
+    mark: usize,
+}
+
+fn password(user: &str) -> String {
+    format!("{user}pass")
+}
+
+impl Dev {
+    async fn start(env: &Env, user: &str, resource: &str, carbons: bool) -> Dev {
+        let mut d = Dev {
+            name: format!("{user}/{resource}"),
+            full_jid: format!("{user}@localhost/{resource}"),
+            password: password(user),
+            store: env.dir.join("stores").join(format!("{user}-{resource}")),
+            port: env.port,
+            carbons,
+            client: None,
+            events: None,
+            tag: InstanceTag(0),
+            log: Vec::new(),
+            mark: 0,
+        };
+        d.connect().await;
+        d
+    }
+
+    fn bare(&self) -> &str {
+        stanza::bare(&self.full_jid)
+    }
+
+    async fn connect(&mut self) {
+        let mut o = ConnectOptions::new(&self.full_jid, &self.password, &self.store);
+        o.host = "127.0.0.1".into();
+        o.port = self.port;
+        o.enable_carbons = self.carbons;
+        o.tick = Duration::from_secs(2);
+        let (c, ev) = XmppClient::connect(o)
+            .await
+            .unwrap_or_else(|e| panic!("{}: connect: {e}", self.name));
+        if self.tag.0 != 0 {
+            assert_eq!(
+                c.tag(),
+                self.tag,
+                "{}: same device after restart",
+                self.name
+            );
+        }
+        self.tag = c.tag();
+        self.client = Some(c);
+        self.events = Some(ev);
+        self.mark = self.log.len();
+    }
+
+    fn c(&self) -> &XmppClient {
+        self.client.as_ref().unwrap()
+    }
+
+    async fn disconnect(&mut self) {
+        self.drain();
+        self.client
+            .take()
+            .unwrap()
+            .disconnect()
+            .await
+            .unwrap_or_else(|e| panic!("{}: disconnect: {e}", self.name));
+        // Collect what was still queued.
+        if let Some(mut ev) = self.events.take() {
+            while let Some(e) = ev.recv().await {
+                self.log.push(e);
+            }
+        }
+    }
+
+    fn drain(&mut self) {
+        if let Some(ev) = self.events.as_mut() {
+            while let Some(e) = ev.try_recv() {
+                self.log.push(e);
+            }
+        }
+    }
+
+    /// Waits (at most `STEP`) for an event since the last connection matching `pred`.
+    async fn wait_for(&mut self, what: &str, pred: impl Fn(&GlueEvent) -> bool) {
+        let deadline = tokio::time::Instant::now() + STEP;
+        let mut i = self.mark;
+        loop {
+            while i < self.log.len() {
+                if pred(&self.log[i]) {
+                    return;
+                }
+                i += 1;
+            }
+            let ev = self.events.as_mut().expect("connected");
+            match tokio::time::timeout_at(deadline, ev.recv()).await {
+                Ok(Some(e)) => self.log.push(e),
+                Ok(None) => panic!("{}: event stream ended waiting for {what}", self.name),
+                Err(_) => panic!(
+                    "{}: timed out waiting for {what}; events: {:#?}",
+                    self.name,
+                    &self.log[self.mark..]
+                ),
+            }
+        }
+    }
+
+    async fn ready(&mut self) {
+        self.wait_for("Listed", |e| matches!(e, GlueEvent::Listed))
+            .await;
+    }
+
+    fn msgs(&self) -> Vec<Msg> {
+        self.log
+            .iter()
+            .filter_map(|e| match e {
+                GlueEvent::Message {
+                    from,
+                    device,
+                    text,
+                    sent_to,
+                } => Some(Msg {
+                    from: from.clone(),
+                    device: *device,
+                    text: text.clone(),
+                    sent_to: sent_to.clone(),
+                }),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Waits until `n` messages arrived in total (over all connections).
+    async fn wait_msgs(&mut self, n: usize) {
+        let deadline = tokio::time::Instant::now() + STEP;
+        loop {
+            self.drain();
+            if self.msgs().len() >= n {
+                return;
+            }
+            let ev = self.events.as_mut().expect("connected");
+            match tokio::time::timeout_at(deadline, ev.recv()).await {
+                Ok(Some(e)) => self.log.push(e),
+                Ok(None) => panic!("{}: event stream ended", self.name),
+                Err(_) => panic!(
+                    "{}: timed out waiting for {n} messages; got {:#?}; events {:#?}",
+                    self.name,
+                    self.msgs(),
+                    self.log
+                ),
+            }
+        }
+    }
+
+    /// Polls until the engine knows every device of `tags` for `jid`.
+    async fn knows(&mut self, jid: &str, tags: &[InstanceTag]) {
+        let deadline = Instant::now() + STEP;
+        loop {
+            let known = self.c().devices_of(jid).await.unwrap();
+            if tags.iter().all(|t| known.contains(t)) {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{}: devices of {jid}: {known:x?}, expected {tags:x?}",
+                self.name
+            );
+            self.drain();
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Polls until this device sees `other` as `online` (its presence).
+    async fn sees_online(&self, other: &Dev, online: bool) {
+        let deadline = Instant::now() + STEP;
+        while self
+            .c()
+            .is_device_online(other.bare(), other.tag)
+            .await
+            .unwrap()
+            != online
+        {
+            assert!(
+                Instant::now() < deadline,
+                "{}: {} never became {}",
+                self.name,
+                other.name,
+                if online { "online" } else { "offline" }
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    async fn send(&self, to: &str, text: &str) {
+        self.c()
+            .send(to, text)
+            .await
+            .unwrap_or_else(|e| panic!("{}: send: {e}", self.name));
+    }
+
+    /// No undecryptable payload, no error, no message that was not sent.
+    fn assert_clean(&mut self) {
+        self.drain();
+        for e in &self.log {
+            assert!(
+                !matches!(
+                    e,
+                    GlueEvent::Undecryptable { .. }
+                        | GlueEvent::Error(_)
+                        | GlueEvent::NotSent { .. }
+                ),
+                "{}: unexpected {e:?}",
+                self.name
+            );
+        }
+    }
+}
+
+/// The messages `dev` got from `sender` (device), in order.
+fn texts_from(dev: &Dev, sender: &Dev) -> Vec<String> {
+    dev.msgs()
+        .into_iter()
+        .filter(|m| m.from == sender.bare() && m.device == sender.tag)
+        .map(|m| m.text)
+        .collect()
+}
+
+async fn settle() {
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+}
+
+/// Starts alice/a1, a2 and bob/b1, b2 one after the other (each reads the device list
+/// the previous one published), then waits until everyone knows everyone.
+async fn four(env: &Env, carbons: bool) -> Vec<Dev> {
+    let mut devs = Vec::new();
+    for (u, r) in [
+        ("alice", "a1"),
+        ("alice", "a2"),
+        ("bob", "b1"),
+        ("bob", "b2"),
+    ] {
+        let mut d = Dev::start(env, u, r, carbons).await;
+        d.ready().await;
+        devs.push(d);
+    }
+    let tags = |u: &str, devs: &[Dev]| -> Vec<InstanceTag> {
+        devs.iter()
+            .filter(|d| d.bare().starts_with(u))
+            .map(|d| d.tag)
+            .collect()
+    };
+    let (at, bt) = (tags("alice", &devs), tags("bob", &devs));
+    for d in devs.iter_mut() {
+        let own: Vec<InstanceTag> = if d.bare().starts_with("alice") {
+            &at
+        } else {
+            &bt
+        }
+        .iter()
+        .copied()
+        .filter(|t| *t != d.tag)
+        .collect();
+        let jid = d.bare().to_owned();
+        d.knows(&jid, &own).await;
+        // And the contact's devices (PEP notifications): a send before that would only
+        // reach the devices the last notification listed.
+        let (peer, theirs) = if jid.starts_with("alice") {
+            ("bob@localhost", &bt)
+        } else {
+            ("alice@localhost", &at)
+        };
+        d.knows(peer, theirs).await;
+    }
+    devs
+}
+
+/// Everyone sends 3 messages in turn, back to back (so interactive DAKEs between the
+/// same two devices cross); each reaches the 3 other devices once, in order.
+async fn exchange(devs: &mut [Dev]) {
+    let n = devs.len();
+    for round in 0..3 {
+        for i in 0..n {
+            let to = if devs[i].bare().starts_with("alice") {
+                "bob@localhost"
+            } else {
+                "alice@localhost"
+            };
+            let text = format!("{} #{round}", devs[i].name);
+            devs[i].send(to, &text).await;
+        }
+    }
+    for d in devs.iter_mut() {
+        d.wait_msgs(3 * (n - 1)).await;
+    }
+    settle().await;
+    for i in 0..n {
+        devs[i].drain();
+        assert_eq!(
+            devs[i].msgs().len(),
+            3 * (n - 1),
+            "{}: {:#?}",
+            devs[i].name,
+            devs[i].msgs()
+        );
+        for j in 0..n {
+            if i == j {
+                continue;
+            }
+            let expected: Vec<String> = (0..3).map(|r| format!("{} #{r}", devs[j].name)).collect();
+            assert_eq!(
+                texts_from(&devs[i], &devs[j]),
+                expected,
+                "{} from {}",
+                devs[i].name,
+                devs[j].name
+            );
+        }
+        // Copies from our own other devices say whom they were sent to.
+        let own = devs[i].bare().to_owned();
+        let peer = if own.starts_with("alice") {
+            "bob@localhost"
+        } else {
+            "alice@localhost"
+        };
+        for m in devs[i].msgs() {
+            if m.from == own {
+                assert_eq!(m.sent_to.as_deref(), Some(peer), "{}: {m:?}", devs[i].name);
+            } else {
+                assert_eq!(m.sent_to, None);
+            }
+        }
+        devs[i].assert_clean();
+    }
+}
+
+async fn shutdown(devs: &mut [Dev]) {
+    for d in devs.iter_mut() {
+        if d.client.is_some() {
+            d.disconnect().await;
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "run by prosody_all_devices_online with a Prosody instance"]
+async fn child_all_devices_online() {
+    let Some(env) = env() else {
+        eprintln!("skipped: run through prosody_all_devices_online");
+        return;
+    };
+    let mut devs = four(&env, false).await;
+    // Every device pinned the domain's prekey server, discovered over disco.
+    for d in devs.iter_mut() {
+        let fp = env.fingerprint.clone();
+        d.wait_for("PrekeyServer", move |e| {
+            matches!(e, GlueEvent::PrekeyServer(p) if p.jid == COMPONENT && p.fingerprint == fp)
+        })
+        .await;
+    }
+    exchange(&mut devs).await;
+    shutdown(&mut devs).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "run by prosody_carbons_no_duplicates with a Prosody instance"]
+async fn child_carbons_no_duplicates() {
+    let Some(env) = env() else {
+        eprintln!("skipped: run through prosody_carbons_no_duplicates");
+        return;
+    };
+    let mut devs = four(&env, true).await;
+    exchange(&mut devs).await;
+    shutdown(&mut devs).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "run by prosody_offline_device_catches_up with a Prosody instance"]
+async fn child_offline_device_catches_up() {
+    let Some(env) = env() else {
+        eprintln!("skipped: run through prosody_offline_device_catches_up");
+        return;
+    };
+    let mut devs = four(&env, false).await;
+    let [a1, a2, b1, b2] = &mut devs[..] else {
+        unreachable!()
+    };
+    // b2 goes away before anyone wrote to it: no session with it exists anywhere.
+    a1.sees_online(b2, true).await;
+    b2.disconnect().await;
+    a1.sees_online(b2, false).await;
+    a2.sees_online(b2, false).await;
+    a1.send("bob@localhost", "one").await;
+    a1.send("bob@localhost", "two").await;
+    b1.wait_msgs(2).await;
+    a2.wait_msgs(2).await;
+    // Then b1 goes away too: the next messages go to offline storage and the archive.
+    b1.disconnect().await;
+    a1.sees_online(b1, false).await;
+    a1.send("bob@localhost", "three").await;
+    a1.send("bob@localhost", "four").await;
+    a2.wait_msgs(4).await;
+    let all: Vec<String> = ["one", "two", "three", "four"].map(String::from).to_vec();
+    // b2 comes back from its store: MAM catch-up (and offline storage) deliver each once.
+    b2.connect().await;
+    b2.wait_msgs(4).await;
+    b1.connect().await;
+    b1.wait_msgs(4).await;
+    settle().await;
+    for d in [&mut *b1, &mut *b2, &mut *a2] {
+        d.drain();
+        assert_eq!(texts_from(d, a1), all, "{}", d.name);
+        assert_eq!(
+            d.msgs().len(),
+            4,
+            "{}: no duplicates: {:#?}",
+            d.name,
+            d.msgs()
+        );
+        d.assert_clean();
+    }
+    // b2 answers on the session the non-interactive DAKE established.
+    b2.send("alice@localhost", "back").await;
+    a1.wait_msgs(1).await;
+    assert_eq!(texts_from(a1, b2), vec!["back".to_owned()]);
+    a1.assert_clean();
+    shutdown(&mut devs).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "run by prosody_ninth_device_refused_removed_device_silent with a Prosody instance"]
+async fn child_ninth_device_refused_removed_device_silent() {
+    let Some(env) = env() else {
+        eprintln!("skipped: run through prosody_ninth_device_refused_removed_device_silent");
+        return;
+    };
+    let mut carol = Vec::new();
+    for i in 1..=8 {
+        let mut d = Dev::start(&env, "carol", &format!("c{i}"), false).await;
+        d.ready().await;
+        carol.push(d);
+    }
+    let tags: Vec<InstanceTag> = carol.iter().map(|d| d.tag).collect();
+    let others: Vec<InstanceTag> = tags[1..].to_vec();
+    carol[0].knows("carol@localhost", &others).await;
+    // The 9th is refused.
+    let mut c9 = Dev::start(&env, "carol", "c9", false).await;
+    c9.wait_for("TooManyDevices", |e| {
+        matches!(e, GlueEvent::Error(GlueError::TooManyDevices(_)))
+    })
+    .await;
+    c9.drain();
+    assert!(
+        !c9.log.iter().any(|e| matches!(e, GlueEvent::Listed)),
+        "the 9th device must not list itself"
+    );
+    c9.disconnect().await;
+    // c1 removes c8; c8 learns it, and no longer gets copies.
+    let c8_tag = tags[7];
+    carol[0].c().remove_device(c8_tag).await.unwrap();
+    carol[7]
+        .wait_for("DeviceRemoved", |e| {
+            matches!(e, GlueEvent::Error(GlueError::DeviceRemoved))
+        })
+        .await;
+    carol[1]
+        .wait_for("c8 removed", move |e| {
+            matches!(e, GlueEvent::DevicesChanged { change: DeviceChange::Removed(d), .. } if d.tag == c8_tag.0)
+        })
+        .await;
+    // Now carol writes to alice (who has no device: NotSent NoDevices is expected); her
+    // own copies go to c2..c7 only.
+    let mut alice = Dev::start(&env, "alice", "a1", false).await;
+    alice.ready().await;
+    carol[0].knows("carol@localhost", &tags[1..7]).await;
+    carol[0].send("alice@localhost", "after removal").await;
+    alice.wait_msgs(1).await;
+    for d in carol[1..7].iter_mut() {
+        d.wait_msgs(1).await;
+        assert_eq!(d.msgs()[0].text, "after removal");
+        assert_eq!(d.msgs()[0].sent_to.as_deref(), Some("alice@localhost"));
+    }
+    settle().await;
+    carol[7].drain();
+    assert!(
+        carol[7].msgs().is_empty(),
+        "the removed device got {:?}",
+        carol[7].msgs()
+    );
+    assert!(
+        !carol[0]
+            .c()
+            .devices_of("carol@localhost")
+            .await
+            .unwrap()
+            .contains(&c8_tag),
+        "c1 forgot c8"
+    );
+    shutdown(&mut carol).await;
+    alice.disconnect().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "run by prosody_device_list_changes with a Prosody instance"]
+async fn child_device_list_changes() {
+    let Some(env) = env() else {
+        eprintln!("skipped: run through prosody_device_list_changes");
+        return;
+    };
+    let mut a1 = Dev::start(&env, "alice", "a1", false).await;
+    a1.ready().await;
+    let mut b1 = Dev::start(&env, "bob", "b1", false).await;
+    b1.ready().await;
+    a1.knows("bob@localhost", &[b1.tag]).await;
+    // A new device of bob: a PEP notification, a DevicesChanged event and a TOFU pin.
+    let mut b2 = Dev::start(&env, "bob", "b2", false).await;
+    b2.ready().await;
+    let t2 = b2.tag;
+    a1.wait_for("b2 added", move |e| {
+        matches!(e, GlueEvent::DevicesChanged { jid, change: DeviceChange::Added(d) } if jid == "bob@localhost" && d.tag == t2.0)
+    })
+    .await;
+    a1.wait_for("b2 pinned", move |e| {
+        matches!(e, GlueEvent::TrustChanged { jid, device, .. } if jid == "bob@localhost" && *device == t2)
+    })
+    .await;
+    a1.send("bob@localhost", "before").await;
+    b1.wait_msgs(1).await;
+    b2.wait_msgs(1).await;
+    // Bob's list is emptied by another (non-OTR) client of his: nothing is revoked.
+    a1.drain();
+    let trust_before = a1
+        .log
+        .iter()
+        .filter(|e| matches!(e, GlueEvent::TrustChanged { .. }))
+        .count();
+    publish_raw(
+        env.port,
+        "bob@localhost/raw",
+        "bobpass",
+        DeviceList::default(),
+    )
+    .await;
+    a1.wait_for("Emptied", |e| {
+        matches!(e, GlueEvent::DevicesChanged { jid, change: DeviceChange::Emptied } if jid == "bob@localhost")
+    })
+    .await;
+    a1.send("bob@localhost", "after").await;
+    b1.wait_msgs(2).await;
+    b2.wait_msgs(2).await;
+    settle().await;
+    a1.drain();
+    let trust_after = a1
+        .log
+        .iter()
+        .filter(|e| matches!(e, GlueEvent::TrustChanged { .. }))
+        .count();
+    assert_eq!(trust_before, trust_after, "an empty list changes no trust");
+    assert!(
+        !a1.log.iter().any(|e| matches!(
+            e,
+            GlueEvent::DevicesChanged {
+                change: DeviceChange::Removed(_),
+                ..
+            }
+        )),
+        "an empty list removes nothing"
+    );
+    let mut known = a1.c().devices_of("bob@localhost").await.unwrap();
+    known.sort();
+    let mut expected = vec![b1.tag, b2.tag];
+    expected.sort();
+    assert_eq!(known, expected);
+    for d in [&mut b1, &mut b2] {
+        assert_eq!(
+            texts_from(d, &a1),
+            vec!["before".to_owned(), "after".to_owned()]
+        );
+        d.assert_clean();
+    }
+    a1.assert_clean();
+    for d in [&mut a1, &mut b1, &mut b2] {
+        d.disconnect().await;
+    }
+}
+
+/// Publishes `list` on `jid`'s device-list node from a plain tokio-xmpp client.
+async fn publish_raw(port: u16, jid: &str, pw: &str, list: DeviceList) {
+    let mut c = tokio_xmpp::Client::new_starttls(
+        jid.parse::<Jid>().unwrap(),
+        pw,
+        DnsConfig::no_srv("127.0.0.1", port),
+        Default::default(),
+    );
+    loop {
+        match tokio::time::timeout(STEP, c.next())
+            .await
+            .expect("raw login timed out")
+        {
+            Some(Event::Online { .. }) => break,
+            Some(_) => {}
+            None => panic!("raw client: stream ended"),
+        }
+    }
+    let iq = stanza::publish_devices("raw-1", list.to_element());
+    let pubsub = iq.children().next().unwrap().clone();
+    let token = c.send_iq(None, IqRequest::Set(pubsub)).await;
+    match tokio::time::timeout(STEP, token)
+        .await
+        .expect("publish timed out")
+        .unwrap()
+    {
+        IqResponse::Result(_) => {}
+        IqResponse::Error(e) => panic!("raw publish: {e:?}"),
+    }
+    c.send_end().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "run by prosody_restart_mid_conversation with a Prosody instance"]
+async fn child_restart_mid_conversation() {
+    let Some(env) = env() else {
+        eprintln!("skipped: run through prosody_restart_mid_conversation");
+        return;
+    };
+    let mut a1 = Dev::start(&env, "alice", "a1", false).await;
+    a1.ready().await;
+    let mut b1 = Dev::start(&env, "bob", "b1", false).await;
+    b1.ready().await;
+    a1.knows("bob@localhost", &[b1.tag]).await;
+    a1.send("bob@localhost", "1").await;
+    b1.wait_msgs(1).await;
+    b1.send("alice@localhost", "2").await;
+    a1.wait_msgs(1).await;
+    // Bob restarts; Alice writes meanwhile.
+    b1.disconnect().await;
+    a1.send("bob@localhost", "3").await;
+    b1.connect().await;
+    b1.wait_msgs(2).await;
+    b1.send("alice@localhost", "4").await;
+    a1.wait_msgs(2).await;
+    // Alice restarts while Bob writes, and right after an exchange in flight.
+    a1.disconnect().await;
+    b1.send("alice@localhost", "5").await;
+    a1.connect().await;
+    a1.wait_msgs(3).await;
+    a1.send("bob@localhost", "6").await;
+    b1.wait_msgs(3).await;
+    // Both restart once more, with nothing in flight, and talk again.
+    a1.disconnect().await;
+    b1.disconnect().await;
+    a1.connect().await;
+    b1.connect().await;
+    a1.wait_for("Online", |e| matches!(e, GlueEvent::Online))
+        .await;
+    b1.wait_for("Online", |e| matches!(e, GlueEvent::Online))
+        .await;
+    a1.send("bob@localhost", "7").await;
+    b1.send("alice@localhost", "8").await;
+    a1.wait_msgs(4).await;
+    b1.wait_msgs(4).await;
+    settle().await;
+    let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>();
+    assert_eq!(texts_from(&b1, &a1), s(&["1", "3", "6", "7"]));
+    assert_eq!(texts_from(&a1, &b1), s(&["2", "4", "5", "8"]));
+    a1.assert_clean();
+    b1.assert_clean();
+    a1.disconnect().await;
+    b1.disconnect().await;
+}
