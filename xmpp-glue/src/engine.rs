@@ -24,7 +24,7 @@ use crate::stanza::{self, MamFrom, Payload, PresenceInfo, StanzaError, bare, dom
 use crate::trust::{Pin, Trust, TrustStore};
 
 /// How many archive ids are remembered to drop duplicate deliveries.
-pub const SEEN_IDS: usize = 512;
+pub const SEEN_IDS: usize = 1024;
 /// MAM page size during catch-up.
 pub const MAM_PAGE: usize = 50;
 /// Most texts waiting per contact (for its device list or its ensembles).
@@ -1538,6 +1538,15 @@ impl Engine {
         let own = self.cfg.jid.clone();
         let from_archive = archive_id.is_some();
         let id = archive_id.or_else(|| stanza::stanza_id(m, &own));
+        // A server may archive one message twice (a message to our own bare JID is both
+        // outgoing and incoming for Prosody's MAM), under two archive ids: the sender's
+        // XEP-0359 origin id catches that.
+        if let Some(o) = stanza::origin_id(m) {
+            let key = format!("origin:{from_bare}#{o}");
+            if self.seen(&key) {
+                return;
+            }
+        }
         if let Some(id) = &id {
             if self.seen(id) {
                 return;

@@ -135,6 +135,7 @@ pub fn multicast_message(
         &[("namespace", ns::OTR4), ("name", "OTRv4")],
     ));
     m.append_child(text_el("body", ns::CLIENT, FALLBACK_BODY));
+    m.append_child(el("origin-id", ns::SID, &[("id", id)]));
     m.append_child(el("private", ns::CARBONS, &[]));
     m.append_child(el("no-copy", ns::HINTS, &[]));
     m.append_child(el("store", ns::HINTS, &[]));
@@ -512,6 +513,12 @@ pub fn stanza_id(msg: &Element, by: &str) -> Option<String> {
         .and_then(|c| c.attr("id").map(str::to_owned))
 }
 
+/// The XEP-0359 origin id the sender gave a message (our messages carry one).
+pub fn origin_id(msg: &Element) -> Option<String> {
+    msg.get_child("origin-id", ns::SID)
+        .and_then(|c| c.attr("id").map(str::to_owned))
+}
+
 /// Whether a message is a carbon copy wrapper (XEP-0280 `<sent/>` / `<received/>`).
 pub fn is_carbon(msg: &Element) -> bool {
     msg.get_child("sent", ns::CARBONS).is_some() || msg.get_child("received", ns::CARBONS).is_some()
@@ -555,6 +562,7 @@ mod tests {
             Some(ns::OTR4)
         );
         assert_eq!(body(&back).as_deref(), Some(FALLBACK_BODY));
+        assert_eq!(origin_id(&back).as_deref(), Some("m1"));
     }
 
     #[test]

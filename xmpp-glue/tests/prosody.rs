@@ -22,6 +22,10 @@
     missing_docs
 )]
 
+#[path = "../examples/demo/main.rs"]
+#[allow(dead_code)]
+mod demo;
+
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -247,6 +251,38 @@ fn prosody_device_list_changes() {
 #[test]
 fn prosody_restart_mid_conversation() {
     run_scenario("child_restart_mid_conversation", &["Published {"]);
+}
+
+/// The README demo's `--xmpp` flag: the same scenario as the in-memory demo (Alice's
+/// laptop and phone, Bob's desktop and tablet; online, offline via the prekey server, SMP,
+/// the tablet back from offline) against this Prosody, with every check of the demo.
+#[test]
+fn prosody_demo_flag_runs_the_scenario() {
+    run_scenario("child_demo_flag", &["Published {", "EnsemblesSent"]);
+}
+
+#[test]
+#[ignore = "run by prosody_demo_flag_runs_the_scenario with a Prosody instance"]
+fn child_demo_flag() {
+    let Some(env) = env() else {
+        eprintln!("skipped: run through prosody_demo_flag_runs_the_scenario");
+        return;
+    };
+    let args: Vec<String> = [
+        "--xmpp".to_owned(),
+        format!("127.0.0.1:{}", env.port),
+        "--domain".to_owned(),
+        "localhost".to_owned(),
+        "--alice-password".to_owned(),
+        password("alice"),
+        "--bob-password".to_owned(),
+        password("bob"),
+    ]
+    .into();
+    assert!(
+        demo::run_on_server(&args),
+        "the demo's checks failed against Prosody"
+    );
 }
 
 #[test]

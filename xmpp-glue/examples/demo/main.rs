@@ -5,14 +5,18 @@
 //! `cargo run -p xmpp-glue --example demo` runs everything in this process: an in-memory
 //! XMPP server (`xmpp_glue::sim`) with the real prekey server (`prekey-server`, embedded
 //! SQLite store in a temporary directory) as its component. With
-//! `--xmpp HOST:PORT --domain D --alice-password P --bob-password P [--ca FILE]` the same
-//! scenario runs against a real XMPP server (PEP, MAM, offline storage and an OTRv4 prekey
-//! server component are needed; see xmpp-glue/tests/prosody/setup.sh).
+//! `--xmpp HOST:PORT --domain D --alice-password P --bob-password P` the same scenario runs
+//! against a real XMPP server (accounts alice@D and bob@D with a mutual presence
+//! subscription; PEP, MAM, offline storage and an OTRv4 prekey server component, e.g. the
+//! `prekey-server` binary; xmpp-glue/tests/prosody/setup.sh sets up such a Prosody). TLS is
+//! required; a private CA is trusted through `SSL_CERT_FILE`.
 
 #![allow(async_fn_in_trait)]
 
 #[path = "net_sim.rs"]
 pub mod net_sim;
+#[path = "net_xmpp.rs"]
+pub mod net_xmpp;
 #[path = "prekey.rs"]
 pub mod prekey;
 #[path = "transcript.rs"]
@@ -186,12 +190,64 @@ on an embedded SQLite store ({})",
     rt.block_on(scenario(&mut net))
 }
 
+/// Runs the scenario against a real server; returns whether every check held.
+pub fn run_on_server(args: &[String]) -> bool {
+    let flag = |name: &str| {
+        args.iter()
+            .position(|a| a == name)
+            .and_then(|i| args.get(i + 1))
+            .cloned()
+    };
+    let Some((host, port)) = flag("--xmpp").and_then(|hp| {
+        let (h, p) = hp.rsplit_once(':')?;
+        Some((h.to_owned(), p.parse::<u16>().ok()?))
+    }) else {
+        eprintln!("--xmpp needs HOST:PORT");
+        return false;
+    };
+    let domain = flag("--domain").unwrap_or_else(|| host.clone());
+    let mut passwords = std::collections::BTreeMap::new();
+    for u in ["alice", "bob"] {
+        match flag(&format!("--{u}-password")) {
+            Some(p) => {
+                passwords.insert(u.to_owned(), p);
+            }
+            None => {
+                eprintln!("--{u}-password is required with --xmpp");
+                return false;
+            }
+        }
+    }
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("tokio: {e}");
+            return false;
+        }
+    };
+    let dir = match tempfile::tempdir() {
+        Ok(d) => d,
+        Err(e) => {
+            eprintln!("temporary directory: {e}");
+            return false;
+        }
+    };
+    println!(
+        "otr4 demo: XMPP server {host}:{port}, domain {domain}; device stores in {}",
+        dir.path().display()
+    );
+    let mut net = net_xmpp::XmppNet::new(&domain, &host, port, passwords, dir.path().to_owned());
+    rt.block_on(scenario(&mut net))
+}
+
 #[allow(dead_code)]
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let ok = if args.iter().any(|a| a == "--xmpp") {
-        eprintln!("--xmpp: not available in this build");
-        false
+        run_on_server(&args)
     } else {
         run_in_memory()
     };

@@ -81,7 +81,11 @@ impl Transcript {
                 } => format!(
                     "encrypted session with {} ({} DAKE, fingerprint {}…, {trust:?})",
                     self.name(net, peer, *device),
-                    if *non_interactive { "non-interactive" } else { "interactive" },
+                    if *non_interactive {
+                        "non-interactive"
+                    } else {
+                        "interactive"
+                    },
                     short(fingerprint)
                 ),
                 GlueEvent::DevicesChanged { jid, change } => match change {
