@@ -7,9 +7,9 @@
 //! process that trusts the test CA through `SSL_CERT_FILE`. The tests take a lock so only
 //! one Prosody runs at a time.
 //!
-//! The prekey-server binary: `cargo build -p prekey-server --bin prekey-server` is run
-//! first (a no-op after `cargo test --workspace`, which builds it), then the binary next to
-//! this test's `deps/` directory (`target/<profile>/prekey-server`) is used.
+//! The prekey-server binary next to this test's `deps/` directory
+//! (`target/<profile>/prekey-server`) is used; `cargo test --workspace` builds it. Only if
+//! it is missing is `cargo build -p prekey-server --bin prekey-server` run first.
 //!
 //! Runs when Prosody is installed (or `XMPP_GLUE_PROSODY_TEST=1` / `PREKEY_PROSODY_TEST=1`,
 //! which let setup.sh install it) and as root; otherwise prints why it is skipped and passes.
@@ -84,13 +84,18 @@ fn skip_reason() -> Option<&'static str> {
     None
 }
 
-/// The prekey-server binary of this build profile (built on demand).
+/// The prekey-server binary of this build profile (built on demand if missing).
 fn prekey_server_bin() -> PathBuf {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
     BIN.get_or_init(|| {
         let exe = std::env::current_exe().unwrap();
         let profile_dir = exe.parent().unwrap().parent().unwrap().to_owned();
         let bin = profile_dir.join("prekey-server");
+        // `cargo test --workspace` already built it (it is a bin target of a tested
+        // package); building again here would re-resolve features and rebuild for minutes.
+        if bin.is_file() {
+            return bin;
+        }
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
         let mut c = Command::new(cargo);
         c.args([
