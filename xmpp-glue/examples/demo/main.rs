@@ -162,24 +162,26 @@ async fn scenario<N: Net>(net: &mut N) -> bool {
     ok
 }
 
-/// Runs the scenario on the in-memory server; returns whether every check held.
-pub fn run_in_memory() -> bool {
-    let rt = match tokio::runtime::Builder::new_current_thread()
+/// A runtime from `builder` and a temporary directory for the stores (reported if either
+/// cannot be made).
+fn runtime_and_dir(
+    mut builder: tokio::runtime::Builder,
+) -> Option<(tokio::runtime::Runtime, tempfile::TempDir)> {
+    let rt = builder
         .enable_all()
         .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("tokio: {e}");
-            return false;
-        }
-    };
-    let dir = match tempfile::tempdir() {
-        Ok(d) => d,
-        Err(e) => {
-            eprintln!("temporary directory: {e}");
-            return false;
-        }
+        .map_err(|e| eprintln!("tokio: {e}"))
+        .ok()?;
+    let dir = tempfile::tempdir()
+        .map_err(|e| eprintln!("temporary directory: {e}"))
+        .ok()?;
+    Some((rt, dir))
+}
+
+/// Runs the scenario on the in-memory server; returns whether every check held.
+pub fn run_in_memory() -> bool {
+    let Some((rt, dir)) = runtime_and_dir(tokio::runtime::Builder::new_current_thread()) else {
+        return false;
     };
     println!(
         "otr4 demo: in-memory XMPP server for example.org, prekey server prekey.example.org \
@@ -218,22 +220,8 @@ pub fn run_on_server(args: &[String]) -> bool {
             }
         }
     }
-    let rt = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("tokio: {e}");
-            return false;
-        }
-    };
-    let dir = match tempfile::tempdir() {
-        Ok(d) => d,
-        Err(e) => {
-            eprintln!("temporary directory: {e}");
-            return false;
-        }
+    let Some((rt, dir)) = runtime_and_dir(tokio::runtime::Builder::new_multi_thread()) else {
+        return false;
     };
     println!(
         "otr4 demo: XMPP server {host}:{port}, domain {domain}; device stores in {}",
