@@ -2,7 +2,7 @@
 //! offline storage), the `prekey-server` binary as its component, and `XmppClient`s for
 //! several devices of alice, bob and carol, each with its own store directory.
 //!
-//! Each `prosody_*` test starts a fresh Prosody (`tests/prosody/setup.sh`, ports 15232 and
+//! Each `prosody_*` test starts a fresh Prosody (`prekey-server/tests/prosody/setup.sh`, ports 15232 and
 //! 15357) and prekey server, then runs the matching ignored `child_*` test in a child
 //! process that trusts the test CA through `SSL_CERT_FILE`. The tests take a lock so only
 //! one Prosody runs at a time.
@@ -51,7 +51,8 @@ const COMPONENT_PORT: &str = "15357";
 // The parent side: Prosody and the prekey server.
 
 fn setup_script() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/prosody/setup.sh")
+    // One script for both crates' Prosody tests (xmpp-glue dev-depends on prekey-server).
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../prekey-server/tests/prosody/setup.sh")
 }
 
 fn have(cmd: &str) -> bool {

@@ -1,20 +1,23 @@
 #!/usr/bin/env bash
-# Starts a throw-away Prosody for the prekey-server integration test, on loopback only.
+# Starts a throw-away Prosody for the integration tests of prekey-server and xmpp-glue
+# (both use this one script), on loopback only.
 #
 #   setup.sh start DIR   install Prosody if missing (apt-get), write DIR/prosody.cfg.lua,
-#                        a test CA and certificate (openssl), register alice and bob,
-#                        start Prosody as user `prosody` (setpriv), wait for its ports.
+#                        a test CA and certificate (openssl), register alice, bob and carol,
+#                        write mutual "both" rosters for alice and bob, start Prosody as
+#                        user `prosody` (setpriv), wait for its ports.
 #   setup.sh stop DIR    stop the Prosody started in DIR.
 #
-# Ports: c2s 127.0.0.1:$C2S_PORT (default 15222), components 127.0.0.1:$COMPONENT_PORT
-# (default 15347). Domain "localhost", component "prekey.localhost" with secret
+# Modules: PEP (device lists), MAM (catch-up), carbons, offline storage.
+# Ports: c2s 127.0.0.1:$C2S_PORT (default 15232), components 127.0.0.1:$COMPONENT_PORT
+# (default 15357); each test passes its own ports so both run in one `cargo test --workspace`. Domain "localhost", component "prekey.localhost" with secret
 # $COMPONENT_SECRET. Prints KEY=VALUE lines the test reads.
 set -euo pipefail
 
 cmd="${1:?usage: setup.sh start|stop DIR}"
 dir="${2:?usage: setup.sh start|stop DIR}"
-C2S_PORT="${C2S_PORT:-15222}"
-COMPONENT_PORT="${COMPONENT_PORT:-15347}"
+C2S_PORT="${C2S_PORT:-15232}"
+COMPONENT_PORT="${COMPONENT_PORT:-15357}"
 COMPONENT_SECRET="${COMPONENT_SECRET:-prekey-test-secret}"
 
 stop() {
@@ -53,7 +56,7 @@ mkdir -p "$dir/data" "$dir/certs"
 
 # Test CA and a server certificate for localhost and prekey.localhost.
 if [[ ! -f "$dir/certs/localhost.crt" ]]; then
-  openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj "/CN=otr4 prekey test CA" \
+  openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj "/CN=otr4 test CA" \
     -keyout "$dir/certs/ca.key" -out "$dir/certs/ca.crt" \
     -addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign,cRLSign" 2>/dev/null
   openssl req -newkey rsa:2048 -nodes -subj "/CN=localhost" \
@@ -69,7 +72,11 @@ pidfile = "$dir/data/prosody.pid"
 data_path = "$dir/data"
 log = { info = "$dir/prosody.log"; error = "$dir/prosody.err" }
 admins = { }
-modules_enabled = { "roster"; "saslauth"; "tls"; "disco"; "ping"; "posix" }
+modules_enabled = { "roster"; "saslauth"; "tls"; "disco"; "ping"; "posix";
+  "pep"; "mam"; "carbons"; "offline" }
+archive_expires_after = "1w"
+default_archive_policy = true
+max_archive_query_results = 100
 modules_disabled = { "s2s" }
 authentication = "internal_plain"
 c2s_require_encryption = true
@@ -96,6 +103,29 @@ chmod 0750 "$dir"
 as_prosody() { setpriv --reuid=prosody --regid=prosody --init-groups "$@"; }
 as_prosody prosodyctl --config "$dir/prosody.cfg.lua" register alice localhost alicepass >&2
 as_prosody prosodyctl --config "$dir/prosody.cfg.lua" register bob localhost bobpass >&2
+as_prosody prosodyctl --config "$dir/prosody.cfg.lua" register carol localhost carolpass >&2
+
+# Mutual presence subscriptions between alice and bob (PEP notifications need them), in
+# Prosody's internal storage format: DATA/<host>/roster/<user>.dat, a Lua table whose
+# [false] entry holds the roster version and pending subscriptions.
+roster() {
+  cat > "$dir/data/localhost/roster/$1.dat" <<LUA
+return {
+	[false] = {
+		["version"] = 1;
+		["pending"] = {};
+	};
+	["$2"] = {
+		["subscription"] = "both";
+		["groups"] = {};
+	};
+};
+LUA
+}
+mkdir -p "$dir/data/localhost/roster"
+roster alice bob@localhost
+roster bob alice@localhost
+chown -R prosody: "$dir/data"
 
 # Foreground Prosody in the background of this script, as the prosody user.
 nohup setpriv --reuid=prosody --regid=prosody --init-groups \

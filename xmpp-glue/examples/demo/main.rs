@@ -8,7 +8,7 @@
 //! `--xmpp HOST:PORT --domain D --alice-password P --bob-password P` the same scenario runs
 //! against a real XMPP server (accounts alice@D and bob@D with a mutual presence
 //! subscription; PEP, MAM, offline storage and an OTRv4 prekey server component, e.g. the
-//! `prekey-server` binary; xmpp-glue/tests/prosody/setup.sh sets up such a Prosody). TLS is
+//! `prekey-server` binary; prekey-server/tests/prosody/setup.sh sets up such a Prosody). TLS is
 //! required; a private CA is trusted through `SSL_CERT_FILE`.
 
 #![allow(async_fn_in_trait)]
