@@ -1090,3 +1090,41 @@ fn validated_ensembles_are_deduplicated_by_instance() {
         otr4::prekey::EnsembleError::Duplicate
     )));
 }
+
+#[test]
+fn an_ensemble_with_another_key_than_the_expected_one_is_not_used() {
+    let mut s = setup(15, Policy::standalone());
+    let tag = s.bob.account().instance_tag();
+    // The caller pinned another key for Bob's device (the server substituted a profile).
+    let other = client(&mut s.rng, BOB, Policy::standalone(), NOW)
+        .account()
+        .fingerprint();
+    s.alice
+        .expect_fingerprint(BOB, tag, Some(other), NOW + 20, &mut s.rng);
+    let ev = s.alice.send_offline(
+        BOB,
+        OfflineEnsembles::Validated(&s.ensembles.chosen),
+        "secret",
+        NOW + 20,
+        &mut s.rng,
+    );
+    assert!(secure(&ev).is_empty(), "{ev:?}");
+    assert!(
+        !ev.iter().any(|e| matches!(e, Event::Send { .. })),
+        "{ev:?}"
+    );
+    assert!(errors(&ev).contains(&ConversationError::KeyNotAccepted));
+    assert!(errors(&ev).contains(&ConversationError::NoPrekeyEnsembles));
+    // With Bob's real key expected, the same ensembles are used.
+    let real = s.bob.account().fingerprint();
+    s.alice
+        .expect_fingerprint(BOB, tag, Some(real), NOW + 20, &mut s.rng);
+    let ev = s.alice.send_offline(
+        BOB,
+        OfflineEnsembles::Validated(&s.ensembles.chosen),
+        "secret",
+        NOW + 20,
+        &mut s.rng,
+    );
+    assert_eq!(secure(&ev).len(), 1, "{ev:?}");
+}

@@ -12,6 +12,7 @@ use alloc::vec::Vec;
 use core::fmt;
 
 use crate::InstanceTag;
+use crate::crypto::fingerprint::Fingerprint;
 use crate::dake::{self, PhiPrime, SimultaneousIdentity, WaitingAuthR};
 use crate::wire::encoded::{Incoming, classify};
 use crate::wire::error_msg::{ErrorCode, build_error};
@@ -64,6 +65,8 @@ pub struct Peer {
     /// A Non-Interactive-Auth message decoded by [`Peer::receive`], handled by
     /// [`Client::receive`] (it needs our prekey store mutably).
     pub(crate) deferred: Option<Box<NonInteractiveAuth>>,
+    /// The fingerprints the caller accepts, by instance ([`Client::expect_fingerprint`]).
+    pub(crate) expected: BTreeMap<InstanceTag, Fingerprint>,
 }
 
 impl fmt::Debug for Peer {
@@ -93,6 +96,7 @@ impl Peer {
             reassembler: Reassembler::with_timeout(FragmentKind::Otr, policy.fragment_timeout_secs),
             early: Vec::new(),
             deferred: None,
+            expected: BTreeMap::new(),
         }
     }
 
@@ -159,9 +163,12 @@ impl Peer {
     }
 
     pub(crate) fn conv(&mut self, tag: InstanceTag) -> &mut Conversation {
-        self.conversations
-            .entry(tag)
-            .or_insert_with(|| Conversation::new(tag))
+        let expected = self.expected.get(&tag).copied();
+        self.conversations.entry(tag).or_insert_with(|| {
+            let mut c = Conversation::new(tag);
+            c.expected = expected;
+            c
+        })
     }
 
     /// Whether any conversation is encrypted or finished (the peer-level state for
@@ -670,7 +677,7 @@ impl Peer {
             return ctx.error(out, Some(tag), ConversationError::NoSuchConversation(tag));
         };
         if conv.is_encrypted() {
-            conv.send_encrypted(ctx, out, rng, text, tlvs);
+            conv.send_user(ctx, out, rng, text, tlvs);
             return;
         }
         match conv.state() {
@@ -894,6 +901,37 @@ impl Client {
         self.peers
             .get_mut(jid)
             .is_some_and(|p| p.conversations.remove(&instance).is_some())
+    }
+
+    /// Sets the fingerprint the caller accepts for instance `instance` of `jid` (e.g. the
+    /// pinned or verified key of that device), or `None` for no expectation (every
+    /// authenticated key is used: the default). While a session's key differs from it,
+    /// nothing with user content is encrypted in that session: messages are kept queued
+    /// ([`NotSentReason::KeyNotAccepted`]), SMP and extra symmetric keys are refused
+    /// ([`ConversationError::KeyNotAccepted`]), and an offline start skips a prekey
+    /// ensemble whose Client Profile has another key. [`Event::Secure`] says whether the
+    /// new session's key was accepted. Calling it with the session's fingerprint (the user
+    /// accepted the new key) sends what was held. Not persisted: set it again after
+    /// [`Client::import`].
+    pub fn expect_fingerprint<R: rand_core::CryptoRng + ?Sized>(
+        &mut self,
+        jid: &str,
+        instance: InstanceTag,
+        fingerprint: Option<Fingerprint>,
+        now: i64,
+        rng: &mut R,
+    ) -> Vec<Event> {
+        let mut out = Vec::new();
+        with_peer(self, jid, now, |p, ctx, _| {
+            match fingerprint {
+                Some(f) => p.expected.insert(instance, f),
+                None => p.expected.remove(&instance),
+            };
+            if let Some(c) = p.conversations.get_mut(&instance) {
+                c.expect(ctx, &mut out, rng, fingerprint);
+            }
+        });
+        out
     }
 
     /// A message arrived from `from` (a bare JID): a fragment, an encoded OTR message

@@ -76,6 +76,12 @@ pub enum Event {
         bold_half: usize,
         /// The fingerprint of the peer's long-term and forging keys.
         their_fingerprint: Fingerprint,
+        /// Whether `their_fingerprint` is the one the caller expects for this instance
+        /// ([`super::Client::expect_fingerprint`]; `true` when nothing is expected). When
+        /// `false`, nothing with user content is encrypted in this session — queued
+        /// messages stay queued ([`NotSentReason::KeyNotAccepted`]), SMP and extra keys
+        /// are refused — until the caller accepts this fingerprint.
+        key_accepted: bool,
     },
     /// The peer ended its side (a TLV type 1 arrived): the conversation is `FINISHED`;
     /// end ours too ([`super::Client::end`]) before talking again.
@@ -176,6 +182,10 @@ pub enum NotSentReason {
     Discarded,
     /// Encryption is required but OTR version 4 is not allowed by the policy.
     EncryptionUnavailable,
+    /// Queued: the instance's session is encrypted to a key other than the one the
+    /// caller expects ([`super::Client::expect_fingerprint`]); it is sent once the caller
+    /// accepts that key, and dropped if the conversation ends first.
+    KeyNotAccepted,
 }
 
 /// Why our side of a session ended.
@@ -283,6 +293,10 @@ pub enum ConversationError {
     /// The operation needs an encrypted session.
     #[error("the conversation is not encrypted")]
     NotEncrypted,
+    /// The session's key is not the one the caller expects for this instance: accept it
+    /// (or verify it out of band) first ([`super::Client::expect_fingerprint`]).
+    #[error("the device's key is not the accepted one; accept or verify it first")]
+    KeyNotAccepted,
     /// The peer already has `MAX_DEVICES_PER_USER` instances; the new one was refused.
     #[error("too many devices for {peer}: at most {max} instances per user")]
     TooManyDevices {

@@ -14,6 +14,7 @@ use core::fmt;
 use zeroize::Zeroize;
 
 use crate::InstanceTag;
+use crate::crypto::fingerprint::Fingerprint;
 use crate::dake::{
     self, DakeComplete, LocalParty, PhiPrime, SimultaneousIdentity, WaitingAuthI, WaitingAuthR,
 };
@@ -192,6 +193,9 @@ pub struct Conversation {
     pub(crate) dake_started_at: i64,
     pub(crate) last_sent: Option<i64>,
     pub(crate) last_received: Option<i64>,
+    /// The fingerprint the caller accepts for this instance ([`super::Client::expect_fingerprint`];
+    /// not persisted: the caller sets it again after an import).
+    pub(crate) expected: Option<Fingerprint>,
 }
 
 impl fmt::Debug for Conversation {
@@ -217,6 +221,7 @@ impl Conversation {
             dake_started_at: 0,
             last_sent: None,
             last_received: None,
+            expected: None,
         }
     }
 
@@ -238,6 +243,7 @@ impl Conversation {
             dake_started_at: 0,
             last_sent,
             last_received,
+            expected: None,
         }
     }
 
@@ -271,6 +277,18 @@ impl Conversation {
     /// The peer's fingerprint in the live session.
     pub fn their_fingerprint(&self) -> Option<crate::crypto::fingerprint::Fingerprint> {
         self.live().map(Session::their_fingerprint)
+    }
+
+    /// Whether `fp` may receive user content: it is the expected fingerprint, or nothing
+    /// is expected for this instance.
+    pub(crate) fn accepts(&self, fp: &Fingerprint) -> bool {
+        self.expected.is_none_or(|e| e == *fp)
+    }
+
+    /// Whether the live session may carry user content: no session, or its peer key is the
+    /// one the caller accepts ([`super::Client::expect_fingerprint`]).
+    pub fn key_accepted(&self) -> bool {
+        self.their_fingerprint().is_none_or(|f| self.accepts(&f))
     }
 
     /// Our DAKE role in the live session (for a session made by the non-interactive DAKE:
@@ -624,6 +642,7 @@ impl Conversation {
             ssid: session.ssid,
             bold_half: session.role.ssid_bold_half(),
             their_fingerprint: session.their_fingerprint(),
+            key_accepted: self.accepts(&session.their_fingerprint()),
         });
         self.remember_identity(identity);
         self.phase = Phase::Encrypted(Box::new(session));
@@ -636,7 +655,8 @@ impl Conversation {
         true
     }
 
-    /// Sends queued messages through the live session.
+    /// Sends queued messages through the live session — unless its key is not the
+    /// accepted one: then they stay queued ([`NotSentReason::KeyNotAccepted`]).
     pub(crate) fn flush<R: rand_core::CryptoRng + ?Sized>(
         &mut self,
         ctx: &Ctx<'_>,
@@ -645,7 +665,42 @@ impl Conversation {
         queued: Vec<Queued>,
     ) {
         for q in queued {
-            self.send_encrypted(ctx, out, rng, &q.text, &q.tlvs);
+            self.send_user(ctx, out, rng, &q.text, &q.tlvs);
+        }
+    }
+
+    /// Sends user content (text and TLVs) in the live session if its key is accepted;
+    /// otherwise queues it with [`NotSentReason::KeyNotAccepted`]. Every path that
+    /// encrypts what the user wrote goes through here (send, flushes after a DAKE, the
+    /// offline start), so nothing reaches a key the caller has not accepted.
+    pub(crate) fn send_user<R: rand_core::CryptoRng + ?Sized>(
+        &mut self,
+        ctx: &Ctx<'_>,
+        out: &mut Vec<Event>,
+        rng: &mut R,
+        text: &str,
+        tlvs: &[Tlv],
+    ) {
+        if self.key_accepted() {
+            self.send_encrypted(ctx, out, rng, text, tlvs);
+        } else {
+            self.queue_as(ctx, out, text, tlvs, NotSentReason::KeyNotAccepted);
+        }
+    }
+
+    /// The caller accepts `fp` for this instance; queued messages go out if the live
+    /// session now qualifies.
+    pub(crate) fn expect<R: rand_core::CryptoRng + ?Sized>(
+        &mut self,
+        ctx: &Ctx<'_>,
+        out: &mut Vec<Event>,
+        rng: &mut R,
+        fp: Option<Fingerprint>,
+    ) {
+        self.expected = fp;
+        if self.is_encrypted() && self.key_accepted() && !self.queue.is_empty() {
+            let queued = core::mem::take(&mut self.queue);
+            self.flush(ctx, out, rng, queued);
         }
     }
 
@@ -654,6 +709,18 @@ impl Conversation {
 
     /// Queues a message until the session is encrypted (bounded).
     pub(crate) fn queue(&mut self, ctx: &Ctx<'_>, out: &mut Vec<Event>, text: &str, tlvs: &[Tlv]) {
+        self.queue_as(ctx, out, text, tlvs, NotSentReason::Queued);
+    }
+
+    /// Queues a message (bounded), reporting it as not sent for `why`.
+    fn queue_as(
+        &mut self,
+        ctx: &Ctx<'_>,
+        out: &mut Vec<Event>,
+        text: &str,
+        tlvs: &[Tlv],
+        why: NotSentReason,
+    ) {
         let reason = if self.queue.len() >= ctx.account.policy.max_queued_messages {
             NotSentReason::QueueFull
         } else {
@@ -661,7 +728,7 @@ impl Conversation {
                 text: String::from(text),
                 tlvs: tlvs.to_vec(),
             });
-            NotSentReason::Queued
+            why
         };
         ctx.not_sent(out, Some(self.their_tag), text, reason);
     }
@@ -896,6 +963,9 @@ impl Conversation {
         question: Option<&str>,
     ) {
         let tag = self.their_tag;
+        if !self.key_accepted() {
+            return ctx.error(out, Some(tag), ConversationError::KeyNotAccepted);
+        }
         let our_fp = ctx.account.fingerprint();
         let Some(s) = self.live_mut() else {
             return ctx.error(out, Some(tag), ConversationError::NotEncrypted);
@@ -919,6 +989,9 @@ impl Conversation {
         secret: &[u8],
     ) {
         let tag = self.their_tag;
+        if !self.key_accepted() {
+            return ctx.error(out, Some(tag), ConversationError::KeyNotAccepted);
+        }
         let our_fp = ctx.account.fingerprint();
         let Some(s) = self.live_mut() else {
             return ctx.error(out, Some(tag), ConversationError::NotEncrypted);
@@ -966,6 +1039,9 @@ impl Conversation {
         context: [u8; 4],
         data: &[u8],
     ) {
+        if !self.key_accepted() {
+            return ctx.error(out, Some(self.their_tag), ConversationError::KeyNotAccepted);
+        }
         self.send_control(ctx, out, rng, &[Tlv::extra_symmetric_key(context, data)]);
     }
 

@@ -331,6 +331,7 @@ impl Conversation {
             ssid: session.ssid,
             bold_half: session.role.ssid_bold_half(),
             their_fingerprint: session.their_fingerprint(),
+            key_accepted: self.accepts(&session.their_fingerprint()),
         });
         self.phase = Phase::Encrypted(Box::new(session));
     }
@@ -386,6 +387,13 @@ impl Peer {
             if !self.admit(ctx, out, x, is_self) {
                 continue;
             }
+            // The server is untrusted: an ensemble whose Client Profile is not the key the
+            // caller accepts for this instance is not used (nothing is encrypted to it).
+            let offered = e.client_profile().fingerprint();
+            if self.expected.get(&x).is_some_and(|f| *f != offered) {
+                ctx.error(out, Some(x), ConversationError::KeyNotAccepted);
+                continue;
+            }
             let made = send_non_interactive_auth(
                 rng,
                 &e,
@@ -403,10 +411,10 @@ impl Peer {
             let conv = self.conv(x);
             conv.start_non_interactive(ctx, out, rng, &nia, done);
             for q in &peer_queue {
-                conv.send_encrypted(ctx, out, rng, &q.text, &q.tlvs);
+                conv.send_user(ctx, out, rng, &q.text, &q.tlvs);
             }
             if !text.is_empty() {
-                conv.send_encrypted(ctx, out, rng, text, &[]);
+                conv.send_user(ctx, out, rng, text, &[]);
             }
             sent = true;
         }

@@ -376,6 +376,12 @@ impl ClientProfile {
         &self.forging_key
     }
 
+    /// The fingerprint of the profile's long-term and forging keys (otrv4.md
+    /// §"Fingerprints"): what a user compares and what a pin holds.
+    pub fn fingerprint(&self) -> crate::crypto::fingerprint::Fingerprint {
+        crate::crypto::fingerprint::Fingerprint::otrv4(self.public_key(), self.forging_key())
+    }
+
     /// The raw version string.
     pub fn versions(&self) -> &[u8] {
         &self.versions

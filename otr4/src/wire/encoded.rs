@@ -198,6 +198,25 @@ mod tests {
     }
 
     #[test]
+    fn fragment_marker_is_checked_before_every_other_marker() {
+        // otrv4.md §"Receiving Fragments": `?OTR|` first. These pieces also carry a query
+        // marker, an error marker and an encoded-message prefix: if any of those checks ran
+        // first the piece would be taken for a query, an error or an encoded message.
+        for piece in [
+            "?OTRv4? hi",
+            "?OTR Error: ERROR_1: x",
+            "?OTR:AAQD.",
+            "x ?OTRv34?",
+        ] {
+            let msg = alloc::format!("?OTR|1|100|0,1,2,{piece},");
+            match classify(&msg) {
+                Ok(Incoming::Fragment(f)) => assert_eq!(f.piece, piece),
+                other => panic!("{msg}: {other:?}"),
+            }
+        }
+    }
+
+    #[test]
     fn classify_each_kind() {
         assert_eq!(
             classify("?OTR:AAQD.").unwrap(),

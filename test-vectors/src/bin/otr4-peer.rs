@@ -336,6 +336,7 @@ impl Peer {
                     NotSentReason::QueueFull => "queue_full",
                     NotSentReason::Discarded => "discarded",
                     NotSentReason::EncryptionUnavailable => "encryption_unavailable",
+                    NotSentReason::KeyNotAccepted => "key_not_accepted",
                 }
             ),
             _ => return None,
