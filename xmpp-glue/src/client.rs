@@ -16,6 +16,8 @@
 
 use std::path::PathBuf;
 use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Context, Poll};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -31,7 +33,8 @@ use tokio_xmpp::parsers::message::Message;
 use tokio_xmpp::parsers::presence::{Presence, Type as PresenceType};
 use tokio_xmpp::{Client, Event, Stanza};
 
-use crate::engine::{Engine, EngineConfig, GlueError, GlueEvent, Output, ServerPin};
+use crate::engine::{Engine, EngineConfig, EngineStats, GlueError, GlueEvent, Output, ServerPin};
+use crate::guard::GuardedStartTls;
 use crate::stanza::{self, bare};
 use crate::store::{KeySource, Store, StoreError};
 
@@ -176,6 +179,9 @@ enum Command {
         device: InstanceTag,
         reply: oneshot::Sender<bool>,
     },
+    Stats {
+        reply: oneshot::Sender<EngineStats>,
+    },
     Disconnect,
 }
 
@@ -232,12 +238,12 @@ impl XmppClient {
             let mut rng = rand::rng();
             store.load_or_create(config, unix_now(), &mut rng)?
         };
-        let mut xmpp = Client::new_starttls(
-            jid,
-            opts.password,
-            DnsConfig::no_srv(&opts.host, opts.port),
-            Default::default(),
-        );
+        // STARTTLS with every stanza bounded before tokio-xmpp parses it (crate::guard).
+        let dropped = Arc::new(AtomicU64::new(0));
+        let connector =
+            GuardedStartTls::new(DnsConfig::no_srv(&opts.host, opts.port), dropped.clone());
+        let mut xmpp =
+            Client::new_with_connector(jid, opts.password, connector, Default::default());
         let bound = tokio::time::timeout(opts.connect_timeout, async {
             loop {
                 match xmpp.next().await {
@@ -257,6 +263,7 @@ impl XmppClient {
         let tag = engine.tag();
         let fingerprint = engine.fingerprint();
         let mut worker = Worker {
+            dropped,
             xmpp: Some(xmpp),
             engine,
             store,
@@ -377,6 +384,16 @@ impl XmppClient {
         rx.await.map_err(|_| ClientError::Closed)
     }
 
+    /// What the engine refused because of who sent it (spoofed replies, forged archive
+    /// results and carbons, oversized stanzas …), and the carbons it ignored.
+    pub async fn stats(&self) -> Result<EngineStats, ClientError> {
+        let (tx, rx) = oneshot::channel();
+        self.cmds
+            .send((Command::Stats { reply: tx }, None))
+            .map_err(|_| ClientError::Closed)?;
+        rx.await.map_err(|_| ClientError::Closed)
+    }
+
     /// Whether a device of `jid` is available now (its presence with its tag is known).
     pub async fn is_device_online(
         &self,
@@ -411,6 +428,8 @@ impl XmppClient {
 }
 
 struct Worker {
+    /// Stanzas the connection's guard dropped before parsing (crate::guard).
+    dropped: Arc<AtomicU64>,
     xmpp: Option<Client>,
     engine: Engine,
     store: Store,
@@ -514,7 +533,9 @@ impl Worker {
                     device,
                     secret,
                 } => e.smp_respond(&peer, device, &secret, now, &mut rng),
-                Command::Accept { jid, device } => e.accept_fingerprint(&jid, device),
+                Command::Accept { jid, device } => {
+                    e.accept_fingerprint(&jid, device, now, &mut rng)
+                }
                 Command::Remove { device } => e.remove_device(device, now, &mut rng),
                 Command::Devices { jid, reply } => {
                     let _ = reply.send(e.devices_of(&jid));
@@ -522,6 +543,12 @@ impl Worker {
                 }
                 Command::IsOnline { jid, device, reply } => {
                     let _ = reply.send(e.is_device_online(&jid, device));
+                    Vec::new()
+                }
+                Command::Stats { reply } => {
+                    let mut st = e.stats();
+                    st.oversized_stanzas += self.dropped.load(Ordering::Relaxed);
+                    let _ = reply.send(st);
                     Vec::new()
                 }
                 Command::Disconnect => Vec::new(),

@@ -15,7 +15,9 @@ use otr4::wire::encoded::{IncomingPrekey, classify_prekey, decode_prekey, encode
 use otr4::wire::fragment::{FragmentKind, Reassembler};
 use otr4::wire::prekey_messages::PrekeyServerMessage;
 use otr4::wire::tlv::{Tlv, TlvType};
-use rand_core::CryptoRng;
+use rand::SeedableRng;
+use rand::rngs::StdRng;
+use rand_core::{CryptoRng, Rng};
 use serde::{Deserialize, Serialize};
 
 use crate::devices::{DeviceChange, DeviceEntry, DeviceList, ListIssue, TooManyDevices};
@@ -184,6 +186,9 @@ pub enum GlueError {
     /// The persisted state could not be read.
     #[error("persisted state: {0}")]
     Persist(String),
+    /// A stanza was refused before processing (too large, too deep, malformed).
+    #[error("a stanza was refused: {0}")]
+    Xml(#[from] crate::xml::XmlError),
 }
 
 /// Why a message did not go to a device.
@@ -208,6 +213,10 @@ pub enum NotSentReason {
     /// Too many messages were waiting.
     #[error("too many messages waiting for this contact")]
     QueueFull,
+    /// The device answered with another key than the pinned one: the message is held and
+    /// sent only if the user accepts the new key ([`Engine::accept_fingerprint`]).
+    #[error("held: the device's key changed; it is sent only if you accept the new key")]
+    HeldUntilAccepted,
 }
 
 /// What the application is told.
@@ -226,6 +235,13 @@ pub enum GlueEvent {
         text: String,
         /// For a copy from another device of ours: the contact it was sent to.
         sent_to: Option<String>,
+        /// How much the sending device's key is trusted: [`Trust::Changed`] when the
+        /// session's key is not the pinned one (the user has not accepted it), whatever
+        /// the device list says.
+        trust: Trust,
+        /// Whether the device is on the sender's current device list (a device the
+        /// contact — or our account — does not list may be stale or foreign).
+        listed: bool,
     },
     /// An encrypted session with a device is up.
     Secure {
@@ -275,6 +291,10 @@ pub enum GlueEvent {
         device: InstanceTag,
         /// What happened.
         update: SmpUpdate,
+        /// The device's trust (as for [`GlueEvent::Message`]).
+        trust: Trust,
+        /// Whether the device is on the peer's current device list.
+        listed: bool,
     },
     /// A payload for this device could not be processed (never dropped silently).
     Undecryptable {
@@ -319,6 +339,36 @@ pub enum Output {
     Event(GlueEvent),
 }
 
+/// Who may answer a request (docs/xmpp-glue.md §8): an IQ reply from anyone else is
+/// ignored and counted, whatever its id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Responder {
+    /// Our own account: `from` absent, our bare JID or our full JID.
+    Own,
+    /// This exact JID (a contact's bare JID, a domain, a component).
+    Jid(String),
+}
+
+/// What the engine refused because of who sent it (security counters; see
+/// [`Engine::stats`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct EngineStats {
+    /// IQ results or errors with a known id from another entity than the one asked.
+    pub spoofed_replies: u64,
+    /// MAM results or carbons whose outer `from` is not our own account.
+    pub spoofed_forwards: u64,
+    /// Device-list notifications not from a bare JID.
+    pub spoofed_lists: u64,
+    /// Prekey-server messages from a server the exchange did not go to.
+    pub spoofed_prekey_replies: u64,
+    /// Prekey ensembles whose Client Profile is not the pinned key of that device.
+    pub rejected_ensembles: u64,
+    /// Stanzas over the size, depth or element-count limits of [`crate::xml`].
+    pub oversized_stanzas: u64,
+    /// Genuine carbons (from our own account), ignored: every device has its own copy.
+    pub carbons_ignored: u64,
+}
+
 #[derive(Debug)]
 enum Pending {
     DiscoItems { domain: String },
@@ -340,14 +390,16 @@ pub struct Engine {
     full_jid: Option<String>,
     /// Available OTRv4 devices by bare JID, then full JID.
     presence: BTreeMap<String, BTreeMap<String, InstanceTag>>,
-    iqs: BTreeMap<String, Pending>,
-    id_prefix: u32,
-    next_id: u64,
+    iqs: BTreeMap<String, (Responder, Pending)>,
+    /// Ids of requests and messages: random (a contact who sees our message ids cannot
+    /// predict them), from a generator seeded once from the caller's RNG.
+    ids: StdRng,
     /// Texts waiting for a contact's device list.
     waiting_list: BTreeMap<String, Vec<String>>,
     /// Texts for offline devices waiting for ensembles.
     waiting_ensembles: BTreeMap<String, Vec<Waiting>>,
-    queries_inflight: BTreeSet<String>,
+    /// Ensemble queries under way: contact → the prekey server asked.
+    queries_inflight: BTreeMap<String, String>,
     discovering: BTreeSet<String>,
     own_list_fetched: bool,
     catching_up: Option<String>,
@@ -356,6 +408,9 @@ pub struct Engine {
     reassembler: Reassembler,
     out: Vec<Output>,
     outbox: Vec<(String, Payload)>,
+    stats: EngineStats,
+    /// Whether the pinned keys were given to otr4 ([`Engine::prepare`]).
+    expectations_set: bool,
 }
 
 impl core::fmt::Debug for Engine {
@@ -392,6 +447,8 @@ impl Engine {
                 .servers
                 .insert(domain(&config.jid).to_owned(), p.clone());
         }
+        let mut seed = [0u8; 32];
+        rng.fill_bytes(&mut seed);
         Engine {
             cfg: config,
             client,
@@ -399,11 +456,10 @@ impl Engine {
             full_jid: None,
             presence: BTreeMap::new(),
             iqs: BTreeMap::new(),
-            id_prefix: rng.next_u32(),
-            next_id: 0,
+            ids: StdRng::from_seed(seed),
             waiting_list: BTreeMap::new(),
             waiting_ensembles: BTreeMap::new(),
-            queries_inflight: BTreeSet::new(),
+            queries_inflight: BTreeMap::new(),
             discovering: BTreeSet::new(),
             own_list_fetched: false,
             catching_up: None,
@@ -412,7 +468,32 @@ impl Engine {
             reassembler: Reassembler::new(FragmentKind::Prekey),
             out: Vec::new(),
             outbox: Vec::new(),
+            stats: EngineStats::default(),
+            expectations_set: false,
         }
+    }
+
+    /// Before the first use of the otr4 client after [`Engine::new`]: tells it every
+    /// pinned key (it encrypts user content only to the keys the user accepted; the
+    /// expectations are not persisted by otr4).
+    fn prepare<R: CryptoRng + ?Sized>(&mut self, now: i64, rng: &mut R) {
+        if self.expectations_set {
+            return;
+        }
+        self.expectations_set = true;
+        for (jid, tag, fp) in self.state.trust.accepted() {
+            if let Some(f) = parse_fp(&fp) {
+                let evs = self
+                    .client
+                    .expect_fingerprint(&jid, InstanceTag(tag), Some(f), now, rng);
+                self.otr_events(evs, false, now, rng);
+            }
+        }
+    }
+
+    /// What the engine refused because of who sent it.
+    pub fn stats(&self) -> EngineStats {
+        self.stats
     }
 
     /// Our instance tag.
@@ -502,8 +583,7 @@ impl Engine {
     }
 
     fn id(&mut self) -> String {
-        self.next_id += 1;
-        format!("otr4-{:08x}-{}", self.id_prefix, self.next_id)
+        format!("{:016x}{:016x}", self.ids.next_u64(), self.ids.next_u64())
     }
 
     fn emit(&mut self, e: GlueEvent) {
@@ -514,11 +594,34 @@ impl Engine {
         self.out.push(Output::Stanza(s));
     }
 
-    fn request(&mut self, purpose: Pending, make: impl FnOnce(&str) -> Element) {
+    /// Sends the request `make` builds; its reply is accepted only from `from`.
+    fn request(&mut self, from: Responder, purpose: Pending, make: impl FnOnce(&str) -> Element) {
         let id = self.id();
         let s = make(&id);
-        self.iqs.insert(id, purpose);
+        self.iqs.insert(id, (from, purpose));
         self.stanza(s);
+    }
+
+    /// Whether `from` (a stanza's `from`, absent for our server on our behalf) is our own
+    /// account.
+    fn is_own_account(&self, from: Option<&str>) -> bool {
+        match from {
+            None => true,
+            Some(f) => {
+                f.eq_ignore_ascii_case(&self.cfg.jid)
+                    || self
+                        .full_jid
+                        .as_deref()
+                        .is_some_and(|full| full.eq_ignore_ascii_case(f))
+            }
+        }
+    }
+
+    fn answers(&self, who: &Responder, from: Option<&str>) -> bool {
+        match who {
+            Responder::Own => self.is_own_account(from),
+            Responder::Jid(j) => from.is_some_and(|f| f.eq_ignore_ascii_case(j)),
+        }
     }
 
     /// Collects the otr4 payloads into one stanza per recipient and returns the outputs.
@@ -550,6 +653,7 @@ impl Engine {
         now: i64,
         rng: &mut R,
     ) -> Vec<Output> {
+        self.prepare(now, rng);
         self.full_jid = Some(full_jid.to_owned());
         self.online = false;
         self.presence.clear();
@@ -558,7 +662,6 @@ impl Engine {
         self.discovering.clear();
         self.queries_inflight.clear();
         self.mam_page();
-        let _ = (now, rng);
         self.finish()
     }
 
@@ -575,7 +678,7 @@ impl Engine {
         let queryid = self.id();
         self.catching_up = Some(queryid.clone());
         let pos = self.state.archive.clone();
-        self.request(Pending::Mam, |id| match &pos {
+        self.request(Responder::Own, Pending::Mam, |id| match &pos {
             ArchivePos::Unknown => stanza::mam_query(id, &queryid, MamFrom::Last, 1),
             ArchivePos::Start => stanza::mam_query(id, &queryid, MamFrom::Start, MAM_PAGE),
             ArchivePos::After(a) => stanza::mam_query(id, &queryid, MamFrom::After(a), MAM_PAGE),
@@ -589,7 +692,9 @@ impl Engine {
         self.stanza(p);
         let own = self.cfg.jid.clone();
         self.own_list_fetched = false;
-        self.request(Pending::OwnDevices, |id| stanza::get_devices(id, &own));
+        self.request(Responder::Own, Pending::OwnDevices, |id| {
+            stanza::get_devices(id, &own)
+        });
         let d = domain(&self.cfg.jid).to_owned();
         self.ensure_server(&d, now, rng);
         self.emit(GlueEvent::Online);
@@ -607,9 +712,11 @@ impl Engine {
         }
         if self.discovering.insert(dom.to_owned()) {
             let d = dom.to_owned();
-            self.request(Pending::DiscoItems { domain: d.clone() }, |id| {
-                stanza::disco_items(id, &d)
-            });
+            self.request(
+                Responder::Jid(d.clone()),
+                Pending::DiscoItems { domain: d.clone() },
+                |id| stanza::disco_items(id, &d),
+            );
         }
     }
 
@@ -682,15 +789,17 @@ impl Engine {
         for jid in candidates {
             let d = dom.clone();
             let j = jid.clone();
-            self.request(Pending::DiscoInfo { domain: d, jid: j }, |id| {
-                stanza::disco_info(id, &jid)
-            });
+            self.request(
+                Responder::Jid(jid.clone()),
+                Pending::DiscoInfo { domain: d, jid: j },
+                |id| stanza::disco_info(id, &jid),
+            );
         }
     }
 
     fn no_server<R: CryptoRng + ?Sized>(&mut self, dom: &str, _now: i64, _rng: &mut R) {
         // Only report once no discovery request for the domain is left.
-        let left = self.iqs.values().any(|p| {
+        let left = self.iqs.values().any(|(_, p)| {
             matches!(p, Pending::DiscoInfo { domain, .. } | Pending::ServerItems { domain, .. } | Pending::DiscoItems { domain } if domain == dom)
         });
         if left || self.state.servers.contains_key(dom) {
@@ -764,7 +873,32 @@ impl Engine {
         }
     }
 
-    fn on_prekey_body<R: CryptoRng + ?Sized>(&mut self, text: &str, now: i64, rng: &mut R) {
+    /// Whether a prekey-server message from `server` belongs to an exchange with it:
+    /// retrieval answers only from the server the query about that identity went to,
+    /// everything else (the publication DAKE, storage status) only from our own server.
+    fn prekey_reply_expected(&self, server: &str, msg: &PrekeyServerMessage) -> bool {
+        let asked = |identity: &[u8]| {
+            core::str::from_utf8(identity)
+                .ok()
+                .and_then(|peer| self.queries_inflight.get(peer))
+                .is_some_and(|s| s.eq_ignore_ascii_case(server))
+        };
+        match msg {
+            PrekeyServerMessage::EnsembleRetrieval(r) => asked(&r.identity),
+            PrekeyServerMessage::NoPrekeyEnsembles(n) => asked(&n.identity),
+            _ => self
+                .server_jid(domain(&self.cfg.jid))
+                .is_some_and(|s| s.eq_ignore_ascii_case(server)),
+        }
+    }
+
+    fn on_prekey_body<R: CryptoRng + ?Sized>(
+        &mut self,
+        server: &str,
+        text: &str,
+        now: i64,
+        rng: &mut R,
+    ) {
         let bin = match classify_prekey(text) {
             Ok(IncomingPrekey::Encoded(b)) => b,
             Ok(IncomingPrekey::Fragment(f)) => {
@@ -786,6 +920,11 @@ impl Engine {
             Ok(m) => m,
             Err(e) => return self.prekey_decode_error(e.to_string()),
         };
+        if !self.prekey_reply_expected(server, &msg) {
+            self.stats.spoofed_prekey_replies += 1;
+            tracing::warn!("a prekey-server message from a server we did not ask was ignored");
+            return;
+        }
         match self.client.receive_prekey_server(&msg, now, rng) {
             Ok(PrekeyOutcome::Send(m)) => {
                 // DAKE-3 goes back to the server of the exchange: ours.
@@ -813,11 +952,31 @@ impl Engine {
                 self.queries_inflight.remove(&peer);
                 let waiting = self.waiting_ensembles.remove(&peer).unwrap_or_default();
                 let tags: BTreeSet<InstanceTag> = waiting.iter().map(|w| w.tag).collect();
-                let usable: Vec<_> = ensembles
-                    .chosen
-                    .into_iter()
-                    .filter(|e| tags.contains(&e.owner_tag()))
-                    .collect();
+                let mut usable = Vec::new();
+                for e in ensembles.chosen {
+                    let tag = e.owner_tag();
+                    if !tags.contains(&tag) {
+                        continue;
+                    }
+                    // The prekey server is untrusted: a Client Profile other than the pinned
+                    // key of that device is never used (and is offered to the user as a
+                    // changed key, like any other).
+                    let offered = hex_fp(&e.client_profile().fingerprint());
+                    let pinned = self
+                        .state
+                        .trust
+                        .fingerprint(&peer, tag.0)
+                        .map(str::to_owned);
+                    if pinned.is_some_and(|p| p != offered) {
+                        self.stats.rejected_ensembles += 1;
+                        self.pin(&peer, tag, &offered, now, rng);
+                        continue;
+                    }
+                    if !self.state.trust.usable(&peer, tag.0) {
+                        continue;
+                    }
+                    usable.push(e);
+                }
                 let covered: BTreeSet<InstanceTag> = usable.iter().map(|e| e.owner_tag()).collect();
                 if !usable.is_empty() {
                     let evs = self.client.send_offline(
@@ -827,13 +986,19 @@ impl Engine {
                         now,
                         rng,
                     );
-                    self.otr_events(evs, false);
+                    self.otr_events(evs, false, now, rng);
                 }
                 for w in waiting {
-                    if covered.contains(&w.tag) {
+                    if !self.state.trust.usable(&peer, w.tag.0) {
+                        self.emit(GlueEvent::NotSent {
+                            to: peer.clone(),
+                            device: Some(w.tag),
+                            reason: NotSentReason::KeyChanged,
+                        });
+                    } else if covered.contains(&w.tag) {
                         let tlvs = sent_to_tlv(w.sent_to.as_deref());
                         let evs = self.client.send_to(&peer, w.tag, &w.text, &tlvs, now, rng);
-                        self.otr_events(evs, false);
+                        self.otr_events(evs, false, now, rng);
                     } else {
                         self.emit(GlueEvent::NotSent {
                             to: peer.clone(),
@@ -871,9 +1036,11 @@ impl Engine {
             self.ensure_server(&dom, now, rng);
             return;
         };
-        if !self.queries_inflight.insert(peer.to_owned()) {
+        if self.queries_inflight.contains_key(peer) {
             return;
         }
+        self.queries_inflight
+            .insert(peer.to_owned(), server.clone());
         match self.client.ensemble_query(peer) {
             Ok(q) => self.send_to_server(&server, &q),
             Err(e) => {
@@ -903,7 +1070,7 @@ impl Engine {
         if self
             .iqs
             .values()
-            .any(|p| matches!(p, Pending::Publish { .. } | Pending::Configure { .. }))
+            .any(|(_, p)| matches!(p, Pending::Publish { .. } | Pending::Configure { .. }))
         {
             return;
         }
@@ -926,7 +1093,7 @@ impl Engine {
 
     fn publish_list(&mut self, list: DeviceList, retried: bool) {
         let payload = list.to_element();
-        self.request(Pending::Publish { list, retried }, |id| {
+        self.request(Responder::Own, Pending::Publish { list, retried }, |id| {
             stanza::publish_devices(id, payload)
         });
     }
@@ -939,13 +1106,13 @@ impl Engine {
         now: i64,
         rng: &mut R,
     ) -> Vec<Output> {
+        self.prepare(now, rng);
         let mut list = self.state.own_list.clone();
         if tag != self.tag() && list.remove(tag) {
             let own = self.cfg.jid.clone();
             self.client.forget_instance(&own, tag);
             self.publish_list(list, false);
         }
-        let _ = (now, rng);
         self.finish()
     }
 
@@ -964,9 +1131,9 @@ impl Engine {
             });
         }
         if jid == self.cfg.jid {
-            self.on_own_list(new, now);
+            self.on_own_list(new, now, rng);
         } else {
-            self.on_contact_list(jid, new);
+            self.on_contact_list(jid, new, now, rng);
             if let Some(texts) = self.waiting_list.remove(jid) {
                 for t in texts {
                     self.dispatch(jid, &t, now, rng);
@@ -975,12 +1142,21 @@ impl Engine {
         }
     }
 
-    fn apply_changes(&mut self, jid: &str, old: &DeviceList, new: &DeviceList) {
+    fn apply_changes<R: CryptoRng + ?Sized>(
+        &mut self,
+        jid: &str,
+        old: &DeviceList,
+        new: &DeviceList,
+        now: i64,
+        rng: &mut R,
+    ) {
         for change in old.diff(new) {
             match &change {
-                DeviceChange::Added(d) => self.pin(jid, d.instance_tag(), &d.fingerprint),
+                DeviceChange::Added(d) => {
+                    self.pin(jid, d.instance_tag(), &d.fingerprint, now, rng);
+                }
                 DeviceChange::FingerprintChanged { new, .. } => {
-                    self.pin(jid, new.instance_tag(), &new.fingerprint);
+                    self.pin(jid, new.instance_tag(), &new.fingerprint, now, rng);
                 }
                 DeviceChange::Removed(d) => {
                     self.client.forget_instance(jid, d.instance_tag());
@@ -998,9 +1174,15 @@ impl Engine {
         }
     }
 
-    fn on_contact_list(&mut self, jid: &str, new: DeviceList) {
+    fn on_contact_list<R: CryptoRng + ?Sized>(
+        &mut self,
+        jid: &str,
+        new: DeviceList,
+        now: i64,
+        rng: &mut R,
+    ) {
         let old = self.state.contacts.get(jid).cloned().unwrap_or_default();
-        self.apply_changes(jid, &old, &new);
+        self.apply_changes(jid, &old, &new, now, rng);
         if !new.is_empty() {
             self.state.contacts.insert(jid.to_owned(), new);
         } else {
@@ -1008,7 +1190,7 @@ impl Engine {
         }
     }
 
-    fn on_own_list(&mut self, new: DeviceList, now: i64) {
+    fn on_own_list<R: CryptoRng + ?Sized>(&mut self, new: DeviceList, now: i64, rng: &mut R) {
         let me = self.tag();
         let strip = |l: &DeviceList| DeviceList {
             devices: l
@@ -1021,7 +1203,7 @@ impl Engine {
         let old = self.state.own_list.clone();
         let own = self.cfg.jid.clone();
         if !new.is_empty() || old.is_empty() {
-            self.apply_changes(&own, &strip(&old), &strip(&new));
+            self.apply_changes(&own, &strip(&old), &strip(&new), now, rng);
         } else {
             self.emit(GlueEvent::DevicesChanged {
                 jid: own,
@@ -1043,9 +1225,22 @@ impl Engine {
     // ---------------------------------------------------------------------------------
     // Trust.
 
-    fn pin(&mut self, jid: &str, tag: InstanceTag, fp: &str) {
+    /// Sees `fp` for a device: pins it on first use (and tells otr4 it is the accepted
+    /// key), or marks the device changed — otr4 keeps expecting the pinned key, so
+    /// nothing is encrypted to `fp` until the user accepts it.
+    fn pin<R: CryptoRng + ?Sized>(
+        &mut self,
+        jid: &str,
+        tag: InstanceTag,
+        fp: &str,
+        now: i64,
+        rng: &mut R,
+    ) {
         let (trust, note) = match self.state.trust.pin(jid, tag.0, fp) {
-            Pin::New => (Trust::Tofu, "new device, trusted on first use".to_owned()),
+            Pin::New => {
+                self.expect(jid, tag, now, rng);
+                (Trust::Tofu, "new device, trusted on first use".to_owned())
+            }
             Pin::Same(_) => return,
             Pin::Changed { pinned } => (
                 Trust::Changed,
@@ -1060,8 +1255,59 @@ impl Engine {
         });
     }
 
-    /// The user accepts the changed key of a device.
-    pub fn accept_fingerprint(&mut self, jid: &str, tag: InstanceTag) -> Vec<Output> {
+    /// Tells otr4 the accepted (pinned) key of a device; what was held for it goes out
+    /// if its session now uses that key.
+    fn expect<R: CryptoRng + ?Sized>(
+        &mut self,
+        jid: &str,
+        tag: InstanceTag,
+        now: i64,
+        rng: &mut R,
+    ) {
+        let fp = self.state.trust.fingerprint(jid, tag.0).and_then(parse_fp);
+        if fp.is_some() {
+            let evs = self.client.expect_fingerprint(jid, tag, fp, now, rng);
+            self.otr_events(evs, false, now, rng);
+        }
+    }
+
+    /// The trust to show for content from device `tag` of `jid`: [`Trust::Changed`] if the
+    /// live session's key is not the pinned one, else the pin's trust.
+    fn content_trust(&self, jid: &str, tag: InstanceTag) -> (Trust, bool) {
+        let pinned = self.state.trust.fingerprint(jid, tag.0);
+        let session = self
+            .client
+            .conversation(jid, tag)
+            .and_then(|c| c.their_fingerprint())
+            .map(|f| hex_fp(&f));
+        let trust = match (pinned, session) {
+            (Some(p), Some(s)) if p == s => {
+                self.state.trust.trust(jid, tag.0).unwrap_or(Trust::Changed)
+            }
+            _ => Trust::Changed,
+        };
+        let me = self.tag();
+        let listed = if jid == self.cfg.jid {
+            tag != me && self.state.own_list.get(tag).is_some()
+        } else {
+            self.state
+                .contacts
+                .get(jid)
+                .is_some_and(|l| l.get(tag).is_some())
+        };
+        (trust, listed)
+    }
+
+    /// The user accepts the changed key of a device: it is pinned, and the messages held
+    /// for it ([`NotSentReason::HeldUntilAccepted`]) are sent.
+    pub fn accept_fingerprint<R: CryptoRng + ?Sized>(
+        &mut self,
+        jid: &str,
+        tag: InstanceTag,
+        now: i64,
+        rng: &mut R,
+    ) -> Vec<Output> {
+        self.prepare(now, rng);
         if self.state.trust.accept(jid, tag.0) {
             self.emit(GlueEvent::TrustChanged {
                 jid: jid.to_owned(),
@@ -1069,6 +1315,7 @@ impl Engine {
                 trust: Trust::Tofu,
                 note: "new key accepted".to_owned(),
             });
+            self.expect(jid, tag, now, rng);
         }
         self.finish()
     }
@@ -1084,6 +1331,7 @@ impl Engine {
         now: i64,
         rng: &mut R,
     ) -> Vec<Output> {
+        self.prepare(now, rng);
         let to = bare(to).to_owned();
         if to != self.cfg.jid && !self.state.contacts.contains_key(&to) {
             let w = self.waiting_list.entry(to.clone()).or_default();
@@ -1099,12 +1347,14 @@ impl Engine {
             let fetching = self
                 .iqs
                 .values()
-                .any(|p| matches!(p, Pending::ContactDevices(j) if *j == to));
+                .any(|(_, p)| matches!(p, Pending::ContactDevices(j) if *j == to));
             if !fetching {
                 let j = to.clone();
-                self.request(Pending::ContactDevices(j.clone()), |id| {
-                    stanza::get_devices(id, &j)
-                });
+                self.request(
+                    Responder::Jid(j.clone()),
+                    Pending::ContactDevices(j.clone()),
+                    |id| stanza::get_devices(id, &j),
+                );
             }
             return self.finish();
         }
@@ -1156,20 +1406,20 @@ impl Engine {
             | Some(ConversationState::WaitingAuthR)
             | Some(ConversationState::WaitingAuthI) => {
                 let evs = self.client.send_to(to, tag, text, &tlvs, now, rng);
-                self.otr_events(evs, false);
+                self.otr_events(evs, false, now, rng);
                 return;
             }
             Some(ConversationState::Finished) => {
                 let evs = self.client.end(to, Some(tag), now, rng);
-                self.otr_events(evs, false);
+                self.otr_events(evs, false, now, rng);
             }
             Some(ConversationState::Start) | None => {}
         }
         if self.is_device_online(to, tag) {
             let evs = self.client.start_dake(to, Some(tag), now, rng);
-            self.otr_events(evs, false);
+            self.otr_events(evs, false, now, rng);
             let evs = self.client.send_to(to, tag, text, &tlvs, now, rng);
-            self.otr_events(evs, false);
+            self.otr_events(evs, false, now, rng);
             return;
         }
         let w = self.waiting_ensembles.entry(to.to_owned()).or_default();
@@ -1199,10 +1449,11 @@ impl Engine {
         now: i64,
         rng: &mut R,
     ) -> Vec<Output> {
+        self.prepare(now, rng);
         let evs = self
             .client
             .smp_start(peer, device, secret, question, now, rng);
-        self.otr_events(evs, false);
+        self.otr_events(evs, false, now, rng);
         self.finish()
     }
 
@@ -1215,15 +1466,17 @@ impl Engine {
         now: i64,
         rng: &mut R,
     ) -> Vec<Output> {
+        self.prepare(now, rng);
         let evs = self.client.smp_respond(peer, device, secret, now, rng);
-        self.otr_events(evs, false);
+        self.otr_events(evs, false, now, rng);
         self.finish()
     }
 
     /// Timers: otr4's (heartbeats, expiry, DAKE timeouts) and prekey maintenance.
     pub fn tick<R: CryptoRng + ?Sized>(&mut self, now: i64, rng: &mut R) -> Vec<Output> {
+        self.prepare(now, rng);
         let evs = self.client.tick(now, rng);
-        self.otr_events(evs, false);
+        self.otr_events(evs, false, now, rng);
         self.maintain(now, rng);
         self.finish()
     }
@@ -1231,7 +1484,13 @@ impl Engine {
     // ---------------------------------------------------------------------------------
     // otr4 events.
 
-    fn otr_events(&mut self, evs: Vec<Event>, receiving: bool) {
+    fn otr_events<R: CryptoRng + ?Sized>(
+        &mut self,
+        evs: Vec<Event>,
+        receiving: bool,
+        now: i64,
+        rng: &mut R,
+    ) {
         for e in evs {
             match e {
                 Event::Send {
@@ -1258,11 +1517,14 @@ impl Engine {
                         None
                     };
                     if !text.is_empty() {
+                        let (trust, listed) = self.content_trust(&from, device);
                         self.emit(GlueEvent::Message {
                             from,
                             device,
                             text,
                             sent_to,
+                            trust,
+                            listed,
                         });
                     }
                 }
@@ -1273,12 +1535,8 @@ impl Engine {
                     ..
                 } => {
                     let fp = hex_fp(&their_fingerprint);
-                    self.pin(&peer, instance, &fp);
-                    let trust = self
-                        .state
-                        .trust
-                        .trust(&peer, instance.0)
-                        .unwrap_or(Trust::Tofu);
+                    self.pin(&peer, instance, &fp, now, rng);
+                    let (trust, _) = self.content_trust(&peer, instance);
                     let non_interactive = self
                         .client
                         .conversation(&peer, instance)
@@ -1314,10 +1572,13 @@ impl Engine {
                             });
                         }
                     }
+                    let (trust, listed) = self.content_trust(&peer, instance);
                     self.emit(GlueEvent::Smp {
                         peer,
                         device: instance,
                         update,
+                        trust,
+                        listed,
                     });
                 }
                 Event::Error {
@@ -1333,6 +1594,16 @@ impl Engine {
                     reason: otr4::conversation::NotSentReason::Queued,
                     ..
                 } => {}
+                Event::NotSent {
+                    peer,
+                    instance,
+                    reason: otr4::conversation::NotSentReason::KeyNotAccepted,
+                    ..
+                } => self.emit(GlueEvent::NotSent {
+                    to: peer,
+                    device: instance,
+                    reason: NotSentReason::HeldUntilAccepted,
+                }),
                 // The extra key of our own-copy TLV is not used.
                 Event::ExtraSymmetricKey { context, .. } if context == SENT_TO_CONTEXT => {}
                 Event::NotSent {
@@ -1353,13 +1624,39 @@ impl Engine {
     // ---------------------------------------------------------------------------------
     // Receiving.
 
-    /// A stanza arrived.
+    /// A stanza arrived as text (e.g. from a client's own XMPP stack): its size, depth and
+    /// element count are checked by a streaming scan before a tree is built
+    /// ([`crate::xml`]); a refused stanza gives [`GlueError::Xml`].
+    pub fn handle_xml<R: CryptoRng + ?Sized>(
+        &mut self,
+        xml: &str,
+        now: i64,
+        rng: &mut R,
+    ) -> Vec<Output> {
+        match crate::xml::parse(xml) {
+            Ok(e) => self.handle(&e, now, rng),
+            Err(e) => {
+                self.stats.oversized_stanzas += 1;
+                self.emit(GlueEvent::Error(GlueError::Xml(e)));
+                self.finish()
+            }
+        }
+    }
+
+    /// A stanza arrived (a tree another XML stack built; checked against the same depth
+    /// and element limits, without recursion, before anything reads it).
     pub fn handle<R: CryptoRng + ?Sized>(
         &mut self,
         stanza: &Element,
         now: i64,
         rng: &mut R,
     ) -> Vec<Output> {
+        self.prepare(now, rng);
+        if let Err(e) = crate::xml::check_tree(stanza) {
+            self.stats.oversized_stanzas += 1;
+            self.emit(GlueEvent::Error(GlueError::Xml(e)));
+            return self.finish();
+        }
         match stanza.name() {
             "message" if stanza.ns() == ns::CLIENT => self.on_message(stanza, None, now, rng),
             "presence" if stanza.ns() == ns::CLIENT => self.on_presence(stanza),
@@ -1399,7 +1696,18 @@ impl Engine {
             self.stanza(reply);
             return;
         }
-        let Some(purpose) = iq.attr("id").and_then(|id| self.iqs.remove(id)) else {
+        let Some(id) = iq.attr("id") else { return };
+        let Some((who, _)) = self.iqs.get(id) else {
+            return;
+        };
+        if !self.answers(who, iq.attr("from")) {
+            // Someone else answered our request (ids are visible to contacts): ignored,
+            // the request stays open for the entity we asked.
+            self.stats.spoofed_replies += 1;
+            tracing::warn!("an IQ reply from an entity we did not ask was ignored");
+            return;
+        }
+        let Some((_, purpose)) = self.iqs.remove(id) else {
             return;
         };
         let ok = typ == "result";
@@ -1433,9 +1741,11 @@ impl Engine {
             Pending::DiscoInfo { domain, jid } => {
                 if ok && stanza::is_prekey_server(iq) {
                     let (d, j) = (domain.clone(), jid.clone());
-                    self.request(Pending::ServerItems { domain: d, jid: j }, |id| {
-                        stanza::disco_items(id, &jid)
-                    });
+                    self.request(
+                        Responder::Jid(jid.clone()),
+                        Pending::ServerItems { domain: d, jid: j },
+                        |id| stanza::disco_items(id, &jid),
+                    );
                 } else {
                     self.no_server(&domain, now, rng);
                 }
@@ -1473,7 +1783,11 @@ impl Engine {
                         self.emit(GlueEvent::Listed);
                     }
                 } else if !retried && stanza::is_precondition_not_met(iq) {
-                    self.request(Pending::Configure { list }, stanza::configure_devices_node);
+                    self.request(
+                        Responder::Own,
+                        Pending::Configure { list },
+                        stanza::configure_devices_node,
+                    );
                 } else {
                     self.emit(GlueEvent::Error(GlueError::DeviceListPublish(
                         String::from(iq),
@@ -1512,6 +1826,13 @@ impl Engine {
     ) {
         if archive_id.is_none() {
             if let Some((queryid, id, inner)) = stanza::parse_mam_result(m) {
+                // Only our own archive speaks for others (the CVE-2017-5589 pattern): a
+                // <result> from anyone else is a forgery, whatever it wraps.
+                if !self.is_own_account(m.attr("from")) {
+                    self.stats.spoofed_forwards += 1;
+                    tracing::warn!("a MAM result not from our own archive was ignored");
+                    return;
+                }
                 // The first connection's probe only learns where the archive ends.
                 let probing = self.state.archive == ArchivePos::Unknown;
                 if self.catching_up.as_deref() == Some(queryid.as_str()) && !probing {
@@ -1522,7 +1843,14 @@ impl Engine {
             }
         }
         if stanza::is_carbon(m) {
-            // Every device gets its own copy; carbons would only duplicate.
+            // Every device gets its own copy; carbons would only duplicate. A "carbon" not
+            // from our own account is a forgery: counted, and dropped all the same.
+            if self.is_own_account(m.attr("from")) {
+                self.stats.carbons_ignored += 1;
+            } else {
+                self.stats.spoofed_forwards += 1;
+                tracing::warn!("a carbon not from our own account was ignored");
+            }
             return;
         }
         if m.attr("type") == Some("error") {
@@ -1531,6 +1859,12 @@ impl Engine {
         let from = m.attr("from").unwrap_or_default().to_owned();
         let from_bare = bare(&from).to_owned();
         if let Some(payload) = stanza::devices_payload(m) {
+            // PEP notifications come from the list owner's bare JID (its server on its
+            // behalf); one from a full JID is a client making it up.
+            if from != from_bare || from.is_empty() {
+                self.stats.spoofed_lists += 1;
+                return;
+            }
             let payload = payload.cloned();
             self.on_device_list(&from_bare, payload.as_ref(), now, rng);
             return;
@@ -1563,7 +1897,7 @@ impl Engine {
                 return;
             }
             if let Some(b) = stanza::body(m) {
-                self.on_prekey_body(&b, now, rng);
+                self.on_prekey_body(&from_bare, &b, now, rng);
             }
             return;
         }
@@ -1589,7 +1923,7 @@ impl Engine {
                 continue;
             }
             let evs = self.client.receive(&from_bare, &p.text, now, rng);
-            self.otr_events(evs, true);
+            self.otr_events(evs, true, now, rng);
         }
     }
 }

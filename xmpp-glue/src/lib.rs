@@ -16,10 +16,12 @@
 pub mod client;
 pub mod devices;
 pub mod engine;
+pub mod guard;
 pub mod ns;
 pub mod sim;
 pub mod stanza;
 pub mod store;
 pub mod trust;
+pub mod xml;
 
 pub use engine::{Engine, EngineConfig, GlueEvent, GlueState, Output};

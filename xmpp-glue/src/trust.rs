@@ -72,6 +72,18 @@ impl TrustStore {
         }
     }
 
+    /// Every pin as (bare JID, tag, the accepted fingerprint): for a changed device, the
+    /// key pinned before the change (the offered one is not accepted).
+    pub fn accepted(&self) -> Vec<(String, u32, String)> {
+        self.pins
+            .iter()
+            .flat_map(|(jid, d)| {
+                d.iter()
+                    .map(move |(tag, p)| (jid.clone(), *tag, p.fingerprint.clone()))
+            })
+            .collect()
+    }
+
     /// The trust of a device, if pinned.
     pub fn trust(&self, jid: &str, tag: u32) -> Option<Trust> {
         self.pins.get(jid)?.get(&tag).map(|p| p.trust)

@@ -456,6 +456,7 @@ impl Dev {
                     device,
                     text,
                     sent_to,
+                    ..
                 } => Some(Msg {
                     from: from.clone(),
                     device: *device,
@@ -707,7 +708,115 @@ async fn child_carbons_no_duplicates() {
     };
     let mut devs = four(&env, true).await;
     exchange(&mut devs).await;
+    // Real carbons, a forged carbon and a 20 000-deep stanza, from a plain XMPP client of
+    // Bob's account (anything that can log in as bob@…).
+    let (a2, b1) = (devs[1].tag, devs[2].tag);
+    let mut raw = raw_login(env.port, "bob@localhost/raw", &password("bob")).await;
+    let hex = |t: InstanceTag| format!("{:08x}", t.0);
+    // 1. A chat message to a1's full JID without <private/>: Prosody copies it to a2 as a
+    //    "received" carbon (and to b1, b2 as "sent" carbons). Its payload is for a2: had a2
+    //    processed the carbon, the garbage payload would be an Undecryptable event.
+    let carried = format!(
+        "<message xmlns='jabber:client' to='alice@localhost/a1' type='chat' id='c-1'>\
+         <body>plain copy</body><otr4 xmlns='urn:xmpp:otr4:0' from-tag='{}'>\
+         <payload to-tag='{}'>?OTR:AAQD.</payload></otr4></message>",
+        hex(b1),
+        hex(a2)
+    );
+    raw_send(&mut raw, &carried).await;
+    // 2. A forged carbon: Bob wraps a message "from" a1 in <received/>.
+    let forged = format!(
+        "<message xmlns='jabber:client' to='alice@localhost/a2' type='chat' id='c-2'>\
+         <received xmlns='urn:xmpp:carbons:2'><forwarded xmlns='urn:xmpp:forward:0'>\
+         <message xmlns='jabber:client' from='alice@localhost/a1' to='bob@localhost' type='chat'>\
+         <otr4 xmlns='urn:xmpp:otr4:0' from-tag='{}'><payload to-tag='{}'>?OTR:AAQD.</payload></otr4>\
+         </message></forwarded></received></message>",
+        hex(devs[0].tag),
+        hex(a2)
+    );
+    raw_send(&mut raw, &forged).await;
+    raw.send_end().await.unwrap();
+    // 3. A stanza nested 20 000 deep (≈ 140 KB, under Prosody's size limit). The attacker's
+    //    own tokio-xmpp serialises it recursively, so it runs on a large stack.
+    let deep = format!(
+        "<message xmlns='jabber:client' to='alice@localhost/a1' type='chat' id='c-3'>{}{}</message>",
+        "<a>".repeat(20_000),
+        "</a>".repeat(20_000)
+    );
+    let port = env.port;
+    tokio::task::spawn_blocking(move || {
+        std::thread::Builder::new()
+            .stack_size(1 << 30)
+            .spawn(move || {
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .unwrap();
+                rt.block_on(async move {
+                    let mut raw = raw_login(port, "bob@localhost/deep", &password("bob")).await;
+                    raw_send(&mut raw, &deep).await;
+                    raw.send_end().await.unwrap();
+                });
+            })
+            .unwrap()
+            .join()
+            .unwrap();
+    })
+    .await
+    .unwrap();
+    // a2 saw and ignored a real carbon, and counted the forged one.
+    let deadline = Instant::now() + STEP;
+    loop {
+        let st = devs[1].c().stats().await.unwrap();
+        if st.carbons_ignored >= 1 && st.spoofed_forwards >= 1 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "a2 stats: {st:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let bob_sent = devs[2].c().stats().await.unwrap();
+    eprintln!("b1 after Bob's raw message: {bob_sent:?}");
+    // Everyone is still alive and talks as before, without any error.
+    devs[2].send("alice@localhost", "after the attacks").await;
+    for i in [0, 1] {
+        devs[i].wait_msgs(3 * 3 + 1).await;
+    }
+    // Prosody forwarded the deep stanza; a1's connection dropped it before tokio-xmpp parsed
+    // it (crate::guard) and a1 lives on: it just received the message above.
+    let a1 = devs[0].c().stats().await.unwrap();
+    eprintln!("a1 after the deep stanza: {a1:?}");
+    assert!(a1.oversized_stanzas >= 1, "{a1:?}");
+    for i in [0, 1] {
+        devs[i].assert_clean();
+    }
     shutdown(&mut devs).await;
+}
+
+/// A plain tokio-xmpp client logged in as `jid` (an attacker's tool).
+async fn raw_login(port: u16, jid: &str, pw: &str) -> tokio_xmpp::Client {
+    let mut c = tokio_xmpp::Client::new_starttls(
+        jid.parse::<Jid>().unwrap(),
+        pw,
+        DnsConfig::no_srv("127.0.0.1", port),
+        Default::default(),
+    );
+    loop {
+        match tokio::time::timeout(STEP, c.next())
+            .await
+            .expect("raw login timed out")
+        {
+            Some(Event::Online { .. }) => return c,
+            Some(_) => {}
+            None => panic!("raw client: stream ended"),
+        }
+    }
+}
+
+/// Sends one message stanza given as XML from a raw client.
+async fn raw_send(c: &mut tokio_xmpp::Client, xml: &str) {
+    let e: minidom::Element = xml.parse().unwrap();
+    let m = tokio_xmpp::parsers::message::Message::try_from(e).unwrap();
+    c.send_stanza(m.into()).await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

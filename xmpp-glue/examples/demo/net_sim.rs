@@ -3,12 +3,14 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
+use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use otr4::InstanceTag;
 use otr4::conversation::{Account, Client, Policy, Selection};
+use prekey_server::service::Service;
 use rand::rngs::ThreadRng;
-use xmpp_glue::sim::SimServer;
+use xmpp_glue::sim::{ComponentHandler, SimServer};
 use xmpp_glue::{Engine, EngineConfig, GlueEvent, GlueState, Output};
 
 use super::{Net, prekey};
@@ -39,19 +41,32 @@ pub struct SimNet {
     tags: BTreeMap<String, InstanceTag>,
     events: Vec<(String, GlueEvent)>,
     rng: ThreadRng,
+    /// Accounts to use for devices created later (tests: a chosen instance tag).
+    accounts: BTreeMap<String, Account>,
+    /// Outgoing stanzas of a device that the network drops (tests: a rogue device that
+    /// does not touch its account's device list).
+    filters: BTreeMap<String, fn(&minidom::Element) -> bool>,
 }
 
 impl SimNet {
     /// A network for `domain` whose prekey server keeps its store in `dir`.
     pub fn new(domain: &str, dir: &Path) -> SimNet {
+        SimNet::with_prekey_component(domain, dir, |service, jid| {
+            Box::new(move |s| prekey::handle(&service, &jid, s))
+        })
+    }
+
+    /// A network whose prekey component is what `component` makes of the real prekey
+    /// service (tests: a server that answers for someone else).
+    pub fn with_prekey_component(
+        domain: &str,
+        dir: &Path,
+        component: impl FnOnce(Arc<Service>, String) -> ComponentHandler,
+    ) -> SimNet {
         let mut sim = SimServer::new(domain);
         let server_jid = format!("prekey.{domain}");
         let service = prekey::service(&server_jid, dir);
-        let jid = server_jid.clone();
-        let _ = sim.add_component(
-            &server_jid,
-            Box::new(move |s| prekey::handle(&service, &jid, s)),
-        );
+        let _ = sim.add_component(&server_jid, component(service, server_jid.clone()));
         for u in ["alice", "bob"] {
             let _ = sim.add_user(&format!("{u}@{domain}"));
         }
@@ -63,7 +78,29 @@ impl SimNet {
             tags: BTreeMap::new(),
             events: Vec::new(),
             rng: rand::rng(),
+            accounts: BTreeMap::new(),
+            filters: BTreeMap::new(),
         }
+    }
+
+    /// The next connection of the new device `dev` uses `account` (e.g. one with the
+    /// instance tag of another device).
+    pub fn set_account(&mut self, dev: &str, account: Account) {
+        self.accounts.insert(dev.to_owned(), account);
+    }
+
+    /// Drops every outgoing stanza of `dev` for which `keep` is false.
+    pub fn set_filter(&mut self, dev: &str, keep: fn(&minidom::Element) -> bool) {
+        self.filters.insert(dev.to_owned(), keep);
+    }
+
+    /// Runs `f` on the engine of an online device and routes what it returns.
+    pub fn act(
+        &mut self,
+        dev: &str,
+        f: impl FnOnce(&mut Engine, i64, &mut ThreadRng) -> Vec<Output>,
+    ) {
+        self.with_engine(dev, f);
     }
 
     /// Adds a user (`name` without the domain).
@@ -104,8 +141,10 @@ impl SimNet {
 
     fn run(&mut self, dev: &str, outs: Vec<Output>) {
         let full = self.full(dev);
+        let keep = self.filters.get(dev).copied();
         for o in outs {
             match o {
+                Output::Stanza(s) if keep.is_some_and(|k| !k(&s)) => {}
                 Output::Stanza(s) => {
                     if let Err(e) = self.sim.submit(&full, s) {
                         eprintln!("{dev}: the server refused a stanza: {e}");
@@ -154,12 +193,15 @@ impl Net for SimNet {
                 }
             }
             None => {
-                let account = match Account::generate(&mut self.rng, policy(), t) {
-                    Ok(a) => a,
-                    Err(e) => {
-                        eprintln!("{dev}: {e}");
-                        return;
-                    }
+                let account = match self.accounts.remove(dev) {
+                    Some(a) => a,
+                    None => match Account::generate(&mut self.rng, policy(), t) {
+                        Ok(a) => a,
+                        Err(e) => {
+                            eprintln!("{dev}: {e}");
+                            return;
+                        }
+                    },
                 };
                 Engine::new(
                     cfg,

@@ -64,12 +64,21 @@ impl Transcript {
                     device,
                     text,
                     sent_to,
+                    trust,
+                    listed,
                 } => {
                     let sender = self.name(net, from, *device);
                     self.got.push((dev.clone(), sender.clone(), text.clone()));
+                    let mut warn = String::new();
+                    if *trust == xmpp_glue::trust::Trust::Changed {
+                        warn.push_str(" [from a device whose key changed]");
+                    }
+                    if !listed {
+                        warn.push_str(" [from a device not on the list]");
+                    }
                     match sent_to {
-                        Some(to) => format!("reads copy of {sender} → {to}: \"{text}\""),
-                        None => format!("reads {sender}: \"{text}\""),
+                        Some(to) => format!("reads copy of {sender} → {to}: \"{text}\"{warn}"),
+                        None => format!("reads {sender}: \"{text}\"{warn}"),
                     }
                 }
                 GlueEvent::Secure {
@@ -113,6 +122,7 @@ impl Transcript {
                     peer,
                     device,
                     update,
+                    ..
                 } => {
                     let who = self.name(net, peer, *device);
                     match update {
