@@ -64,11 +64,11 @@ fn wipe<const L: usize>(x: &mut crypto_bigint::Uint<L>) {
 
 mod comb;
 
-/// The exponent bits of [`pow_g3_secret`]'s comb: 5 rows of 128 bits, each split into 2
-/// blocks of 64 columns (a Lim-Lee comb; Handbook of Applied Cryptography §14.6.3).
+/// The exponent bits of [`pow_g3_secret`]'s comb: 5 rows of 128 bits, each split into 4
+/// blocks of 32 columns (a Lim-Lee comb; Handbook of Applied Cryptography §14.6.3).
 const COMB_ROWS: u32 = 5;
 const COMB_ROW_BITS: u32 = 128;
-const COMB_BLOCK_BITS: u32 = 64;
+const COMB_BLOCK_BITS: u32 = 32;
 
 /// Window width of [`pow_secret`]: a table of `base ^ 0 .. base ^ 31`.
 const WINDOW: u32 = 5;
@@ -107,7 +107,7 @@ fn wipe_monty(m: &mut FixedMontyForm<LIMBS>) {
 }
 
 /// `g3 ^ exp mod dh_p` for a secret exponent of at most 640 bits, in time independent of
-/// `exp`: the comb of [`comb::COMB`] (63 squarings, 128 multiplications by table entries
+/// `exp`: the comb of [`comb::COMB`] (31 squarings, 128 multiplications by table entries
 /// read with [`ct_lookup`]) instead of 640 squarings.
 #[inline(never)]
 fn pow_g3_secret(e: &U640) -> U3072 {
@@ -255,8 +255,13 @@ fn jacobi_vartime(a: &U3072, n: &U3072) -> i8 {
                 t = -t;
             }
         }
-        // (a|n) = (a - n | n); a - n is even, so the next round shifts at least one bit.
-        sub_assign(a, n, len);
+        // (a|n) = (a - n | n); a - n is even: its factors of 2 are shifted out in the same
+        // pass when they sit in the low word, and (2|n)^z applied.
+        let z = sub_shr(a, n, len);
+        let n8 = word(n, 0) & 7;
+        if z & 1 == 1 && (n8 == 3 || n8 == 5) {
+            t = -t;
+        }
     }
     let n_is_one = word(n, 0) == 1 && n.iter().skip(1).all(|&w| w == 0);
     if n_is_one { t } else { 0 }
@@ -302,6 +307,32 @@ fn sub_assign(x: &mut Words, y: &Words, len: usize) {
         *a = d;
         borrow = b1 || b2;
     }
+}
+
+/// `x = (x - y) >> z` for `x >= y` and `z` the trailing zeros of `x - y`, in one pass when
+/// `x - y` has a non-zero, even low word (then `z` is returned); otherwise only `x -= y`
+/// and 0.
+fn sub_shr(x: &mut Words, y: &Words, len: usize) -> u32 {
+    let (d0, mut borrow) = word(x, 0).overflowing_sub(word(y, 0));
+    if d0 == 0 || d0 & 1 == 1 {
+        sub_assign(x, y, len);
+        return 0;
+    }
+    let z = d0.trailing_zeros();
+    let mut prev = d0;
+    for i in 1..len {
+        let (d, b1) = word(x, i).overflowing_sub(word(y, i));
+        let (d, b2) = d.overflowing_sub(u64::from(borrow));
+        borrow = b1 || b2;
+        if let Some(w) = x.get_mut(i - 1) {
+            *w = (prev >> z) | (d << (64 - z));
+        }
+        prev = d;
+    }
+    if let Some(w) = x.get_mut(len - 1) {
+        *w = prev >> z;
+    }
+    z
 }
 
 /// The minimal big-endian magnitude of `x` (an MPI body); the temporary fixed-width
@@ -442,14 +473,11 @@ impl DhKeyPair {
     }
 
     /// Rebuilds a key pair from its 80 secret bytes (big-endian `r`), for persistence and
-    /// test vectors. Refuses `r = 0` (public value 1) and any `r` whose public value falls
-    /// outside `[2, dh_p - 2]` (none does for `0 < r < 2^640 < dh_q`; checked anyway).
+    /// test vectors. Refuses any `r` whose public value falls outside `[2, dh_p - 2]`: that
+    /// is exactly `r = 0` (public value 1), as `g3` has order `dh_q > 2^640 > r`. The secret
+    /// itself is never branched on; only the public value is checked.
     pub fn from_secret_bytes(bytes: [u8; DH_SECRET_LEN]) -> Result<DhKeyPair, DhSecretError> {
-        let secret = DhSecret(bytes);
-        if crate::crypto::ct_eq(&secret.0, &[0u8; DH_SECRET_LEN]) {
-            return Err(DhSecretError::Degenerate);
-        }
-        let kp = DhKeyPair::from_secret(secret);
+        let kp = DhKeyPair::from_secret(DhSecret(bytes));
         if in_range(&kp.public.0) {
             Ok(kp)
         } else {
@@ -1084,7 +1112,9 @@ mod tests {
             U640::ONE.shl_vartime(639),
             U640::MAX.shr_vartime(1),
         ];
-        for k in [63u32, 64, 127, 128, 191, 192, 255, 256, 511, 512, 575, 576] {
+        for k in [
+            31u32, 32, 63, 64, 95, 96, 127, 128, 255, 256, 511, 512, 607, 608,
+        ] {
             v.push(U640::ONE.shl_vartime(k));
             v.push(U640::ONE.shl_vartime(k).wrapping_sub(&U640::ONE));
         }
@@ -1106,7 +1136,7 @@ mod tests {
 
     #[test]
     fn comb_table_matches_its_definition() {
-        // COMB[j][idx] = prod_{bit i of idx} 2^(2^(128 i + 64 j)), in Montgomery form.
+        // COMB[j][idx] = prod_{bit i of idx} 2^(2^(128 i + 32 j)), in Montgomery form.
         for (j, table) in (0u32..).zip(&comb::COMB) {
             for (idx, entry) in (0u32..).zip(table) {
                 let mut x = FixedMontyForm::one(&PARAMS);
@@ -1121,7 +1151,8 @@ mod tests {
             }
         }
         assert_eq!(COMB_ROWS * COMB_ROW_BITS, DH_SECRET_BITS);
-        assert_eq!(2 * COMB_BLOCK_BITS, COMB_ROW_BITS);
+        assert_eq!(4 * COMB_BLOCK_BITS, COMB_ROW_BITS);
+        assert_eq!(comb::COMB.len(), 4);
     }
 
     #[test]
