@@ -5,10 +5,11 @@
 #   benches/callgrind.sh              build the release binaries, then count
 #   BIN_DIR=dir benches/callgrind.sh  count prebuilt `scenario` and `primitives` in dir
 #
-# Prints, per scenario phase (accounts / DAKE / data), the instructions and how many
-# 3072-bit modexps (calls of otr4's `dh::pow_*`) and Ed448 scalar multiplications
-# (calls of the patterns in COUNT_PATTERNS) it made; then instructions per call of each
-# primitive. Output files stay in OUT_DIR (default target/callgrind).
+# Prints, per scenario phase (accounts / DAKE / data), the instructions and how often it
+# called the functions named in COUNT_PATTERNS: 3072-bit modexps (otr4's `dh::pow_*`),
+# DH group checks, Ed448 scalar multiplications (ed448-goldilocks' `EdwardsPoint * Scalar`;
+# set COUNT_PATTERNS when that code changes); then instructions per call of each primitive.
+# Output files stay in OUT_DIR (default target/callgrind).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 command -v valgrind >/dev/null || { echo "valgrind is not installed (apt-get install valgrind)" >&2; exit 2; }
@@ -21,7 +22,9 @@ OUT_DIR="${OUT_DIR:-$target/callgrind}"
 mkdir -p "$OUT_DIR"
 rm -f "$OUT_DIR"/scenario.out* "$OUT_DIR"/primitives.out*
 # What counts as a modexp and as a scalar multiplication (label=substring of the function).
-COUNT_PATTERNS="${COUNT_PATTERNS:-modexp=otr4::crypto::dh::pow_,ed448_scalar_mul=EdwardsPoint as core::ops::arith::Mul<}"
+# modexp: every 3072-bit exponentiation by a secret (before this branch all went through
+# dh::pow_secret; now g3^r is dh::pow_g3_secret, counted also as fixed_base).
+COUNT_PATTERNS="${COUNT_PATTERNS:-modexp=otr4::crypto::dh::pow_,fixed_base=otr4::crypto::dh::pow_g3,dh_check=otr4::crypto::dh::jacobi_vartime,ed448_scalar_mul=EdwardsPoint as core::ops::arith::Mul<}"
 
 valgrind --tool=callgrind -q --callgrind-out-file="$OUT_DIR/scenario.out" \
   --dump-after='*phase_accounts*' --dump-after='*phase_dake*' --dump-after='*phase_data*' \

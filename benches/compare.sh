@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # otr4's scenario and primitives next to OpenSSL's Ed448 in the same run, as ratios in
 # "OpenSSL-sign units" (time / the time of one `openssl speed ed448` signature). The
-# machines are shared and noisy: quote these ratios, not absolute times.
+# machines are shared and noisy: quote these ratios, not absolute times. Both sides are
+# CPU time (`openssl speed` divides by CPU time; otr4's binaries read the thread's CPU
+# clock), so load from other processes inflates neither.
 #
 #   benches/compare.sh                 build the release binaries, then measure
 #   BIN_DIR=dir benches/compare.sh     measure prebuilt `scenario` and `primitives` in dir
@@ -35,7 +37,7 @@ awk -v s1="$sign_s" -v s2="$sign_s2" -v v1="$verify_s" -v v2="$verify_s2" \
   n = split(scen, l, "\n")
   for (i = 1; i <= n; i++) {
     split(l[i], f, " ")
-    if (f[1] == "runs") { printf "scenario: %s runs, medians\n", f[2]; continue }
+    if (f[1] == "runs") { printf "scenario: %s runs, medians of CPU time\n", f[2]; continue }
     printf "%-22s %9.2f ms %14.1f\n", "scenario " f[1], f[2], f[2] * 1000 / sign_us
   }
   n = split(prim, l, "\n")

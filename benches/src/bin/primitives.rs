@@ -3,11 +3,11 @@
 //! non-inlined `prim_*` function, so callgrind reports its instructions per call.
 //!
 //! Run with `cargo run --release -p otr4-benches --bin primitives [-- --iters N]`; prints
-//! one line per operation: its name and the median time per call in microseconds.
+//! one line per operation: its name and the median CPU time per call in microseconds (see
+//! [`otr4_benches::thread_cpu_time`]).
 
 use std::hint::black_box;
 use std::process::ExitCode;
-use std::time::Instant;
 
 use chacha20::ChaCha20Rng;
 use otr4::crypto::dh::{DhKeyPair, DhPublic, SharedDh};
@@ -16,6 +16,7 @@ use otr4::crypto::ed448::{KeyPair, Point};
 use otr4::crypto::eddsa::{Signature, sign, verify};
 use otr4::crypto::kdf::Otrv4;
 use otr4::crypto::rsig::RingSignature;
+use otr4_benches::thread_cpu_time as cpu;
 use rand_core::SeedableRng;
 
 #[inline(never)]
@@ -69,13 +70,13 @@ fn prim_rsig_sign(rng: &mut ChaCha20Rng, keys: &[KeyPair; 3], msg: &[u8]) -> boo
 fn time(iters: usize, mut f: impl FnMut() -> bool) -> Result<f64, String> {
     let mut batches = Vec::new();
     for _ in 0..5 {
-        let t = Instant::now();
+        let t = cpu();
         for _ in 0..iters {
             if !black_box(f()) {
                 return Err(String::from("operation failed"));
             }
         }
-        batches.push(t.elapsed().as_secs_f64() * 1e6 / iters as f64);
+        batches.push((cpu() - t).as_secs_f64() * 1e6 / iters as f64);
     }
     batches.sort_by(f64::total_cmp);
     Ok(batches.get(2).copied().unwrap_or_default())

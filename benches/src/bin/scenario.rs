@@ -2,13 +2,17 @@
 //! Client Profiles), an interactive DAKE, 3 Data Messages each way, through otr4's public
 //! sans-IO API ([`otr4::Client`]) with a seeded RNG.
 //!
-//! Run with `cargo run --release -p otr4-benches --bin scenario [-- --runs N]`. Each phase
-//! is its own non-inlined function (`phase_accounts`, `phase_dake`, `phase_data`), so
+//! Run with `cargo run --release -p otr4-benches --bin scenario [-- --runs N]`. Times are
+//! the thread's CPU time (see [`otr4_benches::thread_cpu_time`]), medians over the runs;
+//! `wall_total` is the wall-clock median for comparison. Each phase is its own non-inlined
+//! function (`phase_accounts`, `phase_dake`, `phase_data`), so
 //! `benches/callgrind.sh` can read their inclusive instruction counts.
 
 use std::collections::VecDeque;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
+
+use otr4_benches::thread_cpu_time as cpu;
 
 use chacha20::ChaCha20Rng;
 use otr4::conversation::{Account, Client, Event, Policy};
@@ -105,17 +109,18 @@ fn phase_data(alice: &mut Client, bob: &mut Client, rng: &mut ChaCha20Rng) -> Re
     }
 }
 
-/// One whole scenario; the time of each phase.
-fn run(seed: u64) -> Result<[Duration; 3], Failure> {
+/// One whole scenario; the CPU time of each phase and the wall-clock time of all.
+fn run(seed: u64) -> Result<([Duration; 3], Duration), Failure> {
     let mut rng = ChaCha20Rng::seed_from_u64(seed);
-    let t0 = Instant::now();
+    let wall = Instant::now();
+    let t0 = cpu();
     let (mut alice, mut bob) = phase_accounts(&mut rng)?;
-    let t1 = Instant::now();
+    let t1 = cpu();
     phase_dake(&mut alice, &mut bob, &mut rng)?;
-    let t2 = Instant::now();
+    let t2 = cpu();
     phase_data(&mut alice, &mut bob, &mut rng)?;
-    let t3 = Instant::now();
-    Ok([t1 - t0, t2 - t1, t3 - t2])
+    let t3 = cpu();
+    Ok(([t1 - t0, t2 - t1, t3 - t2], wall.elapsed()))
 }
 
 fn median(mut v: Vec<Duration>) -> Duration {
@@ -141,14 +146,16 @@ fn main() -> ExitCode {
     }
     let mut phases: [Vec<Duration>; 3] = Default::default();
     let mut totals = Vec::new();
+    let mut walls = Vec::new();
     for _ in 0..runs {
         // The same seed every run: the same keys, messages and work.
         match run(2026) {
-            Ok(t) => {
+            Ok((t, wall)) => {
                 for (v, d) in phases.iter_mut().zip(t) {
                     v.push(d);
                 }
                 totals.push(t.iter().sum());
+                walls.push(wall);
             }
             Err(e) => {
                 eprintln!("scenario failed: {e}");
@@ -157,10 +164,11 @@ fn main() -> ExitCode {
         }
     }
     let [a, d, m] = phases.map(median);
-    println!("runs {runs} (medians, ms)");
+    println!("runs {runs} (medians, ms of CPU time)");
     println!("accounts {:.3}", ms(a));
     println!("dake {:.3}", ms(d));
     println!("data {:.3}", ms(m));
     println!("total {:.3}", ms(median(totals)));
+    println!("wall_total {:.3}", ms(median(walls)));
     ExitCode::SUCCESS
 }

@@ -228,6 +228,7 @@ fn word(x: &Words, i: usize) -> u64 {
 /// in place of the reduction `a mod n`). Returns 1, -1, or 0 when `gcd(a, n) > 1`.
 ///
 /// Invariants: `n` is odd, and every word of `a` and `n` at or above `len` is zero.
+#[inline(never)] // one call per received DH value: benches/callgrind.sh counts them
 fn jacobi_vartime(a: &U3072, n: &U3072) -> i8 {
     let (mut x, mut y) = (to_words(a), to_words(n));
     let (mut a, mut n) = (&mut x, &mut y);
