@@ -275,19 +275,23 @@ fn trailing_zeros(x: &Words, len: usize) -> Option<u32> {
     Some(i * 64 + w.trailing_zeros())
 }
 
-/// `x >>= z`.
+/// `x >>= z` (words at or above `len` are zero).
 fn shr_assign(x: &mut Words, len: usize, z: u32) {
     let (ws, bs) = ((z / 64) as usize, z % 64);
-    for i in 0..len {
-        let lo = word(x, i + ws);
-        let hi = word(x, i + ws + 1);
-        let v = if bs == 0 {
-            lo
-        } else {
-            (lo >> bs) | (hi << (64 - bs))
-        };
-        if let Some(d) = x.get_mut(i) {
-            *d = v;
+    if ws > 0 {
+        for i in 0..len {
+            let v = word(x, i + ws);
+            if let Some(d) = x.get_mut(i) {
+                *d = v;
+            }
+        }
+    }
+    if bs > 0 {
+        let mut carry = 0;
+        for w in x.iter_mut().take(len).rev() {
+            let v = *w;
+            *w = (v >> bs) | carry;
+            carry = v << (64 - bs);
         }
     }
 }
@@ -320,19 +324,22 @@ fn sub_shr(x: &mut Words, y: &Words, len: usize) -> u32 {
         return 0;
     }
     let z = d0.trailing_zeros();
+    // Word i of the difference completes word i - 1 of the result: iterate low to high
+    // holding the previous word's slot (no indexing, no bounds checks in the loop).
+    let mut words = x.iter_mut().zip(y.iter()).take(len);
+    let Some((mut slot, _)) = words.next() else {
+        return 0;
+    };
     let mut prev = d0;
-    for i in 1..len {
-        let (d, b1) = word(x, i).overflowing_sub(word(y, i));
+    for (w, b) in words {
+        let (d, b1) = w.overflowing_sub(*b);
         let (d, b2) = d.overflowing_sub(u64::from(borrow));
         borrow = b1 || b2;
-        if let Some(w) = x.get_mut(i - 1) {
-            *w = (prev >> z) | (d << (64 - z));
-        }
+        *slot = (prev >> z) | (d << (64 - z));
+        slot = w;
         prev = d;
     }
-    if let Some(w) = x.get_mut(len - 1) {
-        *w = prev >> z;
-    }
+    *slot = prev >> z;
     z
 }
 
