@@ -91,14 +91,20 @@ fn exp_bits<const L: usize>(e: &crypto_bigint::Uint<L>, k: u32, n: u32) -> u32 {
 }
 
 /// `table[idx]` by a constant-time scan of the whole table (no secret-dependent branch or
-/// memory index).
+/// memory index): every entry is read and masked with all-ones or all-zeros.
 fn ct_lookup(table: &[U3072], idx: u32) -> U3072 {
-    use subtle::{ConditionallySelectable, ConstantTimeEq};
-    let mut out = U3072::ZERO;
+    use crypto_bigint::Word;
+    use subtle::ConstantTimeEq;
+    let mut out: [Word; LIMBS] = [0; LIMBS];
     for (i, e) in (0u32..).zip(table) {
-        out.conditional_assign(e, i.ct_eq(&idx));
+        let mask = Word::from(i.ct_eq(&idx).unwrap_u8()).wrapping_neg();
+        for (o, w) in out.iter_mut().zip(e.as_words()) {
+            *o |= w & mask;
+        }
     }
-    out
+    let entry = U3072::from_words(out);
+    out.zeroize();
+    entry
 }
 
 /// Wipes a Montgomery-form value.
