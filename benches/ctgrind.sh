@@ -2,19 +2,19 @@
 # Constant-time check of otr4's 3072-bit DH exponentiation (the ctgrind technique): the
 # secret exponent is marked undefined for valgrind memcheck, which reports any branch or
 # memory address that depends on it. Passes when memcheck finds nothing in the DH code
-# (benches/ctgrind/ctgrind.supp allows the range check on the public result) AND finds the
+# (benches/ctgrind-dh/ctgrind.supp allows the range check on the public result) AND finds the
 # deliberate leak of the negative control.
 #
 #   benches/ctgrind.sh
 #
-# benches/ctgrind is its own workspace (it needs valgrind's headers to build), so CI and
+# benches/ctgrind-dh is its own workspace (it needs valgrind's headers to build), so CI and
 # workspace builds never compile it. Needs valgrind >= 3.x with its headers (Debian:
 # apt-get install valgrind).
 set -euo pipefail
-cd "$(dirname "$0")/ctgrind"
+cd "$(dirname "$0")/ctgrind-dh"
 command -v valgrind >/dev/null || { echo "valgrind is not installed (apt-get install valgrind)" >&2; exit 2; }
 cargo build --release -q --locked
-bin="${CARGO_TARGET_DIR:-target}/release/otr4-ctgrind"
+bin="${CARGO_TARGET_DIR:-target}/release/otr4-ctgrind-dh"
 [[ "$bin" = /* ]] || bin="$PWD/$bin"
 mc=(valgrind --tool=memcheck --error-exitcode=42 --suppressions=ctgrind.supp)
 
