@@ -94,6 +94,57 @@ fn dake_bench(c: &mut Criterion) {
         |bch| bch.iter(|| run_dake(&mut rng, black_box(&b), black_box(&a))),
     );
     g.finish();
+
+    // Each step alone; a step whose state is consumed gets a fresh state per iteration
+    // (built in setup, not measured).
+    let mut g = c.benchmark_group("dake step");
+    g.sample_size(10);
+    g.bench_function("1 Bob: start, build Identity", |bch| {
+        bch.iter(|| dake::start(&mut rng, black_box(&b), InstanceTag::UNKNOWN))
+    });
+    let (_, identity) = dake::start(&mut rng, &b, InstanceTag::UNKNOWN);
+    g.bench_function("2 Alice: receive Identity, build Auth-R", |bch| {
+        bch.iter(|| dake::receive_identity(&mut rng, black_box(&a), black_box(&identity), NOW))
+    });
+    let mut rng2 = ChaCha20Rng::from_seed([13; 32]);
+    g.bench_function("3 Bob: receive Auth-R, build Auth-I", |bch| {
+        bch.iter_batched(
+            || {
+                let (waiting_r, identity) = dake::start(&mut rng2, &b, InstanceTag::UNKNOWN);
+                match dake::receive_identity(&mut rng2, &a, &identity, NOW) {
+                    Ok((_, auth_r)) => (waiting_r, auth_r),
+                    Err(_) => panic!("Identity rejected"),
+                }
+            },
+            |(waiting_r, auth_r)| waiting_r.receive_auth_r(&mut rng, &b, &auth_r, NOW),
+            BatchSize::SmallInput,
+        )
+    });
+    g.bench_function("4 Alice: receive Auth-I", |bch| {
+        bch.iter_batched(
+            || {
+                let (waiting_r, identity) = dake::start(&mut rng2, &b, InstanceTag::UNKNOWN);
+                let Ok((waiting_i, auth_r)) = dake::receive_identity(&mut rng2, &a, &identity, NOW)
+                else {
+                    panic!("Identity rejected")
+                };
+                match waiting_r.receive_auth_r(&mut rng2, &b, &auth_r, NOW) {
+                    Ok((_, auth_i)) => (waiting_i, auth_i),
+                    Err(_) => panic!("Auth-R rejected"),
+                }
+            },
+            |(waiting_i, auth_i)| waiting_i.receive_auth_i(&auth_i),
+            BatchSize::SmallInput,
+        )
+    });
+    g.bench_function("5 either side: double ratchet from the DAKE", |bch| {
+        bch.iter_batched(
+            || run_dake(&mut rng2, &b, &a).0,
+            |done| done.into_ratchet_init().into_double_ratchet(&mut rng),
+            BatchSize::SmallInput,
+        )
+    });
+    g.finish();
 }
 
 /// Bob's published side of the non-interactive DAKE: his prekey secrets (one Prekey message

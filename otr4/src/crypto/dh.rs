@@ -62,15 +62,143 @@ fn wipe<const L: usize>(x: &mut crypto_bigint::Uint<L>) {
     x.as_mut_words().zeroize();
 }
 
-/// `base ^ exp mod dh_p` for a secret 80-byte big-endian exponent, in time independent of
-/// `exp` and `base` (a fixed 640-bit window ladder).
-fn pow_secret(base: &U3072, exp: &DhSecret) -> U3072 {
-    let mut e = U640::from_be_slice(&exp.0);
-    let mut m = FixedMontyForm::new(base, &PARAMS).pow_bounded_exp(&e, DH_SECRET_BITS);
-    let out = m.retrieve();
-    wipe(&mut e);
+mod comb;
+
+/// The exponent bits of [`pow_g3_secret`]'s comb: 5 rows of 128 bits, each split into 4
+/// blocks of 32 columns (a Lim-Lee comb; Handbook of Applied Cryptography §14.6.3).
+const COMB_ROWS: u32 = 5;
+const COMB_ROW_BITS: u32 = 128;
+const COMB_BLOCK_BITS: u32 = 32;
+
+/// Window width of [`pow_secret`]: a table of `base ^ 0 .. base ^ 31`.
+const WINDOW: u32 = 5;
+
+/// Bit `k` of `e` (0 past the end). `k` is public; the result is secret and only ever used
+/// arithmetically.
+fn exp_bit<const L: usize>(e: &crypto_bigint::Uint<L>, k: u32) -> u32 {
+    let limb_bits = crypto_bigint::Limb::BITS;
+    let w = e
+        .as_words()
+        .get((k / limb_bits) as usize)
+        .copied()
+        .unwrap_or(0);
+    ((w >> (k % limb_bits)) & 1) as u32
+}
+
+/// Bits `k .. k + n` of `e` as an integer (bit `k` least significant), for `n <= 32`.
+fn exp_bits<const L: usize>(e: &crypto_bigint::Uint<L>, k: u32, n: u32) -> u32 {
+    (0..n).fold(0, |acc, i| acc | (exp_bit(e, k + i) << i))
+}
+
+/// `table[idx]` by a constant-time scan of the whole table (no secret-dependent branch or
+/// memory index): every entry is read and masked with all-ones or all-zeros.
+fn ct_lookup(table: &[U3072], idx: u32) -> U3072 {
+    use crypto_bigint::Word;
+    use subtle::ConstantTimeEq;
+    let mut out: [Word; LIMBS] = [0; LIMBS];
+    for (i, e) in (0u32..).zip(table) {
+        let mask = Word::from(i.ct_eq(&idx).unwrap_u8()).wrapping_neg();
+        for (o, w) in out.iter_mut().zip(e.as_words()) {
+            *o |= w & mask;
+        }
+    }
+    let entry = U3072::from_words(out);
+    out.zeroize();
+    entry
+}
+
+/// Wipes a Montgomery-form value.
+fn wipe_monty(m: &mut FixedMontyForm<LIMBS>) {
     m.as_montgomery_mut().as_mut_words().zeroize();
+}
+
+/// `g3 ^ exp mod dh_p` for a secret exponent of at most 640 bits, in time independent of
+/// `exp`: the comb of [`comb::COMB`] (31 squarings, 128 multiplications by table entries
+/// read with [`ct_lookup`]) instead of 640 squarings.
+#[inline(never)]
+fn pow_g3_secret(e: &U640) -> U3072 {
+    let mut z = FixedMontyForm::one(&PARAMS);
+    let mut t = FixedMontyForm::one(&PARAMS);
+    for col in (0..COMB_BLOCK_BITS).rev() {
+        if col + 1 != COMB_BLOCK_BITS {
+            z = z.square();
+        }
+        for (j, table) in (0u32..).zip(&comb::COMB) {
+            let idx = (0..COMB_ROWS).fold(0, |acc, i| {
+                acc | (exp_bit(e, i * COMB_ROW_BITS + j * COMB_BLOCK_BITS + col) << i)
+            });
+            let mut entry = ct_lookup(table, idx);
+            wipe_monty(&mut t);
+            t = FixedMontyForm::from_montgomery(entry, &PARAMS);
+            wipe(&mut entry);
+            z = z.mul(&t);
+        }
+    }
+    let out = z.retrieve();
+    wipe_monty(&mut z);
+    wipe_monty(&mut t);
     out
+}
+
+/// `g3 ^ exp mod dh_p` for a secret exponent of any length, in time independent of `exp`:
+/// left to right, one squaring per bit, and the multiplication by `g3 = 2` a doubling
+/// (add-to-self with a conditional subtraction) kept or dropped by a constant-time select.
+fn pow_g3_doubling<const L: usize>(e: &crypto_bigint::Uint<L>, bits: u32) -> U3072 {
+    use subtle::{Choice, ConditionallySelectable};
+    let mut z = FixedMontyForm::one(&PARAMS);
+    let mut d = FixedMontyForm::one(&PARAMS);
+    for k in (0..bits).rev() {
+        z = z.square();
+        wipe_monty(&mut d);
+        d = z.double();
+        let bit = Choice::from(exp_bit(e, k) as u8);
+        z.as_montgomery_mut()
+            .conditional_assign(d.as_montgomery(), bit);
+    }
+    let out = z.retrieve();
+    wipe_monty(&mut z);
+    wipe_monty(&mut d);
+    out
+}
+
+/// `base ^ exp mod dh_p` for a secret exponent of at most 640 bits, in time independent of
+/// `exp` and `base`: fixed 5-bit windows (640 squarings, 128 multiplications by a power of
+/// the base read from a table of 32 with [`ct_lookup`]).
+#[inline(never)]
+fn pow_secret(base: &U3072, e: &U640) -> U3072 {
+    let b = FixedMontyForm::new(base, &PARAMS);
+    let mut table = [U3072::ZERO; 1 << WINDOW];
+    let mut p = FixedMontyForm::one(&PARAMS);
+    for slot in table.iter_mut() {
+        *slot = *p.as_montgomery();
+        p = p.mul(&b);
+    }
+    let mut z = FixedMontyForm::one(&PARAMS);
+    let mut t = FixedMontyForm::one(&PARAMS);
+    let windows = DH_SECRET_BITS.div_ceil(WINDOW);
+    for w in (0..windows).rev() {
+        if w + 1 != windows {
+            for _ in 0..WINDOW {
+                z = z.square();
+            }
+        }
+        let mut entry = ct_lookup(&table, exp_bits(e, w * WINDOW, WINDOW));
+        wipe_monty(&mut t);
+        t = FixedMontyForm::from_montgomery(entry, &PARAMS);
+        wipe(&mut entry);
+        z = z.mul(&t);
+    }
+    let out = z.retrieve();
+    table.iter_mut().for_each(wipe);
+    wipe_monty(&mut z);
+    wipe_monty(&mut t);
+    wipe_monty(&mut p);
+    out
+}
+
+/// The secret bytes of a DH key pair as an exponent (80 big-endian bytes: below 2^640).
+fn exponent(secret: &DhSecret) -> U640 {
+    U640::from_be_slice(&secret.0)
 }
 
 /// Reads up to 384 big-endian bytes (leading zeros allowed) into a `U3072`.
@@ -106,6 +234,7 @@ fn word(x: &Words, i: usize) -> u64 {
 /// in place of the reduction `a mod n`). Returns 1, -1, or 0 when `gcd(a, n) > 1`.
 ///
 /// Invariants: `n` is odd, and every word of `a` and `n` at or above `len` is zero.
+#[inline(never)] // one call per received DH value: benches/callgrind.sh counts them
 fn jacobi_vartime(a: &U3072, n: &U3072) -> i8 {
     let (mut x, mut y) = (to_words(a), to_words(n));
     let (mut a, mut n) = (&mut x, &mut y);
@@ -133,8 +262,13 @@ fn jacobi_vartime(a: &U3072, n: &U3072) -> i8 {
                 t = -t;
             }
         }
-        // (a|n) = (a - n | n); a - n is even, so the next round shifts at least one bit.
-        sub_assign(a, n, len);
+        // (a|n) = (a - n | n); a - n is even: its factors of 2 are shifted out in the same
+        // pass when they sit in the low word, and (2|n)^z applied.
+        let z = sub_shr(a, n, len);
+        let n8 = word(n, 0) & 7;
+        if z & 1 == 1 && (n8 == 3 || n8 == 5) {
+            t = -t;
+        }
     }
     let n_is_one = word(n, 0) == 1 && n.iter().skip(1).all(|&w| w == 0);
     if n_is_one { t } else { 0 }
@@ -147,19 +281,23 @@ fn trailing_zeros(x: &Words, len: usize) -> Option<u32> {
     Some(i * 64 + w.trailing_zeros())
 }
 
-/// `x >>= z`.
+/// `x >>= z` (words at or above `len` are zero).
 fn shr_assign(x: &mut Words, len: usize, z: u32) {
     let (ws, bs) = ((z / 64) as usize, z % 64);
-    for i in 0..len {
-        let lo = word(x, i + ws);
-        let hi = word(x, i + ws + 1);
-        let v = if bs == 0 {
-            lo
-        } else {
-            (lo >> bs) | (hi << (64 - bs))
-        };
-        if let Some(d) = x.get_mut(i) {
-            *d = v;
+    if ws > 0 {
+        for i in 0..len {
+            let v = word(x, i + ws);
+            if let Some(d) = x.get_mut(i) {
+                *d = v;
+            }
+        }
+    }
+    if bs > 0 {
+        let mut carry = 0;
+        for w in x.iter_mut().take(len).rev() {
+            let v = *w;
+            *w = (v >> bs) | carry;
+            carry = v << (64 - bs);
         }
     }
 }
@@ -180,6 +318,35 @@ fn sub_assign(x: &mut Words, y: &Words, len: usize) {
         *a = d;
         borrow = b1 || b2;
     }
+}
+
+/// `x = (x - y) >> z` for `x >= y` and `z` the trailing zeros of `x - y`, in one pass when
+/// `x - y` has a non-zero, even low word (then `z` is returned); otherwise only `x -= y`
+/// and 0.
+fn sub_shr(x: &mut Words, y: &Words, len: usize) -> u32 {
+    let (d0, mut borrow) = word(x, 0).overflowing_sub(word(y, 0));
+    if d0 == 0 || d0 & 1 == 1 {
+        sub_assign(x, y, len);
+        return 0;
+    }
+    let z = d0.trailing_zeros();
+    // Word i of the difference completes word i - 1 of the result: iterate low to high
+    // holding the previous word's slot (no indexing, no bounds checks in the loop).
+    let mut words = x.iter_mut().zip(y.iter()).take(len);
+    let Some((mut slot, _)) = words.next() else {
+        return 0;
+    };
+    let mut prev = d0;
+    for (w, b) in words {
+        let (d, b1) = w.overflowing_sub(*b);
+        let (d, b2) = d.overflowing_sub(u64::from(borrow));
+        borrow = b1 || b2;
+        *slot = (prev >> z) | (d << (64 - z));
+        slot = w;
+        prev = d;
+    }
+    *slot = prev >> z;
+    z
 }
 
 /// The minimal big-endian magnitude of `x` (an MPI body); the temporary fixed-width
@@ -287,6 +454,16 @@ impl fmt::Debug for DhSecret {
     }
 }
 
+/// Why [`DhKeyPair::from_secret_bytes`] refused a secret.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum DhSecretError {
+    /// The secret is zero (its public value would be 1) or gives another public value
+    /// outside `[2, dh_p - 2]`.
+    #[error("DH secret is zero or gives a degenerate public value")]
+    Degenerate,
+}
+
 /// A 3072-bit DH key pair `(r, g3 ^ r mod dh_p)` (otrv4.md §"Generating ECDH and DH keys").
 #[derive(Clone)]
 pub struct DhKeyPair {
@@ -310,13 +487,22 @@ impl DhKeyPair {
     }
 
     /// Rebuilds a key pair from its 80 secret bytes (big-endian `r`), for persistence and
-    /// test vectors. The caller is responsible for `r` being non-zero.
-    pub fn from_secret_bytes(bytes: [u8; DH_SECRET_LEN]) -> DhKeyPair {
-        DhKeyPair::from_secret(DhSecret(bytes))
+    /// test vectors. Refuses any `r` whose public value falls outside `[2, dh_p - 2]`: that
+    /// is exactly `r = 0` (public value 1), as `g3` has order `dh_q > 2^640 > r`. The secret
+    /// itself is never branched on; only the public value is checked.
+    pub fn from_secret_bytes(bytes: [u8; DH_SECRET_LEN]) -> Result<DhKeyPair, DhSecretError> {
+        let kp = DhKeyPair::from_secret(DhSecret(bytes));
+        if in_range(&kp.public.0) {
+            Ok(kp)
+        } else {
+            Err(DhSecretError::Degenerate)
+        }
     }
 
     fn from_secret(secret: DhSecret) -> DhKeyPair {
-        let public = DhPublic(pow_secret(&G3, &secret));
+        let mut e = exponent(&secret);
+        let public = DhPublic(pow_g3_secret(&e));
+        wipe(&mut e);
         DhKeyPair { secret, public }
     }
 
@@ -339,7 +525,9 @@ impl DhKeyPair {
     /// Secrets"), in time independent of `r` and `B`. `their` already passed the
     /// group-membership check, so the result is neither 0 nor 1 for a non-zero `r`.
     pub fn shared_secret(&self, their: &DhPublic) -> SharedDh {
-        let mut k = pow_secret(&their.0, &self.secret);
+        let mut e = exponent(&self.secret);
+        let mut k = pow_secret(&their.0, &e);
+        wipe(&mut e);
         let mut enc = k.to_be_bytes();
         let mut bytes = [0u8; DH_MODULUS_LEN];
         bytes
@@ -441,12 +629,10 @@ impl SecretExponent {
         out
     }
 
-    /// `g3 ^ self mod dh_p`, in time independent of the exponent (full 3072-bit ladder).
+    /// `g3 ^ self mod dh_p`, in time independent of the exponent: one squaring and one
+    /// constant-time doubling per bit of the full 3072-bit width.
     pub(crate) fn g3_pow(&self) -> DhPublic {
-        let mut m = FixedMontyForm::new(&G3, &PARAMS).pow(&self.0);
-        let out = m.retrieve();
-        m.as_montgomery_mut().as_mut_words().zeroize();
-        DhPublic(out)
+        DhPublic(pow_g3_doubling(&self.0, U3072::BITS))
     }
 
     /// `self = self + t * b mod dh_q` for a public `t` (big-endian, at most 384 bytes) and a
@@ -570,10 +756,19 @@ mod tests {
     fn small_exponents_give_known_powers() {
         let mut r = [0u8; DH_SECRET_LEN];
         r[79] = 1;
-        assert_eq!(DhKeyPair::from_secret_bytes(r).public().to_be_bytes(), [2]);
+        assert_eq!(
+            DhKeyPair::from_secret_bytes(r)
+                .unwrap()
+                .public()
+                .to_be_bytes(),
+            [2]
+        );
         r[79] = 10;
         assert_eq!(
-            DhKeyPair::from_secret_bytes(r).public().to_be_bytes(),
+            DhKeyPair::from_secret_bytes(r)
+                .unwrap()
+                .public()
+                .to_be_bytes(),
             [0x04, 0x00]
         );
         // r = 2^8 + 1: 2^257, a 1 followed by 257 zero bits (33 bytes: 0x02, 0 x 32).
@@ -582,19 +777,22 @@ mod tests {
         let mut expect = vec![0u8; 33];
         expect[0] = 0x02;
         assert_eq!(
-            DhKeyPair::from_secret_bytes(r).public().to_be_bytes(),
+            DhKeyPair::from_secret_bytes(r)
+                .unwrap()
+                .public()
+                .to_be_bytes(),
             expect
         );
         // r = 3072: 2^3072 mod p = 2^3072 - p.
         let mut r = [0u8; DH_SECRET_LEN];
         r[78] = 0x0c;
         let expect = U3072::ZERO.wrapping_sub(DH_P.as_ref());
-        assert_eq!(DhKeyPair::from_secret_bytes(r).public().0, expect);
+        assert_eq!(DhKeyPair::from_secret_bytes(r).unwrap().public().0, expect);
         // the largest exponent: 2^640 - 1, cross-checked with the variable-time ladder.
         let r = [0xffu8; DH_SECRET_LEN];
         let e = U640::MAX;
         let expect = FixedMontyForm::new(&G3, &PARAMS).pow_vartime(&e).retrieve();
-        assert_eq!(DhKeyPair::from_secret_bytes(r).public().0, expect);
+        assert_eq!(DhKeyPair::from_secret_bytes(r).unwrap().public().0, expect);
     }
 
     #[test]
@@ -616,7 +814,7 @@ mod tests {
         // k_dh is itself a group element (a power of g3).
         assert!(is_in_group_literal(ab.k_dh()));
         // persistence round trip
-        let a2 = DhKeyPair::from_secret_bytes(*a.secret_bytes());
+        let a2 = DhKeyPair::from_secret_bytes(*a.secret_bytes()).unwrap();
         assert_eq!(a2.public(), a.public());
     }
 
@@ -625,7 +823,7 @@ mod tests {
         // (g^2)^3 = g^6 = 64
         let mut r = [0u8; DH_SECRET_LEN];
         r[79] = 3;
-        let kp = DhKeyPair::from_secret_bytes(r);
+        let kp = DhKeyPair::from_secret_bytes(r).unwrap();
         let four = DhPublic::from_be_bytes(&[4]).unwrap();
         let s = kp.shared_secret(&four);
         assert_eq!(s.k_dh(), [64]);
@@ -639,10 +837,12 @@ mod tests {
         // B = g3^s with s = 0x5a5a..5a (80 bytes); expected values computed independently
         // (Python pow()). With r = a5..a5 00 k_dh is 384 bytes long; with r = a5..a5 01 61
         // it has one leading zero byte and k_dh is the 383-byte minimal encoding.
-        let b = DhKeyPair::from_secret_bytes([0x5a; DH_SECRET_LEN]);
+        let b = DhKeyPair::from_secret_bytes([0x5a; DH_SECRET_LEN]).unwrap();
         let mut r = [0xa5u8; DH_SECRET_LEN];
         r[79] = 0;
-        let s = DhKeyPair::from_secret_bytes(r).shared_secret(b.public());
+        let s = DhKeyPair::from_secret_bytes(r)
+            .unwrap()
+            .shared_secret(b.public());
         assert_eq!(s.k_dh().len(), DH_MODULUS_LEN);
         assert_eq!(
             hex::encode(&s.k_dh()[..16]),
@@ -656,7 +856,7 @@ mod tests {
 
         r[78] = 0x01;
         r[79] = 0x61;
-        let a = DhKeyPair::from_secret_bytes(r);
+        let a = DhKeyPair::from_secret_bytes(r).unwrap();
         let s = a.shared_secret(b.public());
         assert_eq!(s.k_dh().len(), DH_MODULUS_LEN - 1);
         assert_eq!(
@@ -767,7 +967,7 @@ mod tests {
 
     #[test]
     fn debug_prints_no_secret() {
-        let kp = DhKeyPair::from_secret_bytes([0xab; DH_SECRET_LEN]);
+        let kp = DhKeyPair::from_secret_bytes([0xab; DH_SECRET_LEN]).unwrap();
         let s = kp.shared_secret(&DhPublic::from_be_bytes(&[2]).unwrap());
         let dbg = format!("{kp:?} {:?} {s:?}", kp.secret());
         assert!(!dbg.contains("ab, ab") && !dbg.contains("abab"), "{dbg}");
@@ -894,10 +1094,163 @@ mod tests {
             rb[..32].copy_from_slice(&b);
             rb[79] |= 1;
             ra[79] |= 1;
-            let ka = DhKeyPair::from_secret_bytes(ra);
-            let kb = DhKeyPair::from_secret_bytes(rb);
+            let ka = DhKeyPair::from_secret_bytes(ra).unwrap();
+            let kb = DhKeyPair::from_secret_bytes(rb).unwrap();
             let (ab, ba) = (ka.shared_secret(kb.public()), kb.shared_secret(ka.public()));
             prop_assert_eq!(ab.k_dh(), ba.k_dh());
+        }
+    }
+
+    /// The original exponentiation (crypto-bigint's generic constant-time
+    /// `pow_bounded_exp`), kept as the oracle of the specialised ones.
+    fn pow_old(base: &U3072, e: &U640) -> U3072 {
+        FixedMontyForm::new(base, &PARAMS)
+            .pow_bounded_exp(e, DH_SECRET_BITS)
+            .retrieve()
+    }
+
+    fn u640(bytes: &[u8; DH_SECRET_LEN]) -> U640 {
+        U640::from_be_slice(bytes)
+    }
+
+    /// Exponents worth checking at the edges: 0, 1, 2, all ones, a single top bit, the
+    /// bits on the comb's row and block boundaries.
+    fn edge_exponents() -> Vec<U640> {
+        let mut v = vec![
+            U640::ZERO,
+            U640::ONE,
+            U640::from_u8(2),
+            U640::from_u8(31),
+            U640::from_u8(32),
+            U640::MAX,
+            U640::ONE.shl_vartime(639),
+            U640::MAX.shr_vartime(1),
+        ];
+        for k in [
+            31u32, 32, 63, 64, 95, 96, 127, 128, 255, 256, 511, 512, 607, 608,
+        ] {
+            v.push(U640::ONE.shl_vartime(k));
+            v.push(U640::ONE.shl_vartime(k).wrapping_sub(&U640::ONE));
+        }
+        v
+    }
+
+    fn edge_bases() -> Vec<U3072> {
+        vec![
+            U3072::ZERO,
+            U3072::ONE,
+            G3,
+            U3072::from_u8(3),
+            p_minus(1),
+            p_minus(2),
+            DH_Q,
+            U3072::MAX.shr_vartime(1),
+        ]
+    }
+
+    #[test]
+    fn comb_table_matches_its_definition() {
+        // COMB[j][idx] = prod_{bit i of idx} 2^(2^(128 i + 32 j)), in Montgomery form.
+        for (j, table) in (0u32..).zip(&comb::COMB) {
+            for (idx, entry) in (0u32..).zip(table) {
+                let mut x = FixedMontyForm::one(&PARAMS);
+                for i in 0..COMB_ROWS {
+                    if idx >> i & 1 == 1 {
+                        let k = i * COMB_ROW_BITS + j * COMB_BLOCK_BITS;
+                        let g = FixedMontyForm::new(&G3, &PARAMS).square_repeat_vartime(k);
+                        x = x.mul(&g);
+                    }
+                }
+                assert_eq!(x.as_montgomery(), entry, "COMB[{j}][{idx}]");
+            }
+        }
+        assert_eq!(COMB_ROWS * COMB_ROW_BITS, DH_SECRET_BITS);
+        assert_eq!(4 * COMB_BLOCK_BITS, COMB_ROW_BITS);
+        assert_eq!(comb::COMB.len(), 4);
+    }
+
+    #[test]
+    fn new_exponentiations_match_the_old_on_edges() {
+        for e in edge_exponents() {
+            let want = pow_old(&G3, &e);
+            assert_eq!(pow_g3_secret(&e), want, "comb, e = {e}");
+            assert_eq!(
+                pow_g3_doubling(&e, DH_SECRET_BITS),
+                want,
+                "doubling, e = {e}"
+            );
+            assert_eq!(pow_g3_doubling(&e, 3072), want, "doubling 3072, e = {e}");
+            for b in edge_bases() {
+                assert_eq!(pow_secret(&b, &e), pow_old(&b, &e), "b = {b}, e = {e}");
+            }
+        }
+        // 0^0 = 1 as in the old path; 1^e = 1; (p - 1)^e = ±1
+        assert_eq!(pow_secret(&U3072::ZERO, &U640::ZERO), U3072::ONE);
+        assert_eq!(pow_secret(&U3072::ONE, &U640::MAX), U3072::ONE);
+        assert_eq!(pow_secret(&p_minus(1), &U640::MAX), p_minus(1));
+        assert_eq!(pow_secret(&p_minus(1), &U640::from_u8(2)), U3072::ONE);
+    }
+
+    #[test]
+    fn g3_pow_matches_the_old_full_width_ladder() {
+        let mut rng = StdRng::seed_from_u64(11);
+        for _ in 0..2 {
+            let x = SecretExponent::random(&mut rng);
+            let old = FixedMontyForm::new(&G3, &PARAMS).pow(&x.0).retrieve();
+            assert_eq!(x.g3_pow().0, old);
+        }
+        let top = SecretExponent(DH_Q.wrapping_sub(&U3072::ONE));
+        let old = FixedMontyForm::new(&G3, &PARAMS).pow(&top.0).retrieve();
+        assert_eq!(top.g3_pow().0, old);
+        // g3^(q-1) = g3^-1 = (p + 1) / 2
+        assert_eq!(old, DH_Q.wrapping_add(&U3072::ONE));
+    }
+
+    #[test]
+    fn degenerate_secrets_are_refused() {
+        assert_eq!(
+            DhKeyPair::from_secret_bytes([0; DH_SECRET_LEN]).map(|k| k.public().clone()),
+            Err(DhSecretError::Degenerate)
+        );
+        // r = 1 is the smallest secret accepted: public value g3 = 2.
+        let mut r = [0u8; DH_SECRET_LEN];
+        r[79] = 1;
+        assert!(DhKeyPair::from_secret_bytes(r).is_ok());
+        // No 80-byte secret reaches q (the order of g3), so 0 is the only one giving 1.
+        assert_eq!(DH_Q.bit_width_vartime(), 3071);
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(24))]
+
+        #[test]
+        fn fixed_base_matches_old(e in proptest::array::uniform32(any::<u8>()), tail in proptest::collection::vec(any::<u8>(), 48)) {
+            let mut bytes = [0u8; DH_SECRET_LEN];
+            bytes[..32].copy_from_slice(&e);
+            bytes[32..].copy_from_slice(&tail);
+            let e = u640(&bytes);
+            let want = pow_old(&G3, &e);
+            prop_assert_eq!(pow_g3_secret(&e), want);
+            prop_assert_eq!(pow_g3_doubling(&e, DH_SECRET_BITS), want);
+            if bytes != [0; DH_SECRET_LEN] {
+                prop_assert_eq!(DhKeyPair::from_secret_bytes(bytes).unwrap().public().0, want);
+            }
+        }
+
+        #[test]
+        fn windowed_matches_old(e in proptest::collection::vec(any::<u8>(), DH_SECRET_LEN), b in proptest::collection::vec(any::<u8>(), 1..=DH_MODULUS_LEN)) {
+            let e = U640::from_be_slice(&e);
+            // any base below p, including non-members
+            let b = decode_be(&b).unwrap();
+            prop_assume!(b < *DH_P.as_ref());
+            prop_assert_eq!(pow_secret(&b, &e), pow_old(&b, &e));
+        }
+
+        #[test]
+        fn windowed_matches_old_on_edge_bases(e in proptest::collection::vec(any::<u8>(), DH_SECRET_LEN), i in 0usize..8) {
+            let e = U640::from_be_slice(&e);
+            let b = edge_bases()[i];
+            prop_assert_eq!(pow_secret(&b, &e), pow_old(&b, &e));
         }
     }
 }

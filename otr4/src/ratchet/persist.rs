@@ -158,10 +158,9 @@ impl DoubleRatchet {
         let their_dh = DhPublic::read(&mut r, "their DH key")?;
         let our_dh = if read_flag(&mut r, "our DH flag")? {
             let sk = secret::<DH_SECRET_LEN>(&mut r, "our DH secret")?;
-            if sk.iter().all(|&b| b == 0) {
-                return Err(DecodeError::BadValue("our DH secret"));
-            }
-            Some(DhKeyPair::from_secret_bytes(*sk))
+            let kp = DhKeyPair::from_secret_bytes(*sk)
+                .map_err(|_| DecodeError::BadValue("our DH secret"))?;
+            Some(kp)
         } else {
             None
         };

@@ -293,7 +293,7 @@ impl<'a> Cursor<'a> {
 
     fn dh_keypair(&mut self) -> Result<DhKeyPair, String> {
         let b: [u8; 80] = self.take(DH_RANDOM)?.try_into().map_err(|_| "80")?;
-        Ok(DhKeyPair::from_secret_bytes(b))
+        DhKeyPair::from_secret_bytes(b).map_err(|e| format!("DH secret: {e}"))
     }
 
     fn finish(self) -> Result<(), String> {

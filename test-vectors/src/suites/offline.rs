@@ -88,7 +88,10 @@ fn store_with(
     w.u8(1).u32(tag.0).u32(prekeys.len() as u32);
     for (id, y, b) in prekeys {
         w.u32(*id).i64(created).bytes(y).bytes(b);
-        DhKeyPair::from_secret_bytes(*b).public().write(&mut w);
+        DhKeyPair::from_secret_bytes(*b)
+            .map_err(err("prekey DH secret"))?
+            .public()
+            .write(&mut w);
     }
     w.u32(shared.len() as u32);
     for (d, pp) in shared {
@@ -180,7 +183,10 @@ fn non_interactive(v: &Vector) -> Result<Outputs, String> {
         v.arr_in::<57>("prekey_y_sym")?,
         v.arr_in::<80>("prekey_b_secret")?,
     );
-    let (y, b) = (keypair(y_sym), DhKeyPair::from_secret_bytes(b_secret));
+    let (y, b) = (
+        keypair(y_sym),
+        DhKeyPair::from_secret_bytes(b_secret).map_err(err("prekey_b_secret"))?,
+    );
     let pm = PrekeyMessage {
         id,
         owner_tag: bob_tag,
@@ -230,7 +236,8 @@ fn non_interactive(v: &Vector) -> Result<Outputs, String> {
             .ok_or("random_nia")?
             .try_into()
             .map_err(err("a"))?,
-    );
+    )
+    .map_err(err("a"))?;
     ensure(
         &nia.x == x.public() && &nia.a == a.public(),
         "X, A from the random bytes",
@@ -416,7 +423,8 @@ fn record_non_interactive(
         &bob_lt,
     );
     let y = keypair(v.arr_in("prekey_y_sym")?);
-    let b = DhKeyPair::from_secret_bytes(v.arr_in("prekey_b_secret")?);
+    let b = DhKeyPair::from_secret_bytes(v.arr_in("prekey_b_secret")?)
+        .map_err(err("prekey_b_secret"))?;
     let ensemble = PrekeyEnsemble {
         client_profile: bob_cp,
         prekey_profile: pp,
