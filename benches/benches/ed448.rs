@@ -31,6 +31,10 @@ fn scalar_mult(c: &mut Criterion) {
         "double mult G*a + P*b, constant time (Point::base_mul_add)",
         |bn| bn.iter(|| Point::base_mul_add(black_box(&a), black_box(&p), black_box(&b))),
     );
+    g.bench_function(
+        "double mult G*a + P*b, variable time (verify-style)",
+        |bn| bn.iter(|| Point::vartime_base_mul_add(black_box(&a), black_box(&p), black_box(&b))),
+    );
     let enc = p.encode();
     g.bench_function("point decode + validation (Point::decode)", |bn| {
         bn.iter(|| Point::decode(black_box(&enc)))
