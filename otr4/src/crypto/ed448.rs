@@ -118,14 +118,10 @@ impl Point {
         }
         let point =
             EdwardsPoint::decode_unchecked(bytes).ok_or(CryptoError::InvalidPointEncoding)?;
-        // Belt and braces: the strict decoder only returns points that re-encode exactly.
-        if point.encode() != *bytes {
-            return Err(CryptoError::InvalidPointEncoding);
-        }
         if bool::from(point.is_identity()) {
             return Err(CryptoError::IdentityPoint);
         }
-        if !point.is_torsion_free_vartime() {
+        if !point.is_torsion_free_decoded_vartime() {
             return Err(CryptoError::PointNotInSubgroup);
         }
         Ok(Point(point))

@@ -24,6 +24,9 @@ use super::p448::Fe;
 /// The curve constant d = −39081.
 const D: Fe = Fe::from_u64(39081).neg();
 
+/// B = 4/(1 − d) of the Montgomery form `B·v² = u³ + A·u² + u` of the curve (β = B).
+const MONT_B: Fe = Fe::from_u64(4).mul(&Fe::from_u64(39082).invert());
+
 /// The base point's affine x (RFC 8032 §5.2), 56 bytes little-endian.
 const GX: [u8; 56] = [
     0x5e, 0xc0, 0x0c, 0xc7, 0x2b, 0xa8, 0x26, 0x26, 0x8e, 0x93, 0x00, 0x8b, 0xe1, 0x80, 0x3b, 0x43,
@@ -386,6 +389,57 @@ impl EdwardsPoint {
         }
         digits.zeroize();
         q
+    }
+
+    /// Whether `q·self` is the identity, for a point fresh from [`Self::decode_unchecked`]
+    /// (Z = 1). Variable time: only for public points. E(F_p) is cyclic of order 4q, so the
+    /// prime-order subgroup is 4·E, and membership is tested with square roots instead of
+    /// 446 doublings: on the Montgomery form `Y² = X(X² + aX + β²)` of the curve (u = (1+y)/(1−y),
+    /// X = B·u, Y = B²·u/x, B = 4/(1−d)), a point is in 2·E iff X is a square (2-descent);
+    /// a half Q of P has `Z = (X_Q + β)²/X_Q = 2(β + X) ± 2Y/√X` and
+    /// `X_Q = (Z − 2β ± √(Z(Z − 4β)))/2`, and P ∈ 4·E iff X_Q is a square. The result is
+    /// checked against `q·P = I` by the tests. Falls back to `q·P` if Z ≠ 1.
+    pub(crate) fn is_torsion_free_decoded_vartime(&self) -> bool {
+        if !bool::from(self.z.ct_eq(&Fe::ONE)) {
+            return self.is_torsion_free_vartime();
+        }
+        let (x, y) = (self.x, self.y);
+        if bool::from(x.is_zero()) {
+            // The identity (y = 1) or the point of order 2 (y = −1).
+            return bool::from(y.ct_eq(&Fe::ONE));
+        }
+        if bool::from(y.is_zero()) {
+            return false; // (±1, 0): order 4
+        }
+        let one_minus_y = Fe::ONE.sub(&y);
+        let inv = one_minus_y.mul(&x).invert(); // x ≠ 0 and y ≠ 1 here
+        let one_plus_y = Fe::ONE.add(&y);
+        let big_x = MONT_B.mul(&one_plus_y).mul(&x).mul(&inv);
+        let big_y = MONT_B.square().mul(&one_plus_y).mul(&inv);
+        // 1/√X; X non-square means P ∉ 2·E.
+        let (is_square, rho_inv) = Fe::sqrt_ratio(&Fe::ONE, &big_x);
+        if !bool::from(is_square) {
+            return false;
+        }
+        let y_over_rho = big_y.mul(&rho_inv);
+        let base = MONT_B.add(&big_x);
+        let base = base.add(&base);
+        let twice = y_over_rho.add(&y_over_rho);
+        for z in [base.add(&twice), base.sub(&twice)] {
+            let four_beta = MONT_B.add(&MONT_B);
+            let four_beta = four_beta.add(&four_beta);
+            let disc = z.mul(&z.sub(&four_beta));
+            let (ok, sigma) = Fe::sqrt_ratio(&disc, &Fe::ONE);
+            if !bool::from(ok) {
+                continue; // this root belongs to no rational half
+            }
+            let two_w = z.sub(&MONT_B.add(&MONT_B)).add(&sigma);
+            // X_Q = two_w / 2 is a square iff 2·X_Q is a square times 2, and 2 is a square
+            // mod p (p ≡ 7 mod 8): test two_w directly.
+            let (w_square, _) = Fe::sqrt_ratio(&two_w, &Fe::ONE);
+            return bool::from(w_square);
+        }
+        false
     }
 
     /// Whether `q·self` is the identity (no component of order 2 or 4). Variable time:
@@ -905,6 +959,8 @@ mod tests {
         assert!(EdwardsPoint::IDENTITY.is_torsion_free_vartime());
         assert!(EdwardsPoint::GENERATOR.is_torsion_free_vartime());
         for tp in &t[..3] {
+            let fresh = EdwardsPoint::decode_unchecked(&tp.encode()).unwrap();
+            assert!(!fresh.is_torsion_free_decoded_vartime());
             assert!(!tp.is_torsion_free_vartime());
             assert!(!(g3 + *tp).is_torsion_free_vartime());
         }
@@ -1004,6 +1060,15 @@ mod tests {
             prop_assert_eq!(
                 p.is_torsion_free_vartime(),
                 bool::from(to_old(&p).is_torsion_free())
+            );
+            let decoded = EdwardsPoint::decode_unchecked(&b).unwrap();
+            prop_assert_eq!(
+                decoded.is_torsion_free_decoded_vartime(),
+                p.is_torsion_free_vartime()
+            );
+            prop_assert_eq!(
+                decoded.negate().is_torsion_free_decoded_vartime(),
+                p.is_torsion_free_vartime()
             );
         }
     }
