@@ -1,5 +1,5 @@
-//! Criterion benches of the Ed448 group arithmetic behind `otr4::crypto::ed448` (issue 13):
-//! G·s, P·s, the verify-style double multiplication, point decoding, EdDSA and the ring sig.
+//! Criterion benches of the Ed448 arithmetic behind `otr4::crypto::ed448` (issue 13; RFC 8032
+//! §5.2, otrv4.md §"Elliptic Curve Parameters"): G·s, P·s, double mult, decode, EdDSA, ring sig.
 
 use std::hint::black_box;
 

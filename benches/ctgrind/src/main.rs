@@ -1,8 +1,10 @@
-//! ctgrind check of otr4's secret-scalar paths (issue 13): secrets are marked undefined with
-//! memcheck client requests, so any branch or memory index that depends on them is reported.
+//! ctgrind check that otr4's secret-scalar paths (RFC 8032 §5.2.5–5.2.6 key generation and
+//! signing, otrv4.md §"Generating Shared Secrets" ECDH) neither branch nor index on secrets.
 //!
-//! Run under `valgrind --tool=memcheck` (see README.md); outside valgrind the client requests
-//! are no-ops. Each case prints how many memcheck errors it added.
+//! Secrets are marked undefined with memcheck client requests, so any branch or memory index
+//! that depends on them is reported. Run under `valgrind --tool=memcheck` (see README.md);
+//! outside valgrind the client requests are no-ops. Each case prints how many memcheck errors
+//! it added.
 
 use otr4::crypto::ecdh::ecdh;
 use otr4::crypto::ed448::{KeyPair, Point, Scalar, SymmetricKey};
