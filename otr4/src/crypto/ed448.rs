@@ -127,9 +127,10 @@ impl Point {
         Ok(Point(point))
     }
 
-    /// The 57-byte POINT encoding.
+    /// The 57-byte POINT encoding (no field inversion for points that were decoded or
+    /// are public keys of a [`KeyPair`]: those are kept with Z = 1).
     pub fn encode(&self) -> [u8; POINT_LEN] {
-        encode_point(&self.0)
+        self.0.encode_public()
     }
 
     /// The base point G.
@@ -456,7 +457,8 @@ impl KeyPair {
         prune(&mut lo);
         let secret = Scalar::from_bytes_mod_order(&lo);
         // A pruned value is ≡ 0 (mod q) only if it equals 4q: probability 2^-445.
-        let public = Point(EdwardsPoint::mul_base(&secret.0));
+        // Normalised (Z = 1) once here, so that encoding it later costs no inversion.
+        let public = Point(EdwardsPoint::mul_base(&secret.0).normalize());
         KeyPair {
             sym,
             secret,

@@ -307,18 +307,40 @@ impl EdwardsPoint {
     /// of x in bit 7 of byte 56. Constant time.
     pub(crate) fn encode(&self) -> [u8; 57] {
         let zinv = self.z.invert();
-        let x = self.x.mul(&zinv);
-        let y = self.y.mul(&zinv);
-        let mut out = [0u8; 57];
-        for (o, b) in out.iter_mut().zip(y.to_bytes()) {
-            *o = b;
-        }
-        if let Some(last) = out.last_mut() {
-            *last = x.is_negative().unwrap_u8() << 7;
-        }
-        out
+        encode_affine(&self.x.mul(&zinv), &self.y.mul(&zinv))
     }
 
+    /// [`Self::encode`] without the inversion when Z = 1 (points from
+    /// [`Self::decode_unchecked`] or [`Self::normalize`]). Branches on whether Z = 1, which
+    /// depends on where the point came from, not on its value: use it for public points.
+    pub(crate) fn encode_public(&self) -> [u8; 57] {
+        if bool::from(self.z.ct_eq(&Fe::ONE)) {
+            encode_affine(&self.x, &self.y)
+        } else {
+            self.encode()
+        }
+    }
+
+    /// The same point with Z = 1 (one inversion, constant time).
+    pub(crate) fn normalize(&self) -> EdwardsPoint {
+        let zinv = self.z.invert();
+        EdwardsPoint::from_affine(self.x.mul(&zinv), self.y.mul(&zinv))
+    }
+}
+
+/// The RFC 8032 §5.2.2 encoding of the affine point (x, y).
+fn encode_affine(x: &Fe, y: &Fe) -> [u8; 57] {
+    let mut out = [0u8; 57];
+    for (o, b) in out.iter_mut().zip(y.to_bytes()) {
+        *o = b;
+    }
+    if let Some(last) = out.last_mut() {
+        *last = x.is_negative().unwrap_u8() << 7;
+    }
+    out
+}
+
+impl EdwardsPoint {
     /// Decodes per RFC 8032 §5.2.3, strictly: byte 56 may only carry the sign bit, y must
     /// be canonical (< p), (y²−1)/(d·y²−1) must be a square, and x = 0 with the sign bit
     /// set is rejected. Returns `None` on any failure. Does not check the subgroup. Runs in
@@ -1039,6 +1061,9 @@ mod tests {
             prop_assert_eq!((-p).encode(), old_encode(&(-op)));
             prop_assert_eq!(p.double().encode(), old_encode(&op.double()));
             prop_assert!(p + q - q == p);
+            prop_assert_eq!(p.normalize().encode_public(), p.encode());
+            prop_assert_eq!(p.encode_public(), p.encode());
+            prop_assert!(p.normalize() == p);
             prop_assert!(p != q || s == u);
         }
 
