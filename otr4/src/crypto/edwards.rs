@@ -9,9 +9,14 @@
 //!   `subtle` conditional selection over the whole table;
 //! - [`EdwardsPoint::mul_base`]: constant time, `G` only, from a table of `k·256^j·G`
 //!   built by the compiler (`const fn`), 112 mixed additions and 4 doublings;
-//! - [`vartime_multiscalar_mul`] and [`EdwardsPoint::is_torsion_free_vartime`]: variable
-//!   time (Straus with wNAF), for **public scalars only** (signature and proof checks,
-//!   validation of received points).
+//! - [`vartime_multiscalar_mul`] and [`EdwardsPoint::is_torsion_free_vartime`] (`q·P`):
+//!   variable time (Straus with wNAF), for **public scalars only** (signature and proof
+//!   checks);
+//! - [`EdwardsPoint::is_torsion_free_decoded_vartime`]: the subgroup check of received
+//!   points by 2-descent (three square roots), cross-checked against `q·P` by the tests.
+//!
+//! Encoding and decoding follow RFC 8032 §5.2.2/§5.2.3, decoding strictly (see
+//! [`EdwardsPoint::decode_unchecked`]).
 
 use core::ops::{Add, AddAssign, Neg, Sub, SubAssign};
 
