@@ -5,7 +5,7 @@
 
 use core::fmt;
 
-use ed448_goldilocks::EdwardsPoint;
+use crate::crypto::edwards::EdwardsPoint;
 use subtle::ConstantTimeEq;
 use zeroize::{Zeroize, ZeroizeOnDrop};
 
@@ -47,13 +47,13 @@ fn finish(k: EdwardsPoint) -> Result<SharedSecret, CryptoError> {
 /// is the identity ("all-zero") element. `their` is a [`Point`], so it was already checked
 /// to be on the curve, not the identity and in the prime-order subgroup.
 pub fn ecdh(secret: &Scalar, their: &Point) -> Result<SharedSecret, CryptoError> {
-    finish(their.0 * secret.0)
+    finish(their.0.mul(&secret.0))
 }
 
 /// `ECDH(a, B)` of otrv4-prekey-server.md §"Generating Shared Secrets": `B` is first
 /// multiplied by the cofactor 4, then `SK_ecdh = a * (4·B)`, an error if it is the identity.
 pub fn prekey_ecdh(secret: &Scalar, their: &Point) -> Result<SharedSecret, CryptoError> {
-    finish(their.0.double().double() * secret.0)
+    finish(their.0.double().double().mul(&secret.0))
 }
 
 #[cfg(test)]

@@ -1,18 +1,20 @@
 //! Ed448-Goldilocks points and scalars (otrv4.md §"Elliptic Curve Parameters",
 //! §"Encoding and Decoding") with the strict decoding and validation OTRv4 requires.
 //!
-//! `ed448-goldilocks` decodes too laxly for OTRv4 (it accepts y = p+1 and stray bits), so
-//! [`Point::decode`] decodes, re-encodes and compares, then checks identity and `q·X = I`.
+//! The group arithmetic is [`crate::crypto::edwards`] (on fiat-crypto's p448 field); scalars
+//! mod q stay `ed448-goldilocks`' `EdwardsScalar`. [`Point::decode`] decodes strictly (RFC
+//! 8032 §5.2.3 plus canonical y), then checks identity and `q·X = I`.
 
 use core::fmt;
 
-use ed448_goldilocks::{EdwardsPoint, EdwardsScalar, WideEdwardsScalarBytes};
+use ed448_goldilocks::{EdwardsScalar, WideEdwardsScalarBytes};
 use shake::Shake256;
 use shake::digest::{ExtendableOutput, Update, XofReader};
 use subtle::{Choice, ConditionallySelectable, ConstantTimeEq};
 use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
 
 use crate::crypto::CryptoError;
+use crate::crypto::edwards::{EdwardsPoint, vartime_multiscalar_mul};
 use crate::crypto::kdf::{Domain, kdf_into};
 use crate::wire::codec::{DecodeError, Reader, Writer};
 
@@ -87,7 +89,7 @@ pub fn prune(h: &mut [u8; 57]) {
 
 /// Encodes an arbitrary group element (possibly the identity) as a POINT.
 pub(crate) fn encode_point(p: &EdwardsPoint) -> [u8; POINT_LEN] {
-    p.to_affine().compress().0
+    p.encode()
 }
 
 /// A validated Ed448 point: canonically encoded, not the identity, in the prime-order
@@ -95,7 +97,7 @@ pub(crate) fn encode_point(p: &EdwardsPoint) -> [u8; POINT_LEN] {
 ///
 /// Equality is constant time. `Debug` prints the hex of the encoding (points are public).
 #[derive(Clone, Copy)]
-pub struct Point(pub(crate) ed448_goldilocks::EdwardsPoint);
+pub struct Point(pub(crate) EdwardsPoint);
 
 impl Point {
     /// Strictly decodes and validates a received POINT (otrv4.md §"Encoding and Decoding",
@@ -114,26 +116,21 @@ impl Point {
         if last & 0x7f != 0 {
             return Err(CryptoError::InvalidPointEncoding);
         }
-        let compressed = ed448_goldilocks::CompressedEdwardsY(*bytes);
-        let affine: Option<ed448_goldilocks::AffinePoint> =
-            compressed.decompress_unchecked().into();
-        let affine = affine.ok_or(CryptoError::InvalidPointEncoding)?;
-        if !bool::from(affine.is_on_curve()) || affine.compress().0 != *bytes {
-            return Err(CryptoError::InvalidPointEncoding);
-        }
-        let point = affine.to_edwards();
-        if bool::from(point.ct_eq(&EdwardsPoint::IDENTITY)) {
+        let point =
+            EdwardsPoint::decode_unchecked(bytes).ok_or(CryptoError::InvalidPointEncoding)?;
+        if bool::from(point.is_identity()) {
             return Err(CryptoError::IdentityPoint);
         }
-        if !bool::from(point.is_torsion_free()) {
+        if !point.is_torsion_free_decoded_vartime() {
             return Err(CryptoError::PointNotInSubgroup);
         }
         Ok(Point(point))
     }
 
-    /// The 57-byte POINT encoding.
+    /// The 57-byte POINT encoding (no field inversion for points that were decoded or
+    /// are public keys of a [`KeyPair`]: those are kept with Z = 1).
     pub fn encode(&self) -> [u8; POINT_LEN] {
-        encode_point(&self.0)
+        self.0.encode_public()
     }
 
     /// The base point G.
@@ -155,7 +152,7 @@ impl Point {
     /// Wraps a group element computed from valid points, failing on the identity (the only
     /// element of the prime-order subgroup that is not a valid [`Point`]).
     fn from_subgroup_element(p: EdwardsPoint) -> Result<Point, CryptoError> {
-        if bool::from(p.ct_eq(&EdwardsPoint::IDENTITY)) {
+        if bool::from(p.is_identity()) {
             Err(CryptoError::IdentityPoint)
         } else {
             Ok(Point(p))
@@ -164,12 +161,12 @@ impl Point {
 
     /// `G * s`, constant time in `s`. Fails with `IdentityPoint` if `s ≡ 0 (mod q)`.
     pub fn mul_base(s: &Scalar) -> Result<Point, CryptoError> {
-        Point::from_subgroup_element(EdwardsPoint::GENERATOR * s.0)
+        Point::from_subgroup_element(EdwardsPoint::mul_base(&s.0))
     }
 
     /// `self * s`, constant time in `s`. Fails with `IdentityPoint` if `s ≡ 0 (mod q)`.
     pub fn checked_mul(&self, s: &Scalar) -> Result<Point, CryptoError> {
-        Point::from_subgroup_element(self.0 * s.0)
+        Point::from_subgroup_element(self.0.mul(&s.0))
     }
 
     /// `self + other`. Fails with `IdentityPoint` if `other = -self`.
@@ -190,7 +187,13 @@ impl Point {
     /// `G * a + self * b`, constant time in `a` and `b`. Fails with `IdentityPoint` if the
     /// result is the identity.
     pub fn base_mul_add(a: &Scalar, p: &Point, b: &Scalar) -> Result<Point, CryptoError> {
-        Point::from_subgroup_element(EdwardsPoint::GENERATOR * a.0 + p.0 * b.0)
+        Point::from_subgroup_element(EdwardsPoint::mul_base(&a.0) + p.0.mul(&b.0))
+    }
+
+    /// `G * a + p * b` in **variable time** (Straus/wNAF): only for public `a` and `b`, as
+    /// in signature and proof verification. Fails with `IdentityPoint` on the identity.
+    pub fn vartime_base_mul_add(a: &Scalar, p: &Point, b: &Scalar) -> Result<Point, CryptoError> {
+        Point::from_subgroup_element(vartime_multiscalar_mul(Some(&a.0), [(&b.0, &p.0)]))
     }
 }
 
@@ -454,7 +457,8 @@ impl KeyPair {
         prune(&mut lo);
         let secret = Scalar::from_bytes_mod_order(&lo);
         // A pruned value is ≡ 0 (mod q) only if it equals 4q: probability 2^-445.
-        let public = Point(EdwardsPoint::GENERATOR * secret.0);
+        // Normalised (Z = 1) once here, so that encoding it later costs no inversion.
+        let public = Point(EdwardsPoint::mul_base(&secret.0).normalize());
         KeyPair {
             sym,
             secret,
@@ -527,9 +531,9 @@ mod tests {
         let q = q_u448();
         let mut acc = EdwardsPoint::IDENTITY;
         for i in (0..448).rev() {
-            acc = acc.add(&acc);
+            acc = acc + acc;
             if q.bit_vartime(i) {
-                acc = acc.add(x);
+                acc += *x;
             }
         }
         acc
@@ -656,10 +660,8 @@ mod tests {
         x1[56] = 0x80;
         assert_eq!(Point::decode(&x1), Err(CryptoError::PointNotInSubgroup));
         // G + (0, -1): a point of order 2q.
-        let t2 = ed448_goldilocks::CompressedEdwardsY(minus_one)
-            .decompress_unchecked()
-            .unwrap();
-        let mixed = EdwardsPoint::GENERATOR + t2.to_edwards();
+        let t2 = EdwardsPoint::decode_unchecked(&minus_one).unwrap();
+        let mixed = EdwardsPoint::GENERATOR + t2;
         assert_ne!(q_times(&mixed), EdwardsPoint::IDENTITY);
         assert_eq!(
             Point::decode(&encode_point(&mixed)),
@@ -688,10 +690,12 @@ mod tests {
             let enc = le57(&U448::from_u32(y), 0);
             let res = Point::decode(&enc);
             if is_square_mod_p(&ratio) {
-                let pt = ed448_goldilocks::CompressedEdwardsY(enc)
+                let pt = EdwardsPoint::decode_unchecked(&enc).unwrap();
+                let theirs = ed448_goldilocks::CompressedEdwardsY(enc)
                     .decompress_unchecked()
                     .unwrap();
-                let in_subgroup = q_times(&pt.to_edwards()) == EdwardsPoint::IDENTITY;
+                assert_eq!(theirs.compress().0, pt.encode(), "y = {y}");
+                let in_subgroup = q_times(&pt) == EdwardsPoint::IDENTITY;
                 match res {
                     Ok(_) => assert!(in_subgroup, "y = {y}"),
                     Err(e) => {

@@ -1,7 +1,7 @@
 //! EdDSA over Ed448 (RFC 8032 §5.2, empty context) for profile signatures
 //! (otrv4.md §"Create a Client Profile Signature", §"Verify a Client Profile Signature").
 
-use ed448_goldilocks::EdwardsPoint;
+use crate::crypto::edwards::{EdwardsPoint, vartime_multiscalar_mul};
 use shake::Shake256;
 use shake::digest::{ExtendableOutput, Update, XofReader};
 use subtle::ConstantTimeEq;
@@ -38,7 +38,7 @@ fn hash_mod_q(parts: &[&[u8]]) -> Scalar {
 /// `k = SHAKE-256(dom4 || R || H || m, 114) mod q`, `S = r + k·sk mod q`, `sig = R || S`.
 pub fn sign(key: &KeyPair, msg: &[u8]) -> Signature {
     let r = hash_mod_q(&[&key.prefix, msg]);
-    let big_r = encode_point(&(EdwardsPoint::GENERATOR * r.0));
+    let big_r = encode_point(&EdwardsPoint::mul_base(&r.0));
     let public = key.public.encode();
     let k = hash_mod_q(&[&big_r, &public, msg]);
     let s = &r + &(&k * &key.secret);
@@ -53,7 +53,8 @@ pub fn verify(public: &Point, msg: &[u8], sig: &Signature) -> Result<(), CryptoE
     let (big_r, s_bytes) = split_114(&sig.0);
     let s = Scalar::decode(&s_bytes).map_err(|_| CryptoError::BadSignature)?;
     let k = hash_mod_q(&[&big_r, &public.encode(), msg]);
-    let check = EdwardsPoint::GENERATOR * s.0 - public.0 * k.0;
+    // Public inputs only: variable-time double multiplication G·S + H·(−k).
+    let check = vartime_multiscalar_mul(Some(&s.0), [(&(-&k).0, &public.0)]);
     if bool::from(encode_point(&check).ct_eq(&big_r)) {
         Ok(())
     } else {
@@ -368,7 +369,7 @@ mod tests {
             r.unwrap().to_edwards().double().double()
         );
         let mut bad = good;
-        bad.0[..57].copy_from_slice(&encode_point(&shifted));
+        bad.0[..57].copy_from_slice(&shifted.to_affine().compress().0);
         assert_ne!(bad, good);
         assert_eq!(
             verify(kp.public(), &[], &bad),

@@ -8,9 +8,11 @@ pub mod dh;
 pub mod ecdh;
 pub mod ed448;
 pub mod eddsa;
+pub(crate) mod edwards;
 pub mod fingerprint;
 pub mod kdf;
 pub mod keys;
+pub(crate) mod p448;
 pub mod rsig;
 
 /// Why a cryptographic check or operation failed.

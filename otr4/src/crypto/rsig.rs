@@ -4,7 +4,7 @@
 //! Signing follows the spec's generalized, constant-time algorithm: all three `T_i` are
 //! computed both ways and the signer's position is chosen with constant-time selects.
 
-use ed448_goldilocks::EdwardsPoint;
+use crate::crypto::edwards::{EdwardsPoint, vartime_multiscalar_mul};
 use subtle::{Choice, ConditionallySelectable, ConstantTimeEq};
 
 use crate::crypto::CryptoError;
@@ -82,8 +82,8 @@ impl RingSignature {
             else {
                 return [0u8; 57];
             };
-            let real = EdwardsPoint::GENERATOR * ti.0;
-            let simulated = EdwardsPoint::GENERATOR * ri.0 + a.0 * ci.0;
+            let real = EdwardsPoint::mul_base(&ti.0);
+            let simulated = EdwardsPoint::mul_base(&ri.0) + a.0.mul(&ci.0);
             encode_point(&EdwardsPoint::conditional_select(&simulated, &real, *s))
         });
         let [bt1, bt2, bt3] = &big_t;
@@ -116,7 +116,7 @@ impl RingSignature {
         let [c1, r1, c2, r2, c3, r3] = &self.parts;
         let [a1, a2, a3] = ring;
         let t = |a: &Point, c: &Scalar, r: &Scalar| {
-            encode_point(&(EdwardsPoint::GENERATOR * r.0 + a.0 * c.0))
+            encode_point(&vartime_multiscalar_mul(Some(&r.0), [(&c.0, &a.0)]))
         };
         let (t1, t2, t3) = (t(a1, c1, r1), t(a2, c2, r2), t(a3, c3, r3));
         let ch = challenge::<D>(ring, [&t1, &t2, &t3], msg);

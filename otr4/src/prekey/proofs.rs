@@ -7,6 +7,7 @@
 
 use crate::crypto::dh::{DhKeyPair, DhPublic, SecretExponent, dh_proof_commitment};
 use crate::crypto::ed448::{KeyPair, Point, SCALAR_LEN, Scalar, encode_point};
+use crate::crypto::edwards::{EdwardsPoint, vartime_multiscalar_mul};
 use crate::crypto::kdf::{DOMAIN_PREKEY_SERVER, PrekeyUsage, prekey_kdf, shake_into};
 use crate::wire::codec::Writer;
 use crate::wire::prekey_messages::{
@@ -15,7 +16,6 @@ use crate::wire::prekey_messages::{
 use alloc::vec;
 use alloc::vec::Vec;
 use core::fmt;
-use ed448_goldilocks::EdwardsPoint;
 use subtle::ConstantTimeEq;
 use zeroize::{Zeroize, ZeroizeOnDrop};
 
@@ -165,7 +165,7 @@ pub fn generate_ecdh_proof<R: rand_core::CryptoRng + ?Sized>(
             break r;
         }
     };
-    let a = encode_point(&(EdwardsPoint::GENERATOR * r.0));
+    let a = encode_point(&EdwardsPoint::mul_base(&r.0));
     let points: Vec<&Point> = keys.iter().map(|k| k.public()).collect();
     let c = ecdh_challenge(kind.usage(), &a, &points, m);
     let mut v = r;
@@ -190,9 +190,10 @@ pub fn verify_ecdh_proof(
         .iter()
         .zip(lambda_pieces(&proof.c, points.len()).iter())
     {
-        sum += p.0 * piece_scalar(t).0;
+        // Public inputs: variable time.
+        sum += vartime_multiscalar_mul(None, [(&piece_scalar(t).0, &p.0)]);
     }
-    let a = encode_point(&(EdwardsPoint::GENERATOR * proof.v.0 - sum));
+    let a = encode_point(&(vartime_multiscalar_mul(Some(&proof.v.0), []) - sum));
     let c2 = ecdh_challenge(kind.usage(), &a, points, m);
     if bool::from(c2.ct_eq(&proof.c)) {
         Ok(())

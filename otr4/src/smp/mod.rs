@@ -9,7 +9,7 @@ pub mod messages;
 
 use core::fmt;
 
-use ed448_goldilocks::EdwardsPoint;
+use crate::crypto::edwards::{EdwardsPoint, vartime_multiscalar_mul};
 use subtle::ConstantTimeEq;
 use zeroize::Zeroizing;
 
@@ -181,9 +181,10 @@ pub fn smp_secret(
     Ok(Scalar::from_bytes_mod_order(&h))
 }
 
-/// `G * a + P * b` as a raw group element (identity allowed), for proof verification.
+/// `G * a + P * b` as a raw group element (identity allowed), for proof verification:
+/// variable time, so `a` and `b` must be public (they come from the received message).
 fn base_plus(a: &Scalar, p: &EdwardsPoint, b: &Scalar) -> EdwardsPoint {
-    EdwardsPoint::GENERATOR * a.0 + *p * b.0
+    vartime_multiscalar_mul(Some(&a.0), [(&b.0, p)])
 }
 
 /// Checks a challenge in variable time (all inputs of a proof check are public).
@@ -197,7 +198,7 @@ fn check(expected: &Scalar, computed: &Scalar, what: &'static str) -> Result<(),
 
 /// A non-identity point from a computed group element.
 fn nondegenerate(p: EdwardsPoint, what: &'static str) -> Result<Point, SmpError> {
-    if bool::from(p.ct_eq(&EdwardsPoint::IDENTITY)) {
+    if bool::from(p.is_identity()) {
         Err(SmpError::Degenerate(what))
     } else {
         Ok(Point(p))
@@ -331,9 +332,9 @@ impl Smp {
         let r3 = random_pruned_scalar(rng);
         let g2a = Point::mul_base(&a2).map_err(|_| SmpError::Degenerate("G2a"))?;
         let g3a = Point::mul_base(&a3).map_err(|_| SmpError::Degenerate("G3a"))?;
-        let c2 = hash_points(1, &(EdwardsPoint::GENERATOR * r2.0), None);
+        let c2 = hash_points(1, &(EdwardsPoint::mul_base(&r2.0)), None);
         let d2 = &r2 - &(&a2 * &c2);
-        let c3 = hash_points(2, &(EdwardsPoint::GENERATOR * r3.0), None);
+        let c3 = hash_points(2, &(EdwardsPoint::mul_base(&r3.0)), None);
         let d3 = &r3 - &(&a3 * &c3);
         let msg = SmpMessage1 {
             question: question.to_vec(),
@@ -381,18 +382,21 @@ impl Smp {
         let r4 = random_pruned_scalar(rng);
         let r5 = random_pruned_scalar(rng);
         let r6 = random_pruned_scalar(rng);
-        let g = EdwardsPoint::GENERATOR;
         let g2b = Point::mul_base(&b2).map_err(|_| SmpError::Degenerate("G2b"))?;
         let g3b = Point::mul_base(&b3).map_err(|_| SmpError::Degenerate("G3b"))?;
-        let c2 = hash_points(3, &(g * r2.0), None);
+        let c2 = hash_points(3, &(EdwardsPoint::mul_base(&r2.0)), None);
         let d2 = &r2 - &(&b2 * &c2);
-        let c3 = hash_points(4, &(g * r3.0), None);
+        let c3 = hash_points(4, &(EdwardsPoint::mul_base(&r3.0)), None);
         let d3 = &r3 - &(&b3 * &c3);
-        let g2 = nondegenerate(g2a.0 * b2.0, "G2")?;
-        let g3 = nondegenerate(g3a.0 * b3.0, "G3")?;
-        let pb = nondegenerate(g3.0 * r4.0, "Pb")?;
-        let qb = nondegenerate(g * r4.0 + g2.0 * y.0, "Qb")?;
-        let cp = hash_points(5, &(g3.0 * r5.0), Some(&(g * r5.0 + g2.0 * r6.0)));
+        let g2 = nondegenerate(g2a.0.mul(&b2.0), "G2")?;
+        let g3 = nondegenerate(g3a.0.mul(&b3.0), "G3")?;
+        let pb = nondegenerate(g3.0.mul(&r4.0), "Pb")?;
+        let qb = nondegenerate(EdwardsPoint::mul_base(&r4.0) + g2.0.mul(&y.0), "Qb")?;
+        let cp = hash_points(
+            5,
+            &(g3.0.mul(&r5.0)),
+            Some(&(EdwardsPoint::mul_base(&r5.0) + g2.0.mul(&r6.0))),
+        );
         let d5 = &r5 - &(&r4 * &cp);
         let d6 = &r6 - &(&y * &cp);
         let msg = SmpMessage2 {
@@ -511,17 +515,19 @@ impl Smp {
         a3: Scalar,
     ) -> Result<SmpEvent, SmpError> {
         let m = SmpMessage2::decode(value)?;
-        let g = EdwardsPoint::GENERATOR;
         let c2 = hash_points(3, &base_plus(&m.d2, &m.g2b.0, &m.c2), None);
         check(&m.c2, &c2, "c2 of SMP message 2")?;
         let c3 = hash_points(4, &base_plus(&m.d3, &m.g3b.0, &m.c3), None);
         check(&m.c3, &c3, "c3 of SMP message 2")?;
-        let g2 = nondegenerate(m.g2b.0 * a2.0, "G2")?;
-        let g3 = nondegenerate(m.g3b.0 * a3.0, "G3")?;
+        let g2 = nondegenerate(m.g2b.0.mul(&a2.0), "G2")?;
+        let g3 = nondegenerate(m.g3b.0.mul(&a3.0), "G3")?;
         let cp = hash_points(
             5,
-            &(g3.0 * m.d5.0 + m.pb.0 * m.cp.0),
-            Some(&(g * m.d5.0 + g2.0 * m.d6.0 + m.qb.0 * m.cp.0)),
+            &vartime_multiscalar_mul(None, [(&m.d5.0, &g3.0), (&m.cp.0, &m.pb.0)]),
+            Some(&vartime_multiscalar_mul(
+                Some(&m.d5.0),
+                [(&m.d6.0, &g2.0), (&m.cp.0, &m.qb.0)],
+            )),
         );
         check(&m.cp, &cp, "cp of SMP message 2")?;
 
@@ -529,14 +535,22 @@ impl Smp {
         let r5 = random_pruned_scalar(rng);
         let r6 = random_pruned_scalar(rng);
         let r7 = random_pruned_scalar(rng);
-        let pa = nondegenerate(g3.0 * r4.0, "Pa")?;
-        let qa = nondegenerate(g * r4.0 + g2.0 * x.0, "Qa")?;
-        let cp = hash_points(6, &(g3.0 * r5.0), Some(&(g * r5.0 + g2.0 * r6.0)));
+        let pa = nondegenerate(g3.0.mul(&r4.0), "Pa")?;
+        let qa = nondegenerate(EdwardsPoint::mul_base(&r4.0) + g2.0.mul(&x.0), "Qa")?;
+        let cp = hash_points(
+            6,
+            &(g3.0.mul(&r5.0)),
+            Some(&(EdwardsPoint::mul_base(&r5.0) + g2.0.mul(&r6.0))),
+        );
         let d5 = &r5 - &(&r4 * &cp);
         let d6 = &r6 - &(&x * &cp);
         let qa_qb = nondegenerate(qa.0 - m.qb.0, "Qa - Qb")?;
-        let ra = nondegenerate(qa_qb.0 * a3.0, "Ra")?;
-        let cr = hash_points(7, &(g * r7.0), Some(&(qa_qb.0 * r7.0)));
+        let ra = nondegenerate(qa_qb.0.mul(&a3.0), "Ra")?;
+        let cr = hash_points(
+            7,
+            &(EdwardsPoint::mul_base(&r7.0)),
+            Some(&(qa_qb.0.mul(&r7.0))),
+        );
         let d7 = &r7 - &(&a3 * &cr);
         let reply = SmpMessage3 {
             pa,
@@ -571,28 +585,37 @@ fn on_message_3<R: rand_core::CryptoRng + ?Sized>(
     qb: &Point,
 ) -> Result<SmpEvent, SmpError> {
     let m = SmpMessage3::decode(value)?;
-    let g = EdwardsPoint::GENERATOR;
     let cp = hash_points(
         6,
-        &(g3.0 * m.d5.0 + m.pa.0 * m.cp.0),
-        Some(&(g * m.d5.0 + g2.0 * m.d6.0 + m.qa.0 * m.cp.0)),
+        &vartime_multiscalar_mul(None, [(&m.d5.0, &g3.0), (&m.cp.0, &m.pa.0)]),
+        Some(&vartime_multiscalar_mul(
+            Some(&m.d5.0),
+            [(&m.d6.0, &g2.0), (&m.cp.0, &m.qa.0)],
+        )),
     );
     check(&m.cp, &cp, "cp of SMP message 3")?;
     let qa_qb = nondegenerate(m.qa.0 - qb.0, "Qa - Qb")?;
     let cr = hash_points(
         7,
         &base_plus(&m.d7, &g3a.0, &m.cr),
-        Some(&(qa_qb.0 * m.d7.0 + m.ra.0 * m.cr.0)),
+        Some(&vartime_multiscalar_mul(
+            None,
+            [(&m.d7.0, &qa_qb.0), (&m.cr.0, &m.ra.0)],
+        )),
     );
     check(&m.cr, &cr, "cr of SMP message 3")?;
 
     let r7 = random_pruned_scalar(rng);
-    let rb = nondegenerate(qa_qb.0 * b3.0, "Rb")?;
-    let cr = hash_points(8, &(g * r7.0), Some(&(qa_qb.0 * r7.0)));
+    let rb = nondegenerate(qa_qb.0.mul(&b3.0), "Rb")?;
+    let cr = hash_points(
+        8,
+        &(EdwardsPoint::mul_base(&r7.0)),
+        Some(&(qa_qb.0.mul(&r7.0))),
+    );
     let d7 = &r7 - &(b3 * &cr);
     let reply = Some(SmpMessage4 { rb, cr, d7 }.to_tlv());
 
-    let rab = m.ra.0 * b3.0;
+    let rab = m.ra.0.mul(&b3.0);
     let pa_pb = m.pa.0 - pb.0;
     if bool::from(rab.ct_eq(&pa_pb)) {
         Ok(SmpEvent::Succeeded { reply })
@@ -613,10 +636,13 @@ fn on_message_4(
     let cr = hash_points(
         8,
         &base_plus(&m.d7, &g3b.0, &m.cr),
-        Some(&(qa_qb.0 * m.d7.0 + m.rb.0 * m.cr.0)),
+        Some(&vartime_multiscalar_mul(
+            None,
+            [(&m.d7.0, &qa_qb.0), (&m.cr.0, &m.rb.0)],
+        )),
     );
     check(&m.cr, &cr, "cr of SMP message 4")?;
-    let rab = m.rb.0 * a3.0;
+    let rab = m.rb.0.mul(&a3.0);
     if bool::from(rab.ct_eq(pa_pb)) {
         Ok(SmpEvent::Succeeded { reply: None })
     } else {
