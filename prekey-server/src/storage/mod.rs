@@ -161,6 +161,24 @@ pub enum StorageError {
     /// The backend failed; nothing was committed.
     #[error("storage backend error: {0}")]
     Backend(String),
+    /// Creating, checking or opening a storage file failed.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file or directory.
+        path: String,
+        /// The error.
+        source: std::io::Error,
+    },
+    /// Another process holds the database's lock.
+    #[error(
+        "{path} is in use by another prekey-server process (lock {lock} held); stop that process or configure another server.database"
+    )]
+    Locked {
+        /// The database.
+        path: String,
+        /// The lock file.
+        lock: String,
+    },
 }
 
 impl From<rusqlite::Error> for StorageError {
