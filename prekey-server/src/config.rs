@@ -126,6 +126,15 @@ impl Default for LogSection {
     }
 }
 
+/// `[metrics]`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MetricsSection {
+    /// Loopback address of the Prometheus (`/metrics`) and health (`/health`) endpoint,
+    /// e.g. "127.0.0.1:9464"; absent: no endpoint.
+    pub listen: Option<std::net::SocketAddr>,
+}
+
 /// The whole configuration.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -138,6 +147,8 @@ pub struct Config {
     pub limits: Limits,
     /// `[log]`.
     pub log: LogSection,
+    /// `[metrics]`.
+    pub metrics: MetricsSection,
 }
 
 /// Why the configuration is unusable.
@@ -296,6 +307,9 @@ pub struct Cli {
     /// [log] format: text or json.
     #[arg(long, value_enum)]
     pub log_format: Option<LogFormat>,
+    /// [metrics] listen: loopback address of /metrics and /health (e.g. 127.0.0.1:9464).
+    #[arg(long)]
+    pub metrics_listen: Option<std::net::SocketAddr>,
 }
 
 /// `--durability` values.
@@ -470,6 +484,9 @@ impl Config {
             cli.log_level => self.log.level,
             cli.log_format => self.log.format,
         }
+        if cli.metrics_listen.is_some() {
+            self.metrics.listen = cli.metrics_listen;
+        }
         if let Some(d) = cli.durability {
             s.durability = match d {
                 DurabilityArg::Full => Durability::Full,
@@ -546,6 +563,13 @@ impl Config {
             return bad(
                 "both component.secret and component.secret_file are set (--component-secret and --component-secret-file); give one",
             );
+        }
+        if let Some(a) = self.metrics.listen {
+            if !a.ip().is_loopback() {
+                return Err(ConfigError::Invalid(format!(
+                    "metrics.listen {a} is not a loopback address; the endpoint is unauthenticated (use 127.0.0.1 or ::1 and a reverse proxy or SSH tunnel)"
+                )));
+            }
         }
         if self
             .log

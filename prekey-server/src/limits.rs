@@ -215,6 +215,7 @@ impl LimitHits {
         if let Some(c) = self.counts.get(kind.index()) {
             c.fetch_add(1, Ordering::Relaxed);
         }
+        metrics::counter!(crate::ops::LIMIT_HITS, "limit" => kind.as_str()).increment(1);
         if let Some(suppressed) = self.log.admit(kind.as_str()) {
             tracing::warn!(
                 limit = kind.as_str(),

@@ -128,6 +128,36 @@ fn run(cli: Cli, config: Config, log: FilterHandle) -> Result<(), Box<dyn std::e
     let result = runtime.block_on(async move {
         let (tx, rx) = watch::channel(false);
         tokio::spawn(signals(tx, cli, log));
+        if let Some(addr) = config.metrics.listen {
+            let handle = prekey_server::ops::install_recorder()?;
+            let listener = prekey_server::ops::bind(addr).await?;
+            info!(%addr, "metrics on /metrics, health on /health");
+            let svc = service.clone();
+            let healthy = move || {
+                let svc = svc.clone();
+                async move {
+                    tokio::task::spawn_blocking(move || svc.healthy())
+                        .await
+                        .unwrap_or(false)
+                }
+            };
+            tokio::spawn(prekey_server::ops::serve(listener, handle, healthy, rx.clone()));
+            let (svc, mut stop) = (service.clone(), rx.clone());
+            tokio::spawn(async move {
+                let mut tick = tokio::time::interval(Duration::from_secs(15));
+                loop {
+                    tokio::select! {
+                        _ = tick.tick() => {
+                            let s = svc.clone();
+                            if let Ok(Err(e)) = tokio::task::spawn_blocking(move || s.export_store_stats()).await {
+                                warn!(error = %e, "store statistics failed");
+                            }
+                        }
+                        _ = stop.changed() => break,
+                    }
+                }
+            });
+        }
         if config.server.gc_interval_secs > 0 {
             let (svc, every, mut stop) = (service.clone(), config.server.gc_interval_secs, rx.clone());
             tokio::spawn(async move {

@@ -172,6 +172,36 @@ pub enum Event {
     Rejected(Rejection),
 }
 
+impl Event {
+    /// The `kind` and `result` labels of the `prekey_requests_total` metric.
+    pub fn labels(&self) -> (&'static str, &'static str) {
+        match self {
+            Event::FragmentBuffered => ("fragment", "ok"),
+            Event::Dake2Sent { .. } => ("dake1", "ok"),
+            Event::Published { .. } | Event::StatusSent { .. } => ("dake3", "ok"),
+            Event::EnsemblesSent { .. } => ("query", "ok"),
+            Event::NoEnsembles => ("query", "no_ensembles"),
+            Event::Rejected(r) => {
+                let kind = match r {
+                    Rejection::DakeLimit | Rejection::DakeRateLimited => "dake1",
+                    Rejection::Dake(_) => "dake",
+                    Rejection::NoSession | Rejection::Refused(_) | Rejection::DeviceFull { .. } => {
+                        "dake3"
+                    }
+                    Rejection::RateLimited => "query",
+                    Rejection::Fragment(_) => "fragment",
+                    Rejection::Storage(_) => "storage",
+                    Rejection::BadSender
+                    | Rejection::TooLarge { .. }
+                    | Rejection::Malformed(_)
+                    | Rejection::Unexpected(_) => "invalid",
+                };
+                (kind, r.label())
+            }
+        }
+    }
+}
+
 /// The replies to send (encoded texts, in order) and what happened.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Handled {
@@ -224,6 +254,7 @@ pub struct Service {
     reject_log: LogLimiter,
     hasher: std::collections::hash_map::RandomState,
     seq: AtomicU64,
+    transport_up: std::sync::atomic::AtomicBool,
 }
 
 /// Most retrievals committed in one transaction.
@@ -395,7 +426,38 @@ impl Service {
             reject_log: LogLimiter::default(),
             hasher: std::collections::hash_map::RandomState::new(),
             seq: AtomicU64::new(0),
+            transport_up: std::sync::atomic::AtomicBool::new(false),
         }
+    }
+
+    /// Records whether the transport is connected (component) or serving (stdio); read by
+    /// the health check and exported as `prekey_transport_up`.
+    pub fn set_transport_up(&self, up: bool) {
+        self.transport_up.store(up, Ordering::Relaxed);
+        metrics::gauge!(crate::ops::UP).set(if up { 1.0 } else { 0.0 });
+    }
+
+    /// Whether the transport is up.
+    pub fn transport_up(&self) -> bool {
+        self.transport_up.load(Ordering::Relaxed)
+    }
+
+    /// Healthy: the transport is up and the storage answers.
+    pub fn healthy(&self) -> bool {
+        self.transport_up() && self.storage.stats().is_ok()
+    }
+
+    /// Refreshes the `prekey_stored` gauges from the storage.
+    pub fn export_store_stats(&self) -> Result<(), StorageError> {
+        let s = self.storage.stats()?;
+        for (table, n) in [
+            ("client_profiles", s.client_profiles),
+            ("prekey_profiles", s.prekey_profiles),
+            ("prekey_messages", s.prekey_messages),
+        ] {
+            metrics::gauge!(crate::ops::STORED, "table" => table).set(n as f64);
+        }
+        Ok(())
     }
 
     /// The limit-hit counters.
@@ -461,7 +523,21 @@ impl Service {
 
     /// Handles `text` from `from` (a bare JID) at time `now` (seconds since the Unix epoch).
     pub fn handle_at(&self, from: &str, text: &str, now: f64) -> Handled {
+        let started = std::time::Instant::now();
         let h = self.handle_inner(from, text, now);
+        let (kind, result) = h.event.labels();
+        metrics::counter!(crate::ops::REQUESTS, "kind" => kind, "result" => result).increment(1);
+        metrics::histogram!(crate::ops::LATENCY, "kind" => kind)
+            .record(started.elapsed().as_secs_f64());
+        match kind {
+            "dake1" | "dake3" => {
+                metrics::gauge!(crate::ops::DAKE_SLOTS).set(self.dakes_in_flight() as f64)
+            }
+            "fragment" => {
+                metrics::gauge!(crate::ops::REASSEMBLY_BYTES).set(self.reassembly_bytes() as f64)
+            }
+            _ => {}
+        }
         // JIDs only at debug; at warn one line per kind of rejection per interval.
         match &h.event {
             Event::Rejected(r) => {

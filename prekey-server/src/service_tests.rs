@@ -53,6 +53,14 @@ fn publish_retrieve_status(s: &Service) {
         }
     );
     assert_eq!(count(s, &bob), 5);
+    assert_eq!(
+        s.storage().stats().unwrap(),
+        crate::storage::StoreStats {
+            client_profiles: 1,
+            prekey_profiles: 1,
+            prekey_messages: 5
+        }
+    );
     let st = bob
         .storage_status(NOW, &mut exchange(s, "bob@example.org"))
         .unwrap();

@@ -199,3 +199,93 @@ fn sighup_does_not_kill_sigterm_stops_cleanly_second_process_locked_out() {
     assert!(!err.contains("alice@example.org"), "no JID at info: {err}");
     drop(stdin);
 }
+
+fn http_get(port: u16, path: &str) -> String {
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    write!(s, "GET {path} HTTP/1.1\r\nHost: localhost\r\n\r\n").unwrap();
+    let mut out = String::new();
+    std::io::Read::read_to_string(&mut s, &mut out).unwrap();
+    out
+}
+
+#[test]
+fn metrics_and_health_endpoint_on_loopback() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut child = bin()
+        .args([
+            "--transport",
+            "stdio",
+            "--jid",
+            "prekey.test",
+            "--log-level",
+            "warn",
+        ])
+        .args(["--metrics-listen", &format!("127.0.0.1:{port}")])
+        .args(["--retrieval-burst", "1"])
+        .arg("--key-file")
+        .arg(dir.path().join("server.key"))
+        .arg("--database")
+        .arg(dir.path().join("prekeys.db"))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    for _ in 0..3 {
+        stdin.write_all(query_line().as_bytes()).unwrap();
+        line.clear();
+        out.read_line(&mut line).unwrap();
+    }
+    let t = Instant::now();
+    let health = loop {
+        match std::net::TcpStream::connect(("127.0.0.1", port)) {
+            Ok(_) => break http_get(port, "/health"),
+            Err(_) if t.elapsed() < Duration::from_secs(10) => {
+                std::thread::sleep(Duration::from_millis(100))
+            }
+            Err(e) => panic!("{e}"),
+        }
+    };
+    assert!(health.starts_with("HTTP/1.1 200"), "{health}");
+    let m = http_get(port, "/metrics");
+    assert!(m.starts_with("HTTP/1.1 200"), "{m}");
+    assert!(
+        m.contains("prekey_requests_total{kind=\"query\",result=\"no_ensembles\"} 1"),
+        "{m}"
+    );
+    assert!(
+        m.contains("prekey_requests_total{kind=\"query\",result=\"rate_limited\"} 2"),
+        "{m}"
+    );
+    assert!(
+        m.contains("prekey_limit_hits_total{limit=\"retrieval_requester\"} 2"),
+        "{m}"
+    );
+    assert!(
+        m.contains("prekey_request_duration_seconds_bucket{kind=\"query\""),
+        "{m}"
+    );
+    assert!(m.contains("prekey_transport_up 1"), "{m}");
+    assert!(http_get(port, "/nope").starts_with("HTTP/1.1 404"));
+    drop(stdin);
+    assert!(child.wait().unwrap().success());
+}
+
+#[test]
+fn metrics_endpoint_must_be_loopback() {
+    let o = bin()
+        .args(["--transport", "stdio", "--metrics-listen", "0.0.0.0:9464"])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("loopback"), "{}", stderr(&o));
+}

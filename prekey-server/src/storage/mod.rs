@@ -144,6 +144,17 @@ pub struct GcReport {
     pub orphaned_prekey_messages: u64,
 }
 
+/// How much the store holds (for the `prekey_stored` gauge).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct StoreStats {
+    /// Client Profiles stored.
+    pub client_profiles: u64,
+    /// Prekey Profiles stored.
+    pub prekey_profiles: u64,
+    /// Prekey messages stored.
+    pub prekey_messages: u64,
+}
+
 /// Why a storage operation failed.
 #[derive(Debug, thiserror::Error)]
 pub enum StorageError {
@@ -237,6 +248,9 @@ pub trait Storage: Send + Sync {
     /// Removes expired Client and Prekey Profiles, and Prekey messages stored before
     /// `orphan_before` whose device has no Client Profile.
     fn gc(&self, now: i64, orphan_before: i64) -> Result<GcReport, StorageError>;
+
+    /// Rows stored, for monitoring.
+    fn stats(&self) -> Result<StoreStats, StorageError>;
 
     /// Stores (or replaces) a Client Profile alone; see [`Storage::store`].
     fn put_client_profile(

@@ -13,7 +13,7 @@
 
 use super::{
     DeviceKey, GcReport, LONG_TERM_KEY_LEN, Storage, StorageError, StoreOutcome, StoreRequest,
-    StoredEnsemble, TakeRequest, validate_request, versions_intersect,
+    StoreStats, StoredEnsemble, TakeRequest, validate_request, versions_intersect,
 };
 use rusqlite::config::DbConfig;
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
@@ -561,6 +561,21 @@ impl Storage for SqliteStorage {
                 client_profiles,
                 prekey_profiles,
                 orphaned_prekey_messages,
+            })
+        })
+    }
+
+    fn stats(&self) -> Result<StoreStats, StorageError> {
+        self.with_conn(|conn| {
+            let n = |table: &str| -> Result<u64, StorageError> {
+                let v: i64 =
+                    conn.query_row(&format!("SELECT COUNT(*) FROM {table}"), [], |r| r.get(0))?;
+                Ok(u64::try_from(v).unwrap_or(0))
+            };
+            Ok(StoreStats {
+                client_profiles: n("client_profiles")?,
+                prekey_profiles: n("prekey_profiles")?,
+                prekey_messages: n("prekey_messages")?,
             })
         })
     }

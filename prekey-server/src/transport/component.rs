@@ -243,6 +243,15 @@ pub fn stream_error_text(e: &Elem) -> String {
     }
 }
 
+/// Marks the transport down when a connection ends, however it ends.
+struct TransportDown<'a>(&'a Service);
+
+impl Drop for TransportDown<'_> {
+    fn drop(&mut self) {
+        self.0.set_transport_up(false);
+    }
+}
+
 /// How one connection ended without an error.
 enum SessionEnd {
     Shutdown,
@@ -339,6 +348,8 @@ async fn connect_once(
     }
     info!(jid = %cfg.jid, host = %cfg.host, port = cfg.port, fingerprint = %service.fingerprint_hex(), "component connected");
     *backoff = 1;
+    service.set_transport_up(true);
+    let _down = TransportDown(service);
 
     let (tx, mut rx) = mpsc::channel::<String>(1024);
     let writer = tokio::spawn(async move {

@@ -97,6 +97,7 @@ where
     let mut tasks = JoinSet::new();
     let mut input = input;
     let limit = max_line(&service);
+    service.set_transport_up(true);
     let mut buf = Vec::new();
     loop {
         let read = tokio::select! {
@@ -154,6 +155,7 @@ where
     {
         warn!("in-flight lines did not finish within 30 s");
     }
+    service.set_transport_up(false);
     drop(tx);
     match writer.await {
         Ok(r) => r,
