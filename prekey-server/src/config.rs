@@ -35,6 +35,9 @@ pub struct ServerSection {
     pub key_file: PathBuf,
     /// The SQLite database file.
     pub database: PathBuf,
+    /// A PostgreSQL URL (`postgres://user@host/db`): use PostgreSQL instead of the SQLite
+    /// `database` (several instances may share it). Absent: SQLite.
+    pub storage: Option<String>,
     /// Commit durability: "full" (default) or "normal".
     pub durability: Durability,
     /// Which transport to run.
@@ -55,6 +58,7 @@ impl Default for ServerSection {
             jid: "prekey.localhost".into(),
             key_file: PathBuf::from("prekey-server.key"),
             database: PathBuf::from("prekey-server.db"),
+            storage: None,
             durability: Durability::Full,
             transport: TransportKind::Component,
             gc_interval_secs: 3600,
@@ -211,6 +215,9 @@ pub struct Cli {
     /// [server] database.
     #[arg(long)]
     pub database: Option<PathBuf>,
+    /// [server] storage: a postgres:// URL (instead of the SQLite database).
+    #[arg(long)]
+    pub storage: Option<String>,
     /// [server] durability.
     #[arg(long, value_enum)]
     pub durability: Option<DurabilityArg>,
@@ -484,6 +491,9 @@ impl Config {
             cli.log_level => self.log.level,
             cli.log_format => self.log.format,
         }
+        if cli.storage.is_some() {
+            s.storage = cli.storage.clone();
+        }
         if cli.metrics_listen.is_some() {
             self.metrics.listen = cli.metrics_listen;
         }
@@ -563,6 +573,11 @@ impl Config {
             return bad(
                 "both component.secret and component.secret_file are set (--component-secret and --component-secret-file); give one",
             );
+        }
+        if let Some(u) = &self.server.storage {
+            if !(u.starts_with("postgres://") || u.starts_with("postgresql://")) {
+                return bad("server.storage must be a postgres:// URL (or absent for SQLite)");
+            }
         }
         if let Some(a) = self.metrics.listen {
             if !a.ip().is_loopback() {

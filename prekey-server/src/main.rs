@@ -9,6 +9,7 @@ use clap::Parser;
 use prekey_server::config::{Cli, Config, LogFormat, TransportKind};
 use prekey_server::keys::{self, KeyOrigin};
 use prekey_server::service::{Service, ServiceOptions, unix_now};
+use prekey_server::storage::pg::PgStorage;
 use prekey_server::storage::sqlite::SqliteStorage;
 use prekey_server::transport::{component, stdio};
 use std::process::ExitCode;
@@ -114,9 +115,20 @@ fn run(cli: Cli, config: Config, log: FilterHandle) -> Result<(), Box<dyn std::e
     eprintln!("prekey-server {} fingerprint: {fp}", config.server.jid);
     info!(jid = %config.server.jid, fingerprint = %fp, "prekey server identity");
 
-    let storage = SqliteStorage::open_exclusive(&config.server.database, config.server.durability)?;
-    info!(path = %config.server.database.display(), durability = ?config.server.durability, "storage open (SQLite, WAL)");
-    let service = Arc::new(Service::new(key, Arc::new(storage), options));
+    let storage: Arc<dyn prekey_server::storage::Storage> = match &config.server.storage {
+        Some(url) => {
+            let s = PgStorage::open(url)?;
+            info!(database = %prekey_server::storage::pg::redact(url), "storage open (PostgreSQL)");
+            Arc::new(s)
+        }
+        None => {
+            let s =
+                SqliteStorage::open_exclusive(&config.server.database, config.server.durability)?;
+            info!(path = %config.server.database.display(), durability = ?config.server.durability, "storage open (SQLite, WAL)");
+            Arc::new(s)
+        }
+    };
+    let service = Arc::new(Service::new(key, storage, options));
     let secret = match config.server.transport {
         TransportKind::Component => Some(config.component_secret()?),
         TransportKind::Stdio => None,

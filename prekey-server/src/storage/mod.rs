@@ -313,3 +313,4 @@ pub(crate) fn validate_request(request: &StoreRequest) -> Result<(), StorageErro
 
 #[cfg(test)]
 pub(crate) mod conformance;
+pub mod pg;
