@@ -129,6 +129,11 @@ fn run(cli: Cli, config: Config, log: FilterHandle) -> Result<(), Box<dyn std::e
         }
     };
     let service = Arc::new(Service::new(key, storage, options));
+    if config.component.secret.is_some() && config.server.transport == TransportKind::Component {
+        warn!(
+            "component.secret is written in the configuration; prefer component.secret_file (mode 0600)"
+        );
+    }
     let secret = match config.server.transport {
         TransportKind::Component => Some(config.component_secret()?),
         TransportKind::Stdio => None,
