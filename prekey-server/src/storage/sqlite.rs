@@ -44,6 +44,10 @@ impl Durability {
     }
 }
 
+/// The schema version (`PRAGMA user_version`) this code writes and reads; a database with
+/// a newer version is refused.
+pub const SCHEMA_VERSION: i64 = 1;
+
 /// Most idle connections kept in the pool.
 const POOL_IDLE_MAX: usize = 8;
 /// How long a writer waits for another connection's write lock.
@@ -135,7 +139,18 @@ impl SqliteStorage {
             _lock: lock,
         };
         let conn = s.connect().map_err(|e| s.name_path(e))?;
+        let version: i64 = conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .map_err(|e| s.name_path(e.into()))?;
+        if version > SCHEMA_VERSION {
+            return Err(StorageError::Backend(format!(
+                "{}: database schema version {version}, this server knows {SCHEMA_VERSION}: upgrade the server (or restore a backup made for this version)",
+                path.display()
+            )));
+        }
         conn.execute_batch(SCHEMA)
+            .map_err(|e| s.name_path(e.into()))?;
+        conn.pragma_update(None, "user_version", SCHEMA_VERSION)
             .map_err(|e| s.name_path(e.into()))?;
         s.put_back(conn);
         Ok(s)
@@ -641,6 +656,22 @@ mod tests {
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
         let _s = SqliteStorage::open(&path, Durability::Full).unwrap();
         assert_eq!(mode(&path), 0o600);
+    }
+
+    #[test]
+    fn schema_version_recorded_and_newer_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("v.db");
+        let s = SqliteStorage::open(&path, Durability::Full).unwrap();
+        let c = s.connect().unwrap();
+        let v: i64 = c
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(v, SCHEMA_VERSION);
+        c.pragma_update(None, "user_version", 99).unwrap();
+        drop((c, s));
+        let err = SqliteStorage::open(&path, Durability::Full).unwrap_err();
+        assert!(err.to_string().contains("schema version 99"), "{err}");
     }
 
     #[test]
