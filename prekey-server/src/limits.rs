@@ -71,7 +71,7 @@ impl Default for Limits {
             max_dakes_per_jid: 8,
             max_dakes_per_domain: 64,
             dake_start_rate_per_sec: 0.2,
-            dake_start_burst: 10,
+            dake_start_burst: 30,
             dake_ttl_secs: 300,
             max_reassembly_senders: 1024,
             max_reassembly_bytes: 32 * 1024 * 1024,
