@@ -1,6 +1,6 @@
 //! The `prekey-server` binary: validates the configuration (before any side effect), loads
 //! the long-term key (creating it on first start) and the SQLite store, then runs the
-//! configured transport until SIGINT/SIGTERM. SIGHUP reloads the log level.
+//! configured transport until SIGINT/SIGTERM. SIGHUP reloads the log level and the rate limits.
 //!
 //! Exit codes: 0 clean stop, 1 runtime error (key, storage, handshake refused), 2 bad
 //! configuration (nothing was created). Every error is printed once, on stderr.
@@ -144,7 +144,7 @@ fn run(cli: Cli, config: Config, log: FilterHandle) -> Result<(), Box<dyn std::e
         .build()?;
     let result = runtime.block_on(async move {
         let (tx, rx) = watch::channel(false);
-        tokio::spawn(signals(tx, cli, log));
+        tokio::spawn(signals(tx, cli, log, service.clone()));
         if let Some(addr) = config.metrics.listen {
             let handle = prekey_server::ops::install_recorder()?;
             let listener = prekey_server::ops::bind(addr).await?;
@@ -229,8 +229,14 @@ fn run(cli: Cli, config: Config, log: FilterHandle) -> Result<(), Box<dyn std::e
 }
 
 /// SIGINT/SIGTERM: graceful shutdown. SIGHUP: re-read the configuration and apply its log
-/// level (other settings need a restart); a bad file is logged and changes nothing.
-async fn signals(shutdown: watch::Sender<bool>, cli: Cli, log: FilterHandle) {
+/// level and rate limits (other settings need a restart); a bad file is logged and changes
+/// nothing.
+async fn signals(
+    shutdown: watch::Sender<bool>,
+    cli: Cli,
+    log: FilterHandle,
+    service: Arc<Service>,
+) {
     use tokio::signal::unix::{SignalKind, signal};
     let (Ok(mut int), Ok(mut term), Ok(mut hup)) = (
         signal(SignalKind::interrupt()),
@@ -247,10 +253,13 @@ async fn signals(shutdown: watch::Sender<bool>, cli: Cli, log: FilterHandle) {
             _ = int.recv() => break,
             _ = term.recv() => break,
             _ = hup.recv() => match Config::load(&cli) {
-                Ok(c) => match log.reload(filter_for(&c.log.level)) {
-                    Ok(()) => info!(level = %c.log.level, "SIGHUP: configuration re-read, log level applied (other changes need a restart)"),
-                    Err(e) => warn!(error = %e, "SIGHUP: could not apply the log level"),
-                },
+                Ok(c) => {
+                    service.reload_rates(&c.limits);
+                    match log.reload(filter_for(&c.log.level)) {
+                        Ok(()) => info!(level = %c.log.level, "SIGHUP: configuration re-read, log level and rate limits applied (other changes need a restart)"),
+                        Err(e) => warn!(error = %e, "SIGHUP: could not apply the log level"),
+                    }
+                }
                 Err(e) => warn!(error = %e, "SIGHUP: configuration not reloaded"),
             },
         }

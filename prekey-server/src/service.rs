@@ -460,6 +460,20 @@ impl Service {
         Ok(())
     }
 
+    /// Applies new token-bucket rates and bursts (retrievals per requester, pair and
+    /// target; DAKE starts) without a restart (SIGHUP). Existing buckets keep their tokens,
+    /// capped at the new burst when next used. The other limits need a restart.
+    pub fn reload_rates(&self, l: &Limits) {
+        let mut r = lock(&self.rate);
+        r.requester.set(l.retrieval_rate_per_sec, l.retrieval_burst);
+        r.pair
+            .set(l.pair_retrieval_rate_per_sec, l.pair_retrieval_burst);
+        r.target
+            .set(l.target_retrieval_rate_per_sec, l.target_retrieval_burst);
+        drop(r);
+        lock(&self.dake_starts).set(l.dake_start_rate_per_sec, l.dake_start_burst);
+    }
+
     /// The limit-hit counters.
     pub fn limit_hits(&self) -> &LimitHits {
         &self.hits

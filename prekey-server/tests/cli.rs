@@ -289,3 +289,73 @@ fn metrics_endpoint_must_be_loopback() {
     assert_eq!(o.status.code(), Some(2));
     assert!(stderr(&o).contains("loopback"), "{}", stderr(&o));
 }
+
+#[test]
+fn sighup_applies_new_rate_limits() {
+    let dir = tempfile::tempdir().unwrap();
+    let conf = dir.path().join("c.toml");
+    let write_conf = |burst: u32| {
+        std::fs::write(
+            &conf,
+            format!(
+                "[server]\ntransport = \"stdio\"\njid = \"prekey.test\"\nkey_file = \"k\"\ndatabase = \"db\"\n[limits]\nretrieval_burst = {burst}\nretrieval_rate_per_sec = 0.0\n"
+            ),
+        )
+        .unwrap();
+    };
+    write_conf(1);
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut child = bin()
+        .arg("--config")
+        .arg(&conf)
+        .args(["--metrics-listen", &format!("127.0.0.1:{port}")])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let mut ask = |who: &str| {
+        let line = query_line().replacen("alice@example.org", who, 1);
+        stdin.write_all(line.as_bytes()).unwrap();
+        let mut reply = String::new();
+        out.read_line(&mut reply).unwrap();
+    };
+    let limited = || {
+        let t = Instant::now();
+        loop {
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                break;
+            }
+            assert!(t.elapsed() < Duration::from_secs(10));
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let m = http_get(port, "/metrics");
+        m.lines()
+            .find(|l| l.starts_with("prekey_limit_hits_total{limit=\"retrieval_requester\"}"))
+            .map_or(0, |l| l.rsplit(' ').next().unwrap().parse::<u64>().unwrap())
+    };
+    ask("a@x");
+    ask("a@x");
+    assert_eq!(limited(), 1, "burst 1: the second request is limited");
+    write_conf(5);
+    signal(child.id(), "-HUP");
+    std::thread::sleep(Duration::from_millis(500));
+    for _ in 0..5 {
+        ask("b@x");
+    }
+    assert_eq!(
+        limited(),
+        1,
+        "after SIGHUP a new requester has a burst of 5"
+    );
+    ask("b@x");
+    assert_eq!(limited(), 2);
+    drop(stdin);
+    assert!(child.wait().unwrap().success());
+}
