@@ -32,6 +32,10 @@ fn sqlite_service(dir: &std::path::Path, durability: Durability) -> Arc<Service>
     let mut o = ServiceOptions::new(SERVER);
     o.limits.retrieval_burst = u32::MAX;
     o.limits.retrieval_rate_per_sec = 1e9;
+    o.limits.pair_retrieval_burst = u32::MAX;
+    o.limits.pair_retrieval_rate_per_sec = 1e9;
+    o.limits.target_retrieval_burst = u32::MAX;
+    o.limits.target_retrieval_rate_per_sec = 1e9;
     o.limits.max_prekeys_per_device = u32::MAX;
     Arc::new(Service::new(
         KeyPair::generate(&mut rand::rng()),

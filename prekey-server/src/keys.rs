@@ -2,7 +2,10 @@
 //! afterwards (otrv4-prekey-server.md §"Public keys and Fingerprints").
 //!
 //! The file holds the 57-byte symmetric key the key pair is derived from, hex-encoded after
-//! a one-line header. A key file readable by group or others is refused.
+//! a one-line header. A key file readable by group or others is refused. A new key is
+//! written atomically: to a temporary file (0600) in the same directory, fsynced, linked
+//! to its name only if that name is still free (create-exclusive), the directory fsynced;
+//! a crash leaves either no key or the whole key, never a truncated one.
 
 use otr4::crypto::ed448::{KeyPair, SYMMETRIC_KEY_LEN, SymmetricKey};
 use std::fs::{self, OpenOptions};
@@ -86,19 +89,45 @@ pub fn load_or_create(path: &Path) -> Result<(KeyPair, KeyOrigin), KeyError> {
             }
             let sym = SymmetricKey::generate(&mut rand::rng());
             let text = Zeroizing::new(format!("{HEADER}\n{}\n", hex::encode(sym.as_bytes())));
-            // create_new: never overwrite a key another process just wrote.
-            let mut f = OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .mode(0o600)
-                .open(path)
-                .map_err(io_err)?;
-            f.write_all(text.as_bytes()).map_err(io_err)?;
-            f.sync_all().map_err(io_err)?;
+            write_atomically(path, text.as_bytes()).map_err(io_err)?;
             Ok((KeyPair::from_symmetric_key(sym), KeyOrigin::Created))
         }
         Err(e) => Err(io_err(e)),
     }
+}
+
+/// Writes `bytes` to a new file `path` (mode 0600): temporary file, fsync, hard link to
+/// `path` (fails if `path` exists: never overwrites a key another process just wrote),
+/// remove the temporary name, fsync the directory.
+fn write_atomically(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    let dir = match path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        Some(d) => d.to_path_buf(),
+        None => std::path::PathBuf::from("."),
+    };
+    let name = path.file_name().ok_or_else(|| {
+        io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "the key file needs a file name",
+        )
+    })?;
+    let mut tmp_name = std::ffi::OsString::from(".");
+    tmp_name.push(name);
+    tmp_name.push(format!(".tmp-{:016x}", rand::random::<u64>()));
+    let tmp = dir.join(tmp_name);
+    let result = (|| {
+        let mut f = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        drop(f);
+        fs::hard_link(&tmp, path)
+    })();
+    let _ = fs::remove_file(&tmp);
+    result?;
+    fs::File::open(&dir)?.sync_all()
 }
 
 #[cfg(test)]
@@ -116,6 +145,25 @@ mod tests {
         let (k2, o2) = load_or_create(&path).unwrap();
         assert_eq!(o2, KeyOrigin::Loaded);
         assert_eq!(k1.public(), k2.public());
+    }
+
+    #[test]
+    fn creation_is_exclusive_and_leaves_no_temporary_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("k");
+        write_atomically(&path, b"first").unwrap();
+        let err = write_atomically(&path, b"second").unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::AlreadyExists);
+        assert_eq!(fs::read(&path).unwrap(), b"first", "never overwritten");
+        let names: Vec<_> = fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, vec![std::ffi::OsString::from("k")], "{names:?}");
+        assert_eq!(
+            fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
     }
 
     #[test]

@@ -14,6 +14,7 @@
 pub mod config;
 pub mod keys;
 pub mod limits;
+pub mod ops;
 pub mod service;
 pub mod storage;
 pub mod testkit;

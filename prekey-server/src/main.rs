@@ -1,10 +1,15 @@
-//! The `prekey-server` binary: loads the configuration, the long-term key (creating it on
-//! first start) and the SQLite store, then runs the configured transport until SIGINT/SIGTERM.
+//! The `prekey-server` binary: validates the configuration (before any side effect), loads
+//! the long-term key (creating it on first start) and the SQLite store, then runs the
+//! configured transport until SIGINT/SIGTERM. SIGHUP reloads the log level and the rate limits.
+//!
+//! Exit codes: 0 clean stop, 1 runtime error (key, storage, handshake refused), 2 bad
+//! configuration (nothing was created). Every error is printed once, on stderr.
 
 use clap::Parser;
-use prekey_server::config::{Cli, Config, TransportKind};
+use prekey_server::config::{Cli, Config, LogFormat, TransportKind};
 use prekey_server::keys::{self, KeyOrigin};
 use prekey_server::service::{Service, ServiceOptions, unix_now};
+use prekey_server::storage::pg::PgStorage;
 use prekey_server::storage::sqlite::SqliteStorage;
 use prekey_server::transport::{component, stdio};
 use std::process::ExitCode;
@@ -12,36 +17,75 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
 use tracing::{error, info, warn};
-use tracing_subscriber::EnvFilter;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::{EnvFilter, Registry, reload};
+
+/// Exit code of a configuration error.
+const EXIT_CONFIG: u8 = 2;
+
+type FilterHandle = reload::Handle<EnvFilter, Registry>;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let config = match Config::load(&cli) {
+    let config = match Config::load(&cli).and_then(|c| c.check_files().map(|()| c)) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("prekey-server: {e}");
-            return ExitCode::from(2);
+            eprintln!("prekey-server: configuration error, nothing was started (exit 2)");
+            return ExitCode::from(EXIT_CONFIG);
         }
     };
-    let filter = EnvFilter::try_from_default_env()
-        .or_else(|_| EnvFilter::try_new(&config.log.level))
-        .unwrap_or_else(|_| EnvFilter::new("info"));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
-    match run(cli, config) {
+    if cli.check_config {
+        println!(
+            "configuration OK: jid {}, transport {:?}, key {}, database {}",
+            config.server.jid,
+            config.server.transport,
+            config.server.key_file.display(),
+            config.server.database.display()
+        );
+        return ExitCode::SUCCESS;
+    }
+    let handle = init_logging(&config);
+    match run(cli, config, handle) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
+            // Logged once (the log is on stderr).
             error!("{e}");
-            eprintln!("prekey-server: {e}");
             ExitCode::FAILURE
         }
     }
 }
 
-fn run(cli: Cli, config: Config) -> Result<(), Box<dyn std::error::Error>> {
+fn filter_for(level: &str) -> EnvFilter {
+    EnvFilter::try_from_default_env()
+        .or_else(|_| EnvFilter::try_new(level))
+        .unwrap_or_else(|_| EnvFilter::new("info"))
+}
+
+fn init_logging(config: &Config) -> FilterHandle {
+    let (filter, handle) = reload::Layer::new(filter_for(&config.log.level));
+    let registry = tracing_subscriber::registry().with(filter);
+    match config.log.format {
+        LogFormat::Text => registry
+            .with(
+                tracing_subscriber::fmt::layer()
+                    .with_writer(std::io::stderr)
+                    .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr())),
+            )
+            .init(),
+        LogFormat::Json => registry
+            .with(
+                tracing_subscriber::fmt::layer()
+                    .json()
+                    .with_writer(std::io::stderr),
+            )
+            .init(),
+    }
+    handle
+}
+
+fn run(cli: Cli, config: Config, log: FilterHandle) -> Result<(), Box<dyn std::error::Error>> {
     let (key, origin) = keys::load_or_create(&config.server.key_file)?;
     let options = ServiceOptions {
         identity: config.server.jid.clone(),
@@ -71,20 +115,66 @@ fn run(cli: Cli, config: Config) -> Result<(), Box<dyn std::error::Error>> {
     eprintln!("prekey-server {} fingerprint: {fp}", config.server.jid);
     info!(jid = %config.server.jid, fingerprint = %fp, "prekey server identity");
 
-    let storage = SqliteStorage::open(&config.server.database, config.server.durability)?;
-    info!(path = %config.server.database.display(), durability = ?config.server.durability, "storage open (SQLite, WAL)");
-    let service = Arc::new(Service::new(key, Arc::new(storage), options));
+    let storage: Arc<dyn prekey_server::storage::Storage> = match &config.server.storage {
+        Some(url) => {
+            let s = PgStorage::open(url)?;
+            info!(database = %prekey_server::storage::pg::redact(url), "storage open (PostgreSQL)");
+            Arc::new(s)
+        }
+        None => {
+            let s =
+                SqliteStorage::open_exclusive(&config.server.database, config.server.durability)?;
+            info!(path = %config.server.database.display(), durability = ?config.server.durability, "storage open (SQLite, WAL)");
+            Arc::new(s)
+        }
+    };
+    let service = Arc::new(Service::new(key, storage, options));
+    if config.component.secret.is_some() && config.server.transport == TransportKind::Component {
+        warn!(
+            "component.secret is written in the configuration; prefer component.secret_file (mode 0600)"
+        );
+    }
+    let secret = match config.server.transport {
+        TransportKind::Component => Some(config.component_secret()?),
+        TransportKind::Stdio => None,
+    };
 
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    runtime.block_on(async move {
+    let result = runtime.block_on(async move {
         let (tx, rx) = watch::channel(false);
-        tokio::spawn(async move {
-            wait_for_signal().await;
-            info!("signal received, shutting down");
-            let _ = tx.send(true);
-        });
+        tokio::spawn(signals(tx, cli, log, service.clone()));
+        if let Some(addr) = config.metrics.listen {
+            let handle = prekey_server::ops::install_recorder()?;
+            let listener = prekey_server::ops::bind(addr).await?;
+            info!(%addr, "metrics on /metrics, health on /health");
+            let svc = service.clone();
+            let healthy = move || {
+                let svc = svc.clone();
+                async move {
+                    tokio::task::spawn_blocking(move || svc.healthy())
+                        .await
+                        .unwrap_or(false)
+                }
+            };
+            tokio::spawn(prekey_server::ops::serve(listener, handle, healthy, rx.clone()));
+            let (svc, mut stop) = (service.clone(), rx.clone());
+            tokio::spawn(async move {
+                let mut tick = tokio::time::interval(Duration::from_secs(15));
+                loop {
+                    tokio::select! {
+                        _ = tick.tick() => {
+                            let s = svc.clone();
+                            if let Ok(Err(e)) = tokio::task::spawn_blocking(move || s.export_store_stats()).await {
+                                warn!(error = %e, "store statistics failed");
+                            }
+                        }
+                        _ = stop.changed() => break,
+                    }
+                }
+            });
+        }
         if config.server.gc_interval_secs > 0 {
             let (svc, every, mut stop) = (service.clone(), config.server.gc_interval_secs, rx.clone());
             tokio::spawn(async move {
@@ -104,8 +194,21 @@ fn run(cli: Cli, config: Config) -> Result<(), Box<dyn std::error::Error>> {
                 }
             });
         }
-        match config.server.transport {
-            TransportKind::Stdio => {
+        match (config.server.transport, secret) {
+            (TransportKind::Component, Some(secret)) => {
+                let cfg = component::ComponentConfig {
+                    host: config.component.host.clone(),
+                    port: config.component.port,
+                    jid: config.server.jid.clone(),
+                    secret,
+                    name: config.component.name.clone(),
+                    reconnect_max_secs: config.component.reconnect_max_secs,
+                    max_stanza_bytes: config.limits.max_message_bytes + 64 * 1024,
+                    max_in_flight: config.server.max_in_flight,
+                };
+                component::run(service, cfg, rx).await?;
+            }
+            _ => {
                 info!("serving lines on stdin/stdout");
                 stdio::run(
                     service,
@@ -116,41 +219,51 @@ fn run(cli: Cli, config: Config) -> Result<(), Box<dyn std::error::Error>> {
                 )
                 .await?;
             }
-            TransportKind::Component => {
-                let cfg = component::ComponentConfig {
-                    host: config.component.host.clone(),
-                    port: config.component.port,
-                    jid: config.server.jid.clone(),
-                    secret: config.component_secret()?,
-                    name: config.component.name.clone(),
-                    reconnect_max_secs: config.component.reconnect_max_secs,
-                    max_stanza_bytes: config.limits.max_message_bytes + 64 * 1024,
-                    max_in_flight: config.server.max_in_flight,
-                };
-                component::run(service, cfg, rx).await?;
-            }
         }
         info!("stopped");
-        Ok(())
-    })
+        Ok::<(), Box<dyn std::error::Error>>(())
+    });
+    // Blocking reads of stdin never return on their own: do not wait for them.
+    runtime.shutdown_timeout(Duration::from_secs(2));
+    result
 }
 
-/// Resolves on SIGINT or SIGTERM.
-async fn wait_for_signal() {
+/// SIGINT/SIGTERM: graceful shutdown. SIGHUP: re-read the configuration and apply its log
+/// level and rate limits (other settings need a restart); a bad file is logged and changes
+/// nothing.
+async fn signals(
+    shutdown: watch::Sender<bool>,
+    cli: Cli,
+    log: FilterHandle,
+    service: Arc<Service>,
+) {
     use tokio::signal::unix::{SignalKind, signal};
-    match (
+    let (Ok(mut int), Ok(mut term), Ok(mut hup)) = (
         signal(SignalKind::interrupt()),
         signal(SignalKind::terminate()),
-    ) {
-        (Ok(mut int), Ok(mut term)) => {
-            tokio::select! {
-                _ = int.recv() => {}
-                _ = term.recv() => {}
-            }
-        }
-        _ => {
-            warn!("cannot install signal handlers; Ctrl-C only");
-            let _ = tokio::signal::ctrl_c().await;
+        signal(SignalKind::hangup()),
+    ) else {
+        warn!("cannot install signal handlers; Ctrl-C only");
+        let _ = tokio::signal::ctrl_c().await;
+        let _ = shutdown.send(true);
+        return;
+    };
+    loop {
+        tokio::select! {
+            _ = int.recv() => break,
+            _ = term.recv() => break,
+            _ = hup.recv() => match Config::load(&cli) {
+                Ok(c) => {
+                    service.reload_rates(&c.limits);
+                    match log.reload(filter_for(&c.log.level)) {
+                        Ok(()) => info!(level = %c.log.level, "SIGHUP: configuration re-read, log level and rate limits applied (other changes need a restart)"),
+                        Err(e) => warn!(error = %e, "SIGHUP: could not apply the log level"),
+                    }
+                }
+                Err(e) => warn!(error = %e, "SIGHUP: configuration not reloaded"),
+            },
         }
     }
+    info!("signal received, shutting down");
+    let _ = shutdown.send(true);
 }

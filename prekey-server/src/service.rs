@@ -5,7 +5,7 @@
 //! the message text (a `<base64>.` message or a `?OTRP|` fragment) and sends back the
 //! replies. A publication is acknowledged (Success) only after the storage committed it.
 
-use crate::limits::{Limits, RateLimiter};
+use crate::limits::{LimitHits, LimitKind, Limits, LogLimiter, RateLimiter, Verdict};
 use crate::storage::{
     ClientProfileRecord, DeviceKey, PrekeyMessageRecord, PrekeyProfileRecord, Storage,
     StorageError, StoreRequest as StorageRequest, StoredEnsemble, TakeRequest,
@@ -22,6 +22,8 @@ use otr4::wire::prekey_messages::{
     NO_PREKEY_ENSEMBLES_TEXT, NoPrekeyEnsembles, PrekeyServerMessage, TYPE_ENSEMBLE_RETRIEVAL,
 };
 use std::collections::HashMap;
+use std::hash::BuildHasher;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{SystemTime, UNIX_EPOCH};
 use tracing::{debug, info, warn};
@@ -74,8 +76,10 @@ pub enum Rejection {
     Malformed(DecodeError),
     /// A message type the server does not accept (e.g. a Success sent to the server).
     Unexpected(u8),
-    /// DAKE-1 refused: too many DAKEs in flight (globally or for this JID).
+    /// DAKE-1 refused: too many DAKEs in flight for this JID or its domain.
     DakeLimit,
+    /// DAKE-1 refused: the requester started DAKEs faster than its rate.
+    DakeRateLimited,
     /// DAKE-3 without a DAKE in flight for this JID and instance tag (§"State machine":
     /// "Otherwise: Ignores the message").
     NoSession,
@@ -93,9 +97,42 @@ pub enum Rejection {
     },
     /// The storage failed; a Failure was sent.
     Storage(String),
-    /// The requester exceeded its retrieval rate; a No Prekey Ensembles message was sent
-    /// and nothing was taken from storage.
+    /// The requester exceeded its retrieval rate (overall or for this target), or the
+    /// target's prekeys were asked for faster than the target's rate; a No Prekey
+    /// Ensembles message was sent and nothing was taken from storage.
     RateLimited,
+}
+
+impl Rejection {
+    /// A short label (logs, metrics).
+    pub fn label(&self) -> &'static str {
+        match self {
+            Rejection::BadSender => "bad_sender",
+            Rejection::TooLarge { .. } => "too_large",
+            Rejection::Fragment(_) => "fragment",
+            Rejection::Malformed(_) => "malformed",
+            Rejection::Unexpected(_) => "unexpected",
+            Rejection::DakeLimit => "dake_limit",
+            Rejection::DakeRateLimited => "dake_rate_limited",
+            Rejection::NoSession => "no_session",
+            Rejection::Dake(_) => "dake",
+            Rejection::Refused(_) => "refused",
+            Rejection::DeviceFull { .. } => "device_full",
+            Rejection::Storage(_) => "storage",
+            Rejection::RateLimited => "rate_limited",
+        }
+    }
+
+    /// Whether this rejection is a limit (already counted and logged as a limit hit).
+    fn is_limit(&self) -> bool {
+        matches!(
+            self,
+            Rejection::TooLarge { .. }
+                | Rejection::DakeLimit
+                | Rejection::DakeRateLimited
+                | Rejection::RateLimited
+        )
+    }
 }
 
 /// What handling one message did.
@@ -135,6 +172,36 @@ pub enum Event {
     Rejected(Rejection),
 }
 
+impl Event {
+    /// The `kind` and `result` labels of the `prekey_requests_total` metric.
+    pub fn labels(&self) -> (&'static str, &'static str) {
+        match self {
+            Event::FragmentBuffered => ("fragment", "ok"),
+            Event::Dake2Sent { .. } => ("dake1", "ok"),
+            Event::Published { .. } | Event::StatusSent { .. } => ("dake3", "ok"),
+            Event::EnsemblesSent { .. } => ("query", "ok"),
+            Event::NoEnsembles => ("query", "no_ensembles"),
+            Event::Rejected(r) => {
+                let kind = match r {
+                    Rejection::DakeLimit | Rejection::DakeRateLimited => "dake1",
+                    Rejection::Dake(_) => "dake",
+                    Rejection::NoSession | Rejection::Refused(_) | Rejection::DeviceFull { .. } => {
+                        "dake3"
+                    }
+                    Rejection::RateLimited => "query",
+                    Rejection::Fragment(_) => "fragment",
+                    Rejection::Storage(_) => "storage",
+                    Rejection::BadSender
+                    | Rejection::TooLarge { .. }
+                    | Rejection::Malformed(_)
+                    | Rejection::Unexpected(_) => "invalid",
+                };
+                (kind, r.label())
+            }
+        }
+    }
+}
+
 /// The replies to send (encoded texts, in order) and what happened.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Handled {
@@ -153,15 +220,41 @@ impl Handled {
     }
 }
 
+/// A half-open DAKE: the server session and when (in admission order) it started.
+struct DakeSlot {
+    seq: u64,
+    session: ServerSession,
+}
+
+/// A partly reassembled message of one sender and when (in arrival order) it started.
+struct Reassembly {
+    seq: u64,
+    reassembler: Reassembler,
+}
+
+/// The retrieval token buckets (keys are keyed hashes of the JIDs: bounded memory whatever
+/// the JIDs' lengths).
+struct RetrievalLimiters {
+    requester: RateLimiter<u64>,
+    pair: RateLimiter<u64>,
+    target: RateLimiter<u64>,
+}
+
 /// The prekey service. `Sync`: call [`Service::handle`] from any number of threads.
 pub struct Service {
     core: PrekeyServer,
     storage: Arc<dyn Storage>,
     options: ServiceOptions,
-    sessions: Mutex<HashMap<(String, u32), ServerSession>>,
-    rate: Mutex<RateLimiter>,
-    reassembly: Mutex<HashMap<String, (u64, Reassembler)>>,
+    sessions: Mutex<HashMap<(String, u32), DakeSlot>>,
+    rate: Mutex<RetrievalLimiters>,
+    dake_starts: Mutex<RateLimiter<u64>>,
+    reassembly: Mutex<HashMap<String, Reassembly>>,
     retrievals: Batcher,
+    hits: LimitHits,
+    reject_log: LogLimiter,
+    hasher: std::collections::hash_map::RandomState,
+    seq: AtomicU64,
+    transport_up: std::sync::atomic::AtomicBool,
 }
 
 /// Most retrievals committed in one transaction.
@@ -303,24 +396,108 @@ fn plausible_bare_jid(from: &str) -> bool {
     !from.is_empty() && from.len() <= MAX_JID_LEN && !from.contains('/') && !from.contains(' ')
 }
 
+/// The domain part of a bare JID (`local@domain` → `domain`; a domain JID is its own).
+pub fn domain_of(jid: &str) -> &str {
+    jid.split_once('@').map_or(jid, |(_, d)| d)
+}
+
 impl Service {
     /// A service with long-term key `key` over `storage`.
     pub fn new(key: KeyPair, storage: Arc<dyn Storage>, options: ServiceOptions) -> Service {
         let core = PrekeyServer::new(options.identity.as_bytes().to_vec(), key)
             .with_session_ttl(options.limits.dake_ttl_secs);
-        let rate = RateLimiter::new(
-            options.limits.retrieval_rate_per_sec,
-            options.limits.retrieval_burst,
-        );
+        let l = &options.limits;
+        let rate = RetrievalLimiters {
+            requester: RateLimiter::new(l.retrieval_rate_per_sec, l.retrieval_burst),
+            pair: RateLimiter::new(l.pair_retrieval_rate_per_sec, l.pair_retrieval_burst),
+            target: RateLimiter::new(l.target_retrieval_rate_per_sec, l.target_retrieval_burst),
+        };
+        let dake_starts = RateLimiter::new(l.dake_start_rate_per_sec, l.dake_start_burst);
         Service {
             core,
             storage,
             options,
             sessions: Mutex::new(HashMap::new()),
             rate: Mutex::new(rate),
+            dake_starts: Mutex::new(dake_starts),
             reassembly: Mutex::new(HashMap::new()),
             retrievals: Batcher::new(),
+            hits: LimitHits::default(),
+            reject_log: LogLimiter::default(),
+            hasher: std::collections::hash_map::RandomState::new(),
+            seq: AtomicU64::new(0),
+            transport_up: std::sync::atomic::AtomicBool::new(false),
         }
+    }
+
+    /// Records whether the transport is connected (component) or serving (stdio); read by
+    /// the health check and exported as `prekey_transport_up`.
+    pub fn set_transport_up(&self, up: bool) {
+        self.transport_up.store(up, Ordering::Relaxed);
+        metrics::gauge!(crate::ops::UP).set(if up { 1.0 } else { 0.0 });
+    }
+
+    /// Whether the transport is up.
+    pub fn transport_up(&self) -> bool {
+        self.transport_up.load(Ordering::Relaxed)
+    }
+
+    /// Healthy: the transport is up and the storage answers.
+    pub fn healthy(&self) -> bool {
+        self.transport_up() && self.storage.stats().is_ok()
+    }
+
+    /// Refreshes the `prekey_stored` gauges from the storage.
+    pub fn export_store_stats(&self) -> Result<(), StorageError> {
+        let s = self.storage.stats()?;
+        for (table, n) in [
+            ("client_profiles", s.client_profiles),
+            ("prekey_profiles", s.prekey_profiles),
+            ("prekey_messages", s.prekey_messages),
+        ] {
+            metrics::gauge!(crate::ops::STORED, "table" => table).set(n as f64);
+        }
+        Ok(())
+    }
+
+    /// Applies new token-bucket rates and bursts (retrievals per requester, pair and
+    /// target; DAKE starts) without a restart (SIGHUP). Existing buckets keep their tokens,
+    /// capped at the new burst when next used. The other limits need a restart.
+    pub fn reload_rates(&self, l: &Limits) {
+        let mut r = lock(&self.rate);
+        r.requester.set(l.retrieval_rate_per_sec, l.retrieval_burst);
+        r.pair
+            .set(l.pair_retrieval_rate_per_sec, l.pair_retrieval_burst);
+        r.target
+            .set(l.target_retrieval_rate_per_sec, l.target_retrieval_burst);
+        drop(r);
+        lock(&self.dake_starts).set(l.dake_start_rate_per_sec, l.dake_start_burst);
+    }
+
+    /// The limit-hit counters.
+    pub fn limit_hits(&self) -> &LimitHits {
+        &self.hits
+    }
+
+    /// Counts a limit hit (transports report theirs here).
+    pub fn hit(&self, kind: LimitKind) {
+        self.hits.hit(kind);
+    }
+
+    /// Bytes buffered for fragment reassembly, all senders together.
+    pub fn reassembly_bytes(&self) -> usize {
+        lock(&self.reassembly)
+            .values()
+            .map(|r| r.reassembler.buffered_bytes())
+            .sum()
+    }
+
+    fn next_seq(&self) -> u64 {
+        self.seq.fetch_add(1, Ordering::Relaxed)
+    }
+
+    fn key_hash(&self, parts: &[&str]) -> u64 {
+        self.hasher.hash_one(parts)
     }
 
     /// The server's fingerprint (otrv4-prekey-server.md §"Public keys and Fingerprints").
@@ -360,11 +537,43 @@ impl Service {
 
     /// Handles `text` from `from` (a bare JID) at time `now` (seconds since the Unix epoch).
     pub fn handle_at(&self, from: &str, text: &str, now: f64) -> Handled {
+        let started = std::time::Instant::now();
         let h = self.handle_inner(from, text, now);
+        let (kind, result) = h.event.labels();
+        metrics::counter!(crate::ops::REQUESTS, "kind" => kind, "result" => result).increment(1);
+        metrics::histogram!(crate::ops::LATENCY, "kind" => kind)
+            .record(started.elapsed().as_secs_f64());
+        match kind {
+            "dake1" | "dake3" => {
+                metrics::gauge!(crate::ops::DAKE_SLOTS).set(self.dakes_in_flight() as f64)
+            }
+            "fragment" => {
+                metrics::gauge!(crate::ops::REASSEMBLY_BYTES).set(self.reassembly_bytes() as f64)
+            }
+            _ => {}
+        }
+        // JIDs only at debug; served requests at info without JIDs; at warn one line per
+        // kind of rejection per interval.
         match &h.event {
-            Event::Rejected(r) => warn!(from, reason = ?r, replies = h.replies.len(), "rejected"),
+            Event::Rejected(r) => {
+                debug!(from, reason = ?r, replies = h.replies.len(), "rejected");
+                if !r.is_limit() {
+                    if let Some(n) = self.reject_log.admit(r.label()) {
+                        warn!(
+                            reason = r.label(),
+                            suppressed_since_last = n,
+                            "message rejected"
+                        );
+                    }
+                }
+            }
             Event::FragmentBuffered => debug!(from, "fragment buffered"),
-            e => info!(from, event = ?e, "handled"),
+            e => {
+                // The outcome without the sender (the xmpp-glue Prosody tests read these);
+                // who asked is only at debug.
+                debug!(from, "served");
+                info!(event = ?e, "handled");
+            }
         }
         h
     }
@@ -376,6 +585,7 @@ impl Service {
         }
         let max = self.options.limits.max_message_bytes;
         if text.len() > max {
+            self.hits.hit(LimitKind::MessageTooLarge);
             return reject(Rejection::TooLarge {
                 len: text.len(),
                 max,
@@ -387,6 +597,7 @@ impl Service {
             Ok(IncomingPrekey::Fragment(f)) => match self.reassemble(from, &f, now_secs) {
                 Ok(Some(whole)) => {
                     if whole.len() > max {
+                        self.hits.hit(LimitKind::MessageTooLarge);
                         return reject(Rejection::TooLarge {
                             len: whole.len(),
                             max,
@@ -418,32 +629,30 @@ impl Service {
         let now_u = u64::try_from(now).unwrap_or(0);
         let mut all = lock(&self.reassembly);
         if !all.contains_key(from) && all.len() >= limits.max_reassembly_senders {
-            all.retain(|_, (_, r)| {
-                r.expire(now_u);
-                r.pending() > 0
+            all.retain(|_, r| {
+                r.reassembler.expire(now_u);
+                r.reassembler.pending() > 0
             });
             if all.len() >= limits.max_reassembly_senders {
                 // Evict the sender whose reassembly started first.
-                let oldest = all
-                    .iter()
-                    .min_by_key(|(_, (t, _))| *t)
-                    .map(|(k, _)| k.clone());
-                if let Some(k) = oldest {
-                    all.remove(&k);
-                }
+                Self::evict_oldest_reassembly(&mut all);
+                self.hits.hit(LimitKind::ReassemblyEvicted);
             }
         }
-        let (_, r) = all.entry(from.to_owned()).or_insert_with(|| {
-            (
-                now_u,
-                Reassembler::with_timeout(FragmentKind::Prekey, limits.fragment_timeout_secs),
-            )
+        let seq = self.next_seq();
+        let r = all.entry(from.to_owned()).or_insert_with(|| Reassembly {
+            seq,
+            reassembler: Reassembler::with_timeout(
+                FragmentKind::Prekey,
+                limits.fragment_timeout_secs,
+            ),
         });
-        let res = r.push_fragment(f, InstanceTag::UNKNOWN, now_u);
-        let buffered = r.buffered_bytes();
-        let done = r.pending() == 0;
+        let res = r.reassembler.push_fragment(f, InstanceTag::UNKNOWN, now_u);
+        let buffered = r.reassembler.buffered_bytes();
+        let done = r.reassembler.pending() == 0;
         if buffered > limits.max_message_bytes {
             all.remove(from);
+            self.hits.hit(LimitKind::MessageTooLarge);
             return Err(Rejection::TooLarge {
                 len: buffered,
                 max: limits.max_message_bytes,
@@ -452,7 +661,26 @@ impl Service {
         if done {
             all.remove(from);
         }
+        // The global cap: evict the oldest reassemblies (this sender's too, if it is the
+        // oldest) until the total fits.
+        let mut total: usize = all.values().map(|r| r.reassembler.buffered_bytes()).sum();
+        while total > limits.max_reassembly_bytes {
+            let Some(freed) = Self::evict_oldest_reassembly(&mut all) else {
+                break;
+            };
+            total = total.saturating_sub(freed);
+            self.hits.hit(LimitKind::ReassemblyEvicted);
+        }
         res.map_err(|e| Rejection::Fragment(e.to_string()))
+    }
+
+    /// Drops the reassembly that started first; returns the bytes it held.
+    fn evict_oldest_reassembly(all: &mut HashMap<String, Reassembly>) -> Option<usize> {
+        let oldest = all
+            .iter()
+            .min_by_key(|(_, r)| r.seq)
+            .map(|(k, _)| k.clone())?;
+        all.remove(&oldest).map(|r| r.reassembler.buffered_bytes())
     }
 
     /// Handles a decoded (binary) message.
@@ -473,25 +701,73 @@ impl Service {
         }
     }
 
-    fn expire_sessions(sessions: &mut HashMap<(String, u32), ServerSession>, now: i64) {
-        sessions.retain(|_, s| !s.is_expired(now));
+    fn expire_sessions(sessions: &mut HashMap<(String, u32), DakeSlot>, now: i64) {
+        sessions.retain(|_, s| !s.session.is_expired(now));
+    }
+
+    /// Whether a new DAKE from `from` fits its per-JID and per-domain quotas; when every
+    /// slot is in use and `evict`, the oldest half-open DAKE is dropped to make room.
+    fn admit_dake(
+        &self,
+        sessions: &mut HashMap<(String, u32), DakeSlot>,
+        key: &(String, u32),
+        now: i64,
+        evict: bool,
+    ) -> Result<(), LimitKind> {
+        let limits = &self.options.limits;
+        if sessions.contains_key(key) {
+            return Ok(()); // a restart replaces the old session
+        }
+        if sessions.len() >= limits.max_concurrent_dakes {
+            Self::expire_sessions(sessions, now);
+        }
+        let from = key.0.as_str();
+        let domain = domain_of(from);
+        let (mut per_jid, mut per_domain) = (0usize, 0usize);
+        for (j, _) in sessions.keys() {
+            if j == from {
+                per_jid += 1;
+            }
+            if domain_of(j) == domain {
+                per_domain += 1;
+            }
+        }
+        if per_jid >= limits.max_dakes_per_jid {
+            return Err(LimitKind::DakePerJid);
+        }
+        if per_domain >= limits.max_dakes_per_domain {
+            return Err(LimitKind::DakePerDomain);
+        }
+        while evict && sessions.len() >= limits.max_concurrent_dakes {
+            let oldest = sessions
+                .iter()
+                .min_by_key(|(_, s)| s.seq)
+                .map(|(k, _)| k.clone());
+            let Some(k) = oldest else { break };
+            sessions.remove(&k);
+            self.hits.hit(LimitKind::DakeEvicted);
+        }
+        Ok(())
     }
 
     fn dake1(&self, from: &str, m: &otr4::wire::prekey_messages::Dake1, now: i64) -> Handled {
-        let limits = &self.options.limits;
         let key = (from.to_owned(), m.sender_tag.0);
-        let admit = |sessions: &mut HashMap<(String, u32), ServerSession>| {
-            if sessions.contains_key(&key) {
-                return true; // a restart replaces the old session
-            }
-            if sessions.len() >= limits.max_concurrent_dakes {
-                Self::expire_sessions(sessions, now);
-            }
-            let per_jid = sessions.keys().filter(|(j, _)| j == from).count();
-            sessions.len() < limits.max_concurrent_dakes && per_jid < limits.max_dakes_per_jid
-        };
-        if !admit(&mut lock(&self.sessions)) {
+        if let Err(kind) = self.admit_dake(&mut lock(&self.sessions), &key, now, false) {
+            self.hits.hit(kind);
             return Handled::silent(Event::Rejected(Rejection::DakeLimit));
+        }
+        // Each DAKE-1 costs a signature and a ring signature: rate-limited per requester.
+        let who = self.key_hash(&[from]);
+        match lock(&self.dake_starts).check(&who, now as f64) {
+            Verdict::Allowed => {}
+            Verdict::Limited => {
+                self.hits.hit(LimitKind::DakeStartRate);
+                return Handled::silent(Event::Rejected(Rejection::DakeRateLimited));
+            }
+            Verdict::TableFull => {
+                self.hits.hit(LimitKind::TrackerFull);
+                return Handled::silent(Event::Rejected(Rejection::DakeRateLimited));
+            }
         }
         let (session, dake2) =
             match self
@@ -504,10 +780,12 @@ impl Service {
         {
             let mut sessions = lock(&self.sessions);
             // Re-check: other DAKE-1s may have been admitted while we signed.
-            if !admit(&mut sessions) {
+            if let Err(kind) = self.admit_dake(&mut sessions, &key, now, true) {
+                self.hits.hit(kind);
                 return Handled::silent(Event::Rejected(Rejection::DakeLimit));
             }
-            sessions.insert(key, session);
+            let seq = self.next_seq();
+            sessions.insert(key, DakeSlot { seq, session });
         }
         Handled {
             replies: self.frame(&dake2.encode(), m.sender_tag),
@@ -518,7 +796,9 @@ impl Service {
     }
 
     fn dake3(&self, from: &str, m: &otr4::wire::prekey_messages::Dake3, now: i64) -> Handled {
-        let Some(session) = lock(&self.sessions).remove(&(from.to_owned(), m.sender_tag.0)) else {
+        let Some(DakeSlot { session, .. }) =
+            lock(&self.sessions).remove(&(from.to_owned(), m.sender_tag.0))
+        else {
             return Handled::silent(Event::Rejected(Rejection::NoSession));
         };
         let tag = m.sender_tag;
@@ -599,13 +879,17 @@ impl Service {
             }
             QueryOutcome::Lookup(r) => r,
         };
-        if !lock(&self.rate).allow(from, now) {
+        let target = std::str::from_utf8(&req.identity)
+            .ok()
+            .filter(|t| plausible_bare_jid(t));
+        if let Err(kind) = self.allow_retrieval(from, target, now) {
+            self.hits.hit(kind);
             return Handled {
                 replies: self.frame(&no(req.receiver_tag, req.identity).encode(), q.sender_tag),
                 event: Event::Rejected(Rejection::RateLimited),
             };
         }
-        let Ok(jid) = std::str::from_utf8(&req.identity) else {
+        let Some(jid) = target else {
             return Handled {
                 replies: self.frame(&no(req.receiver_tag, req.identity).encode(), q.sender_tag),
                 event: Event::NoEnsembles,
@@ -633,13 +917,41 @@ impl Service {
                 event: Event::NoEnsembles,
             },
             Err(e) => {
-                warn!(from, error = %e, "retrieval failed in storage");
+                warn!(error = %e, "retrieval failed in storage");
                 Handled {
                     replies: self.frame(&no(req.receiver_tag, req.identity).encode(), q.sender_tag),
                     event: Event::Rejected(Rejection::Storage(e.to_string())),
                 }
             }
         }
+    }
+
+    /// Takes a token from the requester's, the (requester, target) pair's and the target's
+    /// buckets — all three or none, so a refused request costs no other bucket anything.
+    /// A query for something that is not a JID (`target` None) costs the requester only.
+    fn allow_retrieval(&self, from: &str, target: Option<&str>, now: f64) -> Result<(), LimitKind> {
+        let mut rl = lock(&self.rate);
+        let who = self.key_hash(&[from]);
+        let verdict = |v: Verdict, kind: LimitKind| match v {
+            Verdict::Allowed => Ok(()),
+            Verdict::Limited => Err(kind),
+            Verdict::TableFull => Err(LimitKind::TrackerFull),
+        };
+        verdict(
+            rl.requester.would_allow(&who, now),
+            LimitKind::RetrievalRequester,
+        )?;
+        let keys = target.map(|t| (self.key_hash(&[from, t]), self.key_hash(&[t])));
+        if let Some((pair, tgt)) = keys {
+            verdict(rl.pair.would_allow(&pair, now), LimitKind::RetrievalPair)?;
+            verdict(rl.target.would_allow(&tgt, now), LimitKind::RetrievalTarget)?;
+        }
+        verdict(rl.requester.check(&who, now), LimitKind::RetrievalRequester)?;
+        if let Some((pair, tgt)) = keys {
+            verdict(rl.pair.check(&pair, now), LimitKind::RetrievalPair)?;
+            verdict(rl.target.check(&tgt, now), LimitKind::RetrievalTarget)?;
+        }
+        Ok(())
     }
 
     /// Encodes `bin` as `<base64>.`, fragmented if configured and longer than the limit.

@@ -1,6 +1,7 @@
 //! End-to-end tests of the service with the protocol's own client, over both stores.
 
 use super::*;
+use crate::limits::LimitKind;
 use crate::storage::memory::MemoryStorage;
 use crate::storage::sqlite::{Durability, SqliteStorage};
 use crate::testkit::{Device, decode_replies, retrieve, retrieved_ids};
@@ -52,6 +53,14 @@ fn publish_retrieve_status(s: &Service) {
         }
     );
     assert_eq!(count(s, &bob), 5);
+    assert_eq!(
+        s.storage().stats().unwrap(),
+        crate::storage::StoreStats {
+            client_profiles: 1,
+            prekey_profiles: 1,
+            prekey_messages: 5
+        }
+    );
     let st = bob
         .storage_status(NOW, &mut exchange(s, "bob@example.org"))
         .unwrap();
@@ -472,15 +481,242 @@ fn concurrent_dake_limits_and_expiry() {
         "per JID"
     );
     assert!(matches!(start("b@x", NOW), Event::Dake2Sent { .. }));
-    assert_eq!(
-        start("c@x", NOW),
-        Event::Rejected(Rejection::DakeLimit),
-        "global"
-    );
     assert_eq!(s.dakes_in_flight(), 3);
+    // Every slot in use: the oldest half-open DAKE makes room.
+    assert!(matches!(start("c@y", NOW), Event::Dake2Sent { .. }));
+    assert_eq!(s.dakes_in_flight(), 3);
+    assert_eq!(s.limit_hits().count(LimitKind::DakeEvicted), 1);
+    assert_eq!(s.limit_hits().count(LimitKind::DakePerJid), 1);
     // After the TTL the stale sessions are dropped to make room.
     assert!(matches!(start("c@x", NOW + 61), Event::Dake2Sent { .. }));
     assert_eq!(s.dakes_in_flight(), 1);
+}
+
+/// A DAKE-1 for a storage status request from a new device of `jid`.
+fn dake1_text(s: &Service, jid: &str) -> String {
+    let mut d = Device::new(jid, SERVER, s.fingerprint(), NOW).unwrap();
+    encode_prekey(
+        &d.client
+            .request_storage_status(&mut rand::rng())
+            .unwrap()
+            .encode(),
+    )
+}
+
+#[test]
+fn dake_quota_per_domain_and_fair_eviction_of_the_oldest() {
+    let s = service_with(
+        Arc::new(MemoryStorage::new()),
+        Limits {
+            max_concurrent_dakes: 4,
+            max_dakes_per_jid: 2,
+            max_dakes_per_domain: 3,
+            ..Limits::default()
+        },
+    );
+    let t = NOW as f64;
+    // An honest publisher starts first.
+    let mut bob = device(&s, "bob@good.example");
+    let (_, bob_dake3) = dake3_for(&s, &mut bob, 2);
+    // One hostile domain holds at most 3 slots, whatever its number of JIDs.
+    for i in 0..3 {
+        let h = s.handle_at(
+            &format!("m{i}@evil.example"),
+            &dake1_text(&s, &format!("m{i}@evil.example")),
+            t,
+        );
+        assert!(matches!(h.event, Event::Dake2Sent { .. }), "{i}");
+    }
+    for i in 3..20 {
+        let jid = format!("m{i}@evil.example");
+        assert_eq!(
+            s.handle_at(&jid, &dake1_text(&s, &jid), t).event,
+            Event::Rejected(Rejection::DakeLimit)
+        );
+    }
+    assert_eq!(s.limit_hits().count(LimitKind::DakePerDomain), 17);
+    assert_eq!(s.dakes_in_flight(), 4);
+    // A new DAKE from elsewhere evicts the oldest half-open one (bob's).
+    let h = s.handle_at(
+        "carol@other.example",
+        &dake1_text(&s, "carol@other.example"),
+        t,
+    );
+    assert!(matches!(h.event, Event::Dake2Sent { .. }));
+    assert_eq!(s.limit_hits().count(LimitKind::DakeEvicted), 1);
+    assert_eq!(
+        s.handle_at(&bob.jid, &encode_prekey(&bob_dake3.encode()), t)
+            .event,
+        Event::Rejected(Rejection::NoSession),
+        "the oldest was evicted"
+    );
+    // Bob starts again; the evil domain's oldest slot goes now, bob completes.
+    let (_, bob_dake3) = dake3_for(&s, &mut bob, 2);
+    assert_eq!(s.limit_hits().count(LimitKind::DakeEvicted), 2);
+    assert!(matches!(
+        s.handle_at(&bob.jid, &encode_prekey(&bob_dake3.encode()), t)
+            .event,
+        Event::Published { added: 2, .. }
+    ));
+}
+
+#[test]
+fn dake_starts_rate_limited_per_requester() {
+    let s = service_with(
+        Arc::new(MemoryStorage::new()),
+        Limits {
+            dake_start_burst: 3,
+            dake_start_rate_per_sec: 0.5,
+            ..Limits::default()
+        },
+    );
+    // Restarting the same DAKE (same JID and instance tag) replaces the session but still
+    // costs two signatures: it is counted.
+    let text = dake1_text(&s, "eve@evil.example");
+    let t = NOW as f64;
+    for _ in 0..3 {
+        assert!(matches!(
+            s.handle_at("eve@evil.example", &text, t).event,
+            Event::Dake2Sent { .. }
+        ));
+    }
+    for _ in 0..100 {
+        assert_eq!(
+            s.handle_at("eve@evil.example", &text, t).event,
+            Event::Rejected(Rejection::DakeRateLimited)
+        );
+    }
+    assert_eq!(s.limit_hits().count(LimitKind::DakeStartRate), 100);
+    assert!(matches!(
+        s.handle_at("bob@good.example", &dake1_text(&s, "bob@good.example"), t)
+            .event,
+        Event::Dake2Sent { .. }
+    ));
+    assert!(matches!(
+        s.handle_at("eve@evil.example", &text, t + 2.0).event,
+        Event::Dake2Sent { .. }
+    ));
+}
+
+fn query_text(target: &str) -> String {
+    encode_prekey(
+        &otr4::wire::prekey_messages::EnsembleQuery {
+            sender_tag: InstanceTag(0x4444),
+            identity: target.as_bytes().to_vec(),
+            versions: b"4".to_vec(),
+        }
+        .encode(),
+    )
+}
+
+#[test]
+fn draining_bounded_per_pair_and_per_target() {
+    let s = service_with(
+        Arc::new(MemoryStorage::new()),
+        Limits {
+            pair_retrieval_burst: 2,
+            pair_retrieval_rate_per_sec: 0.01,
+            target_retrieval_burst: 5,
+            target_retrieval_rate_per_sec: 0.1,
+            ..Limits::default()
+        },
+    );
+    let mut bob = device(&s, "bob@example.org");
+    bob.publish(50, true, NOW, &mut exchange(&s, "bob@example.org"))
+        .unwrap();
+    let mut carol = device(&s, "carol@example.org");
+    carol
+        .publish(5, true, NOW, &mut exchange(&s, "carol@example.org"))
+        .unwrap();
+    let t = NOW as f64;
+    let bob_q = query_text("bob@example.org");
+    // One requester: 2 for this target, then limited (its overall budget is not spent).
+    let mut events = Vec::new();
+    for _ in 0..10 {
+        events.push(s.handle_at("eve@evil.example", &bob_q, t).event);
+    }
+    let sent = events
+        .iter()
+        .filter(|e| matches!(e, Event::EnsemblesSent { .. }))
+        .count();
+    assert_eq!(sent, 2);
+    assert_eq!(s.limit_hits().count(LimitKind::RetrievalPair), 8);
+    // Many requesters together: the target's bucket bounds the drain.
+    for i in 0..100 {
+        let h = s.handle_at(&format!("sybil{i}@evil.example"), &bob_q, t);
+        if matches!(h.event, Event::Rejected(Rejection::RateLimited)) {
+            assert!(matches!(
+                decode_replies(&h.replies).unwrap()[0],
+                PrekeyServerMessage::NoPrekeyEnsembles(_)
+            ));
+        }
+    }
+    assert_eq!(count(&s, &bob), 45, "5 handed out in the burst, 45 kept");
+    assert!(s.limit_hits().count(LimitKind::RetrievalTarget) >= 97);
+    // Another target is unaffected; bob's target refills with time.
+    assert!(matches!(
+        s.handle_at("alice@example.org", &query_text("carol@example.org"), t)
+            .event,
+        Event::EnsemblesSent { .. }
+    ));
+    assert!(matches!(
+        s.handle_at("alice@example.org", &bob_q, t + 10.0).event,
+        Event::EnsemblesSent { .. }
+    ));
+    assert_eq!(count(&s, &bob), 44);
+}
+
+#[test]
+fn reassembly_memory_bounded_globally_oldest_evicted() {
+    let s = service_with(
+        Arc::new(MemoryStorage::new()),
+        Limits {
+            max_reassembly_bytes: 300_000,
+            ..Limits::default()
+        },
+    );
+    let t = NOW as f64;
+    // 200 senders each start a 200 KB fragmented message (each piece 10 KB).
+    let big = format!("{}.", "A".repeat(200_000));
+    let frags = fragment(
+        &big,
+        10_000,
+        9,
+        InstanceTag(0x100),
+        InstanceTag::UNKNOWN,
+        FragmentKind::Prekey,
+    )
+    .unwrap();
+    let mut peak = 0usize;
+    for i in 0..200 {
+        for f in frags.iter().take(5) {
+            let h = s.handle_at(&format!("eve{i}@evil.example"), f, t);
+            assert_eq!(h.event, Event::FragmentBuffered);
+            peak = peak.max(s.reassembly_bytes());
+        }
+    }
+    assert!(peak <= 300_000, "peak {peak}");
+    assert!(s.limit_hits().count(LimitKind::ReassemblyEvicted) > 150);
+    // An honest fragmented publication still goes through.
+    let mut bob = device(&s, "bob@example.org");
+    let mut ex = |text: &str| -> Vec<String> {
+        let frags = fragment(
+            text,
+            700,
+            0x1234_5678,
+            bob_tag_placeholder(),
+            InstanceTag::UNKNOWN,
+            FragmentKind::Prekey,
+        )
+        .unwrap();
+        let mut out = Vec::new();
+        for f in &frags {
+            out = s.handle_at("bob@example.org", f, t).replies;
+        }
+        out
+    };
+    let (_, reply) = bob.publish(4, true, NOW, &mut ex).unwrap();
+    assert!(matches!(reply, ServerReply::Published { .. }));
 }
 
 #[test]

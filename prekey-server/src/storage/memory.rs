@@ -167,6 +167,15 @@ impl Storage for MemoryStorage {
         Ok(out)
     }
 
+    fn stats(&self) -> Result<super::StoreStats, StorageError> {
+        let g = self.lock()?;
+        Ok(super::StoreStats {
+            client_profiles: g.client_profiles.len() as u64,
+            prekey_profiles: g.prekey_profiles.len() as u64,
+            prekey_messages: g.prekey_messages.values().map(|v| v.len() as u64).sum(),
+        })
+    }
+
     fn gc(&self, now: i64, orphan_before: i64) -> Result<GcReport, StorageError> {
         let mut g = self.lock()?;
         let mut report = GcReport::default();

@@ -144,6 +144,17 @@ pub struct GcReport {
     pub orphaned_prekey_messages: u64,
 }
 
+/// How much the store holds (for the `prekey_stored` gauge).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct StoreStats {
+    /// Client Profiles stored.
+    pub client_profiles: u64,
+    /// Prekey Profiles stored.
+    pub prekey_profiles: u64,
+    /// Prekey messages stored.
+    pub prekey_messages: u64,
+}
+
 /// Why a storage operation failed.
 #[derive(Debug, thiserror::Error)]
 pub enum StorageError {
@@ -161,6 +172,24 @@ pub enum StorageError {
     /// The backend failed; nothing was committed.
     #[error("storage backend error: {0}")]
     Backend(String),
+    /// Creating, checking or opening a storage file failed.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file or directory.
+        path: String,
+        /// The error.
+        source: std::io::Error,
+    },
+    /// Another process holds the database's lock.
+    #[error(
+        "{path} is in use by another prekey-server process (lock {lock} held); stop that process or configure another server.database"
+    )]
+    Locked {
+        /// The database.
+        path: String,
+        /// The lock file.
+        lock: String,
+    },
 }
 
 impl From<rusqlite::Error> for StorageError {
@@ -219,6 +248,9 @@ pub trait Storage: Send + Sync {
     /// Removes expired Client and Prekey Profiles, and Prekey messages stored before
     /// `orphan_before` whose device has no Client Profile.
     fn gc(&self, now: i64, orphan_before: i64) -> Result<GcReport, StorageError>;
+
+    /// Rows stored, for monitoring.
+    fn stats(&self) -> Result<StoreStats, StorageError>;
 
     /// Stores (or replaces) a Client Profile alone; see [`Storage::store`].
     fn put_client_profile(
@@ -281,3 +313,4 @@ pub(crate) fn validate_request(request: &StoreRequest) -> Result<(), StorageErro
 
 #[cfg(test)]
 pub(crate) mod conformance;
+pub mod pg;

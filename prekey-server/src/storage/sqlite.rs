@@ -1,16 +1,24 @@
 //! The default durable store: an embedded SQLite database in WAL mode, every write in a
 //! `BEGIN IMMEDIATE` transaction, so a commit is the point a publication is acknowledged.
 //!
-//! Each [`SqliteStorage`] keeps a small pool of connections; several processes (or several
-//! `SqliteStorage` values) may open the same file: SQLite's write lock serialises writers,
-//! `busy_timeout` makes them wait instead of failing.
+//! Each [`SqliteStorage`] keeps a small pool of connections; several `SqliteStorage` values
+//! may open the same file: SQLite's write lock serialises writers, `busy_timeout` makes them
+//! wait instead of failing. The server opens its database with
+//! [`SqliteStorage::open_exclusive`], which holds an advisory lock (`<database>.lock`,
+//! `flock`) so that a second server process on the same database stops with a clear error.
+//!
+//! Files are private: the database is created with mode 0600 (SQLite gives its `-wal` and
+//! `-shm` files the database's mode), a directory the server creates has mode 0700, and
+//! an existing database readable by others is tightened to 0600.
 
 use super::{
     DeviceKey, GcReport, LONG_TERM_KEY_LEN, Storage, StorageError, StoreOutcome, StoreRequest,
-    StoredEnsemble, TakeRequest, validate_request, versions_intersect,
+    StoreStats, StoredEnsemble, TakeRequest, validate_request, versions_intersect,
 };
 use rusqlite::config::DbConfig;
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
+use std::fs::{DirBuilder, File, OpenOptions};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::Duration;
@@ -35,6 +43,10 @@ impl Durability {
         }
     }
 }
+
+/// The schema version (`PRAGMA user_version`) this code writes and reads; a database with
+/// a newer version is refused.
+pub const SCHEMA_VERSION: i64 = 1;
 
 /// Most idle connections kept in the pool.
 const POOL_IDLE_MAX: usize = 8;
@@ -81,6 +93,8 @@ pub struct SqliteStorage {
     path: PathBuf,
     durability: Durability,
     idle: Mutex<Vec<Connection>>,
+    /// The advisory lock file, held open (and locked) for the store's life.
+    _lock: Option<File>,
 }
 
 impl std::fmt::Debug for SqliteStorage {
@@ -96,15 +110,60 @@ impl SqliteStorage {
     /// Opens (creating if needed) the database at `path`, switches it to WAL mode and
     /// creates the schema.
     pub fn open(path: impl AsRef<Path>, durability: Durability) -> Result<Self, StorageError> {
+        Self::open_with(path.as_ref(), durability, None)
+    }
+
+    /// Like [`SqliteStorage::open`], first taking an exclusive advisory lock on
+    /// `<path>.lock` (released when the store is dropped or the process exits, also on
+    /// `kill -9`); fails with [`StorageError::Locked`] if another process holds it.
+    pub fn open_exclusive(
+        path: impl AsRef<Path>,
+        durability: Durability,
+    ) -> Result<Self, StorageError> {
+        let path = path.as_ref();
+        prepare_files(path)?;
+        let lock = lock_database(path)?;
+        Self::open_with(path, durability, Some(lock))
+    }
+
+    fn open_with(
+        path: &Path,
+        durability: Durability,
+        lock: Option<File>,
+    ) -> Result<Self, StorageError> {
+        prepare_files(path)?;
         let s = SqliteStorage {
-            path: path.as_ref().to_path_buf(),
+            path: path.to_path_buf(),
             durability,
             idle: Mutex::new(Vec::new()),
+            _lock: lock,
         };
-        let conn = s.connect()?;
-        conn.execute_batch(SCHEMA)?;
+        let conn = s.connect().map_err(|e| s.name_path(e))?;
+        let version: i64 = conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .map_err(|e| s.name_path(e.into()))?;
+        if version > SCHEMA_VERSION {
+            return Err(StorageError::Backend(format!(
+                "{}: database schema version {version}, this server knows {SCHEMA_VERSION}: upgrade the server (or restore a backup made for this version)",
+                path.display()
+            )));
+        }
+        conn.execute_batch(SCHEMA)
+            .map_err(|e| s.name_path(e.into()))?;
+        conn.pragma_update(None, "user_version", SCHEMA_VERSION)
+            .map_err(|e| s.name_path(e.into()))?;
         s.put_back(conn);
         Ok(s)
+    }
+
+    /// Puts the database path into a backend error's message.
+    fn name_path(&self, e: StorageError) -> StorageError {
+        match e {
+            StorageError::Backend(m) => {
+                StorageError::Backend(format!("{}: {m}", self.path.display()))
+            }
+            other => other,
+        }
     }
 
     /// The database file.
@@ -152,12 +211,87 @@ impl SqliteStorage {
         &self,
         f: impl FnOnce(&mut Connection) -> Result<T, StorageError>,
     ) -> Result<T, StorageError> {
-        let mut conn = self.take_conn()?;
+        let mut conn = self.take_conn().map_err(|e| self.name_path(e))?;
         let r = f(&mut conn);
         // A connection whose transaction failed half-way is rolled back by the Transaction
         // drop; it is safe to reuse.
         self.put_back(conn);
-        r
+        r.map_err(|e| self.name_path(e))
+    }
+}
+
+/// Mode of the files the store creates (and of an existing database, tightened to it).
+const FILE_MODE: u32 = 0o600;
+/// Mode of a directory the store creates.
+const DIR_MODE: u32 = 0o700;
+
+fn io_error(path: &Path, source: std::io::Error) -> StorageError {
+    StorageError::Io {
+        path: path.display().to_string(),
+        source,
+    }
+}
+
+/// Creates the database's directory (0700) if missing, and the database file (0600) if
+/// missing, before SQLite opens it: SQLite creates `-wal` and `-shm` with the database
+/// file's mode, so all three stay private whatever the umask. An existing database, WAL or
+/// shared-memory file accessible by group or others is tightened to 0600.
+fn prepare_files(path: &Path) -> Result<(), StorageError> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        if !dir.exists() {
+            DirBuilder::new()
+                .recursive(true)
+                .mode(DIR_MODE)
+                .create(dir)
+                .map_err(|e| io_error(dir, e))?;
+        }
+    }
+    OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(FILE_MODE)
+        .open(path)
+        .map_err(|e| io_error(path, e))?;
+    for suffix in ["", "-wal", "-shm"] {
+        let mut p = path.as_os_str().to_owned();
+        p.push(suffix);
+        let p = PathBuf::from(p);
+        match std::fs::metadata(&p) {
+            Ok(m) if m.permissions().mode() & 0o077 != 0 => {
+                std::fs::set_permissions(&p, std::fs::Permissions::from_mode(FILE_MODE))
+                    .map_err(|e| io_error(&p, e))?;
+                tracing::warn!(path = %p.display(), "was accessible by group or others; set to mode 0600");
+            }
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(io_error(&p, e)),
+        }
+    }
+    Ok(())
+}
+
+/// Takes the exclusive, non-blocking advisory lock on `<path>.lock` (mode 0600).
+fn lock_database(path: &Path) -> Result<File, StorageError> {
+    let mut lock_path = path.as_os_str().to_owned();
+    lock_path.push(".lock");
+    let lock_path = PathBuf::from(lock_path);
+    let f = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(FILE_MODE)
+        .open(&lock_path)
+        .map_err(|e| io_error(&lock_path, e))?;
+    match rustix::fs::flock(&f, rustix::fs::FlockOperation::NonBlockingLockExclusive) {
+        Ok(()) => Ok(f),
+        Err(e) if e == rustix::io::Errno::WOULDBLOCK => Err(StorageError::Locked {
+            path: path.display().to_string(),
+            lock: lock_path.display().to_string(),
+        }),
+        Err(e) => Err(io_error(&lock_path, e.into())),
     }
 }
 
@@ -445,6 +579,21 @@ impl Storage for SqliteStorage {
             })
         })
     }
+
+    fn stats(&self) -> Result<StoreStats, StorageError> {
+        self.with_conn(|conn| {
+            let n = |table: &str| -> Result<u64, StorageError> {
+                let v: i64 =
+                    conn.query_row(&format!("SELECT COUNT(*) FROM {table}"), [], |r| r.get(0))?;
+                Ok(u64::try_from(v).unwrap_or(0))
+            };
+            Ok(StoreStats {
+                client_profiles: n("client_profiles")?,
+                prekey_profiles: n("prekey_profiles")?,
+                prekey_messages: n("prekey_messages")?,
+            })
+        })
+    }
 }
 
 #[cfg(test)]
@@ -475,6 +624,67 @@ mod tests {
             let c = crate::storage::version_char(v);
             assert_eq!((version_mask(b"4") >> v) & 1 == 1, b"4".contains(&c), "{v}");
         }
+    }
+
+    #[test]
+    fn files_private_whatever_the_umask_and_second_process_locked_out() {
+        let dir = tempfile::tempdir().unwrap();
+        // A world-readable parent: what a permissive umask gives.
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+        let path = dir.path().join("state/p.db");
+        let d = conformance::device("alice@example.org", 0x101, 1);
+        let s = SqliteStorage::open_exclusive(&path, Durability::Full).unwrap();
+        s.store(&conformance::full_request(&d, 0..3, 1000), 100, 1)
+            .unwrap();
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(path.parent().unwrap()), 0o700, "directory");
+        for suffix in ["", "-wal", "-shm", ".lock"] {
+            let mut p = path.as_os_str().to_owned();
+            p.push(suffix);
+            assert_eq!(mode(Path::new(&p)), 0o600, "{suffix}");
+        }
+        // A second server on the same database is refused, naming the path.
+        let err = SqliteStorage::open_exclusive(&path, Durability::Full).unwrap_err();
+        assert!(matches!(err, StorageError::Locked { .. }), "{err}");
+        assert!(err.to_string().contains(&path.display().to_string()));
+        drop(s);
+        // Released with the store (and by the kernel when the process dies).
+        let s = SqliteStorage::open_exclusive(&path, Durability::Full).unwrap();
+        assert_eq!(s.count(&d).unwrap(), 3);
+        drop(s);
+        // An existing database readable by others is tightened.
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let _s = SqliteStorage::open(&path, Durability::Full).unwrap();
+        assert_eq!(mode(&path), 0o600);
+    }
+
+    #[test]
+    fn schema_version_recorded_and_newer_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("v.db");
+        let s = SqliteStorage::open(&path, Durability::Full).unwrap();
+        let c = s.connect().unwrap();
+        let v: i64 = c
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(v, SCHEMA_VERSION);
+        c.pragma_update(None, "user_version", 99).unwrap();
+        drop((c, s));
+        let err = SqliteStorage::open(&path, Durability::Full).unwrap_err();
+        assert!(err.to_string().contains("schema version 99"), "{err}");
+    }
+
+    #[test]
+    fn open_errors_name_the_path() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("not-a-db");
+        std::fs::write(&path, vec![b'x'; 4096]).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let err = SqliteStorage::open(&path, Durability::Full).unwrap_err();
+        assert!(
+            err.to_string().contains(&path.display().to_string()),
+            "{err}"
+        );
     }
 
     #[test]

@@ -227,6 +227,31 @@ pub fn handle_stanza(
     }
 }
 
+/// The XMPP server's own explanation of a stream error: the condition, then its `<text>`
+/// if any (e.g. Prosody's "not-authorized: Given token does not match calculated token").
+pub fn stream_error_text(e: &Elem) -> String {
+    const NS_STREAM_ERRORS: &str = "urn:ietf:params:xml:ns:xmpp-streams";
+    let cond = e
+        .children
+        .iter()
+        .find(|c| c.name != "text")
+        .map(|c| c.name.clone())
+        .unwrap_or_else(|| "unknown-condition".into());
+    match e.child("text", NS_STREAM_ERRORS).map(|t| t.text.trim()) {
+        Some(t) if !t.is_empty() => format!("{cond}: {t}"),
+        _ => cond,
+    }
+}
+
+/// Marks the transport down when a connection ends, however it ends.
+struct TransportDown<'a>(&'a Service);
+
+impl Drop for TransportDown<'_> {
+    fn drop(&mut self) {
+        self.0.set_transport_up(false);
+    }
+}
+
 /// How one connection ended without an error.
 enum SessionEnd {
     Shutdown,
@@ -310,12 +335,7 @@ async fn connect_once(
             match ev {
                 StreamEvent::Stanza(s) if s.is("handshake", NS_COMPONENT) => break,
                 StreamEvent::Stanza(s) if s.is("error", NS_STREAMS) => {
-                    let cond = s
-                        .children
-                        .first()
-                        .map(|c| c.name.clone())
-                        .unwrap_or_default();
-                    return Err(ComponentError::NotAuthorized(cond));
+                    return Err(ComponentError::NotAuthorized(stream_error_text(&s)));
                 }
                 StreamEvent::End => {
                     return Err(ComponentError::NotAuthorized("stream closed".into()));
@@ -328,6 +348,8 @@ async fn connect_once(
     }
     info!(jid = %cfg.jid, host = %cfg.host, port = cfg.port, fingerprint = %service.fingerprint_hex(), "component connected");
     *backoff = 1;
+    service.set_transport_up(true);
+    let _down = TransportDown(service);
 
     let (tx, mut rx) = mpsc::channel::<String>(1024);
     let writer = tokio::spawn(async move {
@@ -343,11 +365,7 @@ async fn connect_once(
             match ev {
                 StreamEvent::Stanza(s) => {
                     if s.is("error", NS_STREAMS) {
-                        let cond = s
-                            .children
-                            .first()
-                            .map(|c| c.name.clone())
-                            .unwrap_or_default();
+                        let cond = stream_error_text(&s);
                         warn!(condition = %cond, "stream error from server");
                         return finish(tasks, tx, writer, Err(ComponentError::Closed(cond))).await;
                     }
@@ -382,7 +400,8 @@ async fn connect_once(
                     });
                 }
                 StreamEvent::Oversized(s) => {
-                    warn!(from = s.attr("from").unwrap_or_default(), name = %s.name, max = cfg.max_stanza_bytes, "oversized stanza dropped");
+                    debug!(from = s.attr("from").unwrap_or_default(), name = %s.name, max = cfg.max_stanza_bytes, "oversized stanza dropped");
+                    service.hit(crate::limits::LimitKind::StanzaTooLarge);
                 }
                 StreamEvent::End => {
                     break 'session Err(ComponentError::Closed("server closed the stream".into()));
@@ -750,12 +769,51 @@ mod tests {
         let task = tokio::spawn(run(Arc::new(svc()), test_config(port, "wrong"), rx));
         let mut a = FakeServer::accept(&l).await;
         a.open("id1").await;
-        a.send("<stream:error><not-authorized xmlns='urn:ietf:params:xml:ns:xmpp-streams'/></stream:error></stream:stream>").await;
+        a.send("<stream:error><not-authorized xmlns='urn:ietf:params:xml:ns:xmpp-streams'/><text xmlns='urn:ietf:params:xml:ns:xmpp-streams'>Given token does not match calculated token</text></stream:error></stream:stream>").await;
         let r = tokio::time::timeout(Duration::from_secs(10), task)
             .await
             .unwrap()
             .unwrap();
-        assert!(matches!(r, Err(ComponentError::NotAuthorized(c)) if c == "not-authorized"));
+        let err = r.unwrap_err();
+        assert!(
+            matches!(&err, ComponentError::NotAuthorized(c) if c == "not-authorized: Given token does not match calculated token"),
+            "{err}"
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn oversized_stanza_counted_and_stream_continues() {
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = l.local_addr().unwrap().port();
+        let (stop, rx) = watch::channel(false);
+        let service = Arc::new(svc());
+        let mut cfg = test_config(port, "s");
+        cfg.max_stanza_bytes = 4096;
+        let task = tokio::spawn(run(service.clone(), cfg, rx));
+        let mut a = FakeServer::accept(&l).await;
+        a.open("id").await;
+        a.send("<handshake/>").await;
+        a.send(&format!(
+            "<message from='eve@localhost/x' id='big'><body>{}</body></message>",
+            "A".repeat(100_000)
+        ))
+        .await;
+        a.send(&format!(
+            "<iq from='bob@localhost/x' to='prekey.localhost' id='q1' type='get'><query xmlns='{NS_DISCO_INFO}'/></iq>"
+        ))
+        .await;
+        let StreamEvent::Stanza(r) = a.next().await else {
+            panic!()
+        };
+        assert_eq!(r.attr("id"), Some("q1"));
+        assert_eq!(
+            service
+                .limit_hits()
+                .count(crate::limits::LimitKind::StanzaTooLarge),
+            1
+        );
+        stop.send(true).unwrap();
+        let _ = tokio::time::timeout(Duration::from_secs(10), task).await;
     }
 
     #[test]

@@ -3,19 +3,73 @@
 //! and restart) and behind a process supervisor.
 //!
 //! Lines are served concurrently; a reply line is written only after its message was fully
-//! handled, so a Success line means the publication is committed.
+//! handled, so a Success line means the publication is committed. The line length is
+//! bounded while reading: the bytes of an overlong line are discarded as they arrive.
 
+use crate::limits::LimitKind;
 use crate::service::Service;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::{Semaphore, mpsc, watch};
 use tokio::task::JoinSet;
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 /// Longest accepted input line (a JID, a space and the largest message).
 fn max_line(service: &Service) -> usize {
     service.options().limits.max_message_bytes + crate::service::MAX_JID_LEN + 2
+}
+
+/// What [`read_line_bounded`] read.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LineRead {
+    /// A line (without its newline) is in the buffer.
+    Line,
+    /// A line longer than the limit was read and discarded; its length.
+    TooLong(usize),
+    /// End of input, nothing buffered.
+    Eof,
+}
+
+/// Reads one `\n`-terminated line into `buf` (cleared first), keeping at most `limit`
+/// bytes: the rest of an overlong line is consumed and dropped as it arrives, so memory
+/// stays bounded by `limit` plus the reader's buffer whatever the input. The last line
+/// may end without a newline. Not cancel-safe (a cancelled read loses the partial line).
+pub async fn read_line_bounded<R: AsyncBufRead + Unpin>(
+    input: &mut R,
+    buf: &mut Vec<u8>,
+    limit: usize,
+) -> std::io::Result<LineRead> {
+    buf.clear();
+    let mut discarded: Option<usize> = None;
+    loop {
+        let avail = input.fill_buf().await?;
+        if avail.is_empty() {
+            return Ok(match discarded {
+                Some(n) => LineRead::TooLong(n),
+                None if buf.is_empty() => LineRead::Eof,
+                None => LineRead::Line,
+            });
+        }
+        let newline = avail.iter().position(|b| *b == b'\n');
+        let chunk = avail
+            .get(..newline.unwrap_or(avail.len()))
+            .unwrap_or_default();
+        let used = chunk.len() + usize::from(newline.is_some());
+        match &mut discarded {
+            Some(n) => *n = n.saturating_add(chunk.len()),
+            None if buf.len() + chunk.len() > limit => {
+                discarded = Some(buf.len() + chunk.len());
+                buf.clear();
+                buf.shrink_to(limit.min(64 * 1024));
+            }
+            None => buf.extend_from_slice(chunk),
+        }
+        input.consume(used);
+        if newline.is_some() {
+            return Ok(discarded.map_or(LineRead::Line, LineRead::TooLong));
+        }
+    }
 }
 
 /// Serves lines from `input`, writing replies to `output`, until end of input or
@@ -28,7 +82,7 @@ pub async fn run<R, W>(
     max_in_flight: usize,
 ) -> std::io::Result<()>
 where
-    R: AsyncBufRead + Unpin,
+    R: AsyncBufRead + Unpin + Send,
     W: AsyncWrite + Unpin + Send + 'static,
 {
     let (tx, mut rx) = mpsc::channel::<String>(1024);
@@ -41,18 +95,29 @@ where
     });
     let permits = Arc::new(Semaphore::new(max_in_flight.max(1)));
     let mut tasks = JoinSet::new();
-    let mut lines = input.lines();
+    let mut input = input;
     let limit = max_line(&service);
+    service.set_transport_up(true);
+    let mut buf = Vec::new();
     loop {
-        let line = tokio::select! {
-            l = lines.next_line() => l?,
-            _ = shutdown.changed() => { info!("shutting down: finishing in-flight lines"); None }
+        let read = tokio::select! {
+            r = read_line_bounded(&mut input, &mut buf, limit) => r?,
+            _ = shutdown.changed() => { info!("shutting down: finishing in-flight lines"); LineRead::Eof }
         };
-        let Some(line) = line else { break };
-        if line.len() > limit {
-            warn!(len = line.len(), "input line too long, dropped");
-            continue;
+        match read {
+            LineRead::Eof => break,
+            LineRead::TooLong(len) => {
+                debug!(len, limit, "input line too long, dropped");
+                service.hit(LimitKind::LineTooLong);
+                continue;
+            }
+            LineRead::Line => {}
         }
+        let Ok(line) = std::str::from_utf8(&buf) else {
+            service.hit(LimitKind::LineNotUtf8);
+            continue;
+        };
+        let line = line.strip_suffix('\r').unwrap_or(line);
         let Some((from, text)) = line.split_once(' ') else {
             if !line.trim().is_empty() {
                 warn!("input line without a sender, dropped");
@@ -90,6 +155,7 @@ where
     {
         warn!("in-flight lines did not finish within 30 s");
     }
+    service.set_transport_up(false);
     drop(tx);
     match writer.await {
         Ok(r) => r,
@@ -137,5 +203,99 @@ mod tests {
             m[0],
             otr4::wire::prekey_messages::PrekeyServerMessage::NoPrekeyEnsembles(_)
         ));
+    }
+
+    /// An endless line: yields `len` bytes of `a` in 8 KiB chunks, then `tail`.
+    struct Flood {
+        left: usize,
+        chunk: Vec<u8>,
+        tail: std::io::Cursor<Vec<u8>>,
+    }
+
+    impl tokio::io::AsyncRead for Flood {
+        fn poll_read(
+            mut self: std::pin::Pin<&mut Self>,
+            cx: &mut std::task::Context<'_>,
+            out: &mut tokio::io::ReadBuf<'_>,
+        ) -> std::task::Poll<std::io::Result<()>> {
+            if self.left > 0 {
+                let n = self.left.min(self.chunk.len()).min(out.remaining());
+                out.put_slice(&self.chunk[..n]);
+                self.left -= n;
+                return std::task::Poll::Ready(Ok(()));
+            }
+            std::pin::Pin::new(&mut self.tail).poll_read(cx, out)
+        }
+    }
+
+    #[tokio::test]
+    async fn overlong_line_discarded_while_reading() {
+        let tail = b"\nalice@x hello\nlast-without-newline".to_vec();
+        let mut r = tokio::io::BufReader::new(Flood {
+            left: 50 << 20,
+            chunk: vec![b'a'; 8192],
+            tail: std::io::Cursor::new(tail),
+        });
+        let mut buf = Vec::new();
+        assert_eq!(
+            read_line_bounded(&mut r, &mut buf, 1000).await.unwrap(),
+            LineRead::TooLong(50 << 20)
+        );
+        assert!(
+            buf.capacity() <= 64 * 1024,
+            "the buffer never held the line: capacity {}",
+            buf.capacity()
+        );
+        assert_eq!(
+            read_line_bounded(&mut r, &mut buf, 1000).await.unwrap(),
+            LineRead::Line
+        );
+        assert_eq!(buf, b"alice@x hello");
+        assert_eq!(
+            read_line_bounded(&mut r, &mut buf, 1000).await.unwrap(),
+            LineRead::Line
+        );
+        assert_eq!(buf, b"last-without-newline");
+        assert_eq!(
+            read_line_bounded(&mut r, &mut buf, 1000).await.unwrap(),
+            LineRead::Eof
+        );
+    }
+
+    #[tokio::test]
+    async fn overlong_and_non_utf8_lines_counted_server_keeps_serving() {
+        let service = Arc::new(Service::new(
+            KeyPair::generate(&mut rand::rng()),
+            Arc::new(MemoryStorage::new()),
+            ServiceOptions::new("prekey.example.org"),
+        ));
+        let q = otr4::wire::prekey_messages::EnsembleQuery {
+            sender_tag: otr4::InstanceTag(0x1000),
+            identity: b"bob@example.org".to_vec(),
+            versions: b"4".to_vec(),
+        };
+        let mut input = vec![b'x'; 2 << 20];
+        input.extend_from_slice(b"\nbob@x \xff\xfe\n");
+        input.extend_from_slice(
+            format!(
+                "alice@example.org {}\n",
+                otr4::wire::encoded::encode_prekey(&q.encode())
+            )
+            .as_bytes(),
+        );
+        let (_tx, rx) = watch::channel(false);
+        let (mut client, server) = tokio::io::duplex(1 << 16);
+        run(service.clone(), input.as_slice(), server, rx, 4)
+            .await
+            .unwrap();
+        let mut out = String::new();
+        tokio::io::AsyncReadExt::read_to_string(&mut client, &mut out)
+            .await
+            .unwrap();
+        assert_eq!(out.lines().count(), 1, "{out}");
+        assert!(out.starts_with("alice@example.org "));
+        let hits = service.limit_hits();
+        assert_eq!(hits.count(LimitKind::LineTooLong), 1);
+        assert_eq!(hits.count(LimitKind::LineNotUtf8), 1);
     }
 }

@@ -1,8 +1,10 @@
 //! Incremental parsing of an XMPP stream into its header and top-level stanzas (rxml's
 //! namespace-aware push parser), and stanza serialisation through `minidom`.
 //!
-//! Stanzas are bounded: a stanza larger than the limit is reported as [`StreamEvent::Oversized`]
-//! with its attributes only, its content is dropped while it streams past.
+//! Stanzas are bounded: a stanza larger than the limit (in bytes, or in elements) is reported
+//! as [`StreamEvent::Oversized`] with its attributes only, its content is dropped while it
+//! streams past. A single token (start tag with its attributes) larger than the limit is a
+//! stream error: rxml buffers a start tag whole, so it is refused before it grows further.
 
 use rxml::{Event, Parse, Parser};
 
@@ -68,7 +70,20 @@ pub enum XmlError {
     /// Building an outgoing element failed (invalid name).
     #[error("cannot build element: {0}")]
     Build(String),
+    /// More than the stanza limit arrived without a complete XML event (e.g. one start tag
+    /// with endless attributes).
+    #[error("more than {0} bytes without a complete XML token")]
+    TokenTooLarge(usize),
 }
+
+/// The least number of bytes accepted without a complete XML event (rxml's text chunks and
+/// names are up to 8 KiB).
+const MIN_TOKEN_BOUND: usize = 16 * 1024;
+
+/// Most elements kept for one stanza (real prekey stanzas have a handful); past it the
+/// stanza is treated as oversized, so a stanza of many tiny elements cannot amplify into a
+/// large tree.
+pub const MAX_STANZA_ELEMENTS: usize = 256;
 
 /// Incremental stream parser: feed bytes as they arrive.
 pub struct StreamParser {
@@ -77,7 +92,13 @@ pub struct StreamParser {
     in_stream: bool,
     max_stanza_bytes: usize,
     stanza_bytes: usize,
+    /// Elements in the stanza being read.
+    stanza_elements: usize,
     oversized: bool,
+    /// While oversized: the depth below the kept top element (nothing else is kept).
+    skip_depth: usize,
+    /// Bytes consumed since the last event.
+    unreported: usize,
 }
 
 impl std::fmt::Debug for StreamParser {
@@ -112,8 +133,16 @@ impl StreamParser {
             in_stream: false,
             max_stanza_bytes,
             stanza_bytes: 0,
+            stanza_elements: 0,
             oversized: false,
+            skip_depth: 0,
+            unreported: 0,
         }
+    }
+
+    /// Elements held for the stanza being read (its open elements).
+    pub fn depth(&self) -> usize {
+        self.stack.len() + self.skip_depth
     }
 
     /// Parses `data` (any split of the stream) and returns the complete events.
@@ -121,16 +150,26 @@ impl StreamParser {
         let mut out = Vec::new();
         loop {
             let before = data.len();
-            match self.parser.parse(&mut data, false) {
+            let r = self.parser.parse(&mut data, false);
+            self.unreported = self.unreported.saturating_add(before - data.len());
+            match r {
                 Ok(Some(ev)) => {
-                    let used = before - data.len();
+                    let used = std::mem::take(&mut self.unreported);
                     self.event(ev, used, &mut out);
                 }
                 Ok(None) => {
                     out.push(StreamEvent::End);
                     return Ok(out);
                 }
-                Err(rxml::error::EndOrError::NeedMoreData) => return Ok(out),
+                Err(rxml::error::EndOrError::NeedMoreData) => {
+                    // rxml emits text in chunks of up to 8 KiB: a limit below that would
+                    // refuse ordinary text, so the bound is at least MIN_TOKEN_BOUND.
+                    let bound = self.max_stanza_bytes.max(MIN_TOKEN_BOUND);
+                    if self.unreported > bound {
+                        return Err(XmlError::TokenTooLarge(bound));
+                    }
+                    return Ok(out);
+                }
                 Err(rxml::error::EndOrError::Error(e)) => {
                     return Err(XmlError::Parse(e.to_string()));
                 }
@@ -141,13 +180,18 @@ impl StreamParser {
     fn event(&mut self, ev: Event, used: usize, out: &mut Vec<StreamEvent>) {
         if !self.stack.is_empty() {
             self.stanza_bytes = self.stanza_bytes.saturating_add(used);
-            if self.stanza_bytes > self.max_stanza_bytes && !self.oversized {
+            if matches!(ev, Event::StartElement(..)) {
+                self.stanza_elements = self.stanza_elements.saturating_add(1);
+            }
+            if (self.stanza_bytes > self.max_stanza_bytes
+                || self.stanza_elements > MAX_STANZA_ELEMENTS)
+                && !self.oversized
+            {
                 self.oversized = true;
-                // Keep the stanza's own element (for its attributes) and the depth; drop
-                // the content.
-                for e in self.stack.iter_mut().skip(1) {
-                    *e = Elem::default();
-                }
+                // Keep the stanza's own element (for its attributes) and count the depth
+                // below it; drop the content.
+                self.skip_depth = self.stack.len().saturating_sub(1);
+                self.stack.truncate(1);
                 if let Some(top) = self.stack.first_mut() {
                     top.children.clear();
                     top.text.clear();
@@ -157,21 +201,25 @@ impl StreamParser {
         match ev {
             Event::XmlDeclaration(..) => {}
             Event::StartElement(_, qname, attrs) => {
-                let e = to_elem(&qname, &attrs);
                 if !self.in_stream {
                     self.in_stream = true;
-                    out.push(StreamEvent::Header(e));
+                    out.push(StreamEvent::Header(to_elem(&qname, &attrs)));
                 } else if self.oversized {
                     // Depth tracking only.
-                    self.stack.push(Elem::default());
+                    self.skip_depth = self.skip_depth.saturating_add(1);
                 } else {
                     if self.stack.is_empty() {
                         self.stanza_bytes = used;
+                        self.stanza_elements = 1;
                     }
-                    self.stack.push(e);
+                    self.stack.push(to_elem(&qname, &attrs));
                 }
             }
             Event::EndElement(_) => {
+                if self.oversized && self.skip_depth > 0 {
+                    self.skip_depth -= 1;
+                    return;
+                }
                 let Some(done) = self.stack.pop() else {
                     // The stream's own end tag.
                     out.push(StreamEvent::End);
@@ -185,6 +233,7 @@ impl StreamParser {
                         out.push(StreamEvent::Stanza(done));
                     }
                     self.stanza_bytes = 0;
+                    self.stanza_elements = 0;
                 } else if !self.oversized {
                     if let Some(parent) = self.stack.last_mut() {
                         parent.children.push(done);
@@ -300,6 +349,55 @@ mod tests {
             panic!()
         };
         assert_eq!(s.attr("id"), Some("small"));
+    }
+
+    #[test]
+    fn deep_nesting_in_an_oversized_stanza_holds_no_elements() {
+        let mut p = StreamParser::new(1000);
+        p.feed(format!("{HEADER}<message from='a@b' id='deep'>").as_bytes())
+            .unwrap();
+        let mut max_stack = 0;
+        for _ in 0..20_000 {
+            assert!(p.feed(b"<a>").unwrap().is_empty());
+            max_stack = max_stack.max(p.stack.len());
+        }
+        assert!(max_stack <= 256, "elements held: {max_stack}");
+        assert_eq!(p.depth(), 20_001);
+        for _ in 0..20_000 {
+            p.feed(b"</a>").unwrap();
+        }
+        let evs = p
+            .feed(b"</message><message id='next'><body>x</body></message>")
+            .unwrap();
+        assert!(matches!(&evs[0], StreamEvent::Oversized(o) if o.attr("id") == Some("deep")));
+        assert!(matches!(&evs[1], StreamEvent::Stanza(s) if s.attr("id") == Some("next")));
+    }
+
+    #[test]
+    fn many_small_elements_make_a_stanza_oversized() {
+        let kids = "<a/>".repeat(MAX_STANZA_ELEMENTS + 1);
+        let doc = format!("{HEADER}<message id='wide'>{kids}</message>");
+        let mut p = StreamParser::new(1 << 20);
+        let evs = p.feed(doc.as_bytes()).unwrap();
+        assert!(matches!(&evs[1], StreamEvent::Oversized(o) if o.attr("id") == Some("wide")));
+    }
+
+    #[test]
+    fn endless_start_tag_is_refused_while_reading() {
+        let mut p = StreamParser::new(64 * 1024);
+        p.feed(format!("{HEADER}<message").as_bytes()).unwrap();
+        let mut fed = 0usize;
+        let err = loop {
+            let attr = format!(" a{fed}='{}'", "v".repeat(100));
+            fed += attr.len();
+            match p.feed(attr.as_bytes()) {
+                Ok(evs) => assert!(evs.is_empty()),
+                Err(e) => break e,
+            }
+            assert!(fed < 1 << 20, "still buffering after {fed} bytes");
+        };
+        assert!(matches!(err, XmlError::TokenTooLarge(_)), "{err}");
+        assert!(fed <= 64 * 1024 + 200);
     }
 
     #[test]
