@@ -720,3 +720,45 @@ fn real_carbons_are_produced_and_never_processed() {
         );
     });
 }
+
+#[test]
+fn the_pins_hold_after_a_restart_from_the_saved_state() {
+    // The same rogue device, but Alice's device restarts (export, import) between pinning
+    // Bob's key and the rogue's answer: the engine must give otr4 the pins again.
+    let dir = tempfile::tempdir().unwrap();
+    let mut net = SimNet::new("example.org", dir.path());
+    block(async {
+        for d in ["alice/laptop", "bob/desk"] {
+            net.connect(d).await;
+            net.settle().await;
+        }
+        let desk = net.tag("bob/desk");
+        net.disconnect("bob/desk").await;
+        net.disconnect("alice/laptop").await;
+        net.settle().await;
+        net.connect("alice/laptop").await;
+        net.settle().await;
+        assert_eq!(
+            net.engine("alice/laptop").unwrap().devices_of(BOB),
+            vec![desk]
+        );
+        net.set_account("bob/evil", rogue_account(desk));
+        net.set_filter("bob/evil", no_pep_publish);
+        net.connect("bob/evil").await;
+        net.settle().await;
+        net.send("alice/laptop", "bob", "after the restart").await;
+        let ev = net.settle().await;
+        assert!(messages_at(&ev, "bob/evil").is_empty(), "{ev:?}");
+        assert!(
+            ev.iter().any(|(d, e)| d == "alice/laptop"
+                && matches!(
+                    e,
+                    GlueEvent::NotSent {
+                        reason: NotSentReason::HeldUntilAccepted,
+                        ..
+                    }
+                )),
+            "{ev:?}"
+        );
+    });
+}
