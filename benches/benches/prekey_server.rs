@@ -12,8 +12,9 @@
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use otr4::InstanceTag;
 use otr4::crypto::ed448::KeyPair;
+use otr4::prekey::messages::{EnsembleQuery, PrekeyServerMessage};
+use otr4::wire::codec::Codec;
 use otr4::wire::encoded::encode_prekey;
-use otr4::wire::prekey_messages::{EnsembleQuery, PrekeyServerMessage};
 use prekey_server::service::{Event, Service, ServiceOptions, unix_now};
 use prekey_server::storage::sqlite::{Durability, SqliteStorage};
 use prekey_server::storage::{

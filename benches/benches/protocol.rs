@@ -5,6 +5,7 @@
 // Bench code, like tests: a setup that fails must stop the run loudly.
 #![allow(clippy::panic)]
 
+use otr4::wire::codec::Codec;
 use std::hint::black_box;
 
 use chacha20::ChaCha20Rng;
@@ -18,11 +19,11 @@ use otr4::dake::non_interactive::{
 };
 use otr4::dake::{self, DakeComplete, LocalParty, PhiPrime};
 use otr4::prekey::ensemble::{PrekeyStore, ValidatedEnsemble};
+use otr4::prekey::messages::PrekeyEnsemble;
 use otr4::profile::client::ClientProfile;
 use otr4::ratchet::DoubleRatchet;
 use otr4::smp::{Smp, SmpContext, SmpEvent};
 use otr4::wire::messages::{DataMessage, NonInteractiveAuth};
-use otr4::wire::prekey_messages::PrekeyEnsemble;
 use rand_core::SeedableRng;
 
 const NOW: i64 = 1_780_000_000;

@@ -5,10 +5,11 @@
 
 use libfuzzer_sys::fuzz_target;
 use otr4::profile::client::ClientProfile;
+use otr4::wire::codec::Codec;
 
 fuzz_target!(|data: &[u8]| {
     if let Ok(p) = ClientProfile::decode(data) {
-        assert_eq!(p.serialize(), data);
+        assert_eq!(p.encode(), data);
         assert_eq!(p.signed_bytes().len() + 114, data.len());
         assert_eq!(data.get(..p.signed_bytes().len()), Some(p.signed_bytes()));
         let _ = p.validate(p.owner_tag(), p.expiration().saturating_sub(1));

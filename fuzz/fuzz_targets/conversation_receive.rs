@@ -37,5 +37,8 @@ fuzz_target!(|data: &[u8]| {
     }
     let _ = bob.tick(NOW + 3 * 3600, &mut rng);
     let exported = bob.export(&KEY, &mut rng);
-    assert!(Client::import(&KEY, &exported).is_ok(), "a reachable state does not import");
+    assert!(
+        Client::import(&KEY, &exported).is_ok(),
+        "a reachable state does not import"
+    );
 });

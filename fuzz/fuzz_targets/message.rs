@@ -4,6 +4,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
+use otr4::wire::codec::Codec;
 use otr4::wire::encoded::{decode_otr, encode_otr};
 use otr4::wire::messages::Message;
 

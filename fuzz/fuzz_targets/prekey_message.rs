@@ -5,7 +5,8 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use otr4::wire::prekey_messages::{Dake3Inner, PrekeyServerMessage};
+use otr4::prekey::messages::{Dake3Inner, PrekeyServerMessage};
+use otr4::wire::codec::Codec;
 
 fuzz_target!(|data: &[u8]| {
     if let Ok(m) = PrekeyServerMessage::decode(data) {

@@ -6,10 +6,11 @@ use libfuzzer_sys::fuzz_target;
 use otr4::crypto::ed448::Point;
 use otr4::crypto::keys::Ed448PublicKey;
 use otr4::profile::prekey::PrekeyProfile;
+use otr4::wire::codec::Codec;
 
 fuzz_target!(|data: &[u8]| {
     if let Ok(p) = PrekeyProfile::decode(data) {
-        assert_eq!(p.serialize(), data);
+        assert_eq!(p.encode(), data);
         assert_eq!(
             data.get(..p.signed_bytes().len()),
             Some(p.signed_bytes().as_slice())

@@ -9,6 +9,7 @@ use otr4::smp::{
     SMP_MESSAGE_2_LEN, SMP_MESSAGE_3_LEN, SMP_MESSAGE_4_LEN, Smp, SmpEvent, SmpMessage1,
     SmpMessage2, SmpMessage3, SmpMessage4, SmpState,
 };
+use otr4::wire::codec::Codec;
 use otr4::wire::tlv::{Tlv, TlvType};
 use rand_core::SeedableRng;
 

@@ -4,6 +4,7 @@
 //!
 //! Run with `cargo run --example online_chat -p otr4`.
 
+use otr4::wire::codec::Codec;
 use std::collections::VecDeque;
 
 use otr4::conversation::{

@@ -2,6 +2,7 @@
 //!
 //! Valid sender tags are `>= 0x100`; a receiver tag of 0 means "not known yet".
 
+use crate::debug::redacted_debug;
 use core::fmt;
 
 /// The smallest valid instance tag (otrv4.md §"Instance Tags").
@@ -37,11 +38,7 @@ impl InstanceTag {
     }
 }
 
-impl fmt::Debug for InstanceTag {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "InstanceTag({:08x})", self.0)
-    }
-}
+redacted_debug!(InstanceTag(|t| format_args!("{:08x}", t.0)));
 
 impl fmt::Display for InstanceTag {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

@@ -33,11 +33,14 @@ extern crate std;
 pub mod conversation;
 pub mod crypto;
 pub mod dake;
+pub(crate) mod debug;
 pub mod instance_tag;
 pub mod prekey;
 pub mod profile;
 pub mod ratchet;
 pub mod smp;
+#[cfg(test)]
+mod testutil;
 pub mod wire;
 
 pub use conversation::{Account, Client, Event, Policy};

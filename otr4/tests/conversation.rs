@@ -7,6 +7,7 @@
     clippy::indexing_slicing
 )]
 
+use otr4::wire::codec::Codec;
 use std::collections::VecDeque;
 
 use otr4::InstanceTag;

@@ -19,6 +19,7 @@ use otr4::dake::{
 };
 use otr4::profile::ProfileError;
 use otr4::profile::client::ClientProfile;
+use otr4::wire::codec::Codec;
 use otr4::wire::messages::{AuthI, AuthR, IdentityMessage};
 use rand::SeedableRng;
 use rand::rngs::StdRng;
@@ -440,10 +441,9 @@ fn auth_r_with_a_profile_signed_by_another_key_is_rejected() {
     let (wr, _id, wi, ar) = half_run(&bob, &alice, 80);
     // Alice's profile bytes with the signature of a different key over other content.
     let other = Account::new(9, 0x200, &[]);
-    let mut bytes = alice.profile.serialize();
+    let mut bytes = alice.profile.encode();
     let sig_at = bytes.len() - 114;
-    bytes[sig_at..]
-        .copy_from_slice(&other.profile.serialize()[other.profile.serialize().len() - 114..]);
+    bytes[sig_at..].copy_from_slice(&other.profile.encode()[other.profile.encode().len() - 114..]);
     let mut bad = ar.clone();
     bad.client_profile = ClientProfile::decode(&bytes).unwrap();
     auth_r_rejected(
@@ -799,7 +799,7 @@ fn invalid_points_and_dh_values_are_rejected_before_the_dake() {
     let (bob, _alice) = pair();
     let (_w, id) = start(&mut rng(200), &bob.local(), InstanceTag::UNKNOWN);
     let bytes = id.encode();
-    let y_at = 3 + 8 + bob.profile.serialize().len();
+    let y_at = 3 + 8 + bob.profile.encode().len();
     // Y := the identity element (y = 1, x = 0).
     let mut bad = bytes.clone();
     bad[y_at..y_at + 57].copy_from_slice(&{

@@ -20,12 +20,13 @@ use otr4::dake::non_interactive::{
 use otr4::prekey::client::{Retrieved, ServerReply};
 use otr4::prekey::ensemble::ValidatedEnsemble;
 use otr4::prekey::memory::MemoryStorage;
+use otr4::prekey::messages::PrekeyEnsemble;
 use otr4::prekey::server::{Dake3Outcome, QueryOutcome};
 use otr4::prekey::{PrekeyClient, PrekeyServer, PrekeyStore};
 use otr4::profile::ProfileError;
 use otr4::profile::client::ClientProfile;
+use otr4::wire::codec::Codec;
 use otr4::wire::messages::{DataMessage, NonInteractiveAuth};
-use otr4::wire::prekey_messages::PrekeyEnsemble;
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 
@@ -93,7 +94,7 @@ fn via_server(rng: &mut StdRng, bob: &mut Party, alice: &Party, n: usize) -> Val
         panic!()
     };
     storage.store(p.request()).unwrap();
-    let reply = otr4::wire::prekey_messages::PrekeyServerMessage::Success(p.stored());
+    let reply = otr4::prekey::messages::PrekeyServerMessage::Success(p.stored());
     assert!(matches!(
         bob_client.receive_reply(&reply).unwrap(),
         ServerReply::Published { .. }

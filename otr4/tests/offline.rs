@@ -10,6 +10,7 @@
     clippy::indexing_slicing
 )]
 
+use otr4::wire::codec::Codec;
 use std::collections::BTreeMap;
 
 use otr4::InstanceTag;
@@ -22,11 +23,11 @@ use otr4::dake::Role;
 use otr4::dake::non_interactive::{NonInteractiveError, NonInteractiveRole};
 use otr4::prekey::ensemble::ChosenEnsembles;
 use otr4::prekey::memory::MemoryStorage;
+use otr4::prekey::messages::PrekeyServerMessage;
 use otr4::prekey::server::{Dake3Outcome, QueryOutcome, ServerSession};
 use otr4::prekey::{PrekeyServer, RefillPolicy, ValidatedEnsemble};
 use otr4::wire::encoded::{decode_otr, encode_otr};
 use otr4::wire::messages::{Message, NonInteractiveAuth};
-use otr4::wire::prekey_messages::PrekeyServerMessage;
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 

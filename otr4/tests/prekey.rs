@@ -14,15 +14,16 @@ use otr4::crypto::fingerprint::Fingerprint;
 use otr4::crypto::keys::{Ed448PublicKey, generate_forging_point};
 use otr4::prekey::client::{ClientEvent, PublishItems, Retrieved, ServerReply};
 use otr4::prekey::memory::MemoryStorage;
+use otr4::prekey::messages::{
+    Dake1, Dake2, Dake3, Dake3Inner, PrekeyServerMessage, StorageInfoRequest,
+};
 use otr4::prekey::server::{Dake3Outcome, QueryOutcome, ServerError, ServerSession};
 use otr4::prekey::{PrekeyClient, PrekeyError, PrekeyServer, PrekeyStore, RefillPolicy};
 use otr4::profile::client::ClientProfile;
+use otr4::wire::codec::Codec;
 use otr4::wire::codec::DecodeError;
 use otr4::wire::encoded::{IncomingPrekey, classify_prekey, encode_prekey};
 use otr4::wire::fragment::{FragmentKind, Reassembler, fragment};
-use otr4::wire::prekey_messages::{
-    Dake1, Dake2, Dake3, Dake3Inner, PrekeyServerMessage, StorageInfoRequest,
-};
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 
@@ -491,7 +492,7 @@ fn forged_replies_are_ignored_and_the_genuine_one_still_accepted() {
         Err(PrekeyError::InstanceTagMismatch { .. })
     ));
     // A Success (random MAC) in reply to a storage request does not fit.
-    let success = otr4::wire::prekey_messages::Success {
+    let success = otr4::prekey::messages::Success {
         receiver_tag: alice.client.instance_tag(),
         mac: [0; 64],
     };

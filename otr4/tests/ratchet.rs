@@ -8,6 +8,7 @@
     clippy::indexing_slicing
 )]
 
+use otr4::wire::codec::Codec;
 use std::cell::Cell;
 use std::collections::HashSet;
 

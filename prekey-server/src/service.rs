@@ -13,14 +13,15 @@ use crate::storage::{
 use otr4::InstanceTag;
 use otr4::crypto::ed448::KeyPair;
 use otr4::crypto::fingerprint::Fingerprint;
+use otr4::prekey::messages::{
+    NO_PREKEY_ENSEMBLES_TEXT, NoPrekeyEnsembles, PrekeyServerMessage, TYPE_ENSEMBLE_RETRIEVAL,
+};
 use otr4::prekey::server::{Dake3Outcome, PrekeyServer, QueryOutcome, ServerError, ServerSession};
+use otr4::wire::codec::Codec;
 use otr4::wire::codec::{DecodeError, Writer};
 use otr4::wire::encoded::{IncomingPrekey, classify_prekey, encode_prekey};
 use otr4::wire::fragment::{FragmentKind, Reassembler, fragment};
 use otr4::wire::messages::PROTOCOL_VERSION;
-use otr4::wire::prekey_messages::{
-    NO_PREKEY_ENSEMBLES_TEXT, NoPrekeyEnsembles, PrekeyServerMessage, TYPE_ENSEMBLE_RETRIEVAL,
-};
 use std::collections::HashMap;
 use std::hash::BuildHasher;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -750,7 +751,7 @@ impl Service {
         Ok(())
     }
 
-    fn dake1(&self, from: &str, m: &otr4::wire::prekey_messages::Dake1, now: i64) -> Handled {
+    fn dake1(&self, from: &str, m: &otr4::prekey::messages::Dake1, now: i64) -> Handled {
         let key = (from.to_owned(), m.sender_tag.0);
         if let Err(kind) = self.admit_dake(&mut lock(&self.sessions), &key, now, false) {
             self.hits.hit(kind);
@@ -795,7 +796,7 @@ impl Service {
         }
     }
 
-    fn dake3(&self, from: &str, m: &otr4::wire::prekey_messages::Dake3, now: i64) -> Handled {
+    fn dake3(&self, from: &str, m: &otr4::prekey::messages::Dake3, now: i64) -> Handled {
         let Some(DakeSlot { session, .. }) =
             lock(&self.sessions).remove(&(from.to_owned(), m.sender_tag.0))
         else {
@@ -859,12 +860,7 @@ impl Service {
         }
     }
 
-    fn query(
-        &self,
-        from: &str,
-        q: &otr4::wire::prekey_messages::EnsembleQuery,
-        now: f64,
-    ) -> Handled {
+    fn query(&self, from: &str, q: &otr4::prekey::messages::EnsembleQuery, now: f64) -> Handled {
         let no = |receiver_tag: InstanceTag, identity: Vec<u8>| NoPrekeyEnsembles {
             receiver_tag,
             identity,
@@ -996,12 +992,12 @@ fn to_storage_request(jid: &str, r: &otr4::prekey::server::StoreRequest) -> Stor
             long_term_key: r.long_term_key.point().encode(),
         },
         client_profile: r.client_profile.as_ref().map(|cp| ClientProfileRecord {
-            bytes: cp.serialize(),
+            bytes: cp.encode(),
             versions: cp.versions().to_vec(),
             expires: cp.expiration(),
         }),
         prekey_profile: r.prekey_profile.as_ref().map(|pp| PrekeyProfileRecord {
-            bytes: pp.serialize(),
+            bytes: pp.encode(),
             expires: pp.expiration,
         }),
         prekey_messages: r
@@ -1030,7 +1026,7 @@ pub fn encode_retrieval(
         .iter()
         .map(|e| e.client_profile.len() + e.prekey_profile.len() + e.prekey_message.len())
         .sum();
-    let mut w = Writer::with_capacity(15 + identity.len() + body);
+    let mut w = Vec::with_capacity(15 + identity.len() + body);
     w.u16(PROTOCOL_VERSION)
         .u8(TYPE_ENSEMBLE_RETRIEVAL)
         .u32(receiver.0)
@@ -1041,7 +1037,7 @@ pub fn encode_retrieval(
             .bytes(&e.prekey_profile)
             .bytes(&e.prekey_message);
     }
-    w.into_bytes()
+    w
 }
 
 #[cfg(test)]

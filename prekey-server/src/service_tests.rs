@@ -6,7 +6,7 @@ use crate::storage::memory::MemoryStorage;
 use crate::storage::sqlite::{Durability, SqliteStorage};
 use crate::testkit::{Device, decode_replies, retrieve, retrieved_ids};
 use otr4::prekey::client::{Retrieved, ServerReply};
-use otr4::wire::prekey_messages::{Dake3, EnsembleRetrieval, PrekeyEnsemble};
+use otr4::prekey::messages::{Dake3, EnsembleRetrieval, PrekeyEnsemble};
 
 const SERVER: &str = "prekey.example.org";
 const NOW: i64 = 1_700_000_000;
@@ -144,7 +144,7 @@ fn retrieval_bytes_equal_core_encoding() {
     other
         .publish(1, true, NOW, &mut exchange(&s, "bob@example.org"))
         .unwrap();
-    let q = otr4::wire::prekey_messages::EnsembleQuery {
+    let q = otr4::prekey::messages::EnsembleQuery {
         sender_tag: InstanceTag(0x4444),
         identity: b"bob@example.org".to_vec(),
         versions: b"54".to_vec(),
@@ -179,7 +179,7 @@ fn version_without_4_gets_no_ensembles_and_takes_nothing() {
     let mut bob = device(&s, "bob@example.org");
     bob.publish(1, true, NOW, &mut exchange(&s, "bob@example.org"))
         .unwrap();
-    let q = otr4::wire::prekey_messages::EnsembleQuery {
+    let q = otr4::prekey::messages::EnsembleQuery {
         sender_tag: InstanceTag(0x4444),
         identity: b"bob@example.org".to_vec(),
         versions: b"5".to_vec(),
@@ -367,7 +367,7 @@ fn malformed_and_oversized_inputs_rejected() {
         );
     }
     // Messages only a server sends are not accepted by it.
-    let success = otr4::wire::prekey_messages::Success {
+    let success = otr4::prekey::messages::Success {
         receiver_tag: InstanceTag(0x100),
         mac: [0; 64],
     };
@@ -424,7 +424,7 @@ fn retrieval_rate_limited_per_requester() {
     let mut bob = device(&s, "bob@example.org");
     bob.publish(10, true, NOW, &mut exchange(&s, "bob@example.org"))
         .unwrap();
-    let q = otr4::wire::prekey_messages::EnsembleQuery {
+    let q = otr4::prekey::messages::EnsembleQuery {
         sender_tag: InstanceTag(0x4444),
         identity: b"bob@example.org".to_vec(),
         versions: b"4".to_vec(),
@@ -600,7 +600,7 @@ fn dake_starts_rate_limited_per_requester() {
 
 fn query_text(target: &str) -> String {
     encode_prekey(
-        &otr4::wire::prekey_messages::EnsembleQuery {
+        &otr4::prekey::messages::EnsembleQuery {
             sender_tag: InstanceTag(0x4444),
             identity: target.as_bytes().to_vec(),
             versions: b"4".to_vec(),
@@ -804,7 +804,7 @@ fn concurrent_publications_and_retrievals_threads() {
     let (ids, _) = bob
         .publish(20, true, NOW, &mut exchange(&s, "bob@example.org"))
         .unwrap();
-    let q = otr4::wire::prekey_messages::EnsembleQuery {
+    let q = otr4::prekey::messages::EnsembleQuery {
         sender_tag: InstanceTag(0x4444),
         identity: b"bob@example.org".to_vec(),
         versions: b"4".to_vec(),

@@ -10,10 +10,11 @@ use otr4::crypto::fingerprint::Fingerprint;
 use otr4::crypto::keys::generate_forging_point;
 use otr4::prekey::client::{ClientEvent, PrekeyClient, Retrieved, ServerReply};
 use otr4::prekey::ensemble::PrekeyStore;
+use otr4::prekey::messages::PrekeyServerMessage;
 use otr4::profile::client::ClientProfile;
+use otr4::wire::codec::Codec;
 use otr4::wire::encoded::{IncomingPrekey, classify_prekey, encode_prekey};
 use otr4::wire::fragment::{FragmentKind, Reassembler};
-use otr4::wire::prekey_messages::PrekeyServerMessage;
 
 /// Why a driven exchange failed.
 #[derive(Debug, thiserror::Error)]

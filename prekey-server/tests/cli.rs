@@ -8,6 +8,7 @@
     clippy::indexing_slicing
 )]
 
+use otr4::wire::codec::Codec;
 use std::io::{BufRead, BufReader, Write};
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
@@ -134,7 +135,7 @@ fn signal(pid: u32, sig: &str) {
 }
 
 fn query_line() -> String {
-    let q = otr4::wire::prekey_messages::EnsembleQuery {
+    let q = otr4::prekey::messages::EnsembleQuery {
         sender_tag: otr4::InstanceTag(0x1000),
         identity: b"bob@example.org".to_vec(),
         versions: b"4".to_vec(),

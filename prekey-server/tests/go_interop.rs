@@ -19,9 +19,10 @@ use otr4::crypto::eddsa;
 use otr4::crypto::fingerprint::Fingerprint;
 use otr4::crypto::kdf::{PrekeyUsage, prekey_kdf, shake256};
 use otr4::crypto::keys::Ed448PublicKey;
+use otr4::prekey::messages::PrekeyServerMessage;
+use otr4::wire::codec::Codec;
 use otr4::wire::codec::{DecodeError, Writer};
 use otr4::wire::encoded::{IncomingPrekey, classify_prekey, encode_prekey};
-use otr4::wire::prekey_messages::PrekeyServerMessage;
 use prekey_server::testkit::{Device, DriveError, retrieve};
 use std::io::{BufRead, BufReader, Write};
 use std::path::PathBuf;
@@ -252,7 +253,7 @@ fn go_rsig_sign(key: &KeyPair, ring: [&Point; 3], msg: &[u8]) -> Vec<u8> {
 
 /// Our Client Profile with its keys re-typed big-endian (`00 10`, `00 12`) and re-signed.
 fn go_client_profile(dev: &Device) -> Vec<u8> {
-    let cp = dev.client.client_profile().serialize();
+    let cp = dev.client.client_profile().encode();
     let h = dev.long_term.public();
     let mut out = cp.clone();
     let mut swapped = 0;
@@ -275,9 +276,9 @@ fn go_client_profile(dev: &Device) -> Vec<u8> {
 }
 
 fn phi(from: &str) -> Vec<u8> {
-    let mut w = Writer::new();
+    let mut w = Vec::new();
     w.data(from.as_bytes()).data(SERVER_ID.as_bytes());
-    w.into_bytes()
+    w
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -427,9 +428,9 @@ fn otr4_client_against_go_server() {
     let mut d3 = vec![0x00, 0x04, 0x37];
     d3.extend_from_slice(&tag.to_be_bytes());
     d3.extend_from_slice(&sig3);
-    let mut w = Writer::new();
+    let mut w = Vec::new();
     w.data(&inner);
-    d3.extend_from_slice(&w.into_bytes());
+    d3.extend_from_slice(&w);
     let replies = go.send(from, &encode_prekey(&d3));
     assert_eq!(replies.len(), 1, "Go: {}", go.last_error());
     let status = binary(&replies[0]);

@@ -15,9 +15,10 @@
 use otr4::InstanceTag;
 use otr4::crypto::ed448::KeyPair;
 use otr4::prekey::client::ServerReply;
+use otr4::prekey::messages::EnsembleQuery;
+use otr4::wire::codec::Codec;
 use otr4::wire::encoded::encode_prekey;
 use otr4::wire::fragment::{FragmentKind, fragment};
-use otr4::wire::prekey_messages::EnsembleQuery;
 use prekey_server::limits::{LimitKind, Limits};
 use prekey_server::service::{Event, Service, ServiceOptions};
 use prekey_server::storage::DeviceKey;

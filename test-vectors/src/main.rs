@@ -95,6 +95,7 @@ fn main() -> ExitCode {
 #[allow(clippy::unwrap_used, clippy::indexing_slicing)]
 mod tests {
     use super::*;
+    use otr4::wire::codec::Codec;
 
     #[test]
     fn committed_vectors_verify() {

@@ -1,6 +1,7 @@
 //! The sans-IO core of the glue: one [`Engine`] per device turns stanzas, time and an RNG
 //! into stanzas to send and [`GlueEvent`]s, on top of [`otr4::Client`] (docs/xmpp-glue.md).
 
+use otr4::wire::codec::Codec;
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use minidom::Element;
@@ -11,9 +12,9 @@ use otr4::conversation::{
 };
 use otr4::crypto::fingerprint::{FINGERPRINT_LEN, Fingerprint};
 use otr4::prekey::RefillPolicy;
+use otr4::prekey::messages::PrekeyServerMessage;
 use otr4::wire::encoded::{IncomingPrekey, classify_prekey, decode_prekey, encode_prekey};
 use otr4::wire::fragment::{FragmentKind, Reassembler};
-use otr4::wire::prekey_messages::PrekeyServerMessage;
 use otr4::wire::tlv::{Tlv, TlvType};
 use rand::SeedableRng;
 use rand::rngs::StdRng;

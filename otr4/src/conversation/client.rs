@@ -5,6 +5,7 @@
 //! [`Event`]s; plaintext, query messages and fragments are handled per peer, encoded
 //! messages are dispatched by their sender instance tag.
 
+use crate::wire::codec::Codec;
 use alloc::boxed::Box;
 use alloc::collections::BTreeMap;
 use alloc::string::String;

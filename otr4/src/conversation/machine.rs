@@ -6,6 +6,7 @@
 //! [`crate::dake::DakeComplete`]. While a new DAKE runs over an encrypted session, the
 //! old session stays live (see docs/spec-notes.md).
 
+use crate::wire::codec::Codec;
 use alloc::boxed::Box;
 use alloc::string::String;
 use alloc::vec::Vec;

@@ -21,6 +21,7 @@
 //! initialises the double ratchet and reads the data messages that follow (or came
 //! before it; see docs/spec-notes.md).
 
+use crate::wire::codec::Codec;
 use alloc::boxed::Box;
 use alloc::string::String;
 use alloc::vec::Vec;
@@ -35,11 +36,11 @@ use crate::dake::non_interactive::{
 };
 use crate::prekey::client::{Retrieved, ServerReply};
 use crate::prekey::ensemble::{ChosenEnsembles, choose_ensembles};
+use crate::prekey::messages::{EnsembleRetrieval, PrekeyEnsemble, PrekeyServerMessage};
 use crate::prekey::server::DEFAULT_SESSION_TTL;
 use crate::prekey::{PrekeyClient, PrekeyError, PrekeyStore, RefillPolicy, ValidatedEnsemble};
 use crate::profile::client::ClientProfile;
 use crate::wire::messages::NonInteractiveAuth;
-use crate::wire::prekey_messages::{EnsembleRetrieval, PrekeyEnsemble, PrekeyServerMessage};
 
 use super::client::{Peer, with_peer};
 use super::machine::{Ctx, Phase, Queued};
@@ -529,7 +530,7 @@ impl Client {
         let n = match stored {
             None => refill
                 .batch
-                .min(crate::wire::prekey_messages::MAX_PUBLISHED_PREKEY_MESSAGES),
+                .min(crate::prekey::messages::MAX_PUBLISHED_PREKEY_MESSAGES),
             Some(s) => refill.prekeys_to_publish(s),
         };
         self.publish(n, now, rng)
@@ -575,13 +576,13 @@ impl Client {
                 now.saturating_add(PREKEY_PROFILE_LIFETIME_SECS),
             );
         }
-        let cp_digest = profile_digest(&account.profile.serialize());
+        let cp_digest = profile_digest(&account.profile.encode());
         let include_cp = account.offline.published_client_profile != Some(cp_digest);
         let pp_digest = account
             .offline
             .prekeys
             .current_shared_prekey()
-            .map(|s| profile_digest(&s.profile().serialize()));
+            .map(|s| profile_digest(&s.profile().encode()));
         let include_pp =
             pp_digest.is_some() && account.offline.published_prekey_profile != pp_digest;
         if n == 0 && !include_cp && !include_pp {

@@ -69,7 +69,7 @@ use zeroize::Zeroizing;
 use crate::InstanceTag;
 use crate::crypto::chacha;
 use crate::crypto::ct_eq;
-use crate::crypto::ed448::{KeyPair, Point, SYMMETRIC_KEY_LEN, SymmetricKey};
+use crate::crypto::ed448::{KeyPair, SYMMETRIC_KEY_LEN, SymmetricKey};
 use crate::crypto::kdf::shake_into;
 use crate::crypto::keys::ForgingPublicKey;
 use crate::dake::non_interactive::NonInteractiveRole;
@@ -78,7 +78,7 @@ use crate::prekey::PrekeyStore;
 use crate::profile::client::ClientProfile;
 use crate::ratchet::{DoubleRatchet, SecretBytes};
 use crate::smp::Smp;
-use crate::wire::codec::{DecodeError, Reader, Writer};
+use crate::wire::codec::{Codec, DecodeError, Reader, Writer};
 use crate::wire::query::Versions;
 use crate::wire::tlv::{Tlv, TlvType};
 
@@ -164,22 +164,22 @@ fn seal_version<R: rand_core::CryptoRng + ?Sized>(
     derive(USAGE_ENC_KEY, &[key, &salt], enc_key.as_mut());
     let mut mac_key = Zeroizing::new([0u8; 64]);
     derive(USAGE_MAC_KEY, &[key, &salt], mac_key.as_mut());
-    let mut w = Writer::with_capacity(8 + 2 + SALT_LEN + 4 + contents.len() + TAG_LEN);
+    let mut w = Vec::with_capacity(8 + 2 + SALT_LEN + 4 + contents.len() + TAG_LEN);
     w.bytes(&magic).u16(version).bytes(&salt);
     // Encrypt in place inside the output buffer: no plaintext copy is left behind.
     w.u32(u32_of(contents.len()));
-    let mut out = w.into_bytes();
+    let mut out = w;
     let start = out.len();
     out.extend_from_slice(contents);
     if let Some(body) = out.get_mut(start..) {
         chacha::apply_keystream(&enc_key, body);
     }
-    let mut w = Writer::with_capacity(out.len() + TAG_LEN);
+    let mut w = Vec::with_capacity(out.len() + TAG_LEN);
     w.bytes(&out);
     let mut tag = [0u8; TAG_LEN];
-    derive(USAGE_TAG, &[mac_key.as_ref(), w.as_bytes()], &mut tag);
+    derive(USAGE_TAG, &[mac_key.as_ref(), w.as_slice()], &mut tag);
     w.bytes(&tag);
-    w.into_bytes()
+    w
 }
 
 /// Checks the magic and version, then the tag over everything before it (so any other
@@ -228,7 +228,7 @@ fn open(
 // ---------------------------------------------------------------------------------------
 // Small encodings.
 
-fn opt_i64(w: &mut Writer, v: Option<i64>) {
+fn opt_i64(w: &mut Vec<u8>, v: Option<i64>) {
     w.u8(u8::from(v.is_some())).i64(v.unwrap_or(0));
 }
 
@@ -278,7 +278,7 @@ fn read_sym(r: &mut Reader<'_>, what: &'static str) -> Result<KeyPair, PersistEr
 // ---------------------------------------------------------------------------------------
 // Policy and account.
 
-fn write_policy(w: &mut Writer, p: &Policy) {
+fn write_policy(w: &mut Vec<u8>, p: &Policy) {
     let mode = match p.mode {
         Mode::Otrv3Compatible => 0,
         Mode::Standalone => 1,
@@ -373,7 +373,7 @@ fn read_policy(r: &mut Reader<'_>) -> Result<Policy, PersistError> {
     Ok(policy)
 }
 
-fn opt_digest(w: &mut Writer, d: Option<&[u8; PUBLISHED_DIGEST_LEN]>) {
+fn opt_digest(w: &mut Vec<u8>, d: Option<&[u8; PUBLISHED_DIGEST_LEN]>) {
     w.u8(u8::from(d.is_some()))
         .bytes(d.unwrap_or(&[0u8; PUBLISHED_DIGEST_LEN]));
 }
@@ -388,15 +388,15 @@ fn read_opt_digest(
 }
 
 /// Writes the account in format `version`; `store` is its prekey store's export.
-fn write_account(w: &mut Writer, a: &Account, store: &[u8], version: u16) {
+fn write_account(w: &mut Vec<u8>, a: &Account, store: &[u8], version: u16) {
     w.bytes(a.long_term.symmetric_key().as_bytes());
-    a.forging_public.point().write(w);
+    w.point(&a.forging_public.point());
     w.u8(u8::from(a.forging_secret.is_some()));
     if let Some(f) = &a.forging_secret {
         w.bytes(f.symmetric_key().as_bytes());
     }
     w.u32(a.instance_tag.0);
-    w.data(&a.profile.serialize());
+    w.data(&a.profile.encode());
     write_policy(w, &a.policy);
     if version < 2 {
         return;
@@ -408,7 +408,7 @@ fn write_account(w: &mut Writer, a: &Account, store: &[u8], version: u16) {
     opt_i64(w, o.last_status_query);
     w.u32(u32_of(o.previous_profiles.len()));
     for p in &o.previous_profiles {
-        w.data(&p.serialize());
+        w.data(&p.encode());
     }
 }
 
@@ -461,7 +461,7 @@ fn read_offline(
 
 fn read_account(r: &mut Reader<'_>, version: u16) -> Result<Account, PersistError> {
     let long_term = read_sym(r, "long-term key")?;
-    let forging_public = ForgingPublicKey(Point::read(r, "forging key")?);
+    let forging_public = ForgingPublicKey(r.point("forging key")?);
     let forging_secret = if flag(r, "forging secret flag")? {
         Some(read_sym(r, "forging secret")?)
     } else {
@@ -512,9 +512,9 @@ impl Account {
         rng: &mut R,
     ) -> Vec<u8> {
         let store = self.offline.prekeys.export();
-        let mut w = Writer::with_capacity(account_len(self, store.len()));
+        let mut w = Vec::with_capacity(account_len(self, store.len()));
         write_account(&mut w, self, &store, PERSIST_VERSION);
-        let contents = SecretBytes::new(w.into_bytes());
+        let contents = SecretBytes::new(w);
         seal(ACCOUNT_MAGIC, key, &contents, rng)
     }
 
@@ -533,7 +533,7 @@ impl Account {
 // ---------------------------------------------------------------------------------------
 // Conversations.
 
-fn write_queue(w: &mut Writer, q: &[Queued]) {
+fn write_queue(w: &mut Vec<u8>, q: &[Queued]) {
     w.u32(u32_of(q.len()));
     for m in q {
         w.data(m.text.as_bytes());
@@ -564,7 +564,7 @@ fn read_queue(r: &mut Reader<'_>) -> Result<Vec<Queued>, PersistError> {
     Ok(out)
 }
 
-fn write_session(w: &mut Writer, s: &Session, ratchet: &[u8], version: u16) {
+fn write_session(w: &mut Vec<u8>, s: &Session, ratchet: &[u8], version: u16) {
     w.data(ratchet);
     w.bytes(&s.ssid.0);
     w.u8(match s.role {
@@ -579,7 +579,7 @@ fn write_session(w: &mut Writer, s: &Session, ratchet: &[u8], version: u16) {
         });
     }
     w.u32(s.our_tag.0).u32(s.their_tag.0);
-    w.data(&s.their_profile.serialize());
+    w.data(&s.their_profile.encode());
     w.bytes(&s.identity);
     w.i64(s.established_at).i64(s.last_sent);
     w.u8(u8::from(s.received_since_send));
@@ -642,7 +642,7 @@ fn read_session(
 }
 
 fn write_conversation(
-    w: &mut Writer,
+    w: &mut Vec<u8>,
     c: &Conversation,
     ratchet: Option<&SecretBytes>,
     version: u16,
@@ -717,14 +717,14 @@ fn account_len(a: &Account, store_len: usize) -> usize {
         + a.offline
             .previous_profiles
             .iter()
-            .map(|p| 4 + p.serialize().len())
+            .map(|p| 4 + p.encode().len())
             .sum::<usize>();
     2 * SYMMETRIC_KEY_LEN
         + 1
         + forging_secret
         + 4
         + 4
-        + a.profile.serialize().len()
+        + a.profile.encode().len()
         + POLICY_LEN
         + offline
 }
@@ -744,7 +744,7 @@ fn conversation_len(c: &Conversation, ratchet_len: usize) -> usize {
             + 1
             + 8
             + 4
-            + s.their_profile.serialize().len()
+            + s.their_profile.encode().len()
             + IDENTITY_DIGEST_LEN
             + 16
             + 1
@@ -794,7 +794,7 @@ impl Client {
                 len += conversation_len(c, r.as_ref().map_or(0, |r| r.len()));
             }
         }
-        let mut w = Writer::with_capacity(len);
+        let mut w = Vec::with_capacity(len);
         write_account(&mut w, &self.account, &store, version);
         drop(store);
         w.data(self.own_jid.as_bytes());
@@ -810,7 +810,7 @@ impl Client {
                 write_conversation(&mut w, c, r, version);
             }
         }
-        (SecretBytes::new(w.into_bytes()), len)
+        (SecretBytes::new(w), len)
     }
 
     /// Imports [`Client::export`]'s bytes: checks the tag (a wrong key gives
@@ -915,9 +915,9 @@ mod tests {
     fn precomputed_lengths_are_exact() {
         let mut rng = StdRng::seed_from_u64(6);
         let mut a = Account::generate(&mut rng, Policy::default(), 0).unwrap();
-        let mut w = Writer::new();
+        let mut w = Vec::new();
         write_account(&mut w, &a, &[], PERSIST_VERSION);
-        assert_eq!(w.as_bytes().len(), account_len(&a, 0));
+        assert_eq!(w.as_slice().len(), account_len(&a, 0));
         // With prekeys, a shared prekey and a previous profile.
         a.offline
             .prekeys
@@ -928,19 +928,19 @@ mod tests {
         a.resign_profile(1);
         a.offline.published_client_profile = Some([1; 32]);
         let store = a.offline.prekeys.export();
-        let mut w = Writer::new();
+        let mut w = Vec::new();
         write_account(&mut w, &a, &store, PERSIST_VERSION);
-        assert_eq!(w.as_bytes().len(), account_len(&a, store.len()));
-        let mut w = Writer::new();
+        assert_eq!(w.as_slice().len(), account_len(&a, store.len()));
+        let mut w = Vec::new();
         write_policy(&mut w, &Policy::standalone());
-        assert_eq!(w.as_bytes().len(), POLICY_LEN);
+        assert_eq!(w.as_slice().len(), POLICY_LEN);
         let q = [Queued {
             text: String::from("hey"),
             tlvs: alloc::vec![Tlv::padding(5), Tlv::disconnected()],
         }];
-        let mut w = Writer::new();
+        let mut w = Vec::new();
         write_queue(&mut w, &q);
-        assert_eq!(w.as_bytes().len(), queue_len(&q));
+        assert_eq!(w.as_slice().len(), queue_len(&q));
         let c = Conversation::restore(
             InstanceTag(0x100),
             Phase::Finished,
@@ -949,9 +949,9 @@ mod tests {
             Some(1),
             None,
         );
-        let mut w = Writer::new();
+        let mut w = Vec::new();
         write_conversation(&mut w, &c, None, PERSIST_VERSION);
-        assert_eq!(w.as_bytes().len(), conversation_len(&c, 0));
+        assert_eq!(w.as_slice().len(), conversation_len(&c, 0));
     }
 
     #[test]
@@ -1057,9 +1057,9 @@ mod tests {
         assert!(Client::import(&key, &mislabelled).is_err());
         // Accounts too.
         let store = a.account.offline.prekeys.export();
-        let mut w = Writer::new();
+        let mut w = Vec::new();
         write_account(&mut w, &a.account, &store, 1);
-        let sealed = seal_version(ACCOUNT_MAGIC, 1, &key, w.as_bytes(), &mut rng);
+        let sealed = seal_version(ACCOUNT_MAGIC, 1, &key, w.as_slice(), &mut rng);
         let acct = Account::import(&key, &sealed).unwrap();
         assert_eq!(acct.fingerprint(), a.account().fingerprint());
         assert!(acct.prekey_store().is_empty());
@@ -1099,9 +1099,9 @@ mod tests {
         assert_eq!(b.offline.last_status_query, Some(77));
 
         let import_with = |a: &Account, store: &PrekeyStore, rng: &mut StdRng| {
-            let mut w = Writer::new();
+            let mut w = Vec::new();
             write_account(&mut w, a, &store.export(), PERSIST_VERSION);
-            let sealed = seal(ACCOUNT_MAGIC, &key, w.as_bytes(), rng);
+            let sealed = seal(ACCOUNT_MAGIC, &key, w.as_slice(), rng);
             Account::import(&key, &sealed)
         };
         // A prekey store of another instance.
@@ -1171,9 +1171,9 @@ mod tests {
         let key = [9u8; 32];
         let a = Account::generate(&mut rng, Policy::default(), 0).unwrap();
         let store = a.offline.prekeys.export();
-        let mut w = Writer::new();
+        let mut w = Vec::new();
         write_account(&mut w, &a, &store, PERSIST_VERSION);
-        let good = w.into_bytes();
+        let good = w;
         let offline_len = 4 + store.len() + 2 * 33 + 9 + 4;
         // Instance tag field (after 57 + 57 + 1 bytes) changed: profile no longer matches.
         let mut bad = good.clone();

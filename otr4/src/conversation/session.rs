@@ -1,6 +1,7 @@
 //! A live encrypted session (otrv4.md §"Data Exchange"): the double ratchet, the SMP state,
 //! the SSID and the peer's profile, plus the heartbeat and session-expiration timers.
 
+use crate::wire::codec::Codec;
 use alloc::vec::Vec;
 use core::fmt;
 

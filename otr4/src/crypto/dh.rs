@@ -2,10 +2,9 @@
 //! Parameters"): key generation, the group-membership check and shared secrets.
 
 use crate::crypto::CryptoError;
-use crate::wire::codec::{DecodeError, Reader, Writer};
+use crate::debug::{HexPrefix, redacted_debug};
 use alloc::vec::Vec;
 use core::cmp::Ordering;
-use core::fmt;
 use crypto_bigint::modular::{FixedMontyForm, FixedMontyParams};
 use crypto_bigint::{Odd, U640, U3072};
 use zeroize::{Zeroize, ZeroizeOnDrop};
@@ -413,28 +412,9 @@ impl DhPublic {
     pub fn to_be_bytes(&self) -> Vec<u8> {
         minimal_be(&self.0)
     }
-
-    /// Reads an MPI field holding a DH public value.
-    pub fn read(r: &mut Reader<'_>, what: &'static str) -> Result<DhPublic, DecodeError> {
-        let b = r.mpi_max(what, DH_MODULUS_LEN)?;
-        DhPublic::from_be_bytes(b).map_err(|_| DecodeError::BadDhValue(what))
-    }
-
-    /// Writes the value as an MPI.
-    pub fn write(&self, w: &mut Writer) {
-        w.mpi(&self.to_be_bytes());
-    }
 }
 
-impl fmt::Debug for DhPublic {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "DhPublic(")?;
-        for b in self.to_be_bytes().iter().take(8) {
-            write!(f, "{b:02x}")?;
-        }
-        write!(f, "..)")
-    }
-}
+redacted_debug!(DhPublic(|d| HexPrefix(&d.to_be_bytes())));
 
 /// The secret exponent `r` of a DH key pair: 80 bytes read as a big-endian integer
 /// (otrv4.md §"Generating ECDH and DH keys"). Zeroized on drop; `Debug` prints nothing.
@@ -448,11 +428,7 @@ impl DhSecret {
     }
 }
 
-impl fmt::Debug for DhSecret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("DhSecret(..)")
-    }
-}
+redacted_debug!(DhSecret);
 
 /// Why [`DhKeyPair::from_secret_bytes`] refused a secret.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -540,13 +516,7 @@ impl DhKeyPair {
     }
 }
 
-impl fmt::Debug for DhKeyPair {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("DhKeyPair")
-            .field("public", &self.public)
-            .finish_non_exhaustive()
-    }
-}
+redacted_debug!(DhKeyPair { public, .. });
 
 /// A DH shared secret `k_dh` (otrv4.md §"Shared Secrets"). Zeroized on drop; `Debug` prints
 /// nothing.
@@ -577,11 +547,7 @@ impl SharedDh {
     }
 }
 
-impl fmt::Debug for SharedDh {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("SharedDh(..)")
-    }
-}
+redacted_debug!(SharedDh);
 
 /// `dh_q` as an odd modulus, for arithmetic on exponents.
 const DH_Q_ODD: Odd<U3072> = Odd::<U3072>::from_be_hex(DH_Q_HEX);
@@ -935,34 +901,6 @@ mod tests {
         assert!(is_in_group_literal(&[9]));
         assert!(DhPublic::from_be_bytes(&be(&p_minus(9))).is_err());
         assert!(!is_in_group_literal(&be(&p_minus(9))));
-    }
-
-    #[test]
-    fn read_and_write_mpi() {
-        let mut rng = StdRng::seed_from_u64(3);
-        let kp = DhKeyPair::generate(&mut rng);
-        let mut w = Writer::new();
-        kp.public().write(&mut w);
-        let bytes = w.into_bytes();
-        let body = kp.public().to_be_bytes();
-        assert_eq!(&bytes[..4], &(body.len() as u32).to_be_bytes());
-        let mut r = Reader::new(&bytes);
-        assert_eq!(DhPublic::read(&mut r, "dh").unwrap(), *kp.public());
-        r.finish().unwrap();
-        // a non-member MPI is a BadDhValue decode error
-        let mut w = Writer::new();
-        w.mpi(&[5]);
-        assert_eq!(
-            DhPublic::read(&mut Reader::new(w.as_bytes()), "dh"),
-            Err(DecodeError::BadDhValue("dh"))
-        );
-        // a 385-byte MPI is rejected by length
-        let mut w = Writer::new();
-        w.mpi(&[1; DH_MODULUS_LEN + 1]);
-        assert!(matches!(
-            DhPublic::read(&mut Reader::new(w.as_bytes()), "dh"),
-            Err(DecodeError::LengthTooLarge { .. })
-        ));
     }
 
     #[test]

@@ -3,7 +3,7 @@
 //!
 //! The identity check is constant time; only its failure is observable.
 
-use core::fmt;
+use crate::debug::redacted_debug;
 
 use crate::crypto::edwards::EdwardsPoint;
 use subtle::ConstantTimeEq;
@@ -24,11 +24,7 @@ impl SharedSecret {
     }
 }
 
-impl fmt::Debug for SharedSecret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("SharedSecret(..)")
-    }
-}
+redacted_debug!(SharedSecret);
 
 /// Encodes `k`, failing if it is the identity or encodes to all zeros, without branching
 /// on the secret before the final decision.

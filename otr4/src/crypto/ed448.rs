@@ -5,7 +5,7 @@
 //! mod q stay `ed448-goldilocks`' `EdwardsScalar`. [`Point::decode`] decodes strictly (RFC
 //! 8032 §5.2.3 plus canonical y), then checks identity and `q·X = I`.
 
-use core::fmt;
+use crate::debug::{Hex, redacted_debug};
 
 use ed448_goldilocks::{EdwardsScalar, WideEdwardsScalarBytes};
 use shake::Shake256;
@@ -16,7 +16,6 @@ use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
 use crate::crypto::CryptoError;
 use crate::crypto::edwards::{EdwardsPoint, vartime_multiscalar_mul};
 use crate::crypto::kdf::{Domain, kdf_into};
-use crate::wire::codec::{DecodeError, Reader, Writer};
 
 /// Bytes in a POINT.
 pub const POINT_LEN: usize = 57;
@@ -138,17 +137,6 @@ impl Point {
         Point(EdwardsPoint::GENERATOR)
     }
 
-    /// Reads a POINT field.
-    pub fn read(r: &mut Reader<'_>, what: &'static str) -> Result<Point, DecodeError> {
-        let b = r.array::<POINT_LEN>(what)?;
-        Point::decode(&b).map_err(|_| DecodeError::BadPoint(what))
-    }
-
-    /// Writes a POINT field.
-    pub fn write(&self, w: &mut Writer) {
-        w.bytes(&self.encode());
-    }
-
     /// Wraps a group element computed from valid points, failing on the identity (the only
     /// element of the prime-order subgroup that is not a valid [`Point`]).
     fn from_subgroup_element(p: EdwardsPoint) -> Result<Point, CryptoError> {
@@ -217,15 +205,7 @@ impl PartialEq for Point {
 
 impl Eq for Point {}
 
-impl fmt::Debug for Point {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Point(")?;
-        for b in self.encode() {
-            write!(f, "{b:02x}")?;
-        }
-        f.write_str(")")
-    }
-}
+redacted_debug!(Point(|p| Hex(&p.encode())));
 
 /// A scalar mod q. Zeroized on drop (it may be secret); `Debug` prints nothing; equality
 /// is constant time.
@@ -253,17 +233,6 @@ impl Scalar {
     /// The 57-byte little-endian SCALAR encoding (byte 56 is always zero).
     pub fn encode(&self) -> [u8; SCALAR_LEN] {
         self.0.to_bytes_rfc_8032().into()
-    }
-
-    /// Reads a SCALAR field.
-    pub fn read(r: &mut Reader<'_>, what: &'static str) -> Result<Scalar, DecodeError> {
-        let b = r.array::<SCALAR_LEN>(what)?;
-        Scalar::decode(&b).map_err(|_| DecodeError::BadScalar(what))
-    }
-
-    /// Writes a SCALAR field.
-    pub fn write(&self, w: &mut Writer) {
-        w.bytes(&self.encode());
     }
 
     /// Interprets 114 bytes as a little-endian integer and reduces it mod q (constant time).
@@ -369,11 +338,7 @@ impl Drop for Scalar {
 
 impl ZeroizeOnDrop for Scalar {}
 
-impl fmt::Debug for Scalar {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Scalar(..)")
-    }
-}
+redacted_debug!(Scalar);
 
 /// `HashToScalar(usage || d, 57)` (otrv4.md §"HashToScalar"): `HWC(usage || d, 57)` in the
 /// KDF domain `D`, read as a 57-byte little-endian integer and reduced mod q.
@@ -423,11 +388,7 @@ impl SymmetricKey {
     }
 }
 
-impl fmt::Debug for SymmetricKey {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("SymmetricKey(..)")
-    }
-}
+redacted_debug!(SymmetricKey);
 
 /// An Ed448 key pair derived from a [`SymmetricKey`]: `h = SHAKE-256(sym, 114)`, the lower
 /// half pruned into the secret scalar, the upper half the EdDSA `prefix`. Used for the
@@ -488,13 +449,7 @@ impl KeyPair {
     }
 }
 
-impl fmt::Debug for KeyPair {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("KeyPair")
-            .field("public", &self.public)
-            .finish_non_exhaustive()
-    }
-}
+redacted_debug!(KeyPair { public, .. });
 
 #[cfg(test)]
 mod tests {
@@ -725,21 +680,7 @@ mod tests {
             assert_eq!(back, *kp.public());
             assert_eq!(back.encode(), enc);
             assert_eq!(q_times(&back.0), EdwardsPoint::IDENTITY);
-            let mut w = Writer::new();
-            back.write(&mut w);
-            let bytes = w.into_bytes();
-            let mut r = Reader::new(&bytes);
-            assert_eq!(Point::read(&mut r, "p").unwrap(), back);
-            r.finish().unwrap();
         }
-        assert_eq!(
-            Point::read(&mut Reader::new(&[0u8; 57]), "X"),
-            Err(DecodeError::BadPoint("X"))
-        );
-        assert_eq!(
-            Point::read(&mut Reader::new(&[0u8; 56]), "X"),
-            Err(DecodeError::Truncated { what: "X" })
-        );
     }
 
     #[test]
@@ -766,10 +707,6 @@ mod tests {
         assert_eq!(Scalar::decode(&five).unwrap(), Scalar::from(5));
         five[56] = 1;
         assert_eq!(Scalar::decode(&five), Err(CryptoError::NonCanonicalScalar));
-        assert_eq!(
-            Scalar::read(&mut Reader::new(&five), "s").map(|_| ()),
-            Err(DecodeError::BadScalar("s"))
-        );
     }
 
     #[test]

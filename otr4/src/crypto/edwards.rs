@@ -18,6 +18,7 @@
 //! Encoding and decoding follow RFC 8032 §5.2.2/§5.2.3, decoding strictly (see
 //! [`EdwardsPoint::decode_unchecked`]).
 
+use crate::debug::redacted_debug;
 use core::ops::{Add, AddAssign, Neg, Sub, SubAssign};
 
 use ed448_goldilocks::EdwardsScalar;
@@ -484,12 +485,8 @@ impl ConstantTimeEq for EdwardsPoint {
     }
 }
 
-/// Prints nothing: a group element may be a shared secret (ECDH, SMP).
-impl core::fmt::Debug for EdwardsPoint {
-    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        f.write_str("EdwardsPoint(..)")
-    }
-}
+// Prints nothing: a group element may be a shared secret (ECDH, SMP).
+redacted_debug!(EdwardsPoint);
 
 impl PartialEq for EdwardsPoint {
     fn eq(&self, other: &EdwardsPoint) -> bool {

@@ -2,6 +2,7 @@
 //! keys, Shared Prekeys, Forging keys and Fingerprints") and the prekey server's
 //! (otrv4-prekey-server.md §"Public keys and Fingerprints"), with a human-readable form.
 
+use crate::debug::redacted_debug;
 use core::fmt;
 
 use crate::crypto::kdf::{Usage, hwc, kdf};
@@ -53,11 +54,7 @@ impl fmt::Display for Fingerprint {
     }
 }
 
-impl fmt::Debug for Fingerprint {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "Fingerprint({self})")
-    }
-}
+redacted_debug!(Fingerprint(|s| format_args!("{s}")));
 
 #[cfg(test)]
 mod tests {

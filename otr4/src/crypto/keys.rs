@@ -4,7 +4,6 @@
 //! Each is a 2-byte little-endian type (so 0x0010 is written `10 00`) followed by a POINT.
 
 use crate::crypto::ed448::{KeyPair, POINT_LEN, Point};
-use crate::wire::codec::{DecodeError, Reader, Writer};
 
 /// Type of an ED448-PUBKEY.
 pub const ED448_PUBKEY_TYPE: u16 = 0x0010;
@@ -16,7 +15,7 @@ pub const ED448_FORGING_KEY_TYPE: u16 = 0x0012;
 pub const TYPED_KEY_LEN: usize = 2 + POINT_LEN;
 
 macro_rules! typed_key {
-    ($(#[$doc:meta])* $name:ident, $ty:expr, $what:literal) => {
+    ($(#[$doc:meta])* $name:ident, $ty:expr) => {
         $(#[$doc])*
         #[derive(Clone, Copy, PartialEq, Eq, Debug)]
         pub struct $name(pub Point);
@@ -24,23 +23,6 @@ macro_rules! typed_key {
         impl $name {
             /// The 2-byte key type.
             pub const TYPE: u16 = $ty;
-
-            /// Reads the field: a little-endian type that must be [`Self::TYPE`] (else
-            /// [`DecodeError::BadKeyType`]) and a strictly validated POINT (else
-            /// [`DecodeError::BadPoint`]).
-            pub fn read(r: &mut Reader<'_>) -> Result<$name, DecodeError> {
-                let found = r.u16_le($what)?;
-                if found != Self::TYPE {
-                    return Err(DecodeError::BadKeyType { what: $what, found });
-                }
-                Point::read(r, $what).map($name)
-            }
-
-            /// Writes the field.
-            pub fn write(&self, w: &mut Writer) {
-                w.u16_le(Self::TYPE);
-                self.0.write(w);
-            }
 
             /// The 59-byte encoding (type and POINT).
             pub fn encode(&self) -> [u8; TYPED_KEY_LEN] {
@@ -51,14 +33,6 @@ macro_rules! typed_key {
                     *d = *s;
                 }
                 out
-            }
-
-            /// Decodes exactly one encoded key (no trailing bytes).
-            pub fn decode(bytes: &[u8]) -> Result<$name, DecodeError> {
-                let mut r = Reader::new(bytes);
-                let key = $name::read(&mut r)?;
-                r.finish()?;
-                Ok(key)
             }
 
             /// The point.
@@ -78,20 +52,17 @@ macro_rules! typed_key {
 typed_key!(
     /// OTRv4 public authentication Ed448 key `H` (ED448-PUBKEY, type 0x0010).
     Ed448PublicKey,
-    ED448_PUBKEY_TYPE,
-    "ED448-PUBKEY"
+    ED448_PUBKEY_TYPE
 );
 typed_key!(
     /// OTRv4 public shared prekey `D` (ED448-SHARED-PREKEY, type 0x0011).
     SharedPrekeyPublic,
-    ED448_SHARED_PREKEY_TYPE,
-    "ED448-SHARED-PREKEY"
+    ED448_SHARED_PREKEY_TYPE
 );
 typed_key!(
     /// OTRv4 public Ed448 forging key `F` (ED448-FORGING-KEY, type 0x0012).
     ForgingPublicKey,
-    ED448_FORGING_KEY_TYPE,
-    "ED448-FORGING-KEY"
+    ED448_FORGING_KEY_TYPE
 );
 
 /// Attempts before [`generate_forging_point`] falls back to a key pair (each succeeds with
@@ -127,76 +98,12 @@ mod tests {
     use rand::rngs::StdRng;
 
     #[test]
-    fn typed_keys_round_trip_with_little_endian_types() {
-        let mut rng = StdRng::seed_from_u64(21);
-        let p = *KeyPair::generate(&mut rng).public();
-        let h = Ed448PublicKey(p).encode();
-        assert_eq!(&h[..2], &[0x10, 0x00]);
-        assert_eq!(&h[2..], &p.encode());
-        assert_eq!(&SharedPrekeyPublic(p).encode()[..2], &[0x11, 0x00]);
-        assert_eq!(&ForgingPublicKey(p).encode()[..2], &[0x12, 0x00]);
-        assert_eq!(Ed448PublicKey::decode(&h).unwrap(), Ed448PublicKey(p));
-        let mut w = Writer::new();
-        SharedPrekeyPublic(p).write(&mut w);
-        ForgingPublicKey(p).write(&mut w);
-        let bytes = w.into_bytes();
-        let mut r = Reader::new(&bytes);
-        assert_eq!(SharedPrekeyPublic::read(&mut r).unwrap().0, p);
-        assert_eq!(ForgingPublicKey::read(&mut r).unwrap().0, p);
-        r.finish().unwrap();
-    }
-
-    #[test]
-    fn typed_keys_reject_wrong_type_bad_point_and_truncation() {
-        let mut rng = StdRng::seed_from_u64(22);
-        let p = *KeyPair::generate(&mut rng).public();
-        let h = Ed448PublicKey(p).encode();
-        // Another key type, and the big-endian spelling of the right one.
-        assert_eq!(
-            ForgingPublicKey::decode(&h),
-            Err(DecodeError::BadKeyType {
-                what: "ED448-FORGING-KEY",
-                found: 0x0010
-            })
-        );
-        let mut be = h;
-        be[0] = 0x00;
-        be[1] = 0x10;
-        assert_eq!(
-            Ed448PublicKey::decode(&be),
-            Err(DecodeError::BadKeyType {
-                what: "ED448-PUBKEY",
-                found: 0x1000
-            })
-        );
-        let mut bad = h;
-        bad[58] |= 0x01;
-        assert_eq!(
-            Ed448PublicKey::decode(&bad),
-            Err(DecodeError::BadPoint("ED448-PUBKEY"))
-        );
-        assert_eq!(
-            Ed448PublicKey::decode(&h[..58]),
-            Err(DecodeError::Truncated {
-                what: "ED448-PUBKEY"
-            })
-        );
-        let mut long = h.to_vec();
-        long.push(0);
-        assert_eq!(
-            Ed448PublicKey::decode(&long),
-            Err(DecodeError::TrailingBytes(1))
-        );
-    }
-
-    #[test]
     fn forging_points_are_valid_and_distinct() {
         let mut rng = StdRng::seed_from_u64(23);
         let a = generate_forging_point(&mut rng);
         let b = generate_forging_point(&mut rng);
         assert_ne!(a, b);
         assert_eq!(Point::decode(&a.0.encode()).unwrap(), a.0);
-        assert_eq!(ForgingPublicKey::decode(&a.encode()).unwrap(), a);
     }
 
     /// An RNG that always returns zero bytes: no candidate validates, so the fallback runs.

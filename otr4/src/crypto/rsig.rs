@@ -12,7 +12,6 @@ use crate::crypto::ed448::{
     GENERATOR_BYTES, KeyPair, ORDER_BYTES_BE, Point, Scalar, encode_point, hash_to_scalar,
 };
 use crate::crypto::kdf::Domain;
-use crate::wire::codec::{DecodeError, Reader, Writer};
 
 /// Bytes in a RING-SIG (six 57-byte SCALARs).
 pub const RING_SIG_LEN: usize = 6 * crate::crypto::ed448::SCALAR_LEN;
@@ -124,26 +123,6 @@ impl RingSignature {
             Ok(())
         } else {
             Err(CryptoError::BadRingSignature)
-        }
-    }
-
-    /// Reads a RING-SIG field: six canonical SCALARs (else [`DecodeError::BadScalar`]).
-    pub fn read(r: &mut Reader<'_>) -> Result<RingSignature, DecodeError> {
-        let c1 = Scalar::read(r, "RING-SIG c1")?;
-        let r1 = Scalar::read(r, "RING-SIG r1")?;
-        let c2 = Scalar::read(r, "RING-SIG c2")?;
-        let r2 = Scalar::read(r, "RING-SIG r2")?;
-        let c3 = Scalar::read(r, "RING-SIG c3")?;
-        let r3 = Scalar::read(r, "RING-SIG r3")?;
-        Ok(RingSignature {
-            parts: [c1, r1, c2, r2, c3, r3],
-        })
-    }
-
-    /// Writes the RING-SIG field.
-    pub fn write(&self, w: &mut Writer) {
-        for s in &self.parts {
-            s.write(w);
         }
     }
 }
@@ -297,47 +276,6 @@ mod tests {
             crate::crypto::kdf::shake256(&[prefix, &body], &mut h);
             assert_eq!(got, Scalar::from_bytes_mod_order(&h));
         }
-    }
-
-    #[test]
-    fn wire_round_trip_and_non_canonical_scalars() {
-        let mut rng = StdRng::seed_from_u64(37);
-        let keys = ring_keys(&mut rng);
-        let ring = [keys[0].public(), keys[1].public(), keys[2].public()];
-        let sig = RingSignature::sign::<Otrv4, _>(&mut rng, &keys[2], ring, b"m").unwrap();
-        let mut w = Writer::new();
-        sig.write(&mut w);
-        let bytes = w.into_bytes();
-        assert_eq!(bytes.len(), RING_SIG_LEN);
-        let mut r = Reader::new(&bytes);
-        let back = RingSignature::read(&mut r).unwrap();
-        r.finish().unwrap();
-        assert_eq!(back, sig);
-        assert_eq!(back.verify::<Otrv4>(ring, b"m"), Ok(()));
-        for (i, what) in [
-            "RING-SIG c1",
-            "RING-SIG r1",
-            "RING-SIG c2",
-            "RING-SIG r2",
-            "RING-SIG c3",
-            "RING-SIG r3",
-        ]
-        .iter()
-        .enumerate()
-        {
-            let mut bad = bytes.clone();
-            bad[i * 57 + 56] = 1;
-            assert_eq!(
-                RingSignature::read(&mut Reader::new(&bad)),
-                Err(DecodeError::BadScalar(what))
-            );
-        }
-        assert_eq!(
-            RingSignature::read(&mut Reader::new(&bytes[..RING_SIG_LEN - 1])),
-            Err(DecodeError::Truncated {
-                what: "RING-SIG r3"
-            })
-        );
     }
 
     #[test]

@@ -11,10 +11,11 @@
 //! message; **Alice** answers with the Auth-R message (`X`, `A`). After a simultaneous
 //! start, the side that yields the tie-break becomes Alice.
 
+use crate::debug::redacted_debug;
+use crate::wire::codec::Codec;
 use alloc::boxed::Box;
 use alloc::vec::Vec;
 use core::cmp::Ordering;
-use core::fmt;
 
 use crate::crypto::dh::{DhKeyPair, DhPublic};
 use crate::crypto::ecdh::ecdh;
@@ -68,15 +69,7 @@ impl<'a> LocalParty<'a> {
     }
 }
 
-impl fmt::Debug for LocalParty<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("LocalParty")
-            .field("instance_tag", &self.instance_tag())
-            .field("long_term", self.long_term)
-            .field("phi_prime", self.phi_prime)
-            .finish_non_exhaustive()
-    }
-}
+redacted_debug!(LocalParty<'_> { instance_tag = |s| s.instance_tag(), long_term = |s| s.long_term, phi_prime = |s| s.phi_prime, .. });
 
 /// Which side of the interactive DAKE we ended up on (otrv4.md §"Interactive DAKE
 /// Overview"); it decides how the double ratchet is initialised.
@@ -349,10 +342,10 @@ fn mixed_secret(
 /// `SHAKE-256(MPI(B), 32)`, compared as a 32-byte unsigned big-endian number (otrv4.md
 /// §"Receiving an Identity Message"; see docs/spec-notes.md).
 pub fn tie_break_hash(b: &DhPublic) -> [u8; 32] {
-    let mut w = Writer::with_capacity(4 + 384);
-    b.write(&mut w);
+    let mut w = Vec::with_capacity(4 + 384);
+    w.dh_public(&b);
     let mut out = [0u8; 32];
-    shake256(&[w.as_bytes()], &mut out);
+    shake256(&[w.as_slice()], &mut out);
     out
 }
 
@@ -607,14 +600,7 @@ impl WaitingAuthR {
     }
 }
 
-impl fmt::Debug for WaitingAuthR {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("WaitingAuthR")
-            .field("our_tag", &self.0.identity.sender_tag)
-            .field("their_tag", &self.0.identity.receiver_tag)
-            .finish_non_exhaustive()
-    }
-}
+redacted_debug!(WaitingAuthR { our_tag = |s| s.0.identity.sender_tag, their_tag = |s| s.0.identity.receiver_tag, .. });
 
 /// `RVrf(ring, sigma, t)` in the OTRv4 domain, yielding the proof.
 fn verify_ring(
@@ -816,11 +802,4 @@ impl WaitingAuthI {
     }
 }
 
-impl fmt::Debug for WaitingAuthI {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("WaitingAuthI")
-            .field("our_tag", &self.0.init.our_tag)
-            .field("their_tag", &self.0.init.their_tag)
-            .finish_non_exhaustive()
-    }
-}
+redacted_debug!(WaitingAuthI { our_tag = |s| s.0.init.our_tag, their_tag = |s| s.0.init.their_tag, .. });

@@ -10,6 +10,7 @@ pub mod non_interactive;
 pub mod phi;
 pub mod transcript;
 
+use crate::debug::redacted_debug;
 use core::fmt;
 
 use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
@@ -88,6 +89,7 @@ pub enum DakeError {
 
 /// A rejected message: the error, and the state the transition was called on, unchanged,
 /// as the spec requires ("Ignore the message. Stay in state …").
+#[derive(Debug)]
 pub struct Rejected<S> {
     /// The state to stay in.
     pub state: S,
@@ -105,15 +107,6 @@ impl<S> Rejected<S> {
 impl<S> From<Rejected<S>> for DakeError {
     fn from(r: Rejected<S>) -> DakeError {
         r.error
-    }
-}
-
-impl<S: fmt::Debug> fmt::Debug for Rejected<S> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Rejected")
-            .field("state", &self.state)
-            .field("error", &self.error)
-            .finish()
     }
 }
 
@@ -163,11 +156,7 @@ impl MixedSecret {
     }
 }
 
-impl fmt::Debug for MixedSecret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("MixedSecret(..)")
-    }
-}
+redacted_debug!(MixedSecret);
 
 /// The 8-byte secure session ID (otrv4.md §"Secure Session ID"). `Display` shows it as two
 /// 4-byte big-endian values in `%08x` format, separated by a space.
@@ -192,11 +181,7 @@ impl fmt::Display for Ssid {
     }
 }
 
-impl fmt::Debug for Ssid {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "Ssid({self})")
-    }
-}
+redacted_debug!(Ssid(|s| format_args!("{s}")));
 
 #[cfg(test)]
 mod tests {

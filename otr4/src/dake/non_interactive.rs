@@ -7,9 +7,10 @@
 //! is Alice's side, [`receive_non_interactive_auth`] Bob's; both end in a
 //! [`NonInteractiveComplete`] that initialises the double ratchet.
 
+use crate::debug::redacted_debug;
+use crate::wire::codec::Codec;
 use alloc::boxed::Box;
 use alloc::vec::Vec;
-use core::fmt;
 
 use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
 
@@ -128,16 +129,13 @@ pub struct NonInteractiveComplete {
     keys: Box<FirstKeys>,
 }
 
-impl fmt::Debug for NonInteractiveComplete {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("NonInteractiveComplete")
-            .field("role", &self.role)
-            .field("ssid", &self.ssid)
-            .field("our_tag", &self.our_tag)
-            .field("their_tag", &self.their_tag)
-            .finish_non_exhaustive()
-    }
-}
+redacted_debug!(NonInteractiveComplete {
+    role,
+    ssid,
+    our_tag,
+    their_tag,
+    ..
+});
 
 impl NonInteractiveComplete {
     /// Our role.
@@ -274,22 +272,22 @@ impl NiaTranscript<'_> {
     fn encode(&self) -> Vec<u8> {
         let bob: [u8; 64] = hwc(
             Usage::NonIntAuthBobClientProfile,
-            &[&self.bob_profile.serialize()],
+            &[&self.bob_profile.encode()],
         );
         let alice: [u8; 64] = hwc(
             Usage::NonIntAuthAliceClientProfile,
-            &[&self.alice_profile.serialize()],
+            &[&self.alice_profile.encode()],
         );
         let phi: [u8; 64] = hwc(Usage::NonIntAuthPhi, &[self.phi]);
-        let mut w = Writer::with_capacity(3 * 64 + 2 * 57 + 2 * (4 + 384) + 59);
+        let mut w = Vec::with_capacity(3 * 64 + 2 * 57 + 2 * (4 + 384) + 59);
         w.bytes(&bob).bytes(&alice);
-        self.y.write(&mut w);
-        self.x.write(&mut w);
-        self.b.write(&mut w);
-        self.a.write(&mut w);
+        w.point(&self.y);
+        w.point(&self.x);
+        w.dh_public(&self.b);
+        w.dh_public(&self.a);
         self.d.write(&mut w);
         w.bytes(&phi);
-        w.into_bytes()
+        w
     }
 }
 
@@ -539,7 +537,7 @@ mod tests {
     use super::*;
     use crate::crypto::kdf::shake_into;
     use crate::crypto::keys::generate_forging_point;
-    use crate::wire::prekey_messages::PrekeyEnsemble;
+    use crate::prekey::messages::PrekeyEnsemble;
     use rand::SeedableRng;
     use rand::rngs::StdRng;
 
@@ -593,8 +591,8 @@ mod tests {
         phi.extend_from_slice(b"\0\0\0\x03ctx");
         // t, byte by byte.
         let (mut hb, mut ha, mut hp) = ([0u8; 64], [0u8; 64], [0u8; 64]);
-        h(0x0E, &[&bob_cp.serialize()], &mut hb);
-        h(0x0F, &[&alice_cp.serialize()], &mut ha);
+        h(0x0E, &[&bob_cp.encode()], &mut hb);
+        h(0x0F, &[&alice_cp.encode()], &mut ha);
         h(0x10, &[&phi], &mut hp);
         let mut t = Vec::new();
         t.extend_from_slice(&hb);

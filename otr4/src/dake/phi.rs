@@ -6,8 +6,8 @@
 //! the two tuples are concatenated in ascending byte order (that is, by instance tag
 //! numerically, then by the keys), and `phi'` follows (see docs/spec-notes.md).
 
+use crate::debug::redacted_debug;
 use alloc::vec::Vec;
-use core::fmt;
 
 use crate::crypto::dh::DhPublic;
 use crate::crypto::ed448::Point;
@@ -32,20 +32,20 @@ impl PhiPrime {
     pub fn from_strings(strings: &[&str]) -> PhiPrime {
         let mut sorted: Vec<&str> = strings.to_vec();
         sorted.sort_unstable();
-        let mut w = Writer::with_capacity(sorted.iter().map(|s| 4 + s.len()).sum());
+        let mut w = Vec::with_capacity(sorted.iter().map(|s| 4 + s.len()).sum());
         for s in sorted {
             w.data(s.as_bytes());
         }
-        PhiPrime(w.into_bytes())
+        PhiPrime(w)
     }
 
     /// Opaque application bytes (e.g. fixed-length game roles, a static shared password),
     /// encoded as one DATA field. The caller is responsible for both sides passing the
     /// same bytes.
     pub fn from_opaque(bytes: &[u8]) -> PhiPrime {
-        let mut w = Writer::with_capacity(4 + bytes.len());
+        let mut w = Vec::with_capacity(4 + bytes.len());
         w.data(bytes);
-        PhiPrime(w.into_bytes())
+        PhiPrime(w)
     }
 
     /// The encoded `phi'`.
@@ -54,12 +54,7 @@ impl PhiPrime {
     }
 }
 
-impl fmt::Debug for PhiPrime {
-    /// Prints only the length: `phi'` may hold a shared password.
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "PhiPrime({} bytes)", self.0.len())
-    }
-}
+redacted_debug!(PhiPrime(|s| format_args!("{} bytes", s.0.len())));
 
 /// One party's contribution to `phi`: its instance tag and the first ECDH and DH public
 /// keys it sent for the double-ratchet initialisation.
@@ -76,11 +71,11 @@ pub struct PhiParty<'a> {
 impl PhiParty<'_> {
     /// `INT(tag) || POINT(ecdh_first) || MPI(dh_first)`.
     fn encode(&self) -> Vec<u8> {
-        let mut w = Writer::with_capacity(4 + 57 + 4 + 384);
+        let mut w = Vec::with_capacity(4 + 57 + 4 + 384);
         w.u32(self.tag.0);
-        self.ecdh_first.write(&mut w);
-        self.dh_first.write(&mut w);
-        w.into_bytes()
+        w.point(&self.ecdh_first);
+        w.dh_public(&self.dh_first);
+        w
     }
 }
 

@@ -4,6 +4,7 @@
 //! Naming follows the spec's Interactive DAKE Overview: **Bob** sent the Identity message
 //! (`Y`, `B`), **Alice** sent the Auth-R message (`X`, `A`), whoever started the exchange.
 
+use crate::wire::codec::Codec;
 use alloc::vec::Vec;
 
 use crate::crypto::dh::DhPublic;
@@ -39,17 +40,17 @@ impl Transcript<'_> {
     /// Alice_Client_Profile, 64) || Y || X || B || A || HWC(u_phi || phi, 64)` with `Y`, `X`
     /// as POINT and `B`, `A` as MPI.
     fn build(&self, prefix: u8, u_bob: Usage, u_alice: Usage, u_phi: Usage) -> Vec<u8> {
-        let bob: [u8; DIGEST_LEN] = hwc(u_bob, &[&self.bob_profile.serialize()]);
-        let alice: [u8; DIGEST_LEN] = hwc(u_alice, &[&self.alice_profile.serialize()]);
+        let bob: [u8; DIGEST_LEN] = hwc(u_bob, &[&self.bob_profile.encode()]);
+        let alice: [u8; DIGEST_LEN] = hwc(u_alice, &[&self.alice_profile.encode()]);
         let phi: [u8; DIGEST_LEN] = hwc(u_phi, &[self.phi]);
-        let mut w = Writer::with_capacity(1 + 3 * DIGEST_LEN + 2 * 57 + 2 * (4 + 384));
+        let mut w = Vec::with_capacity(1 + 3 * DIGEST_LEN + 2 * 57 + 2 * (4 + 384));
         w.u8(prefix).bytes(&bob).bytes(&alice);
-        self.y.write(&mut w);
-        self.x.write(&mut w);
-        self.b.write(&mut w);
-        self.a.write(&mut w);
+        w.point(&self.y);
+        w.point(&self.x);
+        w.dh_public(&self.b);
+        w.dh_public(&self.a);
         w.bytes(&phi);
-        w.into_bytes()
+        w
     }
 
     /// `t` of the Auth-R message: prefix `0x00`, usages `usage_auth_r_bob_client_profile`
@@ -135,8 +136,8 @@ mod tests {
         };
         for (t, prefix, first_usage) in [(tr.auth_r(), 0u8, 0x05u8), (tr.auth_i(), 1, 0x08)] {
             let mut expect = vec![prefix];
-            expect.extend_from_slice(&h64(first_usage, &bob.serialize()));
-            expect.extend_from_slice(&h64(first_usage + 1, &alice.serialize()));
+            expect.extend_from_slice(&h64(first_usage, &bob.encode()));
+            expect.extend_from_slice(&h64(first_usage + 1, &alice.encode()));
             expect.extend_from_slice(&y.public().encode());
             expect.extend_from_slice(&x.public().encode());
             expect.extend_from_slice(&mpi(b.public()));

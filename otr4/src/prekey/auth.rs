@@ -9,14 +9,15 @@ use crate::crypto::ecdh::SharedSecret;
 use crate::crypto::ed448::{POINT_LEN, Point};
 use crate::crypto::kdf::{PrekeyUsage, prekey_kdf};
 use crate::instance_tag::InstanceTag;
-use crate::prekey::proofs::ProofContext;
-use crate::profile::client::ClientProfile;
-use crate::wire::codec::Writer;
-use crate::wire::messages::MAC_LEN;
-use crate::wire::prekey_messages::{
+use crate::prekey::messages::{
     CompositeIdentity, PrekeyPublication, TYPE_FAILURE, TYPE_PUBLICATION,
     TYPE_STORAGE_INFO_REQUEST, TYPE_STORAGE_STATUS, TYPE_SUCCESS,
 };
+use crate::prekey::proofs::ProofContext;
+use crate::profile::client::ClientProfile;
+use crate::wire::codec::Codec;
+use crate::wire::codec::Writer;
+use crate::wire::messages::MAC_LEN;
 use alloc::vec::Vec;
 use zeroize::{Zeroize, ZeroizeOnDrop};
 
@@ -27,9 +28,9 @@ pub(crate) const T_LEN: usize = 1 + 3 * 64 + 2 * POINT_LEN;
 /// (§"Shared Session State"; the publisher first, as in the spec's example, libotr-ng and
 /// the Go server).
 pub(crate) fn phi(publisher: &[u8], server_identity: &[u8]) -> Vec<u8> {
-    let mut w = Writer::with_capacity(8 + publisher.len() + server_identity.len());
+    let mut w = Vec::with_capacity(8 + publisher.len() + server_identity.len());
     w.data(publisher).data(server_identity);
-    w.into_bytes()
+    w
 }
 
 /// Which of the two DAKE transcripts.
@@ -66,15 +67,15 @@ pub(crate) fn transcript(
             PrekeyUsage::ReceiverPrekeyCompositePhi,
         ),
     };
-    let h_cp = prekey_kdf::<64>(u_cp, &[&client_profile.serialize()]);
+    let h_cp = prekey_kdf::<64>(u_cp, &[&client_profile.encode()]);
     let h_id = prekey_kdf::<64>(u_id, &[&composite.encode()]);
     let h_phi = prekey_kdf::<64>(u_phi, &[phi]);
-    let mut w = Writer::with_capacity(T_LEN);
+    let mut w = Vec::with_capacity(T_LEN);
     w.u8(first).bytes(&h_cp).bytes(&h_id);
-    i.write(&mut w);
-    s.write(&mut w);
+    w.point(&i);
+    w.point(&s);
     w.bytes(&h_phi);
-    w.into_bytes()
+    w
 }
 
 /// The keys both sides derive from `SK` after the DAKE (§"Key Exchange"):
@@ -113,11 +114,11 @@ impl MacKey {
         let h_cp = p
             .client_profile
             .as_ref()
-            .map(|cp| prekey_kdf::<64>(PrekeyUsage::ClientProfile, &[&cp.serialize()]));
+            .map(|cp| prekey_kdf::<64>(PrekeyUsage::ClientProfile, &[&cp.encode()]));
         let h_pp = p
             .prekey_profile
             .as_ref()
-            .map(|(pp, _)| prekey_kdf::<64>(PrekeyUsage::PrekeyProfile, &[&pp.serialize()]));
+            .map(|(pp, _)| prekey_kdf::<64>(PrekeyUsage::PrekeyProfile, &[&pp.encode()]));
         let h_proofs = prekey_kdf::<64>(PrekeyUsage::MacProofs, &[&p.proofs_bytes()]);
         let k = [u8::from(h_cp.is_some())];
         let j = [u8::from(h_pp.is_some())];

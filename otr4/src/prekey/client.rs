@@ -16,21 +16,21 @@ use crate::crypto::ed448::KeyPair;
 use crate::crypto::fingerprint::Fingerprint;
 use crate::crypto::kdf::PrekeyServer as PrekeyDomain;
 use crate::crypto::rsig::RingSignature;
+use crate::debug::redacted_debug;
 use crate::instance_tag::InstanceTag;
 use crate::prekey::PrekeyError;
 use crate::prekey::auth::{MacKey, SessionKeys, Transcript, mac_eq, phi, transcript};
 use crate::prekey::ensemble::{ChosenEnsembles, choose_ensembles};
+use crate::prekey::messages::{
+    Dake1, Dake2, Dake3, Dake3Inner, EnsembleQuery, MAX_PUBLISHED_PREKEY_MESSAGES,
+    PrekeyPublication, PrekeyServerMessage, PublishedPrekeyMessages, StorageInfoRequest,
+};
 use crate::prekey::proofs::{EcdhProofKind, generate_dh_proof, generate_ecdh_proof};
 use crate::profile::client::ClientProfile;
 use crate::profile::prekey::PrekeyProfile;
 use crate::wire::messages::PrekeyMessage;
-use crate::wire::prekey_messages::{
-    Dake1, Dake2, Dake3, Dake3Inner, EnsembleQuery, MAX_PUBLISHED_PREKEY_MESSAGES,
-    PrekeyPublication, PrekeyServerMessage, PublishedPrekeyMessages, StorageInfoRequest,
-};
 use alloc::boxed::Box;
 use alloc::vec::Vec;
-use core::fmt;
 
 /// Most retrievals a [`PrekeyClient`] waits for at once; a new query beyond this forgets the
 /// oldest outstanding one.
@@ -82,15 +82,7 @@ impl PublishItems {
     }
 }
 
-impl fmt::Debug for PublishItems {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("PublishItems")
-            .field("client_profile", &self.client_profile.is_some())
-            .field("prekey_profile", &self.prekey_profile.is_some())
-            .field("prekey_ids", &self.prekey_ids())
-            .finish()
-    }
-}
+redacted_debug!(PublishItems { client_profile = |s| s.client_profile.is_some(), prekey_profile = |s| s.prekey_profile.is_some(), prekey_ids = |s| s.prekey_ids() });
 
 /// What the DAKE-3 will carry.
 #[derive(Clone, Debug)]
@@ -205,20 +197,16 @@ pub struct PrekeyClient {
     queries: Vec<Vec<u8>>,
 }
 
-impl fmt::Debug for PrekeyClient {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let state = match &self.state {
-            State::Idle => "Idle",
-            State::InDake(_) => "InDake",
-            State::AwaitingReply(_) => "AwaitingReply",
-        };
-        f.debug_struct("PrekeyClient")
-            .field("instance_tag", &self.instance_tag())
-            .field("server_fingerprint", &self.server_fingerprint)
-            .field("state", &state)
-            .finish_non_exhaustive()
-    }
-}
+redacted_debug!(PrekeyClient {
+    instance_tag = |c| c.instance_tag(),
+    server_fingerprint,
+    state = |c| match &c.state {
+        State::Idle => "Idle",
+        State::InDake(_) => "InDake",
+        State::AwaitingReply(_) => "AwaitingReply",
+    },
+    ..
+});
 
 /// Checks that `cp` belongs to `long_term` and has a valid sender tag.
 fn check_profile(cp: &ClientProfile, long_term: &KeyPair) -> Result<(), PrekeyError> {

@@ -5,21 +5,21 @@
 //! §"Creating a Prekey Profile". Retriever side: otrv4.md §"Validating Prekey Ensembles",
 //! §"Receiving Prekey Ensembles" and otrv4-prekey-server.md §"Retrieving Prekey Ensembles".
 
-use crate::crypto::dh::{DH_SECRET_LEN, DhKeyPair, DhPublic, DhSecret};
+use crate::crypto::dh::{DH_SECRET_LEN, DhKeyPair, DhSecret};
 use crate::crypto::ed448::{KeyPair, SYMMETRIC_KEY_LEN, SymmetricKey};
 use crate::crypto::keys::SharedPrekeyPublic;
+use crate::debug::redacted_debug;
 use crate::instance_tag::InstanceTag;
 use crate::prekey::client::PublishItems;
+use crate::prekey::messages::{MAX_PUBLISHED_PREKEY_MESSAGES, PrekeyEnsemble};
 use crate::prekey::{PrekeyError, SecretBytes};
 use crate::profile::ProfileError;
 use crate::profile::client::{ClientProfile, ValidatedClientProfile};
 use crate::profile::prekey::{PREKEY_PROFILE_LEN, PrekeyProfile, ValidatedPrekeyProfile};
-use crate::wire::codec::{DecodeError, Reader, Writer};
+use crate::wire::codec::{Codec, DecodeError, Reader, Writer};
 use crate::wire::messages::PrekeyMessage;
-use crate::wire::prekey_messages::{MAX_PUBLISHED_PREKEY_MESSAGES, PrekeyEnsemble};
 use alloc::collections::BTreeMap;
 use alloc::vec::Vec;
-use core::fmt;
 
 /// Most one-time prekey secrets a [`PrekeyStore`] holds (and accepts on import): about
 /// 40 publications of 255, or 5 MB of export.
@@ -71,15 +71,7 @@ impl PrekeySecrets {
     }
 }
 
-impl fmt::Debug for PrekeySecrets {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("PrekeySecrets")
-            .field("y", self.y.public())
-            .field("b", self.b.public())
-            .field("created", &self.created)
-            .finish_non_exhaustive()
-    }
-}
+redacted_debug!(PrekeySecrets { y = |s| s.y.public(), b = |s| s.b.public(), created, .. });
 
 /// A shared prekey pair `(d, D)` with the Prekey Profile that publishes `D`.
 #[derive(Clone)]
@@ -100,13 +92,7 @@ impl SharedPrekey {
     }
 }
 
-impl fmt::Debug for SharedPrekey {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("SharedPrekey")
-            .field("profile", &self.profile)
-            .finish_non_exhaustive()
-    }
-}
+redacted_debug!(SharedPrekey { profile, .. });
 
 /// The publisher's local prekey state for one instance tag: the secrets of every generated
 /// Prekey message by id, and the shared prekeys with their Prekey Profiles (newest last).
@@ -122,15 +108,11 @@ pub struct PrekeyStore {
     shared: Vec<SharedPrekey>,
 }
 
-impl fmt::Debug for PrekeyStore {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("PrekeyStore")
-            .field("owner_tag", &self.owner_tag)
-            .field("prekeys", &self.prekeys.len())
-            .field("shared", &self.shared)
-            .finish()
-    }
-}
+redacted_debug!(PrekeyStore {
+    owner_tag,
+    prekeys: len,
+    shared
+});
 
 impl PrekeyStore {
     /// An empty store for the client instance `owner_tag`.
@@ -318,22 +300,22 @@ impl PrekeyStore {
                 .sum::<usize>()
             + 4
             + self.shared.len() * EXPORTED_SHARED_LEN;
-        let mut w = Writer::with_capacity(len);
+        let mut w = Vec::with_capacity(len);
         w.u8(STORE_FORMAT_VERSION).u32(self.owner_tag.0);
         w.u32(u32::try_from(self.prekeys.len()).unwrap_or(u32::MAX));
         for (id, s) in &self.prekeys {
             w.u32(*id).i64(s.created);
             w.bytes(s.y.symmetric_key().as_bytes());
             w.bytes(s.b.secret_bytes());
-            s.b.public().write(&mut w);
+            w.dh_public(&s.b.public());
         }
         w.u32(u32::try_from(self.shared.len()).unwrap_or(u32::MAX));
         for s in &self.shared {
             w.bytes(s.key.symmetric_key().as_bytes());
             s.profile.write(&mut w);
         }
-        debug_assert_eq!(w.as_bytes().len(), len);
-        SecretBytes::new(w.into_bytes())
+        debug_assert_eq!(w.as_slice().len(), len);
+        SecretBytes::new(w)
     }
 
     /// Restores a store written by [`PrekeyStore::export`]. Rejects an unknown version,
@@ -365,7 +347,7 @@ impl PrekeyStore {
                 r.array::<SYMMETRIC_KEY_LEN>("prekey y")?,
             ));
             let secret = DhSecret(r.array::<DH_SECRET_LEN>("prekey b")?);
-            let public = DhPublic::read(&mut r, "prekey B")?;
+            let public = r.dh_public("prekey B")?;
             let b = DhKeyPair { secret, public };
             if prekeys
                 .insert(id, PrekeySecrets { y, b, created })
@@ -380,7 +362,7 @@ impl PrekeyStore {
             let key = KeyPair::from_symmetric_key(SymmetricKey::from_bytes(
                 r.array::<SYMMETRIC_KEY_LEN>("shared prekey d")?,
             ));
-            let profile = PrekeyProfile::parse(&mut r)?;
+            let profile = PrekeyProfile::read(&mut r)?;
             if profile.shared_prekey.0 != *key.public() {
                 return Err(DecodeError::BadValue(
                     "shared prekey does not match profile",
@@ -815,7 +797,7 @@ mod tests {
         let forging = generate_forging_point(&mut r);
         let mut bad = e.clone();
         let good = ClientProfile::build_and_sign(TAG, &o.long_term, &forging, b"4", NOW + 1000);
-        let mut bytes = good.serialize();
+        let mut bytes = good.encode();
         let exp_at = bytes.len() - 114 - 8;
         bytes[exp_at + 7] ^= 1;
         bad.client_profile = ClientProfile::decode(&bytes).unwrap();

@@ -5,11 +5,11 @@
 //! message per instance tag in the same `&mut` call that returns it (atomic).
 
 use crate::instance_tag::InstanceTag;
+use crate::prekey::messages::PrekeyEnsemble;
 use crate::prekey::server::StoreRequest;
 use crate::profile::client::ClientProfile;
 use crate::profile::prekey::PrekeyProfile;
 use crate::wire::messages::PrekeyMessage;
-use crate::wire::prekey_messages::PrekeyEnsemble;
 use alloc::collections::{BTreeMap, VecDeque};
 use alloc::vec::Vec;
 

@@ -10,7 +10,7 @@
 //! - [`memory`]: an in-memory reference storage for the server.
 //! - [`refill`]: when to top up the server's stock of Prekey messages.
 //!
-//! Every message is a binary [`crate::wire::prekey_messages`] value; callers frame it with
+//! Every message is a binary [`crate::prekey::messages`] value; callers frame it with
 //! [`crate::wire::encoded::encode_prekey`] and, for the two large messages (Prekey
 //! Publication inside DAKE-3, Prekey Ensemble Retrieval), may fragment it with
 //! [`crate::wire::fragment`] (§"Fragmentation of some Messages").
@@ -19,6 +19,7 @@ pub(crate) mod auth;
 pub mod client;
 pub mod ensemble;
 pub mod memory;
+pub mod messages;
 pub mod proofs;
 pub mod refill;
 pub mod server;

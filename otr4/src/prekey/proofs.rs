@@ -9,13 +9,11 @@ use crate::crypto::dh::{DhKeyPair, DhPublic, SecretExponent, dh_proof_commitment
 use crate::crypto::ed448::{KeyPair, Point, SCALAR_LEN, Scalar, encode_point};
 use crate::crypto::edwards::{EdwardsPoint, vartime_multiscalar_mul};
 use crate::crypto::kdf::{DOMAIN_PREKEY_SERVER, PrekeyUsage, prekey_kdf, shake_into};
+use crate::debug::redacted_debug;
+use crate::prekey::messages::{DhProof, EcdhProof, MAX_PUBLISHED_PREKEY_MESSAGES, PROOF_C_LEN};
 use crate::wire::codec::Writer;
-use crate::wire::prekey_messages::{
-    DhProof, EcdhProof, MAX_PUBLISHED_PREKEY_MESSAGES, PROOF_C_LEN,
-};
 use alloc::vec;
 use alloc::vec::Vec;
-use core::fmt;
 use subtle::ConstantTimeEq;
 use zeroize::{Zeroize, ZeroizeOnDrop};
 
@@ -60,11 +58,7 @@ impl ProofContext {
     }
 }
 
-impl fmt::Debug for ProofContext {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("ProofContext(..)")
-    }
-}
+redacted_debug!(ProofContext);
 
 /// Checks `1 <= n <= 255`.
 fn check_count(n: usize) -> Result<(), ProofError> {
@@ -136,13 +130,13 @@ fn ecdh_challenge(
     points: &[&Point],
     m: &ProofContext,
 ) -> [u8; PROOF_C_LEN] {
-    let mut w = Writer::with_capacity(57 * (points.len() + 1) + 64);
+    let mut w = Vec::with_capacity(57 * (points.len() + 1) + 64);
     w.bytes(a);
     for p in points {
-        p.write(&mut w);
+        w.point(&p);
     }
     w.bytes(&m.0);
-    prekey_kdf::<PROOF_C_LEN>(usage, &[w.as_bytes()])
+    prekey_kdf::<PROOF_C_LEN>(usage, &[w.as_slice()])
 }
 
 /// Generates an ECDH batch proof for the key pairs `keys` (§"Prekey Messages proofs"
@@ -205,13 +199,13 @@ pub fn verify_ecdh_proof(
 /// `c = KDF(usage_proof_message_dh, A || B_1 || … || B_N || m, 64)` with `A` and the
 /// `B_i` as MPIs (docs/spec-notes.md note 3).
 fn dh_challenge(a_be: &[u8], values: &[&DhPublic], m: &ProofContext) -> [u8; PROOF_C_LEN] {
-    let mut w = Writer::new();
+    let mut w = Vec::new();
     w.mpi(a_be);
     for b in values {
-        b.write(&mut w);
+        w.dh_public(&b);
     }
     w.bytes(&m.0);
-    prekey_kdf::<PROOF_C_LEN>(PrekeyUsage::ProofMessageDh, &[w.as_bytes()])
+    prekey_kdf::<PROOF_C_LEN>(PrekeyUsage::ProofMessageDh, &[w.as_slice()])
 }
 
 /// Generates the DH batch proof for the key pairs `keys` (§"DH" §"Generation"): `r`

@@ -8,7 +8,7 @@
 use crate::prekey::PrekeyError;
 use crate::prekey::client::PublishItems;
 use crate::prekey::ensemble::PrekeyStore;
-use crate::wire::prekey_messages::MAX_PUBLISHED_PREKEY_MESSAGES;
+use crate::prekey::messages::MAX_PUBLISHED_PREKEY_MESSAGES;
 
 /// Default stock of Prekey messages on the server, also the size of a first publication.
 ///

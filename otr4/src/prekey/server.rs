@@ -13,25 +13,26 @@ use crate::crypto::fingerprint::Fingerprint;
 use crate::crypto::kdf::PrekeyServer as PrekeyDomain;
 use crate::crypto::keys::Ed448PublicKey;
 use crate::crypto::rsig::RingSignature;
+use crate::debug::redacted_debug;
 use crate::instance_tag::InstanceTag;
 use crate::prekey::auth::{MacKey, SessionKeys, Transcript, mac_eq, phi, transcript};
+use crate::prekey::messages::{
+    CompositeIdentity, Dake1, Dake2, Dake3, EnsembleQuery, EnsembleRetrieval, Failure,
+    NO_PREKEY_ENSEMBLES_TEXT, NoPrekeyEnsembles, PrekeyEnsemble, PrekeyPublication,
+    PrekeyServerMessage, StorageInfoRequest, StorageStatus, Success, TYPE_PUBLICATION,
+    TYPE_STORAGE_INFO_REQUEST,
+};
 use crate::prekey::proofs::{
     EcdhProofKind, ProofContext, ProofError, verify_dh_proof, verify_ecdh_proof,
 };
 use crate::profile::ProfileError;
 use crate::profile::client::ClientProfile;
 use crate::profile::prekey::PrekeyProfile;
+use crate::wire::codec::Codec;
 use crate::wire::codec::DecodeError;
 use crate::wire::messages::{PROTOCOL_VERSION, PrekeyMessage};
-use crate::wire::prekey_messages::{
-    CompositeIdentity, Dake1, Dake2, Dake3, EnsembleQuery, EnsembleRetrieval, Failure,
-    NO_PREKEY_ENSEMBLES_TEXT, NoPrekeyEnsembles, PrekeyEnsemble, PrekeyPublication,
-    PrekeyServerMessage, StorageInfoRequest, StorageStatus, Success, TYPE_PUBLICATION,
-    TYPE_STORAGE_INFO_REQUEST,
-};
 use alloc::boxed::Box;
 use alloc::vec::Vec;
-use core::fmt;
 
 /// Default lifetime of a [`ServerSession`]: 5 minutes from DAKE-1 (the Go server's session
 /// timeout). A DAKE-3 is a few round trips away; anything older is abandoned.
@@ -98,15 +99,11 @@ pub struct PrekeyServer {
     session_ttl: i64,
 }
 
-impl fmt::Debug for PrekeyServer {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("PrekeyServer")
-            .field("identity", &self.identity)
-            .field("key", &self.key)
-            .field("session_ttl", &self.session_ttl)
-            .finish()
-    }
-}
+redacted_debug!(PrekeyServer {
+    identity,
+    key,
+    session_ttl
+});
 
 /// The server's state for one in-flight DAKE, created by DAKE-1 and consumed by DAKE-3
 /// (§"State Machine": IN_DAKE). Holds only public values, the expected DAKE-3 transcript and
@@ -121,15 +118,12 @@ pub struct ServerSession {
     expires_at: i64,
 }
 
-impl fmt::Debug for ServerSession {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ServerSession")
-            .field("publisher", &self.publisher)
-            .field("tag", &self.tag)
-            .field("expires_at", &self.expires_at)
-            .finish_non_exhaustive()
-    }
-}
+redacted_debug!(ServerSession {
+    publisher,
+    tag,
+    expires_at,
+    ..
+});
 
 impl ServerSession {
     /// The publisher's network identity (bare JID) this DAKE is with.
@@ -201,13 +195,7 @@ pub struct PendingPublication {
     reply: Reply,
 }
 
-impl fmt::Debug for PendingPublication {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("PendingPublication")
-            .field("request", &self.request)
-            .finish_non_exhaustive()
-    }
-}
+redacted_debug!(PendingPublication { request, .. });
 
 impl PendingPublication {
     /// What to store.
@@ -235,14 +223,7 @@ pub struct PendingStatus {
     reply: Reply,
 }
 
-impl fmt::Debug for PendingStatus {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("PendingStatus")
-            .field("publisher", &self.publisher)
-            .field("tag", &self.reply.tag)
-            .finish_non_exhaustive()
-    }
-}
+redacted_debug!(PendingStatus { publisher, tag = |s| s.reply.tag, .. });
 
 impl PendingStatus {
     /// The publisher's network identity.

@@ -11,13 +11,14 @@ use crate::crypto::kdf::PrekeyServer as PrekeyDomain;
 use crate::crypto::keys::generate_forging_point;
 use crate::crypto::rsig::RingSignature;
 use crate::instance_tag::InstanceTag;
+use crate::prekey::messages::{
+    Dake1, Dake3, Dake3Inner, PrekeyPublication, PublishedPrekeyMessages,
+};
 use crate::profile::ProfileError;
 use crate::profile::client::ClientProfile;
 use crate::profile::prekey::PrekeyProfile;
+use crate::wire::codec::Codec;
 use crate::wire::messages::PrekeyMessage;
-use crate::wire::prekey_messages::{
-    Dake1, Dake3, Dake3Inner, PrekeyPublication, PublishedPrekeyMessages,
-};
 use alloc::boxed::Box;
 use alloc::vec::Vec;
 use rand::SeedableRng;

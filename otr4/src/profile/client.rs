@@ -4,12 +4,12 @@
 use crate::crypto::ed448::KeyPair;
 use crate::crypto::eddsa::{self, SIGNATURE_LEN, Signature};
 use crate::crypto::keys::{Ed448PublicKey, ForgingPublicKey};
+use crate::debug::Hex;
+use crate::debug::redacted_debug;
 use crate::instance_tag::InstanceTag;
 use crate::profile::ProfileError;
-use crate::wire::codec::{DecodeError, Reader, Writer};
-use crate::wire::messages::Hex;
+use crate::wire::codec::{Codec, DecodeError, Reader, Writer};
 use alloc::vec::Vec;
-use core::fmt;
 
 /// Field type of the owner instance tag (otrv4.md §"Client Profile Data Type").
 pub const FIELD_INSTANCE_TAG: u16 = 0x0001;
@@ -53,7 +53,7 @@ impl DsaPublicKey {
     /// Fails if one of them is longer than [`DSA_MPI_MAX_LEN`] bytes after removing
     /// leading zeros.
     pub fn from_mpis(p: &[u8], q: &[u8], g: &[u8], y: &[u8]) -> Result<DsaPublicKey, DecodeError> {
-        let mut w = Writer::new();
+        let mut w = Vec::new();
         w.u16(DSA_PUBKEY_TYPE);
         for v in [p, q, g, y] {
             let start = v.iter().position(|&b| b != 0).unwrap_or(v.len());
@@ -66,13 +66,22 @@ impl DsaPublicKey {
             }
             w.mpi(v);
         }
-        Ok(DsaPublicKey {
-            encoded: w.into_bytes(),
-        })
+        Ok(DsaPublicKey { encoded: w })
     }
 
-    /// Reads a PUBKEY: type 0x0000 then four minimally encoded, bounded MPIs.
-    pub fn read(r: &mut Reader<'_>) -> Result<DsaPublicKey, DecodeError> {
+    /// The exact PUBKEY encoding.
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.encoded
+    }
+}
+
+/// PUBKEY: type 0x0000 then four minimally encoded, bounded MPIs.
+impl Codec for DsaPublicKey {
+    fn write(&self, w: &mut Vec<u8>) {
+        w.bytes(&self.encoded);
+    }
+
+    fn read(r: &mut Reader<'_>) -> Result<DsaPublicKey, DecodeError> {
         let start = r.rest();
         let ty = r.u16("DSA key type")?;
         if ty != DSA_PUBKEY_TYPE {
@@ -91,20 +100,9 @@ impl DsaPublicKey {
             .to_vec();
         Ok(DsaPublicKey { encoded })
     }
-
-    /// The exact PUBKEY encoding.
-    pub fn as_bytes(&self) -> &[u8] {
-        &self.encoded
-    }
 }
 
-impl fmt::Debug for DsaPublicKey {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_tuple("DsaPublicKey")
-            .field(&Hex(&self.encoded))
-            .finish()
-    }
-}
+redacted_debug!(DsaPublicKey(|s| Hex(&s.encoded)));
 
 /// A Client Profile (otrv4.md §"Client Profile Data Type"), either built and signed here
 /// or parsed from the wire. It keeps the exact bytes its signature covers, so a received
@@ -134,8 +132,8 @@ fn fields_before_transitional(
     versions: &[u8],
     expiration: i64,
     dsa_key: Option<&DsaPublicKey>,
-) -> Writer {
-    let mut w = Writer::new();
+) -> Vec<u8> {
+    let mut w = Vec::new();
     w.u16(FIELD_INSTANCE_TAG).u32(owner_tag.0);
     w.u16(FIELD_PUBLIC_KEY);
     public_key.write(&mut w);
@@ -200,7 +198,7 @@ impl ClientProfile {
             expiration,
             Some(&dsa_key),
         );
-        let tsig = dsa_sign(m.as_bytes());
+        let tsig = dsa_sign(&m);
         Self::assemble(
             owner_tag,
             long_term,
@@ -231,13 +229,11 @@ impl ClientProfile {
             dsa_key.as_ref(),
         );
         let count = 5 + u32::from(dsa_key.is_some()) + u32::from(transitional_signature.is_some());
-        let mut signed =
-            Writer::with_capacity(4 + fields.as_bytes().len() + 2 + TRANSITIONAL_SIGNATURE_LEN);
-        signed.u32(count).bytes(fields.as_bytes());
+        let mut signed = Vec::with_capacity(4 + fields.len() + 2 + TRANSITIONAL_SIGNATURE_LEN);
+        signed.u32(count).bytes(&fields);
         if let Some(t) = &transitional_signature {
             signed.u16(FIELD_TRANSITIONAL_SIGNATURE).bytes(t);
         }
-        let signed = signed.into_bytes();
         let signature = eddsa::sign(long_term, &signed);
         ClientProfile {
             owner_tag,
@@ -250,95 +246,6 @@ impl ClientProfile {
             signature,
             signed,
         }
-    }
-
-    /// Reads a CLIENT-PROF. Rejects an unknown field type (fields carry no length, so an
-    /// unknown one cannot be skipped), a duplicated field, a missing required field, more
-    /// than seven fields, a DSA key without a transitional signature, and keys that fail
-    /// strict point decoding (this is where validation steps 6 and 7, "key is on the
-    /// curve", are enforced).
-    pub fn parse(r: &mut Reader<'_>) -> Result<ClientProfile, DecodeError> {
-        let start = r.rest();
-        let count = r.u32("client profile field count")?;
-        if count > MAX_FIELDS {
-            return Err(DecodeError::BadProfile("more fields than field types"));
-        }
-        let mut owner_tag = None;
-        let mut public_key = None;
-        let mut forging_key = None;
-        let mut versions = None;
-        let mut expiration = None;
-        let mut dsa_key = None;
-        let mut transitional_signature = None;
-        for _ in 0..count {
-            match r.u16("client profile field type")? {
-                FIELD_INSTANCE_TAG => set_once(
-                    &mut owner_tag,
-                    InstanceTag(r.u32("client profile instance tag")?),
-                )?,
-                FIELD_PUBLIC_KEY => set_once(&mut public_key, Ed448PublicKey::read(r)?)?,
-                FIELD_FORGING_KEY => set_once(&mut forging_key, ForgingPublicKey::read(r)?)?,
-                FIELD_VERSIONS => {
-                    set_once(&mut versions, r.data("client profile versions")?.to_vec())?
-                }
-                FIELD_EXPIRATION => set_once(&mut expiration, r.i64("client profile expiration")?)?,
-                FIELD_DSA_KEY => set_once(&mut dsa_key, DsaPublicKey::read(r)?)?,
-                FIELD_TRANSITIONAL_SIGNATURE => set_once(
-                    &mut transitional_signature,
-                    r.array::<TRANSITIONAL_SIGNATURE_LEN>("transitional signature")?,
-                )?,
-                _ => return Err(DecodeError::BadProfile("unknown field type")),
-            }
-        }
-        let signed_len = start.len() - r.remaining();
-        let signed = start
-            .get(..signed_len)
-            .ok_or(DecodeError::Truncated {
-                what: "client profile",
-            })?
-            .to_vec();
-        let signature = Signature(r.array::<SIGNATURE_LEN>("client profile signature")?);
-        let owner_tag = owner_tag.ok_or(DecodeError::BadProfile("missing owner instance tag"))?;
-        let public_key = public_key.ok_or(DecodeError::BadProfile("missing Ed448 public key"))?;
-        let forging_key = forging_key.ok_or(DecodeError::BadProfile("missing forging key"))?;
-        let versions = versions.ok_or(DecodeError::BadProfile("missing versions"))?;
-        let expiration = expiration.ok_or(DecodeError::BadProfile("missing expiration"))?;
-        if dsa_key.is_some() && transitional_signature.is_none() {
-            return Err(DecodeError::BadProfile(
-                "DSA key without transitional signature",
-            ));
-        }
-        Ok(ClientProfile {
-            owner_tag,
-            public_key,
-            forging_key,
-            versions,
-            expiration,
-            dsa_key,
-            transitional_signature,
-            signature,
-            signed,
-        })
-    }
-
-    /// Decodes a profile that must fill `bytes` exactly.
-    pub fn decode(bytes: &[u8]) -> Result<ClientProfile, DecodeError> {
-        let mut r = Reader::new(bytes);
-        let p = Self::parse(&mut r)?;
-        r.finish()?;
-        Ok(p)
-    }
-
-    /// Appends the wire encoding (signed bytes, then the signature).
-    pub fn write(&self, w: &mut Writer) {
-        w.bytes(&self.signed).bytes(&self.signature.0);
-    }
-
-    /// The wire encoding.
-    pub fn serialize(&self) -> Vec<u8> {
-        let mut w = Writer::with_capacity(self.signed.len() + SIGNATURE_LEN);
-        self.write(&mut w);
-        w.into_bytes()
     }
 
     /// The exact bytes the profile signature covers: the Number of Fields and all fields.
@@ -358,7 +265,6 @@ impl ClientProfile {
             self.expiration,
             self.dsa_key.as_ref(),
         )
-        .into_bytes()
     }
 
     /// The owner instance tag.
@@ -465,6 +371,76 @@ impl ClientProfile {
     }
 }
 
+impl Codec for ClientProfile {
+    fn write(&self, w: &mut Vec<u8>) {
+        w.bytes(&self.signed).bytes(&self.signature.0);
+    }
+
+    fn read(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        let start = r.rest();
+        let count = r.u32("client profile field count")?;
+        if count > MAX_FIELDS {
+            return Err(DecodeError::BadProfile("more fields than field types"));
+        }
+        let mut owner_tag = None;
+        let mut public_key = None;
+        let mut forging_key = None;
+        let mut versions = None;
+        let mut expiration = None;
+        let mut dsa_key = None;
+        let mut transitional_signature = None;
+        for _ in 0..count {
+            match r.u16("client profile field type")? {
+                FIELD_INSTANCE_TAG => set_once(
+                    &mut owner_tag,
+                    InstanceTag(r.u32("client profile instance tag")?),
+                )?,
+                FIELD_PUBLIC_KEY => set_once(&mut public_key, Ed448PublicKey::read(r)?)?,
+                FIELD_FORGING_KEY => set_once(&mut forging_key, ForgingPublicKey::read(r)?)?,
+                FIELD_VERSIONS => {
+                    set_once(&mut versions, r.data("client profile versions")?.to_vec())?
+                }
+                FIELD_EXPIRATION => set_once(&mut expiration, r.i64("client profile expiration")?)?,
+                FIELD_DSA_KEY => set_once(&mut dsa_key, DsaPublicKey::read(r)?)?,
+                FIELD_TRANSITIONAL_SIGNATURE => set_once(
+                    &mut transitional_signature,
+                    r.array::<TRANSITIONAL_SIGNATURE_LEN>("transitional signature")?,
+                )?,
+                _ => return Err(DecodeError::BadProfile("unknown field type")),
+            }
+        }
+        let signed_len = start.len() - r.remaining();
+        let signed = start
+            .get(..signed_len)
+            .ok_or(DecodeError::Truncated {
+                what: "client profile",
+            })?
+            .to_vec();
+        let signature = Signature(r.array::<SIGNATURE_LEN>("client profile signature")?);
+        let owner_tag = owner_tag.ok_or(DecodeError::BadProfile("missing owner instance tag"))?;
+        let public_key = public_key.ok_or(DecodeError::BadProfile("missing Ed448 public key"))?;
+        let forging_key = forging_key.ok_or(DecodeError::BadProfile("missing forging key"))?;
+        let versions = versions.ok_or(DecodeError::BadProfile("missing versions"))?;
+        let expiration = expiration.ok_or(DecodeError::BadProfile("missing expiration"))?;
+        if dsa_key.is_some() && transitional_signature.is_none() {
+            return Err(DecodeError::BadProfile(
+                "DSA key without transitional signature",
+            ));
+        }
+        Ok(ClientProfile {
+            owner_tag,
+            public_key,
+            forging_key,
+            versions,
+            expiration,
+            dsa_key,
+            transitional_signature,
+            signature,
+            signed,
+        })
+    }
+}
+
 impl PartialEq for ClientProfile {
     /// Two profiles are equal when their encodings are: every field is a function of the
     /// signed bytes and the signature.
@@ -475,23 +451,7 @@ impl PartialEq for ClientProfile {
 
 impl Eq for ClientProfile {}
 
-impl fmt::Debug for ClientProfile {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ClientProfile")
-            .field("owner_tag", &self.owner_tag)
-            .field("public_key", &self.public_key)
-            .field("forging_key", &self.forging_key)
-            .field("versions", &Hex(&self.versions))
-            .field("expiration", &self.expiration)
-            .field("dsa_key", &self.dsa_key)
-            .field(
-                "transitional_signature",
-                &self.transitional_signature.as_ref().map(|t| Hex(t)),
-            )
-            .field("signature", &Hex(&self.signature.0))
-            .finish()
-    }
-}
+redacted_debug!(ClientProfile { owner_tag, public_key, forging_key, versions: hex, expiration, dsa_key, transitional_signature = |s| s.transitional_signature.as_ref().map(|t| Hex(t)), signature = |s| Hex(&s.signature.0) });
 
 /// A Client Profile that passed [`ClientProfile::validate`] for a given sender and time.
 /// Dereferences to the profile.
@@ -520,7 +480,7 @@ impl core::ops::Deref for ValidatedClientProfile {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::wire::messages::testutil::*;
+    use crate::testutil::*;
     use proptest::prelude::*;
 
     const TAG: InstanceTag = InstanceTag(0x0102_0304);
@@ -542,37 +502,37 @@ mod tests {
     }
 
     fn f_tag(t: u32) -> Vec<u8> {
-        let mut w = Writer::new();
+        let mut w = Vec::new();
         w.u16(FIELD_INSTANCE_TAG).u32(t);
-        w.into_bytes()
+        w
     }
     fn f_pk() -> Vec<u8> {
-        let mut w = Writer::new();
+        let mut w = Vec::new();
         w.u16(FIELD_PUBLIC_KEY);
         Ed448PublicKey(*keypair(7).public()).write(&mut w);
-        w.into_bytes()
+        w
     }
     fn f_fk() -> Vec<u8> {
-        let mut w = Writer::new();
+        let mut w = Vec::new();
         w.u16(FIELD_FORGING_KEY);
         ForgingPublicKey(point(8)).write(&mut w);
-        w.into_bytes()
+        w
     }
     fn f_ver(v: &[u8]) -> Vec<u8> {
-        let mut w = Writer::new();
+        let mut w = Vec::new();
         w.u16(FIELD_VERSIONS).data(v);
-        w.into_bytes()
+        w
     }
     fn f_exp(e: i64) -> Vec<u8> {
-        let mut w = Writer::new();
+        let mut w = Vec::new();
         w.u16(FIELD_EXPIRATION).i64(e);
-        w.into_bytes()
+        w
     }
 
     #[test]
     fn layout_and_round_trip() {
         let p = profile(b"4");
-        let b = p.serialize();
+        let b = p.encode();
         // count, then the fields in type order, then the signature.
         let mut expected = Vec::new();
         expected.extend_from_slice(&5u32.to_be_bytes());
@@ -586,7 +546,7 @@ mod tests {
         assert_eq!(b.len(), MIN_CLIENT_PROFILE_LEN + 1);
         let q = ClientProfile::decode(&b).unwrap();
         assert_eq!(q, p);
-        assert_eq!(q.serialize(), b);
+        assert_eq!(q.encode(), b);
         assert_eq!(q.owner_tag(), TAG);
         assert_eq!(q.public_key().point(), keypair(7).public());
         assert_eq!(q.forging_key(), &ForgingPublicKey(point(8)));
@@ -605,10 +565,10 @@ mod tests {
         #[test]
         fn round_trips(seed in any::<u64>(), tag in any::<u32>(), versions in proptest::collection::vec(any::<u8>(), 0..8), exp in any::<i64>()) {
             let p = ClientProfile::build_and_sign(InstanceTag(tag), &keypair(seed), &ForgingPublicKey(point(seed ^ 5)), &versions, exp);
-            let b = p.serialize();
+            let b = p.encode();
             let q = ClientProfile::decode(&b).unwrap();
             prop_assert_eq!(&q, &p);
-            prop_assert_eq!(q.serialize(), b);
+            prop_assert_eq!(q.encode(), b);
             prop_assert_eq!(q.versions(), &versions[..]);
             prop_assert_eq!(q.expiration(), exp);
         }
@@ -618,19 +578,19 @@ mod tests {
     fn validation_failures_one_by_one() {
         let p = profile(b"4");
         // 1. empty signature
-        let mut b = p.serialize();
+        let mut b = p.encode();
         let n = b.len();
         b[n - SIGNATURE_LEN..].fill(0);
         let q = ClientProfile::decode(&b).unwrap();
         assert_eq!(q.validate(TAG, 0), Err(ProfileError::EmptySignature));
         // 2. bad signature: one flipped signature bit, or a changed signed byte.
-        let mut b = p.serialize();
+        let mut b = p.encode();
         b[n - 1] ^= 0x01;
         assert_eq!(
             ClientProfile::decode(&b).unwrap().validate(TAG, 0),
             Err(ProfileError::BadSignature)
         );
-        let mut b = p.serialize();
+        let mut b = p.encode();
         b[4 + 2 + 3] ^= 0x01; // last byte of the owner instance tag
         let q = ClientProfile::decode(&b).unwrap();
         assert_eq!(
@@ -696,7 +656,7 @@ mod tests {
     fn signature_is_verified_over_received_bytes_in_any_field_order() {
         let raw = signed_raw(5, &[f_exp(EXP), f_ver(b"4"), f_fk(), f_pk(), f_tag(TAG.0)]);
         let p = ClientProfile::decode(&raw).unwrap();
-        assert_eq!(p.serialize(), raw);
+        assert_eq!(p.encode(), raw);
         assert!(p.validate(TAG, 0).is_ok());
         assert_ne!(p, profile(b"4"));
     }
@@ -781,7 +741,7 @@ mod tests {
             DecodeError::LengthTooLarge { .. }
         ));
         // truncation at every position, and a trailing byte
-        let b = profile(b"4").serialize();
+        let b = profile(b"4").encode();
         assert_truncations_fail(&b, ClientProfile::decode);
         let mut t = b.clone();
         t.push(0);
@@ -791,7 +751,7 @@ mod tests {
         );
         // parse() itself stops at the end of the profile
         let mut r = Reader::new(&t);
-        assert_eq!(ClientProfile::parse(&mut r).unwrap(), profile(b"4"));
+        assert_eq!(ClientProfile::read(&mut r).unwrap(), profile(b"4"));
         assert_eq!(r.remaining(), 1);
     }
 
@@ -818,10 +778,10 @@ mod tests {
         // m is the fields 1..6 without the count
         assert_eq!(&p.signed_bytes()[4..4 + seen.len()], &seen[..]);
         assert_eq!(&p.signed_bytes()[..4], &7u32.to_be_bytes());
-        let b = p.serialize();
+        let b = p.encode();
         let q = ClientProfile::decode(&b).unwrap();
         assert_eq!(q, p);
-        assert_eq!(q.serialize(), b);
+        assert_eq!(q.encode(), b);
         assert_eq!(q.dsa_key(), Some(&dsa()));
         assert_eq!(q.dsa_key().unwrap().as_bytes()[..2], [0, 0]);
         assert_eq!(
@@ -875,10 +835,10 @@ mod tests {
             DsaPublicKey::from_mpis(&[1; 385], &[1], &[1], &[1]),
             Err(DecodeError::LengthTooLarge { .. })
         ));
-        let mut big = Writer::new();
+        let mut big = Vec::new();
         big.u16(0).data(&[1; 385]);
         assert!(matches!(
-            DsaPublicKey::read(&mut Reader::new(big.as_bytes())),
+            DsaPublicKey::read(&mut Reader::new(&big)),
             Err(DecodeError::LengthTooLarge { .. })
         ));
     }

@@ -4,12 +4,12 @@
 use crate::crypto::ed448::KeyPair;
 use crate::crypto::eddsa::{self, SIGNATURE_LEN, Signature};
 use crate::crypto::keys::{Ed448PublicKey, SharedPrekeyPublic};
+use crate::debug::Hex;
+use crate::debug::redacted_debug;
 use crate::instance_tag::InstanceTag;
 use crate::profile::ProfileError;
-use crate::wire::codec::{DecodeError, Reader, Writer};
-use crate::wire::messages::Hex;
+use crate::wire::codec::{Codec, DecodeError, Reader, Writer};
 use alloc::vec::Vec;
-use core::fmt;
 
 /// Bytes of the signed part: owner tag, expiration, typed shared prekey.
 const SIGNED_LEN: usize = 4 + 8 + 2 + 57;
@@ -51,53 +51,16 @@ impl PrekeyProfile {
     }
 
     fn signed_bytes_of(owner_tag: InstanceTag, expiration: i64, d: &SharedPrekeyPublic) -> Vec<u8> {
-        let mut w = Writer::with_capacity(SIGNED_LEN);
+        let mut w = Vec::with_capacity(SIGNED_LEN);
         w.u32(owner_tag.0).i64(expiration);
         d.write(&mut w);
-        w.into_bytes()
+        w
     }
 
     /// The message `m` the signature covers: `owner tag || expiration || shared prekey`
     /// (the shared prekey with its type prefix).
     pub fn signed_bytes(&self) -> Vec<u8> {
         Self::signed_bytes_of(self.owner_tag, self.expiration, &self.shared_prekey)
-    }
-
-    /// Reads a PREKEY-PROF; the shared prekey must decode strictly (validation step
-    /// "shared prekey is on the curve" is enforced here).
-    pub fn parse(r: &mut Reader<'_>) -> Result<PrekeyProfile, DecodeError> {
-        let owner_tag = InstanceTag(r.u32("prekey profile instance tag")?);
-        let expiration = r.i64("prekey profile expiration")?;
-        let shared_prekey = SharedPrekeyPublic::read(r)?;
-        let signature = Signature(r.array::<SIGNATURE_LEN>("prekey profile signature")?);
-        Ok(PrekeyProfile {
-            owner_tag,
-            expiration,
-            shared_prekey,
-            signature,
-        })
-    }
-
-    /// Decodes a profile that must fill `bytes` exactly.
-    pub fn decode(bytes: &[u8]) -> Result<PrekeyProfile, DecodeError> {
-        let mut r = Reader::new(bytes);
-        let p = Self::parse(&mut r)?;
-        r.finish()?;
-        Ok(p)
-    }
-
-    /// Appends the wire encoding.
-    pub fn write(&self, w: &mut Writer) {
-        w.u32(self.owner_tag.0).i64(self.expiration);
-        self.shared_prekey.write(w);
-        w.bytes(&self.signature.0);
-    }
-
-    /// The wire encoding.
-    pub fn serialize(&self) -> Vec<u8> {
-        let mut w = Writer::with_capacity(PREKEY_PROFILE_LEN);
-        self.write(&mut w);
-        w.into_bytes()
     }
 
     /// Whether the profile has expired at `now` (`expiration <= now`).
@@ -137,16 +100,28 @@ impl PrekeyProfile {
     }
 }
 
-impl fmt::Debug for PrekeyProfile {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("PrekeyProfile")
-            .field("owner_tag", &self.owner_tag)
-            .field("expiration", &self.expiration)
-            .field("shared_prekey", &self.shared_prekey)
-            .field("signature", &Hex(&self.signature.0))
-            .finish()
+impl Codec for PrekeyProfile {
+    fn write(&self, w: &mut Vec<u8>) {
+        w.u32(self.owner_tag.0).i64(self.expiration);
+        self.shared_prekey.write(w);
+        w.bytes(&self.signature.0);
+    }
+
+    fn read(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        let owner_tag = InstanceTag(r.u32("prekey profile instance tag")?);
+        let expiration = r.i64("prekey profile expiration")?;
+        let shared_prekey = SharedPrekeyPublic::read(r)?;
+        let signature = Signature(r.array::<SIGNATURE_LEN>("prekey profile signature")?);
+        Ok(PrekeyProfile {
+            owner_tag,
+            expiration,
+            shared_prekey,
+            signature,
+        })
     }
 }
+
+redacted_debug!(PrekeyProfile { owner_tag, expiration, shared_prekey, signature = |s| Hex(&s.signature.0) });
 
 /// A Prekey Profile that passed [`PrekeyProfile::validate`]. Dereferences to the profile.
 #[derive(Clone, PartialEq, Eq, Debug)]
@@ -174,7 +149,7 @@ impl core::ops::Deref for ValidatedPrekeyProfile {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::wire::messages::testutil::*;
+    use crate::testutil::*;
     use proptest::prelude::*;
 
     const TAG: InstanceTag = InstanceTag(0x0000_0abc);
@@ -187,7 +162,7 @@ mod tests {
     #[test]
     fn layout_round_trip_and_validation() {
         let p = profile();
-        let b = p.serialize();
+        let b = p.encode();
         assert_eq!(b.len(), PREKEY_PROFILE_LEN);
         assert_eq!(&b[..4], &TAG.0.to_be_bytes());
         assert_eq!(&b[4..12], &EXP.to_be_bytes());
@@ -196,7 +171,7 @@ mod tests {
         assert_eq!(p.signed_bytes(), &b[..71]);
         let q = PrekeyProfile::decode(&b).unwrap();
         assert_eq!(q, p);
-        assert_eq!(q.serialize(), b);
+        assert_eq!(q.encode(), b);
         let lt = Ed448PublicKey(*keypair(4).public());
         assert_eq!(q.validate(TAG, EXP - 1, &lt).unwrap().profile(), &p);
     }
@@ -207,10 +182,10 @@ mod tests {
         #[test]
         fn round_trips(seed in any::<u64>(), tag in any::<u32>(), exp in any::<i64>()) {
             let p = PrekeyProfile::build_and_sign(InstanceTag(tag), exp, &keypair(seed), &keypair(seed ^ 9));
-            let b = p.serialize();
+            let b = p.encode();
             let q = PrekeyProfile::decode(&b).unwrap();
             prop_assert_eq!(&q, &p);
-            prop_assert_eq!(q.serialize(), b);
+            prop_assert_eq!(q.encode(), b);
         }
     }
 
@@ -253,7 +228,7 @@ mod tests {
 
     #[test]
     fn malformed() {
-        let b = profile().serialize();
+        let b = profile().encode();
         assert_truncations_fail(&b, PrekeyProfile::decode);
         let mut t = b.clone();
         t.push(0);

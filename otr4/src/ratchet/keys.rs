@@ -3,8 +3,8 @@
 //!
 //! Each function is one KDF call writing straight into a buffer that zeroizes on drop.
 
+use crate::debug::redacted_debug;
 use alloc::vec::Vec;
-use core::fmt;
 use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
 
 use crate::crypto::dh::SharedDh;
@@ -175,11 +175,7 @@ impl ExtraSymmetricKey {
     }
 }
 
-impl fmt::Debug for ExtraSymmetricKey {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("ExtraSymmetricKey(..)")
-    }
-}
+redacted_debug!(ExtraSymmetricKey);
 
 /// A key derived for one type 7 TLV by [`ExtraSymmetricKey::derive_for_tlvs`].
 #[derive(Clone, Debug, PartialEq, Eq)]

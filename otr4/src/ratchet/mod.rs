@@ -31,9 +31,9 @@ pub use keys::{
 };
 pub use persist::{EXPORT_MAGIC, EXPORT_VERSION};
 
+use crate::debug::redacted_debug;
 use alloc::boxed::Box;
 use alloc::vec::Vec;
-use core::fmt;
 use core::ops::Deref;
 use zeroize::{Zeroize, Zeroizing};
 
@@ -107,11 +107,7 @@ impl Drop for SecretBytes {
     }
 }
 
-impl fmt::Debug for SecretBytes {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "SecretBytes({} bytes)", self.0.len())
-    }
-}
+redacted_debug!(SecretBytes(|s| format_args!("{} bytes", s.0.len())));
 
 /// Default `max_skip`: the most message keys one received message may make us derive and
 /// store in one chain (otrv4.md §"Key Management": "high enough to tolerate routine lost or
@@ -237,13 +233,7 @@ pub struct Decrypted {
     pub extra_symm_key: ExtraSymmetricKey,
 }
 
-impl fmt::Debug for Decrypted {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Decrypted")
-            .field("plaintext_len", &self.plaintext.len())
-            .finish_non_exhaustive()
-    }
-}
+redacted_debug!(Decrypted { plaintext_len = |s| s.plaintext.len(), .. });
 
 /// Our current sending chain: the ECDH key pair it was made with, `chain_key_s[j]`, and its
 /// ratchet id.
@@ -296,28 +286,18 @@ pub struct DoubleRatchet {
     limits: RatchetLimits,
 }
 
-impl fmt::Debug for DoubleRatchet {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let s = &self.state;
-        f.debug_struct("DoubleRatchet")
-            .field("i", &s.i)
-            .field("j", &s.j)
-            .field("k", &s.k)
-            .field("pn", &s.pn)
-            .field("max_remote_i_seen", &s.max_remote_i_seen)
-            .field(
-                "sending_ratchet_id",
-                &s.sending.as_ref().map(|x| x.ratchet_id),
-            )
-            .field(
-                "receiving_ratchet_id",
-                &s.receiving.as_ref().map(|x| x.ratchet_id),
-            )
-            .field("stored_keys", &self.skipped.len())
-            .field("pending_mac_keys", &self.pending_mac_keys())
-            .finish_non_exhaustive()
-    }
-}
+redacted_debug!(DoubleRatchet {
+    i = |r| r.state.i,
+    j = |r| r.state.j,
+    k = |r| r.state.k,
+    pn = |r| r.state.pn,
+    max_remote_i_seen = |r| r.state.max_remote_i_seen,
+    sending_ratchet_id = |r| r.state.sending.as_ref().map(|x| x.ratchet_id),
+    receiving_ratchet_id = |r| r.state.receiving.as_ref().map(|x| x.ratchet_id),
+    stored_keys = |r| r.skipped.len(),
+    pending_mac_keys = |r| r.pending_mac_keys(),
+    ..
+});
 
 /// `K` of the first keys of interactive initialisation: `KDF(usage_shared_secret ||
 /// ECDH(our, their) || KDF(usage_third_brace_key || DH(our_dh, their_dh), 32), 64)`.

@@ -5,13 +5,14 @@
 //! every length, flag, point and DH value, and never panics.
 
 use alloc::boxed::Box;
+use alloc::vec::Vec;
 use zeroize::Zeroizing;
 
 use super::keys::{BRACE_KEY_LEN, EXTRA_SYMMETRIC_KEY_LEN, KEY_LEN};
 use super::skipped::{SkippedKey, SkippedKeys, SkippedSecrets};
 use super::{DoubleRatchet, RatchetLimits, Receiving, SecretBytes, Sending, State};
-use crate::crypto::dh::{DH_SECRET_LEN, DhKeyPair, DhPublic};
-use crate::crypto::ed448::{KeyPair, POINT_LEN, Point, SYMMETRIC_KEY_LEN, SymmetricKey};
+use crate::crypto::dh::{DH_SECRET_LEN, DhKeyPair};
+use crate::crypto::ed448::{KeyPair, POINT_LEN, SYMMETRIC_KEY_LEN, SymmetricKey};
 use crate::wire::codec::{DecodeError, Reader, Writer};
 use crate::wire::messages::MAC_LEN;
 
@@ -24,7 +25,7 @@ pub const EXPORT_VERSION: u16 = 1;
 const SKIPPED_ENTRY_LEN: usize = POINT_LEN + 4 + 4 + KEY_LEN + EXTRA_SYMMETRIC_KEY_LEN;
 
 /// Writes an optional-field flag.
-fn flag(w: &mut Writer, present: bool) {
+fn flag(w: &mut Vec<u8>, present: bool) {
     w.u8(u8::from(present));
 }
 
@@ -83,7 +84,7 @@ impl DoubleRatchet {
     /// zeroized on drop.
     pub fn export(&self) -> SecretBytes {
         // Exact capacity: the buffer never reallocates, so no copy of a secret is left behind.
-        let mut w = Writer::with_capacity(self.export_len());
+        let mut w = Vec::with_capacity(self.export_len());
         let s = &self.state;
         let l = &self.limits;
         w.bytes(&EXPORT_MAGIC).u16(EXPORT_VERSION);
@@ -95,8 +96,8 @@ impl DoubleRatchet {
         flag(&mut w, s.max_remote_i_seen.is_some());
         w.u32(s.max_remote_i_seen.unwrap_or(0));
         w.bytes(s.root_key.as_ref()).bytes(s.brace_key.as_ref());
-        s.their_ecdh.write(&mut w);
-        s.their_dh.write(&mut w);
+        w.point(&s.their_ecdh);
+        w.dh_public(&s.their_dh);
         flag(&mut w, s.our_dh.is_some());
         if let Some(dh) = &s.our_dh {
             w.bytes(dh.secret_bytes());
@@ -120,7 +121,7 @@ impl DoubleRatchet {
                 .bytes(&e.secrets.extra);
         }
         w.data(&self.mac_keys_to_reveal);
-        SecretBytes::new(w.into_bytes())
+        SecretBytes::new(w)
     }
 
     /// Rebuilds a ratchet from [`DoubleRatchet::export`]'s bytes. Fails with a
@@ -154,8 +155,8 @@ impl DoubleRatchet {
         }
         let root_key = secret::<KEY_LEN>(&mut r, "root key")?;
         let brace_key = secret::<BRACE_KEY_LEN>(&mut r, "brace key")?;
-        let their_ecdh = Point::read(&mut r, "their ECDH key")?;
-        let their_dh = DhPublic::read(&mut r, "their DH key")?;
+        let their_ecdh = r.point("their ECDH key")?;
+        let their_dh = r.dh_public("their DH key")?;
         let our_dh = if read_flag(&mut r, "our DH flag")? {
             let sk = secret::<DH_SECRET_LEN>(&mut r, "our DH secret")?;
             let kp = DhKeyPair::from_secret_bytes(*sk)

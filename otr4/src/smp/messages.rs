@@ -4,7 +4,7 @@
 use alloc::vec::Vec;
 
 use crate::crypto::ed448::{POINT_LEN, Point, SCALAR_LEN, Scalar};
-use crate::wire::codec::{DecodeError, Reader, Writer};
+use crate::wire::codec::{Codec, DecodeError, Reader, Writer};
 use crate::wire::tlv::{MAX_TLV_VALUE_LEN, Tlv, TlvType};
 
 /// Bytes of SMP message 1 besides the question: DATA length, 2 POINTs, 4 SCALARs.
@@ -101,20 +101,36 @@ pub struct SmpMessage4 {
     pub d7: Scalar,
 }
 
-impl SmpMessage1 {
-    /// The TLV value (otrv4.md §"SMP Message 1").
-    pub fn encode(&self) -> Vec<u8> {
-        let mut w = Writer::with_capacity(MSG1_FIXED_LEN + self.question.len());
+/// The TLV value (otrv4.md §"SMP Message 1"); a value longer than the message is
+/// rejected by [`Codec::decode`] as trailing bytes. The question's length is checked against
+/// the input before it is copied.
+impl Codec for SmpMessage1 {
+    fn write(&self, w: &mut Vec<u8>) {
         w.data(&self.question);
-        self.g2a.write(&mut w);
-        self.c2.write(&mut w);
-        self.d2.write(&mut w);
-        self.g3a.write(&mut w);
-        self.c3.write(&mut w);
-        self.d3.write(&mut w);
-        w.into_bytes()
+        w.point(&self.g2a);
+        w.scalar(&self.c2);
+        w.scalar(&self.d2);
+        w.point(&self.g3a);
+        w.scalar(&self.c3);
+        w.scalar(&self.d3);
     }
 
+    fn read(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        let question = r.data("SMP question")?.to_vec();
+        let msg = SmpMessage1 {
+            question,
+            g2a: r.point("G2a")?,
+            c2: r.scalar("c2")?,
+            d2: r.scalar("d2")?,
+            g3a: r.point("G3a")?,
+            c3: r.scalar("c3")?,
+            d3: r.scalar("d3")?,
+        };
+        Ok(msg)
+    }
+}
+
+impl SmpMessage1 {
     /// A type 2 TLV carrying this message. Fails if the question is longer than
     /// [`MAX_QUESTION_LEN`] (the TLV length is a SHORT).
     pub fn to_tlv(&self) -> Result<Tlv, DecodeError> {
@@ -127,133 +143,109 @@ impl SmpMessage1 {
         }
         Ok(Tlv::new(TlvType::SmpMessage1, self.encode()))
     }
+}
 
-    /// Decodes a TLV value; the question's length is checked against the input before it
-    /// is copied, and trailing bytes are rejected.
-    pub fn decode(bytes: &[u8]) -> Result<SmpMessage1, DecodeError> {
-        let mut r = Reader::new(bytes);
-        let question = r.data("SMP question")?.to_vec();
-        let msg = SmpMessage1 {
-            question,
-            g2a: Point::read(&mut r, "G2a")?,
-            c2: Scalar::read(&mut r, "c2")?,
-            d2: Scalar::read(&mut r, "d2")?,
-            g3a: Point::read(&mut r, "G3a")?,
-            c3: Scalar::read(&mut r, "c3")?,
-            d3: Scalar::read(&mut r, "d3")?,
+/// The TLV value (otrv4.md §"SMP Message 2"); a value longer than the message is
+/// rejected by [`Codec::decode`] as trailing bytes.
+impl Codec for SmpMessage2 {
+    fn write(&self, w: &mut Vec<u8>) {
+        w.point(&self.g2b);
+        w.scalar(&self.c2);
+        w.scalar(&self.d2);
+        w.point(&self.g3b);
+        w.scalar(&self.c3);
+        w.scalar(&self.d3);
+        w.point(&self.pb);
+        w.point(&self.qb);
+        w.scalar(&self.cp);
+        w.scalar(&self.d5);
+        w.scalar(&self.d6);
+    }
+
+    fn read(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        let msg = SmpMessage2 {
+            g2b: r.point("G2b")?,
+            c2: r.scalar("c2")?,
+            d2: r.scalar("d2")?,
+            g3b: r.point("G3b")?,
+            c3: r.scalar("c3")?,
+            d3: r.scalar("d3")?,
+            pb: r.point("Pb")?,
+            qb: r.point("Qb")?,
+            cp: r.scalar("cp")?,
+            d5: r.scalar("d5")?,
+            d6: r.scalar("d6")?,
         };
-        r.finish()?;
         Ok(msg)
     }
 }
 
 impl SmpMessage2 {
-    /// The TLV value (otrv4.md §"SMP Message 2").
-    pub fn encode(&self) -> Vec<u8> {
-        let mut w = Writer::with_capacity(SMP_MESSAGE_2_LEN);
-        self.g2b.write(&mut w);
-        self.c2.write(&mut w);
-        self.d2.write(&mut w);
-        self.g3b.write(&mut w);
-        self.c3.write(&mut w);
-        self.d3.write(&mut w);
-        self.pb.write(&mut w);
-        self.qb.write(&mut w);
-        self.cp.write(&mut w);
-        self.d5.write(&mut w);
-        self.d6.write(&mut w);
-        w.into_bytes()
-    }
-
     /// A type 3 TLV carrying this message.
     pub fn to_tlv(&self) -> Tlv {
         Tlv::new(TlvType::SmpMessage2, self.encode())
     }
+}
 
-    /// Decodes a TLV value of exactly [`SMP_MESSAGE_2_LEN`] bytes.
-    pub fn decode(bytes: &[u8]) -> Result<SmpMessage2, DecodeError> {
-        let mut r = Reader::new(bytes);
-        let msg = SmpMessage2 {
-            g2b: Point::read(&mut r, "G2b")?,
-            c2: Scalar::read(&mut r, "c2")?,
-            d2: Scalar::read(&mut r, "d2")?,
-            g3b: Point::read(&mut r, "G3b")?,
-            c3: Scalar::read(&mut r, "c3")?,
-            d3: Scalar::read(&mut r, "d3")?,
-            pb: Point::read(&mut r, "Pb")?,
-            qb: Point::read(&mut r, "Qb")?,
-            cp: Scalar::read(&mut r, "cp")?,
-            d5: Scalar::read(&mut r, "d5")?,
-            d6: Scalar::read(&mut r, "d6")?,
+/// The TLV value (otrv4.md §"SMP Message 3"); a value longer than the message is
+/// rejected by [`Codec::decode`] as trailing bytes.
+impl Codec for SmpMessage3 {
+    fn write(&self, w: &mut Vec<u8>) {
+        w.point(&self.pa);
+        w.point(&self.qa);
+        w.scalar(&self.cp);
+        w.scalar(&self.d5);
+        w.scalar(&self.d6);
+        w.point(&self.ra);
+        w.scalar(&self.cr);
+        w.scalar(&self.d7);
+    }
+
+    fn read(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        let msg = SmpMessage3 {
+            pa: r.point("Pa")?,
+            qa: r.point("Qa")?,
+            cp: r.scalar("cp")?,
+            d5: r.scalar("d5")?,
+            d6: r.scalar("d6")?,
+            ra: r.point("Ra")?,
+            cr: r.scalar("cr")?,
+            d7: r.scalar("d7")?,
         };
-        r.finish()?;
         Ok(msg)
     }
 }
 
 impl SmpMessage3 {
-    /// The TLV value (otrv4.md §"SMP Message 3").
-    pub fn encode(&self) -> Vec<u8> {
-        let mut w = Writer::with_capacity(SMP_MESSAGE_3_LEN);
-        self.pa.write(&mut w);
-        self.qa.write(&mut w);
-        self.cp.write(&mut w);
-        self.d5.write(&mut w);
-        self.d6.write(&mut w);
-        self.ra.write(&mut w);
-        self.cr.write(&mut w);
-        self.d7.write(&mut w);
-        w.into_bytes()
-    }
-
     /// A type 4 TLV carrying this message.
     pub fn to_tlv(&self) -> Tlv {
         Tlv::new(TlvType::SmpMessage3, self.encode())
     }
+}
 
-    /// Decodes a TLV value of exactly [`SMP_MESSAGE_3_LEN`] bytes.
-    pub fn decode(bytes: &[u8]) -> Result<SmpMessage3, DecodeError> {
-        let mut r = Reader::new(bytes);
-        let msg = SmpMessage3 {
-            pa: Point::read(&mut r, "Pa")?,
-            qa: Point::read(&mut r, "Qa")?,
-            cp: Scalar::read(&mut r, "cp")?,
-            d5: Scalar::read(&mut r, "d5")?,
-            d6: Scalar::read(&mut r, "d6")?,
-            ra: Point::read(&mut r, "Ra")?,
-            cr: Scalar::read(&mut r, "cr")?,
-            d7: Scalar::read(&mut r, "d7")?,
+/// The TLV value (otrv4.md §"SMP Message 4"); a value longer than the message is
+/// rejected by [`Codec::decode`] as trailing bytes.
+impl Codec for SmpMessage4 {
+    fn write(&self, w: &mut Vec<u8>) {
+        w.point(&self.rb);
+        w.scalar(&self.cr);
+        w.scalar(&self.d7);
+    }
+
+    fn read(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        let msg = SmpMessage4 {
+            rb: r.point("Rb")?,
+            cr: r.scalar("cr")?,
+            d7: r.scalar("d7")?,
         };
-        r.finish()?;
         Ok(msg)
     }
 }
 
 impl SmpMessage4 {
-    /// The TLV value (otrv4.md §"SMP Message 4").
-    pub fn encode(&self) -> Vec<u8> {
-        let mut w = Writer::with_capacity(SMP_MESSAGE_4_LEN);
-        self.rb.write(&mut w);
-        self.cr.write(&mut w);
-        self.d7.write(&mut w);
-        w.into_bytes()
-    }
-
     /// A type 5 TLV carrying this message.
     pub fn to_tlv(&self) -> Tlv {
         Tlv::new(TlvType::SmpMessage4, self.encode())
-    }
-
-    /// Decodes a TLV value of exactly [`SMP_MESSAGE_4_LEN`] bytes.
-    pub fn decode(bytes: &[u8]) -> Result<SmpMessage4, DecodeError> {
-        let mut r = Reader::new(bytes);
-        let msg = SmpMessage4 {
-            rb: Point::read(&mut r, "Rb")?,
-            cr: Scalar::read(&mut r, "cr")?,
-            d7: Scalar::read(&mut r, "d7")?,
-        };
-        r.finish()?;
-        Ok(msg)
     }
 }
 

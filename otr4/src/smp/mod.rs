@@ -7,7 +7,8 @@
 
 pub mod messages;
 
-use core::fmt;
+use crate::debug::redacted_debug;
+use crate::wire::codec::Codec;
 
 use crate::crypto::edwards::{EdwardsPoint, vartime_multiscalar_mul};
 use subtle::ConstantTimeEq;
@@ -251,14 +252,7 @@ impl Default for Smp {
     }
 }
 
-impl fmt::Debug for Smp {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Smp")
-            .field("state", &self.state())
-            .field("awaiting_secret", &self.awaiting_secret())
-            .finish()
-    }
-}
+redacted_debug!(Smp { state = |s| s.state(), awaiting_secret = |s| s.awaiting_secret() });
 
 impl Smp {
     /// A state machine in `SMPSTATE_EXPECT1`.

@@ -4,6 +4,7 @@
 use super::*;
 use crate::crypto::ed448::GENERATOR_BYTES;
 use crate::crypto::kdf::shake256;
+use crate::wire::codec::Codec;
 use alloc::vec::Vec;
 use rand::SeedableRng;
 use rand::rngs::StdRng;

@@ -5,10 +5,10 @@
 //! index, total, piece) with prefix `?OTR|` or `?OTRP|`. The [`Reassembler`] is sans-IO:
 //! the caller passes the current time in seconds.
 
+use crate::debug::redacted_debug;
 use alloc::collections::BTreeMap;
 use alloc::string::String;
 use alloc::vec::Vec;
-use core::fmt;
 
 use crate::InstanceTag;
 use crate::wire::codec::DecodeError;
@@ -338,16 +338,7 @@ pub struct Reassembler {
     next_seq: u64,
 }
 
-impl fmt::Debug for Reassembler {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Reassembler")
-            .field("kind", &self.kind)
-            .field("timeout_secs", &self.timeout_secs)
-            .field("pending", &self.buffers.len())
-            .field("buffered_bytes", &self.cost)
-            .finish()
-    }
-}
+redacted_debug!(Reassembler { kind, timeout_secs, pending = |s| s.buffers.len(), buffered_bytes = |s| s.cost });
 
 impl Reassembler {
     /// A reassembler for `kind` with [`DEFAULT_FRAGMENT_TIMEOUT_SECS`].

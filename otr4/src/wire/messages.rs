@@ -8,12 +8,12 @@
 
 use crate::crypto::dh::{DH_MODULUS_LEN, DhPublic};
 use crate::crypto::ed448::{POINT_LEN, Point};
-use crate::crypto::rsig::{RING_SIG_LEN, RingSignature};
+use crate::crypto::rsig::RingSignature;
+use crate::debug::redacted_debug;
 use crate::instance_tag::InstanceTag;
 use crate::profile::client::ClientProfile;
-use crate::wire::codec::{DecodeError, Reader, Writer};
+use crate::wire::codec::{Codec, DecodeError, Reader, Writer};
 use alloc::vec::Vec;
-use core::fmt;
 
 /// The protocol version every OTRv4 message carries.
 pub const PROTOCOL_VERSION: u16 = 0x0004;
@@ -38,19 +38,7 @@ pub const FLAG_IGNORE_UNREADABLE: u8 = 0x01;
 pub const MIN_PREKEY_MESSAGE_LEN: usize = 2 + 1 + 4 + 4 + POINT_LEN + 4 + 1;
 
 // ---------------------------------------------------------------------------------------
-// Shared field helpers (also used by the profile and prekey-server modules).
-
-/// Debug-prints bytes as lowercase hex.
-pub(crate) struct Hex<'a>(pub(crate) &'a [u8]);
-
-impl fmt::Debug for Hex<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for b in self.0 {
-            write!(f, "{b:02x}")?;
-        }
-        Ok(())
-    }
-}
+// Shared header helpers (also used by the prekey-server messages).
 
 /// Reads the protocol version and the message type; both must match.
 pub(crate) fn read_header(r: &mut Reader<'_>, msg_type: u8) -> Result<(), DecodeError> {
@@ -65,35 +53,20 @@ pub(crate) fn read_header(r: &mut Reader<'_>, msg_type: u8) -> Result<(), Decode
     Ok(())
 }
 
+/// The message type of the message `r` starts with, after checking its version; reads
+/// nothing.
+pub(crate) fn peek_header(r: &Reader<'_>) -> Result<u8, DecodeError> {
+    let mut peek = r.clone();
+    let v = peek.u16("protocol version")?;
+    if v != PROTOCOL_VERSION {
+        return Err(DecodeError::BadVersion(v));
+    }
+    peek.u8("message type")
+}
+
 /// Writes the protocol version and the message type.
-pub(crate) fn write_header(w: &mut Writer, msg_type: u8) {
+pub(crate) fn write_header(w: &mut Vec<u8>, msg_type: u8) {
     w.u16(PROTOCOL_VERSION).u8(msg_type);
-}
-
-/// Reads a sender instance tag, which must be `>= 0x100` (otrv4.md §"Instance Tags").
-pub(crate) fn read_sender_tag(
-    r: &mut Reader<'_>,
-    what: &'static str,
-) -> Result<InstanceTag, DecodeError> {
-    let t = InstanceTag(r.u32(what)?);
-    if t.is_valid_sender() {
-        Ok(t)
-    } else {
-        Err(DecodeError::BadInstanceTag(t.0))
-    }
-}
-
-/// Reads a receiver instance tag, which must be 0 or `>= 0x100`.
-pub(crate) fn read_receiver_tag(
-    r: &mut Reader<'_>,
-    what: &'static str,
-) -> Result<InstanceTag, DecodeError> {
-    let t = InstanceTag(r.u32(what)?);
-    if t.is_valid_receiver() {
-        Ok(t)
-    } else {
-        Err(DecodeError::BadInstanceTag(t.0))
-    }
 }
 
 /// Reads a 64-byte MAC.
@@ -102,17 +75,6 @@ pub(crate) fn read_mac(
     what: &'static str,
 ) -> Result<[u8; MAC_LEN], DecodeError> {
     r.array::<MAC_LEN>(what)
-}
-
-/// Runs `f` over the whole input and rejects trailing bytes.
-pub(crate) fn decode_all<'a, T>(
-    bytes: &'a [u8],
-    f: impl FnOnce(&mut Reader<'a>) -> Result<T, DecodeError>,
-) -> Result<T, DecodeError> {
-    let mut r = Reader::new(bytes);
-    let v = f(&mut r)?;
-    r.finish()?;
-    Ok(v)
 }
 
 // ---------------------------------------------------------------------------------------
@@ -137,58 +99,40 @@ pub struct IdentityMessage {
     pub our_dh_first: DhPublic,
 }
 
-impl IdentityMessage {
-    /// Reads the message from `r`.
-    pub fn read(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-        read_header(r, TYPE_IDENTITY)?;
-        Ok(IdentityMessage {
-            sender_tag: read_sender_tag(r, "sender instance tag")?,
-            receiver_tag: read_receiver_tag(r, "receiver instance tag")?,
-            client_profile: ClientProfile::parse(r)?,
-            y: Point::read(r, "Y")?,
-            b: DhPublic::read(r, "B")?,
-            our_ecdh_first: Point::read(r, "our_ecdh_first")?,
-            our_dh_first: DhPublic::read(r, "our_dh_first")?,
-        })
-    }
-
-    /// Decodes a complete message.
-    pub fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
-        decode_all(bytes, Self::read)
-    }
-
-    /// Appends the encoding to `w`.
-    pub fn write(&self, w: &mut Writer) {
+impl Codec for IdentityMessage {
+    fn write(&self, w: &mut Vec<u8>) {
         write_header(w, TYPE_IDENTITY);
         w.u32(self.sender_tag.0).u32(self.receiver_tag.0);
         self.client_profile.write(w);
-        self.y.write(w);
-        self.b.write(w);
-        self.our_ecdh_first.write(w);
-        self.our_dh_first.write(w);
+        w.point(&self.y);
+        w.dh_public(&self.b);
+        w.point(&self.our_ecdh_first);
+        w.dh_public(&self.our_dh_first);
     }
 
-    /// The encoding.
-    pub fn encode(&self) -> Vec<u8> {
-        let mut w = Writer::new();
-        self.write(&mut w);
-        w.into_bytes()
+    fn read(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        read_header(r, TYPE_IDENTITY)?;
+        Ok(IdentityMessage {
+            sender_tag: r.sender_tag("sender instance tag")?,
+            receiver_tag: r.receiver_tag("receiver instance tag")?,
+            client_profile: ClientProfile::read(r)?,
+            y: r.point("Y")?,
+            b: r.dh_public("B")?,
+            our_ecdh_first: r.point("our_ecdh_first")?,
+            our_dh_first: r.dh_public("our_dh_first")?,
+        })
     }
 }
 
-impl fmt::Debug for IdentityMessage {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("IdentityMessage")
-            .field("sender_tag", &self.sender_tag)
-            .field("receiver_tag", &self.receiver_tag)
-            .field("client_profile", &self.client_profile)
-            .field("y", &self.y)
-            .field("b", &self.b)
-            .field("our_ecdh_first", &self.our_ecdh_first)
-            .field("our_dh_first", &self.our_dh_first)
-            .finish()
-    }
-}
+redacted_debug!(IdentityMessage {
+    sender_tag,
+    receiver_tag,
+    client_profile,
+    y,
+    b,
+    our_ecdh_first,
+    our_dh_first
+});
 
 /// The Auth-R message, second message of the interactive DAKE (otrv4.md §"Auth-R
 /// Message"), type 0x36.
@@ -212,61 +156,43 @@ pub struct AuthR {
     pub our_dh_first: DhPublic,
 }
 
-impl AuthR {
-    /// Reads the message from `r`.
-    pub fn read(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-        read_header(r, TYPE_AUTH_R)?;
-        Ok(AuthR {
-            sender_tag: read_sender_tag(r, "sender instance tag")?,
-            receiver_tag: read_receiver_tag(r, "receiver instance tag")?,
-            client_profile: ClientProfile::parse(r)?,
-            x: Point::read(r, "X")?,
-            a: DhPublic::read(r, "A")?,
-            sigma: RingSignature::read(r)?,
-            our_ecdh_first: Point::read(r, "our_ecdh_first")?,
-            our_dh_first: DhPublic::read(r, "our_dh_first")?,
-        })
-    }
-
-    /// Decodes a complete message.
-    pub fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
-        decode_all(bytes, Self::read)
-    }
-
-    /// Appends the encoding to `w`.
-    pub fn write(&self, w: &mut Writer) {
+impl Codec for AuthR {
+    fn write(&self, w: &mut Vec<u8>) {
         write_header(w, TYPE_AUTH_R);
         w.u32(self.sender_tag.0).u32(self.receiver_tag.0);
         self.client_profile.write(w);
-        self.x.write(w);
-        self.a.write(w);
+        w.point(&self.x);
+        w.dh_public(&self.a);
         self.sigma.write(w);
-        self.our_ecdh_first.write(w);
-        self.our_dh_first.write(w);
+        w.point(&self.our_ecdh_first);
+        w.dh_public(&self.our_dh_first);
     }
 
-    /// The encoding.
-    pub fn encode(&self) -> Vec<u8> {
-        let mut w = Writer::new();
-        self.write(&mut w);
-        w.into_bytes()
+    fn read(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        read_header(r, TYPE_AUTH_R)?;
+        Ok(AuthR {
+            sender_tag: r.sender_tag("sender instance tag")?,
+            receiver_tag: r.receiver_tag("receiver instance tag")?,
+            client_profile: ClientProfile::read(r)?,
+            x: r.point("X")?,
+            a: r.dh_public("A")?,
+            sigma: RingSignature::read(r)?,
+            our_ecdh_first: r.point("our_ecdh_first")?,
+            our_dh_first: r.dh_public("our_dh_first")?,
+        })
     }
 }
 
-impl fmt::Debug for AuthR {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("AuthR")
-            .field("sender_tag", &self.sender_tag)
-            .field("receiver_tag", &self.receiver_tag)
-            .field("client_profile", &self.client_profile)
-            .field("x", &self.x)
-            .field("a", &self.a)
-            .field("sigma", &self.sigma)
-            .field("our_ecdh_first", &self.our_ecdh_first)
-            .field("our_dh_first", &self.our_dh_first)
-            .finish()
-    }
-}
+redacted_debug!(AuthR {
+    sender_tag,
+    receiver_tag,
+    client_profile,
+    x,
+    a,
+    sigma,
+    our_ecdh_first,
+    our_dh_first
+});
 
 /// The Auth-I message, last message of the interactive DAKE (otrv4.md §"Auth-I Message"),
 /// type 0x37.
@@ -280,46 +206,28 @@ pub struct AuthI {
     pub sigma: RingSignature,
 }
 
-impl AuthI {
-    /// Reads the message from `r`.
-    pub fn read(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-        read_header(r, TYPE_AUTH_I)?;
-        Ok(AuthI {
-            sender_tag: read_sender_tag(r, "sender instance tag")?,
-            receiver_tag: read_receiver_tag(r, "receiver instance tag")?,
-            sigma: RingSignature::read(r)?,
-        })
-    }
-
-    /// Decodes a complete message.
-    pub fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
-        decode_all(bytes, Self::read)
-    }
-
-    /// Appends the encoding to `w`.
-    pub fn write(&self, w: &mut Writer) {
+impl Codec for AuthI {
+    fn write(&self, w: &mut Vec<u8>) {
         write_header(w, TYPE_AUTH_I);
         w.u32(self.sender_tag.0).u32(self.receiver_tag.0);
         self.sigma.write(w);
     }
 
-    /// The encoding.
-    pub fn encode(&self) -> Vec<u8> {
-        let mut w = Writer::with_capacity(11 + RING_SIG_LEN);
-        self.write(&mut w);
-        w.into_bytes()
+    fn read(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        read_header(r, TYPE_AUTH_I)?;
+        Ok(AuthI {
+            sender_tag: r.sender_tag("sender instance tag")?,
+            receiver_tag: r.receiver_tag("receiver instance tag")?,
+            sigma: RingSignature::read(r)?,
+        })
     }
 }
 
-impl fmt::Debug for AuthI {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("AuthI")
-            .field("sender_tag", &self.sender_tag)
-            .field("receiver_tag", &self.receiver_tag)
-            .field("sigma", &self.sigma)
-            .finish()
-    }
-}
+redacted_debug!(AuthI {
+    sender_tag,
+    receiver_tag,
+    sigma
+});
 
 /// The Non-Interactive-Auth message, which completes the non-interactive DAKE
 /// (otrv4.md §"Non-Interactive-Auth Message"), type 0x0D.
@@ -347,66 +255,48 @@ pub struct NonInteractiveAuth {
     pub our_dh_first: DhPublic,
 }
 
-impl NonInteractiveAuth {
-    /// Reads the message from `r`.
-    pub fn read(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-        read_header(r, TYPE_NON_INTERACTIVE_AUTH)?;
-        Ok(NonInteractiveAuth {
-            sender_tag: read_sender_tag(r, "sender instance tag")?,
-            receiver_tag: read_receiver_tag(r, "receiver instance tag")?,
-            client_profile: ClientProfile::parse(r)?,
-            x: Point::read(r, "X")?,
-            a: DhPublic::read(r, "A")?,
-            sigma: RingSignature::read(r)?,
-            prekey_message_id: r.u32("prekey message identifier")?,
-            auth_mac: read_mac(r, "auth MAC")?,
-            our_ecdh_first: Point::read(r, "our_ecdh_first")?,
-            our_dh_first: DhPublic::read(r, "our_dh_first")?,
-        })
-    }
-
-    /// Decodes a complete message.
-    pub fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
-        decode_all(bytes, Self::read)
-    }
-
-    /// Appends the encoding to `w`.
-    pub fn write(&self, w: &mut Writer) {
+impl Codec for NonInteractiveAuth {
+    fn write(&self, w: &mut Vec<u8>) {
         write_header(w, TYPE_NON_INTERACTIVE_AUTH);
         w.u32(self.sender_tag.0).u32(self.receiver_tag.0);
         self.client_profile.write(w);
-        self.x.write(w);
-        self.a.write(w);
+        w.point(&self.x);
+        w.dh_public(&self.a);
         self.sigma.write(w);
         w.u32(self.prekey_message_id).bytes(&self.auth_mac);
-        self.our_ecdh_first.write(w);
-        self.our_dh_first.write(w);
+        w.point(&self.our_ecdh_first);
+        w.dh_public(&self.our_dh_first);
     }
 
-    /// The encoding.
-    pub fn encode(&self) -> Vec<u8> {
-        let mut w = Writer::new();
-        self.write(&mut w);
-        w.into_bytes()
+    fn read(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        read_header(r, TYPE_NON_INTERACTIVE_AUTH)?;
+        Ok(NonInteractiveAuth {
+            sender_tag: r.sender_tag("sender instance tag")?,
+            receiver_tag: r.receiver_tag("receiver instance tag")?,
+            client_profile: ClientProfile::read(r)?,
+            x: r.point("X")?,
+            a: r.dh_public("A")?,
+            sigma: RingSignature::read(r)?,
+            prekey_message_id: r.u32("prekey message identifier")?,
+            auth_mac: read_mac(r, "auth MAC")?,
+            our_ecdh_first: r.point("our_ecdh_first")?,
+            our_dh_first: r.dh_public("our_dh_first")?,
+        })
     }
 }
 
-impl fmt::Debug for NonInteractiveAuth {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("NonInteractiveAuth")
-            .field("sender_tag", &self.sender_tag)
-            .field("receiver_tag", &self.receiver_tag)
-            .field("client_profile", &self.client_profile)
-            .field("x", &self.x)
-            .field("a", &self.a)
-            .field("sigma", &self.sigma)
-            .field("prekey_message_id", &self.prekey_message_id)
-            .field("auth_mac", &Hex(&self.auth_mac))
-            .field("our_ecdh_first", &self.our_ecdh_first)
-            .field("our_dh_first", &self.our_dh_first)
-            .finish()
-    }
-}
+redacted_debug!(NonInteractiveAuth {
+    sender_tag,
+    receiver_tag,
+    client_profile,
+    x,
+    a,
+    sigma,
+    prekey_message_id,
+    auth_mac: hex,
+    our_ecdh_first,
+    our_dh_first
+});
 
 /// A Prekey message, published to a prekey server (otrv4.md §"Prekey Message"), type 0x0F.
 #[derive(Clone, PartialEq, Eq)]
@@ -421,49 +311,31 @@ pub struct PrekeyMessage {
     pub b: DhPublic,
 }
 
-impl PrekeyMessage {
-    /// Reads the message from `r`.
-    pub fn read(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+impl Codec for PrekeyMessage {
+    fn write(&self, w: &mut Vec<u8>) {
+        write_header(w, TYPE_PREKEY);
+        w.u32(self.id).u32(self.owner_tag.0);
+        w.point(&self.y);
+        w.dh_public(&self.b);
+    }
+
+    fn read(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         read_header(r, TYPE_PREKEY)?;
         Ok(PrekeyMessage {
             id: r.u32("prekey message identifier")?,
-            owner_tag: read_sender_tag(r, "prekey owner instance tag")?,
-            y: Point::read(r, "Y")?,
-            b: DhPublic::read(r, "B")?,
+            owner_tag: r.sender_tag("prekey owner instance tag")?,
+            y: r.point("Y")?,
+            b: r.dh_public("B")?,
         })
     }
-
-    /// Decodes a complete message.
-    pub fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
-        decode_all(bytes, Self::read)
-    }
-
-    /// Appends the encoding to `w`.
-    pub fn write(&self, w: &mut Writer) {
-        write_header(w, TYPE_PREKEY);
-        w.u32(self.id).u32(self.owner_tag.0);
-        self.y.write(w);
-        self.b.write(w);
-    }
-
-    /// The encoding.
-    pub fn encode(&self) -> Vec<u8> {
-        let mut w = Writer::with_capacity(MIN_PREKEY_MESSAGE_LEN - 1 + DH_MODULUS_LEN);
-        self.write(&mut w);
-        w.into_bytes()
-    }
 }
 
-impl fmt::Debug for PrekeyMessage {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("PrekeyMessage")
-            .field("id", &self.id)
-            .field("owner_tag", &self.owner_tag)
-            .field("y", &self.y)
-            .field("b", &self.b)
-            .finish()
-    }
-}
+redacted_debug!(PrekeyMessage {
+    id,
+    owner_tag,
+    y,
+    b
+});
 
 /// A Data message (otrv4.md §"Data Message Format"), type 0x03.
 #[derive(Clone, PartialEq, Eq)]
@@ -493,17 +365,53 @@ pub struct DataMessage {
 }
 
 impl DataMessage {
-    /// Reads the message from `r`. Fails with [`DecodeError::BadValue`] if the revealed
-    /// MAC keys are not a whole number of 64-byte keys.
-    pub fn read(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+    fn write_authenticated(&self, w: &mut Vec<u8>) {
+        write_header(w, TYPE_DATA);
+        w.u32(self.sender_tag.0)
+            .u32(self.receiver_tag.0)
+            .u8(self.flags);
+        w.u32(self.pn).u32(self.i).u32(self.j);
+        w.point(&self.ecdh);
+        match &self.dh {
+            Some(dh) => {
+                w.dh_public(dh);
+            }
+            None => {
+                w.mpi(&[]);
+            }
+        }
+        w.data(&self.encrypted);
+    }
+
+    /// The bytes the authenticator covers: from the protocol version through the
+    /// encrypted message (otrv4.md §"Data Message Format", Authenticator).
+    pub fn authenticated_bytes(&self) -> Vec<u8> {
+        let mut w = Vec::new();
+        self.write_authenticated(&mut w);
+        w
+    }
+
+    /// The revealed MAC keys as 64-byte chunks.
+    pub fn revealed_keys(&self) -> impl Iterator<Item = &[u8]> {
+        self.revealed_mac_keys.chunks_exact(MAC_LEN)
+    }
+}
+
+impl Codec for DataMessage {
+    fn write(&self, w: &mut Vec<u8>) {
+        self.write_authenticated(w);
+        w.bytes(&self.mac).data(&self.revealed_mac_keys);
+    }
+
+    fn read(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         read_header(r, TYPE_DATA)?;
-        let sender_tag = read_sender_tag(r, "sender instance tag")?;
-        let receiver_tag = read_receiver_tag(r, "receiver instance tag")?;
+        let sender_tag = r.sender_tag("sender instance tag")?;
+        let receiver_tag = r.receiver_tag("receiver instance tag")?;
         let flags = r.u8("flags")?;
         let pn = r.u32("previous chain message number")?;
         let i = r.u32("ratchet id")?;
         let j = r.u32("message id")?;
-        let ecdh = Point::read(r, "public ECDH key")?;
+        let ecdh = r.point("public ECDH key")?;
         let dh_bytes = r.mpi_max("public DH key", DH_MODULUS_LEN)?;
         let dh = if dh_bytes.is_empty() {
             None
@@ -533,72 +441,9 @@ impl DataMessage {
             revealed_mac_keys: revealed.to_vec(),
         })
     }
-
-    /// Decodes a complete message.
-    pub fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
-        decode_all(bytes, Self::read)
-    }
-
-    fn write_authenticated(&self, w: &mut Writer) {
-        write_header(w, TYPE_DATA);
-        w.u32(self.sender_tag.0)
-            .u32(self.receiver_tag.0)
-            .u8(self.flags);
-        w.u32(self.pn).u32(self.i).u32(self.j);
-        self.ecdh.write(w);
-        match &self.dh {
-            Some(dh) => dh.write(w),
-            None => {
-                w.mpi(&[]);
-            }
-        }
-        w.data(&self.encrypted);
-    }
-
-    /// The bytes the authenticator covers: from the protocol version through the
-    /// encrypted message (otrv4.md §"Data Message Format", Authenticator).
-    pub fn authenticated_bytes(&self) -> Vec<u8> {
-        let mut w = Writer::new();
-        self.write_authenticated(&mut w);
-        w.into_bytes()
-    }
-
-    /// Appends the encoding to `w`.
-    pub fn write(&self, w: &mut Writer) {
-        self.write_authenticated(w);
-        w.bytes(&self.mac).data(&self.revealed_mac_keys);
-    }
-
-    /// The encoding.
-    pub fn encode(&self) -> Vec<u8> {
-        let mut w = Writer::new();
-        self.write(&mut w);
-        w.into_bytes()
-    }
-
-    /// The revealed MAC keys as 64-byte chunks.
-    pub fn revealed_keys(&self) -> impl Iterator<Item = &[u8]> {
-        self.revealed_mac_keys.chunks_exact(MAC_LEN)
-    }
 }
 
-impl fmt::Debug for DataMessage {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("DataMessage")
-            .field("sender_tag", &self.sender_tag)
-            .field("receiver_tag", &self.receiver_tag)
-            .field("flags", &self.flags)
-            .field("pn", &self.pn)
-            .field("i", &self.i)
-            .field("j", &self.j)
-            .field("ecdh", &self.ecdh)
-            .field("dh", &self.dh)
-            .field("encrypted_len", &self.encrypted.len())
-            .field("mac", &Hex(&self.mac))
-            .field("revealed_mac_keys", &Hex(&self.revealed_mac_keys))
-            .finish()
-    }
-}
+redacted_debug!(DataMessage { sender_tag, receiver_tag, flags, pn, i, j, ecdh, dh, encrypted_len = |s| s.encrypted.len(), mac: hex, revealed_mac_keys: hex });
 
 /// Any binary OTRv4 conversation message, dispatched on its type byte.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -618,39 +463,6 @@ pub enum Message {
 }
 
 impl Message {
-    /// Decodes a complete message: checks the version, then dispatches on the type byte
-    /// ([`DecodeError::BadMessageType`] for any other type).
-    pub fn decode(bytes: &[u8]) -> Result<Message, DecodeError> {
-        let mut r = Reader::new(bytes);
-        let v = r.u16("protocol version")?;
-        if v != PROTOCOL_VERSION {
-            return Err(DecodeError::BadVersion(v));
-        }
-        match r.u8("message type")? {
-            TYPE_IDENTITY => IdentityMessage::decode(bytes).map(Message::Identity),
-            TYPE_AUTH_R => AuthR::decode(bytes).map(Message::AuthR),
-            TYPE_AUTH_I => AuthI::decode(bytes).map(Message::AuthI),
-            TYPE_NON_INTERACTIVE_AUTH => {
-                NonInteractiveAuth::decode(bytes).map(Message::NonInteractiveAuth)
-            }
-            TYPE_PREKEY => PrekeyMessage::decode(bytes).map(Message::Prekey),
-            TYPE_DATA => DataMessage::decode(bytes).map(Message::Data),
-            t => Err(DecodeError::BadMessageType(t)),
-        }
-    }
-
-    /// The encoding.
-    pub fn encode(&self) -> Vec<u8> {
-        match self {
-            Message::Identity(m) => m.encode(),
-            Message::AuthR(m) => m.encode(),
-            Message::AuthI(m) => m.encode(),
-            Message::NonInteractiveAuth(m) => m.encode(),
-            Message::Prekey(m) => m.encode(),
-            Message::Data(m) => m.encode(),
-        }
-    }
-
     /// The message type byte.
     pub fn message_type(&self) -> u8 {
         match self {
@@ -664,188 +476,40 @@ impl Message {
     }
 }
 
-/// Helpers shared by the tests of the wire and profile modules.
-#[cfg(test)]
-pub(crate) mod testutil {
-    use super::*;
-    use crate::crypto::ed448::{KeyPair, SCALAR_LEN, Scalar};
-    use crate::crypto::keys::ForgingPublicKey;
-    use crate::profile::client::ClientProfile;
-    use crate::profile::prekey::PrekeyProfile;
-    use rand::rngs::StdRng;
-    use rand::{RngExt, SeedableRng};
-
-    /// A deterministic RNG.
-    pub fn rng(seed: u64) -> StdRng {
-        StdRng::seed_from_u64(seed)
-    }
-
-    /// A deterministic key pair.
-    pub fn keypair(seed: u64) -> KeyPair {
-        KeyPair::generate(&mut rng(seed))
-    }
-
-    /// A deterministic valid point.
-    pub fn point(seed: u64) -> Point {
-        *keypair(seed).public()
-    }
-
-    /// The minimal big-endian encoding of 2^k.
-    pub fn pow2(k: u32) -> Vec<u8> {
-        let mut v = alloc::vec![0u8; (k / 8 + 1) as usize];
-        v[0] = 1 << (k % 8);
-        v
-    }
-
-    /// 2^k, a member of the DH group's prime-order subgroup for 1 <= k < 3071.
-    pub fn dh(k: u32) -> DhPublic {
-        DhPublic::from_be_bytes(&pow2(k)).unwrap()
-    }
-
-    /// A random canonical scalar.
-    pub fn scalar(rng: &mut StdRng) -> Scalar {
-        let mut b = [0u8; SCALAR_LEN];
-        rng.fill(&mut b[..SCALAR_LEN - 2]);
-        Scalar::decode(&b).unwrap()
-    }
-
-    /// A ring signature of random (canonical) scalars: decoders only check the encoding.
-    pub fn ring_sig(seed: u64) -> RingSignature {
-        let mut r = rng(seed);
-        RingSignature {
-            parts: core::array::from_fn(|_| scalar(&mut r)),
+/// Checks the version, then dispatches on the type byte ([`DecodeError::BadMessageType`]
+/// for any other type).
+impl Codec for Message {
+    fn write(&self, w: &mut Vec<u8>) {
+        match self {
+            Message::Identity(m) => m.write(w),
+            Message::AuthR(m) => m.write(w),
+            Message::AuthI(m) => m.write(w),
+            Message::NonInteractiveAuth(m) => m.write(w),
+            Message::Prekey(m) => m.write(w),
+            Message::Data(m) => m.write(w),
         }
     }
 
-    /// A signed Client Profile with versions "4".
-    pub fn client_profile(seed: u64, tag: InstanceTag) -> ClientProfile {
-        ClientProfile::build_and_sign(
-            tag,
-            &keypair(seed),
-            &ForgingPublicKey(point(seed ^ 1)),
-            b"4",
-            2_000_000_000,
-        )
-    }
-
-    /// A signed Prekey Profile.
-    pub fn prekey_profile(seed: u64, tag: InstanceTag) -> PrekeyProfile {
-        PrekeyProfile::build_and_sign(tag, 2_000_000_000, &keypair(seed ^ 2), &keypair(seed))
-    }
-
-    /// Every strict prefix of `bytes` fails to decode (and nothing panics).
-    pub fn assert_truncations_fail<T: fmt::Debug>(
-        bytes: &[u8],
-        decode: impl Fn(&[u8]) -> Result<T, DecodeError>,
-    ) {
-        for n in 0..bytes.len() {
-            assert!(decode(&bytes[..n]).is_err(), "prefix of length {n} decoded");
+    fn read(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        match peek_header(r)? {
+            TYPE_IDENTITY => IdentityMessage::read(r).map(Message::Identity),
+            TYPE_AUTH_R => AuthR::read(r).map(Message::AuthR),
+            TYPE_AUTH_I => AuthI::read(r).map(Message::AuthI),
+            TYPE_NON_INTERACTIVE_AUTH => {
+                NonInteractiveAuth::read(r).map(Message::NonInteractiveAuth)
+            }
+            TYPE_PREKEY => PrekeyMessage::read(r).map(Message::Prekey),
+            TYPE_DATA => DataMessage::read(r).map(Message::Data),
+            t => Err(DecodeError::BadMessageType(t)),
         }
-    }
-
-    /// One trailing byte is rejected.
-    pub fn assert_trailing_rejected<T: fmt::Debug>(
-        bytes: &[u8],
-        decode: impl Fn(&[u8]) -> Result<T, DecodeError>,
-    ) {
-        let mut b = bytes.to_vec();
-        b.push(0);
-        assert_eq!(decode(&b).unwrap_err(), DecodeError::TrailingBytes(1));
-    }
-
-    /// Wrong version and wrong type are rejected with their specific errors.
-    pub fn assert_header_checked<T: fmt::Debug>(
-        bytes: &[u8],
-        decode: impl Fn(&[u8]) -> Result<T, DecodeError>,
-    ) {
-        let mut b = bytes.to_vec();
-        b[1] = 3;
-        assert_eq!(decode(&b).unwrap_err(), DecodeError::BadVersion(3));
-        let mut b = bytes.to_vec();
-        b[0] = 1;
-        assert_eq!(decode(&b).unwrap_err(), DecodeError::BadVersion(0x0104));
-        let mut b = bytes.to_vec();
-        b[2] ^= 0x80;
-        assert_eq!(
-            decode(&b).unwrap_err(),
-            DecodeError::BadMessageType(bytes[2] ^ 0x80)
-        );
-    }
-
-    /// Replaces `len` bytes at `at` with `with`.
-    pub fn splice(bytes: &[u8], at: usize, len: usize, with: &[u8]) -> Vec<u8> {
-        let mut v = bytes[..at].to_vec();
-        v.extend_from_slice(with);
-        v.extend_from_slice(&bytes[at + len..]);
-        v
-    }
-
-    /// The tag value `t` at `at`, then decoding fails with `BadInstanceTag(t)`.
-    pub fn assert_bad_tag<T: fmt::Debug>(
-        bytes: &[u8],
-        at: usize,
-        t: u32,
-        decode: impl Fn(&[u8]) -> Result<T, DecodeError>,
-    ) {
-        let b = splice(bytes, at, 4, &t.to_be_bytes());
-        assert_eq!(decode(&b).unwrap_err(), DecodeError::BadInstanceTag(t));
-    }
-
-    /// An invalid POINT (y >= p) at `at` fails with `BadPoint`.
-    pub fn assert_bad_point<T: fmt::Debug>(
-        bytes: &[u8],
-        at: usize,
-        decode: impl Fn(&[u8]) -> Result<T, DecodeError>,
-    ) {
-        let b = splice(bytes, at, POINT_LEN, &[0xff; POINT_LEN]);
-        assert!(
-            matches!(decode(&b).unwrap_err(), DecodeError::BadPoint(_)),
-            "invalid point accepted at {at}"
-        );
-        // The identity (y = 1) is rejected too.
-        let mut id = [0u8; POINT_LEN];
-        id[0] = 1;
-        let b = splice(bytes, at, POINT_LEN, &id);
-        assert!(
-            matches!(decode(&b).unwrap_err(), DecodeError::BadPoint(_)),
-            "identity accepted at {at}"
-        );
-    }
-
-    /// At `at` there is a DH MPI of `len` bytes (with its 4-byte length): a value outside
-    /// the group, a non-minimal encoding and an oversized length are each rejected.
-    pub fn assert_bad_dh<T: fmt::Debug>(
-        bytes: &[u8],
-        at: usize,
-        len: usize,
-        decode: impl Fn(&[u8]) -> Result<T, DecodeError>,
-    ) {
-        let b = splice(bytes, at, 4 + len, &[0, 0, 0, 1, 1]);
-        assert!(
-            matches!(decode(&b).unwrap_err(), DecodeError::BadDhValue(_)),
-            "DH value 1 accepted"
-        );
-        let b = splice(bytes, at, 4 + len, &[0, 0, 0, 2, 0, 4]);
-        assert_eq!(decode(&b).unwrap_err(), DecodeError::NonMinimalMpi);
-        let mut huge = alloc::vec![0, 0, 1, 0x81];
-        huge.extend(core::iter::repeat_n(0xffu8, 385));
-        let b = splice(bytes, at, 4 + len, &huge);
-        assert!(matches!(
-            decode(&b).unwrap_err(),
-            DecodeError::LengthTooLarge { .. }
-        ));
-        let b = splice(bytes, at, 4, &[0xff, 0xff, 0xff, 0xf0]);
-        assert!(matches!(
-            decode(&b).unwrap_err(),
-            DecodeError::LengthTooLarge { .. }
-        ));
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use super::testutil::*;
     use super::*;
+    use crate::testutil::*;
+    use core::fmt;
     use proptest::prelude::*;
 
     fn sender_tag() -> impl Strategy<Value = InstanceTag> {
@@ -1026,7 +690,7 @@ mod tests {
         assert_bad_tag(b, 3, 0, decode);
         assert_bad_tag(b, 7, 0x01, decode);
         assert_bad_tag(b, 7, 0xff, decode);
-        let plen = client_profile(1, S).serialize().len();
+        let plen = client_profile(1, S).encode().len();
         // A corrupted profile (unknown field type) fails inside the message too.
         let b2 = splice(b, 11 + 4, 2, &[0, 9]);
         assert_eq!(

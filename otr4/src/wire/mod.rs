@@ -8,7 +8,6 @@ pub mod encoded;
 pub mod error_msg;
 pub mod fragment;
 pub mod messages;
-pub mod prekey_messages;
 pub mod query;
 pub mod tlv;
 

@@ -4,9 +4,9 @@
 //! Only versions 3 and 4 are meaningful here; other version identifiers are accepted
 //! syntactically and ignored.
 
+use crate::debug::redacted_debug;
 use alloc::borrow::Cow;
 use alloc::string::String;
-use core::fmt;
 
 use crate::wire::codec::DecodeError;
 
@@ -68,18 +68,11 @@ impl Versions {
     }
 }
 
-impl fmt::Debug for Versions {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Versions(")?;
-        if self.has_v3() {
-            f.write_str("3")?;
-        }
-        if self.has_v4() {
-            f.write_str("4")?;
-        }
-        f.write_str(")")
-    }
-}
+redacted_debug!(Versions(|v| format_args!(
+    "{}{}",
+    if v.has_v3() { "3" } else { "" },
+    if v.has_v4() { "4" } else { "" }
+)));
 
 /// The string that starts a query message (otrv4.md §"Query Messages").
 pub const QUERY_PREFIX: &str = "?OTRv";

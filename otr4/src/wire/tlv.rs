@@ -148,7 +148,7 @@ impl Tlv {
 
     /// Appends the record's encoding. Fails if the value is longer than
     /// [`MAX_TLV_VALUE_LEN`].
-    pub fn encode_into(&self, w: &mut Writer) -> Result<(), DecodeError> {
+    pub fn encode_into(&self, w: &mut Vec<u8>) -> Result<(), DecodeError> {
         let len = u16::try_from(self.value.len()).map_err(|_| DecodeError::LengthTooLarge {
             what: "TLV value",
             len: self.value.len() as u64,
@@ -250,7 +250,7 @@ pub fn encode_plaintext(message: &[u8], tlvs: &[Tlv]) -> Result<Vec<u8>, DecodeE
         return Err(DecodeError::BadValue("plaintext message contains NUL"));
     }
     let tlv_len: usize = tlvs.iter().map(|t| 4 + t.value.len()).sum();
-    let mut w = Writer::with_capacity(message.len() + 1 + tlv_len);
+    let mut w = Vec::with_capacity(message.len() + 1 + tlv_len);
     w.bytes(message);
     if !tlvs.is_empty() {
         w.u8(0);
@@ -258,7 +258,7 @@ pub fn encode_plaintext(message: &[u8], tlvs: &[Tlv]) -> Result<Vec<u8>, DecodeE
             t.encode_into(&mut w)?;
         }
     }
-    Ok(w.into_bytes())
+    Ok(w)
 }
 
 #[cfg(test)]

@@ -450,6 +450,7 @@ mod tests {
     use crate::service::ServiceOptions;
     use crate::storage::memory::MemoryStorage;
     use otr4::crypto::ed448::KeyPair;
+    use otr4::wire::codec::Codec;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
     fn svc() -> Service {
@@ -610,7 +611,7 @@ mod tests {
         let msgs = crate::testkit::decode_replies(std::slice::from_ref(text)).unwrap();
         assert!(matches!(
             msgs[0],
-            otr4::wire::prekey_messages::PrekeyServerMessage::Dake2(_)
+            otr4::prekey::messages::PrekeyServerMessage::Dake2(_)
         ));
         assert_eq!(s.dakes_in_flight(), 1, "keyed by the bare JID");
         // Error messages and bodiless messages are ignored.

@@ -62,6 +62,7 @@ mod tests {
     use crate::storage::memory::MemoryStorage;
     use crate::testkit::{Device, retrieve, retrieved_ids};
     use otr4::crypto::ed448::KeyPair;
+    use otr4::wire::codec::Codec;
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn demo_publish_and_retrieve_over_the_handle() {

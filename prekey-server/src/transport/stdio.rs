@@ -169,6 +169,7 @@ mod tests {
     use crate::service::ServiceOptions;
     use crate::storage::memory::MemoryStorage;
     use otr4::crypto::ed448::KeyPair;
+    use otr4::wire::codec::Codec;
 
     #[tokio::test]
     async fn lines_in_replies_out() {
@@ -177,7 +178,7 @@ mod tests {
             Arc::new(MemoryStorage::new()),
             ServiceOptions::new("prekey.example.org"),
         ));
-        let q = otr4::wire::prekey_messages::EnsembleQuery {
+        let q = otr4::prekey::messages::EnsembleQuery {
             sender_tag: otr4::InstanceTag(0x1000),
             identity: b"bob@example.org".to_vec(),
             versions: b"4".to_vec(),
@@ -201,7 +202,7 @@ mod tests {
         let m = crate::testkit::decode_replies(&[text.to_owned()]).unwrap();
         assert!(matches!(
             m[0],
-            otr4::wire::prekey_messages::PrekeyServerMessage::NoPrekeyEnsembles(_)
+            otr4::prekey::messages::PrekeyServerMessage::NoPrekeyEnsembles(_)
         ));
     }
 
@@ -269,7 +270,7 @@ mod tests {
             Arc::new(MemoryStorage::new()),
             ServiceOptions::new("prekey.example.org"),
         ));
-        let q = otr4::wire::prekey_messages::EnsembleQuery {
+        let q = otr4::prekey::messages::EnsembleQuery {
             sender_tag: otr4::InstanceTag(0x1000),
             identity: b"bob@example.org".to_vec(),
             versions: b"4".to_vec(),

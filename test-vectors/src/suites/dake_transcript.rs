@@ -7,6 +7,7 @@
 //! DAKE typestates and double ratchet, which must reproduce the same encodings, `K`, SSID and
 //! extra symmetric keys, and decrypt every message to its plaintext.
 
+use otr4::wire::codec::Codec;
 use std::collections::BTreeMap;
 
 use super::draw;
@@ -23,7 +24,6 @@ use otr4::crypto::rsig::RingSignature;
 use otr4::dake::{self, LocalParty, PhiPrime};
 use otr4::profile::client::ClientProfile;
 use otr4::ratchet::DoubleRatchet;
-use otr4::wire::codec::Writer;
 use otr4::wire::messages::{AuthI, AuthR, DataMessage, IdentityMessage};
 use otr4::wire::tlv::{Tlv, encode_plaintext};
 
@@ -325,9 +325,9 @@ fn profile(p: &Party) -> Result<ClientProfile, String> {
 }
 
 fn sigma_bytes(s: &RingSignature) -> Vec<u8> {
-    let mut w = Writer::new();
+    let mut w = Vec::new();
     s.write(&mut w);
-    w.into_bytes()
+    w
 }
 
 /// One party's view while the model replays the message script.
@@ -353,8 +353,8 @@ fn put(o: &mut Outputs, k: &str, v: &[u8]) {
 fn model(inp: &Inputs) -> Result<Outputs, String> {
     let mut o = Outputs::new();
     let (bob_h, alice_h) = (keypair(inp.bob.sym_h), keypair(inp.alice.sym_h));
-    let bob_profile = profile(&inp.bob)?.serialize();
-    let alice_profile = profile(&inp.alice)?.serialize();
+    let bob_profile = profile(&inp.bob)?.encode();
+    let alice_profile = profile(&inp.alice)?.encode();
     put(&mut o, "bob_client_profile", &bob_profile);
     put(&mut o, "alice_client_profile", &alice_profile);
 
@@ -706,8 +706,8 @@ fn run_otr4(inp: &Inputs) -> Result<Run, String> {
     let mut o = Outputs::new();
     let (bob_h, alice_h) = (keypair(inp.bob.sym_h), keypair(inp.alice.sym_h));
     let (bob_profile, alice_profile) = (profile(&inp.bob)?, profile(&inp.alice)?);
-    put(&mut o, "bob_client_profile", &bob_profile.serialize());
-    put(&mut o, "alice_client_profile", &alice_profile.serialize());
+    put(&mut o, "bob_client_profile", &bob_profile.encode());
+    put(&mut o, "alice_client_profile", &alice_profile.encode());
     let phi_prime = PhiPrime::from_strings(&[&inp.bob.jid, &inp.alice.jid]);
     put(&mut o, "phi_prime", phi_prime.as_bytes());
     let err = |e: dake::DakeError| format!("{e}");

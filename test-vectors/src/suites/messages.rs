@@ -10,18 +10,19 @@ use otr4::crypto::dh::{DhKeyPair, DhPublic};
 use otr4::crypto::ed448::{KeyPair, Point, Scalar, SymmetricKey};
 use otr4::crypto::keys::{Ed448PublicKey, generate_forging_point};
 use otr4::crypto::rsig::RingSignature;
-use otr4::profile::client::ClientProfile;
-use otr4::profile::prekey::PrekeyProfile;
-use otr4::wire::codec::{DecodeError, Reader, Writer};
-use otr4::wire::encoded::{decode_otr, decode_prekey, encode_otr, encode_prekey};
-use otr4::wire::messages::{
-    AuthI, AuthR, DataMessage, IdentityMessage, Message, NonInteractiveAuth, PrekeyMessage,
-};
-use otr4::wire::prekey_messages::{
+use otr4::prekey::messages::{
     CompositeIdentity, Dake1, Dake2, Dake3, Dake3Inner, DhProof, EcdhProof, EnsembleQuery,
     EnsembleRetrieval, Failure, NO_PREKEY_ENSEMBLES_TEXT, NoPrekeyEnsembles, PrekeyEnsemble,
     PrekeyPublication, PrekeyServerMessage, PublishedPrekeyMessages, StorageInfoRequest,
     StorageStatus, Success,
+};
+use otr4::profile::client::ClientProfile;
+use otr4::profile::prekey::PrekeyProfile;
+use otr4::wire::codec::Codec;
+use otr4::wire::codec::{DecodeError, Reader};
+use otr4::wire::encoded::{decode_otr, decode_prekey, encode_otr, encode_prekey};
+use otr4::wire::messages::{
+    AuthI, AuthR, DataMessage, IdentityMessage, Message, NonInteractiveAuth, PrekeyMessage,
 };
 
 /// How a message travels as text.
@@ -405,9 +406,9 @@ impl Gen {
     fn sigma(&mut self) -> Vec<u8> {
         let parts = core::array::from_fn(|_| Scalar::random(&mut self.rng));
         self.rng.take();
-        let mut w = Writer::new();
+        let mut w = Vec::new();
         RingSignature { parts }.write(&mut w);
-        w.into_bytes()
+        w
     }
     fn mac(&mut self) -> [u8; 64] {
         draw_arr(&mut self.rng)
@@ -419,11 +420,11 @@ impl Gen {
         let h = self.keypair();
         let f = generate_forging_point(&mut self.rng);
         self.rng.take();
-        ClientProfile::build_and_sign(InstanceTag(owner), &h, &f, b"4", 1_801_209_600).serialize()
+        ClientProfile::build_and_sign(InstanceTag(owner), &h, &f, b"4", 1_801_209_600).encode()
     }
     fn prekey_profile(&mut self, owner: u32) -> Vec<u8> {
         let (d, h) = (self.keypair(), self.keypair());
-        PrekeyProfile::build_and_sign(InstanceTag(owner), 1_800_604_800, &d, &h).serialize()
+        PrekeyProfile::build_and_sign(InstanceTag(owner), 1_800_604_800, &d, &h).encode()
     }
     fn prekey_message_fields(&mut self, v: Vector, p: &str, owner: u32) -> Vector {
         let id = u32::from_be_bytes(draw_arr(&mut self.rng));

@@ -7,6 +7,7 @@
 //! recomputes every derived key and MAC directly from the spec's formulas (SHAKE-256 KDFs
 //! over the secrets given as inputs) and compares both.
 
+use otr4::wire::codec::Codec;
 use std::collections::BTreeMap;
 
 use super::{draw_arr, expect, expect_text};
@@ -20,6 +21,7 @@ use otr4::crypto::kdf::{Otrv4, PrekeyUsage, Usage, kdf, prekey_kdf};
 use otr4::crypto::keys::{ForgingPublicKey, generate_forging_point};
 use otr4::dake::PhiPrime;
 use otr4::dake::non_interactive::{receive_non_interactive_auth, send_non_interactive_auth};
+use otr4::prekey::messages::{PrekeyEnsemble, PrekeyPublication, PrekeyServerMessage};
 use otr4::prekey::proofs::{EcdhProofKind, ProofContext, verify_dh_proof, verify_ecdh_proof};
 use otr4::prekey::server::Dake3Outcome;
 use otr4::prekey::{PrekeyClient, PrekeyServer, PrekeyStore, ValidatedEnsemble};
@@ -28,7 +30,6 @@ use otr4::profile::prekey::PrekeyProfile;
 use otr4::wire::codec::Writer;
 use otr4::wire::encoded::encode_otr;
 use otr4::wire::messages::PrekeyMessage;
-use otr4::wire::prekey_messages::{PrekeyEnsemble, PrekeyPublication, PrekeyServerMessage};
 use otr4::wire::tlv::{encode_plaintext, parse_plaintext};
 
 const NIA: &str = "otrv4.md §\"Non-Interactive DAKE Overview\"; §\"Non-Interactive-Auth \
@@ -71,9 +72,9 @@ fn forging(v: &Vector, k: &str) -> Result<ForgingPublicKey, String> {
 }
 
 fn mpi(d: &DhPublic) -> Vec<u8> {
-    let mut w = Writer::new();
-    d.write(&mut w);
-    w.into_bytes()
+    let mut w = Vec::new();
+    w.dh_public(d);
+    w
 }
 
 /// A prekey store holding exactly the given secrets, through `PrekeyStore::import` (its
@@ -84,21 +85,22 @@ fn store_with(
     created: i64,
     shared: &[([u8; 57], &PrekeyProfile)],
 ) -> Result<PrekeyStore, String> {
-    let mut w = Writer::new();
+    let mut w = Vec::new();
     w.u8(1).u32(tag.0).u32(prekeys.len() as u32);
     for (id, y, b) in prekeys {
         w.u32(*id).i64(created).bytes(y).bytes(b);
-        DhKeyPair::from_secret_bytes(*b)
-            .map_err(err("prekey DH secret"))?
-            .public()
-            .write(&mut w);
+        w.dh_public(
+            DhKeyPair::from_secret_bytes(*b)
+                .map_err(err("prekey DH secret"))?
+                .public(),
+        );
     }
     w.u32(shared.len() as u32);
     for (d, pp) in shared {
         w.bytes(d);
         pp.write(&mut w);
     }
-    PrekeyStore::import(w.as_bytes()).map_err(err("prekey store"))
+    PrekeyStore::import(&w).map_err(err("prekey store"))
 }
 
 fn check_outputs(v: &Vector, got: &Outputs) -> Result<(), String> {
@@ -198,13 +200,13 @@ fn non_interactive(v: &Vector) -> Result<Outputs, String> {
         prekey_profile: pp.clone(),
         prekey_message: pm.clone(),
     };
-    let mut w = Writer::new();
+    let mut w = Vec::new();
     ensemble.write(&mut w);
-    out.insert("bob_client_profile".into(), bob_cp.serialize());
-    out.insert("bob_prekey_profile".into(), pp.serialize());
+    out.insert("bob_client_profile".into(), bob_cp.encode());
+    out.insert("bob_prekey_profile".into(), pp.encode());
     out.insert("prekey_message".into(), pm.encode());
-    out.insert("ensemble".into(), w.into_bytes());
-    out.insert("alice_client_profile".into(), alice_cp.serialize());
+    out.insert("ensemble".into(), w);
+    out.insert("alice_client_profile".into(), alice_cp.encode());
     let valid = ValidatedEnsemble::validate(&ensemble, now).map_err(err("ensemble"))?;
     let phi_prime =
         PhiPrime::from_strings(&[v.text_in("alice_jid_text")?, v.text_in("bob_jid_text")?]);
@@ -253,19 +255,16 @@ fn non_interactive(v: &Vector) -> Result<Outputs, String> {
     tuples.sort();
     let phi = [tuples[0].as_slice(), &tuples[1], phi_prime.as_bytes()].concat();
     let t = [
-        kdf::<64>(Usage::NonIntAuthBobClientProfile, &[&bob_cp.serialize()]).as_slice(),
-        &kdf::<64>(
-            Usage::NonIntAuthAliceClientProfile,
-            &[&alice_cp.serialize()],
-        ),
+        kdf::<64>(Usage::NonIntAuthBobClientProfile, &[&bob_cp.encode()]).as_slice(),
+        &kdf::<64>(Usage::NonIntAuthAliceClientProfile, &[&alice_cp.encode()]),
         &y.public().encode(),
         &x.public().encode(),
         &mpi(b.public()),
         &mpi(a.public()),
         &{
-            let mut w = Writer::new();
+            let mut w = Vec::new();
             pp.shared_prekey.write(&mut w);
-            w.into_bytes()
+            w
         },
         &kdf::<64>(Usage::NonIntAuthPhi, &[&phi]),
     ]
@@ -669,10 +668,10 @@ fn publication(v: &Vector) -> Result<Outputs, String> {
         &m,
     )
     .map_err(err("shared prekey proof"))?;
-    let enc = |f: &dyn Fn(&mut Writer)| {
-        let mut w = Writer::new();
+    let enc = |f: &dyn Fn(&mut Vec<u8>)| {
+        let mut w = Vec::new();
         f(&mut w);
-        w.into_bytes()
+        w
     };
     let ecdh_proof = enc(&|w| pms.ecdh_proof.write(w));
     let dh_proof = enc(&|w| pms.dh_proof.write(w));
@@ -691,9 +690,9 @@ fn publication(v: &Vector) -> Result<Outputs, String> {
             &[0x08, n],
             &prekey_kdf::<64>(PrekeyUsage::PrekeyMessage, &[&messages]),
             &[1],
-            &prekey_kdf::<64>(PrekeyUsage::ClientProfile, &[&cp.serialize()]),
+            &prekey_kdf::<64>(PrekeyUsage::ClientProfile, &[&cp.encode()]),
             &[1],
-            &prekey_kdf::<64>(PrekeyUsage::PrekeyProfile, &[&pp.serialize()]),
+            &prekey_kdf::<64>(PrekeyUsage::PrekeyProfile, &[&pp.encode()]),
             &prekey_kdf::<64>(PrekeyUsage::MacProofs, &[&proofs]),
         ],
     );

@@ -9,6 +9,7 @@ use otr4::crypto::ed448::{KeyPair, Point, SymmetricKey};
 use otr4::crypto::keys::{Ed448PublicKey, ForgingPublicKey, generate_forging_point};
 use otr4::profile::client::{ClientProfile, DsaPublicKey};
 use otr4::profile::prekey::PrekeyProfile;
+use otr4::wire::codec::Codec;
 use otr4::wire::codec::Writer;
 
 const CLIENT: &str =
@@ -121,7 +122,7 @@ fn client_vector(name: &str, inputs: &ClientInputs) -> Vector {
             .output("public_key", &p.public_key().0.encode())
             .output("signed_bytes", p.signed_bytes())
             .output("signature", &p.signature().0)
-            .output("profile", &p.serialize());
+            .output("profile", &p.encode());
         if inputs.dsa.is_some() {
             v = v.output("transitional_message", &p.transitional_signed_bytes());
         }
@@ -162,7 +163,7 @@ fn prekey_vector(
         .output("shared_prekey", &p.shared_prekey.0.encode())
         .output("signed_bytes", &p.signed_bytes())
         .output("signature", &p.signature.0)
-        .output("profile", &p.serialize())
+        .output("profile", &p.encode())
 }
 
 fn prekey_validate_vector(name: &str, profile: &[u8], h: &Point, sender: u32, now: i64) -> Vector {
@@ -230,7 +231,7 @@ pub fn generate() -> Suite {
     vectors.push(client_vector("v34_transitional", &transitional));
 
     // Validation outcomes, from the v4 profile and variants of it.
-    let built = base.build().map(|p| p.serialize()).unwrap_or_default();
+    let built = base.build().map(|p| p.encode()).unwrap_or_default();
     let (owner, exp) = (base.owner_tag, base.expiration);
     vectors.push(client_validate_vector("valid", &built, owner, exp - 1));
     vectors.push(client_validate_vector(
@@ -275,12 +276,12 @@ pub fn generate() -> Suite {
             versions: versions.to_vec(),
             ..base.clone()
         };
-        let p = inputs.build().map(|p| p.serialize()).unwrap_or_default();
+        let p = inputs.build().map(|p| p.encode()).unwrap_or_default();
         vectors.push(client_validate_vector(name, &p, owner, exp - 1));
     }
     // Hand-built field lists (the signature is never reached).
     let h = keypair(base.sym_h);
-    let fields = |w: &mut Writer, count: u32| {
+    let fields = |w: &mut Vec<u8>, count: u32| {
         w.u32(count);
         w.u16(0x0001).u32(owner);
         w.u16(0x0002).u16_le(0x0010).bytes(&h.public().encode());
@@ -288,29 +289,24 @@ pub fn generate() -> Suite {
         w.u16(0x0004).data(b"4");
         w.u16(0x0005).i64(exp);
     };
-    let mut w = Writer::new();
+    let mut w = Vec::new();
     fields(&mut w, 6);
     w.u16(0x0005).i64(exp).bytes(&[0x55; 114]);
     vectors.push(client_validate_vector(
         "duplicate_field",
-        &w.into_bytes(),
+        &w,
         owner,
         exp - 1,
     ));
-    let mut w = Writer::new();
+    let mut w = Vec::new();
     fields(&mut w, 6);
     w.u16(0x0009).bytes(&[0x55; 114]);
-    vectors.push(client_validate_vector(
-        "unknown_field",
-        &w.into_bytes(),
-        owner,
-        exp - 1,
-    ));
-    let mut w = Writer::new();
+    vectors.push(client_validate_vector("unknown_field", &w, owner, exp - 1));
+    let mut w = Vec::new();
     fields(&mut w, 4);
     vectors.push(client_validate_vector(
         "missing_expiration",
-        &[w.into_bytes(), vec![0x55; 114 - 10]].concat(),
+        &[w, vec![0x55; 114 - 10]].concat(),
         owner,
         exp - 1,
     ));
@@ -408,7 +404,7 @@ pub fn check(v: &Vector) -> Result<(), String> {
         "client_profile" => {
             let inputs = ClientInputs::from_vector(v)?;
             let p = inputs.build()?;
-            let bytes = p.serialize();
+            let bytes = p.encode();
             let back = ClientProfile::decode(&bytes).map_err(|e| format!("decode: {e:?}"))?;
             if back != p
                 || back.owner_tag().0 != inputs.owner_tag
@@ -435,7 +431,7 @@ pub fn check(v: &Vector) -> Result<(), String> {
             let now = i64::from_be_bytes(v.arr_in("now")?);
             let result = match ClientProfile::decode(&v.hex_in("profile")?) {
                 Ok(p) => {
-                    if p.serialize() != v.hex_in("profile")? {
+                    if p.encode() != v.hex_in("profile")? {
                         return Err("profile does not re-encode".into());
                     }
                     result_text(p.validate(sender, now))
@@ -450,7 +446,7 @@ pub fn check(v: &Vector) -> Result<(), String> {
             let d = keypair(v.arr_in("sym_d")?);
             let h = keypair(v.arr_in("sym_h")?);
             let p = PrekeyProfile::build_and_sign(InstanceTag(owner), expiration, &d, &h);
-            let bytes = p.serialize();
+            let bytes = p.encode();
             let back = PrekeyProfile::decode(&bytes).map_err(|e| format!("decode: {e:?}"))?;
             if back != p
                 || back.owner_tag.0 != owner
@@ -477,7 +473,7 @@ pub fn check(v: &Vector) -> Result<(), String> {
             let now = i64::from_be_bytes(v.arr_in("now")?);
             let result = match PrekeyProfile::decode(&v.hex_in("profile")?) {
                 Ok(p) => {
-                    if p.serialize() != v.hex_in("profile")? {
+                    if p.encode() != v.hex_in("profile")? {
                         return Err("profile does not re-encode".into());
                     }
                     result_text(p.validate(sender, now, &Ed448PublicKey(h)))

@@ -8,7 +8,8 @@ use otr4::crypto::CryptoError;
 use otr4::crypto::ed448::{KeyPair, Point, Scalar, SymmetricKey};
 use otr4::crypto::kdf::{Otrv4, PrekeyServer};
 use otr4::crypto::rsig::{RING_SIG_LEN, RingSignature};
-use otr4::wire::codec::{Reader, Writer};
+use otr4::wire::codec::Codec;
+use otr4::wire::codec::Reader;
 
 const SIGN: &str = "otrv4.md §\"Authentication: RSig(A1, a1, {A1, A2, A3}, m):\"";
 const VERIFY: &str = "otrv4.md §\"Verification: RVrf({A1, A2, A3}, sigma, m)\"";
@@ -20,9 +21,9 @@ fn keypair(sym: [u8; 57]) -> KeyPair {
 }
 
 fn sigma_bytes(s: &RingSignature) -> Vec<u8> {
-    let mut w = Writer::new();
+    let mut w = Vec::new();
     s.write(&mut w);
-    w.into_bytes()
+    w
 }
 
 /// RSig in the named domain.
