@@ -14,15 +14,16 @@ use otr4::InstanceTag;
 use otr4::crypto::ed448::KeyPair;
 use otr4::crypto::fingerprint::Fingerprint;
 use otr4::crypto::keys::generate_forging_point;
+use otr4::dake::ensemble::ValidatedEnsemble;
 use otr4::dake::non_interactive::{
     NonInteractiveComplete, receive_non_interactive_auth, send_non_interactive_auth,
 };
 use otr4::dake::{self, DakeComplete, LocalParty, PhiPrime};
-use otr4::prekey::ensemble::{PrekeyStore, ValidatedEnsemble};
-use otr4::prekey::messages::PrekeyEnsemble;
+use otr4::prekey::ensemble::PrekeyStore;
 use otr4::profile::client::ClientProfile;
 use otr4::ratchet::DoubleRatchet;
 use otr4::smp::{Smp, SmpContext, SmpEvent};
+use otr4::wire::messages::PrekeyEnsemble;
 use otr4::wire::messages::{DataMessage, NonInteractiveAuth};
 use rand_core::SeedableRng;
 

@@ -3,17 +3,22 @@
 //! The crate is `no_std` + `alloc`: callers pass received bytes, the current time and an
 //! RNG in, and get bytes and events out. It never touches sockets, clocks or a global RNG.
 //!
-//! Layers, bottom up:
-//! - [`crypto`]: Ed448 points and scalars with strict decoding, EdDSA, ECDH, the 3072-bit
-//!   DH group, the SHAKE-256 KDFs of both domains, ChaCha20, the ring signature (RSig).
-//! - [`wire`]: the byte codec and every OTRv4 and prekey-server message, the `?OTR:`
-//!   encoding, fragments, query messages, whitespace tags, TLVs and error messages.
-//! - [`profile`]: Client Profiles and Prekey Profiles: build, sign, parse, validate.
-//! - [`dake`]: the interactive DAKE (DAKEZ) as typestates, `phi`, `K` and the SSID.
-//! - [`ratchet`]: the mixed double ratchet that encrypts and decrypts Data Messages.
-//! - [`smp`]: the Socialist Millionaires Protocol over Ed448 (TLVs 2–6).
-//! - [`prekey`]: the prekey-server protocol (both sides), batch proofs, the client's prekey
-//!   store and Prekey Ensemble validation.
+//! Layers, bottom up; a module imports only from layers below it (and its own), never
+//! upward (`tests/layering.rs` checks it):
+//! 1. `debug` (the secret-redacting `Debug` macro) and [`instance_tag`].
+//! 2. [`crypto`]: Ed448 points and scalars with strict decoding, EdDSA, ECDH, the 3072-bit
+//!    DH group, the SHAKE-256 KDFs of both domains, ChaCha20, the ring signature (RSig).
+//! 3. [`wire::codec`]: the [`wire::codec::Codec`] trait every wire type implements, the
+//!    bounded `Reader`, the `Writer`, and the wire forms of the primitives.
+//! 4. [`profile`]: Client Profiles and Prekey Profiles: build, sign, parse, validate.
+//! 5. The rest of [`wire`]: every OTRv4 message, the `?OTR:` encoding, fragments, query
+//!    messages, whitespace tags, TLVs and error messages.
+//! 6. [`dake`] (the interactive DAKE as typestates, the non-interactive one, Prekey Ensemble
+//!    validation), [`ratchet`] (the mixed double ratchet) and [`smp`] (the Socialist
+//!    Millionaires Protocol over Ed448).
+//! 7. [`prekey`]: the prekey-server protocol (both sides): its messages, their framing,
+//!    batch proofs, the client's prekey store.
+//! 8. [`conversation`]: accounts, clients and conversations, the API client authors use.
 #![no_std]
 #![forbid(unsafe_code)]
 #![cfg_attr(

@@ -13,19 +13,19 @@ use otr4::InstanceTag;
 use otr4::crypto::ed448::KeyPair;
 use otr4::crypto::keys::generate_forging_point;
 use otr4::dake::PhiPrime;
+use otr4::dake::ensemble::ValidatedEnsemble;
 use otr4::dake::non_interactive::{
     NonInteractiveError, NonInteractiveRole, receive_non_interactive_auth,
     send_non_interactive_auth,
 };
 use otr4::prekey::client::{Retrieved, ServerReply};
-use otr4::prekey::ensemble::ValidatedEnsemble;
 use otr4::prekey::memory::MemoryStorage;
-use otr4::prekey::messages::PrekeyEnsemble;
 use otr4::prekey::server::{Dake3Outcome, QueryOutcome};
 use otr4::prekey::{PrekeyClient, PrekeyServer, PrekeyStore};
 use otr4::profile::ProfileError;
 use otr4::profile::client::ClientProfile;
 use otr4::wire::codec::Codec;
+use otr4::wire::messages::PrekeyEnsemble;
 use otr4::wire::messages::{DataMessage, NonInteractiveAuth};
 use rand::SeedableRng;
 use rand::rngs::StdRng;

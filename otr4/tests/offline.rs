@@ -20,12 +20,12 @@ use otr4::conversation::{
 };
 use otr4::crypto::ed448::KeyPair;
 use otr4::dake::Role;
+use otr4::dake::ensemble::{ChosenEnsembles, ValidatedEnsemble};
 use otr4::dake::non_interactive::{NonInteractiveError, NonInteractiveRole};
-use otr4::prekey::ensemble::ChosenEnsembles;
 use otr4::prekey::memory::MemoryStorage;
 use otr4::prekey::messages::PrekeyServerMessage;
 use otr4::prekey::server::{Dake3Outcome, QueryOutcome, ServerSession};
-use otr4::prekey::{PrekeyServer, RefillPolicy, ValidatedEnsemble};
+use otr4::prekey::{PrekeyServer, RefillPolicy};
 use otr4::wire::encoded::{decode_otr, encode_otr};
 use otr4::wire::messages::{Message, NonInteractiveAuth};
 use rand::SeedableRng;
@@ -1088,7 +1088,7 @@ fn validated_ensembles_are_deduplicated_by_instance() {
     );
     assert_eq!(secure(&ev).len(), 1);
     assert!(warnings(&ev).contains(&Warning::EnsembleDiscarded(
-        otr4::prekey::EnsembleError::Duplicate
+        otr4::dake::ensemble::EnsembleError::Duplicate
     )));
 }
 

@@ -13,14 +13,13 @@ use crate::storage::{
 use otr4::InstanceTag;
 use otr4::crypto::ed448::KeyPair;
 use otr4::crypto::fingerprint::Fingerprint;
+use otr4::prekey::framing::{self, UnframeError};
 use otr4::prekey::messages::{
     NO_PREKEY_ENSEMBLES_TEXT, NoPrekeyEnsembles, PrekeyServerMessage, TYPE_ENSEMBLE_RETRIEVAL,
 };
 use otr4::prekey::server::{Dake3Outcome, PrekeyServer, QueryOutcome, ServerError, ServerSession};
-use otr4::wire::codec::Codec;
-use otr4::wire::codec::{DecodeError, Writer};
-use otr4::wire::encoded::{IncomingPrekey, classify_prekey, encode_prekey};
-use otr4::wire::fragment::{FragmentKind, Reassembler, fragment};
+use otr4::wire::codec::{Codec, DecodeError, Writer};
+use otr4::wire::fragment::{FragmentKind, Reassembler};
 use otr4::wire::messages::PROTOCOL_VERSION;
 use std::collections::HashMap;
 use std::hash::BuildHasher;
@@ -593,29 +592,24 @@ impl Service {
             });
         }
         let now_secs = now as i64;
-        let bytes = match classify_prekey(text.trim()) {
-            Ok(IncomingPrekey::Encoded(b)) => b,
-            Ok(IncomingPrekey::Fragment(f)) => match self.reassemble(from, &f, now_secs) {
-                Ok(Some(whole)) => {
-                    if whole.len() > max {
-                        self.hits.hit(LimitKind::MessageTooLarge);
-                        return reject(Rejection::TooLarge {
-                            len: whole.len(),
-                            max,
-                        });
-                    }
-                    match classify_prekey(&whole) {
-                        Ok(IncomingPrekey::Encoded(b)) => b,
-                        Ok(IncomingPrekey::Fragment(_)) => {
-                            return reject(Rejection::Fragment("nested fragment".into()));
-                        }
-                        Err(e) => return reject(Rejection::Malformed(e)),
-                    }
-                }
-                Ok(None) => return Handled::silent(Event::FragmentBuffered),
-                Err(r) => return reject(r),
-            },
-            Err(e) => return reject(Rejection::Malformed(e)),
+        let unframed = framing::unframe(text.trim(), |f| {
+            let whole = self.reassemble(from, f, now_secs)?;
+            if let Some(w) = &whole
+                && w.len() > max
+            {
+                self.hits.hit(LimitKind::MessageTooLarge);
+                return Err(Rejection::TooLarge { len: w.len(), max });
+            }
+            Ok(whole)
+        });
+        let bytes = match unframed {
+            Ok(Some(b)) => b,
+            Ok(None) => return Handled::silent(Event::FragmentBuffered),
+            Err(UnframeError::Reassembly(r)) => return reject(r),
+            Err(UnframeError::NestedFragment) => {
+                return reject(Rejection::Fragment("nested fragment".into()));
+            }
+            Err(UnframeError::Malformed(e)) => return reject(Rejection::Malformed(e)),
         };
         self.handle_binary(from, &bytes, now)
     }
@@ -696,9 +690,7 @@ impl Service {
             PrekeyServerMessage::Dake1(m) => self.dake1(from, &m, now_secs),
             PrekeyServerMessage::Dake3(m) => self.dake3(from, &m, now_secs),
             PrekeyServerMessage::EnsembleQuery(q) => self.query(from, &q, now),
-            other => reject(Rejection::Unexpected(
-                other.encode().get(2).copied().unwrap_or(0),
-            )),
+            other => reject(Rejection::Unexpected(other.message_type())),
         }
     }
 
@@ -952,24 +944,15 @@ impl Service {
 
     /// Encodes `bin` as `<base64>.`, fragmented if configured and longer than the limit.
     fn frame(&self, bin: &[u8], receiver: InstanceTag) -> Vec<String> {
-        let text = encode_prekey(bin);
-        if let Some(max) = self.options.fragment_size {
-            if text.len() > max {
-                let id = rand::random::<u32>();
-                match fragment(
-                    &text,
-                    max,
-                    id,
-                    InstanceTag::UNKNOWN,
-                    receiver,
-                    FragmentKind::Prekey,
-                ) {
-                    Ok(f) => return f,
-                    Err(e) => warn!(error = %e, "could not fragment a reply; sending it whole"),
-                }
-            }
-        }
-        vec![text]
+        let split = self.options.fragment_size.map(|max| framing::Split {
+            max,
+            id: rand::random::<u32>(),
+            receiver,
+        });
+        framing::frame(bin, split).unwrap_or_else(|(text, e)| {
+            warn!(error = %e, "could not fragment a reply; sending it whole");
+            vec![text]
+        })
     }
 
     /// Removes expired profiles and old orphaned Prekey messages, and expired DAKEs.

@@ -6,7 +6,10 @@ use crate::storage::memory::MemoryStorage;
 use crate::storage::sqlite::{Durability, SqliteStorage};
 use crate::testkit::{Device, decode_replies, retrieve, retrieved_ids};
 use otr4::prekey::client::{Retrieved, ServerReply};
-use otr4::prekey::messages::{Dake3, EnsembleRetrieval, PrekeyEnsemble};
+use otr4::prekey::messages::{Dake3, EnsembleRetrieval};
+use otr4::wire::encoded::encode_prekey;
+use otr4::wire::fragment::fragment;
+use otr4::wire::messages::PrekeyEnsemble;
 
 const SERVER: &str = "prekey.example.org";
 const NOW: i64 = 1_700_000_000;

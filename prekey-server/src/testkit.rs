@@ -10,10 +10,9 @@ use otr4::crypto::fingerprint::Fingerprint;
 use otr4::crypto::keys::generate_forging_point;
 use otr4::prekey::client::{ClientEvent, PrekeyClient, Retrieved, ServerReply};
 use otr4::prekey::ensemble::PrekeyStore;
+use otr4::prekey::framing;
 use otr4::prekey::messages::PrekeyServerMessage;
 use otr4::profile::client::ClientProfile;
-use otr4::wire::codec::Codec;
-use otr4::wire::encoded::{IncomingPrekey, classify_prekey, encode_prekey};
 use otr4::wire::fragment::{FragmentKind, Reassembler};
 
 /// Why a driven exchange failed.
@@ -38,22 +37,11 @@ pub fn decode_replies(replies: &[String]) -> Result<Vec<PrekeyServerMessage>, Dr
     let mut r = Reassembler::new(FragmentKind::Prekey);
     let mut out = Vec::new();
     for text in replies {
-        let bin = match classify_prekey(text).map_err(|e| DriveError::BadReply(e.to_string()))? {
-            IncomingPrekey::Encoded(b) => b,
-            IncomingPrekey::Fragment(f) => {
-                match r
-                    .push_fragment(&f, InstanceTag::UNKNOWN, 0)
-                    .map_err(|e| DriveError::BadReply(e.to_string()))?
-                {
-                    Some(whole) => otr4::wire::encoded::decode_prekey(&whole)
-                        .map_err(|e| DriveError::BadReply(e.to_string()))?,
-                    None => continue,
-                }
-            }
-        };
-        out.push(
-            PrekeyServerMessage::decode(&bin).map_err(|e| DriveError::BadReply(e.to_string()))?,
-        );
+        let received = framing::receive(text, |f| r.push_fragment(f, InstanceTag::UNKNOWN, 0))
+            .map_err(|e| DriveError::BadReply(e.to_string()))?;
+        if let Some(m) = received {
+            out.push(m);
+        }
     }
     Ok(out)
 }
@@ -160,7 +148,7 @@ impl Device {
             items = items.with_client_profile(self.client.client_profile().clone());
         }
         let dake1 = self.client.publish(rng, items)?;
-        let reply = self.run_dake(&encode_prekey(&dake1.encode()), now, exchange)?;
+        let reply = self.run_dake(&framing::encode(&dake1), now, exchange)?;
         Ok((ids, reply))
     }
 
@@ -171,7 +159,7 @@ impl Device {
         exchange: &mut dyn FnMut(&str) -> Vec<String>,
     ) -> Result<ServerReply, DriveError> {
         let dake1 = self.client.request_storage_status(&mut rand::rng())?;
-        self.run_dake(&encode_prekey(&dake1.encode()), now, exchange)
+        self.run_dake(&framing::encode(&dake1), now, exchange)
     }
 
     fn run_dake(
@@ -186,7 +174,7 @@ impl Device {
             ClientEvent::Send(d) => d,
             other => return Err(DriveError::Unexpected(format!("{other:?}"))),
         };
-        let reply = one_reply(&exchange(&encode_prekey(&dake3.encode())))?;
+        let reply = one_reply(&exchange(&framing::encode(&*dake3)))?;
         match self.client.receive(rng, &reply, now)? {
             ClientEvent::Reply(r) => Ok(r),
             other => Err(DriveError::Unexpected(format!("{other:?}"))),
@@ -202,7 +190,7 @@ pub fn retrieve(
     exchange: &mut dyn FnMut(&str) -> Vec<String>,
 ) -> Result<Retrieved, DriveError> {
     let q = retriever.ensemble_query(identity.as_bytes(), b"4");
-    let reply = one_reply(&exchange(&encode_prekey(&q.encode())))?;
+    let reply = one_reply(&exchange(&framing::encode(&q)))?;
     match retriever.receive(&mut rand::rng(), &reply, now)? {
         ClientEvent::Retrieved(r) => Ok(r),
         other => Err(DriveError::Unexpected(format!("{other:?}"))),

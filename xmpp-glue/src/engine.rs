@@ -1,7 +1,6 @@
 //! The sans-IO core of the glue: one [`Engine`] per device turns stanzas, time and an RNG
 //! into stanzas to send and [`GlueEvent`]s, on top of [`otr4::Client`] (docs/xmpp-glue.md).
 
-use otr4::wire::codec::Codec;
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use minidom::Element;
@@ -12,8 +11,8 @@ use otr4::conversation::{
 };
 use otr4::crypto::fingerprint::{FINGERPRINT_LEN, Fingerprint};
 use otr4::prekey::RefillPolicy;
+use otr4::prekey::framing;
 use otr4::prekey::messages::PrekeyServerMessage;
-use otr4::wire::encoded::{IncomingPrekey, classify_prekey, decode_prekey, encode_prekey};
 use otr4::wire::fragment::{FragmentKind, Reassembler};
 use otr4::wire::tlv::{Tlv, TlvType};
 use rand::SeedableRng;
@@ -766,7 +765,7 @@ impl Engine {
 
     fn send_to_server(&mut self, jid: &str, m: &PrekeyServerMessage) {
         let id = self.id();
-        let s = stanza::body_message(jid, &id, &encode_prekey(&m.encode()));
+        let s = stanza::body_message(jid, &id, &framing::encode(m));
         self.stanza(s);
     }
 
@@ -900,25 +899,13 @@ impl Engine {
         now: i64,
         rng: &mut R,
     ) {
-        let bin = match classify_prekey(text) {
-            Ok(IncomingPrekey::Encoded(b)) => b,
-            Ok(IncomingPrekey::Fragment(f)) => {
-                match self
-                    .reassembler
-                    .push_fragment(&f, InstanceTag::UNKNOWN, now.max(0) as u64)
-                {
-                    Ok(Some(whole)) => match decode_prekey(&whole) {
-                        Ok(b) => b,
-                        Err(e) => return self.prekey_decode_error(e.to_string()),
-                    },
-                    Ok(None) => return,
-                    Err(e) => return self.prekey_decode_error(e.to_string()),
-                }
-            }
-            Err(e) => return self.prekey_decode_error(e.to_string()),
-        };
-        let msg = match PrekeyServerMessage::decode(&bin) {
-            Ok(m) => m,
+        let reassembler = &mut self.reassembler;
+        let received = framing::receive(text, |f| {
+            reassembler.push_fragment(f, InstanceTag::UNKNOWN, now.max(0) as u64)
+        });
+        let msg = match received {
+            Ok(Some(m)) => m,
+            Ok(None) => return,
             Err(e) => return self.prekey_decode_error(e.to_string()),
         };
         if !self.prekey_reply_expected(server, &msg) {

@@ -6,9 +6,10 @@ use alloc::vec::Vec;
 
 use crate::InstanceTag;
 use crate::crypto::fingerprint::Fingerprint;
+use crate::dake::ensemble::EnsembleError;
 use crate::dake::non_interactive::NonInteractiveError;
 use crate::dake::{DakeError, Ssid};
-use crate::prekey::{EnsembleError, PrekeyError};
+use crate::prekey::PrekeyError;
 use crate::ratchet::{ExtraSymmetricKey, RatchetError};
 use crate::smp::SmpError;
 use crate::wire::codec::DecodeError;

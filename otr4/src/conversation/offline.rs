@@ -31,16 +31,17 @@ use crate::InstanceTag;
 use crate::crypto::fingerprint::Fingerprint;
 use crate::crypto::kdf::shake256;
 use crate::dake::PhiPrime;
+use crate::dake::ensemble::{ChosenEnsembles, ValidatedEnsemble, choose_ensembles};
 use crate::dake::non_interactive::{
     NonInteractiveComplete, receive_non_interactive_auth, send_non_interactive_auth,
 };
 use crate::prekey::client::{Retrieved, ServerReply};
-use crate::prekey::ensemble::{ChosenEnsembles, choose_ensembles};
-use crate::prekey::messages::{EnsembleRetrieval, PrekeyEnsemble, PrekeyServerMessage};
+use crate::prekey::messages::{EnsembleRetrieval, PrekeyServerMessage};
 use crate::prekey::server::DEFAULT_SESSION_TTL;
-use crate::prekey::{PrekeyClient, PrekeyError, PrekeyStore, RefillPolicy, ValidatedEnsemble};
+use crate::prekey::{PrekeyClient, PrekeyError, PrekeyStore, RefillPolicy};
 use crate::profile::client::ClientProfile;
 use crate::wire::messages::NonInteractiveAuth;
+use crate::wire::messages::PrekeyEnsemble;
 
 use super::client::{Peer, with_peer};
 use super::machine::{Ctx, Phase, Queued};
@@ -208,7 +209,7 @@ pub enum PrekeyOutcome {
 pub enum OfflineEnsembles<'a> {
     /// A Prekey Ensemble Retrieval message from the server: its receiver tag must be ours
     /// and its identity the peer's bare JID; the ensembles are validated at `now` and one
-    /// is chosen per instance tag ([`crate::prekey::ensemble::choose_ensembles`]).
+    /// is chosen per instance tag ([`crate::dake::ensemble::choose_ensembles`]).
     Retrieval(&'a EnsembleRetrieval),
     /// Ensembles already validated (e.g. [`PrekeyOutcome::Ensembles`]); each is validated
     /// again at `now` and only the first per instance tag is used.
@@ -244,7 +245,7 @@ fn usable_ensembles(
             for e in list {
                 if out.iter().any(|o| o.owner_tag() == e.owner_tag()) {
                     ctx_warn(Warning::EnsembleDiscarded(
-                        crate::prekey::EnsembleError::Duplicate,
+                        crate::dake::ensemble::EnsembleError::Duplicate,
                     ));
                     continue;
                 }

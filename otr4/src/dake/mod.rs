@@ -5,6 +5,7 @@
 //! each state is its own struct and every transition consumes it. This module holds what
 //! both DAKEs share: the errors, the mixed shared secret `K` and the [`Ssid`].
 
+pub mod ensemble;
 pub mod interactive;
 pub mod non_interactive;
 pub mod phi;

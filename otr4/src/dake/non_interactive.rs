@@ -22,10 +22,10 @@ use crate::crypto::ed448::{KeyPair, Point};
 use crate::crypto::kdf::{Otrv4, Usage, hcmac, hwc, kdf};
 use crate::crypto::keys::SharedPrekeyPublic;
 use crate::crypto::rsig::RingSignature;
+use crate::dake::ensemble::ValidatedEnsemble;
 use crate::dake::phi::{PhiParty, PhiPrime, phi};
 use crate::dake::{BRACE_KEY_LEN, MixedSecret, Ssid};
 use crate::instance_tag::InstanceTag;
-use crate::prekey::ensemble::{PrekeyStore, ValidatedEnsemble};
 use crate::profile::ProfileError;
 use crate::profile::client::{ClientProfile, ValidatedClientProfile};
 use crate::ratchet::DoubleRatchet;
@@ -419,6 +419,20 @@ fn ensemble_profile(e: &ValidatedEnsemble) -> ValidatedClientProfile {
     e.validated_client_profile().clone()
 }
 
+/// The receiver's prekey secrets as the non-interactive DAKE reads them (otrv4.md
+/// §"Receiving a Non-Interactive-Auth Message"). The client's store,
+/// [`crate::prekey::ensemble::PrekeyStore`], implements it.
+pub trait PrekeySecretSource {
+    /// The instance tag the secrets belong to.
+    fn owner(&self) -> InstanceTag;
+    /// The one-time ECDH and DH key pairs `(y, b)` of Prekey message `id`.
+    fn one_time_keys(&self, id: u32) -> Option<(&KeyPair, &DhKeyPair)>;
+    /// The shared prekey pairs `(d, D)`, oldest first.
+    fn shared_prekey_keys(&self) -> Vec<(&KeyPair, &SharedPrekeyPublic)>;
+    /// Forgets the one-time secrets of `id` once a verified message used them.
+    fn use_up(&mut self, id: u32);
+}
+
 /// Bob's side (otrv4.md §"Receiving a Non-Interactive-Auth Message", §"Non-Interactive DAKE
 /// Overview", Bob; §"Non-Interactive-Auth Message", verification), in this order:
 /// 1. the receiver tag is ours (`store`'s owner tag) — [`NonInteractiveError::WrongReceiverTag`]
@@ -440,11 +454,11 @@ pub fn receive_non_interactive_auth(
     msg: &NonInteractiveAuth,
     long_term: &KeyPair,
     our_profiles: &[ClientProfile],
-    store: &mut PrekeyStore,
+    store: &mut impl PrekeySecretSource,
     phi_prime: &PhiPrime,
     now: i64,
 ) -> Result<NonInteractiveComplete, NonInteractiveError> {
-    let our_tag = store.owner_tag();
+    let our_tag = store.owner();
     if msg.receiver_tag != our_tag {
         return Err(NonInteractiveError::WrongReceiverTag {
             expected: our_tag,
@@ -452,10 +466,9 @@ pub fn receive_non_interactive_auth(
         });
     }
     let alice = msg.client_profile.validate(msg.sender_tag, now)?;
-    let secrets = store
-        .get(msg.prekey_message_id)
+    let (y, b) = store
+        .one_time_keys(msg.prekey_message_id)
         .ok_or(NonInteractiveError::UnknownPrekey(msg.prekey_message_id))?;
-    let (y, b) = (secrets.ecdh(), secrets.dh());
     let profiles: Vec<&ClientProfile> = our_profiles
         .iter()
         .filter(|p| p.public_key().point() == long_term.public() && p.owner_tag() == our_tag)
@@ -463,7 +476,7 @@ pub fn receive_non_interactive_auth(
     if profiles.is_empty() {
         return Err(NonInteractiveError::NoClientProfile);
     }
-    let shared = store.shared_prekeys();
+    let shared = store.shared_prekey_keys();
     if shared.is_empty() {
         return Err(NonInteractiveError::NoPrekeyProfile);
     }
@@ -480,7 +493,7 @@ pub fn receive_non_interactive_auth(
     // Step 4: find the (Client Profile, shared prekey) pair sigma was made for.
     let mut found = None;
     'search: for cp in &profiles {
-        for sp in shared.iter().rev() {
+        for (d_key, d_pub) in shared.iter().rev() {
             let t = NiaTranscript {
                 bob_profile: cp,
                 alice_profile: &msg.client_profile,
@@ -488,13 +501,13 @@ pub fn receive_non_interactive_auth(
                 x: &msg.x,
                 b: b.public(),
                 a: &msg.a,
-                d: &sp.profile().shared_prekey,
+                d: d_pub,
                 phi: &phi,
             }
             .encode();
             let ring = [cp.forging_key().point(), h_a, y.public()];
             if msg.sigma.verify::<Otrv4>(ring, &t).is_ok() {
-                found = Some((t, sp.key()));
+                found = Some((t, *d_key));
                 break 'search;
             }
         }
@@ -516,7 +529,7 @@ pub fn receive_non_interactive_auth(
     let shared_secret = tmp_k.mixed_secret();
     drop(tmp_k);
     // Verified: now the one-time prekey is used up.
-    drop(store.remove(msg.prekey_message_id));
+    store.use_up(msg.prekey_message_id);
     Ok(NonInteractiveComplete {
         role: NonInteractiveRole::Receiver,
         ssid: shared_secret.ssid(),
@@ -537,7 +550,8 @@ mod tests {
     use super::*;
     use crate::crypto::kdf::shake_into;
     use crate::crypto::keys::generate_forging_point;
-    use crate::prekey::messages::PrekeyEnsemble;
+    use crate::prekey::ensemble::PrekeyStore;
+    use crate::wire::messages::PrekeyEnsemble;
     use rand::SeedableRng;
     use rand::rngs::StdRng;
 

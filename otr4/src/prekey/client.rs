@@ -16,11 +16,11 @@ use crate::crypto::ed448::KeyPair;
 use crate::crypto::fingerprint::Fingerprint;
 use crate::crypto::kdf::PrekeyServer as PrekeyDomain;
 use crate::crypto::rsig::RingSignature;
+use crate::dake::ensemble::{ChosenEnsembles, choose_ensembles};
 use crate::debug::redacted_debug;
 use crate::instance_tag::InstanceTag;
 use crate::prekey::PrekeyError;
 use crate::prekey::auth::{MacKey, SessionKeys, Transcript, mac_eq, phi, transcript};
-use crate::prekey::ensemble::{ChosenEnsembles, choose_ensembles};
 use crate::prekey::messages::{
     Dake1, Dake2, Dake3, Dake3Inner, EnsembleQuery, MAX_PUBLISHED_PREKEY_MESSAGES,
     PrekeyPublication, PrekeyServerMessage, PublishedPrekeyMessages, StorageInfoRequest,
@@ -123,7 +123,7 @@ pub enum ServerReply {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Retrieved {
     /// A Prekey Ensemble Retrieval message, validated and chosen per
-    /// [`crate::prekey::ensemble::choose_ensembles`].
+    /// [`crate::dake::ensemble::choose_ensembles`].
     Ensembles {
         /// The identity the ensembles belong to.
         identity: Vec<u8>,
@@ -533,7 +533,7 @@ impl PrekeyClient {
     /// receiver tag must be ours ([`PrekeyError::InstanceTagMismatch`]) and the identity
     /// one we asked about ([`PrekeyError::UnsolicitedRetrieval`]); then every ensemble is
     /// validated at `now` and one per instance tag is chosen
-    /// ([`crate::prekey::ensemble::choose_ensembles`]). Other messages →
+    /// ([`crate::dake::ensemble::choose_ensembles`]). Other messages →
     /// [`PrekeyError::UnexpectedMessage`].
     pub fn receive_ensembles(
         &mut self,

@@ -5,10 +5,10 @@
 //! message per instance tag in the same `&mut` call that returns it (atomic).
 
 use crate::instance_tag::InstanceTag;
-use crate::prekey::messages::PrekeyEnsemble;
 use crate::prekey::server::StoreRequest;
 use crate::profile::client::ClientProfile;
 use crate::profile::prekey::PrekeyProfile;
+use crate::wire::messages::PrekeyEnsemble;
 use crate::wire::messages::PrekeyMessage;
 use alloc::collections::{BTreeMap, VecDeque};
 use alloc::vec::Vec;

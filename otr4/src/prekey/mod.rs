@@ -1,23 +1,22 @@
 //! The prekey-server protocol (otrv4-prekey-server.md) on both sides, sans-IO: publishing
 //! and retrieving Prekey Ensembles, storage status, batch proofs and the client's prekey store.
 //!
+//! - [`messages`]: the protocol's binary messages ([`crate::wire::codec::Codec`] types).
+//! - [`framing`]: their text framing, written once: `<base64>.`, `?OTRP|` fragments and
+//!   reassembly, decoding and the dispatch on the type byte (§"Encoded Messages",
+//!   §"Fragmentation of some Messages").
 //! - [`proofs`]: the ECDH and DH batch proofs of knowledge (§"Proofs").
 //! - [`ensemble`]: the publisher's [`ensemble::PrekeyStore`] of one-time secrets and shared
-//!   prekeys, and the retriever's ensemble validation and choice (otrv4.md §"Validating
-//!   Prekey Ensembles", §"Receiving Prekey Ensembles").
+//!   prekeys (the retriever's validation is [`crate::dake::ensemble`]).
 //! - [`client`]: the publisher/retriever state machine ([`client::PrekeyClient`]).
 //! - [`server`]: the server's storage-agnostic protocol core ([`server::PrekeyServer`]).
 //! - [`memory`]: an in-memory reference storage for the server.
 //! - [`refill`]: when to top up the server's stock of Prekey messages.
-//!
-//! Every message is a binary [`crate::prekey::messages`] value; callers frame it with
-//! [`crate::wire::encoded::encode_prekey`] and, for the two large messages (Prekey
-//! Publication inside DAKE-3, Prekey Ensemble Retrieval), may fragment it with
-//! [`crate::wire::fragment`] (§"Fragmentation of some Messages").
 
 pub(crate) mod auth;
 pub mod client;
 pub mod ensemble;
+pub mod framing;
 pub mod memory;
 pub mod messages;
 pub mod proofs;
@@ -31,9 +30,8 @@ use crate::instance_tag::InstanceTag;
 use crate::profile::ProfileError;
 use crate::wire::codec::DecodeError;
 
-pub use crate::ratchet::SecretBytes;
 pub use client::{PrekeyClient, PublishItems, Request, ServerReply};
-pub use ensemble::{EnsembleError, PrekeyStore, ValidatedEnsemble};
+pub use ensemble::PrekeyStore;
 pub use proofs::{ProofContext, ProofError};
 pub use refill::RefillPolicy;
 pub use server::{PrekeyServer, ServerError, ServerSession, StoreRequest};

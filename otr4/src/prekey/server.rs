@@ -18,9 +18,8 @@ use crate::instance_tag::InstanceTag;
 use crate::prekey::auth::{MacKey, SessionKeys, Transcript, mac_eq, phi, transcript};
 use crate::prekey::messages::{
     CompositeIdentity, Dake1, Dake2, Dake3, EnsembleQuery, EnsembleRetrieval, Failure,
-    NO_PREKEY_ENSEMBLES_TEXT, NoPrekeyEnsembles, PrekeyEnsemble, PrekeyPublication,
-    PrekeyServerMessage, StorageInfoRequest, StorageStatus, Success, TYPE_PUBLICATION,
-    TYPE_STORAGE_INFO_REQUEST,
+    NO_PREKEY_ENSEMBLES_TEXT, NoPrekeyEnsembles, PrekeyPublication, PrekeyServerMessage,
+    StorageInfoRequest, StorageStatus, Success, TYPE_PUBLICATION, TYPE_STORAGE_INFO_REQUEST,
 };
 use crate::prekey::proofs::{
     EcdhProofKind, ProofContext, ProofError, verify_dh_proof, verify_ecdh_proof,
@@ -30,7 +29,7 @@ use crate::profile::client::ClientProfile;
 use crate::profile::prekey::PrekeyProfile;
 use crate::wire::codec::Codec;
 use crate::wire::codec::DecodeError;
-use crate::wire::messages::{PROTOCOL_VERSION, PrekeyMessage};
+use crate::wire::messages::{PROTOCOL_VERSION, PrekeyEnsemble, PrekeyMessage};
 use alloc::boxed::Box;
 use alloc::vec::Vec;
 

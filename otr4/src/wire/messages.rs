@@ -11,7 +11,8 @@ use crate::crypto::ed448::{POINT_LEN, Point};
 use crate::crypto::rsig::RingSignature;
 use crate::debug::redacted_debug;
 use crate::instance_tag::InstanceTag;
-use crate::profile::client::ClientProfile;
+use crate::profile::client::{ClientProfile, MIN_CLIENT_PROFILE_LEN};
+use crate::profile::prekey::{PREKEY_PROFILE_LEN, PrekeyProfile};
 use crate::wire::codec::{Codec, DecodeError, Reader, Writer};
 use alloc::vec::Vec;
 
@@ -36,6 +37,9 @@ pub const MAC_LEN: usize = 64;
 pub const FLAG_IGNORE_UNREADABLE: u8 = 0x01;
 /// Fewest bytes of a valid Prekey message: header, id, tag, `Y` and a one-byte MPI `B`.
 pub const MIN_PREKEY_MESSAGE_LEN: usize = 2 + 1 + 4 + 4 + POINT_LEN + 4 + 1;
+/// Fewest bytes of one Prekey Ensemble (client profile, prekey profile, prekey message).
+pub const MIN_ENSEMBLE_LEN: usize =
+    MIN_CLIENT_PROFILE_LEN + PREKEY_PROFILE_LEN + MIN_PREKEY_MESSAGE_LEN;
 
 // ---------------------------------------------------------------------------------------
 // Shared header helpers (also used by the prekey-server messages).
@@ -444,6 +448,34 @@ impl Codec for DataMessage {
 }
 
 redacted_debug!(DataMessage { sender_tag, receiver_tag, flags, pn, i, j, ecdh, dh, encrypted_len = |s| s.encrypted.len(), mac: hex, revealed_mac_keys: hex });
+
+/// One Prekey Ensemble: a Client Profile, a Prekey Profile and a Prekey message
+/// (otrv4.md §"Publishing Prekey Ensembles").
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PrekeyEnsemble {
+    /// The owner's Client Profile.
+    pub client_profile: ClientProfile,
+    /// The owner's Prekey Profile.
+    pub prekey_profile: PrekeyProfile,
+    /// One Prekey message.
+    pub prekey_message: PrekeyMessage,
+}
+
+impl Codec for PrekeyEnsemble {
+    fn write(&self, w: &mut Vec<u8>) {
+        self.client_profile.write(w);
+        self.prekey_profile.write(w);
+        self.prekey_message.write(w);
+    }
+
+    fn read(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        Ok(PrekeyEnsemble {
+            client_profile: ClientProfile::read(r)?,
+            prekey_profile: PrekeyProfile::read(r)?,
+            prekey_message: PrekeyMessage::read(r)?,
+        })
+    }
+}
 
 /// Any binary OTRv4 conversation message, dispatched on its type byte.
 #[derive(Clone, Debug, PartialEq, Eq)]

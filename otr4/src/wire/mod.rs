@@ -10,5 +10,3 @@ pub mod fragment;
 pub mod messages;
 pub mod query;
 pub mod tlv;
-
-pub use codec::{DecodeError, Reader, Writer};

@@ -12,9 +12,8 @@ use otr4::crypto::keys::{Ed448PublicKey, generate_forging_point};
 use otr4::crypto::rsig::RingSignature;
 use otr4::prekey::messages::{
     CompositeIdentity, Dake1, Dake2, Dake3, Dake3Inner, DhProof, EcdhProof, EnsembleQuery,
-    EnsembleRetrieval, Failure, NO_PREKEY_ENSEMBLES_TEXT, NoPrekeyEnsembles, PrekeyEnsemble,
-    PrekeyPublication, PrekeyServerMessage, PublishedPrekeyMessages, StorageInfoRequest,
-    StorageStatus, Success,
+    EnsembleRetrieval, Failure, NO_PREKEY_ENSEMBLES_TEXT, NoPrekeyEnsembles, PrekeyPublication,
+    PrekeyServerMessage, PublishedPrekeyMessages, StorageInfoRequest, StorageStatus, Success,
 };
 use otr4::profile::client::ClientProfile;
 use otr4::profile::prekey::PrekeyProfile;
@@ -22,7 +21,8 @@ use otr4::wire::codec::Codec;
 use otr4::wire::codec::{DecodeError, Reader};
 use otr4::wire::encoded::{decode_otr, decode_prekey, encode_otr, encode_prekey};
 use otr4::wire::messages::{
-    AuthI, AuthR, DataMessage, IdentityMessage, Message, NonInteractiveAuth, PrekeyMessage,
+    AuthI, AuthR, DataMessage, IdentityMessage, Message, NonInteractiveAuth, PrekeyEnsemble,
+    PrekeyMessage,
 };
 
 /// How a message travels as text.

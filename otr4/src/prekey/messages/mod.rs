@@ -18,13 +18,11 @@ pub use publication::{
     StorageStatus, Success,
 };
 pub use retrieval::{
-    EnsembleQuery, EnsembleRetrieval, NO_PREKEY_ENSEMBLES_TEXT, NoPrekeyEnsembles, PrekeyEnsemble,
+    EnsembleQuery, EnsembleRetrieval, NO_PREKEY_ENSEMBLES_TEXT, NoPrekeyEnsembles,
 };
 
-use crate::profile::client::MIN_CLIENT_PROFILE_LEN;
-use crate::profile::prekey::PREKEY_PROFILE_LEN;
 use crate::wire::codec::{Codec, DecodeError, Reader, Writer};
-use crate::wire::messages::{MIN_PREKEY_MESSAGE_LEN, peek_header};
+use crate::wire::messages::peek_header;
 use alloc::vec::Vec;
 
 /// Message type of DAKE-1.
@@ -54,9 +52,6 @@ pub const TYPE_NO_PREKEY_ENSEMBLES: u8 = 0x0E;
 pub const MAX_PUBLISHED_PREKEY_MESSAGES: usize = 255;
 /// Bytes in the `C` part of a proof.
 pub const PROOF_C_LEN: usize = 64;
-/// Fewest bytes of one Prekey Ensemble (client profile, prekey profile, prekey message).
-pub const MIN_ENSEMBLE_LEN: usize =
-    MIN_CLIENT_PROFILE_LEN + PREKEY_PROFILE_LEN + MIN_PREKEY_MESSAGE_LEN;
 
 /// Fails unless `count` items of at least `min_len` bytes each fit in what remains.
 pub(crate) fn check_count(

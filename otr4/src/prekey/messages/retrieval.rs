@@ -4,10 +4,9 @@
 use crate::debug::redacted_debug;
 use crate::instance_tag::InstanceTag;
 use crate::prekey::messages::*;
-use crate::profile::client::ClientProfile;
-use crate::profile::prekey::PrekeyProfile;
 use crate::wire::codec::{Codec, DecodeError, Reader, Writer};
-use crate::wire::messages::{PrekeyMessage, read_header, write_header};
+use crate::wire::messages::{MIN_ENSEMBLE_LEN, PrekeyEnsemble};
+use crate::wire::messages::{read_header, write_header};
 use alloc::vec::Vec;
 
 /// The Prekey Ensemble Query Retrieval message (otrv4-prekey-server.md §"Prekey Ensemble
@@ -45,34 +44,6 @@ redacted_debug!(EnsembleQuery {
     identity: hex,
     versions: hex
 });
-
-/// One Prekey Ensemble: a Client Profile, a Prekey Profile and a Prekey message
-/// (otrv4.md §"Publishing Prekey Ensembles").
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct PrekeyEnsemble {
-    /// The owner's Client Profile.
-    pub client_profile: ClientProfile,
-    /// The owner's Prekey Profile.
-    pub prekey_profile: PrekeyProfile,
-    /// One Prekey message.
-    pub prekey_message: PrekeyMessage,
-}
-
-impl Codec for PrekeyEnsemble {
-    fn write(&self, w: &mut Vec<u8>) {
-        self.client_profile.write(w);
-        self.prekey_profile.write(w);
-        self.prekey_message.write(w);
-    }
-
-    fn read(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-        Ok(PrekeyEnsemble {
-            client_profile: ClientProfile::read(r)?,
-            prekey_profile: PrekeyProfile::read(r)?,
-            prekey_message: PrekeyMessage::read(r)?,
-        })
-    }
-}
 
 /// The Prekey Ensemble Retrieval message (otrv4-prekey-server.md §"Prekey Ensemble
 /// Retrieval Message"), type 0x13. `L` is an INT and must be > 0.

@@ -1,8 +1,10 @@
 use super::*;
 use crate::crypto::keys::Ed448PublicKey;
 use crate::instance_tag::InstanceTag;
+use crate::profile::prekey::PREKEY_PROFILE_LEN;
 use crate::testutil::*;
-use crate::wire::messages::{MAC_LEN, PrekeyMessage};
+use crate::wire::codec::{Codec, DecodeError};
+use crate::wire::messages::{MAC_LEN, MIN_PREKEY_MESSAGE_LEN, PrekeyEnsemble, PrekeyMessage};
 use alloc::boxed::Box;
 use core::fmt;
 use proptest::prelude::*;
