@@ -62,7 +62,7 @@ macro_rules! redacted_debug {
             }
         }
     };
-    (@fields $self:ident, $d:ident, ..) => { $d.finish_non_exhaustive() };
+    (@fields $self:ident, $d:ident, .. $(,)?) => { $d.finish_non_exhaustive() };
     (@fields $self:ident, $d:ident,) => { $d.finish() };
     (@fields $self:ident, $d:ident, $f:ident : hex $(, $($rest:tt)*)?) => {{
         $d.field(stringify!($f), &$crate::debug::Hex(&$self.$f));

@@ -390,7 +390,7 @@ fn read_opt_digest(
 /// Writes the account in format `version`; `store` is its prekey store's export.
 fn write_account(w: &mut Vec<u8>, a: &Account, store: &[u8], version: u16) {
     w.bytes(a.long_term.symmetric_key().as_bytes());
-    w.point(&a.forging_public.point());
+    w.point(a.forging_public.point());
     w.u8(u8::from(a.forging_secret.is_some()));
     if let Some(f) = &a.forging_secret {
         w.bytes(f.symmetric_key().as_bytes());

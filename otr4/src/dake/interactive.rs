@@ -69,7 +69,12 @@ impl<'a> LocalParty<'a> {
     }
 }
 
-redacted_debug!(LocalParty<'_> { instance_tag = |s| s.instance_tag(), long_term = |s| s.long_term, phi_prime = |s| s.phi_prime, .. });
+redacted_debug!(LocalParty<'_> {
+    instance_tag = |s| s.instance_tag(),
+    long_term = |s| s.long_term,
+    phi_prime = |s| s.phi_prime,
+    ..
+});
 
 /// Which side of the interactive DAKE we ended up on (otrv4.md §"Interactive DAKE
 /// Overview"); it decides how the double ratchet is initialised.
@@ -343,7 +348,7 @@ fn mixed_secret(
 /// §"Receiving an Identity Message"; see docs/spec-notes.md).
 pub fn tie_break_hash(b: &DhPublic) -> [u8; 32] {
     let mut w = Vec::with_capacity(4 + 384);
-    w.dh_public(&b);
+    w.dh_public(b);
     let mut out = [0u8; 32];
     shake256(&[w.as_slice()], &mut out);
     out
@@ -600,7 +605,11 @@ impl WaitingAuthR {
     }
 }
 
-redacted_debug!(WaitingAuthR { our_tag = |s| s.0.identity.sender_tag, their_tag = |s| s.0.identity.receiver_tag, .. });
+redacted_debug!(WaitingAuthR {
+    our_tag = |s| s.0.identity.sender_tag,
+    their_tag = |s| s.0.identity.receiver_tag,
+    ..
+});
 
 /// `RVrf(ring, sigma, t)` in the OTRv4 domain, yielding the proof.
 fn verify_ring(
@@ -802,4 +811,8 @@ impl WaitingAuthI {
     }
 }
 
-redacted_debug!(WaitingAuthI { our_tag = |s| s.0.init.our_tag, their_tag = |s| s.0.init.their_tag, .. });
+redacted_debug!(WaitingAuthI {
+    our_tag = |s| s.0.init.our_tag,
+    their_tag = |s| s.0.init.their_tag,
+    ..
+});

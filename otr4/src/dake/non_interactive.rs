@@ -281,10 +281,10 @@ impl NiaTranscript<'_> {
         let phi: [u8; 64] = hwc(Usage::NonIntAuthPhi, &[self.phi]);
         let mut w = Vec::with_capacity(3 * 64 + 2 * 57 + 2 * (4 + 384) + 59);
         w.bytes(&bob).bytes(&alice);
-        w.point(&self.y);
-        w.point(&self.x);
-        w.dh_public(&self.b);
-        w.dh_public(&self.a);
+        w.point(self.y);
+        w.point(self.x);
+        w.dh_public(self.b);
+        w.dh_public(self.a);
         self.d.write(&mut w);
         w.bytes(&phi);
         w

@@ -73,8 +73,8 @@ impl PhiParty<'_> {
     fn encode(&self) -> Vec<u8> {
         let mut w = Vec::with_capacity(4 + 57 + 4 + 384);
         w.u32(self.tag.0);
-        w.point(&self.ecdh_first);
-        w.dh_public(&self.dh_first);
+        w.point(self.ecdh_first);
+        w.dh_public(self.dh_first);
         w
     }
 }

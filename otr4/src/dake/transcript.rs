@@ -45,10 +45,10 @@ impl Transcript<'_> {
         let phi: [u8; DIGEST_LEN] = hwc(u_phi, &[self.phi]);
         let mut w = Vec::with_capacity(1 + 3 * DIGEST_LEN + 2 * 57 + 2 * (4 + 384));
         w.u8(prefix).bytes(&bob).bytes(&alice);
-        w.point(&self.y);
-        w.point(&self.x);
-        w.dh_public(&self.b);
-        w.dh_public(&self.a);
+        w.point(self.y);
+        w.point(self.x);
+        w.dh_public(self.b);
+        w.dh_public(self.a);
         w.bytes(&phi);
         w
     }

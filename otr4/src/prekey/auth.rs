@@ -72,8 +72,8 @@ pub(crate) fn transcript(
     let h_phi = prekey_kdf::<64>(u_phi, &[phi]);
     let mut w = Vec::with_capacity(T_LEN);
     w.u8(first).bytes(&h_cp).bytes(&h_id);
-    w.point(&i);
-    w.point(&s);
+    w.point(i);
+    w.point(s);
     w.bytes(&h_phi);
     w
 }

@@ -82,7 +82,11 @@ impl PublishItems {
     }
 }
 
-redacted_debug!(PublishItems { client_profile = |s| s.client_profile.is_some(), prekey_profile = |s| s.prekey_profile.is_some(), prekey_ids = |s| s.prekey_ids() });
+redacted_debug!(PublishItems {
+    client_profile = |s| s.client_profile.is_some(),
+    prekey_profile = |s| s.prekey_profile.is_some(),
+    prekey_ids = |s| s.prekey_ids(),
+});
 
 /// What the DAKE-3 will carry.
 #[derive(Clone, Debug)]

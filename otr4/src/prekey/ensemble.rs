@@ -306,7 +306,7 @@ impl PrekeyStore {
             w.u32(*id).i64(s.created);
             w.bytes(s.y.symmetric_key().as_bytes());
             w.bytes(s.b.secret_bytes());
-            w.dh_public(&s.b.public());
+            w.dh_public(s.b.public());
         }
         w.u32(u32::try_from(self.shared.len()).unwrap_or(u32::MAX));
         for s in &self.shared {

@@ -133,7 +133,7 @@ fn ecdh_challenge(
     let mut w = Vec::with_capacity(57 * (points.len() + 1) + 64);
     w.bytes(a);
     for p in points {
-        w.point(&p);
+        w.point(p);
     }
     w.bytes(&m.0);
     prekey_kdf::<PROOF_C_LEN>(usage, &[w.as_slice()])
@@ -202,7 +202,7 @@ fn dh_challenge(a_be: &[u8], values: &[&DhPublic], m: &ProofContext) -> [u8; PRO
     let mut w = Vec::new();
     w.mpi(a_be);
     for b in values {
-        w.dh_public(&b);
+        w.dh_public(b);
     }
     w.bytes(&m.0);
     prekey_kdf::<PROOF_C_LEN>(PrekeyUsage::ProofMessageDh, &[w.as_slice()])

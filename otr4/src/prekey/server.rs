@@ -17,9 +17,9 @@ use crate::debug::redacted_debug;
 use crate::instance_tag::InstanceTag;
 use crate::prekey::auth::{MacKey, SessionKeys, Transcript, mac_eq, phi, transcript};
 use crate::prekey::messages::{
-    CompositeIdentity, Dake1, Dake2, Dake3, EnsembleQuery, EnsembleRetrieval, Failure,
+    CompositeIdentity, Dake1, Dake2, Dake3, Dake3Inner, EnsembleQuery, EnsembleRetrieval, Failure,
     NO_PREKEY_ENSEMBLES_TEXT, NoPrekeyEnsembles, PrekeyPublication, PrekeyServerMessage,
-    StorageInfoRequest, StorageStatus, Success, TYPE_PUBLICATION, TYPE_STORAGE_INFO_REQUEST,
+    StorageStatus, Success, TYPE_PUBLICATION, TYPE_STORAGE_INFO_REQUEST,
 };
 use crate::prekey::proofs::{
     EcdhProofKind, ProofContext, ProofError, verify_dh_proof, verify_ecdh_proof,
@@ -29,7 +29,8 @@ use crate::profile::client::ClientProfile;
 use crate::profile::prekey::PrekeyProfile;
 use crate::wire::codec::Codec;
 use crate::wire::codec::DecodeError;
-use crate::wire::messages::{PROTOCOL_VERSION, PrekeyEnsemble, PrekeyMessage};
+use crate::wire::codec::Reader;
+use crate::wire::messages::{PrekeyEnsemble, PrekeyMessage, peek_header};
 use alloc::boxed::Box;
 use alloc::vec::Vec;
 
@@ -419,12 +420,12 @@ impl PrekeyServer {
             [session.publisher_key.point(), self.key.public(), &session.s],
             &session.t3,
         )?;
-        let inner_type = inner_type(&msg.message).map_err(ServerError::UnknownInnerMessage)?;
+        check_inner_header(&msg.message).map_err(ServerError::UnknownInnerMessage)?;
         let reply = Reply {
             mac_key: session.keys.mac_key.clone(),
             tag: session.tag,
         };
-        Ok(match check_inner(&session, inner_type, &msg.message, now) {
+        Ok(match check_inner(&session, &msg.message, now) {
             Ok(Inner::Publication(p)) => Dake3Outcome::Publication(Box::new(PendingPublication {
                 request: StoreRequest {
                     publisher: session.publisher,
@@ -472,17 +473,12 @@ impl PrekeyServer {
     }
 }
 
-/// The type of DAKE-3's enclosed message if its version is 0x0004 and its type 0x08 or
-/// 0x09 (§"Key Exchange": "Verifies that the message type is either 0x08 or 0x09",
-/// "Verifies that the protocol version … Aborts if it is not").
-fn inner_type(message: &[u8]) -> Result<u8, DecodeError> {
-    let mut r = crate::wire::codec::Reader::new(message);
-    let v = r.u16("protocol version")?;
-    if v != PROTOCOL_VERSION {
-        return Err(DecodeError::BadVersion(v));
-    }
-    match r.u8("message type")? {
-        t @ (TYPE_PUBLICATION | TYPE_STORAGE_INFO_REQUEST) => Ok(t),
+/// Checks that DAKE-3's enclosed message has version 0x0004 and type 0x08 or 0x09
+/// (§"Key Exchange": "Verifies that the message type is either 0x08 or 0x09", "Verifies
+/// that the protocol version … Aborts if it is not").
+fn check_inner_header(message: &[u8]) -> Result<(), DecodeError> {
+    match peek_header(&Reader::new(message))? {
+        TYPE_PUBLICATION | TYPE_STORAGE_INFO_REQUEST => Ok(()),
         t => Err(DecodeError::BadMessageType(t)),
     }
 }
@@ -493,23 +489,19 @@ enum Inner {
     Storage,
 }
 
-/// Decodes and checks DAKE-3's enclosed message of type `inner_type`.
-fn check_inner(
-    session: &ServerSession,
-    inner_type: u8,
-    message: &[u8],
-    now: i64,
-) -> Result<Inner, ServerError> {
-    if inner_type == TYPE_PUBLICATION {
-        let p = PrekeyPublication::decode(message).map_err(ServerError::Malformed)?;
-        check_publication(session, &p, now)?;
-        Ok(Inner::Publication(Box::new(p)))
-    } else {
-        let r = StorageInfoRequest::decode(message).map_err(ServerError::Malformed)?;
-        if mac_eq(&session.keys.mac_key.storage_info_mac(), &r.mac) {
-            Ok(Inner::Storage)
-        } else {
-            Err(ServerError::BadMac)
+/// Decodes and checks DAKE-3's enclosed message (its header already checked).
+fn check_inner(session: &ServerSession, message: &[u8], now: i64) -> Result<Inner, ServerError> {
+    match Dake3Inner::decode(message).map_err(ServerError::Malformed)? {
+        Dake3Inner::Publication(p) => {
+            check_publication(session, &p, now)?;
+            Ok(Inner::Publication(p))
+        }
+        Dake3Inner::StorageInfoRequest(r) => {
+            if mac_eq(&session.keys.mac_key.storage_info_mac(), &r.mac) {
+                Ok(Inner::Storage)
+            } else {
+                Err(ServerError::BadMac)
+            }
         }
     }
 }

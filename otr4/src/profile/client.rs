@@ -451,7 +451,16 @@ impl PartialEq for ClientProfile {
 
 impl Eq for ClientProfile {}
 
-redacted_debug!(ClientProfile { owner_tag, public_key, forging_key, versions: hex, expiration, dsa_key, transitional_signature = |s| s.transitional_signature.as_ref().map(|t| Hex(t)), signature = |s| Hex(&s.signature.0) });
+redacted_debug!(ClientProfile {
+    owner_tag,
+    public_key,
+    forging_key,
+    versions: hex,
+    expiration,
+    dsa_key,
+    transitional_signature = |s| s.transitional_signature.as_ref().map(|t| Hex(t)),
+    signature = |s| Hex(&s.signature.0),
+});
 
 /// A Client Profile that passed [`ClientProfile::validate`] for a given sender and time.
 /// Dereferences to the profile.

@@ -121,7 +121,12 @@ impl Codec for PrekeyProfile {
     }
 }
 
-redacted_debug!(PrekeyProfile { owner_tag, expiration, shared_prekey, signature = |s| Hex(&s.signature.0) });
+redacted_debug!(PrekeyProfile {
+    owner_tag,
+    expiration,
+    shared_prekey,
+    signature = |s| Hex(&s.signature.0),
+});
 
 /// A Prekey Profile that passed [`PrekeyProfile::validate`]. Dereferences to the profile.
 #[derive(Clone, PartialEq, Eq, Debug)]

@@ -338,7 +338,12 @@ pub struct Reassembler {
     next_seq: u64,
 }
 
-redacted_debug!(Reassembler { kind, timeout_secs, pending = |s| s.buffers.len(), buffered_bytes = |s| s.cost });
+redacted_debug!(Reassembler {
+    kind,
+    timeout_secs,
+    pending = |s| s.buffers.len(),
+    buffered_bytes = |s| s.cost,
+});
 
 impl Reassembler {
     /// A reassembler for `kind` with [`DEFAULT_FRAGMENT_TIMEOUT_SECS`].

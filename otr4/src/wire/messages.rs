@@ -447,7 +447,19 @@ impl Codec for DataMessage {
     }
 }
 
-redacted_debug!(DataMessage { sender_tag, receiver_tag, flags, pn, i, j, ecdh, dh, encrypted_len = |s| s.encrypted.len(), mac: hex, revealed_mac_keys: hex });
+redacted_debug!(DataMessage {
+    sender_tag,
+    receiver_tag,
+    flags,
+    pn,
+    i,
+    j,
+    ecdh,
+    dh,
+    encrypted_len = |s| s.encrypted.len(),
+    mac: hex,
+    revealed_mac_keys: hex,
+});
 
 /// One Prekey Ensemble: a Client Profile, a Prekey Profile and a Prekey message
 /// (otrv4.md §"Publishing Prekey Ensembles").

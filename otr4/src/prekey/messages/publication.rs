@@ -229,7 +229,13 @@ impl Codec for PrekeyPublication {
     }
 }
 
-redacted_debug!(PrekeyPublication { prekey_messages = |s| s.prekey_messages.as_ref().map(|p| &p.messages), client_profile, prekey_profile = |s| s.prekey_profile.as_ref().map(|p| &p.0), proofs = |s| Hex(&s.proofs_bytes()), mac: hex });
+redacted_debug!(PrekeyPublication {
+    prekey_messages = |s| s.prekey_messages.as_ref().map(|p| &p.messages),
+    client_profile,
+    prekey_profile = |s| s.prekey_profile.as_ref().map(|p| &p.0),
+    proofs = |s| Hex(&s.proofs_bytes()),
+    mac: hex,
+});
 
 /// The Storage Information Request message, carried inside DAKE-3
 /// (otrv4-prekey-server.md §"Storage Information Request Message"), type 0x09.
