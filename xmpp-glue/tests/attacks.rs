@@ -22,7 +22,7 @@ use otr4::conversation::{Account, Client};
 use otr4::crypto::ed448::KeyPair;
 use otr4::crypto::keys::generate_forging_point;
 use otr4::wire::encoded::{IncomingPrekey, classify_prekey, decode_prekey, encode_prekey};
-use otr4::wire::prekey_messages::{NoPrekeyEnsembles, PrekeyServerMessage};
+use otr4::wire::prekey_messages::{EnsembleRetrieval, NoPrekeyEnsembles, PrekeyServerMessage};
 use xmpp_glue::devices::{DeviceEntry, DeviceList};
 use xmpp_glue::engine::{GlueError, NotSentReason, ServerPin};
 use xmpp_glue::stanza::{self, el};
@@ -650,12 +650,56 @@ fn a_message_from_an_unlisted_device_says_so() {
         let ev = net.settle().await;
         let mut seen = 0;
         for m in messages_at(&ev, "alice/laptop") {
-            if let GlueEvent::Message { text, listed, .. } = m {
+            if let GlueEvent::Message {
+                text,
+                listed,
+                trust,
+                ..
+            } = m
+            {
                 seen += 1;
                 assert_eq!(*listed, text == "from the desk", "{m:?}");
+                // Both keys were pinned on first use; neither changed.
+                assert_eq!(*trust, Trust::Tofu, "{m:?}");
             }
         }
         assert_eq!(seen, 2, "{ev:?}");
+    });
+}
+
+/// The same rule for our own account: a copy from our other listed device is `listed`,
+/// one from a device of our account that is on no list is not.
+#[test]
+fn a_message_from_an_unlisted_device_of_our_own_account_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut net = SimNet::new("example.org", dir.path());
+    block(async {
+        for d in ["alice/laptop", "alice/phone", "bob/desk"] {
+            net.connect(d).await;
+            net.settle().await;
+        }
+        net.set_filter("alice/ghost", no_pep_publish);
+        net.connect("alice/ghost").await;
+        net.settle().await;
+        net.send("alice/ghost", "bob", "from nowhere").await;
+        net.send("alice/phone", "bob", "from the phone").await;
+        let ev = net.settle().await;
+        let mut seen = Vec::new();
+        for m in messages_at(&ev, "alice/laptop") {
+            if let GlueEvent::Message {
+                text,
+                listed,
+                trust,
+                ..
+            } = m
+            {
+                seen.push(text.as_str());
+                assert_eq!(*listed, text == "from the phone", "{m:?}");
+                assert_eq!(*trust, Trust::Tofu, "{m:?}");
+            }
+        }
+        seen.sort_unstable();
+        assert_eq!(seen, ["from nowhere", "from the phone"], "{ev:?}");
     });
 }
 
@@ -761,4 +805,107 @@ fn the_pins_hold_after_a_restart_from_the_saved_state() {
             "{ev:?}"
         );
     });
+}
+
+/// Our own domain's server is trusted for our own exchanges only: it cannot answer a query
+/// that went to the server of a contact at another domain.
+#[test]
+fn our_own_prekey_server_cannot_answer_for_a_contact_at_another_domain() {
+    const CAROL: &str = "carol@other.org";
+    let mut rng = rand::rng();
+    let pin = |jid: &str| ServerPin {
+        jid: jid.to_owned(),
+        fingerprint: "00".repeat(56),
+    };
+    let mut state = GlueState::default();
+    state
+        .servers
+        .insert("example.org".to_owned(), pin("prekey.example.org"));
+    state
+        .servers
+        .insert("other.org".to_owned(), pin("prekey.other.org"));
+    let (mut a, _) = alice(state);
+    let outs = a.online(ALICE_FULL, NOW, &mut rng);
+    a.handle(&mam_fin(&iq_id(&outs, "query"), None), NOW, &mut rng);
+    let outs = a.send(CAROL, "hello", NOW, &mut rng);
+    let id = iq_id(&outs, "pubsub");
+    let outs = a.handle(
+        &items_result(&id, CAROL, list_of(0x3333_3333, &"cd".repeat(56))),
+        NOW,
+        &mut rng,
+    );
+    assert!(
+        stanzas(&outs)
+            .iter()
+            .any(|s| s.attr("to") == Some("prekey.other.org")),
+        "an ensemble query to Carol's prekey server: {outs:?}"
+    );
+    // Our own server answers with ensembles (any: they come from the test vectors)...
+    let tag = a.tag();
+    let retrieval = {
+        let mut s = stanza::body_message(
+            ALICE_FULL,
+            "pk-0",
+            &encode_prekey(&vector_ensembles(tag, CAROL).encode()),
+        );
+        stanza::set_attr(&mut s, "from", "prekey.example.org");
+        s
+    };
+    let evs = events(a.handle(&retrieval, NOW, &mut rng));
+    assert!(evs.is_empty(), "{evs:?}");
+    assert_eq!(a.stats().spoofed_prekey_replies, 1);
+    assert_eq!(
+        a.stats().rejected_ensembles,
+        0,
+        "the ensembles were looked at"
+    );
+    // ... and "none left".
+    let answer = |from: &str| {
+        let m = PrekeyServerMessage::NoPrekeyEnsembles(NoPrekeyEnsembles {
+            receiver_tag: tag,
+            identity: CAROL.as_bytes().to_vec(),
+            message: b"No Prekey Messages available for this identity".to_vec(),
+        });
+        let mut s = stanza::body_message(ALICE_FULL, "pk-1", &encode_prekey(&m.encode()));
+        stanza::set_attr(&mut s, "from", from);
+        s
+    };
+    let evs = events(a.handle(&answer("prekey.example.org"), NOW, &mut rng));
+    assert!(
+        !evs.iter().any(|e| matches!(e, GlueEvent::NotSent { .. })),
+        "our own server answered for Carol at other.org: {evs:?}"
+    );
+    assert_eq!(a.stats().spoofed_prekey_replies, 2);
+    let evs = events(a.handle(&answer("prekey.other.org"), NOW, &mut rng));
+    assert!(
+        evs.iter().any(|e| matches!(
+            e,
+            GlueEvent::NotSent {
+                reason: NotSentReason::NoEnsembles,
+                ..
+            }
+        )),
+        "{evs:?}"
+    );
+}
+
+/// An Ensemble Retrieval message for `identity` to `tag`, carrying the two ensembles of the
+/// committed test vector `ensemble_retrieval/two_ensembles`.
+fn vector_ensembles(tag: InstanceTag, identity: &str) -> PrekeyServerMessage {
+    let file: serde_json::Value =
+        serde_json::from_str(include_str!("../../test-vectors/vectors/messages.json")).unwrap();
+    let v = file["vectors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|v| v["name"] == "ensemble_retrieval/two_ensembles")
+        .unwrap();
+    let bytes = hex::decode(v["outputs"]["encoded"].as_str().unwrap()).unwrap();
+    let PrekeyServerMessage::EnsembleRetrieval(r) = PrekeyServerMessage::decode(&bytes).unwrap()
+    else {
+        panic!("not an Ensemble Retrieval message")
+    };
+    PrekeyServerMessage::EnsembleRetrieval(
+        EnsembleRetrieval::new(tag, identity.as_bytes().to_vec(), r.ensembles().to_vec()).unwrap(),
+    )
 }
