@@ -654,11 +654,13 @@ fn a_message_from_an_unlisted_device_says_so() {
                 text,
                 listed,
                 trust,
+                sent_to,
                 ..
             } = m
             {
                 seen += 1;
                 assert_eq!(*listed, text == "from the desk", "{m:?}");
+                assert_eq!(*sent_to, None, "only our own copies say whom they went to");
                 // Both keys were pinned on first use; neither changed.
                 assert_eq!(*trust, Trust::Tofu, "{m:?}");
             }
@@ -690,12 +692,15 @@ fn a_message_from_an_unlisted_device_of_our_own_account_says_so() {
                 text,
                 listed,
                 trust,
+                sent_to,
                 ..
             } = m
             {
                 seen.push(text.as_str());
                 assert_eq!(*listed, text == "from the phone", "{m:?}");
                 assert_eq!(*trust, Trust::Tofu, "{m:?}");
+                // Inside the encryption, our own copies say whom they went to.
+                assert_eq!(sent_to.as_deref(), Some(BOB), "{m:?}");
             }
         }
         seen.sort_unstable();
