@@ -914,3 +914,132 @@ fn vector_ensembles(tag: InstanceTag, identity: &str) -> PrekeyServerMessage {
         EnsembleRetrieval::new(tag, identity.as_bytes().to_vec(), r.ensembles().to_vec()).unwrap(),
     )
 }
+
+/// Walks Alice's prekey-server discovery: the domain lists `candidates`, each says it is
+/// a prekey server, and each announces the fingerprint `fps[i]` (in order of answer).
+/// Returns the events of the whole walk.
+fn discover(
+    a: &mut Engine,
+    outs: &[Output],
+    candidates: &[&str],
+    fps: &[String],
+) -> Vec<GlueEvent> {
+    let mut rng = rand::rng();
+    let items_id = stanzas(outs)
+        .into_iter()
+        .find(|s| s.attr("to") == Some("example.org") && s.has_child("query", ns::DISCO_ITEMS))
+        .and_then(|s| s.attr("id").map(str::to_owned))
+        .unwrap();
+    let mut q = el("query", ns::DISCO_ITEMS, &[]);
+    for c in candidates {
+        q.append_child(el("item", ns::DISCO_ITEMS, &[("jid", c)]));
+    }
+    let mut r = stanza::iq("result", &items_id, Some(ALICE_FULL), q);
+    stanza::set_attr(&mut r, "from", "example.org");
+    let outs = a.handle(&r, NOW, &mut rng);
+    // Every candidate is asked who it is; each says "a prekey server".
+    let mut item_queries = Vec::new();
+    for s in stanzas(&outs)
+        .into_iter()
+        .filter(|s| s.has_child("query", ns::DISCO_INFO))
+    {
+        let to = s.attr("to").unwrap().to_owned();
+        let mut info = el("query", ns::DISCO_INFO, &[]);
+        info.append_child(el(
+            "identity",
+            ns::DISCO_INFO,
+            &[("category", "auth"), ("type", "otr-prekey")],
+        ));
+        info.append_child(el(
+            "feature",
+            ns::DISCO_INFO,
+            &[("var", ns::PREKEY_SERVER_FEATURE)],
+        ));
+        let mut r = stanza::iq("result", s.attr("id").unwrap(), Some(ALICE_FULL), info);
+        stanza::set_attr(&mut r, "from", &to);
+        let outs = a.handle(&r, NOW, &mut rng);
+        for s in stanzas(&outs)
+            .into_iter()
+            .filter(|s| s.has_child("query", ns::DISCO_ITEMS))
+        {
+            item_queries.push((s.attr("id").unwrap().to_owned(), to.clone()));
+        }
+    }
+    assert_eq!(item_queries.len(), candidates.len(), "{item_queries:?}");
+    // Each announces its fingerprint.
+    let mut evs = Vec::new();
+    for ((id, from), fp) in item_queries.iter().zip(fps) {
+        let mut q = el("query", ns::DISCO_ITEMS, &[]);
+        q.append_child(el(
+            "item",
+            ns::DISCO_ITEMS,
+            &[("jid", from), ("node", "fingerprint"), ("name", fp)],
+        ));
+        let mut r = stanza::iq("result", id, Some(ALICE_FULL), q);
+        stanza::set_attr(&mut r, "from", from);
+        evs.extend(events(a.handle(&r, NOW, &mut rng)));
+    }
+    evs
+}
+
+/// Two answers in one discovery: the first pins the server; a second that differs in
+/// fingerprint or in JID is reported and changes nothing.
+#[test]
+fn a_second_discovery_answer_cannot_replace_the_pinned_prekey_server() {
+    let (fp_a, fp_b) = ("aa".repeat(56), "bb".repeat(56));
+    let changed = |evs: &[GlueEvent]| {
+        evs.iter()
+            .filter(|e| {
+                matches!(
+                    e,
+                    GlueEvent::Error(GlueError::ServerFingerprintChanged { .. })
+                )
+            })
+            .count()
+    };
+    // The same component twice, announcing another key the second time.
+    let (mut a, _) = alice(GlueState::default());
+    let outs = online_outs(&mut a);
+    let evs = discover(
+        &mut a,
+        &outs,
+        &["prekey.example.org", "prekey.example.org"],
+        &[fp_a.clone(), fp_b.clone()],
+    );
+    assert_eq!(changed(&evs), 1, "{evs:?}");
+    let pin = &a.state().servers["example.org"];
+    assert_eq!(
+        (pin.jid.as_str(), &pin.fingerprint),
+        ("prekey.example.org", &fp_a)
+    );
+    // Another component with the same key.
+    let (mut a, _) = alice(GlueState::default());
+    let outs = online_outs(&mut a);
+    let evs = discover(
+        &mut a,
+        &outs,
+        &["prekey.example.org", "evil.example.org"],
+        &[fp_a.clone(), fp_a.clone()],
+    );
+    assert_eq!(changed(&evs), 1, "{evs:?}");
+    assert_eq!(a.state().servers["example.org"].jid, "prekey.example.org");
+    // One server, one answer: pinned, nothing reported.
+    let (mut a, _) = alice(GlueState::default());
+    let outs = online_outs(&mut a);
+    let evs = discover(&mut a, &outs, &["prekey.example.org"], &[fp_a.clone()]);
+    assert_eq!(changed(&evs), 0, "{evs:?}");
+    assert!(
+        evs.iter()
+            .any(|e| matches!(e, GlueEvent::PrekeyServer(p) if p.fingerprint == fp_a)),
+        "{evs:?}"
+    );
+}
+
+/// Alice online and caught up: everything she sent on the way.
+fn online_outs(a: &mut Engine) -> Vec<Output> {
+    let mut rng = rand::rng();
+    let mut outs = a.online(ALICE_FULL, NOW, &mut rng);
+    let id = iq_id(&outs, "query");
+    outs.extend(a.handle(&mam_fin(&id, None), NOW, &mut rng));
+    outs
+}
