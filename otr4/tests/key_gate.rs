@@ -176,6 +176,13 @@ fn queued_and_new_messages_wait_for_the_accepted_key() {
     let (_, seen_b) = pump(&mut s.rng, &mut s.alice, &mut s.rogue, evs);
     assert!(texts(&seen_b).is_empty());
     assert_eq!(s.alice.conversation(BOB, s.tag).unwrap().queued(), 2);
+    // Saying again which key is expected (the glue does so on every call) neither sends
+    // nor reports the held messages again.
+    let evs = s
+        .alice
+        .expect_fingerprint(BOB, s.tag, Some(s.genuine), NOW, &mut s.rng);
+    assert!(evs.is_empty(), "{evs:?}");
+    assert_eq!(s.alice.conversation(BOB, s.tag).unwrap().queued(), 2);
     // SMP and extra symmetric keys are refused.
     for evs in [
         s.alice
@@ -260,4 +267,22 @@ fn no_expectation_means_no_gate() {
         .expect_fingerprint(BOB, s.tag, None, NOW, &mut s.rng);
     let (_, seen_b) = pump(&mut s.rng, &mut s.alice, &mut s.rogue, evs);
     assert_eq!(texts(&seen_b), vec!["held".to_owned()]);
+}
+
+/// Messages queued while the DAKE runs stay queued, silently, when the caller states its
+/// expectation before the session exists.
+#[test]
+fn an_expectation_before_the_session_leaves_the_queue_alone() {
+    let mut s = setup(5);
+    let mut evs = s.alice.start_dake(BOB, Some(s.tag), NOW, &mut s.rng);
+    evs.extend(s.alice.send_to(BOB, s.tag, "waiting", &[], NOW, &mut s.rng));
+    assert!(!evs.is_empty());
+    assert_eq!(s.alice.conversation(BOB, s.tag).unwrap().queued(), 1);
+    let evs = s
+        .alice
+        .expect_fingerprint(BOB, s.tag, Some(s.genuine), NOW, &mut s.rng);
+    assert!(evs.is_empty(), "{evs:?}");
+    let conv = s.alice.conversation(BOB, s.tag).unwrap();
+    assert_ne!(conv.state(), ConversationState::Encrypted);
+    assert_eq!(conv.queued(), 1);
 }
