@@ -1299,6 +1299,46 @@ fn simultaneous_start_resolves_to_one_dake() {
     }
 }
 
+/// Both sides start with an untargeted Identity message (receiver tag 0) at once: on one
+/// side the tie-break hands the DAKE to the peer, whose Identity message that side then
+/// answers as responder (otrv4.md §"Receiving an Identity Message").
+#[test]
+fn simultaneous_untargeted_identity_messages_resolve_to_one_dake() {
+    for seed in 40..44 {
+        let mut net = Net::new(seed);
+        let a = net.add(ALICE, Policy::standalone());
+        let b = net.add(BOB, Policy::standalone());
+        net.act(a, |c, now, rng| c.start_dake(BOB, None, now, rng));
+        net.act(b, |c, now, rng| c.start_dake(ALICE, None, now, rng));
+        // The side that loses the tie-break answers the Identity message it received
+        // with an Auth-R at once (it does not wait for the winner to send it again).
+        for p in net.take_wire() {
+            net.deliver(p);
+        }
+        let next = net.take_wire();
+        let auth_rs = next
+            .iter()
+            .filter(|p| {
+                let bytes = decode_otr(&p.text).unwrap();
+                matches!(Message::decode(&bytes), Ok(Message::AuthR(_)))
+            })
+            .count();
+        assert_eq!(auth_rs, 1, "seed {seed}");
+        net.wire.extend(next);
+        net.run();
+        assert_eq!(net.state(a, BOB, b), Some(ConversationState::Encrypted));
+        assert_eq!(net.state(b, ALICE, a), Some(ConversationState::Encrypted));
+        let (sa, sb) = (net.take_seen(a), net.take_seen(b));
+        assert_eq!(secure_ssids(&sa).len(), 1, "{sa:?}");
+        assert_eq!(secure_ssids(&sa), secure_ssids(&sb));
+        net.send(a, BOB, "one");
+        net.send(b, ALICE, "two");
+        net.run();
+        assert_eq!(net.texts(b), ["one"]);
+        assert_eq!(net.texts(a), ["two"]);
+    }
+}
+
 mod never_panics {
     use super::*;
     use proptest::prelude::*;
