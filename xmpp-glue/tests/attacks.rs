@@ -633,6 +633,41 @@ fn a_rogue_ensemble_from_the_prekey_server_is_refused() {
     });
 }
 
+/// The control of the test above: the honest server's ensemble for the pinned key is used,
+/// and the device reads the message when it comes back.
+#[test]
+fn an_ensemble_with_the_pinned_key_is_used() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut net = SimNet::new("example.org", dir.path());
+    block(async {
+        for d in ["alice/laptop", "bob/desk"] {
+            net.connect(d).await;
+            net.settle().await;
+        }
+        net.disconnect("bob/desk").await;
+        net.settle().await;
+        net.send("alice/laptop", "bob", "offline hello").await;
+        let ev = net.settle().await;
+        assert!(
+            !ev.iter()
+                .any(|(_, e)| matches!(e, GlueEvent::NotSent { .. })),
+            "{ev:?}"
+        );
+        let a = net.engine("alice/laptop").unwrap().stats();
+        assert_eq!(a.rejected_ensembles, 0);
+        net.connect("bob/desk").await;
+        let ev = net.settle().await;
+        let texts: Vec<&str> = messages_at(&ev, "bob/desk")
+            .into_iter()
+            .filter_map(|m| match m {
+                GlueEvent::Message { text, .. } => Some(text.as_str()),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(texts, ["offline hello"], "{ev:?}");
+    });
+}
+
 #[test]
 fn a_message_from_an_unlisted_device_says_so() {
     let dir = tempfile::tempdir().unwrap();
