@@ -1299,6 +1299,53 @@ fn simultaneous_start_resolves_to_one_dake() {
     }
 }
 
+/// A data message for a conversation that has no session any more (the peer ended it,
+/// and an older message arrives late): ERROR_2 and an error event, except for a message
+/// flagged IGNORE_UNREADABLE, which is dropped silently (otrv4.md §"Receiving a Data
+/// Message").
+#[test]
+fn data_message_outside_a_session_gives_error_2_unless_flagged_ignore_unreadable() {
+    // Interactive only: a late first-ratchet message is not taken for an early offline one.
+    let (mut net, a, b) = connected(45, Policy::interactive_only(), Policy::interactive_only());
+    // Two messages that arrive late: a heartbeat-style one (padding only, flagged) and
+    // one the user wrote.
+    net.act(a, |c, now, rng| {
+        c.send(BOB, "", &[Tlv::padding(3)], now, rng)
+    });
+    net.send(a, BOB, "are you there?");
+    let late = net.take_wire();
+    assert_eq!(late.len(), 2);
+    assert_eq!(data_message(&late[0].text).flags, 1);
+    assert_eq!(data_message(&late[1].text).flags, 0);
+    // Alice ends the conversation: Bob is FINISHED, with no session.
+    net.act(a, |c, now, rng| c.end(BOB, None, now, rng));
+    net.run();
+    assert_eq!(net.state(b, ALICE, a), Some(ConversationState::Finished));
+    net.take_seen(a);
+    net.take_seen(b);
+    let mut late = late.into_iter();
+    let (flagged, written) = (late.next().unwrap(), late.next().unwrap());
+    net.deliver(flagged);
+    assert!(net.take_seen(b).is_empty(), "no error and no notification");
+    assert!(net.take_wire().is_empty(), "no error message sent");
+    net.deliver(written);
+    assert!(net.take_seen(b).iter().any(|e| matches!(
+        e,
+        Event::Error {
+            error: ConversationError::NotInPrivateState,
+            ..
+        }
+    )));
+    net.run();
+    assert!(net.take_seen(a).iter().any(|e| matches!(
+        e,
+        Event::PeerError {
+            code: ErrorCode::NotInPrivateState,
+            ..
+        }
+    )));
+}
+
 /// Both sides start with an untargeted Identity message (receiver tag 0) at once: on one
 /// side the tie-break hands the DAKE to the peer, whose Identity message that side then
 /// answers as responder (otrv4.md §"Receiving an Identity Message").
