@@ -23,7 +23,7 @@ use otr4::crypto::ed448::KeyPair;
 use otr4::crypto::keys::generate_forging_point;
 use otr4::wire::encoded::{IncomingPrekey, classify_prekey, decode_prekey, encode_prekey};
 use otr4::wire::prekey_messages::{EnsembleRetrieval, NoPrekeyEnsembles, PrekeyServerMessage};
-use xmpp_glue::devices::{DeviceEntry, DeviceList};
+use xmpp_glue::devices::{DeviceChange, DeviceEntry, DeviceList};
 use xmpp_glue::engine::{GlueError, NotSentReason, ServerPin};
 use xmpp_glue::stanza::{self, el};
 use xmpp_glue::trust::Trust;
@@ -1077,4 +1077,71 @@ fn online_outs(a: &mut Engine) -> Vec<Output> {
     let id = iq_id(&outs, "query");
     outs.extend(a.handle(&mam_fin(&id, None), NOW, &mut rng));
     outs
+}
+
+/// A device removed from the contact's list while its ensemble query is under way gets
+/// nothing: what waited for it is dropped, what waits for the others stays.
+#[test]
+fn a_device_removed_during_the_ensemble_query_gets_nothing() {
+    let mut rng = rand::rng();
+    let mut state = GlueState::default();
+    state.servers.insert(
+        "example.org".to_owned(),
+        ServerPin {
+            jid: "prekey.example.org".to_owned(),
+            fingerprint: "00".repeat(56),
+        },
+    );
+    let (mut a, _) = alice(state);
+    online_outs(&mut a);
+    let entry = |tag: u32, fp: &str| DeviceEntry {
+        tag,
+        fingerprint: fp.to_owned(),
+        label: format!("{tag:x}"),
+        seen: NOW,
+    };
+    let (kept, removed) = (0x2222_2222_u32, 0x3333_3333_u32);
+    let both = DeviceList {
+        devices: vec![
+            entry(kept, &"cd".repeat(56)),
+            entry(removed, &"ef".repeat(56)),
+        ],
+    };
+    let outs = a.send(BOB, "hello", NOW, &mut rng);
+    let id = iq_id(&outs, "pubsub");
+    let outs = a.handle(&items_result(&id, BOB, both.to_element()), NOW, &mut rng);
+    assert!(
+        stanzas(&outs)
+            .iter()
+            .any(|s| s.attr("to") == Some("prekey.example.org")),
+        "{outs:?}"
+    );
+    // Bob removes a device before the prekey server answers.
+    let evs = events(a.handle(
+        &pep_event(BOB, list_of(kept, &"cd".repeat(56))),
+        NOW,
+        &mut rng,
+    ));
+    assert!(evs.iter().any(|e| matches!(
+        e,
+        GlueEvent::DevicesChanged { change: DeviceChange::Removed(d), .. } if d.tag == removed
+    )));
+    let none_left = {
+        let m = PrekeyServerMessage::NoPrekeyEnsembles(NoPrekeyEnsembles {
+            receiver_tag: a.tag(),
+            identity: BOB.as_bytes().to_vec(),
+            message: b"No Prekey Messages available for this identity".to_vec(),
+        });
+        let mut s = stanza::body_message(ALICE_FULL, "pk-1", &encode_prekey(&m.encode()));
+        stanza::set_attr(&mut s, "from", "prekey.example.org");
+        s
+    };
+    let not_sent: Vec<Option<InstanceTag>> = events(a.handle(&none_left, NOW, &mut rng))
+        .into_iter()
+        .filter_map(|e| match e {
+            GlueEvent::NotSent { device, .. } => Some(device),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(not_sent, [Some(InstanceTag(kept))]);
 }
