@@ -730,8 +730,10 @@ fn smp_success_failure_and_abort_through_the_conversation() {
         net.client(a).conversation(BOB, tb).unwrap().smp_state(),
         Some(otr4::smp::SmpState::Expect1)
     );
-    // Responding with nothing pending is a typed error.
+    // Responding with nothing pending is a typed error, and nothing is sent (there is no
+    // exchange to abort).
     net.take_seen(b);
+    net.take_wire();
     net.act(b, |c, now, rng| c.smp_respond(ALICE, ta, b"late", now, rng));
     assert!(net.take_seen(b).iter().any(|e| matches!(
         e,
@@ -740,6 +742,10 @@ fn smp_success_failure_and_abort_through_the_conversation() {
             ..
         }
     )));
+    assert!(
+        net.take_wire().is_empty(),
+        "an SMP abort was sent for nothing"
+    );
     // The conversation still works.
     net.send(b, ALICE, "after SMP");
     net.run();
