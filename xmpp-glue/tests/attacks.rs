@@ -1145,3 +1145,132 @@ fn a_device_removed_during_the_ensemble_query_gets_nothing() {
         .collect();
     assert_eq!(not_sent, [Some(InstanceTag(kept))]);
 }
+
+/// Our own list, as PEP tells it: a device added to a list we knew is pinned and reported;
+/// an empty list removes nothing (it is reported as emptied).
+#[test]
+fn our_own_list_grows_by_pep_and_an_empty_one_removes_nothing() {
+    let (mut a, mut rng) = alice(GlueState::default());
+    let outs = online_outs(&mut a);
+    let me = DeviceEntry {
+        tag: a.tag().0,
+        fingerprint: a.fingerprint(),
+        label: "laptop".to_owned(),
+        seen: NOW,
+    };
+    let phone = DeviceEntry {
+        tag: 0x4444_4444,
+        fingerprint: "ab".repeat(56),
+        label: "phone".to_owned(),
+        seen: NOW,
+    };
+    let own_fetch = stanzas(&outs)
+        .into_iter()
+        .find(|s| s.attr("to") == Some(ALICE) && s.has_child("pubsub", ns::PUBSUB))
+        .and_then(|s| s.attr("id").map(str::to_owned))
+        .unwrap();
+    let just_me = DeviceList {
+        devices: vec![me.clone()],
+    };
+    a.handle(
+        &items_result(&own_fetch, ALICE, just_me.to_element()),
+        NOW,
+        &mut rng,
+    );
+    let both = DeviceList {
+        devices: vec![me, phone.clone()],
+    };
+    let evs = events(a.handle(&pep_event(ALICE, both.to_element()), NOW, &mut rng));
+    assert!(
+        evs.iter().any(|e| matches!(
+            e,
+            GlueEvent::DevicesChanged { jid, change: DeviceChange::Added(d) } if jid == ALICE && *d == phone
+        )),
+        "{evs:?}"
+    );
+    assert_eq!(
+        a.state().trust.fingerprint(ALICE, phone.tag),
+        Some(phone.fingerprint.as_str())
+    );
+    let evs = events(a.handle(
+        &pep_event(ALICE, DeviceList::default().to_element()),
+        NOW,
+        &mut rng,
+    ));
+    assert!(
+        evs.iter().any(|e| matches!(
+            e,
+            GlueEvent::DevicesChanged {
+                change: DeviceChange::Emptied,
+                ..
+            }
+        )),
+        "{evs:?}"
+    );
+    assert!(a.devices_of(ALICE).contains(&InstanceTag(phone.tag)));
+}
+
+/// A message to a contact waits while our prekey server is being discovered; once it is
+/// pinned, the contact's ensembles are asked for there.
+#[test]
+fn waiting_messages_are_sent_once_the_prekey_server_is_found() {
+    let (mut a, mut rng) = alice(GlueState::default());
+    let outs = online_outs(&mut a);
+    let out = a.send(BOB, "hello", NOW, &mut rng);
+    let id = iq_id(&out, "pubsub");
+    a.handle(
+        &items_result(&id, BOB, list_of(0x2222_2222, &"cd".repeat(56))),
+        NOW,
+        &mut rng,
+    );
+    let evs = discover_with(&mut a, &outs, "prekey.example.org", &"aa".repeat(56));
+    assert!(
+        evs.iter().any(|s| s.attr("to") == Some("prekey.example.org")
+            && stanza::body(s).is_some_and(|b| {
+                matches!(classify_prekey(&b), Ok(IncomingPrekey::Encoded(bin))
+                    if matches!(PrekeyServerMessage::decode(&bin), Ok(PrekeyServerMessage::EnsembleQuery(_))))
+            })),
+        "no ensemble query after discovery: {evs:?}"
+    );
+}
+
+/// [`discover`] with one candidate, returning the stanzas the last answer made us send.
+fn discover_with(a: &mut Engine, outs: &[Output], server: &str, fp: &str) -> Vec<Element> {
+    let mut rng = rand::rng();
+    let step = |a: &mut Engine, rng: &mut rand::rngs::ThreadRng, r: Element| a.handle(&r, NOW, rng);
+    let items_id = stanzas(outs)
+        .into_iter()
+        .find(|s| s.attr("to") == Some("example.org") && s.has_child("query", ns::DISCO_ITEMS))
+        .and_then(|s| s.attr("id").map(str::to_owned))
+        .unwrap();
+    let mut q = el("query", ns::DISCO_ITEMS, &[]);
+    q.append_child(el("item", ns::DISCO_ITEMS, &[("jid", server)]));
+    let mut r = stanza::iq("result", &items_id, Some(ALICE_FULL), q);
+    stanza::set_attr(&mut r, "from", "example.org");
+    let outs = step(a, &mut rng, r);
+    let info_id = iq_id(&outs, "query");
+    let mut info = el("query", ns::DISCO_INFO, &[]);
+    info.append_child(el(
+        "identity",
+        ns::DISCO_INFO,
+        &[("category", "auth"), ("type", "otr-prekey")],
+    ));
+    info.append_child(el(
+        "feature",
+        ns::DISCO_INFO,
+        &[("var", ns::PREKEY_SERVER_FEATURE)],
+    ));
+    let mut r = stanza::iq("result", &info_id, Some(ALICE_FULL), info);
+    stanza::set_attr(&mut r, "from", server);
+    let outs = step(a, &mut rng, r);
+    let fp_id = iq_id(&outs, "query");
+    let mut q = el("query", ns::DISCO_ITEMS, &[]);
+    q.append_child(el(
+        "item",
+        ns::DISCO_ITEMS,
+        &[("jid", server), ("node", "fingerprint"), ("name", fp)],
+    ));
+    let mut r = stanza::iq("result", &fp_id, Some(ALICE_FULL), q);
+    stanza::set_attr(&mut r, "from", server);
+    stanzas(&step(a, &mut rng, r))
+}
