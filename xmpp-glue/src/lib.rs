@@ -13,15 +13,22 @@
     )
 )]
 
+#[cfg(feature = "tokio-client")]
 pub mod client;
 pub mod devices;
 pub mod engine;
+#[cfg(feature = "tokio-client")]
 pub mod guard;
 pub mod ns;
-pub mod sim;
 pub mod stanza;
 pub mod store;
 pub mod trust;
 pub mod xml;
+
+// The third-party crates of the public API, so callers use the same versions: stanzas are
+// `minidom::Element`s, RNGs `rand_core::CryptoRng`s, accounts and clients otr4's.
+pub use minidom;
+pub use otr4;
+pub use rand_core;
 
 pub use engine::{Engine, EngineConfig, GlueEvent, GlueState, Output};

@@ -10,9 +10,7 @@
     clippy::indexing_slicing
 )]
 
-#[path = "../examples/demo/main.rs"]
-#[allow(dead_code)]
-mod demo;
+use xmpp_sim::demo;
 
 use demo::Net;
 use demo::net_sim::{SimNet, policy};

@@ -22,9 +22,7 @@
     missing_docs
 )]
 
-#[path = "../examples/demo/main.rs"]
-#[allow(dead_code)]
-mod demo;
+use xmpp_sim::demo;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -285,6 +283,9 @@ fn child_demo_flag() {
         password("bob"),
     ]
     .into();
+    let Ok(demo::Mode::Server(args)) = demo::parse_args(&args) else {
+        panic!("the demo refused its --xmpp arguments");
+    };
     assert!(
         demo::run_on_server(&args),
         "the demo's checks failed against Prosody"
