@@ -6,12 +6,12 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use crate::server::{ComponentHandler, SimServer};
 use otr4::InstanceTag;
-use xmpp_glue::minidom::Element;
 use otr4::conversation::{Account, Client, Policy, Selection};
 use prekey_server::service::Service;
 use rand::rngs::ThreadRng;
-use crate::server::{ComponentHandler, SimServer};
+use xmpp_glue::minidom::Element;
 use xmpp_glue::{Engine, EngineConfig, GlueEvent, GlueState, Output};
 
 use super::{Net, prekey};
