@@ -123,7 +123,7 @@ pub enum ClientError {
     Stanza(#[source] BoxError),
     /// The client task failed.
     #[error("the client task failed: {0}")]
-    Task(#[from] tokio::task::JoinError),
+    Task(#[source] BoxError),
 }
 
 /// The error of the XMPP library underneath (tokio-xmpp, rustls): only shown, never
@@ -439,7 +439,7 @@ impl XmppClient {
     pub async fn disconnect(mut self) -> Result<(), ClientError> {
         let r = self.call(Command::Disconnect).await;
         if let Some(t) = self.task.take() {
-            t.await??;
+            t.await.map_err(|e| ClientError::Task(Box::new(e)))??;
         }
         r
     }

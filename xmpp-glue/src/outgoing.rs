@@ -97,3 +97,80 @@ fn send_device<R: CryptoRng + ?Sized>(
     };
     link.send_offline(b, reqs, to, w, online, now, rng);
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Output;
+    use crate::carriage::Carriage;
+    use crate::devices::{DeviceEntry, DeviceList};
+    use crate::directory::Directory;
+    use otr4::conversation::{Account, Client, Policy};
+    use rand::SeedableRng;
+    use rand::rngs::StdRng;
+    use std::collections::BTreeMap;
+
+    fn reasons(out: &[Output]) -> Vec<(String, Option<InstanceTag>, NotSentReason)> {
+        out.iter()
+            .filter_map(|o| match o {
+                Output::Event(GlueEvent::NotSent { to, device, reason }) => {
+                    Some((to.clone(), *device, reason.clone()))
+                }
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn no_devices_changed_keys_and_offline_devices() {
+        let mut rng = StdRng::seed_from_u64(5);
+        let account = Account::generate(&mut rng, Policy::standalone(), 1000).unwrap();
+        let mut client = Client::new(account, "alice@x");
+        let mut dir = Directory::default();
+        let mut car = Carriage::new(&mut rng);
+        let mut reqs = Requests::default();
+        let mut link = PrekeyLink::new("alice@x", BTreeMap::new(), false, crate::DEFAULT_REFILL);
+        let (t1, t2) = (InstanceTag(0x201), InstanceTag(0x202));
+        let entry = |tag: InstanceTag| DeviceEntry {
+            tag: tag.0,
+            fingerprint: "aa".into(),
+            label: "d".into(),
+            seen: 1000,
+        };
+        dir.set_contact_list(
+            "bob@y",
+            DeviceList {
+                devices: vec![entry(t1), entry(t2)],
+            },
+        );
+        dir.pin("bob@y", t1, "aa");
+        dir.pin("bob@y", t1, "bb"); // t1's key changed
+        let mut b = Bridge {
+            jid: "alice@x",
+            client: &mut client,
+            dir: &mut dir,
+            car: &mut car,
+        };
+        dispatch(
+            &mut b, &mut link, &mut reqs, true, "carol@y", "hi", 1000, &mut rng,
+        );
+        dispatch(
+            &mut b, &mut link, &mut reqs, true, "bob@y", "hi", 1000, &mut rng,
+        );
+        let out = car.finish(InstanceTag(0x100));
+        assert_eq!(
+            reasons(&out),
+            vec![
+                ("carol@y".to_owned(), None, NotSentReason::NoDevices),
+                ("bob@y".to_owned(), Some(t1), NotSentReason::KeyChanged),
+            ]
+        );
+        // t2 is offline and no prekey server is known for y: its domain is discovered.
+        assert!(
+            out.iter()
+                .any(|o| matches!(o, Output::Stanza(s) if s.attr("to") == Some("y"))),
+            "{out:?}"
+        );
+        assert!(reqs.any(|p| p.discovers("y")));
+    }
+}
