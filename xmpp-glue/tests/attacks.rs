@@ -10,9 +10,7 @@
     clippy::indexing_slicing
 )]
 
-#[path = "../examples/demo/main.rs"]
-#[allow(dead_code)]
-mod demo;
+use xmpp_sim::demo;
 
 use demo::Net;
 use demo::net_sim::{SimNet, policy};
@@ -24,11 +22,11 @@ use otr4::crypto::keys::generate_forging_point;
 use otr4::wire::encoded::{IncomingPrekey, classify_prekey, decode_prekey, encode_prekey};
 use otr4::wire::prekey_messages::{EnsembleRetrieval, NoPrekeyEnsembles, PrekeyServerMessage};
 use xmpp_glue::devices::{DeviceChange, DeviceEntry, DeviceList};
-use xmpp_glue::engine::{GlueError, NotSentReason, ServerPin};
 use xmpp_glue::stanza::{self, el};
 use xmpp_glue::trust::Trust;
 use xmpp_glue::xml::XmlError;
 use xmpp_glue::{Engine, EngineConfig, GlueEvent, GlueState, Output, ns};
+use xmpp_glue::{GlueError, NotSentReason, ServerPin};
 
 const NOW: i64 = 1_800_000_000;
 const ALICE: &str = "alice@example.org";
@@ -176,7 +174,7 @@ fn a_contact_cannot_answer_our_archive_query() {
     // Mallory answers first: "the archive is complete, it ends at archive-9".
     a.handle(&mam_fin(&id, Some(MALLORY_FULL)), NOW, &mut rng);
     assert!(!a.is_online(), "a contact ended our catch-up");
-    assert_eq!(a.state().archive, xmpp_glue::engine::ArchivePos::Unknown);
+    assert_eq!(a.state().archive, xmpp_glue::ArchivePos::Unknown);
     assert_eq!(a.stats().spoofed_replies, 1);
     // Our server's answer still counts.
     a.handle(&mam_fin(&id, None), NOW, &mut rng);
@@ -289,7 +287,7 @@ fn request_ids_are_not_derivable_from_message_ids() {
 #[test]
 fn a_forged_archive_result_from_a_contact_is_ignored() {
     let state = GlueState {
-        archive: xmpp_glue::engine::ArchivePos::Start,
+        archive: xmpp_glue::ArchivePos::Start,
         ..GlueState::default()
     };
     let (mut a, mut rng) = alice(state);
