@@ -16,8 +16,8 @@ use std::path::PathBuf;
 use otr4::conversation::{Account, Client, ConversationState, Event, Policy};
 use otr4::crypto::ed448::KeyPair;
 use otr4::crypto::fingerprint::Fingerprint;
-use otr4::prekey::RefillPolicy;
 use otr4::prekey::PrekeyStore;
+use otr4::prekey::RefillPolicy;
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 
@@ -78,10 +78,10 @@ fn run(
     while !wire.is_empty() {
         let (to_bob, text) = wire.remove(0);
         if to_bob {
-            let ev = p.bob.receive(ALICE, &text, now, rng);
+            let ev = p.bob.receive(ALICE, &text, &mut p.bob_store, now, rng);
             sort(ev, false, &mut wire);
         } else {
-            let ev = p.alice.receive(BOB, &text, now, rng);
+            let ev = p.alice.receive(BOB, &text, &mut p.alice_store, now, rng);
             sort(ev, true, &mut wire);
         }
     }
@@ -115,9 +115,8 @@ fn generate() {
     };
     // Bob made Prekey messages for a prekey server (their secrets are in his store).
     let server = KeyPair::generate(&mut rng);
-    let server_fp = Fingerprint::prekey_server(&otr4::crypto::keys::Ed448PublicKey(
-        *server.public(),
-    ));
+    let server_fp =
+        Fingerprint::prekey_server(&otr4::crypto::keys::Ed448PublicKey(*server.public()));
     let refill = RefillPolicy {
         batch: 3,
         ..RefillPolicy::default()
@@ -125,8 +124,12 @@ fn generate() {
     p.bob
         .set_prekey_server(b"prekey.example.org", server_fp, refill)
         .unwrap();
-    assert!(p.bob.prekey_publication(None, now, &mut rng).unwrap().is_some());
-    assert_eq!(p.bob.account().prekey_store().len(), 3);
+    let d1 = p
+        .bob
+        .prekey_publication(&mut p.bob_store, None, now, &mut rng)
+        .unwrap();
+    assert!(d1.is_some());
+    assert_eq!(p.bob_store.len(), 3);
 
     // The interactive DAKE, then messages both ways (three DH ratchet steps).
     let start = p.alice.start(BOB, now, &mut rng);
@@ -156,8 +159,7 @@ fn generate() {
     // A message to Carol, queued until a DAKE with her completes.
     let q = p.alice.send(CAROL, "queued for Carol", &[], now, &mut rng);
     assert!(
-        q.iter()
-            .any(|e| matches!(e, Event::NotSent { .. })),
+        q.iter().any(|e| matches!(e, Event::NotSent { .. })),
         "{q:?}"
     );
     assert_eq!(p.alice.peer(CAROL).unwrap().queued(), 1);
@@ -169,14 +171,18 @@ fn generate() {
     let d = dir();
     std::fs::create_dir_all(&d).unwrap();
     let w = |name: &str, bytes: &[u8]| std::fs::write(d.join(name), bytes).unwrap();
-    w("alice.client", &p.alice.export(&ALICE_KEY, &mut rng));
-    w("bob.client", &p.bob.export(&BOB_KEY, &mut rng));
+    w(
+        "alice.client",
+        &p.alice.export(&p.alice_store, &ALICE_KEY, &mut rng),
+    );
+    w(
+        "bob.client",
+        &p.bob.export(&p.bob_store, &BOB_KEY, &mut rng),
+    );
     w("alice.key", &ALICE_KEY);
     w("bob.key", &BOB_KEY);
     w("bob-to-alice.held", b2[0].as_bytes());
     w("alice-to-bob.held", a3[0].as_bytes());
-    let _ = &p.alice_store;
-    let _ = &p.bob_store;
 }
 
 fn read(name: &str) -> Vec<u8> {
@@ -195,21 +201,22 @@ fn held(name: &str) -> String {
 fn version_2_fixture_imports_and_the_conversation_continues() {
     let mut rng = StdRng::seed_from_u64(99);
     let now = NOW + 60;
-    let alice = Client::import(&key("alice.key"), &read("alice.client")).unwrap();
-    let bob = Client::import(&key("bob.key"), &read("bob.client")).unwrap();
+    let (alice, alice_store) = Client::import(&key("alice.key"), &read("alice.client")).unwrap();
+    let (bob, bob_store) = Client::import(&key("bob.key"), &read("bob.client")).unwrap();
     let alice_tag = alice.account().instance_tag();
     let bob_tag = bob.account().instance_tag();
     let mut p = Pair {
-        alice_store: PrekeyStore::new(alice_tag),
-        bob_store: PrekeyStore::new(bob_tag),
+        alice_store,
+        bob_store,
         alice,
         bob,
     };
-    let _ = (&p.alice_store, &p.bob_store);
     // The account state came back: Bob's prekey store, Alice's queue for Carol.
-    assert_eq!(p.bob.account().prekey_store().len(), 3);
-    assert_eq!(p.bob.account().prekey_store().owner_tag(), bob_tag);
-    assert!(p.alice.account().prekey_store().is_empty());
+    assert_eq!(p.bob_store.len(), 3);
+    assert_eq!(p.bob_store.owner_tag(), bob_tag);
+    assert_eq!(p.bob_store.shared_prekeys().len(), 1);
+    assert!(p.alice_store.is_empty());
+    assert_eq!(p.alice_store.owner_tag(), alice_tag);
     assert_eq!(p.alice.peer(CAROL).unwrap().queued(), 1);
     let a_conv = p.alice.conversation(BOB, bob_tag).unwrap();
     let b_conv = p.bob.conversation(ALICE, alice_tag).unwrap();
@@ -219,27 +226,47 @@ fn version_2_fixture_imports_and_the_conversation_continues() {
     let ratchet_before = a_conv.ratchet_id().unwrap();
 
     // The held messages: each side reads it with its skipped message key.
-    let ev = p.alice.receive(BOB, &held("bob-to-alice.held"), now, &mut rng);
+    let ev = p.alice.receive(
+        BOB,
+        &held("bob-to-alice.held"),
+        &mut p.alice_store,
+        now,
+        &mut rng,
+    );
     let (got, _) = run(&mut p, true, ev, now, &mut rng);
     assert_eq!(got, ["b2 (held)"]);
-    let ev = p.bob.receive(ALICE, &held("alice-to-bob.held"), now, &mut rng);
+    let ev = p.bob.receive(
+        ALICE,
+        &held("alice-to-bob.held"),
+        &mut p.bob_store,
+        now,
+        &mut rng,
+    );
     let (_, got) = run(&mut p, false, ev, now, &mut rng);
     assert_eq!(got, ["a3 (held)"]);
     // A skipped key is used once: the same message again is not read.
-    let again = p.bob.receive(ALICE, &held("alice-to-bob.held"), now, &mut rng);
+    let again = p.bob.receive(
+        ALICE,
+        &held("alice-to-bob.held"),
+        &mut p.bob_store,
+        now,
+        &mut rng,
+    );
     assert!(
-        !again
-            .iter()
-            .any(|e| matches!(e, Event::Received { .. })),
+        !again.iter().any(|e| matches!(e, Event::Received { .. })),
         "{again:?}"
     );
 
     // Both directions, with new DH ratchet steps.
     for i in 0..3 {
-        let ev = p.bob.send(ALICE, &format!("b-after {i}"), &[], now, &mut rng);
+        let ev = p
+            .bob
+            .send(ALICE, &format!("b-after {i}"), &[], now, &mut rng);
         let (got, _) = run(&mut p, false, ev, now, &mut rng);
         assert_eq!(got, [format!("b-after {i}")]);
-        let ev = p.alice.send(BOB, &format!("a-after {i}"), &[], now, &mut rng);
+        let ev = p
+            .alice
+            .send(BOB, &format!("a-after {i}"), &[], now, &mut rng);
         let (_, got) = run(&mut p, true, ev, now, &mut rng);
         assert_eq!(got, [format!("a-after {i}")]);
     }
@@ -249,5 +276,8 @@ fn version_2_fixture_imports_and_the_conversation_continues() {
         .unwrap()
         .ratchet_id()
         .unwrap();
-    assert!(ratchet_after > ratchet_before, "{ratchet_before} -> {ratchet_after}");
+    assert!(
+        ratchet_after > ratchet_before,
+        "{ratchet_before} -> {ratchet_after}"
+    );
 }

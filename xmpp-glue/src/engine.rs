@@ -10,7 +10,7 @@ use otr4::conversation::{
     PrekeyOutcome, SmpUpdate,
 };
 use otr4::crypto::fingerprint::{FINGERPRINT_LEN, Fingerprint};
-use otr4::prekey::RefillPolicy;
+use otr4::prekey::{PrekeyStore, RefillPolicy};
 use otr4::wire::encoded::{IncomingPrekey, classify_prekey, decode_prekey, encode_prekey};
 use otr4::wire::fragment::{FragmentKind, Reassembler};
 use otr4::wire::prekey_messages::PrekeyServerMessage;
@@ -386,6 +386,8 @@ enum Pending {
 pub struct Engine {
     cfg: EngineConfig,
     client: Client,
+    /// The secrets of our published Prekey messages (exported with the client).
+    prekeys: PrekeyStore,
     state: GlueState,
     full_jid: Option<String>,
     /// Available OTRv4 devices by bare JID, then full JID.
@@ -434,10 +436,12 @@ fn parse_fp(s: &str) -> Option<Fingerprint> {
 }
 
 impl Engine {
-    /// An engine for `client` (its own JID must be `config.jid`) with persisted `state`.
+    /// An engine for `client` (its own JID must be `config.jid`) and its prekey store
+    /// (`PrekeyStore::new(tag)` for a new account) with persisted `state`.
     pub fn new<R: CryptoRng + ?Sized>(
         config: EngineConfig,
         client: Client,
+        prekeys: PrekeyStore,
         state: GlueState,
         rng: &mut R,
     ) -> Engine {
@@ -452,6 +456,7 @@ impl Engine {
         Engine {
             cfg: config,
             client,
+            prekeys,
             state,
             full_jid: None,
             presence: BTreeMap::new(),
@@ -563,7 +568,7 @@ impl Engine {
         key: &[u8; PERSIST_KEY_LEN],
         rng: &mut R,
     ) -> (Vec<u8>, Vec<u8>) {
-        let client = self.client.export(key, rng);
+        let client = self.client.export(&self.prekeys, key, rng);
         let state = serde_json::to_vec_pretty(&self.state).unwrap_or_default();
         (client, state)
     }
@@ -576,10 +581,11 @@ impl Engine {
         state: &[u8],
         rng: &mut R,
     ) -> Result<Engine, GlueError> {
-        let c = Client::import(key, client).map_err(|e| GlueError::Persist(e.to_string()))?;
+        let (c, prekeys) =
+            Client::import(key, client).map_err(|e| GlueError::Persist(e.to_string()))?;
         let s: GlueState =
             serde_json::from_slice(state).map_err(|e| GlueError::Persist(e.to_string()))?;
-        Ok(Engine::new(config, c, s, rng))
+        Ok(Engine::new(config, c, prekeys, s, rng))
     }
 
     fn id(&mut self) -> String {
@@ -740,11 +746,12 @@ impl Engine {
             return;
         }
         let first = if self.state.published {
-            self.client.prekey_maintenance(now, rng)
+            self.client.prekey_maintenance(&mut self.prekeys, now, rng)
         } else if self.client.prekey_exchange_pending(now) {
             Ok(None)
         } else {
-            self.client.prekey_publication(None, now, rng)
+            self.client
+                .prekey_publication(&mut self.prekeys, None, now, rng)
         };
         match first {
             Ok(Some(m)) => self.send_to_own_server(&m),
@@ -925,7 +932,10 @@ impl Engine {
             tracing::warn!("a prekey-server message from a server we did not ask was ignored");
             return;
         }
-        match self.client.receive_prekey_server(&msg, now, rng) {
+        match self
+            .client
+            .receive_prekey_server(&mut self.prekeys, &msg, now, rng)
+        {
             Ok(PrekeyOutcome::Send(m)) => {
                 // DAKE-3 goes back to the server of the exchange: ours.
                 self.send_to_own_server(&m);
@@ -1475,7 +1485,7 @@ impl Engine {
     /// Timers: otr4's (heartbeats, expiry, DAKE timeouts) and prekey maintenance.
     pub fn tick<R: CryptoRng + ?Sized>(&mut self, now: i64, rng: &mut R) -> Vec<Output> {
         self.prepare(now, rng);
-        let evs = self.client.tick(now, rng);
+        let evs = self.client.tick(&mut self.prekeys, now, rng);
         self.otr_events(evs, false, now, rng);
         self.maintain(now, rng);
         self.finish()
@@ -1922,7 +1932,9 @@ impl Engine {
             if p.to_tag.is_some_and(|t| t != me) {
                 continue;
             }
-            let evs = self.client.receive(&from_bare, &p.text, now, rng);
+            let evs = self
+                .client
+                .receive(&from_bare, &p.text, &mut self.prekeys, now, rng);
             self.otr_events(evs, true, now, rng);
         }
     }

@@ -8,6 +8,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use otr4::InstanceTag;
 use otr4::conversation::{Account, Client, Policy, Selection};
+use otr4::prekey::PrekeyStore;
 use prekey_server::service::Service;
 use rand::rngs::ThreadRng;
 use xmpp_glue::sim::{ComponentHandler, SimServer};
@@ -203,9 +204,11 @@ impl Net for SimNet {
                         }
                     },
                 };
+                let prekeys = PrekeyStore::new(account.instance_tag());
                 Engine::new(
                     cfg,
                     Client::new(account, &bare),
+                    prekeys,
                     GlueState::default(),
                     &mut self.rng,
                 )
