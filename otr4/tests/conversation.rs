@@ -1035,6 +1035,36 @@ fn ninth_device_is_refused() {
 }
 
 #[test]
+fn the_caller_sets_the_instance_limit() {
+    let mut net = Net::new(23);
+    let a = net.add(ALICE, Policy::default());
+    net.nodes[a].client.set_max_instances(2);
+    assert_eq!(net.client(a).max_instances(), 2);
+    let bobs: Vec<usize> = (0..3).map(|_| net.add(BOB, Policy::default())).collect();
+    let a_tag = net.tag(a);
+    for &b in &bobs {
+        net.act(b, |c, now, rng| c.start_dake(ALICE, Some(a_tag), now, rng));
+    }
+    for p in net.take_wire() {
+        net.deliver(p);
+    }
+    assert_eq!(net.client(a).instances(BOB).len(), 2);
+    assert!(net.take_seen(a).iter().any(|e| matches!(
+        e,
+        Event::Error {
+            error: ConversationError::TooManyDevices { max: 2, .. },
+            ..
+        }
+    )));
+    // Not persisted: an import has the default again, and keeps every conversation.
+    let key = [3u8; 32];
+    let e = net.nodes[a].export(&key, &mut net.rng);
+    net.nodes[a].import(&key, &e);
+    assert_eq!(net.client(a).max_instances(), DEFAULT_MAX_INSTANCES);
+    assert_eq!(net.client(a).instances(BOB).len(), 2);
+}
+
+#[test]
 fn persistence_round_trip_mid_conversation_rejects_replays() {
     let (mut net, a, b) = connected(20, Policy::default(), Policy::default());
     net.send(a, BOB, "before restart");

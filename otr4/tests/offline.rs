@@ -996,6 +996,23 @@ fn storage_status_drives_the_refill() {
 }
 
 #[test]
+fn a_prekey_store_of_another_instance_is_refused() {
+    let mut rng = StdRng::seed_from_u64(12);
+    let server = Server::new(&mut rng);
+    let mut bob = client(&mut rng, BOB, Policy::standalone(), NOW);
+    bob.set_prekey_server(SERVER_ID, server.core.fingerprint(), refill(4, 1))
+        .unwrap();
+    let mut other = PrekeyStore::new(InstanceTag(0x0999_9999));
+    assert!(matches!(
+        bob.client
+            .prekey_publication(&mut other, None, NOW, &mut rng),
+        Err(ConversationError::InvalidKeys(_))
+    ));
+    assert!(other.is_empty());
+    assert!(!bob.prekey_exchange_pending(NOW));
+}
+
+#[test]
 fn failure_answer_deletes_the_unpublished_secrets() {
     let mut rng = StdRng::seed_from_u64(11);
     let mut server = Server::new(&mut rng);

@@ -1,5 +1,6 @@
-//! Encrypted, versioned persistence of an [`Account`] or a whole [`Client`]: keys, profile,
-//! policy and every conversation, so a restart mid-conversation loses nothing.
+//! Encrypted, versioned persistence of an [`Account`] or a whole [`Client`], each with the
+//! caller's [`PrekeyStore`]: keys, profiles, policy, prekey secrets and every conversation,
+//! so a restart mid-conversation loses nothing.
 //!
 //! # Format (version 2)
 //!
@@ -48,9 +49,11 @@
 //!           timer LONG
 //! ```
 //!
-//! Where the account's one-time prekey secrets are concerned the same holds: a Prekey
-//! message used by a Non-Interactive-Auth message is deleted from the prekey store, so
-//! export after receiving one; importing an older export would accept that message again.
+//! Where the one-time prekey secrets are concerned the same holds: a Prekey message used by
+//! a Non-Interactive-Auth message is deleted from the prekey store passed to
+//! [`Client::receive`], so export after receiving one; importing an older export would
+//! accept that message again. The store is written inside the account (`DATA(prekey
+//! store)` below): export and import take and return it beside the account or client.
 //! The prekey-server link ([`Client::set_prekey_server`]) is not exported.
 //!
 //! A DAKE under way is not exported (the conversation restarts from `START`, or from
