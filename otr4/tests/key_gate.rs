@@ -16,6 +16,7 @@ use otr4::conversation::{
 use otr4::crypto::ed448::KeyPair;
 use otr4::crypto::fingerprint::Fingerprint;
 use otr4::crypto::keys::generate_forging_point;
+use otr4::prekey::PrekeyStore;
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 
@@ -48,6 +49,9 @@ fn pump_from(
     from_b: bool,
 ) -> (Vec<Event>, Vec<Event>) {
     let (mut seen_a, mut seen_b) = (Vec::new(), Vec::new());
+    // Nobody here publishes Prekey Ensembles: empty prekey stores.
+    let mut store_a = PrekeyStore::new(a.account().instance_tag());
+    let mut store_b = PrekeyStore::new(b.account().instance_tag());
     let mut to_b: Vec<String> = Vec::new();
     let mut to_a: Vec<String> = Vec::new();
     let split = |evs: Vec<Event>, out: &mut Vec<String>, seen: &mut Vec<Event>| {
@@ -68,11 +72,11 @@ fn pump_from(
             break;
         }
         for t in std::mem::take(&mut to_b) {
-            let evs = b.receive(ALICE, &t, NOW, rng);
+            let evs = b.receive(ALICE, &t, &mut store_b, NOW, rng);
             split(evs, &mut to_a, &mut seen_b);
         }
         for t in std::mem::take(&mut to_a) {
-            let evs = a.receive(BOB, &t, NOW, rng);
+            let evs = a.receive(BOB, &t, &mut store_a, NOW, rng);
             split(evs, &mut to_b, &mut seen_a);
         }
     }

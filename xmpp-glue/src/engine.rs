@@ -11,6 +11,7 @@
 use minidom::Element;
 use otr4::InstanceTag;
 use otr4::conversation::{Client, PERSIST_KEY_LEN};
+use otr4::prekey::PrekeyStore;
 use rand_core::CryptoRng;
 
 use crate::carriage::{Carriage, MAX_WAITING};
@@ -34,6 +35,7 @@ macro_rules! bridge {
         Bridge {
             jid: &$e.cfg.jid,
             client: &mut $e.client,
+            prekeys: &mut $e.prekeys,
             dir: &mut $e.dir,
             car: &mut $e.car,
         }
@@ -45,6 +47,8 @@ macro_rules! bridge {
 pub struct Engine {
     cfg: EngineConfig,
     client: Client,
+    /// The secrets of our published Prekey messages (exported with the client).
+    prekeys: PrekeyStore,
     full_jid: Option<String>,
     /// Catch-up finished and we announced ourselves.
     online: bool,
@@ -69,10 +73,12 @@ impl core::fmt::Debug for Engine {
 }
 
 impl Engine {
-    /// An engine for `client` (its own JID must be `config.jid`) with persisted `state`.
+    /// An engine for `client` (its own JID must be `config.jid`) and its prekey store
+    /// (`PrekeyStore::new(tag)` for a new account) with persisted `state`.
     pub fn new<R: CryptoRng + ?Sized>(
         config: EngineConfig,
         client: Client,
+        prekeys: PrekeyStore,
         state: GlueState,
         rng: &mut R,
     ) -> Engine {
@@ -87,6 +93,7 @@ impl Engine {
             catchup: CatchUp::new(s.archive, s.seen_ids),
             cfg: config,
             client,
+            prekeys,
             full_jid: None,
             online: false,
             reqs: Requests::default(),
@@ -180,7 +187,7 @@ impl Engine {
         key: &[u8; PERSIST_KEY_LEN],
         rng: &mut R,
     ) -> (Vec<u8>, Vec<u8>) {
-        let client = self.client.export(key, rng);
+        let client = self.client.export(&self.prekeys, key, rng);
         let state = serde_json::to_vec_pretty(&self.state()).unwrap_or_default();
         (client, state)
     }
@@ -193,9 +200,9 @@ impl Engine {
         state: &[u8],
         rng: &mut R,
     ) -> Result<Engine, StateError> {
-        let c = Client::import(key, client)?;
+        let (c, prekeys) = Client::import(key, client)?;
         let s: GlueState = serde_json::from_slice(state)?;
-        Ok(Engine::new(config, c, s, rng))
+        Ok(Engine::new(config, c, prekeys, s, rng))
     }
 
     fn finish(&mut self) -> Vec<Output> {
@@ -461,7 +468,7 @@ impl Engine {
     /// Timers: otr4's (heartbeats, expiry, DAKE timeouts) and prekey maintenance.
     pub fn tick<R: CryptoRng + ?Sized>(&mut self, now: i64, rng: &mut R) -> Vec<Output> {
         self.prepare(now, rng);
-        let evs = self.client.tick(now, rng);
+        let evs = self.client.tick(&mut self.prekeys, now, rng);
         bridge!(self).otr_events(evs, false, now, rng);
         self.link
             .maintain(&mut bridge!(self), self.online, now, rng);
@@ -686,7 +693,9 @@ impl Engine {
             if p.to_tag.is_some_and(|t| t != me) {
                 continue;
             }
-            let evs = self.client.receive(from_bare, &p.text, now, rng);
+            let evs = self
+                .client
+                .receive(from_bare, &p.text, &mut self.prekeys, now, rng);
             bridge!(self).otr_events(evs, true, now, rng);
         }
     }

@@ -3,6 +3,7 @@
 
 use otr4::InstanceTag;
 use otr4::conversation::{Client, Event, SmpUpdate};
+use otr4::prekey::PrekeyStore;
 use rand_core::CryptoRng;
 
 use crate::carriage::{Carriage, SENT_TO_CONTEXT, sent_to_of};
@@ -19,6 +20,8 @@ pub(crate) struct Bridge<'a> {
     pub jid: &'a str,
     /// The otr4 client.
     pub client: &'a mut Client,
+    /// The secrets of our published Prekey messages (otr4's caller owns them).
+    pub prekeys: &'a mut PrekeyStore,
     /// Device lists and trust.
     pub dir: &'a mut Directory,
     /// The call's outputs.
@@ -249,9 +252,11 @@ mod tests {
         let mut client = Client::new(account, "alice@x");
         let mut dir = Directory::default();
         let mut car = Carriage::new(&mut rng);
+        let mut prekeys = otr4::prekey::PrekeyStore::new(client.account().instance_tag());
         let mut b = Bridge {
             jid: "alice@x",
             client: &mut client,
+            prekeys: &mut prekeys,
             dir: &mut dir,
             car: &mut car,
         };

@@ -145,9 +145,11 @@ mod tests {
         );
         dir.pin("bob@y", t1, "aa");
         dir.pin("bob@y", t1, "bb"); // t1's key changed
+        let mut prekeys = otr4::prekey::PrekeyStore::new(client.account().instance_tag());
         let mut b = Bridge {
             jid: "alice@x",
             client: &mut client,
+            prekeys: &mut prekeys,
             dir: &mut dir,
             car: &mut car,
         };

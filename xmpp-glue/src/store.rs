@@ -16,6 +16,7 @@ use std::path::{Path, PathBuf};
 use otr4::conversation::{
     Client, ConversationError, PERSIST_KEY_LEN, PersistError, Policy, Selection,
 };
+use otr4::prekey::PrekeyStore;
 use otr4::{Account, crypto::kdf::shake_into};
 use rand_core::CryptoRng;
 use serde::{Deserialize, Serialize};
@@ -305,17 +306,18 @@ impl Store {
                 });
             }
             let relabel = meta.label != config.label;
-            let client = Client::import(&self.key, client).map_err(StoreError::Otr)?;
+            let (client, prekeys) = Client::import(&self.key, client).map_err(StoreError::Otr)?;
             let state: GlueState = serde_json::from_slice(state).map_err(StateError::from)?;
-            let engine = Engine::new(config, client, state, rng);
+            let engine = Engine::new(config, client, prekeys, state, rng);
             if relabel {
                 self.save(&engine, rng)?;
             }
             return Ok(engine);
         }
         let account = Account::generate(rng, device_policy(), now).map_err(StoreError::Account)?;
+        let prekeys = PrekeyStore::new(account.instance_tag());
         let client = Client::new(account, &config.jid);
-        let engine = Engine::new(config, client, GlueState::default(), rng);
+        let engine = Engine::new(config, client, prekeys, GlueState::default(), rng);
         self.save(&engine, rng)?;
         Ok(engine)
     }

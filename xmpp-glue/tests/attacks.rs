@@ -19,6 +19,7 @@ use otr4::InstanceTag;
 use otr4::conversation::{Account, Client};
 use otr4::crypto::ed448::KeyPair;
 use otr4::crypto::keys::generate_forging_point;
+use otr4::prekey::PrekeyStore;
 use otr4::wire::encoded::{IncomingPrekey, classify_prekey, decode_prekey, encode_prekey};
 use otr4::wire::prekey_messages::{EnsembleRetrieval, NoPrekeyEnsembles, PrekeyServerMessage};
 use xmpp_glue::devices::{DeviceChange, DeviceEntry, DeviceList};
@@ -77,9 +78,11 @@ fn iq_id(outs: &[Output], child: &str) -> String {
 fn alice(state: GlueState) -> (Engine, rand::rngs::ThreadRng) {
     let mut rng = rand::rng();
     let account = Account::generate(&mut rng, policy(), NOW).unwrap();
+    let prekeys = PrekeyStore::new(account.instance_tag());
     let e = Engine::new(
         EngineConfig::new(ALICE, "laptop"),
         Client::new(account, ALICE),
+        prekeys,
         state,
         &mut rng,
     );

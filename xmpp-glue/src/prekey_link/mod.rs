@@ -167,11 +167,11 @@ impl PrekeyLink {
             return;
         }
         let first = if self.published {
-            b.client.prekey_maintenance(now, rng)
+            b.client.prekey_maintenance(b.prekeys, now, rng)
         } else if b.client.prekey_exchange_pending(now) {
             Ok(None)
         } else {
-            b.client.prekey_publication(None, now, rng)
+            b.client.prekey_publication(b.prekeys, None, now, rng)
         };
         match first {
             Ok(Some(m)) => self.send_to_own_server(b, &m),
@@ -392,7 +392,7 @@ impl PrekeyLink {
             tracing::warn!("a prekey-server message from a server we did not ask was ignored");
             return false;
         }
-        match b.client.receive_prekey_server(&msg, now, rng) {
+        match b.client.receive_prekey_server(b.prekeys, &msg, now, rng) {
             Ok(PrekeyOutcome::Send(m)) => {
                 // DAKE-3 goes back to the server of the exchange: ours.
                 self.send_to_own_server(b, &m);

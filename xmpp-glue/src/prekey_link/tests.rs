@@ -14,6 +14,7 @@ const FP: &str = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcd
 struct World {
     rng: StdRng,
     client: Client,
+    prekeys: otr4::prekey::PrekeyStore,
     dir: Directory,
     car: Carriage,
     reqs: Requests,
@@ -26,6 +27,7 @@ impl World {
         let account = Account::generate(&mut rng, Policy::standalone(), 1000).unwrap();
         let car = Carriage::new(&mut rng);
         World {
+            prekeys: otr4::prekey::PrekeyStore::new(account.instance_tag()),
             client: Client::new(account, "alice@x"),
             dir: Directory::default(),
             car,
@@ -43,6 +45,7 @@ impl World {
         let mut b = Bridge {
             jid: "alice@x",
             client: &mut self.client,
+            prekeys: &mut self.prekeys,
             dir: &mut self.dir,
             car: &mut self.car,
         };

@@ -9,6 +9,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use crate::server::{ComponentHandler, SimServer};
 use otr4::InstanceTag;
 use otr4::conversation::{Account, Client, Policy, Selection};
+use otr4::prekey::PrekeyStore;
 use prekey_server::service::Service;
 use rand::rngs::ThreadRng;
 use xmpp_glue::minidom::Element;
@@ -204,9 +205,11 @@ impl Net for SimNet {
                         }
                     },
                 };
+                let prekeys = PrekeyStore::new(account.instance_tag());
                 Engine::new(
                     cfg,
                     Client::new(account, &bare),
+                    prekeys,
                     GlueState::default(),
                     &mut self.rng,
                 )
