@@ -15,7 +15,7 @@ use std::sync::OnceLock;
 
 use libfuzzer_sys::fuzz_target;
 use otr4::conversation::Client;
-use scenario::{ALICE, KEY, NOW, Prepared, bob_in, prepare, rng_for};
+use scenario::{ALICE, KEY, NOW, Prepared, bob_in, no_prekeys, prepare, rng_for};
 
 static PREPARED: OnceLock<Option<Prepared>> = OnceLock::new();
 
@@ -31,12 +31,13 @@ fuzz_target!(|data: &[u8]| {
     let Some((mut bob, _)) = bob_in(which, p, &mut rng) else {
         panic!("Bob could not be put in state {which}");
     };
+    let mut prekeys = no_prekeys(&bob);
     let text = String::from_utf8_lossy(rest);
     for line in text.split('\n') {
-        let _ = bob.receive(ALICE, line, NOW, &mut rng);
+        let _ = bob.receive(ALICE, line, &mut prekeys, NOW, &mut rng);
     }
-    let _ = bob.tick(NOW + 3 * 3600, &mut rng);
-    let exported = bob.export(&KEY, &mut rng);
+    let _ = bob.tick(&mut prekeys, NOW + 3 * 3600, &mut rng);
+    let exported = bob.export(&prekeys, &KEY, &mut rng);
     assert!(
         Client::import(&KEY, &exported).is_ok(),
         "a reachable state does not import"

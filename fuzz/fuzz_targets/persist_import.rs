@@ -29,16 +29,16 @@ fuzz_target!(|data: &[u8]| {
     let mut rng = ChaCha20Rng::from_seed([1; 32]);
     let contents = |e: &[u8]| open(e).map(|(_, c)| c);
     if client {
-        if let Ok(c) = Client::import(&KEY, &bytes) {
-            let e1 = c.export(&KEY, &mut rng);
-            let c2 = Client::import(&KEY, &e1).expect("an exported client imports");
-            let e2 = c2.export(&KEY, &mut rng);
+        if let Ok((c, s)) = Client::import(&KEY, &bytes) {
+            let e1 = c.export(&s, &KEY, &mut rng);
+            let (c2, s2) = Client::import(&KEY, &e1).expect("an exported client imports");
+            let e2 = c2.export(&s2, &KEY, &mut rng);
             assert_eq!(contents(&e1), contents(&e2));
         }
-    } else if let Ok(a) = Account::import(&KEY, &bytes) {
-        let e1 = a.export(&KEY, &mut rng);
-        let a2 = Account::import(&KEY, &e1).expect("an exported account imports");
-        let e2 = a2.export(&KEY, &mut rng);
+    } else if let Ok((a, s)) = Account::import(&KEY, &bytes) {
+        let e1 = a.export(&s, &KEY, &mut rng);
+        let (a2, s2) = Account::import(&KEY, &e1).expect("an exported account imports");
+        let e2 = a2.export(&s2, &KEY, &mut rng);
         assert_eq!(contents(&e1), contents(&e2));
     }
 });

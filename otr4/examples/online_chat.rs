@@ -10,6 +10,7 @@ use std::collections::VecDeque;
 use otr4::conversation::{
     Account, Client, ConversationError, ConversationState, Event, Policy, SmpUpdate,
 };
+use otr4::prekey::PrekeyStore;
 use otr4::wire::encoded::decode_otr;
 use otr4::wire::messages::Message;
 use rand::SeedableRng;
@@ -22,6 +23,8 @@ struct Party {
     name: &'static str,
     jid: &'static str,
     client: Client,
+    /// The secrets of published Prekey messages (none here: this chat is online only).
+    prekeys: PrekeyStore,
 }
 
 /// Describes a message on the wire: its kind, size and the start of its bytes in hex.
@@ -143,7 +146,9 @@ fn run(
         } else {
             (&*bob, &mut *alice)
         };
-        let events = to.client.receive(from.jid, &text, now, rng);
+        let events = to
+            .client
+            .receive(from.jid, &text, &mut to.prekeys, now, rng);
         show(to, events, wire);
     }
 }
@@ -158,6 +163,7 @@ fn party(
     Ok(Party {
         name,
         jid,
+        prekeys: PrekeyStore::new(account.instance_tag()),
         client: Client::new(account, jid),
     })
 }

@@ -12,9 +12,10 @@ use std::collections::VecDeque;
 
 use otr4::InstanceTag;
 use otr4::conversation::{
-    Account, Client, ConversationError, ConversationState, DisconnectReason, Event,
-    MAX_DEVICES_PER_USER, NotSentReason, PersistError, Policy, Selection, SmpUpdate, Warning,
+    Account, Client, ConversationError, ConversationState, DEFAULT_MAX_INSTANCES, DisconnectReason,
+    Event, NotSentReason, PersistError, Policy, Selection, SmpUpdate, Warning,
 };
+use otr4::prekey::PrekeyStore;
 use otr4::wire::encoded::{decode_otr, encode_otr};
 use otr4::wire::error_msg::ErrorCode;
 use otr4::wire::messages::{DataMessage, Message};
@@ -30,7 +31,22 @@ const BOB: &str = "bob@example.org";
 struct Node {
     jid: String,
     client: Client,
+    prekeys: PrekeyStore,
     seen: Vec<Event>,
+}
+
+impl Node {
+    fn receive(&mut self, from: &str, text: &str, now: i64, rng: &mut StdRng) -> Vec<Event> {
+        self.client.receive(from, text, &mut self.prekeys, now, rng)
+    }
+
+    fn export(&self, key: &[u8; 32], rng: &mut StdRng) -> Vec<u8> {
+        self.client.export(&self.prekeys, key, rng)
+    }
+
+    fn import(&mut self, key: &[u8; 32], bytes: &[u8]) {
+        (self.client, self.prekeys) = Client::import(key, bytes).unwrap();
+    }
 }
 
 /// One message in flight.
@@ -66,6 +82,7 @@ impl Net {
         let account = Account::generate(&mut self.rng, policy, self.now).unwrap();
         self.nodes.push(Node {
             jid: jid.to_string(),
+            prekeys: PrekeyStore::new(account.instance_tag()),
             client: Client::new(account, jid),
             seen: Vec::new(),
         });
@@ -110,6 +127,14 @@ impl Net {
         self.absorb(n, events);
     }
 
+    /// Lets time pass for node `n` (`Client::tick`).
+    fn tick(&mut self, n: usize) {
+        let now = self.now;
+        let node = &mut self.nodes[n];
+        let events = node.client.tick(&mut node.prekeys, now, &mut self.rng);
+        self.absorb(n, events);
+    }
+
     /// Delivers one packet to every node of its bare JID (except the sender).
     fn deliver(&mut self, p: Packet) {
         let from_jid = self.nodes[p.from].jid.clone();
@@ -118,9 +143,7 @@ impl Net {
             .collect();
         for i in targets {
             let now = self.now;
-            let events = self.nodes[i]
-                .client
-                .receive(&from_jid, &p.text, now, &mut self.rng);
+            let events = self.nodes[i].receive(&from_jid, &p.text, now, &mut self.rng);
             self.absorb(i, events);
         }
     }
@@ -441,7 +464,7 @@ fn replayed_or_stray_identity_does_not_break_the_live_session() {
         panic!()
     };
     let now = net.now;
-    let ev = net.nodes[a].client.receive(BOB, text, now, &mut net.rng);
+    let ev = net.nodes[a].receive(BOB, text, now, &mut net.rng);
     assert!(
         ev.iter().any(|e| matches!(e, Event::Send { .. })),
         "Auth-R sent"
@@ -459,7 +482,7 @@ fn replayed_or_stray_identity_does_not_break_the_live_session() {
     assert_eq!(net.texts(a), ["reply through the old session"]);
     // The stalled DAKE times out and the session is plain ENCRYPTED_MESSAGES again.
     net.now += Policy::default().dake_timeout_secs;
-    net.act(a, |c, now, rng| c.tick(now, rng));
+    net.tick(a);
     assert!(has_warning(&net.take_seen(a), |w| *w == Warning::DakeTimedOut));
     assert_eq!(net.state(a, BOB, b), Some(ConversationState::Encrypted));
     net.take_wire();
@@ -665,7 +688,7 @@ fn stored_early_messages_expire_via_tick() {
         1
     );
     net.now += Policy::default().stored_message_secs;
-    net.act(a, |c, now, rng| c.tick(now, rng));
+    net.tick(a);
     assert!(has_warning(&net.take_seen(a), |w| *w
         == Warning::StoredMessagesExpired(1)));
     assert_eq!(
@@ -731,8 +754,10 @@ fn smp_success_failure_and_abort_through_the_conversation() {
         net.client(a).conversation(BOB, tb).unwrap().smp_state(),
         Some(otr4::smp::SmpState::Expect1)
     );
-    // Responding with nothing pending is a typed error.
+    // Responding with nothing pending is a typed error, and nothing is sent (there is no
+    // exchange to abort).
     net.take_seen(b);
+    net.take_wire();
     net.act(b, |c, now, rng| c.smp_respond(ALICE, ta, b"late", now, rng));
     assert!(net.take_seen(b).iter().any(|e| matches!(
         e,
@@ -741,6 +766,10 @@ fn smp_success_failure_and_abort_through_the_conversation() {
             ..
         }
     )));
+    assert!(
+        net.take_wire().is_empty(),
+        "an SMP abort was sent for nothing"
+    );
     // The conversation still works.
     net.send(b, ALICE, "after SMP");
     net.run();
@@ -788,7 +817,7 @@ fn session_expiry_sends_tlv_1_and_the_peer_goes_finished() {
     net.take_seen(b);
     // Before the expiry: nothing but maybe a heartbeat.
     net.now += 1800;
-    net.act(a, |c, now, rng| c.tick(now, rng));
+    net.tick(a);
     assert!(
         !net.take_seen(a)
             .iter()
@@ -796,7 +825,7 @@ fn session_expiry_sends_tlv_1_and_the_peer_goes_finished() {
     );
     net.take_wire();
     net.now += 3600;
-    net.act(a, |c, now, rng| c.tick(now, rng));
+    net.tick(a);
     let sa = net.take_seen(a);
     assert!(sa.iter().any(|e| matches!(
         e,
@@ -835,7 +864,7 @@ fn heartbeat_after_a_quiet_period() {
     net.take_seen(b);
     // Bob received and has not sent for longer than the heartbeat interval.
     net.now += Policy::default().heartbeat_secs + 1;
-    net.act(b, |c, now, rng| c.tick(now, rng));
+    net.tick(b);
     let wire = net.take_wire();
     assert_eq!(wire.len(), 1);
     let d = data_message(&wire[0].text);
@@ -855,7 +884,7 @@ fn heartbeat_after_a_quiet_period() {
         .ratchet_id();
     assert!(after > before, "the heartbeat ratcheted");
     // Another tick: nothing received since, no heartbeat.
-    net.act(b, |c, now, rng| c.tick(now, rng));
+    net.tick(b);
     assert!(net.take_wire().is_empty());
 }
 
@@ -972,7 +1001,7 @@ fn three_devices_of_bob_and_multicasting_to_all_including_our_own() {
 fn ninth_device_is_refused() {
     let mut net = Net::new(19);
     let a = net.add(ALICE, Policy::default());
-    let bobs: Vec<usize> = (0..=MAX_DEVICES_PER_USER)
+    let bobs: Vec<usize> = (0..=DEFAULT_MAX_INSTANCES)
         .map(|_| net.add(BOB, Policy::default()))
         .collect();
     let a_tag = net.tag(a);
@@ -981,11 +1010,11 @@ fn ninth_device_is_refused() {
     }
     // Deliver only the Identity messages to Alice.
     let identities = net.take_wire();
-    assert_eq!(identities.len(), MAX_DEVICES_PER_USER + 1);
+    assert_eq!(identities.len(), DEFAULT_MAX_INSTANCES + 1);
     for p in identities {
         net.deliver(p);
     }
-    assert_eq!(net.client(a).instances(BOB).len(), MAX_DEVICES_PER_USER);
+    assert_eq!(net.client(a).instances(BOB).len(), DEFAULT_MAX_INSTANCES);
     let sa = net.take_seen(a);
     let refused: Vec<_> = sa
         .iter()
@@ -1013,6 +1042,36 @@ fn ninth_device_is_refused() {
 }
 
 #[test]
+fn the_caller_sets_the_instance_limit() {
+    let mut net = Net::new(23);
+    let a = net.add(ALICE, Policy::default());
+    net.nodes[a].client.set_max_instances(2);
+    assert_eq!(net.client(a).max_instances(), 2);
+    let bobs: Vec<usize> = (0..3).map(|_| net.add(BOB, Policy::default())).collect();
+    let a_tag = net.tag(a);
+    for &b in &bobs {
+        net.act(b, |c, now, rng| c.start_dake(ALICE, Some(a_tag), now, rng));
+    }
+    for p in net.take_wire() {
+        net.deliver(p);
+    }
+    assert_eq!(net.client(a).instances(BOB).len(), 2);
+    assert!(net.take_seen(a).iter().any(|e| matches!(
+        e,
+        Event::Error {
+            error: ConversationError::TooManyDevices { max: 2, .. },
+            ..
+        }
+    )));
+    // Not persisted: an import has the default again, and keeps every conversation.
+    let key = [3u8; 32];
+    let e = net.nodes[a].export(&key, &mut net.rng);
+    net.nodes[a].import(&key, &e);
+    assert_eq!(net.client(a).max_instances(), DEFAULT_MAX_INSTANCES);
+    assert_eq!(net.client(a).instances(BOB).len(), 2);
+}
+
+#[test]
 fn persistence_round_trip_mid_conversation_rejects_replays() {
     let (mut net, a, b) = connected(20, Policy::default(), Policy::default());
     net.send(a, BOB, "before restart");
@@ -1033,11 +1092,11 @@ fn persistence_round_trip_mid_conversation_rejects_replays() {
 
     let (ka, kb) = ([1u8; 32], [2u8; 32]);
     let now = net.now;
-    let ea = net.nodes[a].client.export(&ka, &mut net.rng);
-    let eb = net.nodes[b].client.export(&kb, &mut net.rng);
+    let ea = net.nodes[a].export(&ka, &mut net.rng);
+    let eb = net.nodes[b].export(&kb, &mut net.rng);
     let ssid = net.client(a).conversation(BOB, net.tag(b)).unwrap().ssid();
-    net.nodes[a].client = Client::import(&ka, &ea).unwrap();
-    net.nodes[b].client = Client::import(&kb, &eb).unwrap();
+    net.nodes[a].import(&ka, &ea);
+    net.nodes[b].import(&kb, &eb);
     assert_eq!(
         net.client(a).conversation(BOB, net.tag(b)).unwrap().ssid(),
         ssid
@@ -1077,15 +1136,15 @@ fn persistence_round_trip_mid_conversation_rejects_replays() {
         },
     );
     net2.send(c, BOB, "queued across restart");
-    let e = net2.nodes[c].client.export(&ka, &mut net2.rng);
-    let restored = Client::import(&ka, &e).unwrap();
+    let e = net2.nodes[c].export(&ka, &mut net2.rng);
+    let (restored, _) = Client::import(&ka, &e).unwrap();
     assert_eq!(restored.peer(BOB).unwrap().queued(), 1);
 }
 
 #[test]
 fn wrong_persistence_key_and_garbage_are_rejected() {
     let (mut net, a, _b) = connected(22, Policy::default(), Policy::default());
-    let e = net.nodes[a].client.export(&[5u8; 32], &mut net.rng);
+    let e = net.nodes[a].export(&[5u8; 32], &mut net.rng);
     assert_eq!(
         Client::import(&[6u8; 32], &e).unwrap_err(),
         PersistError::Authentication
@@ -1145,9 +1204,7 @@ fn standalone_mode_ignores_queries_and_flags_plaintext() {
     // Alice sends encrypted (she is encrypted): force a plaintext through the wire.
     net.wire.clear();
     let now = net.now;
-    let ev = net.nodes[b]
-        .client
-        .receive(ALICE, "sneaky plaintext", now, &mut net.rng);
+    let ev = net.nodes[b].receive(ALICE, "sneaky plaintext", now, &mut net.rng);
     assert!(has_warning(&ev, |w| *w == Warning::UnencryptedWhileEncrypted));
 }
 
@@ -1168,9 +1225,9 @@ fn interactive_only_rejects_offline_messages() {
     };
     let text = encode_otr(&prekey.encode());
     let now = net.now;
-    let ev = net.nodes[b].client.receive(ALICE, &text, now, &mut net.rng);
+    let ev = net.nodes[b].receive(ALICE, &text, now, &mut net.rng);
     assert!(has_warning(&ev, |w| *w == Warning::OfflineRejected));
-    let ev = net.nodes[s].client.receive(ALICE, &text, now, &mut net.rng);
+    let ev = net.nodes[s].receive(ALICE, &text, now, &mut net.rng);
     assert!(ev.iter().any(|e| matches!(
         e,
         Event::Error {
@@ -1203,7 +1260,7 @@ fn messages_for_another_instance_are_discarded_with_a_warning() {
 fn received_error_messages_are_reported_and_never_restart() {
     let (mut net, a, b) = connected(26, Policy::default(), Policy::default());
     let now = net.now;
-    let ev = net.nodes[a].client.receive(
+    let ev = net.nodes[a].receive(
         BOB,
         "?OTR Error: ERROR_2: Not in private state message",
         now,
@@ -1214,9 +1271,7 @@ fn received_error_messages_are_reported_and_never_restart() {
         matches!(&ev[0], Event::PeerError { code: ErrorCode::NotInPrivateState, text, .. }
         if text == "Not in private state message")
     );
-    let ev = net.nodes[a]
-        .client
-        .receive(BOB, "?OTR Error: ERROR_9: nope", now, &mut net.rng);
+    let ev = net.nodes[a].receive(BOB, "?OTR Error: ERROR_9: nope", now, &mut net.rng);
     assert!(ev.is_empty(), "unknown codes are ignored");
     assert_eq!(net.state(a, BOB, b), Some(ConversationState::Encrypted));
 }
@@ -1300,6 +1355,93 @@ fn simultaneous_start_resolves_to_one_dake() {
     }
 }
 
+/// A data message for a conversation that has no session any more (the peer ended it,
+/// and an older message arrives late): ERROR_2 and an error event, except for a message
+/// flagged IGNORE_UNREADABLE, which is dropped silently (otrv4.md §"Receiving a Data
+/// Message").
+#[test]
+fn data_message_outside_a_session_gives_error_2_unless_flagged_ignore_unreadable() {
+    // Interactive only: a late first-ratchet message is not taken for an early offline one.
+    let (mut net, a, b) = connected(45, Policy::interactive_only(), Policy::interactive_only());
+    // Two messages that arrive late: a heartbeat-style one (padding only, flagged) and
+    // one the user wrote.
+    net.act(a, |c, now, rng| {
+        c.send(BOB, "", &[Tlv::padding(3)], now, rng)
+    });
+    net.send(a, BOB, "are you there?");
+    let late = net.take_wire();
+    assert_eq!(late.len(), 2);
+    assert_eq!(data_message(&late[0].text).flags, 1);
+    assert_eq!(data_message(&late[1].text).flags, 0);
+    // Alice ends the conversation: Bob is FINISHED, with no session.
+    net.act(a, |c, now, rng| c.end(BOB, None, now, rng));
+    net.run();
+    assert_eq!(net.state(b, ALICE, a), Some(ConversationState::Finished));
+    net.take_seen(a);
+    net.take_seen(b);
+    let mut late = late.into_iter();
+    let (flagged, written) = (late.next().unwrap(), late.next().unwrap());
+    net.deliver(flagged);
+    assert!(net.take_seen(b).is_empty(), "no error and no notification");
+    assert!(net.take_wire().is_empty(), "no error message sent");
+    net.deliver(written);
+    assert!(net.take_seen(b).iter().any(|e| matches!(
+        e,
+        Event::Error {
+            error: ConversationError::NotInPrivateState,
+            ..
+        }
+    )));
+    net.run();
+    assert!(net.take_seen(a).iter().any(|e| matches!(
+        e,
+        Event::PeerError {
+            code: ErrorCode::NotInPrivateState,
+            ..
+        }
+    )));
+}
+
+/// Both sides start with an untargeted Identity message (receiver tag 0) at once: on one
+/// side the tie-break hands the DAKE to the peer, whose Identity message that side then
+/// answers as responder (otrv4.md §"Receiving an Identity Message").
+#[test]
+fn simultaneous_untargeted_identity_messages_resolve_to_one_dake() {
+    for seed in 40..44 {
+        let mut net = Net::new(seed);
+        let a = net.add(ALICE, Policy::standalone());
+        let b = net.add(BOB, Policy::standalone());
+        net.act(a, |c, now, rng| c.start_dake(BOB, None, now, rng));
+        net.act(b, |c, now, rng| c.start_dake(ALICE, None, now, rng));
+        // The side that loses the tie-break answers the Identity message it received
+        // with an Auth-R at once (it does not wait for the winner to send it again).
+        for p in net.take_wire() {
+            net.deliver(p);
+        }
+        let next = net.take_wire();
+        let auth_rs = next
+            .iter()
+            .filter(|p| {
+                let bytes = decode_otr(&p.text).unwrap();
+                matches!(Message::decode(&bytes), Ok(Message::AuthR(_)))
+            })
+            .count();
+        assert_eq!(auth_rs, 1, "seed {seed}");
+        net.wire.extend(next);
+        net.run();
+        assert_eq!(net.state(a, BOB, b), Some(ConversationState::Encrypted));
+        assert_eq!(net.state(b, ALICE, a), Some(ConversationState::Encrypted));
+        let (sa, sb) = (net.take_seen(a), net.take_seen(b));
+        assert_eq!(secure_ssids(&sa).len(), 1, "{sa:?}");
+        assert_eq!(secure_ssids(&sa), secure_ssids(&sb));
+        net.send(a, BOB, "one");
+        net.send(b, ALICE, "two");
+        net.run();
+        assert_eq!(net.texts(b), ["one"]);
+        assert_eq!(net.texts(a), ["two"]);
+    }
+}
+
 mod never_panics {
     use super::*;
     use proptest::prelude::*;
@@ -1311,11 +1453,12 @@ mod never_panics {
         fn receive_of_arbitrary_text(text in ".{0,300}", bytes in proptest::collection::vec(any::<u8>(), 0..400)) {
             let mut rng = StdRng::seed_from_u64(1);
             let account = Account::generate(&mut rng, Policy::default(), T0).unwrap();
+            let mut store = PrekeyStore::new(account.instance_tag());
             let mut c = Client::new(account, ALICE);
-            let _ = c.receive(BOB, &text, T0, &mut rng);
-            let _ = c.receive(BOB, &encode_otr(&bytes), T0, &mut rng);
+            let _ = c.receive(BOB, &text, &mut store, T0, &mut rng);
+            let _ = c.receive(BOB, &encode_otr(&bytes), &mut store, T0, &mut rng);
             let frag = format!("?OTR|00000001|00000100|00000000,1,2,{text},");
-            let _ = c.receive(BOB, &frag, T0, &mut rng);
+            let _ = c.receive(BOB, &frag, &mut store, T0, &mut rng);
         }
 
         #[test]
@@ -1349,9 +1492,7 @@ fn mutated_messages_never_break_the_session() {
         let i = mrng.random_range(0..m.len());
         m[i] ^= 1 << mrng.random_range(0..8);
         let now = net.now;
-        let _ = net.nodes[b]
-            .client
-            .receive(ALICE, &encode_otr(&m), now, &mut net.rng);
+        let _ = net.nodes[b].receive(ALICE, &encode_otr(&m), now, &mut net.rng);
     }
     net.wire.clear();
     net.take_seen(b);

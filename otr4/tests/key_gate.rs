@@ -16,6 +16,7 @@ use otr4::conversation::{
 use otr4::crypto::ed448::KeyPair;
 use otr4::crypto::fingerprint::Fingerprint;
 use otr4::crypto::keys::generate_forging_point;
+use otr4::prekey::PrekeyStore;
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 
@@ -48,6 +49,9 @@ fn pump_from(
     from_b: bool,
 ) -> (Vec<Event>, Vec<Event>) {
     let (mut seen_a, mut seen_b) = (Vec::new(), Vec::new());
+    // Nobody here publishes Prekey Ensembles: empty prekey stores.
+    let mut store_a = PrekeyStore::new(a.account().instance_tag());
+    let mut store_b = PrekeyStore::new(b.account().instance_tag());
     let mut to_b: Vec<String> = Vec::new();
     let mut to_a: Vec<String> = Vec::new();
     let split = |evs: Vec<Event>, out: &mut Vec<String>, seen: &mut Vec<Event>| {
@@ -68,11 +72,11 @@ fn pump_from(
             break;
         }
         for t in std::mem::take(&mut to_b) {
-            let evs = b.receive(ALICE, &t, NOW, rng);
+            let evs = b.receive(ALICE, &t, &mut store_b, NOW, rng);
             split(evs, &mut to_a, &mut seen_b);
         }
         for t in std::mem::take(&mut to_a) {
-            let evs = a.receive(BOB, &t, NOW, rng);
+            let evs = a.receive(BOB, &t, &mut store_a, NOW, rng);
             split(evs, &mut to_b, &mut seen_a);
         }
     }
@@ -176,6 +180,13 @@ fn queued_and_new_messages_wait_for_the_accepted_key() {
     let (_, seen_b) = pump(&mut s.rng, &mut s.alice, &mut s.rogue, evs);
     assert!(texts(&seen_b).is_empty());
     assert_eq!(s.alice.conversation(BOB, s.tag).unwrap().queued(), 2);
+    // Saying again which key is expected (the glue does so on every call) neither sends
+    // nor reports the held messages again.
+    let evs = s
+        .alice
+        .expect_fingerprint(BOB, s.tag, Some(s.genuine), NOW, &mut s.rng);
+    assert!(evs.is_empty(), "{evs:?}");
+    assert_eq!(s.alice.conversation(BOB, s.tag).unwrap().queued(), 2);
     // SMP and extra symmetric keys are refused.
     for evs in [
         s.alice
@@ -260,4 +271,22 @@ fn no_expectation_means_no_gate() {
         .expect_fingerprint(BOB, s.tag, None, NOW, &mut s.rng);
     let (_, seen_b) = pump(&mut s.rng, &mut s.alice, &mut s.rogue, evs);
     assert_eq!(texts(&seen_b), vec!["held".to_owned()]);
+}
+
+/// Messages queued while the DAKE runs stay queued, silently, when the caller states its
+/// expectation before the session exists.
+#[test]
+fn an_expectation_before_the_session_leaves_the_queue_alone() {
+    let mut s = setup(5);
+    let mut evs = s.alice.start_dake(BOB, Some(s.tag), NOW, &mut s.rng);
+    evs.extend(s.alice.send_to(BOB, s.tag, "waiting", &[], NOW, &mut s.rng));
+    assert!(!evs.is_empty());
+    assert_eq!(s.alice.conversation(BOB, s.tag).unwrap().queued(), 1);
+    let evs = s
+        .alice
+        .expect_fingerprint(BOB, s.tag, Some(s.genuine), NOW, &mut s.rng);
+    assert!(evs.is_empty(), "{evs:?}");
+    let conv = s.alice.conversation(BOB, s.tag).unwrap();
+    assert_ne!(conv.state(), ConversationState::Encrypted);
+    assert_eq!(conv.queued(), 1);
 }

@@ -10,7 +10,6 @@
     clippy::indexing_slicing
 )]
 
-use otr4::wire::codec::Codec;
 use std::collections::BTreeMap;
 
 use otr4::InstanceTag;
@@ -25,7 +24,8 @@ use otr4::dake::non_interactive::{NonInteractiveError, NonInteractiveRole};
 use otr4::prekey::memory::MemoryStorage;
 use otr4::prekey::messages::PrekeyServerMessage;
 use otr4::prekey::server::{Dake3Outcome, QueryOutcome, ServerSession};
-use otr4::prekey::{PrekeyServer, RefillPolicy};
+use otr4::prekey::{PrekeyServer, PrekeyStore, RefillPolicy};
+use otr4::wire::codec::Codec;
 use otr4::wire::encoded::{decode_otr, encode_otr};
 use otr4::wire::messages::{Message, NonInteractiveAuth};
 use rand::SeedableRng;
@@ -108,7 +108,7 @@ impl Server {
     /// Runs `first` and every follow-up of `c` against the server until a final outcome.
     fn exchange(
         &mut self,
-        c: &mut Client,
+        c: &mut Dev,
         first: PrekeyServerMessage,
         now: i64,
         rng: &mut StdRng,
@@ -129,8 +129,79 @@ impl Server {
     }
 }
 
-fn client(rng: &mut StdRng, jid: &str, policy: Policy, now: i64) -> Client {
-    Client::new(Account::generate(rng, policy, now).unwrap(), jid)
+/// A device: its client and the prekey store it keeps beside it.
+struct Dev {
+    client: Client,
+    prekeys: PrekeyStore,
+}
+
+impl std::ops::Deref for Dev {
+    type Target = Client;
+    fn deref(&self) -> &Client {
+        &self.client
+    }
+}
+
+impl std::ops::DerefMut for Dev {
+    fn deref_mut(&mut self) -> &mut Client {
+        &mut self.client
+    }
+}
+
+/// The calls that take the prekey store, with this device's.
+impl Dev {
+    fn receive(&mut self, from: &str, text: &str, now: i64, rng: &mut StdRng) -> Vec<Event> {
+        self.client.receive(from, text, &mut self.prekeys, now, rng)
+    }
+
+    fn tick(&mut self, now: i64, rng: &mut StdRng) -> Vec<Event> {
+        self.client.tick(&mut self.prekeys, now, rng)
+    }
+
+    fn prekey_publication(
+        &mut self,
+        stored: Option<u32>,
+        now: i64,
+        rng: &mut StdRng,
+    ) -> Result<Option<PrekeyServerMessage>, ConversationError> {
+        self.client
+            .prekey_publication(&mut self.prekeys, stored, now, rng)
+    }
+
+    fn prekey_maintenance(
+        &mut self,
+        now: i64,
+        rng: &mut StdRng,
+    ) -> Result<Option<PrekeyServerMessage>, ConversationError> {
+        self.client.prekey_maintenance(&mut self.prekeys, now, rng)
+    }
+
+    fn receive_prekey_server(
+        &mut self,
+        msg: &PrekeyServerMessage,
+        now: i64,
+        rng: &mut StdRng,
+    ) -> Result<PrekeyOutcome, ConversationError> {
+        self.client
+            .receive_prekey_server(&mut self.prekeys, msg, now, rng)
+    }
+
+    fn export(&self, key: &[u8; 32], rng: &mut StdRng) -> Vec<u8> {
+        self.client.export(&self.prekeys, key, rng)
+    }
+
+    fn import(key: &[u8; 32], bytes: &[u8]) -> Dev {
+        let (client, prekeys) = Client::import(key, bytes).unwrap();
+        Dev { client, prekeys }
+    }
+}
+
+fn client(rng: &mut StdRng, jid: &str, policy: Policy, now: i64) -> Dev {
+    let account = Account::generate(rng, policy, now).unwrap();
+    Dev {
+        prekeys: PrekeyStore::new(account.instance_tag()),
+        client: Client::new(account, jid),
+    }
 }
 
 fn refill(batch: usize, low_watermark: u32) -> RefillPolicy {
@@ -142,13 +213,7 @@ fn refill(batch: usize, low_watermark: u32) -> RefillPolicy {
 }
 
 /// `c` publishes its profiles and a batch of prekeys; returns the published ids.
-fn publish(
-    server: &mut Server,
-    c: &mut Client,
-    batch: usize,
-    now: i64,
-    rng: &mut StdRng,
-) -> Vec<u32> {
+fn publish(server: &mut Server, c: &mut Dev, batch: usize, now: i64, rng: &mut StdRng) -> Vec<u32> {
     c.set_prekey_server(SERVER_ID, server.core.fingerprint(), refill(batch, 5))
         .unwrap();
     let d1 = c.prekey_publication(None, now, rng).unwrap().unwrap();
@@ -165,7 +230,7 @@ fn publish(
 /// `c` asks the server for `peer`'s ensembles.
 fn retrieve(
     server: &mut Server,
-    c: &mut Client,
+    c: &mut Dev,
     peer: &str,
     now: i64,
     rng: &mut StdRng,
@@ -246,7 +311,7 @@ fn errors(ev: &[Event]) -> Vec<ConversationError> {
 }
 
 /// Delivers `msgs` to `to`; returns every event.
-fn deliver(to: &mut Client, from: &str, msgs: &[String], now: i64, rng: &mut StdRng) -> Vec<Event> {
+fn deliver(to: &mut Dev, from: &str, msgs: &[String], now: i64, rng: &mut StdRng) -> Vec<Event> {
     let mut ev = Vec::new();
     for m in msgs {
         ev.extend(to.receive(from, m, now, rng));
@@ -270,7 +335,7 @@ fn nia(text: &str) -> NonInteractiveAuth {
 }
 
 /// Sends `text` from `a` to `b` and delivers it; returns `b`'s events.
-fn say(a: &mut Client, b: &mut Client, text: &str, now: i64, rng: &mut StdRng) -> Vec<Event> {
+fn say(a: &mut Dev, b: &mut Dev, text: &str, now: i64, rng: &mut StdRng) -> Vec<Event> {
     let peer = b.own_jid().to_string();
     let ev = a.send(&peer, text, &[], now, rng);
     assert!(errors(&ev).is_empty(), "{ev:?}");
@@ -283,8 +348,8 @@ fn say(a: &mut Client, b: &mut Client, text: &str, now: i64, rng: &mut StdRng) -
 struct Setup {
     rng: StdRng,
     server: Server,
-    alice: Client,
-    bob: Client,
+    alice: Dev,
+    bob: Dev,
     ensembles: ChosenEnsembles,
     published: Vec<u32>,
 }
@@ -298,7 +363,7 @@ fn setup(seed: u64, policy: Policy) -> Setup {
     let published = publish(&mut server, &mut bob, 10, NOW, &mut rng);
     assert_eq!(published.len(), 10);
     assert_eq!(server.stored(BOB, bob.account().instance_tag()), 10);
-    assert_eq!(bob.account().prekey_store().len(), 10);
+    assert_eq!(bob.prekeys.len(), 10);
     let ensembles = retrieve(&mut server, &mut alice, BOB, NOW + 10, &mut rng);
     assert_eq!(ensembles.chosen.len(), 1);
     assert!(ensembles.discarded.is_empty());
@@ -386,8 +451,8 @@ fn offline_start_then_both_ratchet_on() {
         Some(NonInteractiveRole::Receiver)
     );
     // The prekey is used up; the other nine are kept.
-    assert!(s.bob.account().prekey_store().get(used).is_none());
-    assert_eq!(s.bob.account().prekey_store().len(), 9);
+    assert!(s.bob.prekeys.get(used).is_none());
+    assert_eq!(s.bob.prekeys.len(), 9);
 
     // Both ratchet on: each reply direction change is a DH ratchet.
     let mut last = s
@@ -515,10 +580,7 @@ fn forged_non_interactive_auth_does_not_burn_the_prekey() {
         let ev = s.bob.receive(ALICE, &text, NOW + 30, &mut s.rng);
         assert_eq!(warnings(&ev), [Warning::NonInteractiveAuthIgnored(want)]);
         assert!(sends(&ev).is_empty(), "nothing is sent for a forgery");
-        assert!(
-            s.bob.account().prekey_store().get(id).is_some(),
-            "not burnt"
-        );
+        assert!(s.bob.prekeys.get(id).is_some(), "not burnt");
         assert!(
             s.bob
                 .conversation(ALICE, alice_tag)
@@ -529,7 +591,7 @@ fn forged_non_interactive_auth_does_not_burn_the_prekey() {
     // it is not delivered; the genuine one still works.
     let ev = deliver(&mut s.bob, ALICE, &msgs, NOW + 40, &mut s.rng);
     assert_eq!(texts(&ev), ["genuine"]);
-    assert!(s.bob.account().prekey_store().get(id).is_none());
+    assert!(s.bob.prekeys.get(id).is_none());
 }
 
 #[test]
@@ -576,23 +638,20 @@ fn export_and_import_between_publishing_and_receiving() {
     let mut s = setup(6, Policy::standalone());
     let alice_tag = s.alice.account().instance_tag();
     let id = s.ensembles.chosen[0].prekey_message().id;
-    let before: Vec<u32> = s.bob.account().prekey_store().ids().collect();
+    let before: Vec<u32> = s.bob.prekeys.ids().collect();
     // Bob's client restarts after publishing.
     let saved = s.bob.export(&KEY, &mut s.rng);
-    let mut bob = Client::import(&KEY, &saved).unwrap();
-    assert_eq!(
-        bob.account().prekey_store().ids().collect::<Vec<_>>(),
-        before
-    );
+    let mut bob = Dev::import(&KEY, &saved);
+    assert_eq!(bob.prekeys.ids().collect::<Vec<_>>(), before);
     let msgs = alice_sends(&mut s, &["after restart"], NOW + 20);
     let ev = deliver(&mut bob, ALICE, &msgs, NOW + 30, &mut s.rng);
     assert_eq!(texts(&ev), ["after restart"]);
 
     // Restarting again after the receipt: the prekey stays used, the session goes on.
     let saved = bob.export(&KEY, &mut s.rng);
-    let mut bob = Client::import(&KEY, &saved).unwrap();
-    assert!(bob.account().prekey_store().get(id).is_none());
-    assert_eq!(bob.account().prekey_store().len(), 9);
+    let mut bob = Dev::import(&KEY, &saved);
+    assert!(bob.prekeys.get(id).is_none());
+    assert_eq!(bob.prekeys.len(), 9);
     let conv = bob.conversation(ALICE, alice_tag).unwrap();
     assert_eq!(
         conv.non_interactive_role(),
@@ -668,7 +727,7 @@ fn two_devices_of_bob_each_receive_their_own_non_interactive_auth() {
             .filter(|w| matches!(w, Warning::NotForUs { .. }))
             .count();
         assert_eq!(not_for_us, 2, "the other device's two messages");
-        assert_eq!(dev.account().prekey_store().len(), 2);
+        assert_eq!(dev.prekeys.len(), 2);
     }
     for dev in [&phone, &laptop] {
         let tag = dev.account().instance_tag();
@@ -898,7 +957,7 @@ fn storage_status_drives_the_refill() {
     };
     assert_eq!(prekey_ids.len(), 6, "topped up to the batch size");
     assert_eq!(server.stored(BOB, tag), 10);
-    assert_eq!(bob.account().prekey_store().len(), 16);
+    assert_eq!(bob.prekeys.len(), 16);
     // A status at the watermark asks for nothing.
     let later = later + RefillPolicy::default().status_interval;
     let m = bob.prekey_maintenance(later, &mut rng).unwrap().unwrap();
@@ -929,12 +988,29 @@ fn storage_status_drives_the_refill() {
         }
     );
     // The old shared prekey is kept for its extra validity day, then deleted.
-    assert_eq!(bob.account().prekey_store().shared_prekeys().len(), 2);
+    assert_eq!(bob.prekeys.shared_prekeys().len(), 2);
     bob.tick(
         NOW + otr4::conversation::PREKEY_PROFILE_LIFETIME_SECS + 86_400,
         &mut rng,
     );
-    assert_eq!(bob.account().prekey_store().shared_prekeys().len(), 1);
+    assert_eq!(bob.prekeys.shared_prekeys().len(), 1);
+}
+
+#[test]
+fn a_prekey_store_of_another_instance_is_refused() {
+    let mut rng = StdRng::seed_from_u64(12);
+    let server = Server::new(&mut rng);
+    let mut bob = client(&mut rng, BOB, Policy::standalone(), NOW);
+    bob.set_prekey_server(SERVER_ID, server.core.fingerprint(), refill(4, 1))
+        .unwrap();
+    let mut other = PrekeyStore::new(InstanceTag(0x0999_9999));
+    assert!(matches!(
+        bob.client
+            .prekey_publication(&mut other, None, NOW, &mut rng),
+        Err(ConversationError::InvalidKeys(_))
+    ));
+    assert!(other.is_empty());
+    assert!(!bob.prekey_exchange_pending(NOW));
 }
 
 #[test]
@@ -955,7 +1031,7 @@ fn failure_answer_deletes_the_unpublished_secrets() {
         panic!()
     };
     assert_eq!(prekey_ids.len(), 4);
-    assert!(bob.account().prekey_store().is_empty());
+    assert!(bob.prekeys.is_empty());
     // Nothing was confirmed, so the next publication carries the profiles again.
     bob.set_prekey_server(SERVER_ID, server.core.fingerprint(), refill(2, 1))
         .unwrap();

@@ -11,6 +11,7 @@
     )
 )]
 
+#[cfg(feature = "standalone")]
 pub mod config;
 pub mod keys;
 pub mod limits;

@@ -5,14 +5,21 @@
 //! Without an installed recorder (tests, library use) recording is a no-op. The HTTP side
 //! is deliberately minimal: one request per connection, a bounded request head, a timeout.
 
-use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
-use std::future::Future;
-use std::net::SocketAddr;
-use std::time::Duration;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::watch;
-use tracing::{debug, warn};
+//! The metric names are always here (the service records them); the endpoint and the
+//! recorder are the feature `standalone` (the binary's), off for library users such as the
+//! demo's in-memory server.
+
+#[cfg(feature = "standalone")]
+use {
+    metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle},
+    std::future::Future,
+    std::net::SocketAddr,
+    std::time::Duration,
+    tokio::io::{AsyncReadExt, AsyncWriteExt},
+    tokio::net::{TcpListener, TcpStream},
+    tokio::sync::watch,
+    tracing::{debug, warn},
+};
 
 /// Counter: messages handled, labels `kind` (dake1, dake3, query, fragment, invalid) and
 /// `result` (ok, or the rejection's reason).
@@ -31,11 +38,13 @@ pub const STORED: &str = "prekey_stored";
 /// Gauge: 1 while the transport is connected (component) or serving (stdio).
 pub const UP: &str = "prekey_transport_up";
 
+#[cfg(feature = "standalone")]
 /// Latency buckets, seconds: 100 µs … 5 s.
 const LATENCY_BUCKETS: [f64; 14] = [
     0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0,
 ];
 
+#[cfg(feature = "standalone")]
 /// Why the operations endpoint could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum OpsError {
@@ -52,6 +61,7 @@ pub enum OpsError {
     },
 }
 
+#[cfg(feature = "standalone")]
 /// Installs the process-wide Prometheus recorder and returns the handle that renders it.
 pub fn install_recorder() -> Result<PrometheusHandle, OpsError> {
     PrometheusBuilder::new()
@@ -61,6 +71,7 @@ pub fn install_recorder() -> Result<PrometheusHandle, OpsError> {
         .map_err(|e| OpsError::Recorder(e.to_string()))
 }
 
+#[cfg(feature = "standalone")]
 /// Binds the endpoint (loopback only; the configuration refuses other addresses).
 pub async fn bind(addr: SocketAddr) -> Result<TcpListener, OpsError> {
     TcpListener::bind(addr)
@@ -68,11 +79,14 @@ pub async fn bind(addr: SocketAddr) -> Result<TcpListener, OpsError> {
         .map_err(|source| OpsError::Bind { addr, source })
 }
 
+#[cfg(feature = "standalone")]
 /// Most bytes of a request head read.
 const MAX_REQUEST_HEAD: usize = 8 * 1024;
+#[cfg(feature = "standalone")]
 /// How long a client may take to send its request.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 
+#[cfg(feature = "standalone")]
 /// Serves `/metrics` (the rendered recorder) and `/health` (200 if `healthy()` resolves to
 /// true, else 503) until `shutdown`.
 pub async fn serve<H, F>(
@@ -104,6 +118,7 @@ pub async fn serve<H, F>(
     }
 }
 
+#[cfg(feature = "standalone")]
 async fn answer<H, F>(mut sock: TcpStream, metrics: &PrometheusHandle, healthy: H)
 where
     H: Fn() -> F,

@@ -1,7 +1,7 @@
 //! Interoperability with the Go prekey server (github.com/otrv4/otrng-prekey-server), driven
-//! through interop/go-driver (see interop/README.md). Skipped — passes after printing why —
-//! unless `OTR4_GO_SERVER_DIR` points to a Go server tree in which
-//! `interop/run-go-server.sh` built `otr4driver`.
+//! through interop/go-driver (see interop/README.md). `#[ignore = "needs the Go prekey
+//! server …"]`: `interop/run-go-server.sh` runs them with `--ignored`, with
+//! `OTR4_GO_SERVER_DIR` pointing to a Go server tree in which it built `otr4driver`.
 //!
 //! The test asserts the *documented* outcome of each step (interop/README.md): where our
 //! spec-text encodings differ from the Go server's, it asserts the exact failure, and it
@@ -42,20 +42,19 @@ fn now() -> i64 {
         .as_secs() as i64
 }
 
-fn driver() -> Option<PathBuf> {
+/// The Go driver (the tests are `#[ignore = "needs the Go prekey server …"]`; run with
+/// `--ignored`, they fail without it).
+fn driver() -> PathBuf {
     let Some(dir) = std::env::var_os("OTR4_GO_SERVER_DIR") else {
-        eprintln!("go_interop skipped: OTR4_GO_SERVER_DIR is not set (see interop/README.md)");
-        return None;
+        panic!("needs the Go prekey server: OTR4_GO_SERVER_DIR is not set (see interop/README.md)");
     };
     let bin = PathBuf::from(dir).join("otr4driver");
-    if !bin.is_file() {
-        eprintln!(
-            "go_interop skipped: {} not found; run interop/run-go-server.sh <go tree>",
-            bin.display()
-        );
-        return None;
-    }
-    Some(bin)
+    assert!(
+        bin.is_file(),
+        "{} not found; run interop/run-go-server.sh <go tree>",
+        bin.display()
+    );
+    bin
 }
 
 /// The running Go server (interop/go-driver/main.go).
@@ -308,8 +307,9 @@ fn transcript(first: u8, cp: &[u8], composite: &[u8], i: &Point, s: &Point, phi:
 }
 
 #[test]
+#[ignore = "needs the Go prekey server: interop/run-go-server.sh <go tree>"]
 fn otr4_client_against_go_server() {
-    let Some(bin) = driver() else { return };
+    let bin = driver();
     let mut go = Go::start(&bin);
     let t = now();
     let mut report: Vec<String> = Vec::new();
@@ -486,8 +486,9 @@ fn otr4_client_against_go_server() {
 }
 
 #[test]
+#[ignore = "needs the Go prekey server: interop/run-go-server.sh <go tree>"]
 fn go_client_against_otr4_server() {
-    let Some(bin) = driver() else { return };
+    let bin = driver();
     let dir = tempfile::tempdir().unwrap();
     let server = format!(
         "{} --transport stdio --jid {SERVER_ID} --key-file {} --database {} --log-level warn",

@@ -2,9 +2,11 @@
 //! connected as an XEP-0114 component, two tokio-xmpp clients (STARTTLS + PLAIN, trusting a
 //! test CA) that discover the server over disco, check its fingerprint, publish and retrieve.
 //!
-//! Runs when Prosody is installed (or when `PREKEY_PROSODY_TEST=1`, which lets
-//! `tests/prosody/setup.sh` install it) and the test runs as root (Prosody is started as user
-//! `prosody` with setpriv); otherwise it prints why it is skipped and passes.
+//! `#[ignore = "needs Prosody …"]`: a plain `cargo test` lists it as ignored;
+//! `cargo test -p prekey-server --test prosody -- --ignored` (CI) runs it, and it fails when
+//! Prosody cannot be started: Prosody must be installed (or `PREKEY_PROSODY_TEST=1` lets
+//! `tests/prosody/setup.sh` install it) and the test must run as root (Prosody is started as
+//! user `prosody` with setpriv).
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -72,16 +74,24 @@ impl Drop for Cleanup {
 }
 
 #[test]
+#[ignore = "needs Prosody (root, setpriv): cargo test -p prekey-server --test prosody -- --ignored"]
 fn prosody_component_disco_publish_retrieve() {
-    let forced = std::env::var("PREKEY_PROSODY_TEST").is_ok_and(|v| v == "1");
-    if !forced && !have("prosody") {
-        eprintln!("skipped: Prosody not installed (set PREKEY_PROSODY_TEST=1 to install it)");
-        return;
+    if let (Ok(port), Ok(fp)) = (
+        std::env::var("PREKEY_TEST_C2S_PORT"),
+        std::env::var("PREKEY_TEST_FINGERPRINT"),
+    ) {
+        // The child process: the clients' part.
+        return block(clients_against_prosody(port.parse().unwrap(), fp));
     }
-    if !is_root() || !have("setpriv") {
-        eprintln!("skipped: needs root and setpriv to start Prosody as user prosody");
-        return;
-    }
+    let install = std::env::var("PREKEY_PROSODY_TEST").is_ok_and(|v| v == "1");
+    assert!(
+        install || have("prosody"),
+        "Prosody is not installed (PREKEY_PROSODY_TEST=1 lets setup.sh install it)"
+    );
+    assert!(
+        is_root() && have("setpriv"),
+        "starting Prosody as user prosody needs root and setpriv"
+    );
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("prosody");
     let mut cleanup = Cleanup {
@@ -132,7 +142,7 @@ fn prosody_component_disco_publish_retrieve() {
     let status = Command::new(std::env::current_exe().unwrap())
         .args([
             "--exact",
-            "clients_against_prosody",
+            "prosody_component_disco_publish_retrieve",
             "--ignored",
             "--nocapture",
         ])
@@ -300,17 +310,18 @@ fn bridge(
     (req_tx, resp_rx, task)
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "run by prosody_component_disco_publish_retrieve with a Prosody instance"]
-async fn clients_against_prosody() {
-    let (Ok(port), Ok(expected_fp)) = (
-        std::env::var("PREKEY_TEST_C2S_PORT"),
-        std::env::var("PREKEY_TEST_FINGERPRINT"),
-    ) else {
-        eprintln!("skipped: run through prosody_component_disco_publish_retrieve");
-        return;
-    };
-    let port: u16 = port.parse().unwrap();
+/// A multi-threaded runtime for the clients' part.
+fn block<F: std::future::Future>(f: F) -> F::Output {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(f)
+}
+
+/// The clients' part, in the child process that trusts the test CA.
+async fn clients_against_prosody(port: u16, expected_fp: String) {
     let mut bob = online("bob@localhost/phone", "bobpass", port).await;
     let (server, fp) = discover(&mut bob).await;
     assert_eq!(server, COMPONENT);

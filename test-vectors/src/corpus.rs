@@ -362,7 +362,7 @@ pub fn write(vectors_dir: &Path, out: &Path) -> Result<BTreeMap<&'static str, us
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::indexing_slicing)]
 mod tests {
-    use super::scenario::{ALICE, NOW, bob_in, prepare, rng_for};
+    use super::scenario::{ALICE, NOW, bob_in, no_prekeys, prepare, rng_for};
     use otr4::conversation::Event;
 
     /// The seeds are valid in their state when the state is rebuilt as the fuzz target
@@ -374,8 +374,9 @@ mod tests {
             let mut rng = rng_for(*state);
             let (mut bob, _) = bob_in(*state, &p, &mut rng).unwrap();
             let mut events = Vec::new();
+            let mut prekeys = no_prekeys(&bob);
             for t in texts {
-                events.extend(bob.receive(ALICE, t, NOW, &mut rng));
+                events.extend(bob.receive(ALICE, t, &mut prekeys, NOW, &mut rng));
             }
             let errors: Vec<_> = events
                 .iter()

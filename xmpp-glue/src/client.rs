@@ -33,10 +33,10 @@ use tokio_xmpp::parsers::message::Message;
 use tokio_xmpp::parsers::presence::{Presence, Type as PresenceType};
 use tokio_xmpp::{Client, Event, Stanza};
 
-use crate::engine::{Engine, EngineConfig, EngineStats, GlueError, GlueEvent, Output, ServerPin};
-use crate::guard::GuardedStartTls;
+use crate::guard::{GuardedStartTls, TlsFailed};
 use crate::stanza::{self, bare};
 use crate::store::{KeySource, Store, StoreError};
+use crate::{Engine, EngineConfig, EngineStats, GlueError, GlueEvent, Output, ServerPin};
 
 /// Default interval of [`Engine::tick`].
 pub const DEFAULT_TICK: Duration = Duration::from_secs(5);
@@ -105,6 +105,10 @@ pub enum ClientError {
     /// The stream did not come up in time (wrong password, server unreachable …).
     #[error("could not connect within {0:?}")]
     ConnectTimeout(Duration),
+    /// TLS with the server failed (e.g. its certificate is not trusted: a private CA is
+    /// trusted through `SSL_CERT_FILE`).
+    #[error("TLS with the XMPP server failed: {0} (a private CA is trusted through SSL_CERT_FILE)")]
+    Tls(#[source] BoxError),
     /// The stream ended.
     #[error("the XMPP stream ended")]
     StreamEnded,
@@ -113,11 +117,18 @@ pub enum ClientError {
     Closed,
     /// A stanza could not be sent.
     #[error("sending a stanza failed: {0}")]
-    Send(String),
+    Send(#[source] BoxError),
     /// The engine produced a stanza tokio-xmpp cannot carry (a bug).
     #[error("unsendable stanza: {0}")]
-    Stanza(String),
+    Stanza(#[source] BoxError),
+    /// The client task failed.
+    #[error("the client task failed: {0}")]
+    Task(#[source] BoxError),
 }
+
+/// The error of the XMPP library underneath (tokio-xmpp, rustls): only shown, never
+/// matched, so its types stay out of this crate's API.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 /// The [`GlueEvent`]s of one device, in order. Also a [`futures::Stream`].
 #[derive(Debug)]
@@ -211,13 +222,18 @@ fn to_element(s: Stanza) -> Element {
     }
 }
 
+/// The engine built a stanza that is not a message, presence or iq (a bug).
+#[derive(Debug, thiserror::Error)]
+#[error("<{0}/> is not a stanza")]
+pub struct NotAStanza(pub String);
+
 fn to_stanza(e: Element) -> Result<Stanza, ClientError> {
-    let err = |x: &dyn std::fmt::Display| ClientError::Stanza(x.to_string());
+    let err = |x| ClientError::Stanza(Box::new(x));
     match e.name() {
-        "message" => Message::try_from(e).map(Stanza::from).map_err(|x| err(&x)),
-        "presence" => Presence::try_from(e).map(Stanza::from).map_err(|x| err(&x)),
-        "iq" => Iq::try_from(e).map(Stanza::from).map_err(|x| err(&x)),
-        other => Err(ClientError::Stanza(format!("<{other}/>"))),
+        "message" => Message::try_from(e).map(Stanza::from).map_err(err),
+        "presence" => Presence::try_from(e).map(Stanza::from).map_err(err),
+        "iq" => Iq::try_from(e).map(Stanza::from).map_err(err),
+        other => Err(ClientError::Stanza(Box::new(NotAStanza(other.to_owned())))),
     }
 }
 
@@ -248,6 +264,11 @@ impl XmppClient {
             loop {
                 match xmpp.next().await {
                     Some(Event::Online { bound_jid, .. }) => return Ok(bound_jid.to_string()),
+                    // A certificate the system does not trust will not become trusted by
+                    // trying again: said at once, not as a timeout.
+                    Some(Event::Disconnected(e)) if TlsFailed::caused(&e) => {
+                        return Err(ClientError::Tls(Box::new(e)));
+                    }
                     Some(Event::Disconnected(e)) => {
                         tracing::warn!(error = %e, "connection attempt failed");
                     }
@@ -418,10 +439,7 @@ impl XmppClient {
     pub async fn disconnect(mut self) -> Result<(), ClientError> {
         let r = self.call(Command::Disconnect).await;
         if let Some(t) = self.task.take() {
-            match t.await {
-                Ok(res) => res?,
-                Err(e) => return Err(ClientError::Send(e.to_string())),
-            }
+            t.await.map_err(|e| ClientError::Task(Box::new(e)))??;
         }
         r
     }
@@ -479,10 +497,14 @@ impl Worker {
                     None | Some((Command::Disconnect, None)) => return self.shutdown().await,
                     Some((Command::Disconnect, Some(reply))) => {
                         let r = self.shutdown().await;
-                        let _ = reply.send(match &r {
-                            Ok(()) => Ok(()),
-                            Err(e) => Err(ClientError::Send(e.to_string())),
-                        });
+                        let (r, answer) = match r {
+                            Ok(()) => (Ok(()), Ok(())),
+                            Err(e) => {
+                                let shown = ClientError::Send(e.to_string().into());
+                                (Err(e), Err(shown))
+                            }
+                        };
+                        let _ = reply.send(answer);
                         return r;
                     }
                     Some((c, reply)) => {
@@ -568,9 +590,7 @@ impl Worker {
         if persist || !outs.is_empty() {
             if let Err(e) = self.save() {
                 // Never send what was not saved (a prekey or message key could be reused).
-                let _ = self
-                    .events
-                    .send(GlueEvent::Error(GlueError::Persist(e.to_string())));
+                let _ = self.events.send(GlueEvent::Error(GlueError::NotSaved));
                 return Err(e);
             }
         }
@@ -602,7 +622,7 @@ impl Worker {
         xmpp.send_stanza(s)
             .await
             .map(|_| ())
-            .map_err(|e| ClientError::Send(e.to_string()))
+            .map_err(|e| ClientError::Send(Box::new(e)))
     }
 
     async fn shutdown(&mut self) -> Result<(), ClientError> {
@@ -617,7 +637,7 @@ impl Worker {
         if let Some(xmpp) = self.xmpp.take() {
             xmpp.send_end()
                 .await
-                .map_err(|e| ClientError::Send(e.to_string()))?;
+                .map_err(|e| ClientError::Send(Box::new(e)))?;
         }
         Ok(())
     }

@@ -3,11 +3,15 @@
 
 use minidom::Element;
 use otr4::InstanceTag;
-use otr4::conversation::MAX_DEVICES_PER_USER;
 use serde::{Deserialize, Serialize};
 
 use crate::ns;
 use crate::stanza::{el, parse_tag, tag_hex};
+
+/// At most this many OTRv4 devices per account (the XMPP mapping's rule): a longer device
+/// list is truncated, and the otr4 client refuses a conversation with a ninth instance of
+/// a contact (its default limit, `otr4::conversation::DEFAULT_MAX_INSTANCES`, is the same).
+pub const MAX_DEVICES_PER_USER: usize = 8;
 
 /// An entry not refreshed by its device for this long is pruned (30 days).
 pub const STALE_AFTER_SECS: i64 = 30 * 86_400;
@@ -241,6 +245,47 @@ mod tests {
             label: format!("d{tag}"),
             seen,
         }
+    }
+
+    #[test]
+    fn a_refreshed_entry_is_no_change_and_a_new_key_is() {
+        let old = DeviceList {
+            devices: vec![entry(0x100, 5), entry(0x101, 5)],
+        };
+        let mut new = old.clone();
+        for d in &mut new.devices {
+            d.seen = 99; // refreshed only
+        }
+        assert!(old.diff(&new).is_empty());
+        if let Some(d) = new.devices.get_mut(1) {
+            d.fingerprint = "f".repeat(112);
+        }
+        assert!(matches!(
+            old.diff(&new).as_slice(),
+            [DeviceChange::FingerprintChanged { old, new }]
+                if old.tag == 0x101 && new.fingerprint == "f".repeat(112)
+        ));
+    }
+
+    #[test]
+    fn entries_are_pruned_after_30_days_not_before() {
+        let me = InstanceTag(0x100);
+        let now = 100 * 86_400;
+        let mut list = DeviceList {
+            devices: vec![
+                entry(0x100, 0),                      // ourselves: never pruned
+                entry(0x101, now - 2 * 86_400),       // two days old
+                entry(0x102, now - STALE_AFTER_SECS), // exactly 30 days: kept
+                entry(0x103, now - STALE_AFTER_SECS - 1),
+            ],
+        };
+        assert_eq!(STALE_AFTER_SECS, 2_592_000);
+        let removed: Vec<u32> = list.prune(now, me).iter().map(|d| d.tag).collect();
+        assert_eq!(removed, [0x103]);
+        assert_eq!(
+            list.tags(),
+            [InstanceTag(0x100), InstanceTag(0x101), InstanceTag(0x102)]
+        );
     }
 
     #[test]

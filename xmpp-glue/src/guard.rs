@@ -394,6 +394,27 @@ pub struct GuardedStartTls {
     dropped: Arc<AtomicU64>,
 }
 
+/// The STARTTLS negotiation or the TLS handshake failed (for example the server's
+/// certificate is not trusted): [`crate::client::ClientError::Tls`] says so at once.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct TlsFailed(#[source] pub Error);
+
+impl tokio_xmpp::connect::ServerConnectorError for TlsFailed {}
+
+impl TlsFailed {
+    /// Whether a connection attempt failed in TLS (this connector marks those).
+    pub fn caused(e: &Error) -> bool {
+        match e {
+            Error::Connection(c) => {
+                let c: &(dyn std::error::Error + 'static) = &**c;
+                c.downcast_ref::<TlsFailed>().is_some()
+            }
+            _ => false,
+        }
+    }
+}
+
 impl GuardedStartTls {
     /// A connector for `dns`; dropped stanzas are counted in `dropped`.
     pub fn new(dns: DnsConfig, dropped: Arc<AtomicU64>) -> GuardedStartTls {
@@ -427,7 +448,9 @@ impl ServerConnector for GuardedStartTls {
         if !features.can_starttls() {
             return Err(Error::Protocol(ProtocolError::NoTls));
         }
-        let (tls, binding) = starttls(plain, jid.domain().as_str()).await?;
+        let (tls, binding) = starttls(plain, jid.domain().as_str())
+            .await
+            .map_err(|e| Error::Connection(Box::new(TlsFailed(e))))?;
         let guarded = BufStream::new(Guarded::new(tls, self.dropped.clone()));
         Ok((
             initiate_stream(guarded, ns, header(), timeouts).await?,

@@ -1,8 +1,12 @@
 //! OTRv4 over XMPP (docs/xmpp-glue.md, xep-draft/): device lists over PEP, prekey-server
 //! discovery, MULTICASTING stanza carriage across up to 8 devices, and an async client.
 //!
-//! [`engine::Engine`] is the sans-IO core (stanzas, time and an RNG in; stanzas and
-//! [`engine::GlueEvent`]s out); `client` runs it over tokio-xmpp with persistence.
+//! [`Engine`] is the sans-IO core (stanzas, time and an RNG in; stanzas and
+//! [`GlueEvent`]s out), [`store`] persists a device, and `client` (feature
+//! `tokio-client`, on by default) runs it over tokio-xmpp. The engine coordinates parts
+//! with one job each: the device directory (device lists, presence, TOFU trust), the
+//! prekey link (discovery, the prekey-server protocol), catch-up (MAM), and stanza
+//! carriage (each incoming stanza classified once; outgoing stanzas built).
 #![cfg_attr(
     test,
     allow(
@@ -13,15 +17,38 @@
     )
 )]
 
+mod carriage;
+mod catchup;
+#[cfg(feature = "tokio-client")]
 pub mod client;
 pub mod devices;
-pub mod engine;
+mod directory;
+mod engine;
+mod error;
+mod events;
+#[cfg(feature = "tokio-client")]
 pub mod guard;
+mod incoming;
 pub mod ns;
-pub mod sim;
+mod otr_bridge;
+mod outgoing;
+mod prekey_link;
+mod requests;
 pub mod stanza;
+mod state;
 pub mod store;
 pub mod trust;
 pub mod xml;
 
-pub use engine::{Engine, EngineConfig, GlueEvent, GlueState, Output};
+// The third-party crates of the public API, so callers use the same versions: stanzas are
+// `minidom::Element`s, RNGs `rand_core::CryptoRng`s, accounts and clients otr4's.
+pub use minidom;
+pub use otr4;
+pub use rand_core;
+
+pub use carriage::{MAX_WAITING, SENT_TO_CONTEXT};
+pub use catchup::{MAM_PAGE, SEEN_IDS};
+pub use engine::Engine;
+pub use error::{GlueError, IqFailure, NotSentReason, StateError};
+pub use events::{EngineStats, GlueEvent, Output};
+pub use state::{ArchivePos, DEFAULT_REFILL, EngineConfig, GlueState, ServerPin};

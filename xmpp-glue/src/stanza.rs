@@ -413,13 +413,10 @@ pub fn is_prekey_server(iq: &Element) -> bool {
     feature && identity
 }
 
-/// Our disco#info answer (entity caps, XEP-0115), for `query` from `to`.
-pub fn disco_info_result(req: &Element) -> Element {
+/// Our disco#info answer (entity caps, XEP-0115) to request `id` from `to`, on `node`.
+pub fn disco_info_result(id: &str, to: Option<&str>, node: Option<&str>) -> Element {
     let mut q = el("query", ns::DISCO_INFO, &[]);
-    if let Some(node) = req
-        .get_child("query", ns::DISCO_INFO)
-        .and_then(|q| q.attr("node"))
-    {
+    if let Some(node) = node {
         set_attr(&mut q, "node", node);
     }
     q.append_child(el(
@@ -430,13 +427,12 @@ pub fn disco_info_result(req: &Element) -> Element {
     for f in FEATURES {
         q.append_child(el("feature", ns::DISCO_INFO, &[("var", f)]));
     }
-    reply(req, "result", Some(q))
+    answer(id, to, "result", Some(q))
 }
 
-/// An iq reply to `req` (result or error) with an optional payload.
-pub fn reply(req: &Element, typ: &str, payload: Option<Element>) -> Element {
-    let id = req.attr("id").unwrap_or_default();
-    let mut r = match req.attr("from") {
+/// An iq answer (result or error) to request `id` from `to`, with an optional payload.
+pub fn answer(id: &str, to: Option<&str>, typ: &str, payload: Option<Element>) -> Element {
+    let mut r = match to {
         Some(f) => el("iq", ns::CLIENT, &[("type", typ), ("id", id), ("to", f)]),
         None => el("iq", ns::CLIENT, &[("type", typ), ("id", id)]),
     };
@@ -446,11 +442,26 @@ pub fn reply(req: &Element, typ: &str, payload: Option<Element>) -> Element {
     r
 }
 
-/// `service-unavailable` for an iq we do not serve (RFC 6120 §8.2.3).
-pub fn iq_unavailable(req: &Element) -> Element {
+/// An iq reply to `req` (result or error) with an optional payload.
+pub fn reply(req: &Element, typ: &str, payload: Option<Element>) -> Element {
+    answer(
+        req.attr("id").unwrap_or_default(),
+        req.attr("from"),
+        typ,
+        payload,
+    )
+}
+
+/// `service-unavailable` (RFC 6120 §8.2.3) to request `id` from `to`.
+pub fn unavailable_answer(id: &str, to: Option<&str>) -> Element {
     let mut e = el("error", ns::CLIENT, &[("type", "cancel")]);
     e.append_child(el("service-unavailable", ns::STANZAS, &[]));
-    reply(req, "error", Some(e))
+    answer(id, to, "error", Some(e))
+}
+
+/// `service-unavailable` for an iq we do not serve (RFC 6120 §8.2.3).
+pub fn iq_unavailable(req: &Element) -> Element {
+    unavailable_answer(req.attr("id").unwrap_or_default(), req.attr("from"))
 }
 
 /// Where a MAM query (XEP-0313) starts.

@@ -16,12 +16,13 @@ use std::path::{Path, PathBuf};
 use otr4::conversation::{
     Client, ConversationError, PERSIST_KEY_LEN, PersistError, Policy, Selection,
 };
+use otr4::prekey::PrekeyStore;
 use otr4::{Account, crypto::kdf::shake_into};
 use rand_core::CryptoRng;
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
-use crate::engine::{Engine, EngineConfig, GlueState};
+use crate::{Engine, EngineConfig, GlueState, StateError};
 
 /// File name of the random key ([`KeySource::KeyFile`]).
 pub const KEY_FILE: &str = "key";
@@ -81,7 +82,7 @@ pub enum StoreError {
     Otr(PersistError),
     /// The saved glue state or metadata did not parse.
     #[error("the saved glue state did not parse: {0}")]
-    Json(String),
+    State(#[from] StateError),
     /// The store belongs to another account.
     #[error("the store belongs to {stored}, not {given}")]
     JidMismatch {
@@ -283,8 +284,7 @@ impl Store {
             .ok_or(StoreError::Malformed("bad magic"))?;
         let mut rest = rest;
         let meta = read_chunk(&mut rest)?;
-        let meta: DeviceMeta =
-            serde_json::from_slice(meta).map_err(|e| StoreError::Json(e.to_string()))?;
+        let meta: DeviceMeta = serde_json::from_slice(meta).map_err(StateError::from)?;
         let client = read_chunk(&mut rest)?;
         Ok((meta, client, rest))
     }
@@ -306,18 +306,18 @@ impl Store {
                 });
             }
             let relabel = meta.label != config.label;
-            let client = Client::import(&self.key, client).map_err(StoreError::Otr)?;
-            let state: GlueState =
-                serde_json::from_slice(state).map_err(|e| StoreError::Json(e.to_string()))?;
-            let engine = Engine::new(config, client, state, rng);
+            let (client, prekeys) = Client::import(&self.key, client).map_err(StoreError::Otr)?;
+            let state: GlueState = serde_json::from_slice(state).map_err(StateError::from)?;
+            let engine = Engine::new(config, client, prekeys, state, rng);
             if relabel {
                 self.save(&engine, rng)?;
             }
             return Ok(engine);
         }
         let account = Account::generate(rng, device_policy(), now).map_err(StoreError::Account)?;
+        let prekeys = PrekeyStore::new(account.instance_tag());
         let client = Client::new(account, &config.jid);
-        let engine = Engine::new(config, client, GlueState::default(), rng);
+        let engine = Engine::new(config, client, prekeys, GlueState::default(), rng);
         self.save(&engine, rng)?;
         Ok(engine)
     }
@@ -334,7 +334,7 @@ impl Store {
             jid: engine.jid().to_owned(),
             label: engine.label().to_owned(),
         };
-        let meta = serde_json::to_vec(&meta).map_err(|e| StoreError::Json(e.to_string()))?;
+        let meta = serde_json::to_vec(&meta).map_err(StateError::from)?;
         let (client, state) = engine.export(&self.key, rng);
         let mut buf = Vec::with_capacity(8 + 8 + meta.len() + client.len() + state.len());
         buf.extend_from_slice(&STATE_MAGIC);

@@ -3,7 +3,20 @@
 
 use std::collections::BTreeMap;
 
+use otr4::crypto::fingerprint::{FINGERPRINT_LEN, Fingerprint};
 use serde::{Deserialize, Serialize};
+
+/// A fingerprint as the trust store keeps it: 112 lowercase hex digits.
+pub(crate) fn hex_fp(f: &Fingerprint) -> String {
+    hex::encode(f.as_bytes())
+}
+
+/// The fingerprint of a trust-store string, if it is one.
+pub(crate) fn parse_fp(s: &str) -> Option<Fingerprint> {
+    let v = hex::decode(s).ok()?;
+    let a: [u8; FINGERPRINT_LEN] = v.try_into().ok()?;
+    Some(Fingerprint(a))
+}
 
 /// How much a device is trusted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

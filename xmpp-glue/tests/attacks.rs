@@ -10,9 +10,7 @@
     clippy::indexing_slicing
 )]
 
-#[path = "../examples/demo/main.rs"]
-#[allow(dead_code)]
-mod demo;
+use xmpp_sim::demo;
 
 use demo::Net;
 use demo::net_sim::{SimNet, policy};
@@ -21,15 +19,16 @@ use otr4::InstanceTag;
 use otr4::conversation::{Account, Client};
 use otr4::crypto::ed448::KeyPair;
 use otr4::crypto::keys::generate_forging_point;
-use otr4::prekey::messages::{NoPrekeyEnsembles, PrekeyServerMessage};
+use otr4::prekey::PrekeyStore;
+use otr4::prekey::messages::{EnsembleRetrieval, NoPrekeyEnsembles, PrekeyServerMessage};
 use otr4::wire::codec::Codec;
 use otr4::wire::encoded::{IncomingPrekey, classify_prekey, decode_prekey, encode_prekey};
-use xmpp_glue::devices::{DeviceEntry, DeviceList};
-use xmpp_glue::engine::{GlueError, NotSentReason, ServerPin};
+use xmpp_glue::devices::{DeviceChange, DeviceEntry, DeviceList};
 use xmpp_glue::stanza::{self, el};
 use xmpp_glue::trust::Trust;
 use xmpp_glue::xml::XmlError;
 use xmpp_glue::{Engine, EngineConfig, GlueEvent, GlueState, Output, ns};
+use xmpp_glue::{GlueError, NotSentReason, ServerPin};
 
 const NOW: i64 = 1_800_000_000;
 const ALICE: &str = "alice@example.org";
@@ -80,9 +79,11 @@ fn iq_id(outs: &[Output], child: &str) -> String {
 fn alice(state: GlueState) -> (Engine, rand::rngs::ThreadRng) {
     let mut rng = rand::rng();
     let account = Account::generate(&mut rng, policy(), NOW).unwrap();
+    let prekeys = PrekeyStore::new(account.instance_tag());
     let e = Engine::new(
         EngineConfig::new(ALICE, "laptop"),
         Client::new(account, ALICE),
+        prekeys,
         state,
         &mut rng,
     );
@@ -177,7 +178,7 @@ fn a_contact_cannot_answer_our_archive_query() {
     // Mallory answers first: "the archive is complete, it ends at archive-9".
     a.handle(&mam_fin(&id, Some(MALLORY_FULL)), NOW, &mut rng);
     assert!(!a.is_online(), "a contact ended our catch-up");
-    assert_eq!(a.state().archive, xmpp_glue::engine::ArchivePos::Unknown);
+    assert_eq!(a.state().archive, xmpp_glue::ArchivePos::Unknown);
     assert_eq!(a.stats().spoofed_replies, 1);
     // Our server's answer still counts.
     a.handle(&mam_fin(&id, None), NOW, &mut rng);
@@ -290,7 +291,7 @@ fn request_ids_are_not_derivable_from_message_ids() {
 #[test]
 fn a_forged_archive_result_from_a_contact_is_ignored() {
     let state = GlueState {
-        archive: xmpp_glue::engine::ArchivePos::Start,
+        archive: xmpp_glue::ArchivePos::Start,
         ..GlueState::default()
     };
     let (mut a, mut rng) = alice(state);
@@ -634,6 +635,41 @@ fn a_rogue_ensemble_from_the_prekey_server_is_refused() {
     });
 }
 
+/// The control of the test above: the honest server's ensemble for the pinned key is used,
+/// and the device reads the message when it comes back.
+#[test]
+fn an_ensemble_with_the_pinned_key_is_used() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut net = SimNet::new("example.org", dir.path());
+    block(async {
+        for d in ["alice/laptop", "bob/desk"] {
+            net.connect(d).await;
+            net.settle().await;
+        }
+        net.disconnect("bob/desk").await;
+        net.settle().await;
+        net.send("alice/laptop", "bob", "offline hello").await;
+        let ev = net.settle().await;
+        assert!(
+            !ev.iter()
+                .any(|(_, e)| matches!(e, GlueEvent::NotSent { .. })),
+            "{ev:?}"
+        );
+        let a = net.engine("alice/laptop").unwrap().stats();
+        assert_eq!(a.rejected_ensembles, 0);
+        net.connect("bob/desk").await;
+        let ev = net.settle().await;
+        let texts: Vec<&str> = messages_at(&ev, "bob/desk")
+            .into_iter()
+            .filter_map(|m| match m {
+                GlueEvent::Message { text, .. } => Some(text.as_str()),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(texts, ["offline hello"], "{ev:?}");
+    });
+}
+
 #[test]
 fn a_message_from_an_unlisted_device_says_so() {
     let dir = tempfile::tempdir().unwrap();
@@ -651,12 +687,61 @@ fn a_message_from_an_unlisted_device_says_so() {
         let ev = net.settle().await;
         let mut seen = 0;
         for m in messages_at(&ev, "alice/laptop") {
-            if let GlueEvent::Message { text, listed, .. } = m {
+            if let GlueEvent::Message {
+                text,
+                listed,
+                trust,
+                sent_to,
+                ..
+            } = m
+            {
                 seen += 1;
                 assert_eq!(*listed, text == "from the desk", "{m:?}");
+                assert_eq!(*sent_to, None, "only our own copies say whom they went to");
+                // Both keys were pinned on first use; neither changed.
+                assert_eq!(*trust, Trust::Tofu, "{m:?}");
             }
         }
         assert_eq!(seen, 2, "{ev:?}");
+    });
+}
+
+/// The same rule for our own account: a copy from our other listed device is `listed`,
+/// one from a device of our account that is on no list is not.
+#[test]
+fn a_message_from_an_unlisted_device_of_our_own_account_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut net = SimNet::new("example.org", dir.path());
+    block(async {
+        for d in ["alice/laptop", "alice/phone", "bob/desk"] {
+            net.connect(d).await;
+            net.settle().await;
+        }
+        net.set_filter("alice/ghost", no_pep_publish);
+        net.connect("alice/ghost").await;
+        net.settle().await;
+        net.send("alice/ghost", "bob", "from nowhere").await;
+        net.send("alice/phone", "bob", "from the phone").await;
+        let ev = net.settle().await;
+        let mut seen = Vec::new();
+        for m in messages_at(&ev, "alice/laptop") {
+            if let GlueEvent::Message {
+                text,
+                listed,
+                trust,
+                sent_to,
+                ..
+            } = m
+            {
+                seen.push(text.as_str());
+                assert_eq!(*listed, text == "from the phone", "{m:?}");
+                assert_eq!(*trust, Trust::Tofu, "{m:?}");
+                // Inside the encryption, our own copies say whom they went to.
+                assert_eq!(sent_to.as_deref(), Some(BOB), "{m:?}");
+            }
+        }
+        seen.sort_unstable();
+        assert_eq!(seen, ["from nowhere", "from the phone"], "{ev:?}");
     });
 }
 
@@ -762,4 +847,437 @@ fn the_pins_hold_after_a_restart_from_the_saved_state() {
             "{ev:?}"
         );
     });
+}
+
+/// Our own domain's server is trusted for our own exchanges only: it cannot answer a query
+/// that went to the server of a contact at another domain.
+#[test]
+fn our_own_prekey_server_cannot_answer_for_a_contact_at_another_domain() {
+    const CAROL: &str = "carol@other.org";
+    let mut rng = rand::rng();
+    let pin = |jid: &str| ServerPin {
+        jid: jid.to_owned(),
+        fingerprint: "00".repeat(56),
+    };
+    let mut state = GlueState::default();
+    state
+        .servers
+        .insert("example.org".to_owned(), pin("prekey.example.org"));
+    state
+        .servers
+        .insert("other.org".to_owned(), pin("prekey.other.org"));
+    let (mut a, _) = alice(state);
+    let outs = a.online(ALICE_FULL, NOW, &mut rng);
+    a.handle(&mam_fin(&iq_id(&outs, "query"), None), NOW, &mut rng);
+    let outs = a.send(CAROL, "hello", NOW, &mut rng);
+    let id = iq_id(&outs, "pubsub");
+    let outs = a.handle(
+        &items_result(&id, CAROL, list_of(0x3333_3333, &"cd".repeat(56))),
+        NOW,
+        &mut rng,
+    );
+    assert!(
+        stanzas(&outs)
+            .iter()
+            .any(|s| s.attr("to") == Some("prekey.other.org")),
+        "an ensemble query to Carol's prekey server: {outs:?}"
+    );
+    // Our own server answers with ensembles (any: they come from the test vectors)...
+    let tag = a.tag();
+    let retrieval = {
+        let mut s = stanza::body_message(
+            ALICE_FULL,
+            "pk-0",
+            &encode_prekey(&vector_ensembles(tag, CAROL).encode()),
+        );
+        stanza::set_attr(&mut s, "from", "prekey.example.org");
+        s
+    };
+    let evs = events(a.handle(&retrieval, NOW, &mut rng));
+    assert!(evs.is_empty(), "{evs:?}");
+    assert_eq!(a.stats().spoofed_prekey_replies, 1);
+    assert_eq!(
+        a.stats().rejected_ensembles,
+        0,
+        "the ensembles were looked at"
+    );
+    // ... and "none left".
+    let answer = |from: &str| {
+        let m = PrekeyServerMessage::NoPrekeyEnsembles(NoPrekeyEnsembles {
+            receiver_tag: tag,
+            identity: CAROL.as_bytes().to_vec(),
+            message: b"No Prekey Messages available for this identity".to_vec(),
+        });
+        let mut s = stanza::body_message(ALICE_FULL, "pk-1", &encode_prekey(&m.encode()));
+        stanza::set_attr(&mut s, "from", from);
+        s
+    };
+    let evs = events(a.handle(&answer("prekey.example.org"), NOW, &mut rng));
+    assert!(
+        !evs.iter().any(|e| matches!(e, GlueEvent::NotSent { .. })),
+        "our own server answered for Carol at other.org: {evs:?}"
+    );
+    assert_eq!(a.stats().spoofed_prekey_replies, 2);
+    let evs = events(a.handle(&answer("prekey.other.org"), NOW, &mut rng));
+    assert!(
+        evs.iter().any(|e| matches!(
+            e,
+            GlueEvent::NotSent {
+                reason: NotSentReason::NoEnsembles,
+                ..
+            }
+        )),
+        "{evs:?}"
+    );
+}
+
+/// An Ensemble Retrieval message for `identity` to `tag`, carrying the two ensembles of the
+/// committed test vector `ensemble_retrieval/two_ensembles`.
+fn vector_ensembles(tag: InstanceTag, identity: &str) -> PrekeyServerMessage {
+    let file: serde_json::Value =
+        serde_json::from_str(include_str!("../../test-vectors/vectors/messages.json")).unwrap();
+    let v = file["vectors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|v| v["name"] == "ensemble_retrieval/two_ensembles")
+        .unwrap();
+    let bytes = hex::decode(v["outputs"]["encoded"].as_str().unwrap()).unwrap();
+    let PrekeyServerMessage::EnsembleRetrieval(r) = PrekeyServerMessage::decode(&bytes).unwrap()
+    else {
+        panic!("not an Ensemble Retrieval message")
+    };
+    PrekeyServerMessage::EnsembleRetrieval(
+        EnsembleRetrieval::new(tag, identity.as_bytes().to_vec(), r.ensembles().to_vec()).unwrap(),
+    )
+}
+
+/// Walks Alice's prekey-server discovery: the domain lists `candidates`, each says it is
+/// a prekey server, and each announces the fingerprint `fps[i]` (in order of answer).
+/// Returns the events of the whole walk.
+fn discover(
+    a: &mut Engine,
+    outs: &[Output],
+    candidates: &[&str],
+    fps: &[String],
+) -> Vec<GlueEvent> {
+    let mut rng = rand::rng();
+    let items_id = stanzas(outs)
+        .into_iter()
+        .find(|s| s.attr("to") == Some("example.org") && s.has_child("query", ns::DISCO_ITEMS))
+        .and_then(|s| s.attr("id").map(str::to_owned))
+        .unwrap();
+    let mut q = el("query", ns::DISCO_ITEMS, &[]);
+    for c in candidates {
+        q.append_child(el("item", ns::DISCO_ITEMS, &[("jid", c)]));
+    }
+    let mut r = stanza::iq("result", &items_id, Some(ALICE_FULL), q);
+    stanza::set_attr(&mut r, "from", "example.org");
+    let outs = a.handle(&r, NOW, &mut rng);
+    // Every candidate is asked who it is; each says "a prekey server".
+    let mut item_queries = Vec::new();
+    for s in stanzas(&outs)
+        .into_iter()
+        .filter(|s| s.has_child("query", ns::DISCO_INFO))
+    {
+        let to = s.attr("to").unwrap().to_owned();
+        let mut info = el("query", ns::DISCO_INFO, &[]);
+        info.append_child(el(
+            "identity",
+            ns::DISCO_INFO,
+            &[("category", "auth"), ("type", "otr-prekey")],
+        ));
+        info.append_child(el(
+            "feature",
+            ns::DISCO_INFO,
+            &[("var", ns::PREKEY_SERVER_FEATURE)],
+        ));
+        let mut r = stanza::iq("result", s.attr("id").unwrap(), Some(ALICE_FULL), info);
+        stanza::set_attr(&mut r, "from", &to);
+        let outs = a.handle(&r, NOW, &mut rng);
+        for s in stanzas(&outs)
+            .into_iter()
+            .filter(|s| s.has_child("query", ns::DISCO_ITEMS))
+        {
+            item_queries.push((s.attr("id").unwrap().to_owned(), to.clone()));
+        }
+    }
+    assert_eq!(item_queries.len(), candidates.len(), "{item_queries:?}");
+    // Each announces its fingerprint.
+    let mut evs = Vec::new();
+    for ((id, from), fp) in item_queries.iter().zip(fps) {
+        let mut q = el("query", ns::DISCO_ITEMS, &[]);
+        q.append_child(el(
+            "item",
+            ns::DISCO_ITEMS,
+            &[("jid", from), ("node", "fingerprint"), ("name", fp)],
+        ));
+        let mut r = stanza::iq("result", id, Some(ALICE_FULL), q);
+        stanza::set_attr(&mut r, "from", from);
+        evs.extend(events(a.handle(&r, NOW, &mut rng)));
+    }
+    evs
+}
+
+/// Two answers in one discovery: the first pins the server; a second that differs in
+/// fingerprint or in JID is reported and changes nothing.
+#[test]
+fn a_second_discovery_answer_cannot_replace_the_pinned_prekey_server() {
+    let (fp_a, fp_b) = ("aa".repeat(56), "bb".repeat(56));
+    let changed = |evs: &[GlueEvent]| {
+        evs.iter()
+            .filter(|e| {
+                matches!(
+                    e,
+                    GlueEvent::Error(GlueError::ServerFingerprintChanged { .. })
+                )
+            })
+            .count()
+    };
+    // The same component twice, announcing another key the second time.
+    let (mut a, _) = alice(GlueState::default());
+    let outs = online_outs(&mut a);
+    let evs = discover(
+        &mut a,
+        &outs,
+        &["prekey.example.org", "prekey.example.org"],
+        &[fp_a.clone(), fp_b.clone()],
+    );
+    assert_eq!(changed(&evs), 1, "{evs:?}");
+    let pin = &a.state().servers["example.org"];
+    assert_eq!(
+        (pin.jid.as_str(), &pin.fingerprint),
+        ("prekey.example.org", &fp_a)
+    );
+    // Another component with the same key.
+    let (mut a, _) = alice(GlueState::default());
+    let outs = online_outs(&mut a);
+    let evs = discover(
+        &mut a,
+        &outs,
+        &["prekey.example.org", "evil.example.org"],
+        &[fp_a.clone(), fp_a.clone()],
+    );
+    assert_eq!(changed(&evs), 1, "{evs:?}");
+    assert_eq!(a.state().servers["example.org"].jid, "prekey.example.org");
+    // One server, one answer: pinned, nothing reported.
+    let (mut a, _) = alice(GlueState::default());
+    let outs = online_outs(&mut a);
+    let evs = discover(
+        &mut a,
+        &outs,
+        &["prekey.example.org"],
+        std::slice::from_ref(&fp_a),
+    );
+    assert_eq!(changed(&evs), 0, "{evs:?}");
+    assert!(
+        evs.iter()
+            .any(|e| matches!(e, GlueEvent::PrekeyServer(p) if p.fingerprint == fp_a)),
+        "{evs:?}"
+    );
+}
+
+/// Alice online and caught up: everything she sent on the way.
+fn online_outs(a: &mut Engine) -> Vec<Output> {
+    let mut rng = rand::rng();
+    let mut outs = a.online(ALICE_FULL, NOW, &mut rng);
+    let id = iq_id(&outs, "query");
+    outs.extend(a.handle(&mam_fin(&id, None), NOW, &mut rng));
+    outs
+}
+
+/// A device removed from the contact's list while its ensemble query is under way gets
+/// nothing: what waited for it is dropped, what waits for the others stays.
+#[test]
+fn a_device_removed_during_the_ensemble_query_gets_nothing() {
+    let mut rng = rand::rng();
+    let mut state = GlueState::default();
+    state.servers.insert(
+        "example.org".to_owned(),
+        ServerPin {
+            jid: "prekey.example.org".to_owned(),
+            fingerprint: "00".repeat(56),
+        },
+    );
+    let (mut a, _) = alice(state);
+    online_outs(&mut a);
+    let entry = |tag: u32, fp: &str| DeviceEntry {
+        tag,
+        fingerprint: fp.to_owned(),
+        label: format!("{tag:x}"),
+        seen: NOW,
+    };
+    let (kept, removed) = (0x2222_2222_u32, 0x3333_3333_u32);
+    let both = DeviceList {
+        devices: vec![
+            entry(kept, &"cd".repeat(56)),
+            entry(removed, &"ef".repeat(56)),
+        ],
+    };
+    let outs = a.send(BOB, "hello", NOW, &mut rng);
+    let id = iq_id(&outs, "pubsub");
+    let outs = a.handle(&items_result(&id, BOB, both.to_element()), NOW, &mut rng);
+    assert!(
+        stanzas(&outs)
+            .iter()
+            .any(|s| s.attr("to") == Some("prekey.example.org")),
+        "{outs:?}"
+    );
+    // Bob removes a device before the prekey server answers.
+    let evs = events(a.handle(
+        &pep_event(BOB, list_of(kept, &"cd".repeat(56))),
+        NOW,
+        &mut rng,
+    ));
+    assert!(evs.iter().any(|e| matches!(
+        e,
+        GlueEvent::DevicesChanged { change: DeviceChange::Removed(d), .. } if d.tag == removed
+    )));
+    let none_left = {
+        let m = PrekeyServerMessage::NoPrekeyEnsembles(NoPrekeyEnsembles {
+            receiver_tag: a.tag(),
+            identity: BOB.as_bytes().to_vec(),
+            message: b"No Prekey Messages available for this identity".to_vec(),
+        });
+        let mut s = stanza::body_message(ALICE_FULL, "pk-1", &encode_prekey(&m.encode()));
+        stanza::set_attr(&mut s, "from", "prekey.example.org");
+        s
+    };
+    let not_sent: Vec<Option<InstanceTag>> = events(a.handle(&none_left, NOW, &mut rng))
+        .into_iter()
+        .filter_map(|e| match e {
+            GlueEvent::NotSent { device, .. } => Some(device),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(not_sent, [Some(InstanceTag(kept))]);
+}
+
+/// Our own list, as PEP tells it: a device added to a list we knew is pinned and reported;
+/// an empty list removes nothing (it is reported as emptied).
+#[test]
+fn our_own_list_grows_by_pep_and_an_empty_one_removes_nothing() {
+    let (mut a, mut rng) = alice(GlueState::default());
+    let outs = online_outs(&mut a);
+    let me = DeviceEntry {
+        tag: a.tag().0,
+        fingerprint: a.fingerprint(),
+        label: "laptop".to_owned(),
+        seen: NOW,
+    };
+    let phone = DeviceEntry {
+        tag: 0x4444_4444,
+        fingerprint: "ab".repeat(56),
+        label: "phone".to_owned(),
+        seen: NOW,
+    };
+    let own_fetch = stanzas(&outs)
+        .into_iter()
+        .find(|s| s.attr("to") == Some(ALICE) && s.has_child("pubsub", ns::PUBSUB))
+        .and_then(|s| s.attr("id").map(str::to_owned))
+        .unwrap();
+    let just_me = DeviceList {
+        devices: vec![me.clone()],
+    };
+    a.handle(
+        &items_result(&own_fetch, ALICE, just_me.to_element()),
+        NOW,
+        &mut rng,
+    );
+    let both = DeviceList {
+        devices: vec![me, phone.clone()],
+    };
+    let evs = events(a.handle(&pep_event(ALICE, both.to_element()), NOW, &mut rng));
+    assert!(
+        evs.iter().any(|e| matches!(
+            e,
+            GlueEvent::DevicesChanged { jid, change: DeviceChange::Added(d) } if jid == ALICE && *d == phone
+        )),
+        "{evs:?}"
+    );
+    assert_eq!(
+        a.state().trust.fingerprint(ALICE, phone.tag),
+        Some(phone.fingerprint.as_str())
+    );
+    let evs = events(a.handle(
+        &pep_event(ALICE, DeviceList::default().to_element()),
+        NOW,
+        &mut rng,
+    ));
+    assert!(
+        evs.iter().any(|e| matches!(
+            e,
+            GlueEvent::DevicesChanged {
+                change: DeviceChange::Emptied,
+                ..
+            }
+        )),
+        "{evs:?}"
+    );
+    assert!(a.devices_of(ALICE).contains(&InstanceTag(phone.tag)));
+}
+
+/// A message to a contact waits while our prekey server is being discovered; once it is
+/// pinned, the contact's ensembles are asked for there.
+#[test]
+fn waiting_messages_are_sent_once_the_prekey_server_is_found() {
+    let (mut a, mut rng) = alice(GlueState::default());
+    let outs = online_outs(&mut a);
+    let out = a.send(BOB, "hello", NOW, &mut rng);
+    let id = iq_id(&out, "pubsub");
+    a.handle(
+        &items_result(&id, BOB, list_of(0x2222_2222, &"cd".repeat(56))),
+        NOW,
+        &mut rng,
+    );
+    let evs = discover_with(&mut a, &outs, "prekey.example.org", &"aa".repeat(56));
+    assert!(
+        evs.iter().any(|s| s.attr("to") == Some("prekey.example.org")
+            && stanza::body(s).is_some_and(|b| {
+                matches!(classify_prekey(&b), Ok(IncomingPrekey::Encoded(bin))
+                    if matches!(PrekeyServerMessage::decode(&bin), Ok(PrekeyServerMessage::EnsembleQuery(_))))
+            })),
+        "no ensemble query after discovery: {evs:?}"
+    );
+}
+
+/// [`discover`] with one candidate, returning the stanzas the last answer made us send.
+fn discover_with(a: &mut Engine, outs: &[Output], server: &str, fp: &str) -> Vec<Element> {
+    let mut rng = rand::rng();
+    let step = |a: &mut Engine, rng: &mut rand::rngs::ThreadRng, r: Element| a.handle(&r, NOW, rng);
+    let items_id = stanzas(outs)
+        .into_iter()
+        .find(|s| s.attr("to") == Some("example.org") && s.has_child("query", ns::DISCO_ITEMS))
+        .and_then(|s| s.attr("id").map(str::to_owned))
+        .unwrap();
+    let mut q = el("query", ns::DISCO_ITEMS, &[]);
+    q.append_child(el("item", ns::DISCO_ITEMS, &[("jid", server)]));
+    let mut r = stanza::iq("result", &items_id, Some(ALICE_FULL), q);
+    stanza::set_attr(&mut r, "from", "example.org");
+    let outs = step(a, &mut rng, r);
+    let info_id = iq_id(&outs, "query");
+    let mut info = el("query", ns::DISCO_INFO, &[]);
+    info.append_child(el(
+        "identity",
+        ns::DISCO_INFO,
+        &[("category", "auth"), ("type", "otr-prekey")],
+    ));
+    info.append_child(el(
+        "feature",
+        ns::DISCO_INFO,
+        &[("var", ns::PREKEY_SERVER_FEATURE)],
+    ));
+    let mut r = stanza::iq("result", &info_id, Some(ALICE_FULL), info);
+    stanza::set_attr(&mut r, "from", server);
+    let outs = step(a, &mut rng, r);
+    let fp_id = iq_id(&outs, "query");
+    let mut q = el("query", ns::DISCO_ITEMS, &[]);
+    q.append_child(el(
+        "item",
+        ns::DISCO_ITEMS,
+        &[("jid", server), ("node", "fingerprint"), ("name", fp)],
+    ));
+    let mut r = stanza::iq("result", &fp_id, Some(ALICE_FULL), q);
+    stanza::set_attr(&mut r, "from", server);
+    stanzas(&step(a, &mut rng, r))
 }

@@ -8,15 +8,13 @@
     clippy::indexing_slicing
 )]
 
-#[path = "../examples/demo/main.rs"]
-#[allow(dead_code)]
-mod demo;
+use xmpp_sim::demo;
 
 use demo::Net;
 use demo::net_sim::SimNet;
+use xmpp_glue::GlueError;
 use xmpp_glue::GlueEvent;
 use xmpp_glue::devices::DeviceChange;
-use xmpp_glue::engine::GlueError;
 use xmpp_glue::stanza;
 
 fn block<F: std::future::Future>(f: F) -> F::Output {

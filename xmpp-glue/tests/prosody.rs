@@ -2,17 +2,19 @@
 //! offline storage), the `prekey-server` binary as its component, and `XmppClient`s for
 //! several devices of alice, bob and carol, each with its own store directory.
 //!
-//! Each `prosody_*` test starts a fresh Prosody (`prekey-server/tests/prosody/setup.sh`, ports 15232 and
-//! 15357) and prekey server, then runs the matching ignored `child_*` test in a child
-//! process that trusts the test CA through `SSL_CERT_FILE`. The tests take a lock so only
-//! one Prosody runs at a time.
+//! Each `prosody_*` test starts a fresh Prosody (`prekey-server/tests/prosody/setup.sh`,
+//! ports 15232 and 15357) and prekey server, then runs itself again in a child process
+//! that trusts the test CA through `SSL_CERT_FILE` and finds Prosody's port in
+//! `GLUE_TEST_C2S_PORT`. The tests take a lock so only one Prosody runs at a time.
 //!
 //! The prekey-server binary next to this test's `deps/` directory
 //! (`target/<profile>/prekey-server`) is used; `cargo test --workspace` builds it. Only if
 //! it is missing is `cargo build -p prekey-server --bin prekey-server` run first.
 //!
-//! Runs when Prosody is installed (or `XMPP_GLUE_PROSODY_TEST=1` / `PREKEY_PROSODY_TEST=1`,
-//! which let setup.sh install it) and as root; otherwise prints why it is skipped and passes.
+//! The tests are `#[ignore = "needs Prosody …"]`: a plain `cargo test` lists them as
+//! ignored; `cargo test -p xmpp-glue --test prosody -- --ignored` (CI) runs them, and they
+//! fail when Prosody cannot be started (it must be installed, or `XMPP_GLUE_PROSODY_TEST=1`
+//! / `PREKEY_PROSODY_TEST=1` let setup.sh install it; root and setpriv are needed).
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -22,9 +24,7 @@
     missing_docs
 )]
 
-#[path = "../examples/demo/main.rs"]
-#[allow(dead_code)]
-mod demo;
+use xmpp_sim::demo;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -39,8 +39,8 @@ use tokio_xmpp::parsers::jid::Jid;
 use tokio_xmpp::{Event, IqRequest, IqResponse};
 use xmpp_glue::client::{ConnectOptions, EventStream, XmppClient};
 use xmpp_glue::devices::{DeviceChange, DeviceList};
-use xmpp_glue::engine::{GlueError, GlueEvent};
 use xmpp_glue::stanza;
+use xmpp_glue::{GlueError, GlueEvent};
 
 const COMPONENT: &str = "prekey.localhost";
 const STEP: Duration = Duration::from_secs(30);
@@ -70,19 +70,30 @@ fn is_root() -> bool {
         .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
 }
 
-fn skip_reason() -> Option<&'static str> {
-    let forced = ["XMPP_GLUE_PROSODY_TEST", "PREKEY_PROSODY_TEST"]
+/// Why Prosody cannot be started here, if it cannot.
+fn missing() -> Option<&'static str> {
+    let install = ["XMPP_GLUE_PROSODY_TEST", "PREKEY_PROSODY_TEST"]
         .iter()
         .any(|v| std::env::var(v).is_ok_and(|v| v == "1"));
-    if !forced && !have("prosody") {
+    if !install && !have("prosody") {
         return Some(
-            "Prosody not installed (set XMPP_GLUE_PROSODY_TEST=1 to let setup.sh install it)",
+            "Prosody is not installed (XMPP_GLUE_PROSODY_TEST=1 lets setup.sh install it)",
         );
     }
     if !is_root() || !have("setpriv") {
-        return Some("needs root and setpriv to start Prosody as user prosody");
+        return Some("it needs root and setpriv to start Prosody as user prosody");
     }
     None
+}
+
+/// A multi-threaded runtime for one scenario.
+fn block<F: std::future::Future>(f: F) -> F::Output {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(f)
 }
 
 /// The prekey-server binary of this build profile (built on demand if missing).
@@ -146,12 +157,17 @@ impl Drop for Cleanup {
     }
 }
 
-/// Starts Prosody and the prekey server, runs `child` in a child process, stops them;
-/// the prekey server's log must contain each of `server_log_has`.
-fn run_scenario(child: &str, server_log_has: &[&str]) {
-    if let Some(why) = skip_reason() {
-        eprintln!("skipped: {why}");
+/// The test `test`: in the child process (its environment names the Prosody to use) runs
+/// `scenario`; otherwise starts Prosody and the prekey server, runs `test` again in a child
+/// process that trusts the test CA, and stops them. The prekey server's log must contain
+/// each of `server_log_has`. Fails (never skips) when Prosody cannot be started.
+fn with_prosody(test: &str, server_log_has: &[&str], scenario: impl FnOnce(Env)) {
+    if let Some(env) = env() {
+        scenario(env);
         return;
+    }
+    if let Some(why) = missing() {
+        panic!("{test} cannot run: {why}");
     }
     let _one = ONE_PROSODY.lock().unwrap_or_else(|e| e.into_inner());
     let bin = prekey_server_bin();
@@ -204,7 +220,7 @@ fn run_scenario(child: &str, server_log_has: &[&str]) {
     cleanup.server = Some(sc.stderr(log).spawn().unwrap());
 
     let status = Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", child, "--ignored", "--nocapture"])
+        .args(["--exact", test, "--ignored", "--nocapture"])
         .env("SSL_CERT_FILE", &vars["CA_FILE"])
         .env("GLUE_TEST_C2S_PORT", &vars["C2S_PORT"])
         .env("GLUE_TEST_FINGERPRINT", &fingerprint)
@@ -215,85 +231,15 @@ fn run_scenario(child: &str, server_log_has: &[&str]) {
     let prosody_log = std::fs::read_to_string(dir.join("prosody.err")).unwrap_or_default();
     assert!(
         status.success(),
-        "{child} failed; prekey-server log:\n{server_log}\nprosody errors:\n{prosody_log}"
+        "{test} failed; prekey-server log:\n{server_log}\nprosody errors:\n{prosody_log}"
     );
     for want in server_log_has {
         assert!(
             server_log.contains(want),
-            "{child}: no {want} in\n{server_log}"
+            "{test}: no {want} in\n{server_log}"
         );
     }
-    eprintln!("{child}: passed in {:.1?}", started.elapsed());
-}
-
-#[test]
-fn prosody_all_devices_online() {
-    run_scenario("child_all_devices_online", &["Published {"]);
-}
-
-/// b2 is offline: alice's devices fetch its ensembles from the prekey server
-/// (`EnsemblesSent`) and use the non-interactive DAKE; b2 catches up from MAM.
-#[test]
-fn prosody_offline_device_catches_up() {
-    run_scenario(
-        "child_offline_device_catches_up",
-        &["Published {", "EnsemblesSent"],
-    );
-}
-
-#[test]
-fn prosody_ninth_device_refused_removed_device_silent() {
-    run_scenario(
-        "child_ninth_device_refused_removed_device_silent",
-        &["Published {"],
-    );
-}
-
-#[test]
-fn prosody_device_list_changes() {
-    run_scenario("child_device_list_changes", &["Published {"]);
-}
-
-#[test]
-fn prosody_restart_mid_conversation() {
-    run_scenario("child_restart_mid_conversation", &["Published {"]);
-}
-
-/// The README demo's `--xmpp` flag: the same scenario as the in-memory demo (Alice's
-/// laptop and phone, Bob's desktop and tablet; online, offline via the prekey server, SMP,
-/// the tablet back from offline) against this Prosody, with every check of the demo.
-#[test]
-fn prosody_demo_flag_runs_the_scenario() {
-    run_scenario("child_demo_flag", &["Published {", "EnsemblesSent"]);
-}
-
-#[test]
-#[ignore = "run by prosody_demo_flag_runs_the_scenario with a Prosody instance"]
-fn child_demo_flag() {
-    let Some(env) = env() else {
-        eprintln!("skipped: run through prosody_demo_flag_runs_the_scenario");
-        return;
-    };
-    let args: Vec<String> = [
-        "--xmpp".to_owned(),
-        format!("127.0.0.1:{}", env.port),
-        "--domain".to_owned(),
-        "localhost".to_owned(),
-        "--alice-password".to_owned(),
-        password("alice"),
-        "--bob-password".to_owned(),
-        password("bob"),
-    ]
-    .into();
-    assert!(
-        demo::run_on_server(&args),
-        "the demo's checks failed against Prosody"
-    );
-}
-
-#[test]
-fn prosody_carbons_no_duplicates() {
-    run_scenario("child_carbons_no_duplicates", &["Published {"]);
+    eprintln!("{test}: passed in {:.1?}", started.elapsed());
 }
 
 // ----------------------------------------------------------------------------------------
@@ -679,13 +625,15 @@ async fn shutdown(devs: &mut [Dev]) {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "run by prosody_all_devices_online with a Prosody instance"]
-async fn child_all_devices_online() {
-    let Some(env) = env() else {
-        eprintln!("skipped: run through prosody_all_devices_online");
-        return;
-    };
+#[test]
+#[ignore = "needs Prosody (root, setpriv): cargo test -p xmpp-glue --test prosody -- --ignored"]
+fn prosody_all_devices_online() {
+    with_prosody("prosody_all_devices_online", &["Published {"], |env| {
+        block(all_devices_online(env))
+    });
+}
+
+async fn all_devices_online(env: Env) {
     let mut devs = four(&env, false).await;
     // Every device pinned the domain's prekey server, discovered over disco.
     for d in devs.iter_mut() {
@@ -699,13 +647,15 @@ async fn child_all_devices_online() {
     shutdown(&mut devs).await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "run by prosody_carbons_no_duplicates with a Prosody instance"]
-async fn child_carbons_no_duplicates() {
-    let Some(env) = env() else {
-        eprintln!("skipped: run through prosody_carbons_no_duplicates");
-        return;
-    };
+#[test]
+#[ignore = "needs Prosody (root, setpriv): cargo test -p xmpp-glue --test prosody -- --ignored"]
+fn prosody_carbons_no_duplicates() {
+    with_prosody("prosody_carbons_no_duplicates", &["Published {"], |env| {
+        block(carbons_no_duplicates(env))
+    });
+}
+
+async fn carbons_no_duplicates(env: Env) {
     let mut devs = four(&env, true).await;
     exchange(&mut devs).await;
     // Real carbons, a forged carbon and a 20 000-deep stanza, from a plain XMPP client of
@@ -819,13 +769,17 @@ async fn raw_send(c: &mut tokio_xmpp::Client, xml: &str) {
     c.send_stanza(m.into()).await.unwrap();
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "run by prosody_offline_device_catches_up with a Prosody instance"]
-async fn child_offline_device_catches_up() {
-    let Some(env) = env() else {
-        eprintln!("skipped: run through prosody_offline_device_catches_up");
-        return;
-    };
+#[test]
+#[ignore = "needs Prosody (root, setpriv): cargo test -p xmpp-glue --test prosody -- --ignored"]
+fn prosody_offline_device_catches_up() {
+    with_prosody(
+        "prosody_offline_device_catches_up",
+        &["Published {", "EnsemblesSent"],
+        |env| block(offline_device_catches_up(env)),
+    );
+}
+
+async fn offline_device_catches_up(env: Env) {
     let mut devs = four(&env, false).await;
     let [a1, a2, b1, b2] = &mut devs[..] else {
         unreachable!()
@@ -872,13 +826,17 @@ async fn child_offline_device_catches_up() {
     shutdown(&mut devs).await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "run by prosody_ninth_device_refused_removed_device_silent with a Prosody instance"]
-async fn child_ninth_device_refused_removed_device_silent() {
-    let Some(env) = env() else {
-        eprintln!("skipped: run through prosody_ninth_device_refused_removed_device_silent");
-        return;
-    };
+#[test]
+#[ignore = "needs Prosody (root, setpriv): cargo test -p xmpp-glue --test prosody -- --ignored"]
+fn prosody_ninth_device_refused_removed_device_silent() {
+    with_prosody(
+        "prosody_ninth_device_refused_removed_device_silent",
+        &["Published {"],
+        |env| block(ninth_device_refused_removed_device_silent(env)),
+    );
+}
+
+async fn ninth_device_refused_removed_device_silent(env: Env) {
     let mut carol = Vec::new();
     for i in 1..=8 {
         let mut d = Dev::start(&env, "carol", &format!("c{i}"), false).await;
@@ -945,13 +903,15 @@ async fn child_ninth_device_refused_removed_device_silent() {
     alice.disconnect().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "run by prosody_device_list_changes with a Prosody instance"]
-async fn child_device_list_changes() {
-    let Some(env) = env() else {
-        eprintln!("skipped: run through prosody_device_list_changes");
-        return;
-    };
+#[test]
+#[ignore = "needs Prosody (root, setpriv): cargo test -p xmpp-glue --test prosody -- --ignored"]
+fn prosody_device_list_changes() {
+    with_prosody("prosody_device_list_changes", &["Published {"], |env| {
+        block(device_list_changes(env))
+    });
+}
+
+async fn device_list_changes(env: Env) {
     let mut a1 = Dev::start(&env, "alice", "a1", false).await;
     a1.ready().await;
     let mut b1 = Dev::start(&env, "bob", "b1", false).await;
@@ -1061,13 +1021,17 @@ async fn publish_raw(port: u16, jid: &str, pw: &str, list: DeviceList) {
     c.send_end().await.unwrap();
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "run by prosody_restart_mid_conversation with a Prosody instance"]
-async fn child_restart_mid_conversation() {
-    let Some(env) = env() else {
-        eprintln!("skipped: run through prosody_restart_mid_conversation");
-        return;
-    };
+#[test]
+#[ignore = "needs Prosody (root, setpriv): cargo test -p xmpp-glue --test prosody -- --ignored"]
+fn prosody_restart_mid_conversation() {
+    with_prosody(
+        "prosody_restart_mid_conversation",
+        &["Published {"],
+        |env| block(restart_mid_conversation(env)),
+    );
+}
+
+async fn restart_mid_conversation(env: Env) {
     let mut a1 = Dev::start(&env, "alice", "a1", false).await;
     a1.ready().await;
     let mut b1 = Dev::start(&env, "bob", "b1", false).await;
@@ -1112,4 +1076,38 @@ async fn child_restart_mid_conversation() {
     b1.assert_clean();
     a1.disconnect().await;
     b1.disconnect().await;
+}
+
+/// The README demo's `--xmpp` flag: the same scenario as the in-memory demo (Alice's
+/// laptop and phone, Bob's desktop and tablet; online, offline via the prekey server, SMP,
+/// the tablet back from offline) against this Prosody, with every check of the demo.
+#[test]
+#[ignore = "needs Prosody (root, setpriv): cargo test -p xmpp-glue --test prosody -- --ignored"]
+fn prosody_demo_flag_runs_the_scenario() {
+    with_prosody(
+        "prosody_demo_flag_runs_the_scenario",
+        &["Published {", "EnsemblesSent"],
+        demo_flag,
+    );
+}
+
+fn demo_flag(env: Env) {
+    let args: Vec<String> = [
+        "--xmpp".to_owned(),
+        format!("127.0.0.1:{}", env.port),
+        "--domain".to_owned(),
+        "localhost".to_owned(),
+        "--alice-password".to_owned(),
+        password("alice"),
+        "--bob-password".to_owned(),
+        password("bob"),
+    ]
+    .into();
+    let Ok(demo::Mode::Server(args)) = demo::parse_args(&args) else {
+        panic!("the demo refused its --xmpp arguments");
+    };
+    assert!(
+        demo::run_on_server(&args),
+        "the demo's checks failed against Prosody"
+    );
 }

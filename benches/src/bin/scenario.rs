@@ -16,6 +16,7 @@ use otr4_benches::thread_cpu_time as cpu;
 
 use chacha20::ChaCha20Rng;
 use otr4::conversation::{Account, Client, Event, Policy};
+use otr4::prekey::PrekeyStore;
 use rand_core::SeedableRng;
 
 const ALICE: &str = "alice@example.org";
@@ -46,13 +47,16 @@ fn collect(from_alice: bool, events: Vec<Event>, wire: &mut Wire) -> usize {
 /// Delivers everything on the wire until it is quiet; returns the encrypted messages read.
 fn pump(alice: &mut Client, bob: &mut Client, wire: &mut Wire, rng: &mut ChaCha20Rng) -> usize {
     let mut read = 0;
+    // Nobody publishes Prekey Ensembles here: empty prekey stores.
+    let mut alice_store = PrekeyStore::new(alice.account().instance_tag());
+    let mut bob_store = PrekeyStore::new(bob.account().instance_tag());
     while let Some((from_alice, text)) = wire.pop_front() {
-        let (to, from_jid) = if from_alice {
-            (&mut *bob, ALICE)
+        let (to, store, from_jid) = if from_alice {
+            (&mut *bob, &mut bob_store, ALICE)
         } else {
-            (&mut *alice, BOB)
+            (&mut *alice, &mut alice_store, BOB)
         };
-        let events = to.receive(from_jid, &text, NOW, rng);
+        let events = to.receive(from_jid, &text, store, NOW, rng);
         read += collect(!from_alice, events, wire);
     }
     read

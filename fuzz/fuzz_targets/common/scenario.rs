@@ -18,6 +18,7 @@ use otr4::conversation::{
 };
 use otr4::crypto::chacha::apply_keystream;
 use otr4::crypto::kdf::shake_into;
+use otr4::prekey::PrekeyStore;
 use otr4::wire::tlv::Tlv;
 use rand_core::SeedableRng;
 
@@ -74,9 +75,14 @@ pub fn sends(events: &[Event]) -> Vec<String> {
         .collect()
 }
 
+/// An empty prekey store for `c`: nobody publishes Prekey Ensembles in the scenario.
+pub fn no_prekeys(c: &Client) -> PrekeyStore {
+    PrekeyStore::new(c.account().instance_tag())
+}
+
 fn bob_fresh(p: &Prepared) -> Option<Client> {
     Some(Client::new(
-        Account::import(&KEY, &p.bob_account).ok()?,
+        Account::import(&KEY, &p.bob_account).ok()?.0,
         BOB,
     ))
 }
@@ -95,11 +101,11 @@ pub fn bob_in(index: u8, p: &Prepared, rng: &mut ChaCha20Rng) -> Option<(Client,
         }
         2 => {
             let mut c = bob_fresh(p)?;
-            let ev = c.receive(ALICE, &p.alice_identity, NOW, rng);
+            let ev = c.receive(ALICE, &p.alice_identity, &mut no_prekeys(&c), NOW, rng);
             (c, ev)
         }
-        3 => (Client::import(&KEY, &p.encrypted).ok()?, Vec::new()),
-        _ => (Client::import(&KEY, &p.finished).ok()?, Vec::new()),
+        3 => (Client::import(&KEY, &p.encrypted).ok()?.0, Vec::new()),
+        _ => (Client::import(&KEY, &p.finished).ok()?.0, Vec::new()),
     };
     let want = *STATES.get(usize::from(index))?;
     let got = client
@@ -124,9 +130,9 @@ fn deliver(
         let (forward, text) = wire.remove(0);
         let replies = if forward {
             sent.push(text.clone());
-            to.receive(from_jid, &text, NOW, rng)
+            to.receive(from_jid, &text, &mut no_prekeys(to), NOW, rng)
         } else {
-            from.receive(to_jid, &text, NOW, rng)
+            from.receive(to_jid, &text, &mut no_prekeys(from), NOW, rng)
         };
         wire.extend(sends(&replies).into_iter().map(|t| (!forward, t)));
     }
@@ -137,13 +143,21 @@ fn deliver(
 pub fn prepare() -> Option<Prepared> {
     let mut rng = ChaCha20Rng::from_seed([0x42; 32]);
     let bob_account = Account::generate(&mut rng, Policy::default(), NOW).ok()?;
-    let bob_account = bob_account.export(&KEY, &mut rng);
+    let bob_account = bob_account.export(
+        &PrekeyStore::new(bob_account.instance_tag()),
+        &KEY,
+        &mut rng,
+    );
     let alice_account = Account::generate(&mut rng, Policy::default(), NOW).ok()?;
-    let alice_export = alice_account.export(&KEY, &mut rng);
+    let alice_export = alice_account.export(
+        &PrekeyStore::new(alice_account.instance_tag()),
+        &KEY,
+        &mut rng,
+    );
     let alice_tag = alice_account.instance_tag();
     let alice_fresh = || {
         Some(Client::new(
-            Account::import(&KEY, &alice_export).ok()?,
+            Account::import(&KEY, &alice_export).ok()?.0,
             ALICE,
         ))
     };
@@ -172,7 +186,9 @@ pub fn prepare() -> Option<Prepared> {
         finished: Vec::new(),
         seeds,
     };
-    p.client_exports.push(bob_fresh(&p)?.export(&KEY, &mut rng));
+    let bob = bob_fresh(&p)?;
+    p.client_exports
+        .push(bob.export(&no_prekeys(&bob), &KEY, &mut rng));
 
     // WAITING_AUTH_R: Alice's Auth-R to Bob's Identity; a simultaneous Identity.
     let mut r1 = rng_for(1);
@@ -180,7 +196,8 @@ pub fn prepare() -> Option<Prepared> {
     let mut alice = alice_fresh()?;
     let mut auth_r = Vec::new();
     for t in sends(&events) {
-        auth_r.extend(sends(&alice.receive(BOB, &t, NOW, &mut rng)));
+        let ev = alice.receive(BOB, &t, &mut no_prekeys(&alice), NOW, &mut rng);
+        auth_r.extend(sends(&ev));
     }
     p.seeds.push((1, auth_r));
     p.seeds.push((1, vec![p.alice_identity.clone()]));
@@ -191,11 +208,12 @@ pub fn prepare() -> Option<Prepared> {
     let (mut bob, events) = bob_in(2, &p, &mut r2)?;
     let mut auth_i = Vec::new();
     for t in sends(&events) {
-        auth_i.extend(sends(&alice_w.receive(BOB, &t, NOW, &mut rng)));
+        let ev = alice_w.receive(BOB, &t, &mut no_prekeys(&alice_w), NOW, &mut rng);
+        auth_i.extend(sends(&ev));
     }
     p.seeds.push((2, auth_i.clone()));
     for t in &auth_i {
-        bob.receive(ALICE, t, NOW, &mut rng);
+        bob.receive(ALICE, t, &mut no_prekeys(&bob), NOW, &mut rng);
     }
     let alice = &mut alice_w;
     let bob_tag = bob.account().instance_tag();
@@ -208,7 +226,7 @@ pub fn prepare() -> Option<Prepared> {
     deliver(alice, ALICE, &mut bob, BOB, ev, &mut rng);
     let ev = bob.send(ALICE, "reply", &[], NOW, &mut rng);
     deliver(&mut bob, BOB, alice, ALICE, ev, &mut rng);
-    p.encrypted = bob.export(&KEY, &mut rng);
+    p.encrypted = bob.export(&no_prekeys(&bob), &KEY, &mut rng);
     p.client_exports.push(p.encrypted.clone());
 
     // ENCRYPTED_MESSAGES: data messages (a new ratchet, with TLVs), SMP, an extra symmetric
@@ -235,7 +253,7 @@ pub fn prepare() -> Option<Prepared> {
     if bob.conversation(ALICE, alice_tag)?.state() != ConversationState::Finished {
         return None;
     }
-    p.finished = bob.export(&KEY, &mut rng);
+    p.finished = bob.export(&no_prekeys(&bob), &KEY, &mut rng);
     p.client_exports.push(p.finished.clone());
 
     // FINISHED: Alice starts over.

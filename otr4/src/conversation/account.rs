@@ -1,29 +1,54 @@
 //! The local account (otrv4.md §"Public keys, Shared Prekeys, Forging keys and
-//! Fingerprints", §"Client Profile"): long-term and forging keys, instance tag, profile, policy.
+//! Fingerprints", §"Client Profile"): long-term and forging keys, instance tag, profiles, policy.
 
+use alloc::vec::Vec;
 use core::fmt;
 
 use crate::InstanceTag;
 use crate::crypto::ed448::KeyPair;
 use crate::crypto::fingerprint::Fingerprint;
 use crate::crypto::keys::{Ed448PublicKey, ForgingPublicKey, generate_forging_point};
-use crate::prekey::PrekeyStore;
 use crate::profile::client::ClientProfile;
 
-use super::offline::OfflineState;
-use super::{ConversationError, Policy};
+use super::events::ConversationError;
+use super::policy::Policy;
 
 /// The version string of our Client Profile: only "4" (OTRv3 is not implemented, and the
 /// standalone modes only allow "4"; modes/otrv4-standalone-mode.md, "Creating a Client
 /// Profile").
 pub const PROFILE_VERSIONS: &[u8] = b"4";
 
+/// How long a replaced Client Profile, and a shared prekey whose Prekey Profile expired,
+/// are still used to verify delayed Non-Interactive-Auth messages: one day, the "extra
+/// validity time" otrv4.md §"Prekey Profile" recommends. Afterwards they are deleted
+/// (§"Publishing Prekey Ensembles": "they must be securely deleted").
+pub const PROFILE_EXTRA_VALIDITY_SECS: i64 = 86_400;
+
+/// Most previous Client Profiles kept (the oldest is dropped first).
+pub const MAX_PREVIOUS_PROFILES: usize = 4;
+
+/// Bytes of the digest by which we remember which profile the prekey server holds.
+pub(crate) const PUBLISHED_DIGEST_LEN: usize = 32;
+
+/// What the prekey server last confirmed of our profiles, and when we last asked it for
+/// its storage status (persisted with the account, see `conversation::persist`).
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct Published {
+    /// Digest of the Client Profile the prekey server last confirmed storing.
+    pub(crate) client_profile: Option<[u8; PUBLISHED_DIGEST_LEN]>,
+    /// Digest of the Prekey Profile the prekey server last confirmed storing.
+    pub(crate) prekey_profile: Option<[u8; PUBLISHED_DIGEST_LEN]>,
+    /// When we last asked the server for its storage status.
+    pub(crate) last_status_query: Option<i64>,
+}
+
 /// One OTRv4 identity on one device: the long-term key pair `(sk_h, H)`, the forging key
 /// `F` (and its secret, if kept), the instance tag, the Client Profile (re-signed from
-/// `now` before it expires), the [`Policy`], and the offline state: the [`PrekeyStore`]
-/// (the secrets of our Prekey messages and shared prekeys with their Prekey Profiles),
-/// our previous Client Profiles still in their extra validity period, and what the prekey
-/// server was last told (otrv4.md §"Offline Conversation Initialization").
+/// `now` before it expires) and the previous ones still in their extra validity period,
+/// the [`Policy`], and what the prekey server last confirmed storing (otrv4.md §"Offline
+/// Conversation Initialization"). The secrets of our Prekey messages are not here: they
+/// are in the [`crate::prekey::PrekeyStore`] the caller keeps beside the account and
+/// passes to the calls that use it.
 ///
 /// Secrets zeroize on drop; `Debug` prints public values only.
 pub struct Account {
@@ -33,7 +58,9 @@ pub struct Account {
     pub(crate) instance_tag: InstanceTag,
     pub(crate) profile: ClientProfile,
     pub(crate) policy: Policy,
-    pub(crate) offline: OfflineState,
+    /// Replaced Client Profiles still in their extra validity period, oldest first.
+    pub(crate) previous_profiles: Vec<ClientProfile>,
+    pub(crate) published: Published,
 }
 
 impl fmt::Debug for Account {
@@ -43,7 +70,8 @@ impl fmt::Debug for Account {
             .field("fingerprint", &self.fingerprint())
             .field("profile_expiration", &self.profile.expiration())
             .field("policy", &self.policy)
-            .field("offline", &self.offline)
+            .field("previous_profiles", &self.previous_profiles.len())
+            .field("last_status_query", &self.published.last_status_query)
             .finish_non_exhaustive()
     }
 }
@@ -132,7 +160,8 @@ impl Account {
             instance_tag,
             profile,
             policy,
-            offline: OfflineState::new(instance_tag),
+            previous_profiles: Vec::new(),
+            published: Published::default(),
         }
     }
 
@@ -166,20 +195,12 @@ impl Account {
         &self.profile
     }
 
-    /// The prekey store: the secrets of our published (and not yet used) Prekey messages
-    /// and our shared prekeys with their Prekey Profiles (otrv4.md §"Prekey Message",
-    /// §"Prekey Profile"). Filled by [`super::Client::prekey_publication`]; a prekey is
-    /// removed when a Non-Interactive-Auth message using it verified.
-    pub fn prekey_store(&self) -> &PrekeyStore {
-        &self.offline.prekeys
-    }
-
     /// Our previous Client Profiles (oldest first), kept after a renewal for
-    /// [`super::PROFILE_EXTRA_VALIDITY_SECS`] past their expiration so that
+    /// [`PROFILE_EXTRA_VALIDITY_SECS`] past their expiration so that
     /// delayed Non-Interactive-Auth messages made with them still verify (otrv4.md
     /// §"Publishing Prekey Ensembles").
     pub fn previous_profiles(&self) -> &[ClientProfile] {
-        &self.offline.previous_profiles
+        &self.previous_profiles
     }
 
     /// The policy.
@@ -219,14 +240,24 @@ impl Account {
             now.saturating_add(self.policy.profile_lifetime_secs),
         );
         let old = core::mem::replace(&mut self.profile, new);
-        self.offline.keep_previous_profile(old, now);
+        self.previous_profiles.push(old);
+        self.expire_previous_profiles(now);
+        while self.previous_profiles.len() > MAX_PREVIOUS_PROFILES {
+            self.previous_profiles.remove(0);
+        }
+    }
+
+    /// Deletes the previous Client Profiles past their extra validity.
+    pub(crate) fn expire_previous_profiles(&mut self, now: i64) {
+        let cutoff = now.saturating_sub(PROFILE_EXTRA_VALIDITY_SECS);
+        self.previous_profiles.retain(|p| !p.is_expired(cutoff));
     }
 
     /// Our Client Profiles a Non-Interactive-Auth message may have been made with: the
     /// current one, then the previous ones, newest first.
-    pub(crate) fn our_profiles(&self) -> alloc::vec::Vec<ClientProfile> {
+    pub(crate) fn our_profiles(&self) -> Vec<ClientProfile> {
         core::iter::once(&self.profile)
-            .chain(self.offline.previous_profiles.iter().rev())
+            .chain(self.previous_profiles.iter().rev())
             .cloned()
             .collect()
     }

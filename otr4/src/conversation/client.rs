@@ -1,12 +1,11 @@
-//! The multi-instance router (otrv4.md §"Instance Tags", §"Considerations for Networks that
-//! allow Multiple Clients"): one [`Peer`] per bare JID, one [`Conversation`] per instance.
+//! The client: the sans-IO entry point of the conversation layer. A [`Client`] owns the
+//! [`Account`] and one [`Peer`] per bare JID, routes every input to the right peer, and
+//! drives the prekey server link; the caller keeps the [`PrekeyStore`] and passes it in.
 //!
-//! [`Client`] takes `(from_bare_jid, text, now, rng)` and the user's actions and returns
-//! [`Event`]s; plaintext, query messages and fragments are handled per peer, encoded
+//! [`Client`] takes `(from_bare_jid, text, prekeys, now, rng)` and the user's actions and
+//! returns [`Event`]s; plaintext, query messages and fragments are handled per peer, encoded
 //! messages are dispatched by their sender instance tag.
 
-use crate::wire::codec::Codec;
-use alloc::boxed::Box;
 use alloc::collections::BTreeMap;
 use alloc::string::String;
 use alloc::vec::Vec;
@@ -14,791 +13,24 @@ use core::fmt;
 
 use crate::InstanceTag;
 use crate::crypto::fingerprint::Fingerprint;
-use crate::dake::{self, PhiPrime, SimultaneousIdentity, WaitingAuthR};
-use crate::wire::encoded::{Incoming, classify};
-use crate::wire::error_msg::{ErrorCode, build_error};
-use crate::wire::fragment::{FragmentError, FragmentKind, Reassembler};
-use crate::wire::messages::{
-    AuthI, AuthR, DataMessage, FLAG_IGNORE_UNREADABLE, IdentityMessage, Message, NonInteractiveAuth,
-};
-use crate::wire::query::{Versions, build_query, tag_message};
+use crate::dake::PhiPrime;
+use crate::prekey::messages::PrekeyServerMessage;
+use crate::prekey::{PrekeyStore, RefillPolicy};
 use crate::wire::tlv::Tlv;
 
-use super::machine::{Ctx, Queued, Stored};
-use super::offline::PrekeyLink;
-use super::session::identity_digest;
-use super::{
-    Account, Conversation, ConversationError, ConversationState, Event, NotSentReason, Policy,
-    Selection, Warning,
-};
+use super::account::{Account, PROFILE_EXTRA_VALIDITY_SECS};
+use super::context::Ctx;
+use super::events::{ConversationError, Event};
+use super::offline::{OfflineEnsembles, usable_ensembles};
+use super::peer::Peer;
+use super::policy::{Policy, Selection};
+use super::prekey_link::{PrekeyLink, PrekeyOutcome};
+use super::state::Conversation;
 
-/// At most this many instances (devices) per user: a ninth instance of a peer is refused
-/// with [`ConversationError::TooManyDevices`]. For our own bare JID the limit counts us, so
-/// at most seven other own devices.
-pub const MAX_DEVICES_PER_USER: usize = 8;
-
-/// Our Identity message sent to a bare JID without a receiver instance tag (after a query
-/// message or whitespace tag, or in the standalone modes): `WAITING_AUTH_R` for whichever
-/// instance answers first.
-struct Pending {
-    dake: WaitingAuthR,
-    started_at: i64,
-}
-
-/// Everything about one correspondent (bare JID): its conversations by instance tag, the
-/// reassembler of its fragments, the untargeted DAKE, messages queued before any instance
-/// is known, and whether we still send it whitespace tags.
-pub struct Peer {
-    pub(crate) jid: String,
-    pub(crate) conversations: BTreeMap<InstanceTag, Conversation>,
-    pending: Option<Pending>,
-    /// Until when an Auth-R from a new instance answers our untargeted Identity message
-    /// (another device of the peer answered first): we then start a DAKE with it.
-    untargeted_until: Option<i64>,
-    pub(crate) queue: Vec<Queued>,
-    pub(crate) whitespace_tag: bool,
-    query_sent_at: Option<i64>,
-    reassembler: Reassembler,
-    /// Data messages of a first ratchet (ratchet id 0) from instances without a session,
-    /// kept until a Non-Interactive-Auth message from that instance arrives (see
-    /// docs/spec-notes.md).
-    pub(crate) early: Vec<(InstanceTag, Stored)>,
-    /// A Non-Interactive-Auth message decoded by [`Peer::receive`], handled by
-    /// [`Client::receive`] (it needs our prekey store mutably).
-    pub(crate) deferred: Option<Box<NonInteractiveAuth>>,
-    /// The fingerprints the caller accepts, by instance ([`Client::expect_fingerprint`]).
-    pub(crate) expected: BTreeMap<InstanceTag, Fingerprint>,
-}
-
-impl fmt::Debug for Peer {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Peer")
-            .field("jid", &self.jid)
-            .field("conversations", &self.conversations)
-            .field("pending_dake", &self.pending.is_some())
-            .field("queued", &self.queue.len())
-            .field("whitespace_tag", &self.whitespace_tag)
-            .field("reassembler", &self.reassembler)
-            .field("early", &self.early.len())
-            .finish()
-    }
-}
-
-impl Peer {
-    pub(crate) fn new(jid: &str, policy: &Policy) -> Peer {
-        Peer {
-            jid: String::from(jid),
-            conversations: BTreeMap::new(),
-            pending: None,
-            untargeted_until: None,
-            queue: Vec::new(),
-            whitespace_tag: policy.send_whitespace_tag,
-            query_sent_at: None,
-            reassembler: Reassembler::with_timeout(FragmentKind::Otr, policy.fragment_timeout_secs),
-            early: Vec::new(),
-            deferred: None,
-            expected: BTreeMap::new(),
-        }
-    }
-
-    /// The bare JID.
-    pub fn jid(&self) -> &str {
-        &self.jid
-    }
-
-    /// The conversation with one instance.
-    pub fn conversation(&self, instance: InstanceTag) -> Option<&Conversation> {
-        self.conversations.get(&instance)
-    }
-
-    /// The known instances, ascending.
-    pub fn instances(&self) -> Vec<InstanceTag> {
-        self.conversations.keys().copied().collect()
-    }
-
-    /// Messages queued before any instance was known.
-    pub fn queued(&self) -> usize {
-        self.queue.len()
-    }
-
-    /// Whether an untargeted Identity message waits for an Auth-R.
-    pub fn awaiting_any_instance(&self) -> bool {
-        self.pending.is_some()
-    }
-
-    /// Whether plaintext to this peer still carries a whitespace tag.
-    pub fn sends_whitespace_tag(&self) -> bool {
-        self.whitespace_tag
-    }
-
-    fn device_limit(is_self: bool) -> usize {
-        if is_self {
-            MAX_DEVICES_PER_USER - 1
-        } else {
-            MAX_DEVICES_PER_USER
-        }
-    }
-
-    /// Whether a conversation with `tag` exists or may be created.
-    pub(crate) fn admit(
-        &self,
-        ctx: &Ctx<'_>,
-        out: &mut Vec<Event>,
-        tag: InstanceTag,
-        is_self: bool,
-    ) -> bool {
-        if self.conversations.contains_key(&tag)
-            || self.conversations.len() < Peer::device_limit(is_self)
-        {
-            return true;
-        }
-        ctx.error(
-            out,
-            Some(tag),
-            ConversationError::TooManyDevices {
-                peer: self.jid.clone(),
-                max: MAX_DEVICES_PER_USER,
-            },
-        );
-        false
-    }
-
-    pub(crate) fn conv(&mut self, tag: InstanceTag) -> &mut Conversation {
-        let expected = self.expected.get(&tag).copied();
-        self.conversations.entry(tag).or_insert_with(|| {
-            let mut c = Conversation::new(tag);
-            c.expected = expected;
-            c
-        })
-    }
-
-    /// Whether any conversation is encrypted or finished (the peer-level state for
-    /// plaintext handling).
-    fn any_private(&self) -> bool {
-        self.conversations
-            .values()
-            .any(|c| c.is_encrypted() || c.state() == ConversationState::Finished)
-    }
-
-    // -----------------------------------------------------------------------------------
-    // Receiving.
-
-    fn receive<R: rand_core::CryptoRng + ?Sized>(
-        &mut self,
-        ctx: &Ctx<'_>,
-        out: &mut Vec<Event>,
-        rng: &mut R,
-        text: &str,
-        is_self: bool,
-    ) {
-        match classify(text) {
-            Err(e) => ctx.error(out, None, ConversationError::Malformed(e)),
-            Ok(Incoming::Fragment(f)) => {
-                let now = u64::try_from(ctx.now).unwrap_or(0);
-                match self.reassembler.push_fragment(&f, ctx.our_tag(), now) {
-                    Ok(Some(whole)) => self.receive(ctx, out, rng, &whole, is_self),
-                    Ok(None) => {}
-                    Err(FragmentError::NotForUs { receiver }) => {
-                        ctx.warn(out, Some(f.sender), Warning::NotForUs { receiver });
-                    }
-                    Err(e) => ctx.warn(out, Some(f.sender), Warning::FragmentDiscarded(e)),
-                }
-            }
-            Ok(Incoming::Encoded(bytes)) => self.receive_encoded(ctx, out, rng, &bytes, is_self),
-            Ok(Incoming::Query(v)) => self.on_query(ctx, out, rng, v),
-            Ok(Incoming::Error(e)) => {
-                // otrv4.md §"Receiving an Error Message": display known codes, ignore the
-                // rest; never restart anything.
-                if let Some(code) = e.code {
-                    out.push(Event::PeerError {
-                        peer: self.jid.clone(),
-                        code,
-                        text: String::from(e.text),
-                    });
-                }
-            }
-            Ok(Incoming::Plaintext {
-                text,
-                whitespace_tag,
-            }) => self.on_plaintext(ctx, out, rng, &text, whitespace_tag),
-        }
-    }
-
-    /// otrv4.md §"Receiving a Query Message".
-    fn on_query<R: rand_core::CryptoRng + ?Sized>(
-        &mut self,
-        ctx: &Ctx<'_>,
-        out: &mut Vec<Event>,
-        rng: &mut R,
-        offered: Versions,
-    ) {
-        let policy = ctx.account.policy;
-        if !policy.mode.handles_plaintext() {
-            return ctx.warn(out, None, Warning::QueryIgnored);
-        }
-        if offered.has_v4() && policy.versions.has_v4() {
-            self.start_untargeted(ctx, out, rng);
-        } else if offered.has_v3() {
-            // The OTRv3 seam: a version 3 DAKE would start here.
-            ctx.warn(out, None, Warning::Otrv3Unsupported);
-        }
-    }
-
-    /// otrv4.md §"Receiving plaintext without the whitespace tag" and §"… with the
-    /// whitespace tag".
-    fn on_plaintext<R: rand_core::CryptoRng + ?Sized>(
-        &mut self,
-        ctx: &Ctx<'_>,
-        out: &mut Vec<Event>,
-        rng: &mut R,
-        text: &str,
-        tag: Option<Versions>,
-    ) {
-        let policy = ctx.account.policy;
-        // "If Alice receives a plaintext message from Bob (rather than an initiation of
-        // the AKE or DAKE), she should stop sending him a whitespace tag."
-        self.whitespace_tag = false;
-        let private = self.any_private();
-        if !text.is_empty() {
-            out.push(Event::Received {
-                from: self.jid.clone(),
-                from_instance: None,
-                text: String::from(text),
-                tlvs: Vec::new(),
-                encrypted: false,
-            });
-            if private {
-                ctx.warn(out, None, Warning::UnencryptedWhileEncrypted);
-            } else if !policy.allows_plaintext() {
-                ctx.warn(out, None, Warning::Unencrypted);
-            }
-        }
-        let Some(offered) = tag else { return };
-        if !policy.mode.handles_plaintext() {
-            return ctx.warn(out, None, Warning::QueryIgnored);
-        }
-        if private {
-            return;
-        }
-        if offered.has_v4() && policy.versions.has_v4() {
-            if policy.whitespace_start_dake && self.pending.is_none() {
-                self.start_untargeted(ctx, out, rng);
-            }
-        } else if offered.has_v3() {
-            // The OTRv3 seam: a version 3 AKE would start here.
-            ctx.warn(out, None, Warning::Otrv3Unsupported);
-        }
-    }
-
-    fn receive_encoded<R: rand_core::CryptoRng + ?Sized>(
-        &mut self,
-        ctx: &Ctx<'_>,
-        out: &mut Vec<Event>,
-        rng: &mut R,
-        bytes: &[u8],
-        is_self: bool,
-    ) {
-        let msg = match Message::decode(bytes) {
-            Ok(m) => m,
-            Err(e) => return ctx.error(out, None, ConversationError::Malformed(e)),
-        };
-        if !ctx.account.policy.versions.has_v4() {
-            return ctx.warn(out, None, Warning::VersionNotAllowed);
-        }
-        let (sender, receiver) = match &msg {
-            Message::Identity(m) => (m.sender_tag, m.receiver_tag),
-            Message::AuthR(m) => (m.sender_tag, m.receiver_tag),
-            Message::AuthI(m) => (m.sender_tag, m.receiver_tag),
-            Message::Data(m) => (m.sender_tag, m.receiver_tag),
-            Message::NonInteractiveAuth(m) => (m.sender_tag, m.receiver_tag),
-            Message::Prekey(m) => (m.owner_tag, InstanceTag::UNKNOWN),
-        };
-        if is_self && sender == ctx.our_tag() {
-            // Our own message echoed back to us by the network.
-            return;
-        }
-        // otrv4.md §"Protocol Events": discard a message whose receiver tag is set and is
-        // not ours.
-        if receiver != InstanceTag::UNKNOWN && receiver != ctx.our_tag() {
-            return ctx.warn(out, Some(sender), Warning::NotForUs { receiver });
-        }
-        match msg {
-            Message::Identity(m) => self.on_identity(ctx, out, rng, &m, is_self),
-            Message::AuthR(m) => self.on_auth_r(ctx, out, rng, &m, is_self),
-            Message::AuthI(m) => self.on_auth_i(ctx, out, rng, &m),
-            Message::Data(m) => self.on_data(ctx, out, rng, &m),
-            _ if !ctx.account.policy.mode.allows_offline() => {
-                // NonInteractiveAuth or Prekey: "a request for an offline conversation".
-                ctx.warn(out, Some(sender), Warning::OfflineRejected);
-            }
-            // Handled by `Client::receive`, which can reach our prekey store.
-            Message::NonInteractiveAuth(m) => self.deferred = Some(Box::new(m)),
-            // Prekey messages only go to a prekey server.
-            Message::Prekey(_) => ctx.error(
-                out,
-                Some(sender),
-                ConversationError::NonInteractiveUnsupported,
-            ),
-        }
-    }
-
-    /// otrv4.md §"Receiving an Identity Message". If we sent an untargeted Identity message
-    /// and this instance has no DAKE of its own running, ours is `WAITING_AUTH_R` for it:
-    /// the tie-break decides.
-    fn on_identity<R: rand_core::CryptoRng + ?Sized>(
-        &mut self,
-        ctx: &Ctx<'_>,
-        out: &mut Vec<Event>,
-        rng: &mut R,
-        m: &IdentityMessage,
-        is_self: bool,
-    ) {
-        let x = m.sender_tag;
-        if let Some(c) = self.conversations.get(&x) {
-            if c.is_replayed_identity(m) {
-                return ctx.warn(out, Some(x), Warning::ReplayedIdentity);
-            }
-        }
-        let state = self.conversations.get(&x).map(Conversation::state);
-        let no_own_dake = !matches!(
-            state,
-            Some(ConversationState::WaitingAuthR | ConversationState::WaitingAuthI)
-        );
-        if no_own_dake && self.pending.is_some() {
-            if !self.admit(ctx, out, x, is_self) {
-                return;
-            }
-            let local = match ctx.local() {
-                Ok(l) => l,
-                Err(e) => return ctx.error(out, Some(x), e),
-            };
-            let Some(Pending { dake, started_at }) = self.pending.take() else {
-                return;
-            };
-            match dake.receive_identity(rng, &local, m, ctx.now) {
-                Ok(SimultaneousIdentity::KeepOurs { state, resend }) => {
-                    self.pending = Some(Pending {
-                        dake: state,
-                        started_at,
-                    });
-                    ctx.send_encoded(out, InstanceTag::UNKNOWN, &resend.encode(), rng);
-                }
-                Ok(SimultaneousIdentity::BecameResponder { state, auth_r }) => {
-                    let conv = self.conv(x);
-                    conv.adopt_responder(ctx, out, rng, state, &auth_r, identity_digest(m));
-                }
-                Err(rejected) => {
-                    let (dake, e) = rejected.into_parts();
-                    self.pending = Some(Pending { dake, started_at });
-                    ctx.warn(out, Some(x), Warning::DakeMessageIgnored(e));
-                }
-            }
-            return;
-        }
-        if !self.admit(ctx, out, x, is_self) {
-            return;
-        }
-        let created = !self.conversations.contains_key(&x);
-        let conv = self.conv(x);
-        conv.receive_identity(ctx, out, rng, m);
-        if created && conv.state() == ConversationState::Start {
-            // Validation failed: keep no state for an unknown instance.
-            self.conversations.remove(&x);
-        }
-    }
-
-    /// otrv4.md §"Receiving an Auth-R Message".
-    fn on_auth_r<R: rand_core::CryptoRng + ?Sized>(
-        &mut self,
-        ctx: &Ctx<'_>,
-        out: &mut Vec<Event>,
-        rng: &mut R,
-        m: &AuthR,
-        is_self: bool,
-    ) {
-        let x = m.sender_tag;
-        if let Some(conv) = self.conversations.get_mut(&x) {
-            if conv.waits_for_auth_r() {
-                if conv.receive_auth_r(ctx, out, rng, m) {
-                    self.flush_peer_queue(ctx, out, rng, x);
-                }
-                return;
-            }
-        }
-        if self.pending.is_some() {
-            if !self.admit(ctx, out, x, is_self) {
-                return;
-            }
-            let local = match ctx.local() {
-                Ok(l) => l,
-                Err(e) => return ctx.error(out, Some(x), e),
-            };
-            let Some(Pending { dake, started_at }) = self.pending.take() else {
-                return;
-            };
-            let identity = identity_digest(dake.identity_message());
-            match dake.receive_auth_r(rng, &local, m, ctx.now) {
-                Ok((done, auth_i)) => {
-                    ctx.send_encoded(out, x, &auth_i.encode(), rng);
-                    let conv = self.conv(x);
-                    if conv.establish(ctx, out, rng, done, identity) {
-                        self.flush_peer_queue(ctx, out, rng, x);
-                        self.untargeted_until =
-                            Some(ctx.now.saturating_add(ctx.account.policy.dake_timeout_secs));
-                    }
-                }
-                Err(rejected) => {
-                    let (dake, e) = rejected.into_parts();
-                    self.pending = Some(Pending { dake, started_at });
-                    ctx.warn(out, Some(x), Warning::DakeMessageIgnored(e));
-                }
-            }
-            return;
-        }
-        let fresh = self.conversations.get(&x).is_none_or(|c| {
-            matches!(
-                c.state(),
-                ConversationState::Start | ConversationState::Finished
-            )
-        });
-        if fresh && self.untargeted_until.is_some_and(|t| ctx.now < t) {
-            // Another device of the peer answered our untargeted Identity message first:
-            // run a DAKE with this one too.
-            if self.admit(ctx, out, x, is_self) {
-                self.conv(x).start_dake(ctx, out, rng);
-            }
-            return;
-        }
-        ctx.warn(out, Some(x), Warning::UnexpectedDakeMessage("Auth-R"));
-    }
-
-    /// otrv4.md §"Receiving an Auth-I Message".
-    fn on_auth_i<R: rand_core::CryptoRng + ?Sized>(
-        &mut self,
-        ctx: &Ctx<'_>,
-        out: &mut Vec<Event>,
-        rng: &mut R,
-        m: &AuthI,
-    ) {
-        let x = m.sender_tag;
-        match self.conversations.get_mut(&x) {
-            Some(conv) => {
-                if conv.receive_auth_i(ctx, out, rng, m) {
-                    self.flush_peer_queue(ctx, out, rng, x);
-                }
-            }
-            None => ctx.warn(out, Some(x), Warning::UnexpectedDakeMessage("Auth-I")),
-        }
-    }
-
-    /// otrv4.md §"Receiving a Data Message".
-    fn on_data<R: rand_core::CryptoRng + ?Sized>(
-        &mut self,
-        ctx: &Ctx<'_>,
-        out: &mut Vec<Event>,
-        rng: &mut R,
-        m: &DataMessage,
-    ) {
-        let x = m.sender_tag;
-        if m.receiver_tag != ctx.our_tag() {
-            return ctx.warn(
-                out,
-                Some(x),
-                Warning::NotForUs {
-                    receiver: m.receiver_tag,
-                },
-            );
-        }
-        // The first ratchet of an offline session may arrive before its
-        // Non-Interactive-Auth message: kept at the peer (no conversation is created).
-        let early = m.i == 0
-            && ctx.account.policy.mode.allows_offline()
-            && self
-                .conversations
-                .get(&x)
-                .is_none_or(|c| c.live().is_none() && c.state() != ConversationState::WaitingAuthI);
-        if early {
-            return self.store_early(ctx, out, m);
-        }
-        match self.conversations.get_mut(&x) {
-            Some(conv) => conv.receive_data(ctx, out, rng, m, false),
-            // IGNORE_UNREADABLE: no error message and no notification.
-            None if m.flags & FLAG_IGNORE_UNREADABLE != 0 => {}
-            None => {
-                ctx.send_text(out, Some(x), build_error(ErrorCode::NotInPrivateState));
-                ctx.error(out, Some(x), ConversationError::NotInPrivateState);
-            }
-        }
-    }
-
-    pub(crate) fn flush_peer_queue<R: rand_core::CryptoRng + ?Sized>(
-        &mut self,
-        ctx: &Ctx<'_>,
-        out: &mut Vec<Event>,
-        rng: &mut R,
-        tag: InstanceTag,
-    ) {
-        let queued = core::mem::take(&mut self.queue);
-        self.query_sent_at = None;
-        if let Some(conv) = self.conversations.get_mut(&tag) {
-            conv.flush(ctx, out, rng, queued);
-        }
-    }
-
-    // -----------------------------------------------------------------------------------
-    // Starting.
-
-    /// Sends an Identity message without a receiver instance tag.
-    fn start_untargeted<R: rand_core::CryptoRng + ?Sized>(
-        &mut self,
-        ctx: &Ctx<'_>,
-        out: &mut Vec<Event>,
-        rng: &mut R,
-    ) {
-        let local = match ctx.local() {
-            Ok(l) => l,
-            Err(e) => return ctx.error(out, None, e),
-        };
-        let (dake, identity) = dake::start(rng, &local, InstanceTag::UNKNOWN);
-        self.pending = Some(Pending {
-            dake,
-            started_at: ctx.now,
-        });
-        self.untargeted_until = None;
-        ctx.send_encoded(out, InstanceTag::UNKNOWN, &identity.encode(), rng);
-    }
-
-    fn send_query(&mut self, ctx: &Ctx<'_>, out: &mut Vec<Event>) {
-        self.query_sent_at = Some(ctx.now);
-        ctx.send_text(out, None, build_query(Versions::V4));
-    }
-
-    /// Starts a DAKE for a queued message unless one is under way.
-    fn begin_dake<R: rand_core::CryptoRng + ?Sized>(
-        &mut self,
-        ctx: &Ctx<'_>,
-        out: &mut Vec<Event>,
-        rng: &mut R,
-        instance: Option<InstanceTag>,
-    ) {
-        if ctx.account.policy.mode.handles_plaintext() {
-            if self.query_sent_at.is_none() {
-                self.send_query(ctx, out);
-            }
-            return;
-        }
-        match instance {
-            Some(tag) => self.conv(tag).start_dake(ctx, out, rng),
-            None if self.pending.is_none() => self.start_untargeted(ctx, out, rng),
-            None => {}
-        }
-    }
-
-    fn start<R: rand_core::CryptoRng + ?Sized>(
-        &mut self,
-        ctx: &Ctx<'_>,
-        out: &mut Vec<Event>,
-        rng: &mut R,
-    ) {
-        let encrypted: Vec<InstanceTag> = self
-            .conversations
-            .iter()
-            .filter(|(_, c)| c.is_encrypted())
-            .map(|(t, _)| *t)
-            .collect();
-        if !encrypted.is_empty() {
-            // Query messages are not allowed in ENCRYPTED_MESSAGES: refresh each session
-            // with a new DAKE instead (the sessions stay live meanwhile).
-            for t in encrypted {
-                self.conv(t).start_dake(ctx, out, rng);
-            }
-        } else if ctx.account.policy.mode.handles_plaintext() {
-            self.send_query(ctx, out);
-        } else {
-            self.start_untargeted(ctx, out, rng);
-        }
-    }
-
-    // -----------------------------------------------------------------------------------
-    // Sending.
-
-    fn rank(c: &Conversation) -> u8 {
-        if c.is_encrypted() {
-            return 4;
-        }
-        match c.state() {
-            ConversationState::WaitingAuthR | ConversationState::WaitingAuthI => 3,
-            ConversationState::Finished => 2,
-            ConversationState::Start | ConversationState::Encrypted => 1,
-        }
-    }
-
-    /// The instances a message goes to under `selection`.
-    fn select(&self, selection: Selection) -> Vec<InstanceTag> {
-        type Key = (u8, Option<i64>, Option<i64>);
-        let pick = |key: fn(&Conversation) -> Key| {
-            self.conversations
-                .iter()
-                .max_by_key(|(t, c)| (key(c), **t))
-                .map(|(t, _)| *t)
-        };
-        let chosen = match selection {
-            Selection::Multicasting => return self.instances(),
-            Selection::Best => pick(|c| (Peer::rank(c), c.last_received, c.last_sent)),
-            Selection::Recent => pick(|c| (0, c.last_sent.max(c.last_received), None)),
-            Selection::RecentReceived => pick(|c| (0, c.last_received, c.last_sent)),
-            Selection::RecentSent => pick(|c| (0, c.last_sent, c.last_received)),
-        };
-        chosen.into_iter().collect()
-    }
-
-    fn send_plaintext(&mut self, ctx: &Ctx<'_>, out: &mut Vec<Event>, text: &str) {
-        let policy = ctx.account.policy;
-        let text = if policy.send_whitespace_tag && self.whitespace_tag && policy.versions.has_v4()
-        {
-            tag_message(text, Versions::V4)
-        } else {
-            String::from(text)
-        };
-        ctx.send_text(out, None, text);
-    }
-
-    /// otrv4.md §"Sending a Data Message", for one instance.
-    fn send_to_instance<R: rand_core::CryptoRng + ?Sized>(
-        &mut self,
-        ctx: &Ctx<'_>,
-        out: &mut Vec<Event>,
-        rng: &mut R,
-        tag: InstanceTag,
-        text: &str,
-        tlvs: &[Tlv],
-    ) {
-        let policy = ctx.account.policy;
-        let Some(conv) = self.conversations.get_mut(&tag) else {
-            return ctx.error(out, Some(tag), ConversationError::NoSuchConversation(tag));
-        };
-        if conv.is_encrypted() {
-            conv.send_user(ctx, out, rng, text, tlvs);
-            return;
-        }
-        match conv.state() {
-            ConversationState::Finished => {
-                ctx.not_sent(out, Some(tag), text, NotSentReason::Finished);
-            }
-            ConversationState::WaitingAuthR | ConversationState::WaitingAuthI => {
-                conv.queue(ctx, out, text, tlvs);
-            }
-            ConversationState::Start | ConversationState::Encrypted => {
-                if policy.allows_plaintext() {
-                    self.send_plaintext(ctx, out, text);
-                } else if !policy.versions.has_v4() {
-                    ctx.not_sent(out, Some(tag), text, NotSentReason::EncryptionUnavailable);
-                } else {
-                    conv.queue(ctx, out, text, tlvs);
-                    self.begin_dake(ctx, out, rng, Some(tag));
-                }
-            }
-        }
-    }
-
-    /// Sending when no instance is known.
-    fn send_any<R: rand_core::CryptoRng + ?Sized>(
-        &mut self,
-        ctx: &Ctx<'_>,
-        out: &mut Vec<Event>,
-        rng: &mut R,
-        text: &str,
-        tlvs: &[Tlv],
-    ) {
-        let policy = ctx.account.policy;
-        if policy.allows_plaintext() {
-            return self.send_plaintext(ctx, out, text);
-        }
-        if !policy.versions.has_v4() {
-            return ctx.not_sent(out, None, text, NotSentReason::EncryptionUnavailable);
-        }
-        if self.queue.len() >= policy.max_queued_messages {
-            return ctx.not_sent(out, None, text, NotSentReason::QueueFull);
-        }
-        self.queue.push(Queued {
-            text: String::from(text),
-            tlvs: tlvs.to_vec(),
-        });
-        ctx.not_sent(out, None, text, NotSentReason::Queued);
-        self.begin_dake(ctx, out, rng, None);
-    }
-
-    fn end<R: rand_core::CryptoRng + ?Sized>(
-        &mut self,
-        ctx: &Ctx<'_>,
-        out: &mut Vec<Event>,
-        rng: &mut R,
-        instance: Option<InstanceTag>,
-    ) {
-        match instance {
-            Some(tag) => match self.conversations.get_mut(&tag) {
-                Some(c) => c.end(ctx, out, rng),
-                None => ctx.error(out, Some(tag), ConversationError::NoSuchConversation(tag)),
-            },
-            None => {
-                for c in self.conversations.values_mut() {
-                    c.end(ctx, out, rng);
-                }
-                self.pending = None;
-                self.untargeted_until = None;
-                self.query_sent_at = None;
-                for q in core::mem::take(&mut self.queue) {
-                    ctx.not_sent(out, None, &q.text, NotSentReason::Discarded);
-                }
-            }
-        }
-    }
-
-    fn tick<R: rand_core::CryptoRng + ?Sized>(
-        &mut self,
-        ctx: &Ctx<'_>,
-        out: &mut Vec<Event>,
-        rng: &mut R,
-    ) {
-        let policy = ctx.account.policy;
-        self.reassembler.expire(u64::try_from(ctx.now).unwrap_or(0));
-        let timed_out = |t: i64| {
-            policy.dake_timeout_secs > 0 && ctx.now.saturating_sub(t) >= policy.dake_timeout_secs
-        };
-        if self
-            .pending
-            .as_ref()
-            .is_some_and(|p| timed_out(p.started_at))
-        {
-            self.pending = None;
-            ctx.warn(out, None, Warning::DakeTimedOut);
-        }
-        if self.untargeted_until.is_some_and(|t| ctx.now >= t) {
-            self.untargeted_until = None;
-        }
-        if self.query_sent_at.is_some_and(timed_out) {
-            self.query_sent_at = None;
-        }
-        // Early data messages whose Non-Interactive-Auth message never came: unreadable
-        // after all, so `ERROR_2` now (otrv4.md §"Receiving a Data Message").
-        let (expired, kept): (Vec<_>, Vec<_>) = core::mem::take(&mut self.early)
-            .into_iter()
-            .partition(|(_, s)| ctx.now.saturating_sub(s.at) >= policy.stored_message_secs);
-        self.early = kept;
-        if !expired.is_empty() {
-            ctx.warn(out, None, Warning::StoredMessagesExpired(expired.len()));
-        }
-        for (tag, s) in expired {
-            if s.msg.flags & FLAG_IGNORE_UNREADABLE == 0 {
-                ctx.send_text(out, Some(tag), build_error(ErrorCode::NotInPrivateState));
-                ctx.error(out, Some(tag), ConversationError::NotInPrivateState);
-            }
-        }
-        for c in self.conversations.values_mut() {
-            c.tick(ctx, out, rng);
-        }
-    }
-}
+/// The default of [`Client::set_max_instances`]: at most this many instances (devices) per
+/// peer; a ninth instance is refused with [`ConversationError::TooManyDevices`]. For our
+/// own bare JID the limit counts us, so at most seven other own devices.
+pub const DEFAULT_MAX_INSTANCES: usize = 8;
 
 /// A local account and its correspondents: the sans-IO entry point of the protocol.
 ///
@@ -806,12 +38,21 @@ impl Peer {
 /// and returns the [`Event`]s to act on, in order. Nothing inside reads a clock, a socket
 /// or a global RNG. Call [`Client::tick`] regularly (e.g. every few seconds) for
 /// heartbeats, session expiry and timeouts.
+///
+/// The secrets of our published Prekey messages are in a [`PrekeyStore`] the caller keeps
+/// (`PrekeyStore::new(account.instance_tag())` for a new account, or the one
+/// [`Client::import`] returned) and passes to the calls that use or change it:
+/// [`Client::receive`] (a Non-Interactive-Auth message consumes a prekey),
+/// [`Client::tick`], the prekey-server calls and [`Client::export`]. Export after each of
+/// them, so a used prekey is never restored.
 pub struct Client {
     pub(crate) account: Account,
     pub(crate) own_jid: String,
     pub(crate) peers: BTreeMap<String, Peer>,
     /// The prekey server we publish to and retrieve from (not persisted).
     pub(crate) prekey_link: Option<PrekeyLink>,
+    /// At most this many instances per peer (not persisted).
+    pub(crate) max_instances: usize,
 }
 
 impl fmt::Debug for Client {
@@ -821,12 +62,13 @@ impl fmt::Debug for Client {
             .field("account", &self.account)
             .field("peers", &self.peers)
             .field("prekey_link", &self.prekey_link)
+            .field("max_instances", &self.max_instances)
             .finish()
     }
 }
 
 /// Runs `f` on the peer `jid` (created if new) with a context for it.
-pub(crate) fn with_peer<T>(
+fn with_peer<T>(
     client: &mut Client,
     jid: &str,
     now: i64,
@@ -836,6 +78,7 @@ pub(crate) fn with_peer<T>(
         account,
         own_jid,
         peers,
+        max_instances,
         ..
     } = client;
     account.refresh_profile(now);
@@ -849,6 +92,7 @@ pub(crate) fn with_peer<T>(
         phi: &phi,
         peer: jid,
         now,
+        max_instances: *max_instances,
     };
     f(peer, &ctx, is_self)
 }
@@ -863,7 +107,22 @@ impl Client {
             own_jid: String::from(own_jid),
             peers: BTreeMap::new(),
             prekey_link: None,
+            max_instances: DEFAULT_MAX_INSTANCES,
         }
+    }
+
+    /// Sets how many instances (devices) a peer may have (default
+    /// [`DEFAULT_MAX_INSTANCES`]; the transport's rule, e.g. XMPP's device limit): a
+    /// conversation with one more is refused with [`ConversationError::TooManyDevices`];
+    /// for our own bare JID the limit counts us. Existing conversations are kept. Not
+    /// persisted: set it again after [`Client::import`].
+    pub fn set_max_instances(&mut self, max: usize) {
+        self.max_instances = max;
+    }
+
+    /// How many instances a peer may have ([`Client::set_max_instances`]).
+    pub fn max_instances(&self) -> usize {
+        self.max_instances
     }
 
     /// The account.
@@ -908,8 +167,8 @@ impl Client {
     /// pinned or verified key of that device), or `None` for no expectation (every
     /// authenticated key is used: the default). While a session's key differs from it,
     /// nothing with user content is encrypted in that session: messages are kept queued
-    /// ([`NotSentReason::KeyNotAccepted`]), SMP and extra symmetric keys are refused
-    /// ([`ConversationError::KeyNotAccepted`]), and an offline start skips a prekey
+    /// ([`super::events::NotSentReason::KeyNotAccepted`]), SMP and extra symmetric keys are
+    /// refused ([`ConversationError::KeyNotAccepted`]), and an offline start skips a prekey
     /// ensemble whose Client Profile has another key. [`Event::Secure`] says whether the
     /// new session's key was accepted. Calling it with the session's fingerprint (the user
     /// accepted the new key) sends what was held. Not persisted: set it again after
@@ -936,30 +195,31 @@ impl Client {
     }
 
     /// A message arrived from `from` (a bare JID): a fragment, an encoded OTR message
-    /// (including a Non-Interactive-Auth message starting an offline conversation), a
-    /// query message, an error message or plaintext (otrv4.md §"Protocol Events").
+    /// (including a Non-Interactive-Auth message starting an offline conversation, verified
+    /// against `prekeys`, whose used prekey is then deleted), a query message, an error
+    /// message or plaintext (otrv4.md §"Protocol Events"). Previous Client Profiles past
+    /// their extra validity are deleted afterwards.
     pub fn receive<R: rand_core::CryptoRng + ?Sized>(
         &mut self,
         from: &str,
         text: &str,
+        prekeys: &mut PrekeyStore,
         now: i64,
         rng: &mut R,
     ) -> Vec<Event> {
         let mut out = Vec::new();
-        let deferred = with_peer(self, from, now, |p, ctx, is_self| {
-            p.receive(ctx, &mut out, rng, text, is_self);
-            p.deferred.take()
+        with_peer(self, from, now, |p, ctx, is_self| {
+            p.receive(ctx, &mut out, rng, prekeys, text, is_self);
         });
-        if let Some(m) = deferred {
-            self.receive_non_interactive_auth(from, &m, now, rng, &mut out);
-        }
+        self.account.expire_previous_profiles(now);
         out
     }
 
     /// The user asks for a private conversation (otrv4.md §"User requests to start an OTR
-    /// conversation"): in [`super::Mode::Otrv3Compatible`] a query message; in the standalone modes
-    /// an Identity message without a receiver tag (otrv4.md §"Starting a conversation
-    /// interactively"). Encrypted sessions with the peer are refreshed by a new DAKE instead.
+    /// conversation"): in [`super::policy::Mode::Otrv3Compatible`] a query message; in the
+    /// standalone modes an Identity message without a receiver tag (otrv4.md §"Starting a
+    /// conversation interactively"). Encrypted sessions with the peer are refreshed by a new
+    /// DAKE instead.
     pub fn start<R: rand_core::CryptoRng + ?Sized>(
         &mut self,
         peer: &str,
@@ -1118,7 +378,7 @@ impl Client {
         })
     }
 
-    /// The user answers the peer's SMP question (after [`super::SmpUpdate::AskForSecret`]).
+    /// The user answers the peer's SMP question (after [`super::events::SmpUpdate::AskForSecret`]).
     pub fn smp_respond<R: rand_core::CryptoRng + ?Sized>(
         &mut self,
         peer: &str,
@@ -1164,16 +424,215 @@ impl Client {
 
     /// Time passes: renews our Client Profile, drops stale fragments, abandons stalled
     /// DAKEs, expires stored early data messages, expires sessions (sending TLV type 1),
-    /// sends heartbeats, and deletes previous Client Profiles and shared prekeys past their
-    /// extra validity (otrv4.md §"Publishing Prekey Ensembles").
-    pub fn tick<R: rand_core::CryptoRng + ?Sized>(&mut self, now: i64, rng: &mut R) -> Vec<Event> {
+    /// sends heartbeats, and deletes previous Client Profiles and the shared prekeys of
+    /// `prekeys` past their extra validity (otrv4.md §"Publishing Prekey Ensembles").
+    pub fn tick<R: rand_core::CryptoRng + ?Sized>(
+        &mut self,
+        prekeys: &mut PrekeyStore,
+        now: i64,
+        rng: &mut R,
+    ) -> Vec<Event> {
         let mut out = Vec::new();
         let jids: Vec<String> = self.peers.keys().cloned().collect();
         for jid in jids {
             with_peer(self, &jid, now, |p, ctx, _| p.tick(ctx, &mut out, rng));
         }
         self.account.refresh_profile(now);
-        self.account.offline.expire(now);
+        self.account.expire_previous_profiles(now);
+        prekeys.expire_shared_prekeys(now, PROFILE_EXTRA_VALIDITY_SECS);
+        out
+    }
+
+    // -----------------------------------------------------------------------------------
+    // Offline conversations (otrv4.md §"Offline Conversation Initialization").
+
+    fn check_offline(&self) -> Result<(), ConversationError> {
+        if !self.account.policy.mode.allows_offline() {
+            return Err(ConversationError::OfflineNotAllowed);
+        }
+        if !self.account.policy.versions.has_v4() {
+            return Err(ConversationError::VersionNotAllowed);
+        }
+        Ok(())
+    }
+
+    /// The prekey server link, after checking the mode allows offline conversations.
+    fn link(&mut self) -> Result<(&mut PrekeyLink, &mut Account), ConversationError> {
+        self.check_offline()?;
+        let Client {
+            account,
+            prekey_link,
+            ..
+        } = self;
+        let link = prekey_link
+            .as_mut()
+            .ok_or(ConversationError::NoPrekeyServer)?;
+        Ok((link, account))
+    }
+
+    /// Configures the prekey server we publish to and retrieve from
+    /// (otrv4-prekey-server.md §"Prekey Server Composite Identity"): its network identity
+    /// (e.g. its JID) and the fingerprint its long-term key must have
+    /// ([`Fingerprint::prekey_server`], obtained out of band and ideally verified), and when
+    /// to refill the server's stock of our Prekey messages. Abandons any exchange with a
+    /// previous server. Not persisted: call it again after [`Client::import`]. Fails in
+    /// [`super::policy::Mode::InteractiveOnly`] ([`ConversationError::OfflineNotAllowed`]).
+    pub fn set_prekey_server(
+        &mut self,
+        identity: &[u8],
+        fingerprint: Fingerprint,
+        refill: RefillPolicy,
+    ) -> Result<(), ConversationError> {
+        self.check_offline()?;
+        let link = PrekeyLink::new(&self.own_jid, &self.account, identity, fingerprint, refill)?;
+        self.prekey_link = Some(link);
+        Ok(())
+    }
+
+    /// Whether an exchange with the prekey server is under way (a DAKE-1 was sent and
+    /// the final answer has not arrived, for less than the server's session lifetime).
+    pub fn prekey_exchange_pending(&self, now: i64) -> bool {
+        self.prekey_link.as_ref().is_some_and(|l| l.pending(now))
+    }
+
+    /// Starts a publication to the prekey server (otrv4.md §"Non-Interactive DAKE
+    /// Overview", Bob's steps 1–4; otrv4-prekey-server.md §"Publishing Prekey Values") and
+    /// returns its DAKE-1, or `None` when there is nothing to publish:
+    /// - our Client Profile is re-signed if it expires within the refill policy's
+    ///   `renew_before`, and included unless the server already confirmed storing it;
+    /// - a Prekey Profile (a new shared prekey in `prekeys`, valid
+    ///   [`super::prekey_link::PREKEY_PROFILE_LIFETIME_SECS`]) is made if there is none or
+    ///   it expires within `renew_before`, and included unless already confirmed;
+    /// - new Prekey messages: a full batch (`refill.batch`, at most 255) when `stored` is
+    ///   `None` (first publication, or the stock is unknown), else what
+    ///   [`RefillPolicy::prekeys_to_publish`] says for the server's `stored` count. Their
+    ///   secrets go into `prekeys`.
+    ///
+    /// Previous Client Profiles and shared prekeys past their extra validity are deleted.
+    /// Any exchange under way is abandoned. Then pass every answer of the server to
+    /// [`Client::receive_prekey_server`]. Fails with [`ConversationError::InvalidKeys`] if
+    /// `prekeys` is not the store of our instance tag.
+    pub fn prekey_publication<R: rand_core::CryptoRng + ?Sized>(
+        &mut self,
+        prekeys: &mut PrekeyStore,
+        stored: Option<u32>,
+        now: i64,
+        rng: &mut R,
+    ) -> Result<Option<PrekeyServerMessage>, ConversationError> {
+        let (link, account) = self.link()?;
+        link.publication(account, prekeys, stored, now, rng)
+    }
+
+    /// Starts a storage information request (otrv4-prekey-server.md §"Query the Prekey
+    /// Server for its Storage Status") and returns its DAKE-1. The answer, passed to
+    /// [`Client::receive_prekey_server`], gives [`PrekeyOutcome::StorageStatus`] with the
+    /// refill publication if one is needed. Any exchange under way is abandoned.
+    pub fn prekey_storage_status<R: rand_core::CryptoRng + ?Sized>(
+        &mut self,
+        now: i64,
+        rng: &mut R,
+    ) -> Result<PrekeyServerMessage, ConversationError> {
+        let (link, account) = self.link()?;
+        link.storage_status(account, now, rng)
+    }
+
+    /// The refill policy's schedule (otrv4.md §"Publishing Prekey Messages": publish
+    /// "once the server store of prekeys messages gets low"): unless an exchange is under
+    /// way, a storage status request when [`RefillPolicy::should_query_status`] says so
+    /// (its answer triggers the refill), else a publication of our profiles if one must be
+    /// renewed or was never confirmed. Call it from time to time while online (e.g. with
+    /// [`Client::tick`]); `None` when nothing is due.
+    pub fn prekey_maintenance<R: rand_core::CryptoRng + ?Sized>(
+        &mut self,
+        prekeys: &mut PrekeyStore,
+        now: i64,
+        rng: &mut R,
+    ) -> Result<Option<PrekeyServerMessage>, ConversationError> {
+        let (link, account) = self.link()?;
+        link.maintenance(account, prekeys, now, rng)
+    }
+
+    /// A Prekey Ensemble Query Retrieval message for `peer`'s ensembles (version 4;
+    /// otrv4-prekey-server.md §"Retrieving Prekey Ensembles"). The answer goes to
+    /// [`Client::receive_prekey_server`].
+    pub fn ensemble_query(&mut self, peer: &str) -> Result<PrekeyServerMessage, ConversationError> {
+        let (link, _) = self.link()?;
+        Ok(link.ensemble_query(peer))
+    }
+
+    /// A message from the prekey server (otrv4-prekey-server.md §"Key Exchange",
+    /// §"Retrieving Prekey Ensembles"):
+    /// - DAKE-2 → [`PrekeyOutcome::Send`] with our DAKE-3 (the Prekey Publication or the
+    ///   Storage Information Request);
+    /// - Success → the published profiles are remembered → [`PrekeyOutcome::Published`];
+    /// - Failure → the unpublished prekey secrets are deleted from `prekeys` →
+    ///   [`PrekeyOutcome::PublicationFailed`];
+    /// - Storage Status → [`PrekeyOutcome::StorageStatus`], with the refill publication's
+    ///   DAKE-1 if the refill policy asks for one;
+    /// - Prekey Ensemble Retrieval / No Prekey Ensembles (for a query we made) →
+    ///   [`PrekeyOutcome::Ensembles`] / [`PrekeyOutcome::NoEnsembles`].
+    ///
+    /// A message that fails a check (wrong receiver tag, bad MAC, bad signature, not
+    /// expected now) is ignored with [`ConversationError::Prekey`]; the exchange goes on.
+    pub fn receive_prekey_server<R: rand_core::CryptoRng + ?Sized>(
+        &mut self,
+        prekeys: &mut PrekeyStore,
+        msg: &PrekeyServerMessage,
+        now: i64,
+        rng: &mut R,
+    ) -> Result<PrekeyOutcome, ConversationError> {
+        let (link, account) = self.link()?;
+        link.receive(account, prekeys, msg, now, rng)
+    }
+
+    /// Starts an offline conversation with `peer` (otrv4.md §"Sending a Data Message to an
+    /// offline participant", §"Non-Interactive DAKE Overview", Alice): for each usable
+    /// ensemble (one per instance tag, valid at `now`; our own instance is skipped), a
+    /// Non-Interactive-Auth message is sent ([`Event::Send`] addressed to that instance),
+    /// the conversation enters `ENCRYPTED_MESSAGES` ([`Event::Secure`]), and the messages
+    /// queued for the instance or the peer, then `text` (unless empty), are sent as data
+    /// messages on the initial sending chain. A live session with that instance is ended
+    /// first with a TLV type 1 (§"Starting an offline conversation after an online one");
+    /// any DAKE under way with it is replaced. An ensemble whose Client Profile is not the
+    /// key [`Client::expect_fingerprint`] set for its instance is skipped
+    /// ([`ConversationError::KeyNotAccepted`]).
+    ///
+    /// Errors (as [`Event::Error`]): [`ConversationError::OfflineNotAllowed`] in
+    /// [`super::policy::Mode::InteractiveOnly`], [`ConversationError::EnsemblesNotForPeer`],
+    /// [`ConversationError::NoPrekeyEnsembles`] when nothing was sent. Discarded ensembles
+    /// give [`super::events::Warning::EnsembleDiscarded`].
+    pub fn send_offline<R: rand_core::CryptoRng + ?Sized>(
+        &mut self,
+        peer: &str,
+        ensembles: OfflineEnsembles<'_>,
+        text: &str,
+        now: i64,
+        rng: &mut R,
+    ) -> Vec<Event> {
+        let mut out = Vec::new();
+        with_peer(self, peer, now, |p, ctx, is_self| {
+            if !ctx.account.policy.mode.allows_offline() {
+                return ctx.error(&mut out, None, ConversationError::OfflineNotAllowed);
+            }
+            if !ctx.account.policy.versions.has_v4() {
+                return ctx.error(&mut out, None, ConversationError::VersionNotAllowed);
+            }
+            let mut warnings = Vec::new();
+            let usable = usable_ensembles(ensembles, peer, ctx.our_tag(), now, &mut |w| {
+                warnings.push(w);
+            });
+            for w in warnings {
+                ctx.warn(&mut out, None, w);
+            }
+            match usable {
+                Ok(list) => {
+                    if !p.send_offline(ctx, &mut out, rng, list, text, is_self) {
+                        ctx.error(&mut out, None, ConversationError::NoPrekeyEnsembles);
+                    }
+                }
+                Err(e) => ctx.error(&mut out, None, e),
+            }
+        });
         out
     }
 }

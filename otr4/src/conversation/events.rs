@@ -298,7 +298,8 @@ pub enum ConversationError {
     /// (or verify it out of band) first ([`super::Client::expect_fingerprint`]).
     #[error("the device's key is not the accepted one; accept or verify it first")]
     KeyNotAccepted,
-    /// The peer already has `MAX_DEVICES_PER_USER` instances; the new one was refused.
+    /// The peer already has as many instances as allowed
+    /// ([`super::Client::set_max_instances`]); the new one was refused.
     #[error("too many devices for {peer}: at most {max} instances per user")]
     TooManyDevices {
         /// The bare JID.

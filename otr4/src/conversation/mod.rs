@@ -2,7 +2,7 @@
 //! accounts, per-instance conversations, and a sans-IO client that turns messages into events.
 //!
 //! Modelled on rustls' unbuffered API and vodozemac: a [`Client`] owns an [`Account`] (keys,
-//! instance tag, Client Profile, [`Policy`]) and one [`Conversation`] per peer instance,
+//! instance tag, Client Profiles, [`Policy`]) and one [`Conversation`] per peer instance,
 //! grouped by bare JID ([`Peer`]). Every input — a received message, a user action,
 //! [`Client::tick`] — takes the current time `now` (seconds) and a `&mut impl CryptoRng`,
 //! and returns [`Event`]s: text to [`Event::Send`] (already encoded and fragmented),
@@ -15,12 +15,32 @@
 //! non-interactive DAKE's: ring signature and Auth MAC), whose keys initialise the
 //! [`crate::ratchet::DoubleRatchet`].
 //!
-//! Offline conversations (otrv4.md §"Offline Conversation Initialization"): the [`Account`]
-//! keeps a prekey store; [`Client::set_prekey_server`], [`Client::prekey_publication`],
+//! Offline conversations (otrv4.md §"Offline Conversation Initialization"): the caller keeps
+//! a [`crate::prekey::PrekeyStore`] (the secrets of our Prekey messages) beside the client
+//! and passes it in; [`Client::set_prekey_server`], [`Client::prekey_publication`],
 //! [`Client::prekey_maintenance`] and [`Client::receive_prekey_server`] publish Prekey
 //! Ensembles and keep the server stocked; [`Client::ensemble_query`] and
 //! [`Client::send_offline`] start a conversation with a Non-Interactive-Auth message;
 //! [`Client::receive`] accepts one.
+//!
+//! # Modules
+//!
+//! Each imports only those above it (data flows wire → validate → state → events):
+//!
+//! | module | holds |
+//! |---|---|
+//! | `events`, `policy` | [`Event`] and the errors and warnings; [`Policy`] |
+//! | `account` | [`Account`]: keys, instance tag, Client Profiles, policy |
+//! | `session` | the live encrypted session (double ratchet, SMP, timers) |
+//! | `context` | `Ctx` (what every step needs) and the events it emits; queued messages |
+//! | `state` | [`Conversation`]: one peer instance's protocol state |
+//! | `handshake`, `messaging` | its transitions: the DAKEs; data messages, SMP, timers |
+//! | `peer` | [`Peer`]: one bare JID's instances, untargeted DAKE, queue, selection |
+//! | `incoming` | a peer's incoming path: classify, decode, check, dispatch by instance |
+//! | `offline` | the offline start: ensembles → Non-Interactive-Auth per instance |
+//! | `prekey_link` | publishing to / retrieving from a prekey server ([`PrekeyOutcome`]) |
+//! | `client` | [`Client`]: the router and the public entry points |
+//! | `persist` | the encrypted export and import of an account or a client |
 //!
 //! # Example
 //!
@@ -29,6 +49,7 @@
 //!
 //! ```
 //! use otr4::conversation::{Account, Client, ConversationState, Event, Policy};
+//! use otr4::prekey::PrekeyStore;
 //! use rand::SeedableRng;
 //! use rand::rngs::StdRng;
 //!
@@ -37,12 +58,15 @@
 //! let account = |rng: &mut StdRng| Account::generate(rng, Policy::default(), now).unwrap();
 //! let mut alice = Client::new(account(&mut rng), "alice@example.org");
 //! let mut bob = Client::new(account(&mut rng), "bob@example.org");
+//! // Each side's prekey store (empty here: nobody publishes Prekey Ensembles).
+//! let mut stores = [alice.account(), bob.account()].map(|a| PrekeyStore::new(a.instance_tag()));
 //!
 //! /// Delivers every `Send` to the other side until the network is quiet; returns the
 //! /// other events each side saw (Alice's first).
 //! fn run(
 //!     alice: &mut Client,
 //!     bob: &mut Client,
+//!     stores: &mut [PrekeyStore; 2],
 //!     from_alice: Vec<Event>,
 //!     now: i64,
 //!     rng: &mut StdRng,
@@ -63,10 +87,10 @@
 //!     while !wire.is_empty() {
 //!         let (to_bob, text) = wire.remove(0);
 //!         if to_bob {
-//!             let ev = bob.receive("alice@example.org", &text, now, rng);
+//!             let ev = bob.receive("alice@example.org", &text, &mut stores[1], now, rng);
 //!             sort(ev, false, &mut wire, &mut seen_a, &mut seen_b);
 //!         } else {
-//!             let ev = alice.receive("bob@example.org", &text, now, rng);
+//!             let ev = alice.receive("bob@example.org", &text, &mut stores[0], now, rng);
 //!             sort(ev, true, &mut wire, &mut seen_a, &mut seen_b);
 //!         }
 //!     }
@@ -75,7 +99,7 @@
 //!
 //! // Query message → Identity → Auth-R → Auth-I: both sides are secure with one SSID.
 //! let query = alice.start("bob@example.org", now, &mut rng);
-//! let (seen_a, seen_b) = run(&mut alice, &mut bob, query, now, &mut rng);
+//! let (seen_a, seen_b) = run(&mut alice, &mut bob, &mut stores, query, now, &mut rng);
 //! let ssid_of = |seen: &[Event]| {
 //!     seen.iter().find_map(|e| match e {
 //!         Event::Secure { ssid, .. } => Some(*ssid),
@@ -91,7 +115,7 @@
 //!
 //! // An encrypted message from Alice to Bob.
 //! let sent = alice.send("bob@example.org", "hello Bob", &[], now, &mut rng);
-//! let (_, seen_b) = run(&mut alice, &mut bob, sent, now, &mut rng);
+//! let (_, seen_b) = run(&mut alice, &mut bob, &mut stores, sent, now, &mut rng);
 //! assert!(seen_b.iter().any(|e| matches!(
 //!     e,
 //!     Event::Received { text, encrypted: true, .. } if text == "hello Bob"
@@ -99,7 +123,7 @@
 //!
 //! // Alice ends the conversation: Bob's side is FINISHED.
 //! let bye = alice.end("bob@example.org", None, now, &mut rng);
-//! let (_, seen_b) = run(&mut alice, &mut bob, bye, now, &mut rng);
+//! let (_, seen_b) = run(&mut alice, &mut bob, &mut stores, bye, now, &mut rng);
 //! assert!(seen_b.iter().any(|e| matches!(e, Event::Finished { .. })));
 //! let alice_tag = alice.account().instance_tag();
 //! assert_eq!(
@@ -110,24 +134,27 @@
 
 mod account;
 mod client;
+mod context;
 mod events;
-mod machine;
+mod handshake;
+mod incoming;
+mod messaging;
 mod offline;
+mod peer;
 mod persist;
 mod policy;
+mod prekey_link;
 mod session;
+mod state;
 
-pub use account::{Account, PROFILE_VERSIONS};
-pub use client::{Client, MAX_DEVICES_PER_USER, Peer};
+pub use account::{Account, MAX_PREVIOUS_PROFILES, PROFILE_EXTRA_VALIDITY_SECS, PROFILE_VERSIONS};
+pub use client::{Client, DEFAULT_MAX_INSTANCES};
 pub use events::{
     ConversationError, ConversationState, DisconnectReason, Event, NotSentReason, SmpUpdate,
     Warning,
 };
-pub use machine::{Conversation, MAX_REMEMBERED_IDENTITIES};
-pub use offline::{
-    MAX_PREVIOUS_PROFILES, OfflineEnsembles, PREKEY_PROFILE_LIFETIME_SECS,
-    PROFILE_EXTRA_VALIDITY_SECS, PrekeyOutcome,
-};
+pub use offline::OfflineEnsembles;
+pub use peer::Peer;
 pub use persist::{
     ACCOUNT_MAGIC, CLIENT_MAGIC, PERSIST_KEY_LEN, PERSIST_VERSION, PersistError, SALT_LEN, TAG_LEN,
 };
@@ -136,4 +163,6 @@ pub use policy::{
     DEFAULT_MAX_STORED_MESSAGES, DEFAULT_PROFILE_LIFETIME_SECS, DEFAULT_PROFILE_RENEW_MARGIN_SECS,
     DEFAULT_SESSION_EXPIRY_SECS, DEFAULT_STORED_MESSAGE_SECS, Mode, Policy, Selection,
 };
+pub use prekey_link::{PREKEY_PROFILE_LIFETIME_SECS, PrekeyOutcome};
 pub use session::{IDENTITY_DIGEST_LEN, identity_digest, non_interactive_digest};
+pub use state::{Conversation, MAX_REMEMBERED_IDENTITIES};

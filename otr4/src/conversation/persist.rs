@@ -1,5 +1,6 @@
-//! Encrypted, versioned persistence of an [`Account`] or a whole [`Client`]: keys, profile,
-//! policy and every conversation, so a restart mid-conversation loses nothing.
+//! Encrypted, versioned persistence of an [`Account`] or a whole [`Client`], each with the
+//! caller's [`PrekeyStore`]: keys, profiles, policy, prekey secrets and every conversation,
+//! so a restart mid-conversation loses nothing.
 //!
 //! # Format (version 2)
 //!
@@ -48,9 +49,11 @@
 //!           timer LONG
 //! ```
 //!
-//! Where the account's one-time prekey secrets are concerned the same holds: a Prekey
-//! message used by a Non-Interactive-Auth message is deleted from the prekey store, so
-//! export after receiving one; importing an older export would accept that message again.
+//! Where the one-time prekey secrets are concerned the same holds: a Prekey message used by
+//! a Non-Interactive-Auth message is deleted from the prekey store passed to
+//! [`Client::receive`], so export after receiving one; importing an older export would
+//! accept that message again. The store is written inside the account (`DATA(prekey
+//! store)` below): export and import take and return it beside the account or client.
 //! The prekey-server link ([`Client::set_prekey_server`]) is not exported.
 //!
 //! A DAKE under way is not exported (the conversation restarts from `START`, or from
@@ -82,11 +85,13 @@ use crate::wire::codec::{Codec, DecodeError, Reader, Writer};
 use crate::wire::query::Versions;
 use crate::wire::tlv::{Tlv, TlvType};
 
-use super::client::{MAX_DEVICES_PER_USER, Peer};
-use super::machine::{Phase, Queued};
-use super::offline::{MAX_PREVIOUS_PROFILES, OfflineState, PUBLISHED_DIGEST_LEN};
+use super::account::{Account, MAX_PREVIOUS_PROFILES, PUBLISHED_DIGEST_LEN, Published};
+use super::client::{Client, DEFAULT_MAX_INSTANCES};
+use super::context::Queued;
+use super::peer::Peer;
+use super::policy::{Mode, Policy, Selection};
 use super::session::{IDENTITY_DIGEST_LEN, Session};
-use super::{Account, Client, Conversation, Mode, Policy, Selection};
+use super::state::{Conversation, MAX_REMEMBERED_IDENTITIES, Phase};
 
 /// Magic of an exported [`Account`].
 pub const ACCOUNT_MAGIC: [u8; 8] = *b"OTR4ACCT";
@@ -387,7 +392,7 @@ fn read_opt_digest(
     Ok(present.then_some(d))
 }
 
-/// Writes the account in format `version`; `store` is its prekey store's export.
+/// Writes the account in format `version`; `store` is the export of its prekey store.
 fn write_account(w: &mut Vec<u8>, a: &Account, store: &[u8], version: u16) {
     w.bytes(a.long_term.symmetric_key().as_bytes());
     w.point(a.forging_public.point());
@@ -401,15 +406,22 @@ fn write_account(w: &mut Vec<u8>, a: &Account, store: &[u8], version: u16) {
     if version < 2 {
         return;
     }
-    let o = &a.offline;
     w.data(store);
-    opt_digest(w, o.published_client_profile.as_ref());
-    opt_digest(w, o.published_prekey_profile.as_ref());
-    opt_i64(w, o.last_status_query);
-    w.u32(u32_of(o.previous_profiles.len()));
-    for p in &o.previous_profiles {
+    opt_digest(w, a.published.client_profile.as_ref());
+    opt_digest(w, a.published.prekey_profile.as_ref());
+    opt_i64(w, a.published.last_status_query);
+    w.u32(u32_of(a.previous_profiles.len()));
+    for p in &a.previous_profiles {
         w.data(&p.encode());
     }
+}
+
+/// The offline part of a version 2 account: its prekey store, previous Client Profiles and
+/// what the prekey server confirmed.
+struct Offline {
+    prekeys: PrekeyStore,
+    previous_profiles: Vec<ClientProfile>,
+    published: Published,
 }
 
 /// Reads the offline state of a version 2 account and checks it against the keys.
@@ -418,7 +430,7 @@ fn read_offline(
     long_term: &KeyPair,
     forging: &ForgingPublicKey,
     tag: InstanceTag,
-) -> Result<OfflineState, PersistError> {
+) -> Result<Offline, PersistError> {
     let prekeys = PrekeyStore::import(r.data("prekey store")?)?;
     if prekeys.owner_tag() != tag {
         return Err(PersistError::Invalid("prekey store instance tag"));
@@ -450,16 +462,19 @@ fn read_offline(
         }
         previous_profiles.push(p);
     }
-    Ok(OfflineState {
+    Ok(Offline {
         prekeys,
         previous_profiles,
-        published_client_profile,
-        published_prekey_profile,
-        last_status_query,
+        published: Published {
+            client_profile: published_client_profile,
+            prekey_profile: published_prekey_profile,
+            last_status_query,
+        },
     })
 }
 
-fn read_account(r: &mut Reader<'_>, version: u16) -> Result<Account, PersistError> {
+/// Reads an account and its prekey store (empty for a version 1 export).
+fn read_account(r: &mut Reader<'_>, version: u16) -> Result<(Account, PrekeyStore), PersistError> {
     let long_term = read_sym(r, "long-term key")?;
     let forging_public = ForgingPublicKey(r.point("forging key")?);
     let forging_secret = if flag(r, "forging secret flag")? {
@@ -489,39 +504,51 @@ fn read_account(r: &mut Reader<'_>, version: u16) -> Result<Account, PersistErro
     let offline = if version >= 2 {
         read_offline(r, &long_term, &forging_public, instance_tag)?
     } else {
-        OfflineState::new(instance_tag)
+        Offline {
+            prekeys: PrekeyStore::new(instance_tag),
+            previous_profiles: Vec::new(),
+            published: Published::default(),
+        }
     };
-    Ok(Account {
+    let account = Account {
         long_term,
         forging_public,
         forging_secret,
         instance_tag,
         profile,
         policy,
-        offline,
-    })
+        previous_profiles: offline.previous_profiles,
+        published: offline.published,
+    };
+    Ok((account, offline.prekeys))
 }
 
 impl Account {
-    /// Exports the account (keys, instance tag, profile, policy, prekey store and offline
-    /// state) encrypted and
-    /// authenticated under `key`; see the format in this module's documentation.
+    /// Exports the account (keys, instance tag, profiles, policy, offline state) with its
+    /// prekey store `prekeys` (which must be the store of this account's instance tag, or
+    /// the export will not import), encrypted and authenticated under `key`; see the format
+    /// in this module's documentation.
     pub fn export<R: rand_core::CryptoRng + ?Sized>(
         &self,
+        prekeys: &PrekeyStore,
         key: &[u8; PERSIST_KEY_LEN],
         rng: &mut R,
     ) -> Vec<u8> {
-        let store = self.offline.prekeys.export();
+        let store = prekeys.export();
         let mut w = Vec::with_capacity(account_len(self, store.len()));
         write_account(&mut w, self, &store, PERSIST_VERSION);
         let contents = SecretBytes::new(w);
         seal(ACCOUNT_MAGIC, key, &contents, rng)
     }
 
-    /// Imports [`Account::export`]'s bytes: checks the tag (a wrong key gives
-    /// [`PersistError::Authentication`]), then every field (keys match the profile, the
-    /// profile's signature, the policy). Never panics.
-    pub fn import(key: &[u8; PERSIST_KEY_LEN], bytes: &[u8]) -> Result<Account, PersistError> {
+    /// Imports [`Account::export`]'s bytes into the account and its prekey store: checks
+    /// the tag (a wrong key gives [`PersistError::Authentication`]), then every field (keys
+    /// match the profile, the profile's signature, the policy, the prekey store's instance
+    /// tag). Never panics.
+    pub fn import(
+        key: &[u8; PERSIST_KEY_LEN],
+        bytes: &[u8],
+    ) -> Result<(Account, PrekeyStore), PersistError> {
         let (pt, version) = open(ACCOUNT_MAGIC, key, bytes)?;
         let mut r = Reader::new(&pt);
         let a = read_account(&mut r, version)?;
@@ -679,7 +706,7 @@ fn read_conversation(
     let last_sent = read_opt_i64(r, "last sent")?;
     let last_received = read_opt_i64(r, "last received")?;
     let n = r.u32("identity digests")?;
-    if usize_of(n) > super::machine::MAX_REMEMBERED_IDENTITIES {
+    if usize_of(n) > MAX_REMEMBERED_IDENTITIES {
         return Err(PersistError::Invalid("too many identity digests"));
     }
     let mut seen = Vec::new();
@@ -714,8 +741,7 @@ fn account_len(a: &Account, store_len: usize) -> usize {
         + 2 * (1 + PUBLISHED_DIGEST_LEN)
         + 9
         + 4
-        + a.offline
-            .previous_profiles
+        + a.previous_profiles
             .iter()
             .map(|p| 4 + p.encode().len())
             .sum::<usize>();
@@ -760,21 +786,23 @@ fn conversation_len(c: &Conversation, ratchet_len: usize) -> usize {
 }
 
 impl Client {
-    /// Exports the whole client (the account with its prekey store, our bare JID, every
-    /// peer and conversation,
-    /// encrypted sessions with their double ratchets, queued messages) encrypted and
-    /// authenticated under `key`; see the format in this module's documentation.
+    /// Exports the whole client (the account with the prekey store `prekeys`, which must
+    /// be the store of our instance tag or the export will not import; our bare JID, every
+    /// peer and conversation, encrypted sessions with their double ratchets, queued
+    /// messages) encrypted and authenticated under `key`; see the format in this module's
+    /// documentation.
     pub fn export<R: rand_core::CryptoRng + ?Sized>(
         &self,
+        prekeys: &PrekeyStore,
         key: &[u8; PERSIST_KEY_LEN],
         rng: &mut R,
     ) -> Vec<u8> {
-        let (contents, _) = self.export_contents(PERSIST_VERSION);
+        let (contents, _) = self.export_contents(prekeys, PERSIST_VERSION);
         seal(CLIENT_MAGIC, key, &contents, rng)
     }
 
     /// The plaintext contents and the length they were allocated for.
-    fn export_contents(&self, version: u16) -> (SecretBytes, usize) {
+    fn export_contents(&self, prekeys: &PrekeyStore, version: u16) -> (SecretBytes, usize) {
         // Export every ratchet first, so the output buffer can be allocated once at its
         // final size and never reallocates (which would leave copies of secrets behind).
         let ratchets: Vec<Option<SecretBytes>> = self
@@ -783,7 +811,7 @@ impl Client {
             .flat_map(|p| p.conversations.values())
             .map(|c| c.live().map(|s| s.ratchet.export()))
             .collect();
-        let store = self.account.offline.prekeys.export();
+        let store = prekeys.export();
         let mut len = account_len(&self.account, store.len()) + 4 + self.own_jid.len() + 4;
         let mut convs = self.peers.values().flat_map(|p| p.conversations.values());
         for p in self.peers.values() {
@@ -813,14 +841,18 @@ impl Client {
         (SecretBytes::new(w), len)
     }
 
-    /// Imports [`Client::export`]'s bytes: checks the tag (a wrong key gives
-    /// [`PersistError::Authentication`]), then every field: keys against profiles, instance
-    /// tags, each double ratchet, no duplicate peers or instances, the device limit.
-    /// Never panics.
-    pub fn import(key: &[u8; PERSIST_KEY_LEN], bytes: &[u8]) -> Result<Client, PersistError> {
+    /// Imports [`Client::export`]'s bytes into the client and its prekey store: checks the
+    /// tag (a wrong key gives [`PersistError::Authentication`]), then every field: keys
+    /// against profiles, instance tags, each double ratchet, no duplicate peers or
+    /// instances. The device limit is [`DEFAULT_MAX_INSTANCES`] again (conversations
+    /// beyond it are kept): set yours with [`Client::set_max_instances`]. Never panics.
+    pub fn import(
+        key: &[u8; PERSIST_KEY_LEN],
+        bytes: &[u8],
+    ) -> Result<(Client, PrekeyStore), PersistError> {
         let (pt, version) = open(CLIENT_MAGIC, key, bytes)?;
         let mut r = Reader::new(&pt);
-        let account = read_account(&mut r, version)?;
+        let (account, prekeys) = read_account(&mut r, version)?;
         let own_jid = read_string(&mut r, "own JID")?;
         let our_tag = account.instance_tag;
         let n = r.u32("peer count")?;
@@ -831,9 +863,6 @@ impl Client {
             peer.whitespace_tag = flag(&mut r, "whitespace tag")?;
             peer.queue = read_queue(&mut r)?;
             let k = r.u32("conversation count")?;
-            if usize_of(k) > MAX_DEVICES_PER_USER {
-                return Err(PersistError::Invalid("too many instances"));
-            }
             for _ in 0..k {
                 let c = read_conversation(&mut r, our_tag, version)?;
                 if peer.conversations.insert(c.their_tag, c).is_some() {
@@ -845,18 +874,21 @@ impl Client {
             }
         }
         r.finish()?;
-        Ok(Client {
+        let client = Client {
             account,
             own_jid,
             peers,
             prekey_link: None,
-        })
+            max_instances: DEFAULT_MAX_INSTANCES,
+        };
+        Ok((client, prekeys))
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::conversation::events::Event;
     use rand::SeedableRng;
     use rand::rngs::StdRng;
 
@@ -919,15 +951,13 @@ mod tests {
         write_account(&mut w, &a, &[], PERSIST_VERSION);
         assert_eq!(w.as_slice().len(), account_len(&a, 0));
         // With prekeys, a shared prekey and a previous profile.
-        a.offline
-            .prekeys
-            .generate_prekey_messages(&mut rng, 3, 0)
-            .unwrap();
+        let mut prekeys = PrekeyStore::new(a.instance_tag());
+        prekeys.generate_prekey_messages(&mut rng, 3, 0).unwrap();
         let lt = a.long_term.clone();
-        a.offline.prekeys.new_prekey_profile(&mut rng, &lt, 100);
+        prekeys.new_prekey_profile(&mut rng, &lt, 100);
         a.resign_profile(1);
-        a.offline.published_client_profile = Some([1; 32]);
-        let store = a.offline.prekeys.export();
+        a.published.client_profile = Some([1; 32]);
+        let store = prekeys.export();
         let mut w = Vec::new();
         write_account(&mut w, &a, &store, PERSIST_VERSION);
         assert_eq!(w.as_slice().len(), account_len(&a, store.len()));
@@ -961,10 +991,12 @@ mod tests {
             Client::new(Account::generate(rng, Policy::default(), 0).unwrap(), jid)
         };
         let (mut a, mut b) = (mk(&mut rng, "a@x"), mk(&mut rng, "b@x"));
+        let mut sa = PrekeyStore::new(a.account.instance_tag());
+        let mut sb = PrekeyStore::new(b.account.instance_tag());
         let mut wire: Vec<(bool, String)> = Vec::new();
-        let push = |ev: Vec<super::super::Event>, to_b: bool, wire: &mut Vec<(bool, String)>| {
+        let push = |ev: Vec<Event>, to_b: bool, wire: &mut Vec<(bool, String)>| {
             for e in ev {
-                if let super::super::Event::Send { text, .. } = e {
+                if let Event::Send { text, .. } = e {
                     wire.push((to_b, text));
                 }
             }
@@ -973,10 +1005,10 @@ mod tests {
         push(a.send("b@x", "queued?", &[], 0, &mut rng), true, &mut wire);
         while let Some((to_b, text)) = wire.pop() {
             if to_b {
-                let ev = b.receive("a@x", &text, 0, &mut rng);
+                let ev = b.receive("a@x", &text, &mut sb, 0, &mut rng);
                 push(ev, false, &mut wire);
             } else {
-                let ev = a.receive("b@x", &text, 0, &mut rng);
+                let ev = a.receive("b@x", &text, &mut sa, 0, &mut rng);
                 push(ev, true, &mut wire);
             }
         }
@@ -987,14 +1019,10 @@ mod tests {
                 .all(|c| c.is_encrypted())
         );
         // With an offline state too.
-        a.account
-            .offline
-            .prekeys
-            .generate_prekey_messages(&mut rng, 2, 0)
-            .unwrap();
+        sa.generate_prekey_messages(&mut rng, 2, 0).unwrap();
         a.account.resign_profile(5);
-        for c in [&a, &b] {
-            let (contents, len) = c.export_contents(PERSIST_VERSION);
+        for (c, s) in [(&a, &sa), (&b, &sb)] {
+            let (contents, len) = c.export_contents(s, PERSIST_VERSION);
             assert_eq!(contents.len(), len);
         }
     }
@@ -1006,10 +1034,12 @@ mod tests {
             Client::new(Account::generate(rng, Policy::default(), 0).unwrap(), jid)
         };
         let (mut a, mut b) = (mk(&mut rng, "a@x"), mk(&mut rng, "b@x"));
+        let mut sa = PrekeyStore::new(a.account.instance_tag());
+        let mut sb = PrekeyStore::new(b.account.instance_tag());
         let mut wire: Vec<(bool, String)> = Vec::new();
-        let push = |ev: Vec<super::super::Event>, to_b: bool, wire: &mut Vec<(bool, String)>| {
+        let push = |ev: Vec<Event>, to_b: bool, wire: &mut Vec<(bool, String)>| {
             for e in ev {
-                if let super::super::Event::Send { text, .. } = e {
+                if let Event::Send { text, .. } = e {
                     wire.push((to_b, text));
                 }
             }
@@ -1017,14 +1047,18 @@ mod tests {
         push(a.start("b@x", 0, &mut rng), true, &mut wire);
         while let Some((to_b, text)) = wire.pop() {
             if to_b {
-                let ev = b.receive("a@x", &text, 0, &mut rng);
+                let ev = b.receive("a@x", &text, &mut sb, 0, &mut rng);
                 push(ev, false, &mut wire);
             } else {
-                let ev = a.receive("b@x", &text, 0, &mut rng);
+                let ev = a.receive("b@x", &text, &mut sa, 0, &mut rng);
                 push(ev, true, &mut wire);
             }
         }
         (a, b, rng)
+    }
+
+    fn empty_store(c: &Client) -> PrekeyStore {
+        PrekeyStore::new(c.account.instance_tag())
     }
 
     #[test]
@@ -1033,18 +1067,16 @@ mod tests {
         let key = [6u8; 32];
         let tag = a.peers["b@x"].instances()[0];
         let ssid = a.conversation("b@x", tag).unwrap().ssid().unwrap();
-        let (v1, _) = a.export_contents(1);
+        let store = empty_store(&a);
+        let (v1, _) = a.export_contents(&store, 1);
         let sealed = seal_version(CLIENT_MAGIC, 1, &key, &v1, &mut rng);
         assert_eq!(&sealed[8..10], &[0, 1]);
-        let c = Client::import(&key, &sealed).unwrap();
+        let (c, prekeys) = Client::import(&key, &sealed).unwrap();
         let conv = c.conversation("b@x", tag).unwrap();
         assert_eq!(conv.ssid(), Some(ssid));
         assert_eq!(conv.non_interactive_role(), None);
-        assert!(c.account().prekey_store().is_empty());
-        assert_eq!(
-            c.account().prekey_store().owner_tag(),
-            c.account().instance_tag()
-        );
+        assert!(prekeys.is_empty());
+        assert_eq!(prekeys.owner_tag(), c.account().instance_tag());
         assert!(c.account().previous_profiles().is_empty());
         // A version 1 body under a version 2 header (and the reverse) does not parse.
         let mislabelled = seal_version(CLIENT_MAGIC, 2, &key, &v1, &mut rng);
@@ -1052,17 +1084,17 @@ mod tests {
             Client::import(&key, &mislabelled),
             Err(PersistError::Malformed(_))
         ));
-        let (v2, _) = a.export_contents(2);
+        let (v2, _) = a.export_contents(&store, 2);
         let mislabelled = seal_version(CLIENT_MAGIC, 1, &key, &v2, &mut rng);
         assert!(Client::import(&key, &mislabelled).is_err());
         // Accounts too.
-        let store = a.account.offline.prekeys.export();
+        let store = store.export();
         let mut w = Vec::new();
         write_account(&mut w, &a.account, &store, 1);
         let sealed = seal_version(ACCOUNT_MAGIC, 1, &key, w.as_slice(), &mut rng);
-        let acct = Account::import(&key, &sealed).unwrap();
+        let (acct, prekeys) = Account::import(&key, &sealed).unwrap();
         assert_eq!(acct.fingerprint(), a.account().fingerprint());
-        assert!(acct.prekey_store().is_empty());
+        assert!(prekeys.is_empty());
     }
 
     #[test]
@@ -1070,33 +1102,28 @@ mod tests {
         let mut rng = StdRng::seed_from_u64(11);
         let key = [5u8; 32];
         let mut a = Account::generate(&mut rng, Policy::standalone(), 0).unwrap();
-        a.offline
-            .prekeys
-            .generate_prekey_messages(&mut rng, 3, 5)
-            .unwrap();
+        let mut a_store = PrekeyStore::new(a.instance_tag());
+        a_store.generate_prekey_messages(&mut rng, 3, 5).unwrap();
         let lt = a.long_term.clone();
-        a.offline.prekeys.new_prekey_profile(&mut rng, &lt, 1000);
+        a_store.new_prekey_profile(&mut rng, &lt, 1000);
         a.resign_profile(10);
-        a.offline.published_client_profile = Some([3; 32]);
-        a.offline.last_status_query = Some(77);
-        let b = Account::import(&key, &a.export(&key, &mut rng)).unwrap();
-        let ids: Vec<u32> = a.prekey_store().ids().collect();
-        assert_eq!(b.prekey_store().ids().collect::<Vec<_>>(), ids);
+        a.published.client_profile = Some([3; 32]);
+        a.published.last_status_query = Some(77);
+        let (b, b_store) = Account::import(&key, &a.export(&a_store, &key, &mut rng)).unwrap();
+        let ids: Vec<u32> = a_store.ids().collect();
+        assert_eq!(b_store.ids().collect::<Vec<_>>(), ids);
         for id in ids {
-            assert_eq!(
-                b.prekey_store().prekey_message(id),
-                a.prekey_store().prekey_message(id)
-            );
+            assert_eq!(b_store.prekey_message(id), a_store.prekey_message(id));
         }
         assert_eq!(
-            b.prekey_store().shared_prekeys()[0].profile(),
-            a.prekey_store().shared_prekeys()[0].profile()
+            b_store.shared_prekeys()[0].profile(),
+            a_store.shared_prekeys()[0].profile()
         );
         assert_eq!(b.previous_profiles().len(), 1);
         assert_eq!(b.previous_profiles(), a.previous_profiles());
-        assert_eq!(b.offline.published_client_profile, Some([3; 32]));
-        assert_eq!(b.offline.published_prekey_profile, None);
-        assert_eq!(b.offline.last_status_query, Some(77));
+        assert_eq!(b.published.client_profile, Some([3; 32]));
+        assert_eq!(b.published.prekey_profile, None);
+        assert_eq!(b.published.last_status_query, Some(77));
 
         let import_with = |a: &Account, store: &PrekeyStore, rng: &mut StdRng| {
             let mut w = Vec::new();
@@ -1121,8 +1148,8 @@ mod tests {
         // A previous Client Profile of another key.
         let stranger = Account::generate(&mut rng, Policy::standalone(), 0).unwrap();
         let mut c = Account::generate(&mut rng, Policy::standalone(), 0).unwrap();
-        c.offline.previous_profiles.push(stranger.profile().clone());
-        let store = c.offline.prekeys.clone();
+        c.previous_profiles.push(stranger.profile().clone());
+        let store = PrekeyStore::new(c.instance_tag());
         assert_eq!(
             import_with(&c, &store, &mut rng).unwrap_err(),
             PersistError::Invalid("previous client profile")
@@ -1130,9 +1157,9 @@ mod tests {
         // Too many previous profiles.
         let mut d = Account::generate(&mut rng, Policy::standalone(), 0).unwrap();
         for _ in 0..=MAX_PREVIOUS_PROFILES {
-            d.offline.previous_profiles.push(d.profile().clone());
+            d.previous_profiles.push(d.profile().clone());
         }
-        let store = d.offline.prekeys.clone();
+        let store = PrekeyStore::new(d.instance_tag());
         assert_eq!(
             import_with(&d, &store, &mut rng).unwrap_err(),
             PersistError::Invalid("too many previous profiles")
@@ -1149,8 +1176,8 @@ mod tests {
         };
         let a = Account::generate(&mut rng, policy, 100).unwrap();
         let key = [1u8; 32];
-        let bytes = a.export(&key, &mut rng);
-        let b = Account::import(&key, &bytes).unwrap();
+        let bytes = a.export(&PrekeyStore::new(a.instance_tag()), &key, &mut rng);
+        let (b, _) = Account::import(&key, &bytes).unwrap();
         assert_eq!(b.fingerprint(), a.fingerprint());
         assert_eq!(b.instance_tag(), a.instance_tag());
         assert_eq!(b.profile(), a.profile());
@@ -1170,7 +1197,7 @@ mod tests {
         let mut rng = StdRng::seed_from_u64(5);
         let key = [9u8; 32];
         let a = Account::generate(&mut rng, Policy::default(), 0).unwrap();
-        let store = a.offline.prekeys.export();
+        let store = PrekeyStore::new(a.instance_tag()).export();
         let mut w = Vec::new();
         write_account(&mut w, &a, &store, PERSIST_VERSION);
         let good = w;

@@ -3,7 +3,7 @@
 
 use crate::wire::query::Versions;
 
-use super::ConversationError;
+use super::events::ConversationError;
 
 /// The OTRv4 modes of otrv4.md §"OTRv4 Modes" (and the `modes/` documents of the spec
 /// repository). The state machine consults the mode on every decision about plaintext,
@@ -14,7 +14,8 @@ pub enum Mode {
     /// whitespace tags are handled for version 4. **OTRv3 is a documented seam, not
     /// implemented**: a request that only offers version 3 is answered with
     /// [`super::Warning::Otrv3Unsupported`] and nothing is sent; a future OTRv3 engine plugs
-    /// in where that warning is produced (`Client::on_query` / `Client::on_plaintext`).
+    /// in where that warning is produced (`Peer::on_query` / `Peer::on_plaintext` in
+    /// `conversation/incoming.rs`).
     /// Offline conversations are supported.
     Otrv3Compatible,
     /// OTRv4-standalone (modes/otrv4-standalone-mode.md): always encrypted, version 4 only.

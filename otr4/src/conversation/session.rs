@@ -16,7 +16,7 @@ use crate::smp::{Smp, SmpContext};
 use crate::wire::messages::{DataMessage, IdentityMessage, NonInteractiveAuth};
 use crate::wire::tlv::{Tlv, encode_plaintext};
 
-use super::ConversationError;
+use super::events::ConversationError;
 
 /// Bytes of the digest identifying an Identity message's ephemeral keys.
 pub const IDENTITY_DIGEST_LEN: usize = 32;

@@ -313,4 +313,5 @@ pub(crate) fn validate_request(request: &StoreRequest) -> Result<(), StorageErro
 
 #[cfg(test)]
 pub(crate) mod conformance;
+#[cfg(feature = "standalone")]
 pub mod pg;

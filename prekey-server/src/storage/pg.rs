@@ -512,18 +512,13 @@ mod tests {
     use super::*;
     use crate::storage::conformance;
 
-    /// The database URL of the PostgreSQL tests (`OTR4_PG_URL`), or None: then the test is
-    /// skipped, unless `OTR4_REQUIRE_PG=1` (CI), which makes a missing URL a failure.
-    fn pg_url() -> Option<String> {
-        let url = std::env::var("OTR4_PG_URL").ok().filter(|u| !u.is_empty());
-        if url.is_none() {
-            assert!(
-                std::env::var("OTR4_REQUIRE_PG").as_deref() != Ok("1"),
-                "OTR4_REQUIRE_PG=1 but OTR4_PG_URL is not set"
-            );
-            eprintln!("skipped: needs PostgreSQL: set OTR4_PG_URL");
+    /// The database URL of the PostgreSQL tests (`OTR4_PG_URL`). The tests are
+    /// `#[ignore = "needs PostgreSQL …"]`; run with `--ignored`, they fail without it.
+    fn pg_url() -> String {
+        match std::env::var("OTR4_PG_URL") {
+            Ok(u) if !u.is_empty() => u,
+            _ => panic!("needs PostgreSQL: set OTR4_PG_URL (.ci/postgres.sh starts one)"),
         }
-        url
     }
 
     fn fresh(url: &str) -> PgStorage {
@@ -541,14 +536,16 @@ mod tests {
     }
 
     #[test]
+    #[ignore = "needs PostgreSQL (OTR4_PG_URL): cargo test -p prekey-server --lib storage::pg -- --ignored"]
     fn conformance_postgres() {
-        let Some(url) = pg_url() else { return };
+        let url = pg_url();
         conformance::run_all(&|| Box::new(fresh(&url)));
     }
 
     #[test]
+    #[ignore = "needs PostgreSQL (OTR4_PG_URL): cargo test -p prekey-server --lib storage::pg -- --ignored"]
     fn schema_version_recorded_and_newer_refused() {
-        let Some(url) = pg_url() else { return };
+        let url = pg_url();
         let schema = format!("t{:016x}", rand::random::<u64>());
         PgStorage::open_in_schema(&url, Some(&schema)).unwrap();
         // Opening again is fine (same version)…
@@ -566,8 +563,9 @@ mod tests {
     /// 50 concurrent retrievals through 50 stores (50 connections) against 20 messages:
     /// exactly 20 distinct handed out.
     #[test]
+    #[ignore = "needs PostgreSQL (OTR4_PG_URL): cargo test -p prekey-server --lib storage::pg -- --ignored"]
     fn fifty_concurrent_retrievals_twenty_prekeys() {
-        let Some(url) = pg_url() else { return };
+        let url = pg_url();
         let schema = format!("t{:016x}", rand::random::<u64>());
         let d = conformance::device("bob@example.org", 0x1234, 7);
         PgStorage::open_in_schema(&url, Some(&schema))

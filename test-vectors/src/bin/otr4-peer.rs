@@ -17,6 +17,7 @@ use otr4::conversation::{
 use otr4::crypto::ed448::{KeyPair, SymmetricKey};
 use otr4::crypto::kdf::shake256;
 use otr4::crypto::keys::ForgingPublicKey;
+use otr4::prekey::PrekeyStore;
 use rand_core::SeedableRng;
 
 const USAGE: &str = "usage: otr4-peer [--seed U64] [--now UNIX_SECONDS] [--key-seed HEX] \
@@ -162,6 +163,8 @@ fn tag_hex(t: InstanceTag) -> String {
 /// The peer: the client, its RNG and clock, and SMP bookkeeping.
 struct Peer {
     client: Client,
+    /// The secrets of published Prekey messages (none: this peer is online only).
+    prekeys: PrekeyStore,
     rng: ChaCha20Rng,
     fixed_now: Option<i64>,
     them: String,
@@ -194,9 +197,10 @@ impl Peer {
         let them = self.them.clone();
         let events = match cmd {
             "start" => self.client.start(&them, now, &mut self.rng),
-            "recv" => self
-                .client
-                .receive(&them, &unescape(arg), now, &mut self.rng),
+            "recv" => {
+                self.client
+                    .receive(&them, &unescape(arg), &mut self.prekeys, now, &mut self.rng)
+            }
             "send" => self
                 .client
                 .send(&them, &unescape(arg), &[], now, &mut self.rng),
@@ -226,7 +230,10 @@ impl Peer {
                     s => s.parse::<i64>(),
                 };
                 match later {
-                    Ok(s) => self.client.tick(now.saturating_add(s), &mut self.rng),
+                    Ok(s) => {
+                        let later = now.saturating_add(s);
+                        self.client.tick(&mut self.prekeys, later, &mut self.rng)
+                    }
                     Err(e) => return (vec![format!("error usage tick: {e}")], false),
                 }
             }
@@ -382,6 +389,7 @@ fn build(o: &Options) -> Result<Peer, String> {
     )
     .map_err(|e| e.to_string())?;
     Ok(Peer {
+        prekeys: PrekeyStore::new(account.instance_tag()),
         client: Client::new(account, &o.us),
         rng,
         fixed_now: o.now,

@@ -162,4 +162,60 @@ impl Net for XmppNet {
         let t = self.tag(peer_dev);
         self.offline.iter().any(|(d, p)| d == dev && *p == t)
     }
+
+    /// Every run creates four new devices (stores in a temporary directory), and the server
+    /// keeps the device lists: the first device of each user removes the devices of
+    /// earlier runs, so re-runs never approach the cap of 8 devices per account.
+    async fn tidy(&mut self) -> bool {
+        let mut removed = false;
+        for user in ["alice", "bob"] {
+            let mine: Vec<InstanceTag> = self
+                .tags
+                .iter()
+                .filter(|(d, _)| super::user(d) == user)
+                .map(|(_, t)| *t)
+                .collect();
+            let Some(dev) = self
+                .clients
+                .keys()
+                .find(|d| super::user(d) == user)
+                .cloned()
+            else {
+                continue;
+            };
+            let own = self.bare(user);
+            let Some((c, _)) = self.clients.get(&dev) else {
+                continue;
+            };
+            let stale: Vec<InstanceTag> = match c.devices_of(&own).await {
+                Ok(tags) => tags.into_iter().filter(|t| !mine.contains(t)).collect(),
+                Err(e) => {
+                    eprintln!("{dev}: device list: {e}");
+                    continue;
+                }
+            };
+            if stale.is_empty() {
+                continue;
+            }
+            println!(
+                "  {dev:<13} removes {} device(s) of earlier demo runs from {own}'s device list",
+                stale.len()
+            );
+            // One at a time: each removal publishes the list as last confirmed.
+            for t in stale {
+                if let Err(e) = c.remove_device(t).await {
+                    eprintln!("{dev}: remove device: {e}");
+                    continue;
+                }
+                removed = true;
+                for _ in 0..100 {
+                    if c.devices_of(&own).await.map_or(true, |l| !l.contains(&t)) {
+                        break;
+                    }
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            }
+        }
+        removed
+    }
 }

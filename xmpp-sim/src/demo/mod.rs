@@ -2,27 +2,17 @@
 //! OTRv4 over XMPP — online, offline through the prekey server, SMP, a device back from
 //! offline — and a readable transcript is printed.
 //!
-//! `cargo run -p xmpp-glue --example demo` runs everything in this process: an in-memory
-//! XMPP server (`xmpp_glue::sim`) with the real prekey server (`prekey-server`, embedded
-//! SQLite store in a temporary directory) as its component. With
+//! `cargo run -p xmpp-sim --bin demo` runs everything in this process: the in-memory
+//! XMPP server ([`crate::server`]) with the real prekey server (`prekey-server`, embedded
+//! SQLite store in a temporary directory) as its component. With the feature `xmpp` and
 //! `--xmpp HOST:PORT --domain D --alice-password P --bob-password P` the same scenario runs
-//! against a real XMPP server (accounts alice@D and bob@D with a mutual presence
-//! subscription; PEP, MAM, offline storage and an OTRv4 prekey server component, e.g. the
-//! `prekey-server` binary; prekey-server/tests/prosody/setup.sh sets up such a Prosody). TLS is
-//! required; a private CA is trusted through `SSL_CERT_FILE`.
+//! against a real XMPP server (README §"The demo against a real XMPP server").
 
-#![allow(async_fn_in_trait)]
-
-#[path = "net_sim.rs"]
 pub mod net_sim;
-#[path = "net_xmpp.rs"]
+#[cfg(feature = "xmpp")]
 pub mod net_xmpp;
-#[path = "prekey.rs"]
 pub mod prekey;
-#[path = "transcript.rs"]
 pub mod transcript;
-
-use std::process::ExitCode;
 
 use otr4::InstanceTag;
 use xmpp_glue::GlueEvent;
@@ -54,6 +44,11 @@ pub trait Net {
     fn tag(&self, dev: &str) -> InstanceTag;
     /// Whether `dev`'s session with `peer_dev` came from a non-interactive DAKE.
     fn non_interactive(&self, dev: &str, peer_dev: &str) -> bool;
+    /// Once every device is up: removes devices an earlier run left on the accounts'
+    /// device lists (a real server keeps them); returns whether it removed any.
+    async fn tidy(&mut self) -> bool {
+        false
+    }
 }
 
 /// The user part of a device name (`user/resource`).
@@ -68,6 +63,10 @@ async fn scenario<N: Net>(net: &mut N) -> bool {
     t.section("1. Four devices come online: each finds the prekey server over disco, pins its fingerprint, publishes prekeys, then lists itself");
     for dev in [ALICE_LAPTOP, ALICE_PHONE, BOB_DESKTOP, BOB_TABLET] {
         net.connect(dev).await;
+        let ev = net.settle().await;
+        t.show(net, &ev);
+    }
+    if net.tidy().await {
         let ev = net.settle().await;
         t.show(net, &ev);
     }
@@ -192,58 +191,142 @@ on an embedded SQLite store ({})",
     rt.block_on(scenario(&mut net))
 }
 
-/// Runs the scenario against a real server; returns whether every check held.
-pub fn run_on_server(args: &[String]) -> bool {
-    let flag = |name: &str| {
-        args.iter()
-            .position(|a| a == name)
-            .and_then(|i| args.get(i + 1))
-            .cloned()
-    };
-    let Some((host, port)) = flag("--xmpp").and_then(|hp| {
-        let (h, p) = hp.rsplit_once(':')?;
-        Some((h.to_owned(), p.parse::<u16>().ok()?))
-    }) else {
-        eprintln!("--xmpp needs HOST:PORT");
-        return false;
-    };
-    let domain = flag("--domain").unwrap_or_else(|| host.clone());
-    let mut passwords = std::collections::BTreeMap::new();
-    for u in ["alice", "bob"] {
-        match flag(&format!("--{u}-password")) {
-            Some(p) => {
-                passwords.insert(u.to_owned(), p);
-            }
-            None => {
-                eprintln!("--{u}-password is required with --xmpp");
-                return false;
-            }
+/// The demo's command line.
+pub const USAGE: &str = "\
+otr4 demo: Alice (laptop, phone) and Bob (desktop, tablet) talk OTRv4 over XMPP — online,
+offline through the prekey server, SMP, a device back from offline — with a readable
+transcript and final checks.
+
+Usage:
+  demo                 run on an in-memory XMPP server with the real prekey server
+                       (embedded SQLite store in a temporary directory)
+  demo --xmpp HOST:PORT --domain DOMAIN --alice-password P --bob-password P
+                       run against a real XMPP server (build with `--features xmpp`;
+                       the server needs PEP, MAM, offline storage, a mutual roster
+                       subscription of alice@DOMAIN and bob@DOMAIN and an OTRv4 prekey
+                       server component; a private CA is trusted through SSL_CERT_FILE)
+  demo --help          this text
+
+Exit status 0 when every check passed, 1 otherwise, 2 for a bad command line.";
+
+/// What the command line asks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Mode {
+    /// Print [`USAGE`].
+    Help,
+    /// The in-memory server.
+    InMemory,
+    /// A real XMPP server.
+    Server(ServerArgs),
+}
+
+/// The real-server mode's arguments.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerArgs {
+    /// The server's host.
+    pub host: String,
+    /// Its client port (STARTTLS).
+    pub port: u16,
+    /// The accounts' domain (default: the host).
+    pub domain: String,
+    /// alice@domain's password.
+    pub alice_password: String,
+    /// bob@domain's password.
+    pub bob_password: String,
+}
+
+/// Why the command line was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum UsageError {
+    /// An argument the demo does not know.
+    #[error("unknown argument {0:?} (see --help)")]
+    Unknown(String),
+    /// A flag without its value.
+    #[error("{0} needs a value (see --help)")]
+    MissingValue(&'static str),
+    /// `--xmpp` is not `HOST:PORT`.
+    #[error("--xmpp needs HOST:PORT, not {0:?}")]
+    BadAddress(String),
+    /// A password flag is missing in `--xmpp` mode.
+    #[error("{0} is required with --xmpp")]
+    MissingPassword(&'static str),
+    /// A server flag without `--xmpp`.
+    #[error("{0} only makes sense with --xmpp")]
+    WithoutXmpp(&'static str),
+}
+
+/// Parses the demo's arguments (without the program name).
+pub fn parse_args(args: &[String]) -> Result<Mode, UsageError> {
+    const FLAGS: [&str; 4] = ["--xmpp", "--domain", "--alice-password", "--bob-password"];
+    let mut values: [Option<String>; 4] = Default::default();
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        if a == "--help" || a == "-h" {
+            return Ok(Mode::Help);
+        }
+        let (name, inline) = match a.split_once('=') {
+            Some((n, v)) => (n, Some(v.to_owned())),
+            None => (a.as_str(), None),
+        };
+        let Some(i) = FLAGS.iter().position(|f| *f == name) else {
+            return Err(UsageError::Unknown(a.clone()));
+        };
+        let flag = FLAGS.get(i).copied().unwrap_or_default();
+        let v = match inline {
+            Some(v) => v,
+            None => it.next().cloned().ok_or(UsageError::MissingValue(flag))?,
+        };
+        if let Some(slot) = values.get_mut(i) {
+            *slot = Some(v);
         }
     }
+    let [xmpp, domain, alice, bob] = values;
+    let Some(hp) = xmpp else {
+        for (v, f) in [(&domain, FLAGS[1]), (&alice, FLAGS[2]), (&bob, FLAGS[3])] {
+            if v.is_some() {
+                return Err(UsageError::WithoutXmpp(f));
+            }
+        }
+        return Ok(Mode::InMemory);
+    };
+    let (host, port) = hp
+        .rsplit_once(':')
+        .and_then(|(h, p)| Some((h.to_owned(), p.parse::<u16>().ok()?)))
+        .filter(|(h, _)| !h.is_empty())
+        .ok_or_else(|| UsageError::BadAddress(hp.clone()))?;
+    Ok(Mode::Server(ServerArgs {
+        domain: domain.unwrap_or_else(|| host.clone()),
+        host,
+        port,
+        alice_password: alice.ok_or(UsageError::MissingPassword(FLAGS[2]))?,
+        bob_password: bob.ok_or(UsageError::MissingPassword(FLAGS[3]))?,
+    }))
+}
+
+/// Runs the scenario against a real server; returns whether every check held.
+#[cfg(feature = "xmpp")]
+pub fn run_on_server(args: &ServerArgs) -> bool {
+    let mut passwords = std::collections::BTreeMap::new();
+    passwords.insert("alice".to_owned(), args.alice_password.clone());
+    passwords.insert("bob".to_owned(), args.bob_password.clone());
     let Some((rt, dir)) = runtime_and_dir(tokio::runtime::Builder::new_multi_thread()) else {
         return false;
     };
+    let (host, port, domain) = (&args.host, args.port, &args.domain);
     println!(
         "otr4 demo: XMPP server {host}:{port}, domain {domain}; device stores in {}",
         dir.path().display()
     );
-    let mut net = net_xmpp::XmppNet::new(&domain, &host, port, passwords, dir.path().to_owned());
+    let mut net = net_xmpp::XmppNet::new(domain, host, port, passwords, dir.path().to_owned());
     rt.block_on(scenario(&mut net))
 }
 
-#[allow(dead_code)]
-fn main() -> ExitCode {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let ok = if args.iter().any(|a| a == "--xmpp") {
-        run_on_server(&args)
-    } else {
-        run_in_memory()
-    };
-    if ok {
-        println!("\nAll checks passed.");
-        ExitCode::SUCCESS
-    } else {
-        println!("\nSome checks FAILED.");
-        ExitCode::FAILURE
-    }
+/// Without the `xmpp` feature the real-server mode is not compiled in: says how to get it.
+#[cfg(not(feature = "xmpp"))]
+pub fn run_on_server(_args: &ServerArgs) -> bool {
+    eprintln!(
+        "this demo was built without its real-server mode; run it with \
+`cargo run -p xmpp-sim --features xmpp --bin demo -- --xmpp …`"
+    );
+    false
 }

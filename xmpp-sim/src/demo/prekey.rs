@@ -3,10 +3,10 @@
 
 use std::sync::Arc;
 
-use minidom::Element;
 use prekey_server::service::{Service, ServiceOptions};
 use prekey_server::storage::sqlite::{Durability, SqliteStorage};
 use prekey_server::transport::component::{disco_info, disco_items};
+use xmpp_glue::minidom::Element;
 use xmpp_glue::ns;
 use xmpp_glue::stanza::{self, bare, el, text_el};
 

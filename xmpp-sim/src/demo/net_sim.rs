@@ -6,11 +6,13 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use crate::server::{ComponentHandler, SimServer};
 use otr4::InstanceTag;
 use otr4::conversation::{Account, Client, Policy, Selection};
+use otr4::prekey::PrekeyStore;
 use prekey_server::service::Service;
 use rand::rngs::ThreadRng;
-use xmpp_glue::sim::{ComponentHandler, SimServer};
+use xmpp_glue::minidom::Element;
 use xmpp_glue::{Engine, EngineConfig, GlueEvent, GlueState, Output};
 
 use super::{Net, prekey};
@@ -45,7 +47,7 @@ pub struct SimNet {
     accounts: BTreeMap<String, Account>,
     /// Outgoing stanzas of a device that the network drops (tests: a rogue device that
     /// does not touch its account's device list).
-    filters: BTreeMap<String, fn(&minidom::Element) -> bool>,
+    filters: BTreeMap<String, fn(&Element) -> bool>,
 }
 
 impl SimNet {
@@ -90,7 +92,7 @@ impl SimNet {
     }
 
     /// Drops every outgoing stanza of `dev` for which `keep` is false.
-    pub fn set_filter(&mut self, dev: &str, keep: fn(&minidom::Element) -> bool) {
+    pub fn set_filter(&mut self, dev: &str, keep: fn(&Element) -> bool) {
         self.filters.insert(dev.to_owned(), keep);
     }
 
@@ -114,7 +116,7 @@ impl SimNet {
     }
 
     /// A device sends a raw stanza (tests: carbons, hostile lists).
-    pub fn submit_raw(&mut self, dev: &str, stanza: minidom::Element) {
+    pub fn submit_raw(&mut self, dev: &str, stanza: Element) {
         let full = self.full(dev);
         let _ = self.sim.submit(&full, stanza);
     }
@@ -203,9 +205,11 @@ impl Net for SimNet {
                         }
                     },
                 };
+                let prekeys = PrekeyStore::new(account.instance_tag());
                 Engine::new(
                     cfg,
                     Client::new(account, &bare),
+                    prekeys,
                     GlueState::default(),
                     &mut self.rng,
                 )

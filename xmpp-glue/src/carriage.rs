@@ -1,0 +1,171 @@
+//! Outgoing stanza carriage (docs/xmpp-glue.md §4): random stanza ids, the otr4 payloads
+//! of one call collected into one multicast `<message/>` per recipient, the outputs in order.
+
+use minidom::Element;
+use otr4::InstanceTag;
+use otr4::wire::tlv::{Tlv, TlvType};
+use rand::SeedableRng;
+use rand::rngs::StdRng;
+use rand_core::{CryptoRng, Rng};
+
+use crate::events::{GlueEvent, Output};
+use crate::stanza::{self, Payload};
+
+/// Most texts waiting per contact (for its device list or its ensembles).
+pub const MAX_WAITING: usize = 100;
+
+/// The use indication (otrv4.md §"Extra Symmetric Key": the first 4 bytes of a type 7 TLV
+/// say what the key is for, the rest is use-specific) our own-device copies carry: the rest
+/// of the TLV is the bare JID the message was sent to (docs/xmpp-glue.md §4), inside the
+/// encryption so the server cannot redirect it. A type 7 TLV is on the spec's list, so other
+/// implementations accept it silently (an unassigned type would be a "corrupted TLV").
+pub const SENT_TO_CONTEXT: [u8; 4] = *b"O4to";
+
+/// The TLVs of a copy for our own devices of a message sent to `to` (none for others).
+pub(crate) fn sent_to_tlv(to: Option<&str>) -> Vec<Tlv> {
+    to.map(|t| {
+        let mut value = SENT_TO_CONTEXT.to_vec();
+        value.extend_from_slice(t.as_bytes());
+        Tlv {
+            typ: TlvType::ExtraSymmetricKey,
+            value,
+        }
+    })
+    .into_iter()
+    .collect()
+}
+
+/// The contact a copy from another device of ours was sent to.
+pub(crate) fn sent_to_of(tlvs: &[Tlv]) -> Option<String> {
+    tlvs.iter()
+        .filter(|t| t.typ == TlvType::ExtraSymmetricKey)
+        .find_map(|t| t.value.strip_prefix(SENT_TO_CONTEXT.as_slice()))
+        .and_then(|v| String::from_utf8(v.to_vec()).ok())
+}
+
+/// What one engine call produces, in order, and the ids it uses.
+pub(crate) struct Carriage {
+    /// Ids of requests and messages: random (a contact who sees our message ids cannot
+    /// predict them), from a generator seeded once from the caller's RNG.
+    ids: StdRng,
+    out: Vec<Output>,
+    /// otr4 payloads by recipient bare JID, sent at the end of the call.
+    outbox: Vec<(String, Payload)>,
+}
+
+impl Carriage {
+    /// A carriage whose ids come from a generator seeded from `rng`.
+    pub fn new<R: CryptoRng + ?Sized>(rng: &mut R) -> Carriage {
+        let mut seed = [0u8; 32];
+        rng.fill_bytes(&mut seed);
+        Carriage {
+            ids: StdRng::from_seed(seed),
+            out: Vec::new(),
+            outbox: Vec::new(),
+        }
+    }
+
+    /// A fresh stanza id (128 random bits, hex).
+    pub fn id(&mut self) -> String {
+        format!("{:016x}{:016x}", self.ids.next_u64(), self.ids.next_u64())
+    }
+
+    /// Tells the application.
+    pub fn emit(&mut self, e: GlueEvent) {
+        self.out.push(Output::Event(e));
+    }
+
+    /// Sends a stanza.
+    pub fn stanza(&mut self, s: Element) {
+        self.out.push(Output::Stanza(s));
+    }
+
+    /// Sends a message whose body is `text` (a prekey-server message) to `to`.
+    pub fn body_message(&mut self, to: &str, text: &str) {
+        let id = self.id();
+        let s = stanza::body_message(to, &id, text);
+        self.stanza(s);
+    }
+
+    /// An otr4 payload for `to`, carried at the end of the call.
+    pub fn payload(&mut self, to: String, p: Payload) {
+        self.outbox.push((to, p));
+    }
+
+    /// Collects the payloads into one stanza per recipient (from our device `tag`) and
+    /// returns everything of the call.
+    pub fn finish(&mut self, tag: InstanceTag) -> Vec<Output> {
+        let mut by_to: Vec<(String, Vec<Payload>)> = Vec::new();
+        for (to, p) in core::mem::take(&mut self.outbox) {
+            match by_to.iter_mut().find(|(t, _)| *t == to) {
+                Some((_, v)) => v.push(p),
+                None => by_to.push((to, vec![p])),
+            }
+        }
+        for (to, payloads) in by_to {
+            let id = self.id();
+            let m = stanza::multicast_message(&to, &id, tag, &payloads);
+            self.stanza(m);
+        }
+        core::mem::take(&mut self.out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ns;
+
+    #[test]
+    fn sent_to_round_trips_and_ignores_other_keys() {
+        let tlvs = sent_to_tlv(Some("bob@example.org"));
+        assert_eq!(sent_to_of(&tlvs).as_deref(), Some("bob@example.org"));
+        assert!(sent_to_tlv(None).is_empty());
+        let other = Tlv {
+            typ: TlvType::ExtraSymmetricKey,
+            value: b"fileXYZ".to_vec(),
+        };
+        assert_eq!(sent_to_of(&[other]), None);
+    }
+
+    #[test]
+    fn one_stanza_per_recipient_after_the_events() {
+        let mut rng = StdRng::seed_from_u64(1);
+        let mut c = Carriage::new(&mut rng);
+        let p = |t: u32, text: &str| Payload {
+            to_tag: Some(InstanceTag(t)),
+            text: text.to_owned(),
+        };
+        c.payload("bob@x".into(), p(0x101, "a"));
+        c.payload("alice@x".into(), p(0x102, "b"));
+        c.payload("bob@x".into(), p(0x103, "c"));
+        c.emit(GlueEvent::Online);
+        let out = c.finish(InstanceTag(0x100));
+        assert_eq!(out.len(), 3);
+        assert!(matches!(
+            out.first(),
+            Some(Output::Event(GlueEvent::Online))
+        ));
+        let Some(Output::Stanza(bob)) = out.get(1) else {
+            panic!("no stanza to bob")
+        };
+        assert_eq!(bob.attr("to"), Some("bob@x"));
+        let carried = stanza::parse_carried(bob).unwrap().unwrap();
+        assert_eq!(carried.payloads, vec![p(0x101, "a"), p(0x103, "c")]);
+        assert!(bob.get_child("otr4", ns::OTR4).is_some());
+        assert!(
+            c.finish(InstanceTag(0x100)).is_empty(),
+            "a call's outputs go once"
+        );
+    }
+
+    #[test]
+    fn ids_are_distinct_and_unpredictable_from_the_seed_alone() {
+        let mut a = Carriage::new(&mut StdRng::seed_from_u64(2));
+        let mut b = Carriage::new(&mut StdRng::seed_from_u64(3));
+        let (x, y) = (a.id(), a.id());
+        assert_ne!(x, y);
+        assert_eq!(x.len(), 32);
+        assert_ne!(x, b.id());
+    }
+}

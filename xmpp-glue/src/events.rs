@@ -1,0 +1,151 @@
+//! What the engine hands its caller: stanzas to send and events for the application
+//! ([`Output`], [`GlueEvent`]), and the counters of what it refused ([`EngineStats`]).
+
+use minidom::Element;
+use otr4::InstanceTag;
+use otr4::conversation::{ConversationError, Event, SmpUpdate};
+
+use crate::devices::{DeviceChange, ListIssue};
+use crate::error::{GlueError, NotSentReason};
+use crate::state::ServerPin;
+use crate::trust::Trust;
+
+/// What the application is told.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum GlueEvent {
+    /// Catch-up is done and we are available.
+    Online,
+    /// A decrypted message.
+    Message {
+        /// The sender's bare JID.
+        from: String,
+        /// The sending device.
+        device: InstanceTag,
+        /// The text.
+        text: String,
+        /// For a copy from another device of ours: the contact it was sent to.
+        sent_to: Option<String>,
+        /// How much the sending device's key is trusted: [`Trust::Changed`] when the
+        /// session's key is not the pinned one (the user has not accepted it), whatever
+        /// the device list says.
+        trust: Trust,
+        /// Whether the device is on the sender's current device list (a device the
+        /// contact — or our account — does not list may be stale or foreign).
+        listed: bool,
+    },
+    /// An encrypted session with a device is up.
+    Secure {
+        /// The peer's bare JID.
+        peer: String,
+        /// The device.
+        device: InstanceTag,
+        /// Its fingerprint (hex).
+        fingerprint: String,
+        /// How much it is trusted.
+        trust: Trust,
+        /// Whether the session came from the non-interactive DAKE (through the prekey
+        /// server; otrv4.md §"Non-Interactive DAKE": the responder has no online
+        /// deniability).
+        non_interactive: bool,
+    },
+    /// A contact's (or our own account's) device set changed.
+    DevicesChanged {
+        /// Whose list.
+        jid: String,
+        /// What changed.
+        change: DeviceChange,
+    },
+    /// Something in a device list was dropped.
+    DeviceListIssue {
+        /// Whose list.
+        jid: String,
+        /// What.
+        issue: ListIssue,
+    },
+    /// Trust in a device changed.
+    TrustChanged {
+        /// The contact.
+        jid: String,
+        /// The device.
+        device: InstanceTag,
+        /// The new trust.
+        trust: Trust,
+        /// A warning for the user (new device, changed key, verified).
+        note: String,
+    },
+    /// SMP progress with a device.
+    Smp {
+        /// The peer.
+        peer: String,
+        /// The device.
+        device: InstanceTag,
+        /// What happened.
+        update: SmpUpdate,
+        /// The device's trust (as for [`GlueEvent::Message`]).
+        trust: Trust,
+        /// Whether the device is on the peer's current device list.
+        listed: bool,
+    },
+    /// A payload for this device could not be processed (never dropped silently).
+    Undecryptable {
+        /// The sender.
+        from: String,
+        /// The sending device, if known.
+        device: Option<InstanceTag>,
+        /// Why.
+        error: ConversationError,
+    },
+    /// A message was not sent to a device.
+    NotSent {
+        /// The contact.
+        to: String,
+        /// The device, if one.
+        device: Option<InstanceTag>,
+        /// Why.
+        reason: NotSentReason,
+    },
+    /// Our prekeys were published.
+    Published {
+        /// How many prekey messages.
+        prekeys: usize,
+    },
+    /// Our device is now on our account's device list.
+    Listed,
+    /// A prekey server was found and pinned.
+    PrekeyServer(ServerPin),
+    /// An error of the glue.
+    Error(GlueError),
+    /// Any other otr4 event (warnings, state changes), passed through.
+    Otr(Event),
+}
+
+/// What the engine asks its caller to do: send a stanza, or show an event. Persist the
+/// state ([`crate::Engine::export`]) before sending the stanzas of a call.
+#[derive(Debug)]
+pub enum Output {
+    /// Send this stanza (`jabber:client`).
+    Stanza(Element),
+    /// Tell the application.
+    Event(GlueEvent),
+}
+
+/// What the engine refused because of who sent it (security counters; see
+/// [`crate::Engine::stats`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct EngineStats {
+    /// IQ results or errors with a known id from another entity than the one asked.
+    pub spoofed_replies: u64,
+    /// MAM results or carbons whose outer `from` is not our own account.
+    pub spoofed_forwards: u64,
+    /// Device-list notifications not from a bare JID.
+    pub spoofed_lists: u64,
+    /// Prekey-server messages from a server the exchange did not go to.
+    pub spoofed_prekey_replies: u64,
+    /// Prekey ensembles whose Client Profile is not the pinned key of that device.
+    pub rejected_ensembles: u64,
+    /// Stanzas over the size, depth or element-count limits of [`crate::xml`].
+    pub oversized_stanzas: u64,
+    /// Genuine carbons (from our own account), ignored: every device has its own copy.
+    pub carbons_ignored: u64,
+}

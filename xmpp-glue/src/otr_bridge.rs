@@ -1,0 +1,301 @@
+//! Between otr4 and the application: otr4's events become [`GlueEvent`]s and payloads to
+//! carry, with the device directory's trust (TOFU pins told to otr4 as the accepted keys).
+
+use otr4::InstanceTag;
+use otr4::conversation::{Client, Event, SmpUpdate};
+use otr4::prekey::PrekeyStore;
+use rand_core::CryptoRng;
+
+use crate::carriage::{Carriage, SENT_TO_CONTEXT, sent_to_of};
+use crate::directory::Directory;
+use crate::error::NotSentReason;
+use crate::events::GlueEvent;
+use crate::stanza::Payload;
+use crate::trust::{Trust, hex_fp, parse_fp};
+
+/// The otr4 client with the directory and the carriage of the current call, borrowed from
+/// the engine for the length of one step.
+pub(crate) struct Bridge<'a> {
+    /// Our bare JID.
+    pub jid: &'a str,
+    /// The otr4 client.
+    pub client: &'a mut Client,
+    /// The secrets of our published Prekey messages (otr4's caller owns them).
+    pub prekeys: &'a mut PrekeyStore,
+    /// Device lists and trust.
+    pub dir: &'a mut Directory,
+    /// The call's outputs.
+    pub car: &'a mut Carriage,
+}
+
+impl Bridge<'_> {
+    /// Our instance tag.
+    pub fn tag(&self) -> InstanceTag {
+        self.client.account().instance_tag()
+    }
+
+    /// Sees `fp` for a device: pins it on first use (and tells otr4 it is the accepted
+    /// key), or marks the device changed — otr4 keeps expecting the pinned key, so
+    /// nothing is encrypted to `fp` until the user accepts it.
+    pub fn pin<R: CryptoRng + ?Sized>(
+        &mut self,
+        jid: &str,
+        tag: InstanceTag,
+        fp: &str,
+        now: i64,
+        rng: &mut R,
+    ) {
+        let Some(p) = self.dir.pin(jid, tag, fp) else {
+            return;
+        };
+        if p.new {
+            self.expect(jid, tag, now, rng);
+        }
+        self.car.emit(GlueEvent::TrustChanged {
+            jid: jid.to_owned(),
+            device: tag,
+            trust: p.trust,
+            note: p.note,
+        });
+    }
+
+    /// Tells otr4 the accepted (pinned) key of a device; what was held for it goes out
+    /// if its session now uses that key.
+    pub fn expect<R: CryptoRng + ?Sized>(
+        &mut self,
+        jid: &str,
+        tag: InstanceTag,
+        now: i64,
+        rng: &mut R,
+    ) {
+        let fp = self.dir.pinned(jid, tag).and_then(parse_fp);
+        if fp.is_some() {
+            let evs = self.client.expect_fingerprint(jid, tag, fp, now, rng);
+            self.otr_events(evs, false, now, rng);
+        }
+    }
+
+    /// The trust to show for content from device `tag` of `jid` ([`Trust::Changed`] if
+    /// the live session's key is not the pinned one), and whether the device is listed.
+    pub fn content_trust(&self, jid: &str, tag: InstanceTag) -> (Trust, bool) {
+        let session = self
+            .client
+            .conversation(jid, tag)
+            .and_then(|c| c.their_fingerprint())
+            .map(|f| hex_fp(&f));
+        let trust = self.dir.content_trust(jid, tag, session.as_deref());
+        (trust, self.dir.is_listed(jid, tag, self.jid, self.tag()))
+    }
+
+    /// Turns otr4's events into payloads to carry and events for the application;
+    /// `receiving`: they answer an incoming payload (its errors are `Undecryptable`).
+    pub fn otr_events<R: CryptoRng + ?Sized>(
+        &mut self,
+        evs: Vec<Event>,
+        receiving: bool,
+        now: i64,
+        rng: &mut R,
+    ) {
+        for e in evs {
+            match e {
+                Event::Send {
+                    to,
+                    to_instance,
+                    text,
+                } => self.car.payload(
+                    to,
+                    Payload {
+                        to_tag: to_instance,
+                        text,
+                    },
+                ),
+                Event::Received {
+                    from,
+                    from_instance: Some(device),
+                    text,
+                    tlvs,
+                    encrypted: true,
+                } => {
+                    let sent_to = if from == self.jid {
+                        sent_to_of(&tlvs)
+                    } else {
+                        None
+                    };
+                    if !text.is_empty() {
+                        let (trust, listed) = self.content_trust(&from, device);
+                        self.car.emit(GlueEvent::Message {
+                            from,
+                            device,
+                            text,
+                            sent_to,
+                            trust,
+                            listed,
+                        });
+                    }
+                }
+                Event::Secure {
+                    peer,
+                    instance,
+                    their_fingerprint,
+                    ..
+                } => {
+                    let fp = hex_fp(&their_fingerprint);
+                    self.pin(&peer, instance, &fp, now, rng);
+                    let (trust, _) = self.content_trust(&peer, instance);
+                    let non_interactive = self
+                        .client
+                        .conversation(&peer, instance)
+                        .and_then(|c| c.non_interactive_role())
+                        .is_some();
+                    self.car.emit(GlueEvent::Secure {
+                        peer,
+                        device: instance,
+                        fingerprint: fp,
+                        trust,
+                        non_interactive,
+                    });
+                }
+                Event::Smp {
+                    peer,
+                    instance,
+                    update,
+                } => {
+                    if update == SmpUpdate::Succeeded {
+                        let fp = self
+                            .client
+                            .conversation(&peer, instance)
+                            .and_then(|c| c.their_fingerprint())
+                            .map(|f| hex_fp(&f));
+                        if let Some(fp) = fp
+                            && self.dir.verify(&peer, instance, &fp)
+                        {
+                            self.car.emit(GlueEvent::TrustChanged {
+                                jid: peer.clone(),
+                                device: instance,
+                                trust: Trust::Verified,
+                                note: "verified with SMP".to_owned(),
+                            });
+                        }
+                    }
+                    let (trust, listed) = self.content_trust(&peer, instance);
+                    self.car.emit(GlueEvent::Smp {
+                        peer,
+                        device: instance,
+                        update,
+                        trust,
+                        listed,
+                    });
+                }
+                Event::Error {
+                    peer,
+                    instance,
+                    error,
+                } if receiving => self.car.emit(GlueEvent::Undecryptable {
+                    from: peer,
+                    device: instance,
+                    error,
+                }),
+                Event::NotSent {
+                    reason: otr4::conversation::NotSentReason::Queued,
+                    ..
+                } => {}
+                Event::NotSent {
+                    peer,
+                    instance,
+                    reason: otr4::conversation::NotSentReason::KeyNotAccepted,
+                    ..
+                } => self.car.emit(GlueEvent::NotSent {
+                    to: peer,
+                    device: instance,
+                    reason: NotSentReason::HeldUntilAccepted,
+                }),
+                // The extra key of our own-copy TLV is not used.
+                Event::ExtraSymmetricKey { context, .. } if context == SENT_TO_CONTEXT => {}
+                Event::NotSent {
+                    peer,
+                    instance,
+                    reason,
+                    ..
+                } => self.car.emit(GlueEvent::NotSent {
+                    to: peer,
+                    device: instance,
+                    reason: NotSentReason::Otr(reason),
+                }),
+                other => self.car.emit(GlueEvent::Otr(other)),
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Output;
+    use otr4::conversation::{Account, Policy};
+    use rand::SeedableRng;
+    use rand::rngs::StdRng;
+
+    fn events(car: &mut Carriage) -> Vec<GlueEvent> {
+        car.finish(InstanceTag(0x100))
+            .into_iter()
+            .filter_map(|o| match o {
+                Output::Event(e) => Some(e),
+                Output::Stanza(_) => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn pins_are_announced_once_and_sends_become_payloads() {
+        let mut rng = StdRng::seed_from_u64(7);
+        let account = Account::generate(&mut rng, Policy::standalone(), 1000).unwrap();
+        let mut client = Client::new(account, "alice@x");
+        let mut dir = Directory::default();
+        let mut car = Carriage::new(&mut rng);
+        let mut prekeys = otr4::prekey::PrekeyStore::new(client.account().instance_tag());
+        let mut b = Bridge {
+            jid: "alice@x",
+            client: &mut client,
+            prekeys: &mut prekeys,
+            dir: &mut dir,
+            car: &mut car,
+        };
+        let fp = "ab".repeat(56);
+        b.pin("bob@x", InstanceTag(0x200), &fp, 1000, &mut rng);
+        b.pin("bob@x", InstanceTag(0x200), &fp, 1000, &mut rng);
+        b.otr_events(
+            vec![Event::Send {
+                to: "bob@x".into(),
+                to_instance: Some(InstanceTag(0x200)),
+                text: "?OTR:x.".into(),
+            }],
+            false,
+            1000,
+            &mut rng,
+        );
+        assert_eq!(
+            b.content_trust("bob@x", InstanceTag(0x200)),
+            (Trust::Changed, false)
+        );
+        let out = car.finish(InstanceTag(0x100));
+        let trust_events = out
+            .iter()
+            .filter(|o| {
+                matches!(
+                    o,
+                    Output::Event(GlueEvent::TrustChanged {
+                        trust: Trust::Tofu,
+                        ..
+                    })
+                )
+            })
+            .count();
+        assert_eq!(trust_events, 1, "{out:?}");
+        assert!(
+            out.iter()
+                .any(|o| matches!(o, Output::Stanza(s) if s.attr("to") == Some("bob@x"))),
+            "the payload is carried"
+        );
+        assert!(events(&mut car).is_empty());
+    }
+}

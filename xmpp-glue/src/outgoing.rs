@@ -1,0 +1,178 @@
+//! Sending one text (docs/xmpp-glue.md §4): to every listed device of the contact and a
+//! copy to each of our other devices, each in its session, by a new interactive DAKE if it
+//! is online, or through its ensembles from the prekey server.
+
+use otr4::InstanceTag;
+use otr4::conversation::ConversationState;
+use rand_core::CryptoRng;
+
+use crate::carriage::sent_to_tlv;
+use crate::error::NotSentReason;
+use crate::events::GlueEvent;
+use crate::otr_bridge::Bridge;
+use crate::prekey_link::{PrekeyLink, Waiting};
+use crate::requests::Requests;
+
+/// Sends `text` to every device of `to` and copies to our other devices.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn dispatch<R: CryptoRng + ?Sized>(
+    b: &mut Bridge<'_>,
+    link: &mut PrekeyLink,
+    reqs: &mut Requests,
+    online: bool,
+    to: &str,
+    text: &str,
+    now: i64,
+    rng: &mut R,
+) {
+    let me = b.tag();
+    let own = b.jid.to_owned();
+    let targets = b.dir.devices_of(to, &own, me);
+    if targets.is_empty() && to != own {
+        b.car.emit(GlueEvent::NotSent {
+            to: to.to_owned(),
+            device: None,
+            reason: NotSentReason::NoDevices,
+        });
+    }
+    for tag in targets {
+        send_device(b, link, reqs, online, to, tag, text, None, now, rng);
+    }
+    if to != own {
+        for tag in b.dir.devices_of(&own, &own, me) {
+            send_device(b, link, reqs, online, &own, tag, text, Some(to), now, rng);
+        }
+    }
+}
+
+/// One device (`sent_to`: for a copy to our own device, the contact the text went to).
+#[allow(clippy::too_many_arguments)]
+fn send_device<R: CryptoRng + ?Sized>(
+    b: &mut Bridge<'_>,
+    link: &mut PrekeyLink,
+    reqs: &mut Requests,
+    online: bool,
+    to: &str,
+    tag: InstanceTag,
+    text: &str,
+    sent_to: Option<&str>,
+    now: i64,
+    rng: &mut R,
+) {
+    let tlvs = sent_to_tlv(sent_to);
+    if !b.dir.usable(to, tag) {
+        b.car.emit(GlueEvent::NotSent {
+            to: to.to_owned(),
+            device: Some(tag),
+            reason: NotSentReason::KeyChanged,
+        });
+        return;
+    }
+    let state = b.client.conversation(to, tag).map(|c| c.state());
+    match state {
+        Some(ConversationState::Encrypted)
+        | Some(ConversationState::WaitingAuthR)
+        | Some(ConversationState::WaitingAuthI) => {
+            let evs = b.client.send_to(to, tag, text, &tlvs, now, rng);
+            b.otr_events(evs, false, now, rng);
+            return;
+        }
+        Some(ConversationState::Finished) => {
+            let evs = b.client.end(to, Some(tag), now, rng);
+            b.otr_events(evs, false, now, rng);
+        }
+        Some(ConversationState::Start) | None => {}
+    }
+    if b.dir.is_online(to, tag) {
+        let evs = b.client.start_dake(to, Some(tag), now, rng);
+        b.otr_events(evs, false, now, rng);
+        let evs = b.client.send_to(to, tag, text, &tlvs, now, rng);
+        b.otr_events(evs, false, now, rng);
+        return;
+    }
+    let w = Waiting {
+        tag,
+        text: text.to_owned(),
+        sent_to: sent_to.map(str::to_owned),
+    };
+    link.send_offline(b, reqs, to, w, online, now, rng);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Output;
+    use crate::carriage::Carriage;
+    use crate::devices::{DeviceEntry, DeviceList};
+    use crate::directory::Directory;
+    use otr4::conversation::{Account, Client, Policy};
+    use rand::SeedableRng;
+    use rand::rngs::StdRng;
+    use std::collections::BTreeMap;
+
+    fn reasons(out: &[Output]) -> Vec<(String, Option<InstanceTag>, NotSentReason)> {
+        out.iter()
+            .filter_map(|o| match o {
+                Output::Event(GlueEvent::NotSent { to, device, reason }) => {
+                    Some((to.clone(), *device, reason.clone()))
+                }
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn no_devices_changed_keys_and_offline_devices() {
+        let mut rng = StdRng::seed_from_u64(5);
+        let account = Account::generate(&mut rng, Policy::standalone(), 1000).unwrap();
+        let mut client = Client::new(account, "alice@x");
+        let mut dir = Directory::default();
+        let mut car = Carriage::new(&mut rng);
+        let mut reqs = Requests::default();
+        let mut link = PrekeyLink::new("alice@x", BTreeMap::new(), false, crate::DEFAULT_REFILL);
+        let (t1, t2) = (InstanceTag(0x201), InstanceTag(0x202));
+        let entry = |tag: InstanceTag| DeviceEntry {
+            tag: tag.0,
+            fingerprint: "aa".into(),
+            label: "d".into(),
+            seen: 1000,
+        };
+        dir.set_contact_list(
+            "bob@y",
+            DeviceList {
+                devices: vec![entry(t1), entry(t2)],
+            },
+        );
+        dir.pin("bob@y", t1, "aa");
+        dir.pin("bob@y", t1, "bb"); // t1's key changed
+        let mut prekeys = otr4::prekey::PrekeyStore::new(client.account().instance_tag());
+        let mut b = Bridge {
+            jid: "alice@x",
+            client: &mut client,
+            prekeys: &mut prekeys,
+            dir: &mut dir,
+            car: &mut car,
+        };
+        dispatch(
+            &mut b, &mut link, &mut reqs, true, "carol@y", "hi", 1000, &mut rng,
+        );
+        dispatch(
+            &mut b, &mut link, &mut reqs, true, "bob@y", "hi", 1000, &mut rng,
+        );
+        let out = car.finish(InstanceTag(0x100));
+        assert_eq!(
+            reasons(&out),
+            vec![
+                ("carol@y".to_owned(), None, NotSentReason::NoDevices),
+                ("bob@y".to_owned(), Some(t1), NotSentReason::KeyChanged),
+            ]
+        );
+        // t2 is offline and no prekey server is known for y: its domain is discovered.
+        assert!(
+            out.iter()
+                .any(|o| matches!(o, Output::Stanza(s) if s.attr("to") == Some("y"))),
+            "{out:?}"
+        );
+        assert!(reqs.any(|p| p.discovers("y")));
+    }
+}

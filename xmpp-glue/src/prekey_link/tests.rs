@@ -1,0 +1,303 @@
+//! Unit tests of the prekey link: discovery and pinning, answers only from the server
+//! asked, the bounded queue of waiting texts.
+use super::*;
+use crate::Output;
+use crate::carriage::Carriage;
+use crate::directory::Directory;
+use otr4::conversation::{Account, Client, Policy};
+use otr4::prekey::messages::NoPrekeyEnsembles;
+use rand::SeedableRng;
+use rand::rngs::StdRng;
+
+const FP: &str = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+
+struct World {
+    rng: StdRng,
+    client: Client,
+    prekeys: otr4::prekey::PrekeyStore,
+    dir: Directory,
+    car: Carriage,
+    reqs: Requests,
+    link: PrekeyLink,
+}
+
+impl World {
+    fn new(servers: BTreeMap<String, ServerPin>) -> World {
+        let mut rng = StdRng::seed_from_u64(11);
+        let account = Account::generate(&mut rng, Policy::standalone(), 1000).unwrap();
+        let car = Carriage::new(&mut rng);
+        World {
+            prekeys: otr4::prekey::PrekeyStore::new(account.instance_tag()),
+            client: Client::new(account, "alice@x"),
+            dir: Directory::default(),
+            car,
+            reqs: Requests::default(),
+            link: PrekeyLink::new("alice@x", servers, false, crate::DEFAULT_REFILL),
+            rng,
+        }
+    }
+
+    /// Runs `f` with the link, a bridge and the requests; returns the call's outputs.
+    fn step(
+        &mut self,
+        f: impl FnOnce(&mut PrekeyLink, &mut Bridge<'_>, &mut Requests, &mut StdRng),
+    ) -> Vec<Output> {
+        let mut b = Bridge {
+            jid: "alice@x",
+            client: &mut self.client,
+            prekeys: &mut self.prekeys,
+            dir: &mut self.dir,
+            car: &mut self.car,
+        };
+        f(&mut self.link, &mut b, &mut self.reqs, &mut self.rng);
+        self.car.finish(InstanceTag(0x100))
+    }
+}
+
+fn pin(jid: &str) -> ServerPin {
+    ServerPin {
+        jid: jid.to_owned(),
+        fingerprint: FP.to_owned(),
+    }
+}
+
+fn items(v: &[(&str, Option<&str>, Option<&str>)]) -> Vec<DiscoItem> {
+    v.iter()
+        .map(|(j, n, name)| DiscoItem {
+            jid: (*j).to_owned(),
+            node: n.map(str::to_owned),
+            name: name.map(str::to_owned),
+        })
+        .collect()
+}
+
+fn answer(ok: bool, disco_items: Vec<DiscoItem>, prekey_server: bool) -> IqResponse {
+    IqResponse {
+        ok,
+        disco_items,
+        prekey_server,
+        ..IqResponse::default()
+    }
+}
+
+fn errors(out: &[Output]) -> Vec<&GlueError> {
+    out.iter()
+        .filter_map(|o| match o {
+            Output::Event(GlueEvent::Error(e)) => Some(e),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn discovery_pins_the_server_and_refuses_a_changed_fingerprint() {
+    let mut w = World::new(BTreeMap::new());
+    let out = w.step(|l, b, r, rng| l.ensure_server(b, r, "y", false, 1000, rng));
+    assert!(matches!(out.as_slice(), [Output::Stanza(s)] if s.attr("to") == Some("y")));
+    let out = w.step(|l, b, r, rng| {
+        let p = Pending::DiscoItems { domain: "y".into() };
+        let a = answer(
+            true,
+            items(&[("pk.y", None, None), ("x.y", Some("n"), None)]),
+            false,
+        );
+        l.discovered(b, r, p, a, false, 1000, rng);
+    });
+    assert_eq!(
+        out.len(),
+        1,
+        "only the item without a node is asked: {out:?}"
+    );
+    let out = w.step(|l, b, r, rng| {
+        let p = Pending::DiscoInfo {
+            domain: "y".into(),
+            jid: "pk.y".into(),
+        };
+        l.discovered(b, r, p, answer(true, Vec::new(), true), false, 1000, rng);
+    });
+    assert!(matches!(out.as_slice(), [Output::Stanza(s)] if s.attr("to") == Some("pk.y")));
+    let fp_items = items(&[("pk.y", Some("fingerprint"), Some(&FP.to_uppercase()))]);
+    let out = w.step(|l, b, r, rng| {
+        let p = Pending::ServerItems {
+            domain: "y".into(),
+            jid: "pk.y".into(),
+        };
+        l.discovered(
+            b,
+            r,
+            p,
+            answer(true, fp_items.clone(), false),
+            false,
+            1000,
+            rng,
+        );
+    });
+    assert!(matches!(
+        out.as_slice(),
+        [Output::Event(GlueEvent::PrekeyServer(p))] if *p == pin("pk.y")
+    ));
+    assert!(w.link.is_server("pk.y"));
+    let other = items(&[("pk.y", Some("fingerprint"), Some(&"ab".repeat(56)))]);
+    let out = w.step(|l, b, r, rng| {
+        let p = Pending::ServerItems {
+            domain: "y".into(),
+            jid: "pk.y".into(),
+        };
+        l.discovered(b, r, p, answer(true, other, false), false, 1000, rng);
+    });
+    assert!(matches!(
+        errors(&out).as_slice(),
+        [GlueError::ServerFingerprintChanged { .. }]
+    ));
+    assert_eq!(
+        w.link.servers().get("y"),
+        Some(&pin("pk.y")),
+        "the pin holds"
+    );
+}
+
+#[test]
+fn no_server_is_reported_once_no_discovery_is_left() {
+    let mut w = World::new(BTreeMap::new());
+    w.step(|l, b, r, rng| l.ensure_server(b, r, "y", false, 1000, rng));
+    let out = w.step(|l, b, r, rng| {
+        let p = Pending::DiscoItems { domain: "y".into() };
+        let a = answer(
+            true,
+            items(&[("a.y", None, None), ("b.y", None, None)]),
+            false,
+        );
+        l.discovered(b, r, p, a, false, 1000, rng);
+    });
+    assert_eq!(out.len(), 2);
+    let info = |jid: &str| Pending::DiscoInfo {
+        domain: "y".into(),
+        jid: jid.into(),
+    };
+    // The answers are matched through the requests in a real engine; here the first
+    // candidate's request is still open, so its "not a server" says nothing yet.
+    let out = w.step(|l, b, r, rng| {
+        l.discovered(
+            b,
+            r,
+            info("a.y"),
+            answer(false, Vec::new(), false),
+            false,
+            1000,
+            rng,
+        )
+    });
+    assert!(errors(&out).is_empty());
+    w.reqs.clear();
+    let out = w.step(|l, b, r, rng| {
+        l.discovered(
+            b,
+            r,
+            info("b.y"),
+            answer(true, Vec::new(), false),
+            false,
+            1000,
+            rng,
+        )
+    });
+    assert!(matches!(
+        errors(&out).as_slice(),
+        [GlueError::NoPrekeyServer(d)] if d == "y"
+    ));
+}
+
+#[test]
+fn answers_count_only_from_the_server_asked() {
+    let mut servers = BTreeMap::new();
+    servers.insert("x".to_owned(), pin("pk.x"));
+    servers.insert("y".to_owned(), pin("pk.y"));
+    let mut w = World::new(servers);
+    let fp = parse_fp(FP).unwrap();
+    w.client
+        .set_prekey_server(b"pk.x", fp, crate::DEFAULT_REFILL)
+        .unwrap();
+    let me = w.client.account().instance_tag();
+    let none = |who: &str| {
+        PrekeyServerMessage::NoPrekeyEnsembles(NoPrekeyEnsembles {
+            receiver_tag: me,
+            identity: who.as_bytes().to_vec(),
+            message: Vec::new(),
+        })
+    };
+    assert!(
+        !w.link.reply_expected("pk.y", &none("bob@y")),
+        "nothing was asked"
+    );
+    let out = w.step(|l, b, r, rng| {
+        let waiting = Waiting {
+            tag: InstanceTag(0x200),
+            text: "hi".into(),
+            sent_to: None,
+        };
+        l.send_offline(b, r, "bob@y", waiting, true, 1000, rng);
+    });
+    assert!(
+        matches!(out.as_slice(), [Output::Stanza(s)] if s.attr("to") == Some("pk.y")),
+        "{out:?}"
+    );
+    assert!(w.link.reply_expected("PK.Y", &none("bob@y")));
+    assert!(
+        !w.link.reply_expected("pk.x", &none("bob@y")),
+        "our own server cannot answer for bob"
+    );
+    assert!(!w.link.reply_expected("pk.y", &none("carol@y")));
+    let mut stats = EngineStats::default();
+    let text = otr4::prekey::framing::encode(&none("bob@y"));
+    let out = w.step(|l, b, _, rng| {
+        assert!(!l.body(b, &mut stats, "pk.x", &text, 1000, rng));
+    });
+    assert!(out.is_empty());
+    assert_eq!(stats.spoofed_prekey_replies, 1);
+    let out = w.step(|l, b, _, rng| {
+        l.body(b, &mut stats, "pk.y", &text, 1000, rng);
+    });
+    assert!(
+        matches!(
+            out.as_slice(),
+            [Output::Event(GlueEvent::NotSent {
+                reason: NotSentReason::NoEnsembles,
+                ..
+            })]
+        ),
+        "{out:?}"
+    );
+    assert!(
+        !w.link.reply_expected("pk.y", &none("bob@y")),
+        "the query is over"
+    );
+}
+
+#[test]
+fn waiting_texts_are_bounded() {
+    let mut w = World::new(BTreeMap::new());
+    let out = w.step(|l, b, r, rng| {
+        for i in 0..=MAX_WAITING {
+            let waiting = Waiting {
+                tag: InstanceTag(0x200),
+                text: i.to_string(),
+                sent_to: None,
+            };
+            l.send_offline(b, r, "bob@y", waiting, true, 1000, rng);
+        }
+    });
+    let full = out
+        .iter()
+        .filter(|o| {
+            matches!(
+                o,
+                Output::Event(GlueEvent::NotSent {
+                    reason: NotSentReason::QueueFull,
+                    ..
+                })
+            )
+        })
+        .count();
+    assert_eq!(full, 1);
+    w.link.forget("bob@y", InstanceTag(0x200));
+    assert!(w.link.waiting.get("bob@y").is_some_and(Vec::is_empty));
+}

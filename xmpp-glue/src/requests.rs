@@ -1,0 +1,197 @@
+//! Our IQ requests in flight and who may answer each (docs/xmpp-glue.md §8): an answer
+//! from anyone but the entity asked is ignored and counted, whatever its id.
+
+use std::collections::BTreeMap;
+
+use minidom::Element;
+
+use crate::carriage::Carriage;
+use crate::devices::DeviceList;
+
+/// Who may answer a request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Responder {
+    /// Our own account: `from` absent, our bare JID or our full JID.
+    Own,
+    /// This exact JID (a contact's bare JID, a domain, a component).
+    Jid(String),
+}
+
+/// What a request was for.
+#[derive(Debug)]
+pub(crate) enum Pending {
+    /// Discovery of a domain's prekey server: its items.
+    DiscoItems { domain: String },
+    /// Discovery: whether `jid` is a prekey server.
+    DiscoInfo { domain: String, jid: String },
+    /// Discovery: the prekey server's fingerprint item.
+    ServerItems { domain: String, jid: String },
+    /// Our account's device list.
+    OwnDevices,
+    /// A contact's device list.
+    ContactDevices(String),
+    /// Publishing our device list.
+    Publish { list: DeviceList, retried: bool },
+    /// Reconfiguring our device-list node before publishing again.
+    Configure { list: DeviceList },
+    /// A MAM page.
+    Mam,
+}
+
+impl Pending {
+    /// Whether this is a discovery request about `dom`.
+    pub fn discovers(&self, dom: &str) -> bool {
+        matches!(self, Pending::DiscoInfo { domain, .. } | Pending::ServerItems { domain, .. } | Pending::DiscoItems { domain } if domain == dom)
+    }
+}
+
+/// Whether `from` (a stanza's `from`, absent for our server on our behalf) is our own
+/// account: our bare JID `jid` or our bound full JID.
+pub(crate) fn is_own_account(jid: &str, full_jid: Option<&str>, from: Option<&str>) -> bool {
+    match from {
+        None => true,
+        Some(f) => {
+            f.eq_ignore_ascii_case(jid) || full_jid.is_some_and(|full| full.eq_ignore_ascii_case(f))
+        }
+    }
+}
+
+/// What became of an answer.
+#[derive(Debug)]
+pub(crate) enum Answer {
+    /// Not an answer to a request of ours (unknown id): ignored.
+    Unknown,
+    /// Someone else than the entity asked: ignored, the request stays open.
+    Spoofed,
+    /// The answer to this request.
+    To(Pending),
+}
+
+/// The requests in flight, by id.
+#[derive(Debug, Default)]
+pub(crate) struct Requests {
+    iqs: BTreeMap<String, (Responder, Pending)>,
+}
+
+impl Requests {
+    /// Sends the request `make` builds (given a fresh id); its answer is accepted only
+    /// from `from`.
+    pub fn send(
+        &mut self,
+        car: &mut Carriage,
+        from: Responder,
+        purpose: Pending,
+        make: impl FnOnce(&str) -> Element,
+    ) {
+        let id = car.id();
+        let s = make(&id);
+        self.iqs.insert(id, (from, purpose));
+        car.stanza(s);
+    }
+
+    /// Matches an answer with id `id` from `from`; `own`: whether `from` is our account.
+    pub fn answer(&mut self, id: &str, from: Option<&str>, own: bool) -> Answer {
+        let Some((who, _)) = self.iqs.get(id) else {
+            return Answer::Unknown;
+        };
+        let answers = match who {
+            Responder::Own => own,
+            Responder::Jid(j) => from.is_some_and(|f| f.eq_ignore_ascii_case(j)),
+        };
+        if !answers {
+            return Answer::Spoofed;
+        }
+        match self.iqs.remove(id) {
+            Some((_, p)) => Answer::To(p),
+            None => Answer::Unknown,
+        }
+    }
+
+    /// Whether a request in flight matches `f`.
+    pub fn any(&self, f: impl Fn(&Pending) -> bool) -> bool {
+        self.iqs.values().any(|(_, p)| f(p))
+    }
+
+    /// Forgets every request (the stream went down or came up again).
+    pub fn clear(&mut self) {
+        self.iqs.clear();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::stanza;
+    use rand::SeedableRng;
+    use rand::rngs::StdRng;
+
+    #[test]
+    fn own_account_is_absent_bare_or_bound_full_jid() {
+        let own = |from| is_own_account("alice@x", Some("alice@x/laptop"), from);
+        assert!(own(None));
+        assert!(own(Some("ALICE@x")));
+        assert!(own(Some("alice@x/laptop")));
+        assert!(!own(Some("alice@x/other")));
+        assert!(!own(Some("mallory@x")));
+        assert!(!is_own_account("alice@x", None, Some("alice@x/laptop")));
+    }
+
+    #[test]
+    fn only_the_entity_asked_answers() {
+        let mut car = Carriage::new(&mut StdRng::seed_from_u64(1));
+        let mut r = Requests::default();
+        r.send(
+            &mut car,
+            Responder::Jid("bob@x".into()),
+            Pending::ContactDevices("bob@x".into()),
+            |id| stanza::get_devices(id, "bob@x"),
+        );
+        let out = car.finish(otr4::InstanceTag(0x100));
+        let Some(crate::Output::Stanza(s)) = out.first() else {
+            panic!("no request sent")
+        };
+        let id = s.attr("id").unwrap().to_owned();
+        assert!(matches!(
+            r.answer("nope", Some("bob@x"), false),
+            Answer::Unknown
+        ));
+        assert!(matches!(
+            r.answer(&id, Some("mallory@x"), false),
+            Answer::Spoofed
+        ));
+        assert!(matches!(r.answer(&id, None, true), Answer::Spoofed));
+        assert!(r.any(|p| matches!(p, Pending::ContactDevices(_))));
+        assert!(matches!(
+            r.answer(&id, Some("BOB@x"), false),
+            Answer::To(Pending::ContactDevices(_))
+        ));
+        assert!(matches!(
+            r.answer(&id, Some("bob@x"), false),
+            Answer::Unknown
+        ));
+    }
+
+    #[test]
+    fn own_requests_take_own_answers_only() {
+        let mut car = Carriage::new(&mut StdRng::seed_from_u64(2));
+        let mut r = Requests::default();
+        r.send(&mut car, Responder::Own, Pending::Mam, |id| {
+            stanza::mam_query(id, "q", stanza::MamFrom::Start, 50)
+        });
+        let out = car.finish(otr4::InstanceTag(0x100));
+        let Some(crate::Output::Stanza(s)) = out.first() else {
+            panic!("no request sent")
+        };
+        let id = s.attr("id").unwrap().to_owned();
+        assert!(matches!(
+            r.answer(&id, Some("bob@x"), false),
+            Answer::Spoofed
+        ));
+        assert!(matches!(
+            r.answer(&id, None, true),
+            Answer::To(Pending::Mam)
+        ));
+        assert!(!r.any(|_| true));
+        r.clear();
+    }
+}
