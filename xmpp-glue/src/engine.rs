@@ -47,8 +47,7 @@ macro_rules! bridge {
 pub struct Engine {
     cfg: EngineConfig,
     client: Client,
-    /// The secrets of our published Prekey messages (exported with the client).
-    prekeys: PrekeyStore,
+    prekeys: PrekeyStore, // our published Prekey messages' secrets, exported with the client
     full_jid: Option<String>,
     /// Catch-up finished and we announced ourselves.
     online: bool,
@@ -73,8 +72,7 @@ impl core::fmt::Debug for Engine {
 }
 
 impl Engine {
-    /// An engine for `client` (its own JID must be `config.jid`) and its prekey store
-    /// (`PrekeyStore::new(tag)` for a new account) with persisted `state`.
+    /// An engine for `client` (JID `config.jid`), its prekey store and persisted `state`.
     pub fn new<R: CryptoRng + ?Sized>(
         config: EngineConfig,
         client: Client,
