@@ -418,16 +418,7 @@ fn a_prekey_server_of_another_domain_cannot_answer_for_bob() {
     assert!(stanza::body(&query).is_some());
     // The server pinned for other.org answers "no ensembles for Bob".
     let tag = a.tag();
-    let answer = |from: &str| {
-        let m = PrekeyServerMessage::NoPrekeyEnsembles(NoPrekeyEnsembles {
-            receiver_tag: tag,
-            identity: BOB.as_bytes().to_vec(),
-            message: b"No Prekey Messages available for this identity".to_vec(),
-        });
-        let mut s = stanza::body_message(ALICE_FULL, "pk-1", &encode_prekey(&m.encode()));
-        stanza::set_attr(&mut s, "from", from);
-        s
-    };
+    let answer = |from: &str| no_ensembles(tag, BOB, from);
     let evs = events(a.handle(&answer("prekey.other.org"), NOW, &mut rng));
     assert!(
         !evs.iter().any(|e| matches!(e, GlueEvent::NotSent { .. })),
@@ -884,15 +875,7 @@ fn our_own_prekey_server_cannot_answer_for_a_contact_at_another_domain() {
     );
     // Our own server answers with ensembles (any: they come from the test vectors)...
     let tag = a.tag();
-    let retrieval = {
-        let mut s = stanza::body_message(
-            ALICE_FULL,
-            "pk-0",
-            &encode_prekey(&vector_ensembles(tag, CAROL).encode()),
-        );
-        stanza::set_attr(&mut s, "from", "prekey.example.org");
-        s
-    };
+    let retrieval = from_server(&vector_ensembles(tag, CAROL), "prekey.example.org");
     let evs = events(a.handle(&retrieval, NOW, &mut rng));
     assert!(evs.is_empty(), "{evs:?}");
     assert_eq!(a.stats().spoofed_prekey_replies, 1);
@@ -902,16 +885,7 @@ fn our_own_prekey_server_cannot_answer_for_a_contact_at_another_domain() {
         "the ensembles were looked at"
     );
     // ... and "none left".
-    let answer = |from: &str| {
-        let m = PrekeyServerMessage::NoPrekeyEnsembles(NoPrekeyEnsembles {
-            receiver_tag: tag,
-            identity: CAROL.as_bytes().to_vec(),
-            message: b"No Prekey Messages available for this identity".to_vec(),
-        });
-        let mut s = stanza::body_message(ALICE_FULL, "pk-1", &encode_prekey(&m.encode()));
-        stanza::set_attr(&mut s, "from", from);
-        s
-    };
+    let answer = |from: &str| no_ensembles(tag, CAROL, from);
     let evs = events(a.handle(&answer("prekey.example.org"), NOW, &mut rng));
     assert!(
         !evs.iter().any(|e| matches!(e, GlueEvent::NotSent { .. })),
@@ -954,13 +928,13 @@ fn vector_ensembles(tag: InstanceTag, identity: &str) -> PrekeyServerMessage {
 
 /// Walks Alice's prekey-server discovery: the domain lists `candidates`, each says it is
 /// a prekey server, and each announces the fingerprint `fps[i]` (in order of answer).
-/// Returns the events of the whole walk.
+/// Returns the events of the whole walk and the stanzas the announcements made us send.
 fn discover(
     a: &mut Engine,
     outs: &[Output],
     candidates: &[&str],
     fps: &[String],
-) -> Vec<GlueEvent> {
+) -> (Vec<GlueEvent>, Vec<Element>) {
     let mut rng = rand::rng();
     let items_id = stanzas(outs)
         .into_iter()
@@ -1004,7 +978,7 @@ fn discover(
     }
     assert_eq!(item_queries.len(), candidates.len(), "{item_queries:?}");
     // Each announces its fingerprint.
-    let mut evs = Vec::new();
+    let (mut evs, mut sent) = (Vec::new(), Vec::new());
     for ((id, from), fp) in item_queries.iter().zip(fps) {
         let mut q = el("query", ns::DISCO_ITEMS, &[]);
         q.append_child(el(
@@ -1014,9 +988,11 @@ fn discover(
         ));
         let mut r = stanza::iq("result", id, Some(ALICE_FULL), q);
         stanza::set_attr(&mut r, "from", from);
-        evs.extend(events(a.handle(&r, NOW, &mut rng)));
+        let outs = a.handle(&r, NOW, &mut rng);
+        sent.extend(stanzas(&outs));
+        evs.extend(events(outs));
     }
-    evs
+    (evs, sent)
 }
 
 /// Two answers in one discovery: the first pins the server; a second that differs in
@@ -1037,7 +1013,7 @@ fn a_second_discovery_answer_cannot_replace_the_pinned_prekey_server() {
     // The same component twice, announcing another key the second time.
     let (mut a, _) = alice(GlueState::default());
     let outs = online_outs(&mut a);
-    let evs = discover(
+    let (evs, _) = discover(
         &mut a,
         &outs,
         &["prekey.example.org", "prekey.example.org"],
@@ -1052,7 +1028,7 @@ fn a_second_discovery_answer_cannot_replace_the_pinned_prekey_server() {
     // Another component with the same key.
     let (mut a, _) = alice(GlueState::default());
     let outs = online_outs(&mut a);
-    let evs = discover(
+    let (evs, _) = discover(
         &mut a,
         &outs,
         &["prekey.example.org", "evil.example.org"],
@@ -1063,7 +1039,7 @@ fn a_second_discovery_answer_cannot_replace_the_pinned_prekey_server() {
     // One server, one answer: pinned, nothing reported.
     let (mut a, _) = alice(GlueState::default());
     let outs = online_outs(&mut a);
-    let evs = discover(
+    let (evs, _) = discover(
         &mut a,
         &outs,
         &["prekey.example.org"],
@@ -1133,16 +1109,7 @@ fn a_device_removed_during_the_ensemble_query_gets_nothing() {
         e,
         GlueEvent::DevicesChanged { change: DeviceChange::Removed(d), .. } if d.tag == removed
     )));
-    let none_left = {
-        let m = PrekeyServerMessage::NoPrekeyEnsembles(NoPrekeyEnsembles {
-            receiver_tag: a.tag(),
-            identity: BOB.as_bytes().to_vec(),
-            message: b"No Prekey Messages available for this identity".to_vec(),
-        });
-        let mut s = stanza::body_message(ALICE_FULL, "pk-1", &encode_prekey(&m.encode()));
-        stanza::set_attr(&mut s, "from", "prekey.example.org");
-        s
-    };
+    let none_left = no_ensembles(a.tag(), BOB, "prekey.example.org");
     let not_sent: Vec<Option<InstanceTag>> = events(a.handle(&none_left, NOW, &mut rng))
         .into_iter()
         .filter_map(|e| match e {
@@ -1243,41 +1210,22 @@ fn waiting_messages_are_sent_once_the_prekey_server_is_found() {
 
 /// [`discover`] with one candidate, returning the stanzas the last answer made us send.
 fn discover_with(a: &mut Engine, outs: &[Output], server: &str, fp: &str) -> Vec<Element> {
-    let mut rng = rand::rng();
-    let step = |a: &mut Engine, rng: &mut rand::rngs::ThreadRng, r: Element| a.handle(&r, NOW, rng);
-    let items_id = stanzas(outs)
-        .into_iter()
-        .find(|s| s.attr("to") == Some("example.org") && s.has_child("query", ns::DISCO_ITEMS))
-        .and_then(|s| s.attr("id").map(str::to_owned))
-        .unwrap();
-    let mut q = el("query", ns::DISCO_ITEMS, &[]);
-    q.append_child(el("item", ns::DISCO_ITEMS, &[("jid", server)]));
-    let mut r = stanza::iq("result", &items_id, Some(ALICE_FULL), q);
-    stanza::set_attr(&mut r, "from", "example.org");
-    let outs = step(a, &mut rng, r);
-    let info_id = iq_id(&outs, "query");
-    let mut info = el("query", ns::DISCO_INFO, &[]);
-    info.append_child(el(
-        "identity",
-        ns::DISCO_INFO,
-        &[("category", "auth"), ("type", "otr-prekey")],
-    ));
-    info.append_child(el(
-        "feature",
-        ns::DISCO_INFO,
-        &[("var", ns::PREKEY_SERVER_FEATURE)],
-    ));
-    let mut r = stanza::iq("result", &info_id, Some(ALICE_FULL), info);
-    stanza::set_attr(&mut r, "from", server);
-    let outs = step(a, &mut rng, r);
-    let fp_id = iq_id(&outs, "query");
-    let mut q = el("query", ns::DISCO_ITEMS, &[]);
-    q.append_child(el(
-        "item",
-        ns::DISCO_ITEMS,
-        &[("jid", server), ("node", "fingerprint"), ("name", fp)],
-    ));
-    let mut r = stanza::iq("result", &fp_id, Some(ALICE_FULL), q);
-    stanza::set_attr(&mut r, "from", server);
-    stanzas(&step(a, &mut rng, r))
+    discover(a, outs, &[server], &[fp.to_owned()]).1
+}
+
+/// A prekey-server message to Alice, from `server`.
+fn from_server(m: &PrekeyServerMessage, server: &str) -> Element {
+    let mut s = stanza::body_message(ALICE_FULL, "pk-1", &encode_prekey(&m.encode()));
+    stanza::set_attr(&mut s, "from", server);
+    s
+}
+
+/// "No Prekey Ensembles" for `identity`, to Alice's instance `tag`, from `server`.
+fn no_ensembles(tag: InstanceTag, identity: &str, server: &str) -> Element {
+    let m = PrekeyServerMessage::NoPrekeyEnsembles(NoPrekeyEnsembles {
+        receiver_tag: tag,
+        identity: identity.as_bytes().to_vec(),
+        message: b"No Prekey Messages available for this identity".to_vec(),
+    });
+    from_server(&m, server)
 }
