@@ -345,6 +345,11 @@ fn a_forged_carbon_is_counted_and_ignored() {
     }
     assert!(a.devices_of(BOB).is_empty());
     assert_eq!(a.stats().spoofed_forwards, 2);
+    assert_eq!(
+        a.stats().carbons_ignored,
+        0,
+        "a forgery counted as a carbon"
+    );
 }
 
 #[test]
@@ -791,10 +796,8 @@ fn real_carbons_are_produced_and_never_processed() {
             })
             .collect();
         assert!(bad.is_empty(), "the carbon was processed: {bad:?}");
-        assert_eq!(
-            net.engine("alice/phone").unwrap().stats().spoofed_forwards,
-            0
-        );
+        let phone = net.engine("alice/phone").unwrap().stats();
+        assert_eq!((phone.spoofed_forwards, phone.carbons_ignored), (0, 1));
     });
 }
 
@@ -1228,4 +1231,211 @@ fn no_ensembles(tag: InstanceTag, identity: &str, server: &str) -> Element {
         message: b"No Prekey Messages available for this identity".to_vec(),
     });
     from_server(&m, server)
+}
+
+// -------------------------------------------------------------------------------------
+// Requests from others, answers that fail.
+
+/// Anyone may ask who we are (disco#info, for entity caps); every other request gets
+/// `service-unavailable` (RFC 6120 §8.2.3), addressed back to the asker, and changes nothing.
+#[test]
+fn requests_from_a_contact_get_our_caps_or_service_unavailable() {
+    let (mut a, mut rng, _) = online_alice();
+    let before = a.state();
+    let ask = |a: &mut Engine, rng: &mut rand::rngs::ThreadRng, kind: &str, payload: Element| {
+        let mut iq = stanza::iq(kind, "m-1", Some(ALICE_FULL), payload);
+        stanza::set_attr(&mut iq, "from", MALLORY_FULL);
+        let outs = a.handle(&iq, NOW, rng);
+        let answers = stanzas(&outs);
+        assert_eq!(answers.len(), 1, "{outs:?}");
+        let r = answers.into_iter().next().unwrap();
+        assert_eq!(
+            (r.name(), r.attr("id"), r.attr("to")),
+            ("iq", Some("m-1"), Some(MALLORY_FULL))
+        );
+        r
+    };
+    let r = ask(&mut a, &mut rng, "get", el("query", ns::DISCO_INFO, &[]));
+    assert_eq!(r.attr("type"), Some("result"));
+    let q = r.get_child("query", ns::DISCO_INFO).unwrap();
+    assert!(
+        q.children()
+            .any(|c| c.is("feature", ns::DISCO_INFO) && c.attr("var") == Some(ns::DEVICES_NOTIFY)),
+        "our caps announce the device-list notifications: {r:?}"
+    );
+    for (kind, payload) in [
+        ("get", el("query", "jabber:iq:version", &[])),
+        ("set", el("pubsub", ns::PUBSUB, &[])),
+    ] {
+        let r = ask(&mut a, &mut rng, kind, payload);
+        assert_eq!(r.attr("type"), Some("error"), "{r:?}");
+        let e = r.get_child("error", ns::CLIENT).unwrap();
+        assert!(e.has_child("service-unavailable", ns::STANZAS), "{r:?}");
+    }
+    assert_eq!(a.state(), before, "a request changed our state");
+}
+
+/// A candidate that answers disco#info with an error is no prekey server, even when the
+/// error echoes a query naming the feature (RFC 6120 §8.3.1 allows the echo): it is not
+/// asked for a fingerprint and, being the only one, leaves the domain without a server.
+#[test]
+fn a_candidate_that_answers_with_an_error_is_not_a_prekey_server() {
+    let (mut a, mut rng) = alice(GlueState::default());
+    let outs = online_outs(&mut a);
+    let items_id = stanzas(&outs)
+        .into_iter()
+        .find(|s| s.attr("to") == Some("example.org") && s.has_child("query", ns::DISCO_ITEMS))
+        .and_then(|s| s.attr("id").map(str::to_owned))
+        .unwrap();
+    let mut q = el("query", ns::DISCO_ITEMS, &[]);
+    q.append_child(el(
+        "item",
+        ns::DISCO_ITEMS,
+        &[("jid", "prekey.example.org")],
+    ));
+    let mut r = stanza::iq("result", &items_id, Some(ALICE_FULL), q);
+    stanza::set_attr(&mut r, "from", "example.org");
+    let outs = a.handle(&r, NOW, &mut rng);
+    let info = stanzas(&outs)
+        .into_iter()
+        .find(|s| s.has_child("query", ns::DISCO_INFO))
+        .unwrap();
+    let mut echo = el("query", ns::DISCO_INFO, &[]);
+    echo.append_child(el(
+        "identity",
+        ns::DISCO_INFO,
+        &[("category", "auth"), ("type", "otr-prekey")],
+    ));
+    echo.append_child(el(
+        "feature",
+        ns::DISCO_INFO,
+        &[("var", ns::PREKEY_SERVER_FEATURE)],
+    ));
+    let mut err = stanza::iq("error", info.attr("id").unwrap(), Some(ALICE_FULL), echo);
+    stanza::set_attr(&mut err, "from", "prekey.example.org");
+    let mut e = el("error", ns::CLIENT, &[("type", "cancel")]);
+    e.append_child(el("item-not-found", ns::STANZAS, &[]));
+    err.append_child(e);
+    let outs = a.handle(&err, NOW, &mut rng);
+    assert!(
+        !stanzas(&outs)
+            .iter()
+            .any(|s| s.has_child("query", ns::DISCO_ITEMS)),
+        "an erring candidate was asked for its fingerprint: {outs:?}"
+    );
+    assert!(events(outs).iter().any(
+        |e| matches!(e, GlueEvent::Error(GlueError::NoPrekeyServer(d)) if d == "example.org")
+    ));
+    assert!(a.state().servers.is_empty());
+}
+
+/// Our own list is published with publish-options; when the node's configuration does not
+/// match (`precondition-not-met`) it is reconfigured and the list published again, once:
+/// a second refusal is reported, and a success says we are listed. Any other refusal, of
+/// the publication or of the reconfiguration, is reported at once and nothing is retried.
+#[test]
+fn a_refused_publication_is_retried_once_after_configuring_the_node() {
+    #[derive(Clone, Copy, PartialEq, Debug)]
+    enum Reply {
+        Ok,
+        Precondition,
+        Forbidden,
+    }
+    /// Answers the iq set among `outs` with `reply`: the set, and what the answer gave.
+    fn answer(a: &mut Engine, outs: &[Output], reply: Reply) -> (Element, Vec<Output>) {
+        let s = stanzas(outs)
+            .into_iter()
+            .find(|s| s.attr("type") == Some("set"))
+            .unwrap_or_else(|| panic!("no iq set in {outs:?}"));
+        let id = s.attr("id").unwrap();
+        let error = |cond: &str| {
+            parse(&format!(
+                "<iq xmlns='jabber:client' type='error' id='{id}' to='{ALICE_FULL}'>\
+                 <error type='cancel'>{cond}</error></iq>"
+            ))
+        };
+        let reply = match reply {
+            Reply::Ok => parse(&format!(
+                "<iq xmlns='jabber:client' type='result' id='{id}' to='{ALICE_FULL}'/>"
+            )),
+            Reply::Precondition => error(&format!(
+                "<conflict xmlns='{}'/><precondition-not-met xmlns='{}'/>",
+                ns::STANZAS,
+                ns::PUBSUB_ERRORS
+            )),
+            Reply::Forbidden => error(&format!("<forbidden xmlns='{}'/>", ns::STANZAS)),
+        };
+        (s, a.handle(&reply, NOW, &mut rand::rng()))
+    }
+    let is_publish = |s: &Element| {
+        s.get_child("pubsub", ns::PUBSUB)
+            .is_some_and(|p| p.has_child("publish", ns::PUBSUB))
+    };
+    let is_configure = |s: &Element| {
+        s.get_child("pubsub", ns::PUBSUB_OWNER)
+            .is_some_and(|p| p.has_child("configure", ns::PUBSUB_OWNER))
+    };
+    // (replies in order, the requests they answer: publish / configure, listed at the end)
+    let cases: [(&[Reply], &[bool], bool); 5] = [
+        (&[Reply::Ok], &[true], true),
+        (
+            &[Reply::Precondition, Reply::Ok, Reply::Ok],
+            &[true, false, true],
+            true,
+        ),
+        (
+            &[Reply::Precondition, Reply::Ok, Reply::Precondition],
+            &[true, false, true],
+            false,
+        ),
+        (&[Reply::Forbidden], &[true], false),
+        (
+            &[Reply::Precondition, Reply::Forbidden],
+            &[true, false],
+            false,
+        ),
+    ];
+    for (replies, publishes, listed) in cases {
+        // Our prekey server already holds our profiles: we may list ourselves.
+        let (mut a, mut rng) = alice(GlueState {
+            published: true,
+            ..GlueState::default()
+        });
+        let outs = online_outs(&mut a);
+        let own_fetch = stanzas(&outs)
+            .into_iter()
+            .find(|s| s.attr("to") == Some(ALICE) && s.has_child("pubsub", ns::PUBSUB))
+            .and_then(|s| s.attr("id").map(str::to_owned))
+            .unwrap();
+        let mut outs = a.handle(
+            &items_result(&own_fetch, ALICE, DeviceList::default().to_element()),
+            NOW,
+            &mut rng,
+        );
+        for (reply, publish) in replies.iter().zip(publishes) {
+            let (req, next) = answer(&mut a, &outs, *reply);
+            assert_eq!(
+                (is_publish(&req), is_configure(&req)),
+                (*publish, !*publish),
+                "{replies:?}: {req:?}"
+            );
+            outs = next;
+        }
+        assert!(
+            !stanzas(&outs).iter().any(|s| s.attr("type") == Some("set")),
+            "{replies:?}: asked again: {outs:?}"
+        );
+        let evs = events(outs);
+        let ok = evs.iter().any(|e| matches!(e, GlueEvent::Listed));
+        let refused = evs
+            .iter()
+            .any(|e| matches!(e, GlueEvent::Error(GlueError::DeviceListPublish(_))));
+        assert_eq!((ok, refused), (listed, !listed), "{replies:?}: {evs:?}");
+        assert!(
+            !stanzas(&a.tick(NOW + 1, &mut rng))
+                .iter()
+                .any(|s| is_configure(s)),
+            "{replies:?}: configured again"
+        );
+    }
 }
