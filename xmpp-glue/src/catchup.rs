@@ -172,6 +172,12 @@ mod tests {
         assert_eq!(c.page_end(false, None), PageEnd::Done);
         assert_eq!(c.page_end(true, None), PageEnd::Done);
         assert_eq!(c.archive(), &ArchivePos::Start);
+        // An error answer ends catch-up where it was, whatever `<fin/>` it carries.
+        assert_eq!(
+            c.page_end(false, Some((false, Some("Z9".into())))),
+            PageEnd::Done
+        );
+        assert_eq!(c.archive(), &ArchivePos::Start);
     }
 
     #[test]
