@@ -327,6 +327,22 @@ mod tests {
                 condition: "conflict".into()
             })
         );
+        // The condition is the stanza-error element, not its text nor an application one.
+        let Incoming::Response(r) = parse(
+            "<iq xmlns='jabber:client' type='error' id='9'><error type='auth'>\
+             <text xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'>go away</text>\
+             <precondition-not-met xmlns='http://jabber.org/protocol/pubsub#errors'/>\
+             <forbidden xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></iq>",
+        ) else {
+            panic!("not a response")
+        };
+        assert_eq!(
+            r.failure,
+            Some(IqFailure {
+                typ: "auth".into(),
+                condition: "forbidden".into()
+            })
+        );
         let Incoming::Response(r) = parse(
             "<iq xmlns='jabber:client' type='result' id='10'><fin xmlns='urn:xmpp:mam:2' complete='true'/></iq>",
         ) else {

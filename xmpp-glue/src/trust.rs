@@ -164,6 +164,34 @@ mod tests {
     }
 
     #[test]
+    fn only_a_changed_key_can_be_accepted() {
+        let mut t = TrustStore::default();
+        let (a, b) = ("aa".repeat(56), "bb".repeat(56));
+        t.pin("bob@x", 1, &a);
+        assert!(!t.accept("bob@x", 1), "nothing to accept on a TOFU pin");
+        assert!(t.verify("bob@x", 1, &a));
+        assert!(!t.accept("bob@x", 1), "a verified pin is not downgraded");
+        assert_eq!(t.trust("bob@x", 1), Some(Trust::Verified));
+        t.pin("bob@x", 1, &b);
+        assert_eq!(t.trust("bob@x", 1), Some(Trust::Changed));
+        assert_eq!(
+            t.accepted(),
+            vec![("bob@x".to_owned(), 1, a.clone())],
+            "the offered key is not accepted before the user says so"
+        );
+        assert!(t.accept("bob@x", 1));
+        assert_eq!(t.accepted(), vec![("bob@x".to_owned(), 1, b.clone())]);
+        assert!(!t.accept("bob@y", 1), "nothing pinned");
+    }
+
+    #[test]
+    fn the_stored_form_of_a_fingerprint_is_its_lowercase_hex() {
+        let f = Fingerprint([0xAB; FINGERPRINT_LEN]);
+        assert_eq!(hex_fp(&f), "ab".repeat(FINGERPRINT_LEN));
+        assert_eq!(parse_fp(&hex_fp(&f)), Some(f));
+    }
+
+    #[test]
     fn smp_verifies_only_the_pinned_key() {
         let mut t = TrustStore::default();
         t.pin("bob@x", 0x100, "aa");

@@ -176,6 +176,23 @@ mod tests {
             "<a xmlns='x'><b></a>",
         ] {
             assert!(matches!(parse(bad), Err(XmlError::Malformed(_))), "{bad}");
+            assert!(matches!(scan(bad), Err(XmlError::Malformed(_))), "{bad}");
         }
+    }
+
+    #[test]
+    fn check_tree_counts_elements_at_the_limit_and_past_it() {
+        let flat = |n: usize| {
+            let mut root = Element::bare("iq", "jabber:client");
+            for _ in 1..n {
+                root.append_child(Element::bare("x", "urn:x"));
+            }
+            root
+        };
+        assert_eq!(check_tree(&flat(MAX_ELEMENTS)), Ok(()));
+        assert_eq!(
+            check_tree(&flat(MAX_ELEMENTS + 1)),
+            Err(XmlError::TooManyElements)
+        );
     }
 }
