@@ -2,12 +2,12 @@
 //! Fingerprints", §"Client Profile"): long-term and forging keys, instance tag, profiles, policy.
 
 use alloc::vec::Vec;
-use core::fmt;
 
 use crate::InstanceTag;
 use crate::crypto::ed448::KeyPair;
 use crate::crypto::fingerprint::Fingerprint;
 use crate::crypto::keys::{Ed448PublicKey, ForgingPublicKey, generate_forging_point};
+use crate::debug::redacted_debug;
 use crate::prekey::PrekeyStore;
 use crate::profile::client::ClientProfile;
 use crate::ratchet::SecretBytes;
@@ -70,18 +70,15 @@ pub struct Account {
     pub(crate) published: Published,
 }
 
-impl fmt::Debug for Account {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Account")
-            .field("instance_tag", &self.instance_tag)
-            .field("fingerprint", &self.fingerprint())
-            .field("profile_expiration", &self.profile.expiration())
-            .field("policy", &self.policy)
-            .field("previous_profiles", &self.previous_profiles.len())
-            .field("last_status_query", &self.published.last_status_query)
-            .finish_non_exhaustive()
-    }
-}
+redacted_debug!(Account {
+    instance_tag,
+    fingerprint = |s| s.fingerprint(),
+    profile_expiration = |s| s.profile.expiration(),
+    policy,
+    previous_profiles: len,
+    last_status_query = |s| s.published.last_status_query,
+    ..
+});
 
 impl Account {
     /// A new account: a fresh long-term key pair, a forging key generated directly as a

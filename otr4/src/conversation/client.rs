@@ -9,11 +9,11 @@
 use alloc::collections::BTreeMap;
 use alloc::string::String;
 use alloc::vec::Vec;
-use core::fmt;
 
 use crate::InstanceTag;
 use crate::crypto::fingerprint::Fingerprint;
 use crate::dake::PhiPrime;
+use crate::debug::redacted_debug;
 use crate::prekey::messages::PrekeyServerMessage;
 use crate::prekey::{PrekeyStore, RefillPolicy};
 use crate::ratchet::SecretBytes;
@@ -58,17 +58,13 @@ pub struct Client {
     pub(crate) max_instances: usize,
 }
 
-impl fmt::Debug for Client {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Client")
-            .field("own_jid", &self.own_jid)
-            .field("account", &self.account)
-            .field("peers", &self.peers)
-            .field("prekey_link", &self.prekey_link)
-            .field("max_instances", &self.max_instances)
-            .finish()
-    }
-}
+redacted_debug!(Client {
+    own_jid,
+    account,
+    peers,
+    prekey_link,
+    max_instances
+});
 
 /// Runs `f` on the peer `jid` (created if new) with a context for it.
 fn with_peer<T>(

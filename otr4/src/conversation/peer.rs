@@ -5,11 +5,11 @@
 //!
 //! Incoming messages are routed in `incoming`; the offline start is in `offline`.
 
+use crate::debug::redacted_debug;
 use crate::wire::codec::{Codec, Reader, Writer};
 use alloc::collections::BTreeMap;
 use alloc::string::String;
 use alloc::vec::Vec;
-use core::fmt;
 
 use crate::InstanceTag;
 use crate::crypto::fingerprint::Fingerprint;
@@ -60,19 +60,15 @@ pub struct Peer {
     pub(crate) expected: BTreeMap<InstanceTag, Fingerprint>,
 }
 
-impl fmt::Debug for Peer {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Peer")
-            .field("jid", &self.jid)
-            .field("conversations", &self.conversations)
-            .field("pending_dake", &self.pending.is_some())
-            .field("queued", &self.queue.len())
-            .field("whitespace_tag", &self.whitespace_tag)
-            .field("reassembler", &self.reassembler)
-            .field("early", &self.early.len())
-            .finish()
-    }
-}
+redacted_debug!(Peer {
+    jid,
+    conversations,
+    pending_dake = |s| s.pending.is_some(),
+    queued = |s| s.queue.len(),
+    whitespace_tag,
+    reassembler,
+    early: len
+});
 
 impl Peer {
     pub(crate) fn new(jid: &str, policy: &Policy) -> Peer {

@@ -1,9 +1,9 @@
 //! A live encrypted session (otrv4.md §"Data Exchange"): the double ratchet, the SMP state,
 //! the SSID and the peer's profile, plus the heartbeat and session-expiration timers.
 
+use crate::debug::redacted_debug;
 use crate::wire::codec::{Codec, Reader, Writer};
 use alloc::vec::Vec;
-use core::fmt;
 
 use crate::InstanceTag;
 use crate::crypto::fingerprint::Fingerprint;
@@ -65,17 +65,14 @@ pub(crate) struct Session {
     pub(crate) expiry_timer: Option<i64>,
 }
 
-impl fmt::Debug for Session {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Session")
-            .field("ssid", &self.ssid)
-            .field("role", &self.role)
-            .field("non_interactive", &self.non_interactive)
-            .field("their_tag", &self.their_tag)
-            .field("ratchet", &self.ratchet)
-            .finish_non_exhaustive()
-    }
-}
+redacted_debug!(Session {
+    ssid,
+    role,
+    non_interactive,
+    their_tag,
+    ratchet,
+    ..
+});
 
 impl Session {
     /// Enters `ENCRYPTED_MESSAGES` from a completed DAKE (otrv4.md §"Sending an Auth-I

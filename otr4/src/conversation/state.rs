@@ -10,11 +10,11 @@
 
 use alloc::boxed::Box;
 use alloc::vec::Vec;
-use core::fmt;
 
 use crate::InstanceTag;
 use crate::crypto::fingerprint::Fingerprint;
 use crate::dake::{self, WaitingAuthI, WaitingAuthR};
+use crate::debug::redacted_debug;
 use crate::ratchet::SecretBytes;
 use crate::smp::SmpState;
 use crate::wire::codec::{Reader, Writer};
@@ -70,17 +70,13 @@ pub struct Conversation {
     pub(crate) expected: Option<Fingerprint>,
 }
 
-impl fmt::Debug for Conversation {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Conversation")
-            .field("their_tag", &self.their_tag)
-            .field("state", &self.state())
-            .field("queued", &self.queue.len())
-            .field("stored", &self.stored.len())
-            .field("session", &self.live())
-            .finish()
-    }
-}
+redacted_debug!(Conversation {
+    their_tag,
+    state = |s| s.state(),
+    queued = |s| s.queue.len(),
+    stored: len,
+    session = |s| s.live()
+});
 
 impl Conversation {
     pub(crate) fn new(their_tag: InstanceTag) -> Conversation {
