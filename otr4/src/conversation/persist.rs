@@ -21,8 +21,12 @@
 //!
 //! The contents use the OTRv4 encodings (SHORT/INT big-endian, LONG = 8-byte signed
 //! big-endian, DATA = INT length + bytes, "opt" = BYTE 0/1 then the value, zero if absent).
-//! Each persisted type writes and reads its own part, next to its definition (the
-//! `Persist` trait of `persisted`); the full layout of each part is documented there:
+//! Each persisted type writes and reads its own part next to its definition, through the
+//! crate's codec (`Writer`, `Reader`): the `Persist` trait of `persisted` (chosen over
+//! `Codec` because reading depends on the format version and on what the enclosing value
+//! knows, and fails with [`PersistError`]), or inherent `persist`/`restore` for `Account`
+//! and `Client`, which carry the caller's prekey store. The doc comment of each
+//! implementation, in the file named on the right, gives the full layout of its part:
 //!
 //! ```text
 //! client:       account || DATA(own bare JID) || INT peer count || peers     (client.rs)
