@@ -1,6 +1,7 @@
 //! The `Debug` output of every type holding a secret shows none of the secret's bytes: a
 //! secret whose bytes are known is formatted (plain and `{:#?}`) and neither its hex nor its
-//! decimal byte list appears.
+//! decimal byte list appears. The conversation layer's types (account, client, peer,
+//! conversation, session) print no key and no queued message text.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -9,9 +10,11 @@
 )]
 
 use otr4::InstanceTag;
+use otr4::conversation::{Account, Client, ConversationState, Event, Policy};
 use otr4::crypto::dh::DhKeyPair;
 use otr4::crypto::ecdh::ecdh;
 use otr4::crypto::ed448::{KeyPair, SymmetricKey};
+use otr4::crypto::keys::ForgingPublicKey;
 use otr4::dake::{MixedSecret, PhiPrime};
 use otr4::prekey::PrekeyStore;
 use otr4::ratchet::SecretBytes;
@@ -96,4 +99,70 @@ fn prekey_store_secrets() {
     let shared = store.current_shared_prekey().unwrap();
     assert_hidden(shared, shared.key().symmetric_key().as_bytes());
     assert_hidden(&store, shared.key().symmetric_key().as_bytes());
+}
+
+#[test]
+fn accounts_clients_and_conversations() {
+    let mut rng = StdRng::seed_from_u64(3);
+    let now = 1_700_000_000;
+    let sym: [u8; 57] = core::array::from_fn(|i| 0x70 + i as u8);
+    let forging: [u8; 57] = core::array::from_fn(|i| 0x90 + i as u8);
+    let long_term = KeyPair::from_symmetric_key(SymmetricKey::from_bytes(sym));
+    let forging_pair = KeyPair::from_symmetric_key(SymmetricKey::from_bytes(forging));
+    let account = Account::from_keys(
+        long_term,
+        ForgingPublicKey(*forging_pair.public()),
+        Some(forging_pair),
+        InstanceTag(0x1234_5678),
+        Policy::standalone(),
+        now,
+    )
+    .unwrap();
+    assert_hidden(&account, &sym);
+    assert_hidden(&account, &forging);
+    let mut alice = Client::new(account, "alice@x");
+    let mut bob = Client::new(
+        Account::generate(&mut rng, Policy::standalone(), now).unwrap(),
+        "bob@x",
+    );
+    let mut alice_store = PrekeyStore::new(alice.account().instance_tag());
+    let mut bob_store = PrekeyStore::new(bob.account().instance_tag());
+    // Queued before any session (standalone mode never sends plaintext), then sent once the
+    // DAKE completes.
+    let text = "a queued message whose words never appear in Debug";
+    let mut wire: Vec<(bool, String)> = Vec::new();
+    let push = |ev: Vec<Event>, to_bob: bool, wire: &mut Vec<(bool, String)>| {
+        for e in ev {
+            if let Event::Send { text, .. } = e {
+                wire.push((to_bob, text));
+            }
+        }
+    };
+    push(
+        alice.send("bob@x", text, &[], now, &mut rng),
+        true,
+        &mut wire,
+    );
+    assert_hidden(&alice, text.as_bytes());
+    push(alice.start("bob@x", now, &mut rng), true, &mut wire);
+    while let Some((to_bob, msg)) = wire.pop() {
+        if to_bob {
+            let ev = bob.receive("alice@x", &msg, &mut bob_store, now, &mut rng);
+            push(ev, false, &mut wire);
+        } else {
+            let ev = alice.receive("bob@x", &msg, &mut alice_store, now, &mut rng);
+            push(ev, true, &mut wire);
+        }
+    }
+    let bob_tag = bob.account().instance_tag();
+    let conv = alice.conversation("bob@x", bob_tag).unwrap();
+    assert_eq!(conv.state(), ConversationState::Encrypted);
+    for shown in [format!("{alice:?}"), format!("{conv:?}")] {
+        assert!(shown.contains("session"), "{shown}");
+    }
+    assert_hidden(&alice, &sym);
+    assert_hidden(&alice, &forging);
+    assert_hidden(&alice, text.as_bytes());
+    assert_hidden(conv, text.as_bytes());
+    assert_hidden(alice.peer("bob@x").unwrap(), text.as_bytes());
 }

@@ -1,9 +1,9 @@
 //! Today's persistence format keeps importing (issue 11, item 3): `fixtures/persist-v2/`
 //! holds two `Client` exports made mid-conversation (a live double ratchet with a skipped
 //! message key on each side, a queued message, a prekey store), and the test below imports
-//! them and continues the conversation. The `#[ignore]`d `generate` test wrote them:
-//! `cargo test -p otr4 --test persist_fixture -- --ignored generate` (deterministic: a
-//! seeded RNG and a fixed `now`).
+//! them and continues the conversation; the code regenerates them byte for byte. The
+//! `#[ignore]`d `generate` test wrote them: `cargo test -p otr4 --test persist_fixture --
+//! --ignored generate` (deterministic: a seeded RNG and a fixed `now`).
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -99,9 +99,8 @@ fn sends(events: Vec<Event>) -> Vec<String> {
         .collect()
 }
 
-#[test]
-#[ignore = "writes the fixture; run once with --ignored to regenerate it"]
-fn generate() {
+/// The fixture's files, made by today's code (deterministic: a seeded RNG, a fixed `now`).
+fn fixture_files() -> Vec<(&'static str, Vec<u8>)> {
     let mut rng = StdRng::seed_from_u64(0x0711_2026);
     let now = NOW;
     let policy = Policy::standalone();
@@ -168,21 +167,39 @@ fn generate() {
         ConversationState::Encrypted
     );
 
+    vec![
+        (
+            "alice.client",
+            p.alice.export(&p.alice_store, &ALICE_KEY, &mut rng),
+        ),
+        ("bob.client", p.bob.export(&p.bob_store, &BOB_KEY, &mut rng)),
+        ("alice.key", ALICE_KEY.to_vec()),
+        ("bob.key", BOB_KEY.to_vec()),
+        ("bob-to-alice.held", b2[0].as_bytes().to_vec()),
+        ("alice-to-bob.held", a3[0].as_bytes().to_vec()),
+    ]
+}
+
+#[test]
+#[ignore = "writes the fixture; run once with --ignored to regenerate it"]
+fn generate() {
     let d = dir();
     std::fs::create_dir_all(&d).unwrap();
-    let w = |name: &str, bytes: &[u8]| std::fs::write(d.join(name), bytes).unwrap();
-    w(
-        "alice.client",
-        &p.alice.export(&p.alice_store, &ALICE_KEY, &mut rng),
-    );
-    w(
-        "bob.client",
-        &p.bob.export(&p.bob_store, &BOB_KEY, &mut rng),
-    );
-    w("alice.key", &ALICE_KEY);
-    w("bob.key", &BOB_KEY);
-    w("bob-to-alice.held", b2[0].as_bytes());
-    w("alice-to-bob.held", a3[0].as_bytes());
+    for (name, bytes) in fixture_files() {
+        std::fs::write(d.join(name), bytes).unwrap();
+    }
+}
+
+/// The code writes today exactly the bytes of the committed fixture: the export format did
+/// not change, byte for byte.
+#[test]
+fn regenerating_the_fixture_gives_the_committed_bytes() {
+    for (name, bytes) in fixture_files() {
+        assert!(
+            read(name) == bytes,
+            "{name} differs from the committed fixture"
+        );
+    }
 }
 
 fn read(name: &str) -> Vec<u8> {

@@ -2,15 +2,22 @@
 //! Fingerprints", §"Client Profile"): long-term and forging keys, instance tag, profiles, policy.
 
 use alloc::vec::Vec;
-use core::fmt;
 
 use crate::InstanceTag;
 use crate::crypto::ed448::KeyPair;
 use crate::crypto::fingerprint::Fingerprint;
 use crate::crypto::keys::{Ed448PublicKey, ForgingPublicKey, generate_forging_point};
+use crate::debug::redacted_debug;
+use crate::prekey::PrekeyStore;
 use crate::profile::client::ClientProfile;
+use crate::ratchet::SecretBytes;
+use crate::wire::codec::{Codec, Reader, Writer};
 
 use super::events::ConversationError;
+use super::persisted::{
+    Persist, PersistError, persist_opt_i64, read_flag, read_opt_i64, read_sym, read_tag, u32_of,
+    usize_of,
+};
 use super::policy::Policy;
 
 /// The version string of our Client Profile: only "4" (OTRv3 is not implemented, and the
@@ -63,18 +70,15 @@ pub struct Account {
     pub(crate) published: Published,
 }
 
-impl fmt::Debug for Account {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Account")
-            .field("instance_tag", &self.instance_tag)
-            .field("fingerprint", &self.fingerprint())
-            .field("profile_expiration", &self.profile.expiration())
-            .field("policy", &self.policy)
-            .field("previous_profiles", &self.previous_profiles.len())
-            .field("last_status_query", &self.published.last_status_query)
-            .finish_non_exhaustive()
-    }
-}
+redacted_debug!(Account {
+    instance_tag,
+    fingerprint = |s| s.fingerprint(),
+    profile_expiration = |s| s.profile.expiration(),
+    policy,
+    previous_profiles: len,
+    last_status_query = |s| s.published.last_status_query,
+    ..
+});
 
 impl Account {
     /// A new account: a fresh long-term key pair, a forging key generated directly as a
@@ -261,6 +265,158 @@ impl Account {
             .cloned()
             .collect()
     }
+}
+
+/// The persisted account:
+///
+/// ```text
+/// account:  long-term symmetric key (57) || forging key POINT (57) || opt forging secret
+///           symmetric key (57) || instance tag INT || DATA(Client Profile) || policy ||
+///           offline (version 2 only)
+/// offline:  DATA(prekey store, `PrekeyStore::export`) || published Client Profile digest
+///           (BYTE flag || 32 bytes, zeros if absent) || published Prekey Profile digest
+///           (same) || opt last storage status query LONG || INT n (at most
+///           MAX_PREVIOUS_PROFILES) || n × DATA(previous Client Profile), oldest first
+/// ```
+///
+/// Not [`Persist`]: the caller's prekey store is written inside the account and read back
+/// beside it (version 1 gives an empty store).
+impl Account {
+    /// Appends the account in format `version`, with `prekeys` as its prekey store.
+    pub(crate) fn persist(&self, prekeys: &PrekeyStore, w: &mut SecretBytes, version: u16) {
+        w.bytes(self.long_term.symmetric_key().as_bytes());
+        w.point(self.forging_public.point());
+        w.u8(u8::from(self.forging_secret.is_some()));
+        if let Some(f) = &self.forging_secret {
+            w.bytes(f.symmetric_key().as_bytes());
+        }
+        w.u32(self.instance_tag.0);
+        w.data(&self.profile.encode());
+        self.policy.persist(w, version);
+        if version < 2 {
+            return;
+        }
+        w.data(&prekeys.export());
+        persist_opt_digest(w, self.published.client_profile.as_ref());
+        persist_opt_digest(w, self.published.prekey_profile.as_ref());
+        persist_opt_i64(w, self.published.last_status_query);
+        w.u32(u32_of(self.previous_profiles.len()));
+        for p in &self.previous_profiles {
+            w.data(&p.encode());
+        }
+    }
+
+    /// Reads an account and its prekey store written in format `version`, checking the keys
+    /// against the profiles, the signatures, the policy and the store's instance tag.
+    pub(crate) fn restore(
+        r: &mut Reader<'_>,
+        version: u16,
+    ) -> Result<(Account, PrekeyStore), PersistError> {
+        let long_term = read_sym(r, "long-term key")?;
+        let forging_public = ForgingPublicKey(r.point("forging key")?);
+        let forging_secret = if read_flag(r, "forging secret flag")? {
+            Some(read_sym(r, "forging secret")?)
+        } else {
+            None
+        };
+        let instance_tag = read_tag(r, "instance tag")?;
+        let profile = ClientProfile::decode(r.data("client profile")?)?;
+        let policy = Policy::restore(r, version, ())?;
+        if let Some(f) = &forging_secret {
+            if f.public() != forging_public.point() {
+                return Err(PersistError::Invalid("forging secret does not match"));
+            }
+        }
+        if profile.public_key().point() != long_term.public()
+            || profile.forging_key() != &forging_public
+            || profile.owner_tag() != instance_tag
+        {
+            return Err(PersistError::Invalid(
+                "client profile does not match the keys",
+            ));
+        }
+        if profile.validate(instance_tag, i64::MIN).is_err() {
+            return Err(PersistError::Invalid("client profile signature"));
+        }
+        let (prekeys, previous_profiles, published) = if version >= 2 {
+            restore_offline(r, &long_term, &forging_public, instance_tag)?
+        } else {
+            (
+                PrekeyStore::new(instance_tag),
+                Vec::new(),
+                Published::default(),
+            )
+        };
+        let account = Account {
+            long_term,
+            forging_public,
+            forging_secret,
+            instance_tag,
+            profile,
+            policy,
+            previous_profiles,
+            published,
+        };
+        Ok((account, prekeys))
+    }
+}
+
+fn persist_opt_digest(w: &mut SecretBytes, d: Option<&[u8; PUBLISHED_DIGEST_LEN]>) {
+    w.u8(u8::from(d.is_some()))
+        .bytes(d.unwrap_or(&[0u8; PUBLISHED_DIGEST_LEN]));
+}
+
+fn read_opt_digest(
+    r: &mut Reader<'_>,
+    what: &'static str,
+) -> Result<Option<[u8; PUBLISHED_DIGEST_LEN]>, PersistError> {
+    let present = read_flag(r, what)?;
+    let d: [u8; PUBLISHED_DIGEST_LEN] = r.array(what)?;
+    Ok(present.then_some(d))
+}
+
+/// Reads the offline part of a version 2 account (prekey store, previous Client Profiles,
+/// what the prekey server confirmed) and checks it against the keys.
+fn restore_offline(
+    r: &mut Reader<'_>,
+    long_term: &KeyPair,
+    forging: &ForgingPublicKey,
+    tag: InstanceTag,
+) -> Result<(PrekeyStore, Vec<ClientProfile>, Published), PersistError> {
+    let prekeys = PrekeyStore::import(r.data("prekey store")?)?;
+    if prekeys.owner_tag() != tag {
+        return Err(PersistError::Invalid("prekey store instance tag"));
+    }
+    let h = Ed448PublicKey(*long_term.public());
+    if prekeys
+        .shared_prekeys()
+        .iter()
+        .any(|s| s.profile().validate(tag, i64::MIN, &h).is_err())
+    {
+        return Err(PersistError::Invalid("prekey profile"));
+    }
+    let published = Published {
+        client_profile: read_opt_digest(r, "published client profile")?,
+        prekey_profile: read_opt_digest(r, "published prekey profile")?,
+        last_status_query: read_opt_i64(r, "last status query")?,
+    };
+    let n = usize_of(r.u32("previous profiles")?);
+    if n > MAX_PREVIOUS_PROFILES {
+        return Err(PersistError::Invalid("too many previous profiles"));
+    }
+    let mut previous_profiles = Vec::with_capacity(n);
+    for _ in 0..n {
+        let p = ClientProfile::decode(r.data("previous client profile")?)?;
+        if p.public_key() != &h
+            || p.forging_key() != forging
+            || p.owner_tag() != tag
+            || p.validate(tag, i64::MIN).is_err()
+        {
+            return Err(PersistError::Invalid("previous client profile"));
+        }
+        previous_profiles.push(p);
+    }
+    Ok((prekeys, previous_profiles, published))
 }
 
 fn sign_profile(

@@ -9,13 +9,15 @@
 use alloc::collections::BTreeMap;
 use alloc::string::String;
 use alloc::vec::Vec;
-use core::fmt;
 
 use crate::InstanceTag;
 use crate::crypto::fingerprint::Fingerprint;
 use crate::dake::PhiPrime;
+use crate::debug::redacted_debug;
 use crate::prekey::messages::PrekeyServerMessage;
 use crate::prekey::{PrekeyStore, RefillPolicy};
+use crate::ratchet::SecretBytes;
+use crate::wire::codec::{Reader, Writer};
 use crate::wire::tlv::Tlv;
 
 use super::account::{Account, PROFILE_EXTRA_VALIDITY_SECS};
@@ -23,6 +25,7 @@ use super::context::Ctx;
 use super::events::{ConversationError, Event};
 use super::offline::{OfflineEnsembles, usable_ensembles};
 use super::peer::Peer;
+use super::persisted::{Persist, PersistError, read_string, u32_of};
 use super::policy::{Policy, Selection};
 use super::prekey_link::{PrekeyLink, PrekeyOutcome};
 use super::state::Conversation;
@@ -55,17 +58,13 @@ pub struct Client {
     pub(crate) max_instances: usize,
 }
 
-impl fmt::Debug for Client {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Client")
-            .field("own_jid", &self.own_jid)
-            .field("account", &self.account)
-            .field("peers", &self.peers)
-            .field("prekey_link", &self.prekey_link)
-            .field("max_instances", &self.max_instances)
-            .finish()
-    }
-}
+redacted_debug!(Client {
+    own_jid,
+    account,
+    peers,
+    prekey_link,
+    max_instances
+});
 
 /// Runs `f` on the peer `jid` (created if new) with a context for it.
 fn with_peer<T>(
@@ -634,5 +633,46 @@ impl Client {
             }
         });
         out
+    }
+}
+
+/// The persisted client: `account || DATA(own bare JID) || INT peer count || peers`. Not
+/// [`Persist`]: the caller's prekey store is written inside the account and read back beside
+/// the client. The prekey-server link and the device limit are not written.
+impl Client {
+    /// Appends the client in format `version`, with `prekeys` as its prekey store.
+    pub(crate) fn persist(&self, prekeys: &PrekeyStore, w: &mut SecretBytes, version: u16) {
+        self.account.persist(prekeys, w, version);
+        w.data(self.own_jid.as_bytes());
+        w.u32(u32_of(self.peers.len()));
+        for p in self.peers.values() {
+            p.persist(w, version);
+        }
+    }
+
+    /// Reads a client and its prekey store written in format `version`; two peers with
+    /// one bare JID are rejected. The device limit is [`DEFAULT_MAX_INSTANCES`] again.
+    pub(crate) fn restore(
+        r: &mut Reader<'_>,
+        version: u16,
+    ) -> Result<(Client, PrekeyStore), PersistError> {
+        let (account, prekeys) = Account::restore(r, version)?;
+        let own_jid = read_string(r, "own JID")?;
+        let n = r.u32("peer count")?;
+        let mut peers = BTreeMap::new();
+        for _ in 0..n {
+            let peer = Peer::restore(r, version, (account.instance_tag, &account.policy))?;
+            if peers.insert(peer.jid.clone(), peer).is_some() {
+                return Err(PersistError::Invalid("duplicate peer"));
+            }
+        }
+        let client = Client {
+            account,
+            own_jid,
+            peers,
+            prekey_link: None,
+            max_instances: DEFAULT_MAX_INSTANCES,
+        };
+        Ok((client, prekeys))
     }
 }

@@ -8,13 +8,16 @@ use zeroize::Zeroize;
 
 use crate::InstanceTag;
 use crate::dake::{LocalParty, PhiPrime};
+use crate::ratchet::SecretBytes;
+use crate::wire::codec::{Reader, Writer};
 use crate::wire::encoded::encode_otr;
 use crate::wire::fragment::{FragmentKind, fragment};
 use crate::wire::messages::DataMessage;
-use crate::wire::tlv::Tlv;
+use crate::wire::tlv::{MAX_TLV_VALUE_LEN, Tlv, TlvType};
 
 use super::account::Account;
 use super::events::{ConversationError, Event, NotSentReason, Warning};
+use super::persisted::{Persist, PersistError, read_string, u32_of};
 
 /// What every step needs: our account, `phi'`, the peer's bare JID, the time, and how
 /// many instances a peer may have ([`super::Client::set_max_instances`]).
@@ -133,6 +136,35 @@ impl Drop for Queued {
         for t in &mut self.tlvs {
             t.value.zeroize();
         }
+    }
+}
+
+/// `DATA(text) || INT tlv count || (SHORT type || DATA(value))*`, the same in every format
+/// version; a queue is `INT count || messages` ([`super::persisted::persist_all`]).
+impl Persist for Queued {
+    type Context<'a> = ();
+
+    fn persist(&self, w: &mut SecretBytes, _version: u16) {
+        w.data(self.text.as_bytes());
+        w.u32(u32_of(self.tlvs.len()));
+        for t in &self.tlvs {
+            w.u16(t.typ.to_u16()).data(&t.value);
+        }
+    }
+
+    fn restore(r: &mut Reader<'_>, _version: u16, _cx: ()) -> Result<Queued, PersistError> {
+        let text = read_string(r, "queued text")?;
+        let k = r.u32("queued TLV count")?;
+        let mut tlvs = Vec::new();
+        for _ in 0..k {
+            let typ = TlvType::from_u16(r.u16("TLV type")?);
+            let value = r.data("TLV value")?;
+            if value.len() > MAX_TLV_VALUE_LEN {
+                return Err(PersistError::Invalid("TLV value too long"));
+            }
+            tlvs.push(Tlv::new(typ, value.to_vec()));
+        }
+        Ok(Queued { text, tlvs })
     }
 }
 

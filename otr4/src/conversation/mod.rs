@@ -29,6 +29,7 @@
 //!
 //! | module | holds |
 //! |---|---|
+//! | `persisted` | the `Persist` trait each persisted type implements; [`PersistError`] |
 //! | `events`, `policy` | [`Event`] and the errors and warnings; [`Policy`] |
 //! | `account` | [`Account`]: keys, instance tag, Client Profiles, policy |
 //! | `session` | the live encrypted session (double ratchet, SMP, timers) |
@@ -142,6 +143,7 @@ mod messaging;
 mod offline;
 mod peer;
 mod persist;
+mod persisted;
 mod policy;
 mod prekey_link;
 mod session;
@@ -156,8 +158,9 @@ pub use events::{
 pub use offline::OfflineEnsembles;
 pub use peer::Peer;
 pub use persist::{
-    ACCOUNT_MAGIC, CLIENT_MAGIC, PERSIST_KEY_LEN, PERSIST_VERSION, PersistError, SALT_LEN, TAG_LEN,
+    ACCOUNT_MAGIC, CLIENT_MAGIC, PERSIST_KEY_LEN, PERSIST_VERSION, SALT_LEN, TAG_LEN,
 };
+pub use persisted::PersistError;
 pub use policy::{
     DEFAULT_DAKE_TIMEOUT_SECS, DEFAULT_HEARTBEAT_SECS, DEFAULT_MAX_QUEUED_MESSAGES,
     DEFAULT_MAX_STORED_MESSAGES, DEFAULT_PROFILE_LIFETIME_SECS, DEFAULT_PROFILE_RENEW_MARGIN_SECS,

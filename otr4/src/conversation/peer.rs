@@ -5,15 +5,16 @@
 //!
 //! Incoming messages are routed in `incoming`; the offline start is in `offline`.
 
-use crate::wire::codec::Codec;
+use crate::debug::redacted_debug;
+use crate::wire::codec::{Codec, Reader, Writer};
 use alloc::collections::BTreeMap;
 use alloc::string::String;
 use alloc::vec::Vec;
-use core::fmt;
 
 use crate::InstanceTag;
 use crate::crypto::fingerprint::Fingerprint;
 use crate::dake::{self, WaitingAuthR};
+use crate::ratchet::SecretBytes;
 use crate::wire::error_msg::{ErrorCode, build_error};
 use crate::wire::fragment::{FragmentKind, Reassembler};
 use crate::wire::messages::{DataMessage, FLAG_IGNORE_UNREADABLE};
@@ -22,6 +23,9 @@ use crate::wire::tlv::Tlv;
 
 use super::context::{Ctx, Queued, Stored};
 use super::events::{ConversationError, ConversationState, Event, NotSentReason, Warning};
+use super::persisted::{
+    Persist, PersistError, persist_all, read_flag, read_string, restore_all, u32_of,
+};
 use super::policy::{Policy, Selection};
 use super::state::Conversation;
 
@@ -56,19 +60,15 @@ pub struct Peer {
     pub(crate) expected: BTreeMap<InstanceTag, Fingerprint>,
 }
 
-impl fmt::Debug for Peer {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Peer")
-            .field("jid", &self.jid)
-            .field("conversations", &self.conversations)
-            .field("pending_dake", &self.pending.is_some())
-            .field("queued", &self.queue.len())
-            .field("whitespace_tag", &self.whitespace_tag)
-            .field("reassembler", &self.reassembler)
-            .field("early", &self.early.len())
-            .finish()
-    }
-}
+redacted_debug!(Peer {
+    jid,
+    conversations,
+    pending_dake = |s| s.pending.is_some(),
+    queued = |s| s.queue.len(),
+    whitespace_tag,
+    reassembler,
+    early: len
+});
 
 impl Peer {
     pub(crate) fn new(jid: &str, policy: &Policy) -> Peer {
@@ -453,5 +453,42 @@ impl Peer {
         for c in self.conversations.values_mut() {
             c.tick(ctx, out, rng);
         }
+    }
+}
+
+/// `DATA(bare JID) || whitespace-tag BYTE || queue || INT count || conversations`. The
+/// context is our instance tag and the account's policy (for what a new peer starts with);
+/// two conversations with one instance are rejected. The untargeted DAKE, partial fragments
+/// and early data messages are not written.
+impl Persist for Peer {
+    type Context<'a> = (InstanceTag, &'a Policy);
+
+    fn persist(&self, w: &mut SecretBytes, version: u16) {
+        w.data(self.jid.as_bytes());
+        w.u8(u8::from(self.whitespace_tag));
+        persist_all(w, &self.queue, version);
+        w.u32(u32_of(self.conversations.len()));
+        for c in self.conversations.values() {
+            c.persist(w, version);
+        }
+    }
+
+    fn restore(
+        r: &mut Reader<'_>,
+        version: u16,
+        (our_tag, policy): (InstanceTag, &Policy),
+    ) -> Result<Peer, PersistError> {
+        let jid = read_string(r, "peer JID")?;
+        let mut peer = Peer::new(&jid, policy);
+        peer.whitespace_tag = read_flag(r, "whitespace tag")?;
+        peer.queue = restore_all(r, version, (), "queue length")?;
+        let k = r.u32("conversation count")?;
+        for _ in 0..k {
+            let c = Conversation::restore(r, version, our_tag)?;
+            if peer.conversations.insert(c.their_tag, c).is_some() {
+                return Err(PersistError::Invalid("duplicate instance"));
+            }
+        }
+        Ok(peer)
     }
 }

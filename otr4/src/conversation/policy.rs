@@ -1,9 +1,12 @@
 //! Conversation policy (otrv4.md §"OTRv4 Modes", §"The Protocol State Machine"): the mode,
 //! the allowed versions, encryption requirements, instance selection, sizes and timers.
 
+use crate::ratchet::SecretBytes;
+use crate::wire::codec::{Reader, Writer};
 use crate::wire::query::Versions;
 
 use super::events::ConversationError;
+use super::persisted::{Persist, PersistError, u32_of, usize_of};
 
 /// The OTRv4 modes of otrv4.md §"OTRv4 Modes" (and the `modes/` documents of the spec
 /// repository). The state machine consults the mode on every decision about plaintext,
@@ -220,6 +223,111 @@ impl Policy {
             ));
         }
         Ok(())
+    }
+}
+
+/// `mode BYTE || versions BYTE (bit 0: v3, bit 1: v4) || flags BYTE (bit 0 require
+/// encryption, bit 1 send whitespace tag, bit 2 whitespace starts DAKE) || selection BYTE ||
+/// max message size INT || heartbeat, session expiry, stored message lifetime (LONG each) ||
+/// max stored, max queued (INT each) || DAKE timeout, fragment timeout, profile lifetime,
+/// renewal margin (LONG each)`; the same in every format version. Read back, the policy
+/// must pass [`Policy::check`].
+impl Persist for Policy {
+    type Context<'a> = ();
+
+    fn persist(&self, w: &mut SecretBytes, _version: u16) {
+        let mode = match self.mode {
+            Mode::Otrv3Compatible => 0,
+            Mode::Standalone => 1,
+            Mode::InteractiveOnly => 2,
+        };
+        let versions = u8::from(self.versions.has_v3()) | (u8::from(self.versions.has_v4()) << 1);
+        let flags = u8::from(self.require_encryption)
+            | (u8::from(self.send_whitespace_tag) << 1)
+            | (u8::from(self.whitespace_start_dake) << 2);
+        let selection = match self.selection {
+            Selection::Best => 0,
+            Selection::Recent => 1,
+            Selection::RecentReceived => 2,
+            Selection::RecentSent => 3,
+            Selection::Multicasting => 4,
+        };
+        w.u8(mode).u8(versions).u8(flags).u8(selection);
+        w.u32(u32_of(self.max_message_size));
+        w.i64(self.heartbeat_secs)
+            .i64(self.session_expiry_secs)
+            .i64(self.stored_message_secs);
+        w.u32(u32_of(self.max_stored_messages))
+            .u32(u32_of(self.max_queued_messages));
+        w.i64(self.dake_timeout_secs)
+            .i64(i64::try_from(self.fragment_timeout_secs).unwrap_or(i64::MAX))
+            .i64(self.profile_lifetime_secs)
+            .i64(self.profile_renew_margin_secs);
+    }
+
+    fn restore(r: &mut Reader<'_>, _version: u16, _cx: ()) -> Result<Policy, PersistError> {
+        let mode = match r.u8("mode")? {
+            0 => Mode::Otrv3Compatible,
+            1 => Mode::Standalone,
+            2 => Mode::InteractiveOnly,
+            _ => return Err(PersistError::Invalid("mode")),
+        };
+        let v = r.u8("versions")?;
+        if v > 3 {
+            return Err(PersistError::Invalid("versions"));
+        }
+        let mut versions = Versions::EMPTY;
+        if v & 1 != 0 {
+            versions = versions.union(Versions::V3);
+        }
+        if v & 2 != 0 {
+            versions = versions.union(Versions::V4);
+        }
+        let flags = r.u8("policy flags")?;
+        if flags > 7 {
+            return Err(PersistError::Invalid("policy flags"));
+        }
+        let selection = match r.u8("selection")? {
+            0 => Selection::Best,
+            1 => Selection::Recent,
+            2 => Selection::RecentReceived,
+            3 => Selection::RecentSent,
+            4 => Selection::Multicasting,
+            _ => return Err(PersistError::Invalid("selection")),
+        };
+        let max_message_size = usize_of(r.u32("max message size")?);
+        let heartbeat_secs = r.i64("heartbeat")?;
+        let session_expiry_secs = r.i64("session expiry")?;
+        let stored_message_secs = r.i64("stored message lifetime")?;
+        let max_stored_messages = usize_of(r.u32("max stored")?);
+        let max_queued_messages = usize_of(r.u32("max queued")?);
+        let dake_timeout_secs = r.i64("DAKE timeout")?;
+        let fragment_timeout_secs = u64::try_from(r.i64("fragment timeout")?)
+            .map_err(|_| PersistError::Invalid("fragment timeout"))?;
+        let profile_lifetime_secs = r.i64("profile lifetime")?;
+        let profile_renew_margin_secs = r.i64("profile renewal margin")?;
+        let policy = Policy {
+            mode,
+            versions,
+            require_encryption: flags & 1 != 0,
+            send_whitespace_tag: flags & 2 != 0,
+            whitespace_start_dake: flags & 4 != 0,
+            selection,
+            max_message_size,
+            heartbeat_secs,
+            session_expiry_secs,
+            stored_message_secs,
+            max_stored_messages,
+            max_queued_messages,
+            dake_timeout_secs,
+            fragment_timeout_secs,
+            profile_lifetime_secs,
+            profile_renew_margin_secs,
+        };
+        policy
+            .check()
+            .map_err(|_| PersistError::Invalid("inconsistent policy"))?;
+        Ok(policy)
     }
 }
 

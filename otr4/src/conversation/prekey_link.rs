@@ -7,10 +7,10 @@
 //! [`Account`] (both persisted). The link itself (the server's identity and the exchange
 //! under way) is not persisted.
 
+use crate::debug::redacted_debug;
 use crate::wire::codec::Codec;
 use alloc::string::String;
 use alloc::vec::Vec;
-use core::fmt;
 
 use crate::crypto::fingerprint::Fingerprint;
 use crate::crypto::kdf::shake256;
@@ -69,15 +69,11 @@ pub(crate) struct PrekeyLink {
     inflight: Option<Inflight>,
 }
 
-impl fmt::Debug for PrekeyLink {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("PrekeyLink")
-            .field("client", &self.client)
-            .field("refill", &self.refill)
-            .field("inflight", &self.inflight.is_some())
-            .finish()
-    }
-}
+redacted_debug!(PrekeyLink {
+    client,
+    refill,
+    inflight = |s| s.inflight.is_some()
+});
 
 /// What [`super::client::Client::receive_prekey_server`] produced.
 #[derive(Debug, Clone, PartialEq, Eq)]

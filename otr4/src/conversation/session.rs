@@ -1,9 +1,9 @@
 //! A live encrypted session (otrv4.md §"Data Exchange"): the double ratchet, the SMP state,
 //! the SSID and the peer's profile, plus the heartbeat and session-expiration timers.
 
-use crate::wire::codec::Codec;
+use crate::debug::redacted_debug;
+use crate::wire::codec::{Codec, Reader, Writer};
 use alloc::vec::Vec;
-use core::fmt;
 
 use crate::InstanceTag;
 use crate::crypto::fingerprint::Fingerprint;
@@ -17,6 +17,7 @@ use crate::wire::messages::{DataMessage, IdentityMessage, NonInteractiveAuth};
 use crate::wire::tlv::{Tlv, encode_plaintext};
 
 use super::events::ConversationError;
+use super::persisted::{Persist, PersistError, persist_opt_i64, read_flag, read_opt_i64, read_tag};
 
 /// Bytes of the digest identifying an Identity message's ephemeral keys.
 pub const IDENTITY_DIGEST_LEN: usize = 32;
@@ -64,17 +65,14 @@ pub(crate) struct Session {
     pub(crate) expiry_timer: Option<i64>,
 }
 
-impl fmt::Debug for Session {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Session")
-            .field("ssid", &self.ssid)
-            .field("role", &self.role)
-            .field("non_interactive", &self.non_interactive)
-            .field("their_tag", &self.their_tag)
-            .field("ratchet", &self.ratchet)
-            .finish_non_exhaustive()
-    }
-}
+redacted_debug!(Session {
+    ssid,
+    role,
+    non_interactive,
+    their_tag,
+    ratchet,
+    ..
+});
 
 impl Session {
     /// Enters `ENCRYPTED_MESSAGES` from a completed DAKE (otrv4.md §"Sending an Auth-I
@@ -220,5 +218,92 @@ impl Session {
     /// Whether a heartbeat is due at `now` (0 disables heartbeats).
     pub(crate) fn heartbeat_due(&self, now: i64, heartbeat_secs: i64) -> bool {
         heartbeat_secs > 0 && now.saturating_sub(self.last_sent) >= heartbeat_secs
+    }
+}
+
+/// `DATA(double-ratchet export) || SSID (8) || role BYTE (0 Bob, 1 Alice) || kind BYTE
+/// (version 2 only: 0 interactive DAKE, 1 non-interactive DAKE sender, 2 non-interactive DAKE
+/// receiver; version 1 sessions are interactive) || our tag INT || their tag INT ||
+/// DATA(their Client Profile) || Identity digest (32) || established LONG || last sent LONG
+/// || received-since-sent BYTE || opt expiry timer LONG`. The context is (our tag, their
+/// tag), which the stored tags must equal. SMP state is not persisted.
+impl Persist for Session {
+    type Context<'a> = (InstanceTag, InstanceTag);
+
+    fn persist(&self, w: &mut SecretBytes, version: u16) {
+        w.data(&self.ratchet.export());
+        w.bytes(&self.ssid.0);
+        w.u8(match self.role {
+            Role::Bob => 0,
+            Role::Alice => 1,
+        });
+        if version >= 2 {
+            w.u8(match self.non_interactive {
+                None => 0,
+                Some(NonInteractiveRole::Sender) => 1,
+                Some(NonInteractiveRole::Receiver) => 2,
+            });
+        }
+        w.u32(self.our_tag.0).u32(self.their_tag.0);
+        w.data(&self.their_profile.encode());
+        w.bytes(&self.identity);
+        w.i64(self.established_at).i64(self.last_sent);
+        w.u8(u8::from(self.received_since_send));
+        persist_opt_i64(w, self.expiry_timer);
+    }
+
+    fn restore(
+        r: &mut Reader<'_>,
+        version: u16,
+        (our_tag, their_tag): (InstanceTag, InstanceTag),
+    ) -> Result<Session, PersistError> {
+        let ratchet = DoubleRatchet::import(r.data("ratchet")?)?;
+        let ssid = Ssid(r.array("SSID")?);
+        let role = match r.u8("role")? {
+            0 => Role::Bob,
+            1 => Role::Alice,
+            _ => return Err(PersistError::Invalid("role")),
+        };
+        let non_interactive = if version >= 2 {
+            match (r.u8("session kind")?, role) {
+                (0, _) => None,
+                (1, Role::Alice) => Some(NonInteractiveRole::Sender),
+                (2, Role::Bob) => Some(NonInteractiveRole::Receiver),
+                _ => return Err(PersistError::Invalid("session kind")),
+            }
+        } else {
+            None
+        };
+        if read_tag(r, "session our tag")? != our_tag
+            || read_tag(r, "session their tag")? != their_tag
+        {
+            return Err(PersistError::Invalid("session instance tags"));
+        }
+        let their_profile = ClientProfile::decode(r.data("peer profile")?)?;
+        if their_profile.owner_tag() != their_tag
+            || their_profile.validate(their_tag, i64::MIN).is_err()
+        {
+            return Err(PersistError::Invalid("peer profile"));
+        }
+        let identity: [u8; IDENTITY_DIGEST_LEN] = r.array("identity digest")?;
+        let established_at = r.i64("established")?;
+        let last_sent = r.i64("last sent")?;
+        let received_since_send = read_flag(r, "received since send")?;
+        let expiry_timer = read_opt_i64(r, "expiry timer")?;
+        Ok(Session {
+            ratchet,
+            ssid,
+            role,
+            non_interactive,
+            our_tag,
+            their_tag,
+            their_profile,
+            smp: Smp::new(),
+            identity,
+            established_at,
+            last_sent,
+            received_since_send,
+            expiry_timer,
+        })
     }
 }

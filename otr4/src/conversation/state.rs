@@ -10,16 +10,22 @@
 
 use alloc::boxed::Box;
 use alloc::vec::Vec;
-use core::fmt;
 
 use crate::InstanceTag;
 use crate::crypto::fingerprint::Fingerprint;
 use crate::dake::{self, WaitingAuthI, WaitingAuthR};
+use crate::debug::redacted_debug;
+use crate::ratchet::SecretBytes;
 use crate::smp::SmpState;
+use crate::wire::codec::{Reader, Writer};
 use crate::wire::messages::IdentityMessage;
 
 use super::context::{Queued, Stored};
 use super::events::ConversationState;
+use super::persisted::{
+    Persist, PersistError, persist_all, persist_opt_i64, read_opt_i64, read_tag, restore_all,
+    u32_of, usize_of,
+};
 use super::session::{IDENTITY_DIGEST_LEN, Session, identity_digest};
 
 /// How many completed DAKEs' Identity messages a conversation remembers to ignore replays.
@@ -64,17 +70,13 @@ pub struct Conversation {
     pub(crate) expected: Option<Fingerprint>,
 }
 
-impl fmt::Debug for Conversation {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Conversation")
-            .field("their_tag", &self.their_tag)
-            .field("state", &self.state())
-            .field("queued", &self.queue.len())
-            .field("stored", &self.stored.len())
-            .field("session", &self.live())
-            .finish()
-    }
-}
+redacted_debug!(Conversation {
+    their_tag,
+    state = |s| s.state(),
+    queued = |s| s.queue.len(),
+    stored: len,
+    session = |s| s.live()
+});
 
 impl Conversation {
     pub(crate) fn new(their_tag: InstanceTag) -> Conversation {
@@ -87,28 +89,6 @@ impl Conversation {
             dake_started_at: 0,
             last_sent: None,
             last_received: None,
-            expected: None,
-        }
-    }
-
-    /// A conversation rebuilt from persisted state.
-    pub(crate) fn restore(
-        their_tag: InstanceTag,
-        phase: Phase,
-        queue: Vec<Queued>,
-        seen_identities: Vec<[u8; IDENTITY_DIGEST_LEN]>,
-        last_sent: Option<i64>,
-        last_received: Option<i64>,
-    ) -> Conversation {
-        Conversation {
-            their_tag,
-            phase,
-            queue,
-            stored: Vec::new(),
-            seen_identities,
-            dake_started_at: 0,
-            last_sent,
-            last_received,
             expected: None,
         }
     }
@@ -253,5 +233,79 @@ impl Conversation {
     pub(crate) fn is_replayed_identity(&self, msg: &IdentityMessage) -> bool {
         let d = identity_digest(msg);
         self.seen_identities.contains(&d) || self.live().is_some_and(|s| s.identity == d)
+    }
+}
+
+/// `their tag INT || state BYTE (0 START, 1 ENCRYPTED_MESSAGES, 2 FINISHED) || opt last sent
+/// LONG || opt last received LONG || INT n (at most [`MAX_REMEMBERED_IDENTITIES`]) || n ×
+/// 32-byte digests of completed DAKEs' Identity messages || queue || session if state is 1`.
+/// A DAKE under way is not written: the conversation comes back in `START`, or in
+/// `ENCRYPTED_MESSAGES` with the session kept live during the DAKE; stored early data
+/// messages are dropped. The context is our instance tag.
+impl Persist for Conversation {
+    type Context<'a> = InstanceTag;
+
+    fn persist(&self, w: &mut SecretBytes, version: u16) {
+        w.u32(self.their_tag.0);
+        let live = self.live();
+        let state = if live.is_some() {
+            1
+        } else if matches!(self.phase, Phase::Finished) {
+            2
+        } else {
+            0
+        };
+        w.u8(state);
+        persist_opt_i64(w, self.last_sent);
+        persist_opt_i64(w, self.last_received);
+        w.u32(u32_of(self.seen_identities.len()));
+        for d in &self.seen_identities {
+            w.bytes(d);
+        }
+        persist_all(w, &self.queue, version);
+        if let Some(s) = live {
+            s.persist(w, version);
+        }
+    }
+
+    fn restore(
+        r: &mut Reader<'_>,
+        version: u16,
+        our_tag: InstanceTag,
+    ) -> Result<Conversation, PersistError> {
+        let their_tag = read_tag(r, "conversation tag")?;
+        let state = r.u8("conversation state")?;
+        let last_sent = read_opt_i64(r, "last sent")?;
+        let last_received = read_opt_i64(r, "last received")?;
+        let n = r.u32("identity digests")?;
+        if usize_of(n) > MAX_REMEMBERED_IDENTITIES {
+            return Err(PersistError::Invalid("too many identity digests"));
+        }
+        let mut seen_identities = Vec::new();
+        for _ in 0..n {
+            seen_identities.push(r.array::<IDENTITY_DIGEST_LEN>("identity digest")?);
+        }
+        let queue = restore_all(r, version, (), "queue length")?;
+        let phase = match state {
+            0 => Phase::Start,
+            1 => Phase::Encrypted(Box::new(Session::restore(
+                r,
+                version,
+                (our_tag, their_tag),
+            )?)),
+            2 => Phase::Finished,
+            _ => return Err(PersistError::Invalid("conversation state")),
+        };
+        Ok(Conversation {
+            their_tag,
+            phase,
+            queue,
+            stored: Vec::new(),
+            seen_identities,
+            dake_started_at: 0,
+            last_sent,
+            last_received,
+            expected: None,
+        })
     }
 }

@@ -4,7 +4,7 @@
 //! The retriever's side, validating and choosing received ensembles, is
 //! [`crate::dake::ensemble`].
 
-use crate::crypto::dh::{DH_SECRET_LEN, DhKeyPair, DhSecret};
+use crate::crypto::dh::{DH_MODULUS_LEN, DH_SECRET_LEN, DhKeyPair, DhSecret};
 use crate::crypto::ed448::{KeyPair, SYMMETRIC_KEY_LEN, SymmetricKey};
 use crate::crypto::keys::SharedPrekeyPublic;
 use crate::dake::non_interactive::PrekeySecretSource;
@@ -287,19 +287,12 @@ impl PrekeyStore {
     /// (8 bytes) || y's 57-byte symmetric key || b (80 bytes) || B (MPI)) || shared count
     /// (INT) || shared × (d's 57-byte symmetric key || PREKEY-PROF)`.
     pub fn export(&self) -> SecretBytes {
-        // Exact capacity: the buffer never reallocates, so no stale copy of a secret is
-        // left in freed memory.
-        let len = 1
-            + 4
-            + 4
-            + self
-                .prekeys
-                .values()
-                .map(|s| MIN_EXPORTED_PREKEY_LEN - 1 + s.b.public().to_be_bytes().len())
-                .sum::<usize>()
-            + 4
-            + self.shared.len() * EXPORTED_SHARED_LEN;
-        let mut w = Vec::with_capacity(len);
+        // A first capacity from the entry sizes; a [`SecretBytes`] that grows beyond it
+        // wipes the buffer it leaves, so no stale copy of a secret remains in freed memory.
+        let mut w = SecretBytes::new(Vec::with_capacity(
+            16 + self.prekeys.len() * (MIN_EXPORTED_PREKEY_LEN + DH_MODULUS_LEN)
+                + self.shared.len() * EXPORTED_SHARED_LEN,
+        ));
         w.u8(STORE_FORMAT_VERSION).u32(self.owner_tag.0);
         w.u32(u32::try_from(self.prekeys.len()).unwrap_or(u32::MAX));
         for (id, s) in &self.prekeys {
@@ -311,10 +304,9 @@ impl PrekeyStore {
         w.u32(u32::try_from(self.shared.len()).unwrap_or(u32::MAX));
         for s in &self.shared {
             w.bytes(s.key.symmetric_key().as_bytes());
-            s.profile.write(&mut w);
+            w.put(&s.profile);
         }
-        debug_assert_eq!(w.as_slice().len(), len);
-        SecretBytes::new(w)
+        w
     }
 
     /// Restores a store written by [`PrekeyStore::export`]. Rejects an unknown version,

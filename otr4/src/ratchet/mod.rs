@@ -42,6 +42,7 @@ use crate::crypto::dh::{DhKeyPair, DhPublic};
 use crate::crypto::ecdh::ecdh;
 use crate::crypto::ed448::{KeyPair, Point};
 use crate::crypto::{CryptoError, chacha, ct_eq};
+use crate::wire::codec::{Codec, Writer};
 use crate::wire::messages::{DataMessage, MAC_LEN};
 use keys::{BraceKey, Key64};
 use skipped::{SkippedKey, SkippedKeys, SkippedSecrets};
@@ -98,6 +99,21 @@ impl Deref for SecretBytes {
     type Target = [u8];
     fn deref(&self) -> &[u8] {
         &self.0
+    }
+}
+
+/// Appends encodings through the wiping growth of [`SecretBytes`], so an export that outgrows
+/// its first capacity leaves no stale copy of a secret in freed memory.
+impl Writer for SecretBytes {
+    fn bytes(&mut self, b: &[u8]) -> &mut Self {
+        self.extend(b);
+        self
+    }
+
+    /// For public values (profiles): their encoding passes through an unwiped buffer.
+    fn put<T: Codec>(&mut self, v: &T) -> &mut Self {
+        self.extend(&v.encode());
+        self
     }
 }
 

@@ -24,8 +24,13 @@ pub const EXPORT_VERSION: u16 = 1;
 /// Bytes of one skipped-key entry: ECDH key, message id, ratchet id, `MKenc`, extra key.
 const SKIPPED_ENTRY_LEN: usize = POINT_LEN + 4 + 4 + KEY_LEN + EXTRA_SYMMETRIC_KEY_LEN;
 
+/// Roughly the bytes of an export without skipped keys or MAC keys (header, limits,
+/// counters, root and brace keys, their ECDH and DH public keys, our DH secret, both
+/// chains): a first capacity only, nothing depends on it being exact.
+const EXPORT_FIXED_ESTIMATE: usize = 1024;
+
 /// Writes an optional-field flag.
-fn flag(w: &mut Vec<u8>, present: bool) {
+fn flag(w: &mut SecretBytes, present: bool) {
     w.u8(u8::from(present));
 }
 
@@ -49,42 +54,19 @@ fn secret<const N: usize>(
 }
 
 impl DoubleRatchet {
-    /// The exact length of [`DoubleRatchet::export`]'s output.
-    fn export_len(&self) -> usize {
-        let s = &self.state;
-        EXPORT_MAGIC.len()
-            + 2
-            + 4 * 4 // limits
-            + 4 * 4 // i, j, k, pn
-            + 1
-            + 4 // max_remote_i_seen
-            + KEY_LEN
-            + BRACE_KEY_LEN
-            + POINT_LEN
-            + 4
-            + s.their_dh.to_be_bytes().len()
-            + 1
-            + s.our_dh.as_ref().map_or(0, |_| DH_SECRET_LEN)
-            + 1
-            + s.sending
-                .as_ref()
-                .map_or(0, |_| SYMMETRIC_KEY_LEN + KEY_LEN + 4)
-            + 1
-            + s.receiving.as_ref().map_or(0, |_| KEY_LEN + 4)
-            + 4
-            + self.skipped.len() * SKIPPED_ENTRY_LEN
-            + 4
-            + self.mac_keys_to_reveal.len()
-    }
-
     /// The complete state as bytes (format version [`EXPORT_VERSION`]): limits, counters,
     /// root and brace keys, their ECDH and DH public keys, our DH secret, the sending chain
     /// (ECDH symmetric key, chain key, ratchet id), the receiving chain, the skipped keys and
     /// the MAC keys to reveal. Contains every secret of the conversation; the buffer is
     /// zeroized on drop.
     pub fn export(&self) -> SecretBytes {
-        // Exact capacity: the buffer never reallocates, so no copy of a secret is left behind.
-        let mut w = Vec::with_capacity(self.export_len());
+        // A first capacity that fits the fixed part and the skipped keys; a [`SecretBytes`]
+        // that grows beyond it wipes the buffer it leaves, so no copy of a secret remains.
+        let mut w = SecretBytes::new(Vec::with_capacity(
+            EXPORT_FIXED_ESTIMATE
+                + self.skipped.len() * SKIPPED_ENTRY_LEN
+                + self.mac_keys_to_reveal.len(),
+        ));
         let s = &self.state;
         let l = &self.limits;
         w.bytes(&EXPORT_MAGIC).u16(EXPORT_VERSION);
@@ -121,7 +103,7 @@ impl DoubleRatchet {
                 .bytes(&e.secrets.extra);
         }
         w.data(&self.mac_keys_to_reveal);
-        SecretBytes::new(w)
+        w
     }
 
     /// Rebuilds a ratchet from [`DoubleRatchet::export`]'s bytes. Fails with a

@@ -843,6 +843,32 @@ fn secret_bytes_grow_and_shrink() {
 }
 
 #[test]
+fn secret_bytes_write_what_a_vec_writes_across_growth() {
+    use crate::wire::codec::Writer;
+    let mut rng = StdRng::seed_from_u64(19);
+    let owner = crate::crypto::ed448::KeyPair::generate(&mut rng);
+    let mut plain = Vec::new();
+    // Starts with no capacity: every kind of write below makes it grow.
+    let mut secret = SecretBytes::default();
+    for n in 0..200u32 {
+        plain
+            .u32(n)
+            .data(&[n as u8; 7])
+            .i64(-1)
+            .point(owner.public());
+        secret
+            .u32(n)
+            .data(&[n as u8; 7])
+            .i64(-1)
+            .point(owner.public());
+    }
+    let key = crate::crypto::keys::Ed448PublicKey(*owner.public());
+    plain.put(&key);
+    secret.put(&key);
+    assert_eq!(secret.as_slice(), plain.as_slice());
+}
+
+#[test]
 fn pending_mac_keys_are_capped() {
     let mut rng = StdRng::seed_from_u64(18);
     let (mut alice, mut bob) = interactive(&mut rng);
