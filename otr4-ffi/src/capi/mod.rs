@@ -242,7 +242,8 @@ fn out_ok<T>(out: *mut T, what: &str) -> Result<()> {
     }
 }
 
-/// Writes `value` to `out`.
+/// Writes `value` to `out`. Check `out` with [`out_ok`] before making a `value` that owns
+/// memory: on NULL the value is returned to nobody (an `otr4_buf` has no `Drop`).
 ///
 /// # Safety
 /// `out` is NULL or valid for a write of a `T` (its old contents are not dropped).
@@ -303,6 +304,9 @@ pub extern "C" fn otr4_status_str(status: i32) -> *const c_char {
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn otr4_last_error(out: *mut otr4_buf) -> otr4_status {
     entry(|| {
+        // Checked before the buffer is made: a buffer not handed out would leak (Miri
+        // caught exactly that).
+        out_ok(out, "out")?;
         let m = LAST_ERROR.with(|e| e.borrow().clone());
         // SAFETY: the caller's contract.
         unsafe { put(out, otr4_buf::from_string(m), "out") }?;
