@@ -20,7 +20,10 @@ const A: &str = "alice@example.org";
 const B: &str = "bob@example.org";
 
 fn now() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs() as i64
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
 }
 
 /// Drains `from`'s events: hands SEND to `to`; returns the MESSAGE texts' total length.
@@ -29,13 +32,22 @@ fn pump(from: otr4_session, from_jid: &str, to: otr4_session) -> (bool, usize) {
     loop {
         let mut e = otr4_event {
             kind: 0,
-            peer: otr4_buf { ptr: std::ptr::null_mut(), len: 0 },
+            peer: otr4_buf {
+                ptr: std::ptr::null_mut(),
+                len: 0,
+            },
             device: 0,
-            text: otr4_buf { ptr: std::ptr::null_mut(), len: 0 },
+            text: otr4_buf {
+                ptr: std::ptr::null_mut(),
+                len: 0,
+            },
             trust: 0,
             listed: false,
             detail: 0,
-            sent_to: otr4_buf { ptr: std::ptr::null_mut(), len: 0 },
+            sent_to: otr4_buf {
+                ptr: std::ptr::null_mut(),
+                len: 0,
+            },
         };
         // SAFETY: a valid out-pointer.
         if unsafe { otr4_session_next_event(from, &mut e) } != otr4_status::OTR4_OK {
@@ -45,7 +57,13 @@ fn pump(from: otr4_session, from_jid: &str, to: otr4_session) -> (bool, usize) {
             moved = true;
             // SAFETY: library-made buffer, valid pointers.
             let st = unsafe {
-                otr4_session_receive(to, from_jid.as_ptr(), from_jid.len(), e.text.ptr, e.text.len)
+                otr4_session_receive(
+                    to,
+                    from_jid.as_ptr(),
+                    from_jid.len(),
+                    e.text.ptr,
+                    e.text.len,
+                )
             };
             assert_eq!(st, otr4_status::OTR4_OK);
         } else if e.kind == otr4_event_kind::OTR4_EVENT_MESSAGE as u32 {
@@ -72,8 +90,14 @@ fn c_abi(c: &mut Criterion) {
     let (mut a, mut b) = (otr4_session { id: 0 }, otr4_session { id: 0 });
     // SAFETY: valid pointers.
     unsafe {
-        assert_eq!(otr4_session_new(A.as_ptr(), A.len(), &mut a), otr4_status::OTR4_OK);
-        assert_eq!(otr4_session_new(B.as_ptr(), B.len(), &mut b), otr4_status::OTR4_OK);
+        assert_eq!(
+            otr4_session_new(A.as_ptr(), A.len(), &mut a),
+            otr4_status::OTR4_OK
+        );
+        assert_eq!(
+            otr4_session_new(B.as_ptr(), B.len(), &mut b),
+            otr4_status::OTR4_OK
+        );
         otr4_session_start(a, B.as_ptr(), B.len());
     }
     settle(a, b);

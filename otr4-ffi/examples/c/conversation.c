@@ -77,10 +77,10 @@ static int pump(device *d) {
         const char *peer = (const char *)ev.peer.ptr, *text = (const char *)ev.text.ptr;
         switch (ev.kind) {
         case OTR4_EVENT_MESSAGE:
-            printf("  %-13s <- %-13s [%s%s] %s%s%s\n", d->name, device_name(peer, ev.device),
+            printf("  %-13s <- %-13s [%s%s] %s%s%s%s\n", d->name, device_name(peer, ev.device),
                    trust_name(ev.trust), ev.listed ? ", listed" : "", text,
                    ev.sent_to.len ? "  (copy, sent to " : "",
-                   ev.sent_to.len ? (const char *)ev.sent_to.ptr : "");
+                   ev.sent_to.len ? (const char *)ev.sent_to.ptr : "", ev.sent_to.len ? ")" : "");
             if (d->logged < 16)
                 snprintf(d->log[d->logged++], sizeof d->log[0], "%s: %s",
                          device_name(peer, ev.device), text);

@@ -95,10 +95,8 @@ fn null_stale_and_foreign_handles_are_errors() {
     );
     let mut out = 0u32;
     // SAFETY: valid out-pointer.
-    assert_eq!(
-        unsafe { otr4_engine_tag(otr4_engine { id }, &mut out) },
-        OTR4_INVALID_HANDLE
-    );
+    let st = unsafe { otr4_engine_tag(otr4_engine { id }, &mut out) };
+    assert_eq!(st, OTR4_INVALID_HANDLE);
 }
 
 #[test]
@@ -204,10 +202,8 @@ fn drain(s: otr4_session) -> Vec<(u32, String, u32, String)> {
 fn session(jid: &str) -> otr4_session {
     let mut s = otr4_session { id: 0 };
     // SAFETY: valid pointers.
-    assert_eq!(
-        unsafe { otr4_session_new(jid.as_ptr(), jid.len(), &mut s) },
-        OTR4_OK
-    );
+    let st = unsafe { otr4_session_new(jid.as_ptr(), jid.len(), &mut s) };
+    assert_eq!(st, OTR4_OK);
     s
 }
 
@@ -249,20 +245,16 @@ fn two_sessions_talk_and_survive_save_load() {
     let (an, bn) = ("alice@example.org", "bob@example.org");
     let (a, b) = (session(an), session(bn));
     // SAFETY: valid pointers.
-    assert_eq!(
-        unsafe { otr4_session_start(a, bn.as_ptr(), bn.len()) },
-        OTR4_OK
-    );
+    let st = unsafe { otr4_session_start(a, bn.as_ptr(), bn.len()) };
+    assert_eq!(st, OTR4_OK);
     let seen = pump((a, an), (b, bn));
     let secure = otr4_event_kind::OTR4_EVENT_SECURE as u32;
     assert_eq!(seen.iter().filter(|(_, k, _)| *k == secure).count(), 2);
 
     let msg = "hello Bob";
     // SAFETY: valid pointers.
-    assert_eq!(
-        unsafe { otr4_session_send(a, bn.as_ptr(), bn.len(), 0, msg.as_ptr(), msg.len()) },
-        OTR4_OK
-    );
+    let st = unsafe { otr4_session_send(a, bn.as_ptr(), bn.len(), 0, msg.as_ptr(), msg.len()) };
+    assert_eq!(st, OTR4_OK);
     let seen = pump((a, an), (b, bn));
     let message = otr4_event_kind::OTR4_EVENT_MESSAGE as u32;
     assert!(
@@ -273,10 +265,8 @@ fn two_sessions_talk_and_survive_save_load() {
     // Bob saves, is freed, loads back (wrong passphrase first), and reads the next message.
     let mut blob = otr4_buf::EMPTY;
     // SAFETY: valid pointers.
-    assert_eq!(
-        unsafe { otr4_session_save(b, b"pw".as_ptr(), 2, &mut blob) },
-        OTR4_OK
-    );
+    let st = unsafe { otr4_session_save(b, b"pw".as_ptr(), 2, &mut blob) };
+    assert_eq!(st, OTR4_OK);
     assert_eq!(otr4_session_free(b), OTR4_OK);
     assert_eq!(
         otr4_session_tick(b),
@@ -318,10 +308,8 @@ fn two_sessions_talk_and_survive_save_load() {
     }
     let msg = "after the restart";
     // SAFETY: valid pointers.
-    assert_eq!(
-        unsafe { otr4_session_send(a, bn.as_ptr(), bn.len(), 0, msg.as_ptr(), msg.len()) },
-        OTR4_OK
-    );
+    let st = unsafe { otr4_session_send(a, bn.as_ptr(), bn.len(), 0, msg.as_ptr(), msg.len()) };
+    assert_eq!(st, OTR4_OK);
     let seen = pump((a, an), (b2, bn));
     assert!(
         seen.iter()

@@ -209,12 +209,11 @@ impl<'a> Cursor<'a> {
     }
 }
 
+/// What [`open`] returns: the plaintext and the key of the inner otr4 export.
+pub type Opened = (Zeroizing<Vec<u8>>, Zeroizing<[u8; 32]>);
+
 /// Opens a blob of `level`: the plaintext and the inner export key.
-pub fn open(
-    level: Level,
-    secret: &Secret<'_>,
-    blob: &[u8],
-) -> Result<(Zeroizing<Vec<u8>>, Zeroizing<[u8; 32]>)> {
+pub fn open(level: Level, secret: &Secret<'_>, blob: &[u8]) -> Result<Opened> {
     check_secret(secret)?;
     let not_blob = |m: &str| Error::new(otr4_status::OTR4_NOT_A_BLOB, m);
     let n = blob.len().min(MAGIC.len());
@@ -336,7 +335,7 @@ mod tests {
             let (plain, inner) = open(Level::Session, &secret, &b).unwrap();
             assert_eq!(&plain[..6], b"inner ");
             assert_eq!(&plain[6..], &inner[..]);
-            let st = |r: Result<(Zeroizing<Vec<u8>>, Zeroizing<[u8; 32]>)>| r.unwrap_err().status;
+            let st = |r: Result<Opened>| r.unwrap_err().status;
             assert_eq!(
                 st(open(Level::Engine, &secret, &b)),
                 otr4_status::OTR4_NOT_A_BLOB
