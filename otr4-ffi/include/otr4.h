@@ -318,6 +318,8 @@ typedef struct {
 
 /**
  * An XMPP-level engine: one device of one account. `{0}` is never a valid handle.
+ * Threads: usable from any thread, one call at a time (a concurrent call on the same
+ * handle returns `OTR4_BUSY`, it never blocks).
  */
 typedef struct {
     /**
@@ -328,6 +330,7 @@ typedef struct {
 
 /**
  * A session-level account with its conversations. `{0}` is never a valid handle.
+ * Threads: usable from any thread, one call at a time (`OTR4_BUSY` otherwise).
  */
 typedef struct {
     /**
@@ -338,7 +341,7 @@ typedef struct {
 
 #if defined(OTR4_SIM)
 /**
- * The in-memory XMPP server.
+ * The in-memory XMPP server (tests only). Threads: as for `otr4_engine`.
  */
 typedef struct {
     /**

@@ -14,6 +14,8 @@ use crate::core::{self, Object};
 use super::{bytes, entry, key, opt_text, otr4_buf, otr4_event, out_ok, put, put_polled, text};
 
 /// An XMPP-level engine: one device of one account. `{0}` is never a valid handle.
+/// Threads: usable from any thread, one call at a time (a concurrent call on the same
+/// handle returns `OTR4_BUSY`, it never blocks).
 #[repr(C)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[allow(non_camel_case_types)]

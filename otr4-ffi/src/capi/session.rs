@@ -13,6 +13,7 @@ use crate::core::{self, Object};
 use super::{bytes, entry, key, opt_text, otr4_buf, otr4_event, out_ok, put, put_polled, text};
 
 /// A session-level account with its conversations. `{0}` is never a valid handle.
+/// Threads: usable from any thread, one call at a time (`OTR4_BUSY` otherwise).
 #[repr(C)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[allow(non_camel_case_types)]

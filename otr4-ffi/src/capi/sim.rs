@@ -10,7 +10,7 @@ use crate::core::{self, Object};
 
 use super::{entry, otr4_buf, out_ok, put, put_polled, text};
 
-/// The in-memory XMPP server.
+/// The in-memory XMPP server (tests only). Threads: as for `otr4_engine`.
 #[repr(C)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[allow(non_camel_case_types)]
