@@ -1,0 +1,261 @@
+//! The XMPP-level object behind an `otr4_engine` handle: an `xmpp_glue::Engine` with its
+//! RNG, clock and the queues the caller polls (stanzas as XML, [`Event`]s).
+#![forbid(unsafe_code)]
+
+use std::collections::VecDeque;
+
+use otr4::InstanceTag;
+use otr4::conversation::{Account, Client, Policy, Selection};
+use otr4::prekey::PrekeyStore;
+use xmpp_glue::{Engine, EngineConfig, GlueError, GlueEvent, GlueState, Output};
+
+use super::blob::{self, Level, Secret};
+use super::env::{Clock, Rng};
+use super::events::{self, Event, otr4_event_kind};
+use super::status::{Error, Result, otr4_status};
+
+/// The policy of an engine's account: OTRv4-standalone (always encrypted), MULTICASTING
+/// to every device of a contact, no fragmentation (XMPP carries whole messages).
+pub fn engine_policy() -> Policy {
+    Policy {
+        selection: Selection::Multicasting,
+        max_message_size: 0,
+        ..Policy::standalone()
+    }
+}
+
+fn bad_jid(jid: &str) -> Error {
+    Error::new(
+        otr4_status::OTR4_INVALID_ARGUMENT,
+        format!("not a bare JID: {jid:?}"),
+    )
+}
+
+/// Checks a bare JID (`local@domain`, no resource).
+pub fn check_bare_jid(jid: &str) -> Result<()> {
+    match jid.split_once('@') {
+        Some((l, d)) if !l.is_empty() && !d.is_empty() && !d.contains('/') && !d.contains('@') => {
+            Ok(())
+        }
+        _ => Err(bad_jid(jid)),
+    }
+}
+
+fn tag(device: u32) -> Result<InstanceTag> {
+    if device < 0x100 {
+        return Err(Error::new(
+            otr4_status::OTR4_INVALID_ARGUMENT,
+            format!("{device:#x} is not a valid instance tag (at least 0x100)"),
+        ));
+    }
+    Ok(InstanceTag(device))
+}
+
+/// One device's engine and its queues.
+#[derive(Debug)]
+pub struct EngineCore {
+    engine: Engine,
+    rng: Rng,
+    clock: Clock,
+    stanzas: VecDeque<String>,
+    events: VecDeque<Event>,
+}
+
+impl EngineCore {
+    /// A new device of `jid` labelled `label`: fresh keys, empty state.
+    pub fn new(jid: &str, label: &str, mut rng: Rng, clock: Clock) -> Result<EngineCore> {
+        check_bare_jid(jid)?;
+        let now = clock.now();
+        let account = Account::generate(&mut rng, engine_policy(), now)
+            .map_err(|e| Error::new(otr4_status::OTR4_REFUSED, format!("account creation: {e}")))?;
+        let prekeys = PrekeyStore::new(account.instance_tag());
+        let engine = Engine::new(
+            EngineConfig::new(jid, label),
+            Client::new(account, jid),
+            prekeys,
+            GlueState::default(),
+            &mut rng,
+        );
+        Ok(EngineCore::wrap(engine, rng, clock))
+    }
+
+    fn wrap(engine: Engine, rng: Rng, clock: Clock) -> EngineCore {
+        EngineCore {
+            engine,
+            rng,
+            clock,
+            stanzas: VecDeque::new(),
+            events: VecDeque::new(),
+        }
+    }
+
+    /// Restores an engine saved by [`EngineCore::save`].
+    pub fn load(
+        blob_bytes: &[u8],
+        secret: &Secret<'_>,
+        mut rng: Rng,
+        clock: Clock,
+    ) -> Result<EngineCore> {
+        let (plain, inner) = blob::open(Level::Engine, secret, blob_bytes)?;
+        let tampered = |what: &str| Error::new(otr4_status::OTR4_TAMPERED, what.to_owned());
+        let mut r = &plain[..];
+        let jid = std::str::from_utf8(blob::get_data(&mut r)?).map_err(|_| tampered("JID"))?;
+        let label = std::str::from_utf8(blob::get_data(&mut r)?).map_err(|_| tampered("label"))?;
+        let client = blob::get_data(&mut r)?;
+        let engine = Engine::import(EngineConfig::new(jid, label), &inner, client, r, &mut rng)
+            .map_err(|e| tampered(&format!("the saved engine does not import: {e}")))?;
+        Ok(EngineCore::wrap(engine, rng, clock))
+    }
+
+    /// Saves the engine (otr4 client and glue state: device lists, trust, archive position)
+    /// into one encrypted blob.
+    pub fn save(&mut self, secret: &Secret<'_>) -> Result<Vec<u8>> {
+        let engine = &self.engine;
+        blob::seal(Level::Engine, secret, &mut self.rng, |key, rng| {
+            let (client, state) = engine.export(key, rng);
+            let mut out = Vec::new();
+            blob::put_data(&mut out, engine.jid().as_bytes());
+            blob::put_data(&mut out, engine.label().as_bytes());
+            blob::put_data(&mut out, &client);
+            out.extend_from_slice(&state);
+            out
+        })
+    }
+
+    /// Queues what a call returned; `Err(OTR4_BAD_STANZA)` if it refused a stanza.
+    fn queue(&mut self, outs: Vec<Output>) -> Result<()> {
+        let mut refused = None;
+        let changed = !outs.is_empty();
+        for o in outs {
+            match o {
+                Output::Stanza(s) => self.stanzas.push_back(String::from(&s)),
+                Output::Event(e) => {
+                    if let GlueEvent::Error(GlueError::Xml(x)) = &e {
+                        refused = Some(x.to_string());
+                    }
+                    self.events.push_back(events::from_glue(e));
+                }
+            }
+        }
+        if changed {
+            self.events
+                .push_back(Event::new(otr4_event_kind::OTR4_EVENT_SAVE_STATE));
+        }
+        match refused {
+            Some(m) => Err(Error::new(otr4_status::OTR4_BAD_STANZA, m)),
+            None => Ok(()),
+        }
+    }
+
+    /// One incoming stanza as XML text (size, depth and element limits checked first).
+    pub fn feed(&mut self, xml: &str) -> Result<()> {
+        let now = self.clock.now();
+        let outs = self.engine.handle_xml(xml, now, &mut self.rng);
+        self.queue(outs)
+    }
+
+    /// The stream is up, bound to `full_jid`.
+    pub fn online(&mut self, full_jid: &str) -> Result<()> {
+        match full_jid.split_once('/') {
+            Some((b, r)) if !r.is_empty() && b == self.engine.jid() => {}
+            _ => {
+                return Err(Error::new(
+                    otr4_status::OTR4_INVALID_ARGUMENT,
+                    format!("{full_jid:?} is not a full JID of {}", self.engine.jid()),
+                ));
+            }
+        }
+        let now = self.clock.now();
+        let outs = self.engine.online(full_jid, now, &mut self.rng);
+        self.queue(outs)
+    }
+
+    /// The stream went down.
+    pub fn offline(&mut self) {
+        self.engine.offline();
+    }
+
+    /// Sends `text` to every device of `to` and our other devices.
+    pub fn send(&mut self, to: &str, text: &str) -> Result<()> {
+        check_bare_jid(to)?;
+        let now = self.clock.now();
+        let outs = self.engine.send(to, text, now, &mut self.rng);
+        self.queue(outs)
+    }
+
+    /// Starts SMP with `device` of `peer`.
+    pub fn smp_start(
+        &mut self,
+        peer: &str,
+        device: u32,
+        secret: &[u8],
+        question: Option<&str>,
+    ) -> Result<()> {
+        check_bare_jid(peer)?;
+        let t = tag(device)?;
+        let now = self.clock.now();
+        let outs = self
+            .engine
+            .smp_start(peer, t, secret, question, now, &mut self.rng);
+        self.queue(outs)
+    }
+
+    /// Answers SMP from `device` of `peer`.
+    pub fn smp_respond(&mut self, peer: &str, device: u32, secret: &[u8]) -> Result<()> {
+        check_bare_jid(peer)?;
+        let t = tag(device)?;
+        let now = self.clock.now();
+        let outs = self.engine.smp_respond(peer, t, secret, now, &mut self.rng);
+        self.queue(outs)
+    }
+
+    /// Accepts the changed key of `device` of `jid`.
+    pub fn accept_fingerprint(&mut self, jid: &str, device: u32) -> Result<()> {
+        check_bare_jid(jid)?;
+        let t = tag(device)?;
+        let now = self.clock.now();
+        let outs = self.engine.accept_fingerprint(jid, t, now, &mut self.rng);
+        self.queue(outs)
+    }
+
+    /// Removes another device of ours from our device list.
+    pub fn remove_device(&mut self, device: u32) -> Result<()> {
+        let t = tag(device)?;
+        let now = self.clock.now();
+        let outs = self.engine.remove_device(t, now, &mut self.rng);
+        self.queue(outs)
+    }
+
+    /// Timers.
+    pub fn tick(&mut self) -> Result<()> {
+        let now = self.clock.now();
+        let outs = self.engine.tick(now, &mut self.rng);
+        self.queue(outs)
+    }
+
+    /// The next stanza to send.
+    pub fn next_stanza(&mut self) -> Option<String> {
+        self.stanzas.pop_front()
+    }
+
+    /// The next event.
+    pub fn next_event(&mut self) -> Option<Event> {
+        self.events.pop_front()
+    }
+
+    /// Our instance tag.
+    pub fn tag(&self) -> u32 {
+        self.engine.tag().0
+    }
+
+    /// Our fingerprint (hex).
+    pub fn fingerprint(&self) -> String {
+        self.engine.fingerprint()
+    }
+
+    /// Sets the test clock (feature `test-hooks`).
+    #[cfg(feature = "test-hooks")]
+    pub fn set_now(&mut self, now: i64) {
+        self.clock = Clock::Fixed(now);
+    }
+}
