@@ -206,6 +206,53 @@ fn no_server_is_reported_once_no_discovery_is_left() {
     ));
 }
 
+/// An error answer carries nothing, even when it echoes the items of a result (RFC 6120
+/// §8.3.1 lets an error include the request's payload): a domain that answers disco#items
+/// with an error has no prekey server, and a candidate that announces its fingerprint in an
+/// error is not pinned.
+#[test]
+fn error_answers_are_no_discovery_whatever_they_echo() {
+    let ask = |w: &mut World, p: Pending, a: IqResponse| {
+        w.step(|l, b, r, rng| l.discovered(b, r, p, a, false, 1000, rng))
+    };
+    // The domain's disco#items fails, echoing a candidate.
+    let mut w = World::new(BTreeMap::new());
+    w.step(|l, b, r, rng| l.ensure_server(b, r, "y", false, 1000, rng));
+    w.reqs.clear();
+    let out = ask(
+        &mut w,
+        Pending::DiscoItems { domain: "y".into() },
+        answer(false, items(&[("pk.y", None, None)]), false),
+    );
+    assert!(
+        !out.iter().any(|o| matches!(o, Output::Stanza(_))),
+        "a candidate of an error answer was asked: {out:?}"
+    );
+    assert!(matches!(
+        errors(&out).as_slice(),
+        [GlueError::NoPrekeyServer(d)] if d == "y"
+    ));
+    // The candidate's fingerprint query fails, echoing a fingerprint.
+    let mut w = World::new(BTreeMap::new());
+    w.step(|l, b, r, rng| l.ensure_server(b, r, "y", false, 1000, rng));
+    w.reqs.clear();
+    let fp_items = items(&[("pk.y", Some("fingerprint"), Some(FP))]);
+    let out = ask(
+        &mut w,
+        Pending::ServerItems {
+            domain: "y".into(),
+            jid: "pk.y".into(),
+        },
+        answer(false, fp_items, false),
+    );
+    assert!(!w.link.is_server("pk.y"), "pinned from an error: {out:?}");
+    assert!(w.link.servers().is_empty());
+    assert!(matches!(
+        errors(&out).as_slice(),
+        [GlueError::NoPrekeyServer(d)] if d == "y"
+    ));
+}
+
 #[test]
 fn answers_count_only_from_the_server_asked() {
     let mut servers = BTreeMap::new();
