@@ -664,7 +664,13 @@ fn data_messages_arriving_before_auth_i_are_stored_then_read() {
 #[test]
 fn stored_early_messages_expire_via_tick() {
     let mut net = Net::new(12);
-    let a = net.add(ALICE, Policy::default());
+    // The DAKE (stalled before Auth-I) must outlive the stored messages here: its timeout
+    // would drop them all at once.
+    let policy = Policy {
+        dake_timeout_secs: 2 * Policy::default().stored_message_secs,
+        ..Policy::default()
+    };
+    let a = net.add(ALICE, policy);
     let b = net.add(BOB, Policy::default());
     net.act(a, |c, now, rng| c.start(BOB, now, rng));
     for _ in 0..3 {
@@ -687,10 +693,40 @@ fn stored_early_messages_expire_via_tick() {
             .stored(),
         1
     );
-    net.now += Policy::default().stored_message_secs;
+    // A second early message, ten seconds younger.
+    let stored_at = net.now;
+    net.now += 10;
+    net.send(b, ALICE, "later");
+    let data = net
+        .take_wire()
+        .into_iter()
+        .find(|p| p.text.starts_with("?OTR:AAQD"))
+        .unwrap();
+    net.deliver(data);
+    let stored = |net: &Net| {
+        net.client(a)
+            .conversation(BOB, net.tag(b))
+            .unwrap()
+            .stored()
+    };
+    assert_eq!(stored(&net), 2);
+    // One second before its lifetime ends, the first is kept and nothing is reported.
+    net.now = stored_at + Policy::default().stored_message_secs - 1;
+    net.tick(a);
+    let seen = net.take_seen(a);
+    assert!(
+        !has_warning(&seen, |w| matches!(w, Warning::StoredMessagesExpired(_))),
+        "{seen:?}"
+    );
+    assert_eq!(stored(&net), 2);
+    // At its end, the first goes and the second stays.
+    net.now += 1;
     net.tick(a);
     assert!(has_warning(&net.take_seen(a), |w| *w
         == Warning::StoredMessagesExpired(1)));
+    assert_eq!(stored(&net), 1);
+    net.now += 10;
+    net.tick(a);
     assert_eq!(
         net.client(a)
             .conversation(BOB, net.tag(b))
@@ -1510,4 +1546,48 @@ fn mutated_messages_never_break_the_session() {
     net.send(b, ALICE, "and back");
     net.run();
     assert_eq!(net.texts(a), ["and back"]);
+}
+
+/// The DAKE timeout fires once it has elapsed, not a second before, never outside a DAKE,
+/// and never when the policy turns it off (0): for a DAKE with one instance (the
+/// conversation's) and for an untargeted one (the contact's pending Identity message).
+#[test]
+fn dake_timeouts_fire_at_the_limit_not_before_and_never_when_disabled() {
+    let limit = Policy::default().dake_timeout_secs;
+    let timed_out =
+        |net: &mut Net, n: usize| has_warning(&net.take_seen(n), |w| *w == Warning::DakeTimedOut);
+    for targeted in [true, false] {
+        for enabled in [true, false] {
+            let policy = Policy {
+                dake_timeout_secs: if enabled { limit } else { 0 },
+                ..Policy::default()
+            };
+            let mut net = Net::new(21);
+            let a = net.add(ALICE, policy);
+            let b = net.add(BOB, Policy::default());
+            let bob_tag = net.tag(b);
+            let start = net.now;
+            net.act(a, |c, now, rng| {
+                c.start_dake(BOB, targeted.then_some(bob_tag), now, rng)
+            });
+            assert!(!net.take_wire().is_empty(), "an Identity message went out");
+            net.take_seen(a);
+            // Bob never answers.
+            net.now = start + limit - 1;
+            net.tick(a);
+            assert!(!timed_out(&mut net, a), "targeted {targeted}: early");
+            net.now = start + limit;
+            net.tick(a);
+            assert_eq!(timed_out(&mut net, a), enabled, "targeted {targeted}");
+            net.now = start + 50 * limit;
+            net.tick(a);
+            assert!(!timed_out(&mut net, a), "targeted {targeted}: twice");
+        }
+    }
+    // A session whose DAKE ended long ago is not in a DAKE: nothing times out.
+    let (mut net, a, b) = connected(23, Policy::default(), Policy::default());
+    net.now += limit;
+    net.tick(a);
+    assert!(!timed_out(&mut net, a));
+    assert_eq!(net.state(a, BOB, b), Some(ConversationState::Encrypted));
 }
