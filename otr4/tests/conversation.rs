@@ -1591,3 +1591,75 @@ fn dake_timeouts_fire_at_the_limit_not_before_and_never_when_disabled() {
     assert!(!timed_out(&mut net, a));
     assert_eq!(net.state(a, BOB, b), Some(ConversationState::Encrypted));
 }
+
+/// After an untargeted DAKE completes with the first device of the contact that answered,
+/// another device's answer still gets its own DAKE while the window lasts (the DAKE
+/// timeout), also after a `tick` inside it, and not after the window.
+#[test]
+fn a_second_device_answering_an_untargeted_dake_is_served_within_the_window_only() {
+    for late in [false, true] {
+        let mut net = Net::new(29);
+        let a = net.add(ALICE, Policy::standalone());
+        let b1 = net.add(BOB, Policy::standalone());
+        let b2 = net.add(BOB, Policy::standalone());
+        net.send(a, BOB, "to whichever device answers");
+        for p in net.take_wire() {
+            net.deliver(p); // the Identity message reaches both devices
+        }
+        let answers = net.take_wire();
+        assert_eq!(answers.len(), 2, "both devices answered");
+        let (first, second): (Vec<_>, Vec<_>) = answers.into_iter().partition(|p| p.from == b1);
+        for p in first {
+            net.deliver(p);
+        }
+        net.run();
+        assert_eq!(net.state(a, BOB, b1), Some(ConversationState::Encrypted));
+        net.now += if late {
+            Policy::standalone().dake_timeout_secs
+        } else {
+            1
+        };
+        net.tick(a);
+        for p in second {
+            net.deliver(p);
+        }
+        net.run();
+        let b2_state = net.state(a, BOB, b2);
+        if late {
+            assert_ne!(
+                b2_state,
+                Some(ConversationState::Encrypted),
+                "after the window"
+            );
+        } else {
+            assert_eq!(
+                b2_state,
+                Some(ConversationState::Encrypted),
+                "within the window"
+            );
+        }
+    }
+}
+
+/// Expiry 0 turns session expiry off: a quiet session stays encrypted however long.
+#[test]
+fn session_expiry_zero_never_expires() {
+    let policy = Policy {
+        session_expiry_secs: 0,
+        ..Policy::default()
+    };
+    let (mut net, a, b) = connected(16, policy, Policy::default());
+    net.send(a, BOB, "hello");
+    net.run();
+    net.send(b, ALICE, "hi");
+    net.run();
+    net.take_seen(a);
+    net.now += 5 * 24 * 3600;
+    net.tick(a);
+    assert!(
+        !net.take_seen(a)
+            .iter()
+            .any(|e| matches!(e, Event::Disconnected { .. }))
+    );
+    assert_eq!(net.state(a, BOB, b), Some(ConversationState::Encrypted));
+}
