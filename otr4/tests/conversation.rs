@@ -1223,6 +1223,10 @@ fn standalone_mode_ignores_queries_and_flags_plaintext() {
     )));
     assert!(has_warning(&sb, |w| *w == Warning::Unencrypted
         || *w == Warning::QueryIgnored));
+    assert!(
+        net.client(b).instances(ALICE).is_empty() && net.take_wire().is_empty(),
+        "the whitespace tag of Alice's plaintext started a DAKE in standalone mode"
+    );
     // Bob starts with an Identity message; Alice (compatible mode) completes the DAKE.
     net.act(b, |c, now, rng| c.start(ALICE, now, rng));
     net.run();
