@@ -1434,7 +1434,7 @@ fn a_refused_publication_is_retried_once_after_configuring_the_node() {
         assert!(
             !stanzas(&a.tick(NOW + 1, &mut rng))
                 .iter()
-                .any(|s| is_configure(s)),
+                .any(&is_configure),
             "{replies:?}: configured again"
         );
     }
