@@ -74,3 +74,18 @@ def test_bad_blobs():
         otr4.Session.load(bytes(tampered), PASS)
     with pytest.raises(otr4.Otr4Error.NotABlob):
         otr4.Engine.load(blob, PASS)  # a session blob is not an engine blob
+
+
+def test_objects_free_themselves():
+    import gc
+    import weakref
+
+    refs = []
+    for i in range(20):
+        s = otr4.Session(f"user{i}")
+        s.start("peer")
+        refs.append(weakref.ref(s))
+        del s
+    gc.collect()
+    # Collected: each __del__ freed its Rust object (UniFFI's generated destructor).
+    assert all(r() is None for r in refs)
