@@ -21,6 +21,7 @@
 //! 8. [`conversation`]: accounts, clients and conversations, the API client authors use.
 #![no_std]
 #![forbid(unsafe_code)]
+#![deny(missing_docs)]
 #![cfg_attr(
     test,
     allow(
@@ -35,18 +36,36 @@ extern crate alloc;
 #[cfg(feature = "std")]
 extern crate std;
 
-pub mod conversation;
-pub mod crypto;
-pub mod dake;
 pub(crate) mod debug;
-pub mod instance_tag;
-pub mod prekey;
-pub mod profile;
-pub mod ratchet;
-pub mod smp;
+#[cfg(feature = "hazmat")]
+pub mod hazmat;
+#[cfg(not(feature = "hazmat"))]
+mod hazmat;
 #[cfg(test)]
 mod testutil;
-pub mod wire;
 
-pub use conversation::{Account, Client, Event, Policy};
+// The layers' names inside the crate (their one public path is `otr4::hazmat::*`).
+use hazmat::{conversation, crypto, dake, instance_tag, prekey, profile, ratchet, smp, wire};
+
+pub use conversation::{
+    Account, Client, Conversation, ConversationError, ConversationState, DEFAULT_MAX_INSTANCES,
+    DisconnectReason, Event, Mode, NotSentReason, OfflineEnsembles, PERSIST_KEY_LEN, Peer,
+    PersistError, Policy, PrekeyOutcome, Selection, SmpUpdate, Warning,
+};
+pub use crypto::CryptoError;
+pub use crypto::fingerprint::{FINGERPRINT_LEN, Fingerprint};
+pub use crypto::kdf::shake_into;
+pub use dake::ensemble::{ChosenEnsembles, EnsembleError, ValidatedEnsemble};
+pub use dake::non_interactive::NonInteractiveError;
+pub use dake::{DakeError, Ssid};
 pub use instance_tag::InstanceTag;
+pub use prekey::framing::{PrekeyFraming, UnframeError};
+pub use prekey::messages::{EnsembleRetrieval, NoPrekeyEnsembles, PrekeyServerMessage};
+pub use prekey::{PrekeyError, PrekeyStore, ProofError, RefillPolicy};
+pub use profile::ProfileError;
+pub use ratchet::{ExtraSymmetricKey, RatchetError};
+pub use smp::SmpError;
+pub use wire::codec::DecodeError;
+pub use wire::error_msg::ErrorCode;
+pub use wire::fragment::FragmentError;
+pub use wire::tlv::{Tlv, TlvType};

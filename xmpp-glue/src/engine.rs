@@ -10,8 +10,8 @@
 
 use minidom::Element;
 use otr4::InstanceTag;
-use otr4::conversation::{Client, PERSIST_KEY_LEN};
-use otr4::prekey::PrekeyStore;
+use otr4::PrekeyStore;
+use otr4::{Client, PERSIST_KEY_LEN};
 use rand_core::CryptoRng;
 
 use crate::carriage::{Carriage, MAX_WAITING};
@@ -43,7 +43,7 @@ macro_rules! bridge {
 }
 
 /// One device's glue: routing, device lists, discovery, presence, catch-up and trust
-/// around an [`otr4::conversation::Client`].
+/// around an [`otr4::Client`].
 pub struct Engine {
     cfg: EngineConfig,
     client: Client,

@@ -3,7 +3,7 @@
 
 use minidom::Element;
 use otr4::InstanceTag;
-use otr4::conversation::{ConversationError, Event, SmpUpdate};
+use otr4::{ConversationError, Event, SmpUpdate};
 
 use crate::devices::{DeviceChange, ListIssue};
 use crate::error::{GlueError, NotSentReason};

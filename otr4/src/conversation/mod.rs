@@ -147,7 +147,7 @@ mod prekey_link;
 mod session;
 mod state;
 
-pub use account::{Account, MAX_PREVIOUS_PROFILES, PROFILE_EXTRA_VALIDITY_SECS, PROFILE_VERSIONS};
+pub use account::Account;
 pub use client::{Client, DEFAULT_MAX_INSTANCES};
 pub use events::{
     ConversationError, ConversationState, DisconnectReason, Event, NotSentReason, SmpUpdate,
@@ -155,14 +155,24 @@ pub use events::{
 };
 pub use offline::OfflineEnsembles;
 pub use peer::Peer;
-pub use persist::{
-    ACCOUNT_MAGIC, CLIENT_MAGIC, PERSIST_KEY_LEN, PERSIST_VERSION, PersistError, SALT_LEN, TAG_LEN,
+pub use persist::{PERSIST_KEY_LEN, PersistError};
+pub use policy::{Mode, Policy, Selection};
+pub use prekey_link::PrekeyOutcome;
+pub use state::Conversation;
+
+// The layer's constants and digests, for the tests and fuzz targets (`otr4::hazmat`); the
+// crate root exports the client's API above.
+#[cfg(feature = "hazmat")]
+pub use {
+    account::{MAX_PREVIOUS_PROFILES, PROFILE_EXTRA_VALIDITY_SECS, PROFILE_VERSIONS},
+    persist::{ACCOUNT_MAGIC, CLIENT_MAGIC, PERSIST_VERSION, SALT_LEN, TAG_LEN},
+    policy::{
+        DEFAULT_DAKE_TIMEOUT_SECS, DEFAULT_HEARTBEAT_SECS, DEFAULT_MAX_QUEUED_MESSAGES,
+        DEFAULT_MAX_STORED_MESSAGES, DEFAULT_PROFILE_LIFETIME_SECS,
+        DEFAULT_PROFILE_RENEW_MARGIN_SECS, DEFAULT_SESSION_EXPIRY_SECS,
+        DEFAULT_STORED_MESSAGE_SECS,
+    },
+    prekey_link::PREKEY_PROFILE_LIFETIME_SECS,
+    session::{IDENTITY_DIGEST_LEN, identity_digest, non_interactive_digest},
+    state::MAX_REMEMBERED_IDENTITIES,
 };
-pub use policy::{
-    DEFAULT_DAKE_TIMEOUT_SECS, DEFAULT_HEARTBEAT_SECS, DEFAULT_MAX_QUEUED_MESSAGES,
-    DEFAULT_MAX_STORED_MESSAGES, DEFAULT_PROFILE_LIFETIME_SECS, DEFAULT_PROFILE_RENEW_MARGIN_SECS,
-    DEFAULT_SESSION_EXPIRY_SECS, DEFAULT_STORED_MESSAGE_SECS, Mode, Policy, Selection,
-};
-pub use prekey_link::{PREKEY_PROFILE_LIFETIME_SECS, PrekeyOutcome};
-pub use session::{IDENTITY_DIGEST_LEN, identity_digest, non_interactive_digest};
-pub use state::{Conversation, MAX_REMEMBERED_IDENTITIES};

@@ -370,6 +370,7 @@ fn in_range(x: &U3072) -> bool {
 ///
 /// This costs a full 3072-bit exponentiation; [`DhPublic::from_be_bytes`] uses the
 /// equivalent Legendre-symbol test instead and this function serves as its test oracle.
+#[cfg(feature = "hazmat")]
 pub fn is_in_group_literal(be: &[u8]) -> bool {
     match decode_be(be) {
         Some(x) if in_range(&x) => {
@@ -626,6 +627,7 @@ impl SecretExponent {
 /// public, so variable time. `v` (big-endian) must be `< dh_q` and each `t_i` at most 384
 /// big-endian bytes; returns `None` otherwise or if the product is not invertible (it
 /// always is for group elements). `A` is returned as its minimal big-endian magnitude.
+#[cfg(feature = "hazmat")]
 pub(crate) fn dh_proof_commitment(v_be: &[u8], terms: &[(&DhPublic, &[u8])]) -> Option<Vec<u8>> {
     let v = decode_be(v_be)?;
     if v.cmp_vartime(&DH_Q) != Ordering::Less {

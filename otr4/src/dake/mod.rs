@@ -24,10 +24,16 @@ use crate::instance_tag::InstanceTag;
 use crate::profile::ProfileError;
 
 pub use interactive::{
-    DakeComplete, LocalParty, RatchetInit, Role, SimultaneousIdentity, WaitingAuthI, WaitingAuthR,
-    receive_identity, start, tie_break_hash,
+    DakeComplete, LocalParty, Role, SimultaneousIdentity, WaitingAuthI, WaitingAuthR,
+    receive_identity, start,
 };
-pub use phi::{PhiParty, PhiPrime, phi};
+pub use phi::PhiPrime;
+// For the test vectors and benches (`otr4::hazmat`).
+#[cfg(feature = "hazmat")]
+pub use {
+    interactive::{RatchetInit, tie_break_hash},
+    phi::{PhiParty, phi},
+};
 
 /// Bytes in the mixed shared secret `K`.
 pub const MIXED_SECRET_LEN: usize = 64;

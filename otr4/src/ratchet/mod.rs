@@ -25,11 +25,13 @@ pub mod keys;
 mod persist;
 mod skipped;
 
-pub use keys::{
-    BRACE_KEY_LEN, EXTRA_SYMMETRIC_KEY_LEN, ExtraSymmetricKey, KEY_LEN, MAX_EXTRA_SYMMETRIC_KEYS,
-    TlvKey,
+pub use keys::{BRACE_KEY_LEN, EXTRA_SYMMETRIC_KEY_LEN, ExtraSymmetricKey, KEY_LEN};
+// For the tests and fuzz targets (`otr4::hazmat`).
+#[cfg(feature = "hazmat")]
+pub use {
+    keys::{MAX_EXTRA_SYMMETRIC_KEYS, TlvKey},
+    persist::{EXPORT_MAGIC, EXPORT_VERSION},
 };
-pub use persist::{EXPORT_MAGIC, EXPORT_VERSION};
 
 use crate::debug::redacted_debug;
 use alloc::boxed::Box;
@@ -509,11 +511,13 @@ impl DoubleRatchet {
     }
 
     /// The limits in force.
+    #[cfg(feature = "hazmat")]
     pub fn limits(&self) -> RatchetLimits {
         self.limits
     }
 
     /// Replaces the limits. Takes effect from the next operation that stores keys.
+    #[cfg(feature = "hazmat")]
     pub fn set_limits(&mut self, limits: RatchetLimits) {
         self.limits = limits;
     }
@@ -524,21 +528,25 @@ impl DoubleRatchet {
     }
 
     /// `j`: the id of the next message we send in the current sending chain.
+    #[cfg(feature = "hazmat")]
     pub fn sending_message_id(&self) -> u32 {
         self.state.j
     }
 
     /// `k`: the id of the next message expected in the current receiving chain.
+    #[cfg(feature = "hazmat")]
     pub fn receiving_message_id(&self) -> u32 {
         self.state.k
     }
 
     /// `pn`: the number of messages in our previous sending chain.
+    #[cfg(feature = "hazmat")]
     pub fn previous_chain_length(&self) -> u32 {
         self.state.pn
     }
 
     /// `max_remote_i_seen` (`None` for the spec's -1).
+    #[cfg(feature = "hazmat")]
     pub fn max_remote_i_seen(&self) -> Option<u32> {
         self.state.max_remote_i_seen
     }
@@ -549,6 +557,7 @@ impl DoubleRatchet {
     }
 
     /// Number of stored skipped message keys.
+    #[cfg(feature = "hazmat")]
     pub fn stored_keys(&self) -> usize {
         self.skipped.len()
     }
@@ -827,6 +836,7 @@ impl DoubleRatchet {
     /// current receiving chain, queueing their MAC keys for revealing; returns how many were
     /// deleted. A timer-driven hook for otrv4.md §"Deletion of Stored Message Keys" (the same
     /// expiry runs automatically with `max_skipped_key_age` on each receiving DH ratchet).
+    #[cfg(feature = "hazmat")]
     pub fn expire_skipped_keys(&mut self, max_age: u32) -> usize {
         match self.state.receiving.as_ref().map(|r| r.ratchet_id) {
             Some(newest) => self.expire_older_than(newest, max_age),
@@ -839,6 +849,7 @@ impl DoubleRatchet {
     /// stored key, concatenated (64 bytes each), emptying both lists (otrv4.md §"Session
     /// Expiration", step 1). Use [`DoubleRatchet::encrypt_revealing_all`] to put them in a
     /// Data Message directly.
+    #[cfg(feature = "hazmat")]
     pub fn reveal_all_mac_keys(&mut self) -> Vec<u8> {
         let mut all = self.mac_keys_to_reveal.to_vec();
         while let Some(old) = self.skipped.pop_oldest() {

@@ -20,10 +20,10 @@ use crate::crypto::kdf::{DOMAIN_OTRV4, Usage, shake_into};
 use crate::wire::codec::DecodeError;
 use crate::wire::tlv::{Tlv, TlvType};
 
-pub use messages::{
-    MAX_QUESTION_LEN, SMP_MESSAGE_2_LEN, SMP_MESSAGE_3_LEN, SMP_MESSAGE_4_LEN, SmpMessage1,
-    SmpMessage2, SmpMessage3, SmpMessage4,
-};
+pub use messages::{MAX_QUESTION_LEN, SmpMessage1, SmpMessage2, SmpMessage3, SmpMessage4};
+// For the tests and fuzz targets (`otr4::hazmat`).
+#[cfg(feature = "hazmat")]
+pub use messages::{SMP_MESSAGE_2_LEN, SMP_MESSAGE_3_LEN, SMP_MESSAGE_4_LEN};
 
 /// The SMP version hashed into the secret (otrv4.md §"Secret Information": "The version
 /// described here is 1").

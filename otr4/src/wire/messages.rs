@@ -396,6 +396,7 @@ impl DataMessage {
     }
 
     /// The revealed MAC keys as 64-byte chunks.
+    #[cfg(feature = "hazmat")]
     pub fn revealed_keys(&self) -> impl Iterator<Item = &[u8]> {
         self.revealed_mac_keys.chunks_exact(MAC_LEN)
     }
@@ -508,6 +509,7 @@ pub enum Message {
 
 impl Message {
     /// The message type byte.
+    #[cfg(feature = "hazmat")]
     pub fn message_type(&self) -> u8 {
         match self {
             Message::Identity(_) => TYPE_IDENTITY,

@@ -175,12 +175,14 @@ pub struct Plaintext {
 
 impl Plaintext {
     /// The human-readable part as UTF-8.
+    #[cfg(feature = "hazmat")]
     pub fn text(&self) -> Result<&str, DecodeError> {
         core::str::from_utf8(&self.message)
             .map_err(|_| DecodeError::BadValue("plaintext message is not UTF-8"))
     }
 
     /// The records of known types, with their wire indices.
+    #[cfg(feature = "hazmat")]
     pub fn known_tlvs(&self) -> impl Iterator<Item = (usize, &Tlv)> {
         self.tlvs
             .iter()

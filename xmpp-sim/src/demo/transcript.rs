@@ -2,7 +2,7 @@
 //! checks need (who received what, SMP results, problems).
 
 use otr4::InstanceTag;
-use otr4::conversation::SmpUpdate;
+use otr4::SmpUpdate;
 use xmpp_glue::GlueEvent;
 use xmpp_glue::devices::DeviceChange;
 

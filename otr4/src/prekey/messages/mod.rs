@@ -17,9 +17,10 @@ pub use publication::{
     DhProof, EcdhProof, Failure, PrekeyPublication, PublishedPrekeyMessages, StorageInfoRequest,
     StorageStatus, Success,
 };
-pub use retrieval::{
-    EnsembleQuery, EnsembleRetrieval, NO_PREKEY_ENSEMBLES_TEXT, NoPrekeyEnsembles,
-};
+pub use retrieval::{EnsembleQuery, EnsembleRetrieval, NoPrekeyEnsembles};
+// The server's answer text (`otr4::hazmat`, for the server and the tests).
+#[cfg(feature = "hazmat")]
+pub use retrieval::NO_PREKEY_ENSEMBLES_TEXT;
 
 use crate::wire::codec::{Codec, DecodeError, Reader, Writer};
 use crate::wire::messages::peek_header;

@@ -137,6 +137,7 @@ pub struct NoPrekeyEnsembles {
 }
 
 /// The explanation the spec puts in a No Prekey Ensembles message.
+#[cfg(feature = "hazmat")]
 pub const NO_PREKEY_ENSEMBLES_TEXT: &[u8] = b"No Prekey Messages available for this identity";
 
 impl Codec for NoPrekeyEnsembles {
