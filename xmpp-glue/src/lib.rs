@@ -52,3 +52,14 @@ pub use engine::Engine;
 pub use error::{GlueError, IqFailure, NotSentReason, StateError};
 pub use events::{EngineStats, GlueEvent, Output};
 pub use state::{ArchivePos, DEFAULT_REFILL, EngineConfig, GlueState, ServerPin};
+
+/// The code blocks of docs/xmpp-glue.md and this crate's README compile as doctests, so the
+/// API they show cannot drift from the code (the README's needs the async client).
+#[cfg(doctest)]
+mod markdown_doctests {
+    #[doc = include_str!("../../docs/xmpp-glue.md")]
+    struct Design;
+    #[cfg(feature = "tokio-client")]
+    #[doc = include_str!("../README.md")]
+    struct Readme;
+}
