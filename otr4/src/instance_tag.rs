@@ -23,16 +23,18 @@ impl InstanceTag {
     }
 
     /// A receiver tag is 0 (unknown) or at least `0x100`.
-    pub fn is_valid_receiver(self) -> bool {
+    pub(crate) fn is_valid_receiver(self) -> bool {
         self.0 == 0 || self.0 >= MIN_VALID_INSTANCE_TAG
     }
 
-    /// Draws a fresh valid instance tag from `rng`.
-    pub fn random<R: rand_core::CryptoRng + ?Sized>(rng: &mut R) -> InstanceTag {
-        loop {
-            let t = rng.next_u32();
-            if t >= MIN_VALID_INSTANCE_TAG {
-                return InstanceTag(t);
+    hazmat_pub! {
+        /// Draws a fresh valid instance tag from `rng`.
+        fn random<R: rand_core::CryptoRng + ?Sized>(rng: &mut R) -> InstanceTag {
+            loop {
+                let t = rng.next_u32();
+                if t >= MIN_VALID_INSTANCE_TAG {
+                    return InstanceTag(t);
+                }
             }
         }
     }

@@ -137,6 +137,27 @@ extern crate alloc;
 #[cfg(feature = "std")]
 extern crate std;
 
+/// Declares a function or constant `pub` with the `hazmat` feature (the project's tools and tests call
+/// it) and `pub(crate)` without, so that it stays out of the default public API.
+macro_rules! hazmat_pub {
+    ($(#[$attr:meta])* fn $($rest:tt)*) => {
+        #[cfg(feature = "hazmat")]
+        $(#[$attr])*
+        pub fn $($rest)*
+        #[cfg(not(feature = "hazmat"))]
+        $(#[$attr])*
+        pub(crate) fn $($rest)*
+    };
+    ($(#[$attr:meta])* const $($rest:tt)*) => {
+        #[cfg(feature = "hazmat")]
+        $(#[$attr])*
+        pub const $($rest)*
+        #[cfg(not(feature = "hazmat"))]
+        $(#[$attr])*
+        pub(crate) const $($rest)*
+    };
+}
+
 pub(crate) mod debug;
 #[cfg(feature = "hazmat")]
 pub mod hazmat;
@@ -157,18 +178,20 @@ pub use crypto::CryptoError;
 pub use crypto::fingerprint::{FINGERPRINT_LEN, Fingerprint};
 pub use crypto::kdf::shake_into;
 pub use dake::ensemble::{ChosenEnsembles, EnsembleError, ValidatedEnsemble};
-pub use dake::non_interactive::NonInteractiveError;
+pub use dake::non_interactive::{NonInteractiveError, NonInteractiveRole};
 pub use dake::{DakeError, Ssid};
 pub use instance_tag::InstanceTag;
 pub use prekey::framing::{PrekeyFraming, UnframeError};
 pub use prekey::messages::{EnsembleRetrieval, NoPrekeyEnsembles, PrekeyServerMessage};
+pub use prekey::proofs::ProofKind;
 pub use prekey::{PrekeyError, PrekeyStore, ProofError, RefillPolicy};
 pub use profile::ProfileError;
 pub use ratchet::{ExtraSymmetricKey, RatchetError};
-pub use smp::SmpError;
+pub use smp::{SmpError, SmpState};
 pub use wire::codec::DecodeError;
 pub use wire::error_msg::ErrorCode;
 pub use wire::fragment::FragmentError;
+pub use wire::query::Versions;
 pub use wire::tlv::{Tlv, TlvType};
 
 /// The code blocks of the project's Markdown documents compile and run as doctests of this

@@ -105,6 +105,7 @@ impl Account {
     /// `forging_public` (otrv4.md §"Forger Keys": a client may keep it to forge
     /// transcripts). Fails on an invalid instance tag, a mismatching forging secret, a
     /// forging key equal to the long-term key, or an inconsistent policy.
+    #[cfg(feature = "hazmat")]
     pub fn from_keys(
         long_term: KeyPair,
         forging_public: ForgingPublicKey,
@@ -171,16 +172,18 @@ impl Account {
     }
 
     /// Our long-term public key `H`.
-    pub fn public_key(&self) -> Ed448PublicKey {
+    pub(crate) fn public_key(&self) -> Ed448PublicKey {
         Ed448PublicKey(*self.long_term.public())
     }
 
     /// Our forging public key `F`.
+    #[cfg(feature = "hazmat")]
     pub fn forging_key(&self) -> &ForgingPublicKey {
         &self.forging_public
     }
 
     /// Whether the forging secret is kept.
+    #[cfg(feature = "hazmat")]
     pub fn has_forging_secret(&self) -> bool {
         self.forging_secret.is_some()
     }
@@ -191,6 +194,7 @@ impl Account {
     }
 
     /// Our current Client Profile.
+    #[cfg(feature = "hazmat")]
     pub fn profile(&self) -> &ClientProfile {
         &self.profile
     }
@@ -199,6 +203,7 @@ impl Account {
     /// [`PROFILE_EXTRA_VALIDITY_SECS`] past their expiration so that
     /// delayed Non-Interactive-Auth messages made with them still verify (otrv4.md
     /// §"Publishing Prekey Ensembles").
+    #[cfg(feature = "hazmat")]
     pub fn previous_profiles(&self) -> &[ClientProfile] {
         &self.previous_profiles
     }
@@ -219,7 +224,7 @@ impl Account {
     /// of `now` (otrv4.md §"Client Profile Expiration and Renewal"); returns whether it did.
     /// The replaced profile is kept as a previous profile (see
     /// [`Account::previous_profiles`]).
-    pub fn refresh_profile(&mut self, now: i64) -> bool {
+    pub(crate) fn refresh_profile(&mut self, now: i64) -> bool {
         let renew_at = self
             .profile
             .expiration()

@@ -543,6 +543,7 @@ impl SharedDh {
     }
 
     /// The value as 384 big-endian bytes, left-padded with zeros.
+    #[cfg(feature = "hazmat")]
     pub fn to_fixed_be(&self) -> &[u8; DH_MODULUS_LEN] {
         &self.bytes
     }

@@ -61,6 +61,7 @@ impl PublishItems {
     }
 
     /// Adds a Prekey Profile and the secret of its shared prekey `D` (J = 1).
+    #[cfg(feature = "hazmat")]
     pub fn with_prekey_profile(mut self, pp: PrekeyProfile, d: KeyPair) -> PublishItems {
         self.prekey_profile = Some(Box::new((pp, d)));
         self

@@ -60,6 +60,7 @@ impl SecretBytes {
     }
 
     /// The bytes.
+    #[cfg(feature = "hazmat")]
     pub fn as_slice(&self) -> &[u8] {
         &self.0
     }
@@ -523,6 +524,7 @@ impl DoubleRatchet {
     }
 
     /// `i`: the id the next DH ratchet will get.
+    #[cfg(feature = "hazmat")]
     pub fn ratchet_id(&self) -> u32 {
         self.state.i
     }

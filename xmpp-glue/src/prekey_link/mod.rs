@@ -464,7 +464,7 @@ impl PrekeyLink {
             // The prekey server is untrusted: a Client Profile other than the pinned key of
             // that device is never used (and is offered to the user as a changed key, like
             // any other).
-            let offered = hex_fp(&e.client_profile().fingerprint());
+            let offered = hex_fp(&e.fingerprint());
             let pinned = b.dir.pinned(&peer, tag).map(str::to_owned);
             if pinned.is_some_and(|p| p != offered) {
                 stats.rejected_ensembles += 1;

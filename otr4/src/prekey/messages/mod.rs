@@ -103,6 +103,7 @@ pub enum PrekeyServerMessage {
 
 impl PrekeyServerMessage {
     /// The message type byte.
+    #[cfg(feature = "hazmat")]
     pub fn message_type(&self) -> u8 {
         match self {
             PrekeyServerMessage::Dake1(_) => TYPE_DAKE1,

@@ -59,6 +59,7 @@ pub struct EnsembleRetrieval {
 impl EnsembleRetrieval {
     /// Builds the message; fails with [`DecodeError::BadValue`] if `ensembles` is empty or
     /// has more than `u32::MAX` entries.
+    #[cfg(feature = "hazmat")]
     pub fn new(
         receiver_tag: InstanceTag,
         identity: Vec<u8>,
@@ -74,12 +75,15 @@ impl EnsembleRetrieval {
         })
     }
 
-    /// The ensembles (never empty).
-    pub fn ensembles(&self) -> &[PrekeyEnsemble] {
-        &self.ensembles
+    hazmat_pub! {
+        /// The ensembles (never empty).
+        fn ensembles(&self) -> &[PrekeyEnsemble] {
+            &self.ensembles
+        }
     }
 
     /// Unwraps the ensembles.
+    #[cfg(feature = "hazmat")]
     pub fn into_ensembles(self) -> Vec<PrekeyEnsemble> {
         self.ensembles
     }
