@@ -4,9 +4,10 @@
     public-api.py list  CRATE [--features F] > CRATE/public-api.txt   # write the listing
     public-api.py check CRATE [--features F]                          # CI: fail on drift
 
-The JSON comes from the installed nightly (`cargo +nightly rustdoc -p CRATE --lib --
--Z unstable-options --output-format json`); the default features unless `--features` says
-otherwise. Lines: every public module, type, trait, function, method, constant and static
+The JSON comes from rustdoc (`cargo rustdoc -p CRATE --lib -- -Z unstable-options
+--output-format json`, with RUSTC_BOOTSTRAP=1 as the fuzz step does, so CI needs no second
+toolchain; a nightly gives the same listing); the default features unless `--features`
+says otherwise. Lines: every public module, type, trait, function, method, constant and static
 under its public path with its signature, then enum variants and public fields, then trait
 implementations (not the auto traits nor blanket ones), sorted. The last line counts the
 items (everything but variants, fields and trait implementations; the figure the API
@@ -28,11 +29,12 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def rustdoc_json(crate, features):
     target = Path(os.environ.get("CARGO_TARGET_DIR", ROOT / "target"))
-    cmd = ["cargo", "+nightly", "rustdoc", "-q", "-p", crate, "--lib"]
+    cmd = ["cargo", "rustdoc", "-q", "-p", crate, "--lib"]
     if features:
         cmd += ["--features", features]
     cmd += ["--", "-Z", "unstable-options", "--output-format", "json"]
-    subprocess.run(cmd, cwd=ROOT, check=True)
+    env = dict(os.environ, RUSTC_BOOTSTRAP="1")
+    subprocess.run(cmd, cwd=ROOT, check=True, env=env)
     return json.loads((target / "doc" / (crate.replace("-", "_") + ".json")).read_text())
 
 

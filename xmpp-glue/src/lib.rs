@@ -7,6 +7,7 @@
 //! with one job each: the device directory (device lists, presence, TOFU trust), the
 //! prekey link (discovery, the prekey-server protocol), catch-up (MAM), and stanza
 //! carriage (each incoming stanza classified once; outgoing stanzas built).
+#![deny(missing_docs)]
 #![cfg_attr(
     test,
     allow(
