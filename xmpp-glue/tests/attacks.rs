@@ -24,10 +24,10 @@ use otr4::hazmat::prekey::messages::{EnsembleRetrieval, NoPrekeyEnsembles};
 use otr4::hazmat::wire::codec::Codec;
 use otr4::hazmat::wire::encoded::{IncomingPrekey, classify_prekey, decode_prekey, encode_prekey};
 use otr4::{Account, Client};
-use xmpp_glue::devices::{DeviceChange, DeviceEntry, DeviceList};
+use xmpp_glue::Trust;
+use xmpp_glue::XmlError;
 use xmpp_glue::stanza::{self, el};
-use xmpp_glue::trust::Trust;
-use xmpp_glue::xml::XmlError;
+use xmpp_glue::{DeviceChange, DeviceEntry, DeviceList};
 use xmpp_glue::{Engine, EngineConfig, GlueEvent, GlueState, Output, ns};
 use xmpp_glue::{GlueError, NotSentReason, ServerPin};
 
