@@ -561,14 +561,14 @@ impl Service {
         match &h.event {
             Event::Rejected(r) => {
                 debug!(from, reason = ?r, replies = h.replies.len(), "rejected");
-                if !r.is_limit() {
-                    if let Some(n) = self.reject_log.admit(r.label()) {
-                        warn!(
-                            reason = r.label(),
-                            suppressed_since_last = n,
-                            "message rejected"
-                        );
-                    }
+                if !r.is_limit()
+                    && let Some(n) = self.reject_log.admit(r.label())
+                {
+                    warn!(
+                        reason = r.label(),
+                        suppressed_since_last = n,
+                        "message rejected"
+                    );
                 }
             }
             Event::FragmentBuffered => debug!(from, "fragment buffered"),

@@ -118,12 +118,12 @@ impl Account {
         if !instance_tag.is_valid_sender() {
             return Err(ConversationError::InvalidKeys("instance tag below 0x100"));
         }
-        if let Some(sk) = &forging_secret {
-            if sk.public() != forging_public.point() {
-                return Err(ConversationError::InvalidKeys(
-                    "forging secret does not match the forging key",
-                ));
-            }
+        if let Some(sk) = &forging_secret
+            && sk.public() != forging_public.point()
+        {
+            return Err(ConversationError::InvalidKeys(
+                "forging secret does not match the forging key",
+            ));
         }
         if long_term.public() == forging_public.point() {
             return Err(ConversationError::InvalidKeys(

@@ -485,10 +485,10 @@ fn read_account(r: &mut Reader<'_>, version: u16) -> Result<(Account, PrekeyStor
     let instance_tag = read_tag(r, "instance tag")?;
     let profile = ClientProfile::decode(r.data("client profile")?)?;
     let policy = read_policy(r)?;
-    if let Some(f) = &forging_secret {
-        if f.public() != forging_public.point() {
-            return Err(PersistError::Invalid("forging secret does not match"));
-        }
+    if let Some(f) = &forging_secret
+        && f.public() != forging_public.point()
+    {
+        return Err(PersistError::Invalid("forging secret does not match"));
     }
     if profile.public_key().point() != long_term.public()
         || profile.forging_key() != &forging_public

@@ -675,7 +675,7 @@ mod tests {
                 let term = power
                     .div_rem_limb(NonZero::new(Limb::from_u32(2 * k + 1)).unwrap())
                     .0;
-                sum = if k % 2 == 0 {
+                sum = if k.is_multiple_of(2) {
                     sum.wrapping_add(&term)
                 } else {
                     sum.wrapping_sub(&term)
@@ -924,7 +924,7 @@ mod tests {
         let mut t = 1;
         a %= n;
         while a != 0 {
-            while a % 2 == 0 {
+            while a.is_multiple_of(2) {
                 a /= 2;
                 if n % 8 == 3 || n % 8 == 5 {
                     t = -t;

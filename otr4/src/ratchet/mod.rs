@@ -714,7 +714,7 @@ impl DoubleRatchet {
             if msg.i != st.i || st.sending.is_none() {
                 return Err(RatchetError::UnexpectedRatchetId);
             }
-            match (msg.i % 3 == 0, msg.dh.is_some()) {
+            match (msg.i.is_multiple_of(3), msg.dh.is_some()) {
                 (true, false) => return Err(RatchetError::MissingDhKey),
                 (false, true) => return Err(RatchetError::UnexpectedDhKey),
                 _ => {}
@@ -875,7 +875,7 @@ impl State {
             .ok_or(RatchetError::CounterExhausted)?;
         let our_ecdh = KeyPair::generate(rng);
         let k_ecdh = ecdh(our_ecdh.secret(), &self.their_ecdh)?;
-        if self.i % 3 == 0 {
+        if self.i.is_multiple_of(3) {
             let our_dh = DhKeyPair::generate(rng);
             let k_dh = our_dh.shared_secret(&self.their_dh);
             self.brace_key = keys::third_brace_key(&k_dh);
@@ -907,7 +907,7 @@ impl State {
             .ok_or(RatchetError::UnexpectedRatchetId)?;
         let k_ecdh = ecdh(sending.our_ecdh.secret(), &msg.ecdh)?;
         drop(sending);
-        if msg.i % 3 == 0 {
+        if msg.i.is_multiple_of(3) {
             let their_dh = msg.dh.as_ref().ok_or(RatchetError::MissingDhKey)?;
             let our_dh = self.our_dh.take().ok_or(RatchetError::InvalidState)?;
             let k_dh = our_dh.shared_secret(their_dh);

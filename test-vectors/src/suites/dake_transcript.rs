@@ -191,7 +191,11 @@ impl Inputs {
 /// his ratchet initialisation), and chain `n >= 2` is the `n`-th DH ratchet, with ratchet id
 /// `n - 1`, sent by Alice for even `n` and Bob for odd `n`.
 fn chain_sender(n: usize) -> Who {
-    if n % 2 == 0 { Who::Alice } else { Who::Bob }
+    if n.is_multiple_of(2) {
+        Who::Alice
+    } else {
+        Who::Bob
+    }
 }
 
 fn chain_ratchet_id(n: usize) -> u32 {
@@ -200,7 +204,7 @@ fn chain_ratchet_id(n: usize) -> u32 {
 
 /// Whether chain `n` mixes a fresh 3072-bit DH secret into its brace key.
 fn chain_has_dh(n: usize) -> bool {
-    chain_ratchet_id(n) % 3 == 0
+    chain_ratchet_id(n).is_multiple_of(3)
 }
 
 /// The chain of each message: a message continues its sender's current chain unless the
@@ -1001,10 +1005,8 @@ fn compare(
             None => return Err(format!("{who}: computed {k}, which the vector lacks")),
         }
     }
-    if exhaustive {
-        if let Some(k) = want.keys().find(|k| !got.contains_key(*k)) {
-            return Err(format!("{who}: stored output {k} was not recomputed"));
-        }
+    if exhaustive && let Some(k) = want.keys().find(|k| !got.contains_key(*k)) {
+        return Err(format!("{who}: stored output {k} was not recomputed"));
     }
     Ok(())
 }
