@@ -9,7 +9,7 @@ use core::fmt;
 pub const MIN_VALID_INSTANCE_TAG: u32 = 0x0000_0100;
 
 /// A 4-byte instance tag. Holds any `u32` as read from the wire; use
-/// [`InstanceTag::is_valid_sender`] / [`InstanceTag::is_valid_receiver`] to check it.
+/// [`InstanceTag::is_valid_sender`] / `InstanceTag::is_valid_receiver` to check it.
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
 pub struct InstanceTag(pub u32);
 

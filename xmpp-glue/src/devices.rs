@@ -159,7 +159,7 @@ impl DeviceList {
         self.devices.is_empty()
     }
 
-    /// The pruning rule: entries not refreshed for [`STALE_AFTER_SECS`] are removed
+    /// The pruning rule: entries not refreshed for `STALE_AFTER_SECS` are removed
     /// (except `keep`, the device doing the pruning). Returns the removed entries.
     pub fn prune(&mut self, now: i64, keep: InstanceTag) -> Vec<DeviceEntry> {
         let (stale, fresh): (Vec<_>, Vec<_>) = core::mem::take(&mut self.devices)

@@ -478,7 +478,7 @@ impl Engine {
 
     /// A stanza arrived as text (e.g. from a client's own XMPP stack): its size, depth and
     /// element count are checked by a streaming scan before a tree is built
-    /// ([`crate::xml`]); a refused stanza gives [`GlueError::Xml`].
+    /// (`crate::xml`); a refused stanza gives [`GlueError::Xml`].
     pub fn handle_xml<R: CryptoRng + ?Sized>(
         &mut self,
         xml: &str,
@@ -497,7 +497,7 @@ impl Engine {
 
     /// A stanza arrived (a tree another XML stack built; checked against the same depth
     /// and element limits, without recursion, before anything reads it). It is classified
-    /// once ([`Incoming`]) and handled by what it is.
+    /// once (`Incoming`) and handled by what it is.
     pub fn handle<R: CryptoRng + ?Sized>(
         &mut self,
         stanza: &Element,

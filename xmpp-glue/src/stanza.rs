@@ -26,7 +26,7 @@ pub enum StanzaError {
     /// Too many payloads in one `<otr4/>` element.
     #[error("more than {MAX_PAYLOADS} payloads in one message")]
     TooManyPayloads,
-    /// A payload was larger than [`MAX_PAYLOAD_LEN`].
+    /// A payload was larger than `MAX_PAYLOAD_LEN`.
     #[error("payload larger than {MAX_PAYLOAD_LEN} bytes")]
     PayloadTooLarge,
 }

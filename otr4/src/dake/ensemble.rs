@@ -120,11 +120,11 @@ impl ValidatedEnsemble {
     }
 }
 
-/// The result of [`choose_ensembles`].
+/// The result of `choose_ensembles`.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ChosenEnsembles {
     /// One valid ensemble per owner instance tag (the one with the latest
-    /// [`ValidatedEnsemble::expiry`]), ordered by tag.
+    /// `ValidatedEnsemble::expiry`), ordered by tag.
     pub chosen: Vec<ValidatedEnsemble>,
     /// The discarded ensembles: their index in the input and why.
     pub discarded: Vec<(usize, EnsembleError)>,

@@ -45,10 +45,10 @@ pub const SSID_LEN: usize = 8;
 /// Why a DAKE message was rejected (otrv4.md §"Receiving an Identity Message",
 /// §"Receiving an Auth-R Message", §"Receiving an Auth-I Message"). In every case the spec
 /// says to ignore the message; the state machine hands the unchanged state back in
-/// [`Rejected`].
+/// `Rejected`.
 ///
-/// Invalid points and DH values cannot reach this layer: [`crate::crypto::ed448::Point`]
-/// and [`crate::crypto::dh::DhPublic`] only exist after the strict checks, so a message
+/// Invalid points and DH values cannot reach this layer: `crate::crypto::ed448::Point`
+/// and `crate::crypto::dh::DhPublic` only exist after the strict checks, so a message
 /// carrying them is rejected by its decoder with a [`crate::wire::codec::DecodeError`].
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]

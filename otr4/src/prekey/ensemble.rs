@@ -101,9 +101,9 @@ redacted_debug!(SharedPrekey { profile, .. });
 /// Prekey message by id, and the shared prekeys with their Prekey Profiles (newest last).
 ///
 /// The secrets are kept from generation (before publication) until a Non-Interactive-Auth
-/// message uses them ([`PrekeyStore::remove`]), the publication fails, or they age out
-/// ([`PrekeyStore::remove_created_before`]). [`PrekeyStore::export`] and
-/// [`PrekeyStore::import`] persist it with the rest of the client state.
+/// message uses them (`PrekeyStore::remove`), the publication fails, or they age out
+/// (`PrekeyStore::remove_created_before`). `PrekeyStore::export` and
+/// `PrekeyStore::import` persist it with the rest of the client state.
 #[derive(Clone)]
 pub struct PrekeyStore {
     owner_tag: InstanceTag,

@@ -91,7 +91,7 @@ pub enum PrekeyError {
     /// another owner tag than ours, more than 255 Prekey messages, unknown prekey ids).
     #[error("invalid publication request: {0}")]
     BadRequest(&'static str),
-    /// The prekey store is full ([`ensemble::MAX_STORED_PREKEYS`]).
+    /// The prekey store is full (`ensemble::MAX_STORED_PREKEYS`).
     #[error("prekey store is full")]
     StoreFull,
 }

@@ -83,7 +83,7 @@ impl TlvType {
 pub struct Tlv {
     /// The record type.
     pub typ: TlvType,
-    /// The value; at most [`MAX_TLV_VALUE_LEN`] bytes to be encodable.
+    /// The value; at most `MAX_TLV_VALUE_LEN` bytes to be encodable.
     pub value: Vec<u8>,
 }
 

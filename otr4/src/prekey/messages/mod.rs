@@ -78,7 +78,7 @@ pub(crate) fn data(w: &mut Vec<u8>, d: &[u8]) {
 }
 
 /// Any prekey-server message that travels on its own (everything except the two messages
-/// enclosed in DAKE-3, see [`Dake3Inner`]), dispatched on its type byte.
+/// enclosed in DAKE-3, see `Dake3Inner`), dispatched on its type byte.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum PrekeyServerMessage {
     /// DAKE-1 (0x35).
