@@ -5,13 +5,14 @@ use std::hint::black_box;
 
 use chacha20::ChaCha20Rng;
 use criterion::{Criterion, criterion_main};
-use otr4::crypto::chacha::apply_keystream;
-use otr4::crypto::dh::{DhKeyPair, DhPublic, is_in_group_literal};
-use otr4::crypto::ecdh::ecdh;
-use otr4::crypto::ed448::{KeyPair, Point};
-use otr4::crypto::eddsa::{sign, verify};
-use otr4::crypto::kdf::{DOMAIN_OTRV4, Otrv4, shake_into};
-use otr4::crypto::rsig::RingSignature;
+use otr4::hazmat::crypto::chacha::apply_keystream;
+use otr4::hazmat::crypto::dh::{DhKeyPair, DhPublic, is_in_group_literal};
+use otr4::hazmat::crypto::ecdh::ecdh;
+use otr4::hazmat::crypto::ed448::{KeyPair, Point};
+use otr4::hazmat::crypto::eddsa::{sign, verify};
+use otr4::hazmat::crypto::kdf::{DOMAIN_OTRV4, Otrv4};
+use otr4::hazmat::crypto::rsig::RingSignature;
+use otr4::shake_into;
 use rand_core::SeedableRng;
 
 fn rng() -> ChaCha20Rng {

@@ -1,14 +1,14 @@
-//! Criterion benches of the Ed448 arithmetic behind `otr4::crypto::ed448` (issue 13; RFC 8032
+//! Criterion benches of the Ed448 arithmetic behind `otr4::hazmat::crypto::ed448` (issue 13; RFC 8032
 //! §5.2, otrv4.md §"Elliptic Curve Parameters"): G·s, P·s, double mult, decode, EdDSA, ring sig.
 
 use std::hint::black_box;
 
 use chacha20::ChaCha20Rng;
 use criterion::{Criterion, criterion_main};
-use otr4::crypto::ed448::{KeyPair, Point, Scalar};
-use otr4::crypto::eddsa::{sign, verify};
-use otr4::crypto::kdf::Otrv4;
-use otr4::crypto::rsig::RingSignature;
+use otr4::hazmat::crypto::ed448::{KeyPair, Point, Scalar};
+use otr4::hazmat::crypto::eddsa::{sign, verify};
+use otr4::hazmat::crypto::kdf::Otrv4;
+use otr4::hazmat::crypto::rsig::RingSignature;
 use rand_core::SeedableRng;
 
 fn rng() -> ChaCha20Rng {

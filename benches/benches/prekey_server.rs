@@ -11,10 +11,11 @@
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use otr4::InstanceTag;
-use otr4::crypto::ed448::KeyPair;
-use otr4::prekey::messages::{EnsembleQuery, PrekeyServerMessage};
-use otr4::wire::codec::Codec;
-use otr4::wire::encoded::encode_prekey;
+use otr4::PrekeyServerMessage;
+use otr4::hazmat::crypto::ed448::KeyPair;
+use otr4::hazmat::prekey::messages::EnsembleQuery;
+use otr4::hazmat::wire::codec::Codec;
+use otr4::hazmat::wire::encoded::encode_prekey;
 use prekey_server::service::{Event, Service, ServiceOptions, unix_now};
 use prekey_server::storage::sqlite::{Durability, SqliteStorage};
 use prekey_server::storage::{
@@ -51,7 +52,7 @@ struct Stock {
     device: DeviceKey,
     client_profile: ClientProfileRecord,
     prekey_profile: PrekeyProfileRecord,
-    message: otr4::wire::messages::PrekeyMessage,
+    message: otr4::hazmat::wire::messages::PrekeyMessage,
     next_id: u32,
 }
 
@@ -80,7 +81,8 @@ impl Stock {
                 bytes: taken[0].prekey_profile.clone(),
                 expires: now + 3600,
             },
-            message: otr4::wire::messages::PrekeyMessage::decode(&taken[0].prekey_message).unwrap(),
+            message: otr4::hazmat::wire::messages::PrekeyMessage::decode(&taken[0].prekey_message)
+                .unwrap(),
             next_id: 1,
         }
     }
@@ -265,7 +267,7 @@ fn publication(c: &mut Criterion) {
                 total += t0.elapsed();
                 assert!(matches!(
                     reply,
-                    otr4::prekey::client::ServerReply::Published { .. }
+                    otr4::hazmat::prekey::client::ServerReply::Published { .. }
                 ));
             }
             total

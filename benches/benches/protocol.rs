@@ -5,26 +5,26 @@
 // Bench code, like tests: a setup that fails must stop the run loudly.
 #![allow(clippy::panic)]
 
-use otr4::wire::codec::Codec;
+use otr4::hazmat::wire::codec::Codec;
 use std::hint::black_box;
 
 use chacha20::ChaCha20Rng;
 use criterion::{BatchSize, Criterion, criterion_main};
+use otr4::Fingerprint;
 use otr4::InstanceTag;
-use otr4::crypto::ed448::KeyPair;
-use otr4::crypto::fingerprint::Fingerprint;
-use otr4::crypto::keys::generate_forging_point;
-use otr4::dake::ensemble::ValidatedEnsemble;
-use otr4::dake::non_interactive::{
+use otr4::PrekeyStore;
+use otr4::ValidatedEnsemble;
+use otr4::hazmat::crypto::ed448::KeyPair;
+use otr4::hazmat::crypto::keys::generate_forging_point;
+use otr4::hazmat::dake::non_interactive::{
     NonInteractiveComplete, receive_non_interactive_auth, send_non_interactive_auth,
 };
-use otr4::dake::{self, DakeComplete, LocalParty, PhiPrime};
-use otr4::prekey::ensemble::PrekeyStore;
-use otr4::profile::client::ClientProfile;
-use otr4::ratchet::DoubleRatchet;
-use otr4::smp::{Smp, SmpContext, SmpEvent};
-use otr4::wire::messages::PrekeyEnsemble;
-use otr4::wire::messages::{DataMessage, NonInteractiveAuth};
+use otr4::hazmat::dake::{self, DakeComplete, LocalParty, PhiPrime};
+use otr4::hazmat::profile::client::ClientProfile;
+use otr4::hazmat::ratchet::DoubleRatchet;
+use otr4::hazmat::smp::{Smp, SmpContext, SmpEvent};
+use otr4::hazmat::wire::messages::PrekeyEnsemble;
+use otr4::hazmat::wire::messages::{DataMessage, NonInteractiveAuth};
 use rand_core::SeedableRng;
 
 const NOW: i64 = 1_780_000_000;

@@ -1,4 +1,4 @@
-//! Process-CPU-time figures for the Ed448 operations of `otr4::crypto::ed448` (issue 13; RFC
+//! Process-CPU-time figures for the Ed448 operations of `otr4::hazmat::crypto::ed448` (issue 13; RFC
 //! 8032 §5.2, otrv4.md §"Elliptic Curve Parameters"), comparable with `openssl speed ed448`.
 //!
 //! `openssl speed` reports CPU time, so on a loaded machine its figures and criterion's
@@ -9,10 +9,10 @@
 use std::hint::black_box;
 
 use chacha20::ChaCha20Rng;
-use otr4::crypto::ed448::{KeyPair, Point, Scalar};
-use otr4::crypto::eddsa::{sign, verify};
-use otr4::crypto::kdf::Otrv4;
-use otr4::crypto::rsig::RingSignature;
+use otr4::hazmat::crypto::ed448::{KeyPair, Point, Scalar};
+use otr4::hazmat::crypto::eddsa::{sign, verify};
+use otr4::hazmat::crypto::kdf::Otrv4;
+use otr4::hazmat::crypto::rsig::RingSignature;
 use rand_core::SeedableRng;
 
 /// Process CPU time (user + system) in ticks of 10 ms.

@@ -3,10 +3,8 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use otr4::wire::encoded::{
-    Incoming, IncomingPrekey, classify, classify_prekey, encode_otr, encode_prekey,
-};
-use otr4::wire::fragment::Fragment;
+use otr4::hazmat::wire::encoded::{Incoming, IncomingPrekey, classify, classify_prekey, encode_otr, encode_prekey};
+use otr4::hazmat::wire::fragment::Fragment;
 
 fuzz_target!(|data: &[u8]| {
     let s = String::from_utf8_lossy(data);

@@ -4,8 +4,8 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use otr4::profile::client::ClientProfile;
-use otr4::wire::codec::Codec;
+use otr4::hazmat::profile::client::ClientProfile;
+use otr4::hazmat::wire::codec::Codec;
 
 fuzz_target!(|data: &[u8]| {
     if let Ok(p) = ClientProfile::decode(data) {

@@ -14,7 +14,7 @@ mod scenario;
 use std::sync::OnceLock;
 
 use libfuzzer_sys::fuzz_target;
-use otr4::conversation::Client;
+use otr4::Client;
 use scenario::{ALICE, KEY, NOW, Prepared, bob_in, no_prekeys, prepare, rng_for};
 
 static PREPARED: OnceLock<Option<Prepared>> = OnceLock::new();

@@ -3,7 +3,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use otr4::wire::encoded::{decode_otr, decode_prekey, encode_otr, encode_prekey};
+use otr4::hazmat::wire::encoded::{decode_otr, decode_prekey, encode_otr, encode_prekey};
 
 fuzz_target!(|data: &[u8]| {
     let Ok(s) = core::str::from_utf8(data) else {

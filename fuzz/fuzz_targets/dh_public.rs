@@ -6,8 +6,8 @@
 
 use crypto_bigint::{JacobiSymbol, Odd, U3072};
 use libfuzzer_sys::fuzz_target;
-use otr4::crypto::dh::DhPublic;
-use otr4::wire::codec::{Reader, Writer};
+use otr4::hazmat::crypto::dh::DhPublic;
+use otr4::hazmat::wire::codec::{Reader, Writer};
 
 /// dh_p (RFC 3526 §4).
 const DH_P: Odd<U3072> = Odd::<U3072>::from_be_hex(concat!(

@@ -3,7 +3,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use otr4::wire::error_msg::{ERROR_PREFIX, build_error_with_text, parse_error};
+use otr4::hazmat::wire::error_msg::{ERROR_PREFIX, build_error_with_text, parse_error};
 
 fuzz_target!(|data: &[u8]| {
     let s = String::from_utf8_lossy(data);

@@ -5,9 +5,7 @@
 
 use libfuzzer_sys::fuzz_target;
 use otr4::InstanceTag;
-use otr4::wire::fragment::{
-    Fragment, FragmentKind, MAX_BUFFERED_BYTES, MAX_PENDING_MESSAGES, Reassembler,
-};
+use otr4::hazmat::wire::fragment::{Fragment, FragmentKind, MAX_BUFFERED_BYTES, MAX_PENDING_MESSAGES, Reassembler};
 
 fuzz_target!(|data: &[u8]| {
     let s = String::from_utf8_lossy(data);

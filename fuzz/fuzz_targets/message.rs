@@ -4,9 +4,9 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use otr4::wire::codec::Codec;
-use otr4::wire::encoded::{decode_otr, encode_otr};
-use otr4::wire::messages::Message;
+use otr4::hazmat::wire::codec::Codec;
+use otr4::hazmat::wire::encoded::{decode_otr, encode_otr};
+use otr4::hazmat::wire::messages::Message;
 
 fuzz_target!(|data: &[u8]| {
     if let Ok(m) = Message::decode(data) {

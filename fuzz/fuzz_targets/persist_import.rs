@@ -12,7 +12,8 @@ mod scenario;
 
 use chacha20::ChaCha20Rng;
 use libfuzzer_sys::fuzz_target;
-use otr4::conversation::{ACCOUNT_MAGIC, Account, CLIENT_MAGIC, Client};
+use otr4::{Account, Client};
+use otr4::hazmat::conversation::{ACCOUNT_MAGIC, CLIENT_MAGIC};
 use rand_core::SeedableRng;
 use scenario::{KEY, open, seal};
 

@@ -3,9 +3,9 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use otr4::crypto::ed448::{Point, Scalar};
-use otr4::crypto::keys::{Ed448PublicKey, ForgingPublicKey, SharedPrekeyPublic};
-use otr4::wire::codec::Codec;
+use otr4::hazmat::crypto::ed448::{Point, Scalar};
+use otr4::hazmat::crypto::keys::{Ed448PublicKey, ForgingPublicKey, SharedPrekeyPublic};
+use otr4::hazmat::wire::codec::Codec;
 
 fuzz_target!(|data: &[u8]| {
     if let Some(b) = data.first_chunk::<57>() {

@@ -5,8 +5,9 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use otr4::prekey::messages::{Dake3Inner, PrekeyServerMessage};
-use otr4::wire::codec::Codec;
+use otr4::PrekeyServerMessage;
+use otr4::hazmat::prekey::messages::Dake3Inner;
+use otr4::hazmat::wire::codec::Codec;
 
 fuzz_target!(|data: &[u8]| {
     if let Ok(m) = PrekeyServerMessage::decode(data) {

@@ -3,10 +3,10 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use otr4::crypto::ed448::Point;
-use otr4::crypto::keys::Ed448PublicKey;
-use otr4::profile::prekey::PrekeyProfile;
-use otr4::wire::codec::Codec;
+use otr4::hazmat::crypto::ed448::Point;
+use otr4::hazmat::crypto::keys::Ed448PublicKey;
+use otr4::hazmat::profile::prekey::PrekeyProfile;
+use otr4::hazmat::wire::codec::Codec;
 
 fuzz_target!(|data: &[u8]| {
     if let Ok(p) = PrekeyProfile::decode(data) {

@@ -3,7 +3,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use otr4::wire::query::{build_query, find_whitespace_tag, parse_query, tag_message};
+use otr4::hazmat::wire::query::{build_query, find_whitespace_tag, parse_query, tag_message};
 
 fuzz_target!(|data: &[u8]| {
     let s = String::from_utf8_lossy(data);

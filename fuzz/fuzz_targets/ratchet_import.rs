@@ -6,7 +6,7 @@
 use chacha20::ChaCha20Rng;
 use libfuzzer_sys::fuzz_target;
 use otr4::InstanceTag;
-use otr4::ratchet::DoubleRatchet;
+use otr4::hazmat::ratchet::DoubleRatchet;
 use rand_core::SeedableRng;
 
 fuzz_target!(|data: &[u8]| {

@@ -5,12 +5,9 @@
 
 use chacha20::ChaCha20Rng;
 use libfuzzer_sys::fuzz_target;
-use otr4::smp::{
-    SMP_MESSAGE_2_LEN, SMP_MESSAGE_3_LEN, SMP_MESSAGE_4_LEN, Smp, SmpEvent, SmpMessage1,
-    SmpMessage2, SmpMessage3, SmpMessage4, SmpState,
-};
-use otr4::wire::codec::Codec;
-use otr4::wire::tlv::{Tlv, TlvType};
+use otr4::hazmat::smp::{SMP_MESSAGE_2_LEN, SMP_MESSAGE_3_LEN, SMP_MESSAGE_4_LEN, Smp, SmpEvent, SmpMessage1, SmpMessage2, SmpMessage3, SmpMessage4, SmpState};
+use otr4::hazmat::wire::codec::Codec;
+use otr4::{Tlv, TlvType};
 use rand_core::SeedableRng;
 
 fuzz_target!(|data: &[u8]| {

@@ -3,7 +3,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use otr4::wire::tlv::{encode_plaintext, parse_plaintext};
+use otr4::hazmat::wire::tlv::{encode_plaintext, parse_plaintext};
 
 fuzz_target!(|data: &[u8]| {
     let p = parse_plaintext(data);

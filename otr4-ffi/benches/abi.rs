@@ -9,8 +9,8 @@ use std::hint::black_box;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use otr4::conversation::{Account, Client, Event, Policy};
-use otr4::prekey::PrekeyStore;
+use otr4::PrekeyStore;
+use otr4::{Account, Client, Event, Policy};
 use otr4_ffi::capi::*;
 use otr4_ffi::core::env::Rng;
 use otr4_ffi::core::events::otr4_event_kind;

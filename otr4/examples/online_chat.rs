@@ -4,15 +4,13 @@
 //!
 //! Run with `cargo run --example online_chat -p otr4`.
 
-use otr4::wire::codec::Codec;
+use otr4::hazmat::wire::codec::Codec;
 use std::collections::VecDeque;
 
-use otr4::conversation::{
-    Account, Client, ConversationError, ConversationState, Event, Policy, SmpUpdate,
-};
-use otr4::prekey::PrekeyStore;
-use otr4::wire::encoded::decode_otr;
-use otr4::wire::messages::Message;
+use otr4::PrekeyStore;
+use otr4::hazmat::wire::encoded::decode_otr;
+use otr4::hazmat::wire::messages::Message;
+use otr4::{Account, Client, ConversationError, ConversationState, Event, Policy, SmpUpdate};
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 

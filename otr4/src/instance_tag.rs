@@ -9,7 +9,7 @@ use core::fmt;
 pub const MIN_VALID_INSTANCE_TAG: u32 = 0x0000_0100;
 
 /// A 4-byte instance tag. Holds any `u32` as read from the wire; use
-/// [`InstanceTag::is_valid_sender`] / [`InstanceTag::is_valid_receiver`] to check it.
+/// [`InstanceTag::is_valid_sender`] / `InstanceTag::is_valid_receiver` to check it.
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
 pub struct InstanceTag(pub u32);
 
@@ -23,16 +23,18 @@ impl InstanceTag {
     }
 
     /// A receiver tag is 0 (unknown) or at least `0x100`.
-    pub fn is_valid_receiver(self) -> bool {
+    pub(crate) fn is_valid_receiver(self) -> bool {
         self.0 == 0 || self.0 >= MIN_VALID_INSTANCE_TAG
     }
 
-    /// Draws a fresh valid instance tag from `rng`.
-    pub fn random<R: rand_core::CryptoRng + ?Sized>(rng: &mut R) -> InstanceTag {
-        loop {
-            let t = rng.next_u32();
-            if t >= MIN_VALID_INSTANCE_TAG {
-                return InstanceTag(t);
+    hazmat_pub! {
+        /// Draws a fresh valid instance tag from `rng`.
+        fn random<R: rand_core::CryptoRng + ?Sized>(rng: &mut R) -> InstanceTag {
+            loop {
+                let t = rng.next_u32();
+                if t >= MIN_VALID_INSTANCE_TAG {
+                    return InstanceTag(t);
+                }
             }
         }
     }

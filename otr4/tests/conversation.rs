@@ -7,20 +7,20 @@
     clippy::indexing_slicing
 )]
 
-use otr4::wire::codec::Codec;
+use otr4::hazmat::wire::codec::Codec;
 use std::collections::VecDeque;
 
+use otr4::ErrorCode;
 use otr4::InstanceTag;
-use otr4::conversation::{
+use otr4::PrekeyStore;
+use otr4::hazmat::wire::encoded::{decode_otr, encode_otr};
+use otr4::hazmat::wire::messages::{DataMessage, Message};
+use otr4::hazmat::wire::query::find_whitespace_tag;
+use otr4::{
     Account, Client, ConversationError, ConversationState, DEFAULT_MAX_INSTANCES, DisconnectReason,
     Event, NotSentReason, PersistError, Policy, Selection, SmpUpdate, Warning,
 };
-use otr4::prekey::PrekeyStore;
-use otr4::wire::encoded::{decode_otr, encode_otr};
-use otr4::wire::error_msg::ErrorCode;
-use otr4::wire::messages::{DataMessage, Message};
-use otr4::wire::query::find_whitespace_tag;
-use otr4::wire::tlv::{Tlv, TlvType};
+use otr4::{Tlv, TlvType};
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 
@@ -190,7 +190,7 @@ impl Net {
     }
 }
 
-fn secure_ssids(events: &[Event]) -> Vec<otr4::dake::Ssid> {
+fn secure_ssids(events: &[Event]) -> Vec<otr4::Ssid> {
     events
         .iter()
         .filter_map(|e| match e {
@@ -448,10 +448,10 @@ fn replayed_or_stray_identity_does_not_break_the_live_session() {
     // A stray but valid Identity message claiming Bob's instance (someone else's keys):
     // Alice answers it (WAITING_AUTH_I) but the live session keeps working both ways.
     let mut mallory_rng = StdRng::seed_from_u64(99);
-    let mallory_key = otr4::crypto::ed448::KeyPair::generate(&mut mallory_rng);
+    let mallory_key = otr4::hazmat::crypto::ed448::KeyPair::generate(&mut mallory_rng);
     let mallory = Account::from_keys(
         mallory_key,
-        otr4::crypto::keys::generate_forging_point(&mut mallory_rng),
+        otr4::hazmat::crypto::keys::generate_forging_point(&mut mallory_rng),
         None,
         net.tag(b),
         Policy::default(),
@@ -788,7 +788,7 @@ fn smp_success_failure_and_abort_through_the_conversation() {
     );
     assert_eq!(
         net.client(a).conversation(BOB, tb).unwrap().smp_state(),
-        Some(otr4::smp::SmpState::Expect1)
+        Some(otr4::hazmat::smp::SmpState::Expect1)
     );
     // Responding with nothing pending is a typed error, and nothing is sent (there is no
     // exchange to abort).
@@ -798,7 +798,7 @@ fn smp_success_failure_and_abort_through_the_conversation() {
     assert!(net.take_seen(b).iter().any(|e| matches!(
         e,
         Event::Error {
-            error: ConversationError::Smp(otr4::smp::SmpError::NoPendingRequest),
+            error: ConversationError::Smp(otr4::SmpError::NoPendingRequest),
             ..
         }
     )));
@@ -1255,9 +1255,9 @@ fn interactive_only_rejects_offline_messages() {
     let s = net.add(BOB, Policy::standalone());
     // A syntactically valid Prekey message.
     let mut rng = StdRng::seed_from_u64(1);
-    let y = *otr4::crypto::ed448::KeyPair::generate(&mut rng).public();
-    let bdh = otr4::crypto::dh::DhKeyPair::generate(&mut rng);
-    let prekey = otr4::wire::messages::PrekeyMessage {
+    let y = *otr4::hazmat::crypto::ed448::KeyPair::generate(&mut rng).public();
+    let bdh = otr4::hazmat::crypto::dh::DhKeyPair::generate(&mut rng);
+    let prekey = otr4::hazmat::wire::messages::PrekeyMessage {
         id: 1,
         owner_tag: InstanceTag(0x1234),
         y,

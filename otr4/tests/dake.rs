@@ -8,19 +8,20 @@
     clippy::indexing_slicing
 )]
 
+use otr4::DakeError;
 use otr4::InstanceTag;
-use otr4::crypto::ed448::KeyPair;
-use otr4::crypto::kdf::Otrv4;
-use otr4::crypto::keys::ForgingPublicKey;
-use otr4::dake::transcript::Transcript;
-use otr4::dake::{
-    DakeComplete, DakeError, LocalParty, PhiParty, PhiPrime, Rejected, Role, SimultaneousIdentity,
+use otr4::ProfileError;
+use otr4::hazmat::crypto::ed448::KeyPair;
+use otr4::hazmat::crypto::kdf::Otrv4;
+use otr4::hazmat::crypto::keys::ForgingPublicKey;
+use otr4::hazmat::dake::transcript::Transcript;
+use otr4::hazmat::dake::{
+    DakeComplete, LocalParty, PhiParty, PhiPrime, Rejected, Role, SimultaneousIdentity,
     WaitingAuthI, WaitingAuthR, phi, receive_identity, start, tie_break_hash,
 };
-use otr4::profile::ProfileError;
-use otr4::profile::client::ClientProfile;
-use otr4::wire::codec::Codec;
-use otr4::wire::messages::{AuthI, AuthR, IdentityMessage};
+use otr4::hazmat::profile::client::ClientProfile;
+use otr4::hazmat::wire::codec::Codec;
+use otr4::hazmat::wire::messages::{AuthI, AuthR, IdentityMessage};
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 
@@ -795,7 +796,7 @@ fn debug_output_reveals_no_secrets() {
 
 #[test]
 fn invalid_points_and_dh_values_are_rejected_before_the_dake() {
-    use otr4::wire::codec::DecodeError;
+    use otr4::DecodeError;
     let (bob, _alice) = pair();
     let (_w, id) = start(&mut rng(200), &bob.local(), InstanceTag::UNKNOWN);
     let bytes = id.encode();
@@ -823,7 +824,7 @@ fn invalid_points_and_dh_values_are_rejected_before_the_dake() {
 
 #[test]
 fn completed_dake_initialises_working_double_ratchets() {
-    use otr4::wire::messages::DataMessage;
+    use otr4::hazmat::wire::messages::DataMessage;
     let (bob, alice) = pair();
     let (b, a) = run(&bob, &alice, 210);
     let (b_tag, a_tag) = (b.our_tag(), a.our_tag());

@@ -9,16 +9,16 @@
     clippy::indexing_slicing
 )]
 
+use otr4::ExtraSymmetricKey;
 use otr4::InstanceTag;
-use otr4::conversation::{Account, Client, ConversationState, Event, Policy};
-use otr4::crypto::dh::DhKeyPair;
-use otr4::crypto::ecdh::ecdh;
-use otr4::crypto::ed448::{KeyPair, SymmetricKey};
-use otr4::crypto::keys::ForgingPublicKey;
-use otr4::dake::{MixedSecret, PhiPrime};
-use otr4::prekey::PrekeyStore;
-use otr4::ratchet::SecretBytes;
-use otr4::ratchet::keys::ExtraSymmetricKey;
+use otr4::PrekeyStore;
+use otr4::hazmat::crypto::dh::DhKeyPair;
+use otr4::hazmat::crypto::ecdh::ecdh;
+use otr4::hazmat::crypto::ed448::{KeyPair, SymmetricKey};
+use otr4::hazmat::crypto::keys::ForgingPublicKey;
+use otr4::hazmat::dake::{MixedSecret, PhiPrime};
+use otr4::hazmat::ratchet::SecretBytes;
+use otr4::{Account, Client, ConversationState, Event, Policy};
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 

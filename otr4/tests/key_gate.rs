@@ -9,14 +9,12 @@
     clippy::indexing_slicing
 )]
 
+use otr4::Fingerprint;
 use otr4::InstanceTag;
-use otr4::conversation::{
-    Account, Client, ConversationError, ConversationState, Event, NotSentReason, Policy,
-};
-use otr4::crypto::ed448::KeyPair;
-use otr4::crypto::fingerprint::Fingerprint;
-use otr4::crypto::keys::generate_forging_point;
-use otr4::prekey::PrekeyStore;
+use otr4::PrekeyStore;
+use otr4::hazmat::crypto::ed448::KeyPair;
+use otr4::hazmat::crypto::keys::generate_forging_point;
+use otr4::{Account, Client, ConversationError, ConversationState, Event, NotSentReason, Policy};
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 

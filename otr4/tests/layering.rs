@@ -26,6 +26,7 @@ const LAYERS: &[(&str, u8)] = &[
     ("prekey", 6),
     ("conversation", 7),
     ("lib", 8),
+    ("hazmat", 8),
 ];
 
 fn layer(module: &str) -> Option<u8> {

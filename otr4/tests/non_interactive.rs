@@ -10,23 +10,24 @@
 )]
 
 use otr4::InstanceTag;
-use otr4::crypto::ed448::KeyPair;
-use otr4::crypto::keys::generate_forging_point;
-use otr4::dake::PhiPrime;
-use otr4::dake::ensemble::ValidatedEnsemble;
-use otr4::dake::non_interactive::{
-    NonInteractiveError, NonInteractiveRole, receive_non_interactive_auth,
-    send_non_interactive_auth,
+use otr4::NonInteractiveError;
+use otr4::PrekeyStore;
+use otr4::ProfileError;
+use otr4::ValidatedEnsemble;
+use otr4::hazmat::crypto::ed448::KeyPair;
+use otr4::hazmat::crypto::keys::generate_forging_point;
+use otr4::hazmat::dake::PhiPrime;
+use otr4::hazmat::dake::non_interactive::{
+    NonInteractiveRole, receive_non_interactive_auth, send_non_interactive_auth,
 };
-use otr4::prekey::client::{Retrieved, ServerReply};
-use otr4::prekey::memory::MemoryStorage;
-use otr4::prekey::server::{Dake3Outcome, QueryOutcome};
-use otr4::prekey::{PrekeyClient, PrekeyServer, PrekeyStore};
-use otr4::profile::ProfileError;
-use otr4::profile::client::ClientProfile;
-use otr4::wire::codec::Codec;
-use otr4::wire::messages::PrekeyEnsemble;
-use otr4::wire::messages::{DataMessage, NonInteractiveAuth};
+use otr4::hazmat::prekey::client::{Retrieved, ServerReply};
+use otr4::hazmat::prekey::memory::MemoryStorage;
+use otr4::hazmat::prekey::server::{Dake3Outcome, QueryOutcome};
+use otr4::hazmat::prekey::{PrekeyClient, PrekeyServer};
+use otr4::hazmat::profile::client::ClientProfile;
+use otr4::hazmat::wire::codec::Codec;
+use otr4::hazmat::wire::messages::PrekeyEnsemble;
+use otr4::hazmat::wire::messages::{DataMessage, NonInteractiveAuth};
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 
@@ -94,7 +95,7 @@ fn via_server(rng: &mut StdRng, bob: &mut Party, alice: &Party, n: usize) -> Val
         panic!()
     };
     storage.store(p.request()).unwrap();
-    let reply = otr4::prekey::messages::PrekeyServerMessage::Success(p.stored());
+    let reply = otr4::PrekeyServerMessage::Success(p.stored());
     assert!(matches!(
         bob_client.receive_reply(&reply).unwrap(),
         ServerReply::Published { .. }
@@ -310,7 +311,7 @@ fn forged_messages_do_not_burn_the_prekey() {
         NonInteractiveError::BadRingSignature
     );
     let mut forged = nia.clone();
-    forged.a = otr4::crypto::dh::DhKeyPair::generate(&mut rng)
+    forged.a = otr4::hazmat::crypto::dh::DhKeyPair::generate(&mut rng)
         .public()
         .clone();
     assert_eq!(

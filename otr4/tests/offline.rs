@@ -13,21 +13,23 @@
 use std::collections::BTreeMap;
 
 use otr4::InstanceTag;
-use otr4::conversation::{
+use otr4::NonInteractiveError;
+use otr4::PrekeyServerMessage;
+use otr4::hazmat::crypto::ed448::KeyPair;
+use otr4::hazmat::dake::Role;
+use otr4::hazmat::dake::non_interactive::NonInteractiveRole;
+use otr4::hazmat::prekey::PrekeyServer;
+use otr4::hazmat::prekey::memory::MemoryStorage;
+use otr4::hazmat::prekey::server::{Dake3Outcome, QueryOutcome, ServerSession};
+use otr4::hazmat::wire::codec::Codec;
+use otr4::hazmat::wire::encoded::{decode_otr, encode_otr};
+use otr4::hazmat::wire::messages::{Message, NonInteractiveAuth};
+use otr4::{
     Account, Client, ConversationError, ConversationState, DisconnectReason, Event,
     OfflineEnsembles, Policy, PrekeyOutcome, Warning,
 };
-use otr4::crypto::ed448::KeyPair;
-use otr4::dake::Role;
-use otr4::dake::ensemble::{ChosenEnsembles, ValidatedEnsemble};
-use otr4::dake::non_interactive::{NonInteractiveError, NonInteractiveRole};
-use otr4::prekey::memory::MemoryStorage;
-use otr4::prekey::messages::PrekeyServerMessage;
-use otr4::prekey::server::{Dake3Outcome, QueryOutcome, ServerSession};
-use otr4::prekey::{PrekeyServer, PrekeyStore, RefillPolicy};
-use otr4::wire::codec::Codec;
-use otr4::wire::encoded::{decode_otr, encode_otr};
-use otr4::wire::messages::{Message, NonInteractiveAuth};
+use otr4::{ChosenEnsembles, ValidatedEnsemble};
+use otr4::{PrekeyStore, RefillPolicy};
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 
@@ -278,7 +280,7 @@ fn texts(ev: &[Event]) -> Vec<String> {
         .collect()
 }
 
-fn secure(ev: &[Event]) -> Vec<(InstanceTag, otr4::dake::Ssid, usize)> {
+fn secure(ev: &[Event]) -> Vec<(InstanceTag, otr4::Ssid, usize)> {
     ev.iter()
         .filter_map(|e| match e {
             Event::Secure {
@@ -970,7 +972,7 @@ fn storage_status_drives_the_refill() {
     ));
     // Close to the Prekey Profile's expiry, the status answer brings a publication of the
     // renewed Prekey Profile (and no prekeys: the stock is full).
-    let renew = NOW + otr4::conversation::PREKEY_PROFILE_LIFETIME_SECS - 3600;
+    let renew = NOW + otr4::hazmat::conversation::PREKEY_PROFILE_LIFETIME_SECS - 3600;
     let m = bob.prekey_maintenance(renew, &mut rng).unwrap().unwrap();
     let PrekeyOutcome::StorageStatus {
         stored: 10,
@@ -990,7 +992,7 @@ fn storage_status_drives_the_refill() {
     // The old shared prekey is kept for its extra validity day, then deleted.
     assert_eq!(bob.prekeys.shared_prekeys().len(), 2);
     bob.tick(
-        NOW + otr4::conversation::PREKEY_PROFILE_LIFETIME_SECS + 86_400,
+        NOW + otr4::hazmat::conversation::PREKEY_PROFILE_LIFETIME_SECS + 86_400,
         &mut rng,
     );
     assert_eq!(bob.prekeys.shared_prekeys().len(), 1);
@@ -1163,9 +1165,7 @@ fn validated_ensembles_are_deduplicated_by_instance() {
         &mut s.rng,
     );
     assert_eq!(secure(&ev).len(), 1);
-    assert!(warnings(&ev).contains(&Warning::EnsembleDiscarded(
-        otr4::dake::ensemble::EnsembleError::Duplicate
-    )));
+    assert!(warnings(&ev).contains(&Warning::EnsembleDiscarded(otr4::EnsembleError::Duplicate)));
 }
 
 #[test]

@@ -13,11 +13,11 @@
 
 use std::path::PathBuf;
 
-use otr4::conversation::{Account, Client, ConversationState, Event, Policy};
-use otr4::crypto::ed448::KeyPair;
-use otr4::crypto::fingerprint::Fingerprint;
-use otr4::prekey::PrekeyStore;
-use otr4::prekey::RefillPolicy;
+use otr4::Fingerprint;
+use otr4::PrekeyStore;
+use otr4::RefillPolicy;
+use otr4::hazmat::crypto::ed448::KeyPair;
+use otr4::{Account, Client, ConversationState, Event, Policy};
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 
@@ -114,8 +114,9 @@ fn fixture_files() -> Vec<(&'static str, Vec<u8>)> {
     };
     // Bob made Prekey messages for a prekey server (their secrets are in his store).
     let server = KeyPair::generate(&mut rng);
-    let server_fp =
-        Fingerprint::prekey_server(&otr4::crypto::keys::Ed448PublicKey(*server.public()));
+    let server_fp = Fingerprint::prekey_server(&otr4::hazmat::crypto::keys::Ed448PublicKey(
+        *server.public(),
+    ));
     let refill = RefillPolicy {
         batch: 3,
         ..RefillPolicy::default()

@@ -7,23 +7,23 @@
     clippy::indexing_slicing
 )]
 
+use otr4::CryptoError;
+use otr4::DecodeError;
+use otr4::Fingerprint;
 use otr4::InstanceTag;
-use otr4::crypto::CryptoError;
-use otr4::crypto::ed448::KeyPair;
-use otr4::crypto::fingerprint::Fingerprint;
-use otr4::crypto::keys::{Ed448PublicKey, generate_forging_point};
-use otr4::prekey::client::{ClientEvent, PublishItems, Retrieved, ServerReply};
-use otr4::prekey::memory::MemoryStorage;
-use otr4::prekey::messages::{
-    Dake1, Dake2, Dake3, Dake3Inner, PrekeyServerMessage, StorageInfoRequest,
-};
-use otr4::prekey::server::{Dake3Outcome, QueryOutcome, ServerError, ServerSession};
-use otr4::prekey::{PrekeyClient, PrekeyError, PrekeyServer, PrekeyStore, RefillPolicy};
-use otr4::profile::client::ClientProfile;
-use otr4::wire::codec::Codec;
-use otr4::wire::codec::DecodeError;
-use otr4::wire::encoded::{IncomingPrekey, classify_prekey, encode_prekey};
-use otr4::wire::fragment::{FragmentKind, Reassembler, fragment};
+use otr4::PrekeyServerMessage;
+use otr4::hazmat::crypto::ed448::KeyPair;
+use otr4::hazmat::crypto::keys::{Ed448PublicKey, generate_forging_point};
+use otr4::hazmat::prekey::client::{ClientEvent, PublishItems, Retrieved, ServerReply};
+use otr4::hazmat::prekey::memory::MemoryStorage;
+use otr4::hazmat::prekey::messages::{Dake1, Dake2, Dake3, Dake3Inner, StorageInfoRequest};
+use otr4::hazmat::prekey::server::{Dake3Outcome, QueryOutcome, ServerError, ServerSession};
+use otr4::hazmat::prekey::{PrekeyClient, PrekeyServer};
+use otr4::hazmat::profile::client::ClientProfile;
+use otr4::hazmat::wire::codec::Codec;
+use otr4::hazmat::wire::encoded::{IncomingPrekey, classify_prekey, encode_prekey};
+use otr4::hazmat::wire::fragment::{FragmentKind, Reassembler, fragment};
+use otr4::{PrekeyError, PrekeyStore, RefillPolicy};
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 
@@ -492,7 +492,7 @@ fn forged_replies_are_ignored_and_the_genuine_one_still_accepted() {
         Err(PrekeyError::InstanceTagMismatch { .. })
     ));
     // A Success (random MAC) in reply to a storage request does not fit.
-    let success = otr4::prekey::messages::Success {
+    let success = otr4::hazmat::prekey::messages::Success {
         receiver_tag: alice.client.instance_tag(),
         mac: [0; 64],
     };

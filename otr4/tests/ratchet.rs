@@ -8,15 +8,16 @@
     clippy::indexing_slicing
 )]
 
-use otr4::wire::codec::Codec;
+use otr4::hazmat::wire::codec::Codec;
 use std::cell::Cell;
 use std::collections::HashSet;
 
 use otr4::InstanceTag;
-use otr4::crypto::dh::DhKeyPair;
-use otr4::crypto::ed448::KeyPair;
-use otr4::ratchet::{DoubleRatchet, RatchetError, RatchetLimits};
-use otr4::wire::messages::DataMessage;
+use otr4::RatchetError;
+use otr4::hazmat::crypto::dh::DhKeyPair;
+use otr4::hazmat::crypto::ed448::KeyPair;
+use otr4::hazmat::ratchet::{DoubleRatchet, RatchetLimits};
+use otr4::hazmat::wire::messages::DataMessage;
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestRunner};
 use rand::rngs::StdRng;

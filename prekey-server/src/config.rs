@@ -574,17 +574,17 @@ impl Config {
                 "both component.secret and component.secret_file are set (--component-secret and --component-secret-file); give one",
             );
         }
-        if let Some(u) = &self.server.storage {
-            if !(u.starts_with("postgres://") || u.starts_with("postgresql://")) {
-                return bad("server.storage must be a postgres:// URL (or absent for SQLite)");
-            }
+        if let Some(u) = &self.server.storage
+            && !(u.starts_with("postgres://") || u.starts_with("postgresql://"))
+        {
+            return bad("server.storage must be a postgres:// URL (or absent for SQLite)");
         }
-        if let Some(a) = self.metrics.listen {
-            if !a.ip().is_loopback() {
-                return Err(ConfigError::Invalid(format!(
-                    "metrics.listen {a} is not a loopback address; the endpoint is unauthenticated (use 127.0.0.1 or ::1 and a reverse proxy or SSH tunnel)"
-                )));
-            }
+        if let Some(a) = self.metrics.listen
+            && !a.ip().is_loopback()
+        {
+            return Err(ConfigError::Invalid(format!(
+                "metrics.listen {a} is not a loopback address; the endpoint is unauthenticated (use 127.0.0.1 or ::1 and a reverse proxy or SSH tunnel)"
+            )));
         }
         if self
             .log

@@ -7,7 +7,7 @@
 //! to its name only if that name is still free (create-exclusive), the directory fsynced;
 //! a crash leaves either no key or the whole key, never a truncated one.
 
-use otr4::crypto::ed448::{KeyPair, SYMMETRIC_KEY_LEN, SymmetricKey};
+use otr4::hazmat::crypto::ed448::{KeyPair, SYMMETRIC_KEY_LEN, SymmetricKey};
 use std::fs::{self, OpenOptions};
 use std::io::{self, Write};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};

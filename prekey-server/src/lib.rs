@@ -20,3 +20,13 @@ pub mod service;
 pub mod storage;
 pub mod testkit;
 pub mod transport;
+
+/// The code blocks of docs/prekey-server.md and docs/operators.md compile as doctests of
+/// this crate; blocks that are not Rust are marked (`text`, `sh`, …).
+#[cfg(doctest)]
+mod markdown_doctests {
+    #[doc = include_str!("../../docs/prekey-server.md")]
+    struct Design;
+    #[doc = include_str!("../../docs/operators.md")]
+    struct Operators;
+}

@@ -94,7 +94,7 @@ fn run(cli: Cli, config: Config, log: FilterHandle) -> Result<(), Box<dyn std::e
         orphan_retention_secs: i64::from(config.server.orphan_retention_days) * 24 * 3600,
     };
     let fp = hex::encode_upper(
-        otr4::crypto::fingerprint::Fingerprint::prekey_server(&otr4::crypto::keys::Ed448PublicKey(
+        otr4::Fingerprint::prekey_server(&otr4::hazmat::crypto::keys::Ed448PublicKey(
             *key.public(),
         ))
         .as_bytes(),

@@ -1,4 +1,4 @@
-//! The prekey service: the sans-IO protocol core ([`otr4::prekey::server`]) joined to a
+//! The prekey service: the sans-IO protocol core ([`otr4::hazmat::prekey::server`]) joined to a
 //! [`Storage`], the [`Limits`], DAKE session bookkeeping and fragment reassembly.
 //!
 //! Transport-neutral: every transport hands [`Service::handle`] the sender's bare JID and
@@ -10,17 +10,21 @@ use crate::storage::{
     ClientProfileRecord, DeviceKey, PrekeyMessageRecord, PrekeyProfileRecord, Storage,
     StorageError, StoreRequest as StorageRequest, StoredEnsemble, TakeRequest,
 };
+use otr4::DecodeError;
+use otr4::Fingerprint;
 use otr4::InstanceTag;
-use otr4::crypto::ed448::KeyPair;
-use otr4::crypto::fingerprint::Fingerprint;
-use otr4::prekey::framing::{self, UnframeError};
-use otr4::prekey::messages::{
-    NO_PREKEY_ENSEMBLES_TEXT, NoPrekeyEnsembles, PrekeyServerMessage, TYPE_ENSEMBLE_RETRIEVAL,
+use otr4::PrekeyServerMessage;
+use otr4::hazmat::crypto::ed448::KeyPair;
+use otr4::hazmat::prekey::framing::{self, UnframeError};
+use otr4::hazmat::prekey::messages::{
+    NO_PREKEY_ENSEMBLES_TEXT, NoPrekeyEnsembles, TYPE_ENSEMBLE_RETRIEVAL,
 };
-use otr4::prekey::server::{Dake3Outcome, PrekeyServer, QueryOutcome, ServerError, ServerSession};
-use otr4::wire::codec::{Codec, DecodeError, Writer};
-use otr4::wire::fragment::{FragmentKind, Reassembler};
-use otr4::wire::messages::PROTOCOL_VERSION;
+use otr4::hazmat::prekey::server::{
+    Dake3Outcome, PrekeyServer, QueryOutcome, ServerError, ServerSession,
+};
+use otr4::hazmat::wire::codec::{Codec, Writer};
+use otr4::hazmat::wire::fragment::{FragmentKind, Reassembler};
+use otr4::hazmat::wire::messages::PROTOCOL_VERSION;
 use std::collections::HashMap;
 use std::hash::BuildHasher;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -557,14 +561,14 @@ impl Service {
         match &h.event {
             Event::Rejected(r) => {
                 debug!(from, reason = ?r, replies = h.replies.len(), "rejected");
-                if !r.is_limit() {
-                    if let Some(n) = self.reject_log.admit(r.label()) {
-                        warn!(
-                            reason = r.label(),
-                            suppressed_since_last = n,
-                            "message rejected"
-                        );
-                    }
+                if !r.is_limit()
+                    && let Some(n) = self.reject_log.admit(r.label())
+                {
+                    warn!(
+                        reason = r.label(),
+                        suppressed_since_last = n,
+                        "message rejected"
+                    );
                 }
             }
             Event::FragmentBuffered => debug!(from, "fragment buffered"),
@@ -617,7 +621,7 @@ impl Service {
     fn reassemble(
         &self,
         from: &str,
-        f: &otr4::wire::fragment::Fragment<'_>,
+        f: &otr4::hazmat::wire::fragment::Fragment<'_>,
         now: i64,
     ) -> Result<Option<String>, Rejection> {
         let limits = &self.options.limits;
@@ -743,7 +747,7 @@ impl Service {
         Ok(())
     }
 
-    fn dake1(&self, from: &str, m: &otr4::prekey::messages::Dake1, now: i64) -> Handled {
+    fn dake1(&self, from: &str, m: &otr4::hazmat::prekey::messages::Dake1, now: i64) -> Handled {
         let key = (from.to_owned(), m.sender_tag.0);
         if let Err(kind) = self.admit_dake(&mut lock(&self.sessions), &key, now, false) {
             self.hits.hit(kind);
@@ -788,7 +792,7 @@ impl Service {
         }
     }
 
-    fn dake3(&self, from: &str, m: &otr4::prekey::messages::Dake3, now: i64) -> Handled {
+    fn dake3(&self, from: &str, m: &otr4::hazmat::prekey::messages::Dake3, now: i64) -> Handled {
         let Some(DakeSlot { session, .. }) =
             lock(&self.sessions).remove(&(from.to_owned(), m.sender_tag.0))
         else {
@@ -852,7 +856,12 @@ impl Service {
         }
     }
 
-    fn query(&self, from: &str, q: &otr4::prekey::messages::EnsembleQuery, now: f64) -> Handled {
+    fn query(
+        &self,
+        from: &str,
+        q: &otr4::hazmat::prekey::messages::EnsembleQuery,
+        now: f64,
+    ) -> Handled {
         let no = |receiver_tag: InstanceTag, identity: Vec<u8>| NoPrekeyEnsembles {
             receiver_tag,
             identity,
@@ -967,7 +976,7 @@ impl Service {
 }
 
 /// The storage form of the core's verified publication.
-fn to_storage_request(jid: &str, r: &otr4::prekey::server::StoreRequest) -> StorageRequest {
+fn to_storage_request(jid: &str, r: &otr4::hazmat::prekey::server::StoreRequest) -> StorageRequest {
     StorageRequest {
         device: DeviceKey {
             jid: jid.to_owned(),

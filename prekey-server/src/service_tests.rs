@@ -5,11 +5,11 @@ use crate::limits::LimitKind;
 use crate::storage::memory::MemoryStorage;
 use crate::storage::sqlite::{Durability, SqliteStorage};
 use crate::testkit::{Device, decode_replies, retrieve, retrieved_ids};
-use otr4::prekey::client::{Retrieved, ServerReply};
-use otr4::prekey::messages::{Dake3, EnsembleRetrieval};
-use otr4::wire::encoded::encode_prekey;
-use otr4::wire::fragment::fragment;
-use otr4::wire::messages::PrekeyEnsemble;
+use otr4::hazmat::prekey::client::{Retrieved, ServerReply};
+use otr4::hazmat::prekey::messages::{Dake3, EnsembleRetrieval};
+use otr4::hazmat::wire::encoded::encode_prekey;
+use otr4::hazmat::wire::fragment::fragment;
+use otr4::hazmat::wire::messages::PrekeyEnsemble;
 
 const SERVER: &str = "prekey.example.org";
 const NOW: i64 = 1_700_000_000;
@@ -147,14 +147,14 @@ fn retrieval_bytes_equal_core_encoding() {
     other
         .publish(1, true, NOW, &mut exchange(&s, "bob@example.org"))
         .unwrap();
-    let q = otr4::prekey::messages::EnsembleQuery {
+    let q = otr4::hazmat::prekey::messages::EnsembleQuery {
         sender_tag: InstanceTag(0x4444),
         identity: b"bob@example.org".to_vec(),
         versions: b"54".to_vec(),
     };
     let h = s.handle_at("carol@example.org", &encode_prekey(&q.encode()), NOW as f64);
     assert!(matches!(&h.event, Event::EnsemblesSent { prekey_ids } if prekey_ids.len() == 2));
-    let bin = otr4::wire::encoded::decode_prekey(&h.replies[0]).unwrap();
+    let bin = otr4::hazmat::wire::encoded::decode_prekey(&h.replies[0]).unwrap();
     let decoded = EnsembleRetrieval::decode(&bin).unwrap();
     assert_eq!(decoded.receiver_tag, InstanceTag(0x4444));
     let rebuilt = EnsembleRetrieval::new(
@@ -182,7 +182,7 @@ fn version_without_4_gets_no_ensembles_and_takes_nothing() {
     let mut bob = device(&s, "bob@example.org");
     bob.publish(1, true, NOW, &mut exchange(&s, "bob@example.org"))
         .unwrap();
-    let q = otr4::prekey::messages::EnsembleQuery {
+    let q = otr4::hazmat::prekey::messages::EnsembleQuery {
         sender_tag: InstanceTag(0x4444),
         identity: b"bob@example.org".to_vec(),
         versions: b"5".to_vec(),
@@ -370,7 +370,7 @@ fn malformed_and_oversized_inputs_rejected() {
         );
     }
     // Messages only a server sends are not accepted by it.
-    let success = otr4::prekey::messages::Success {
+    let success = otr4::hazmat::prekey::messages::Success {
         receiver_tag: InstanceTag(0x100),
         mac: [0; 64],
     };
@@ -427,7 +427,7 @@ fn retrieval_rate_limited_per_requester() {
     let mut bob = device(&s, "bob@example.org");
     bob.publish(10, true, NOW, &mut exchange(&s, "bob@example.org"))
         .unwrap();
-    let q = otr4::prekey::messages::EnsembleQuery {
+    let q = otr4::hazmat::prekey::messages::EnsembleQuery {
         sender_tag: InstanceTag(0x4444),
         identity: b"bob@example.org".to_vec(),
         versions: b"4".to_vec(),
@@ -603,7 +603,7 @@ fn dake_starts_rate_limited_per_requester() {
 
 fn query_text(target: &str) -> String {
     encode_prekey(
-        &otr4::prekey::messages::EnsembleQuery {
+        &otr4::hazmat::prekey::messages::EnsembleQuery {
             sender_tag: InstanceTag(0x4444),
             identity: target.as_bytes().to_vec(),
             versions: b"4".to_vec(),
@@ -807,7 +807,7 @@ fn concurrent_publications_and_retrievals_threads() {
     let (ids, _) = bob
         .publish(20, true, NOW, &mut exchange(&s, "bob@example.org"))
         .unwrap();
-    let q = otr4::prekey::messages::EnsembleQuery {
+    let q = otr4::hazmat::prekey::messages::EnsembleQuery {
         sender_tag: InstanceTag(0x4444),
         identity: b"bob@example.org".to_vec(),
         versions: b"4".to_vec(),

@@ -1,26 +1,26 @@
 //! Publisher and retriever drivers over any transport, built on the protocol's client side
-//! ([`otr4::prekey::client::PrekeyClient`]); used by the tests, benches and demos.
+//! ([`otr4::hazmat::prekey::client::PrekeyClient`]); used by the tests, benches and demos.
 //!
 //! A transport is a closure `exchange(text) -> replies`: it sends one encoded text to the
 //! server and returns the texts the server answered with (fragments are reassembled here).
 
+use otr4::Fingerprint;
 use otr4::InstanceTag;
-use otr4::crypto::ed448::KeyPair;
-use otr4::crypto::fingerprint::Fingerprint;
-use otr4::crypto::keys::generate_forging_point;
-use otr4::prekey::client::{ClientEvent, PrekeyClient, Retrieved, ServerReply};
-use otr4::prekey::ensemble::PrekeyStore;
-use otr4::prekey::framing;
-use otr4::prekey::messages::PrekeyServerMessage;
-use otr4::profile::client::ClientProfile;
-use otr4::wire::fragment::{FragmentKind, Reassembler};
+use otr4::PrekeyServerMessage;
+use otr4::PrekeyStore;
+use otr4::hazmat::crypto::ed448::KeyPair;
+use otr4::hazmat::crypto::keys::generate_forging_point;
+use otr4::hazmat::prekey::client::{ClientEvent, PrekeyClient, Retrieved, ServerReply};
+use otr4::hazmat::prekey::framing;
+use otr4::hazmat::profile::client::ClientProfile;
+use otr4::hazmat::wire::fragment::{FragmentKind, Reassembler};
 
 /// Why a driven exchange failed.
 #[derive(Debug, thiserror::Error)]
 pub enum DriveError {
     /// The protocol client rejected something.
     #[error("protocol: {0}")]
-    Protocol(#[from] otr4::prekey::PrekeyError),
+    Protocol(#[from] otr4::PrekeyError),
     /// The server answered nothing (or only fragments of nothing).
     #[error("no reply from the server")]
     NoReply,

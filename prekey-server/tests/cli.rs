@@ -8,7 +8,7 @@
     clippy::indexing_slicing
 )]
 
-use otr4::wire::codec::Codec;
+use otr4::hazmat::wire::codec::Codec;
 use std::io::{BufRead, BufReader, Write};
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
@@ -135,14 +135,14 @@ fn signal(pid: u32, sig: &str) {
 }
 
 fn query_line() -> String {
-    let q = otr4::prekey::messages::EnsembleQuery {
+    let q = otr4::hazmat::prekey::messages::EnsembleQuery {
         sender_tag: otr4::InstanceTag(0x1000),
         identity: b"bob@example.org".to_vec(),
         versions: b"4".to_vec(),
     };
     format!(
         "alice@example.org {}\n",
-        otr4::wire::encoded::encode_prekey(&q.encode())
+        otr4::hazmat::wire::encoded::encode_prekey(&q.encode())
     )
 }
 

@@ -8,7 +8,7 @@
     clippy::indexing_slicing
 )]
 
-use otr4::crypto::fingerprint::Fingerprint;
+use otr4::Fingerprint;
 use prekey_server::testkit::{Device, retrieve, retrieved_ids};
 use std::collections::{HashMap, HashSet};
 use std::io::{BufRead, BufReader, Write};
@@ -138,7 +138,7 @@ fn kill_9_during_publications_and_retrievals_then_restart() {
             .unwrap();
         assert!(matches!(
             reply,
-            otr4::prekey::client::ServerReply::Published { .. }
+            otr4::hazmat::prekey::client::ServerReply::Published { .. }
         ));
         let mut l = log.lock().unwrap();
         l.sent.extend(ids.iter().copied());
@@ -159,7 +159,7 @@ fn kill_9_during_publications_and_retrievals_then_restart() {
                 let new: Vec<u32> = d.store.ids().filter(|i| !before.contains(i)).collect();
                 log.lock().unwrap().sent.extend(new.iter().copied());
                 match res {
-                    Ok((ids, otr4::prekey::client::ServerReply::Published { .. })) => log
+                    Ok((ids, otr4::hazmat::prekey::client::ServerReply::Published { .. })) => log
                         .lock()
                         .unwrap()
                         .acked

@@ -14,15 +14,16 @@
     clippy::indexing_slicing
 )]
 
-use otr4::crypto::ed448::{KeyPair, Point, Scalar};
-use otr4::crypto::eddsa;
-use otr4::crypto::fingerprint::Fingerprint;
-use otr4::crypto::kdf::{PrekeyUsage, prekey_kdf, shake256};
-use otr4::crypto::keys::Ed448PublicKey;
-use otr4::prekey::messages::PrekeyServerMessage;
-use otr4::wire::codec::Codec;
-use otr4::wire::codec::{DecodeError, Writer};
-use otr4::wire::encoded::{IncomingPrekey, classify_prekey, encode_prekey};
+use otr4::DecodeError;
+use otr4::Fingerprint;
+use otr4::PrekeyServerMessage;
+use otr4::hazmat::crypto::ed448::{KeyPair, Point, Scalar};
+use otr4::hazmat::crypto::eddsa;
+use otr4::hazmat::crypto::kdf::{PrekeyUsage, prekey_kdf, shake256};
+use otr4::hazmat::crypto::keys::Ed448PublicKey;
+use otr4::hazmat::wire::codec::Codec;
+use otr4::hazmat::wire::codec::Writer;
+use otr4::hazmat::wire::encoded::{IncomingPrekey, classify_prekey, encode_prekey};
 use prekey_server::testkit::{Device, DriveError, retrieve};
 use std::io::{BufRead, BufReader, Write};
 use std::path::PathBuf;
@@ -333,7 +334,7 @@ fn otr4_client_against_go_server() {
     };
     assert!(matches!(
         r.unwrap(),
-        otr4::prekey::client::Retrieved::NoEnsembles { .. }
+        otr4::hazmat::prekey::client::Retrieved::NoEnsembles { .. }
     ));
     report.push("2 query/No Prekey Ensembles: PASS".into());
 

@@ -13,12 +13,12 @@
 )]
 
 use otr4::InstanceTag;
-use otr4::crypto::ed448::KeyPair;
-use otr4::prekey::client::ServerReply;
-use otr4::prekey::messages::EnsembleQuery;
-use otr4::wire::codec::Codec;
-use otr4::wire::encoded::encode_prekey;
-use otr4::wire::fragment::{FragmentKind, fragment};
+use otr4::hazmat::crypto::ed448::KeyPair;
+use otr4::hazmat::prekey::client::ServerReply;
+use otr4::hazmat::prekey::messages::EnsembleQuery;
+use otr4::hazmat::wire::codec::Codec;
+use otr4::hazmat::wire::encoded::encode_prekey;
+use otr4::hazmat::wire::fragment::{FragmentKind, fragment};
 use prekey_server::limits::{LimitKind, Limits};
 use prekey_server::service::{Event, Service, ServiceOptions};
 use prekey_server::storage::DeviceKey;

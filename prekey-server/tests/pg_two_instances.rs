@@ -11,7 +11,7 @@
     clippy::indexing_slicing
 )]
 
-use otr4::crypto::fingerprint::Fingerprint;
+use otr4::Fingerprint;
 use prekey_server::storage::pg::PgStorage;
 use prekey_server::storage::{DeviceKey, Storage};
 use prekey_server::testkit::{Device, retrieve, retrieved_ids};

@@ -15,7 +15,7 @@
 )]
 
 use futures::StreamExt;
-use otr4::crypto::fingerprint::Fingerprint;
+use otr4::Fingerprint;
 use prekey_server::testkit::{Device, retrieve, retrieved_ids};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -347,12 +347,15 @@ async fn clients_against_prosody(port: u16, expected_fp: String) {
     .await
     .unwrap();
     assert!(
-        matches!(reply, otr4::prekey::client::ServerReply::Published { .. }),
+        matches!(
+            reply,
+            otr4::hazmat::prekey::client::ServerReply::Published { .. }
+        ),
         "{reply:?}"
     );
     assert_eq!(
         status,
-        otr4::prekey::client::ServerReply::StorageStatus { stored: 3 }
+        otr4::hazmat::prekey::client::ServerReply::StorageStatus { stored: 3 }
     );
     let _bob = task.await.unwrap();
 
@@ -378,7 +381,7 @@ async fn clients_against_prosody(port: u16, expected_fp: String) {
     assert!(ids.contains(&got.0[0]), "a prekey Bob published");
     assert!(matches!(
         got.1,
-        otr4::prekey::client::Retrieved::NoEnsembles { .. }
+        otr4::hazmat::prekey::client::Retrieved::NoEnsembles { .. }
     ));
     eprintln!(
         "prosody test: discovered {server} ({fp}), published {ids:x?}, retrieved {:x?}",

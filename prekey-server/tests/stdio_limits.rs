@@ -8,7 +8,7 @@
     clippy::indexing_slicing
 )]
 
-use otr4::wire::codec::Codec;
+use otr4::hazmat::wire::codec::Codec;
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Command, Stdio};
 
@@ -50,7 +50,7 @@ fn hundred_mib_line_without_newline_keeps_rss_under_64_mib() {
         stdin.write_all(&chunk).unwrap();
     }
     // The flood ends; a real query follows and is answered.
-    let q = otr4::prekey::messages::EnsembleQuery {
+    let q = otr4::hazmat::prekey::messages::EnsembleQuery {
         sender_tag: otr4::InstanceTag(0x1000),
         identity: b"bob@example.org".to_vec(),
         versions: b"4".to_vec(),
@@ -58,7 +58,7 @@ fn hundred_mib_line_without_newline_keeps_rss_under_64_mib() {
     writeln!(
         stdin,
         "\nalice@example.org {}",
-        otr4::wire::encoded::encode_prekey(&q.encode())
+        otr4::hazmat::wire::encoded::encode_prekey(&q.encode())
     )
     .unwrap();
     stdin.flush().unwrap();

@@ -15,12 +15,12 @@ mod scenario;
 
 use crate::format::{Suite, Vector};
 use crate::suites::{SUITES, dake_transcript};
-use otr4::crypto::ed448::{KeyPair, SymmetricKey};
-use otr4::crypto::fingerprint::Fingerprint;
-use otr4::crypto::keys::{Ed448PublicKey, ForgingPublicKey};
-use otr4::smp::{Smp, SmpContext, SmpEvent};
-use otr4::wire::encoded::{encode_otr, encode_prekey};
-use otr4::wire::tlv::Tlv;
+use otr4::Fingerprint;
+use otr4::Tlv;
+use otr4::hazmat::crypto::ed448::{KeyPair, SymmetricKey};
+use otr4::hazmat::crypto::keys::{Ed448PublicKey, ForgingPublicKey};
+use otr4::hazmat::smp::{Smp, SmpContext, SmpEvent};
+use otr4::hazmat::wire::encoded::{encode_otr, encode_prekey};
 
 /// Seeds by fuzz target.
 pub type Corpus = BTreeMap<&'static str, BTreeSet<Vec<u8>>>;
@@ -257,7 +257,7 @@ impl Builder {
             their_fingerprint: fp(1),
             ssid: [7; 8],
         };
-        let e = |e: otr4::smp::SmpError| e.to_string();
+        let e = |e: otr4::SmpError| e.to_string();
         for (question, bob_secret) in [
             (None, &b"secret"[..]),
             (Some(&b"What is our password?"[..]), &b"wrong"[..]),
@@ -363,7 +363,7 @@ pub fn write(vectors_dir: &Path, out: &Path) -> Result<BTreeMap<&'static str, us
 #[allow(clippy::unwrap_used, clippy::indexing_slicing)]
 mod tests {
     use super::scenario::{ALICE, NOW, bob_in, no_prekeys, prepare, rng_for};
-    use otr4::conversation::Event;
+    use otr4::Event;
 
     /// The seeds are valid in their state when the state is rebuilt as the fuzz target
     /// does: Auth-R and Auth-I complete the DAKE, the data messages are read.

@@ -95,7 +95,7 @@ fn main() -> ExitCode {
 #[allow(clippy::unwrap_used, clippy::indexing_slicing)]
 mod tests {
     use super::*;
-    use otr4::wire::codec::Codec;
+    use otr4::hazmat::wire::codec::Codec;
 
     #[test]
     fn committed_vectors_verify() {
@@ -126,7 +126,7 @@ mod tests {
     /// Every fuzz target gets seeds, and the seeds the decoders should accept are accepted.
     #[test]
     fn corpus_seeds_every_target_with_decodable_inputs() {
-        use otr4::wire::messages::Message;
+        use otr4::hazmat::wire::messages::Message;
         let c = corpus::build(&vectors_dir()).unwrap();
         for t in corpus::TARGETS {
             assert!(!c[t].is_empty(), "{t}");
@@ -149,12 +149,12 @@ mod tests {
         assert!(
             c["ratchet_import"]
                 .iter()
-                .all(|e| otr4::ratchet::DoubleRatchet::import(e).is_ok())
+                .all(|e| otr4::hazmat::ratchet::DoubleRatchet::import(e).is_ok())
         );
         assert_eq!(
             c["smp_message"]
                 .iter()
-                .filter(|m| otr4::smp::SmpMessage2::decode(m).is_ok())
+                .filter(|m| otr4::hazmat::smp::SmpMessage2::decode(m).is_ok())
                 .count(),
             2
         );
@@ -164,9 +164,9 @@ mod tests {
             let (mode, rest) = seed.split_first().unwrap();
             if mode & 2 == 0 {
                 let ok = if mode & 1 == 1 {
-                    otr4::conversation::Client::import(&key, rest).is_ok()
+                    otr4::Client::import(&key, rest).is_ok()
                 } else {
-                    otr4::conversation::Account::import(&key, rest).is_ok()
+                    otr4::Account::import(&key, rest).is_ok()
                 };
                 assert!(ok, "persist seed with mode {mode}");
             }

@@ -3,7 +3,7 @@
 
 use minidom::Element;
 use otr4::InstanceTag;
-use otr4::wire::tlv::{Tlv, TlvType};
+use otr4::{Tlv, TlvType};
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 use rand_core::{CryptoRng, Rng};

@@ -587,12 +587,12 @@ impl Worker {
 
     /// Persists (when anything changed), then sends the stanzas, then hands out the events.
     async fn execute(&mut self, outs: Vec<Output>, persist: bool) -> Result<(), ClientError> {
-        if persist || !outs.is_empty() {
-            if let Err(e) = self.save() {
-                // Never send what was not saved (a prekey or message key could be reused).
-                let _ = self.events.send(GlueEvent::Error(GlueError::NotSaved));
-                return Err(e);
-            }
+        if (persist || !outs.is_empty())
+            && let Err(e) = self.save()
+        {
+            // Never send what was not saved (a prekey or message key could be reused).
+            let _ = self.events.send(GlueEvent::Error(GlueError::NotSaved));
+            return Err(e);
         }
         let mut events = Vec::new();
         for o in outs {

@@ -10,7 +10,7 @@ use crate::stanza::{el, parse_tag, tag_hex};
 
 /// At most this many OTRv4 devices per account (the XMPP mapping's rule): a longer device
 /// list is truncated, and the otr4 client refuses a conversation with a ninth instance of
-/// a contact (its default limit, `otr4::conversation::DEFAULT_MAX_INSTANCES`, is the same).
+/// a contact (its default limit, `otr4::DEFAULT_MAX_INSTANCES`, is the same).
 pub const MAX_DEVICES_PER_USER: usize = 8;
 
 /// An entry not refreshed by its device for this long is pruned (30 days).
@@ -159,7 +159,7 @@ impl DeviceList {
         self.devices.is_empty()
     }
 
-    /// The pruning rule: entries not refreshed for [`STALE_AFTER_SECS`] are removed
+    /// The pruning rule: entries not refreshed for `STALE_AFTER_SECS` are removed
     /// (except `keep`, the device doing the pruning). Returns the removed entries.
     pub fn prune(&mut self, now: i64, keep: InstanceTag) -> Vec<DeviceEntry> {
         let (stale, fresh): (Vec<_>, Vec<_>) = core::mem::take(&mut self.devices)

@@ -10,8 +10,8 @@
 
 use minidom::Element;
 use otr4::InstanceTag;
-use otr4::conversation::{Client, PERSIST_KEY_LEN};
-use otr4::prekey::PrekeyStore;
+use otr4::PrekeyStore;
+use otr4::{Client, PERSIST_KEY_LEN};
 use rand_core::CryptoRng;
 
 use crate::carriage::{Carriage, MAX_WAITING};
@@ -43,7 +43,7 @@ macro_rules! bridge {
 }
 
 /// One device's glue: routing, device lists, discovery, presence, catch-up and trust
-/// around an [`otr4::conversation::Client`].
+/// around an [`otr4::Client`].
 pub struct Engine {
     cfg: EngineConfig,
     client: Client,
@@ -478,7 +478,7 @@ impl Engine {
 
     /// A stanza arrived as text (e.g. from a client's own XMPP stack): its size, depth and
     /// element count are checked by a streaming scan before a tree is built
-    /// ([`crate::xml`]); a refused stanza gives [`GlueError::Xml`].
+    /// (`crate::xml`); a refused stanza gives [`GlueError::Xml`].
     pub fn handle_xml<R: CryptoRng + ?Sized>(
         &mut self,
         xml: &str,
@@ -497,7 +497,7 @@ impl Engine {
 
     /// A stanza arrived (a tree another XML stack built; checked against the same depth
     /// and element limits, without recursion, before anything reads it). It is classified
-    /// once ([`Incoming`]) and handled by what it is.
+    /// once (`Incoming`) and handled by what it is.
     pub fn handle<R: CryptoRng + ?Sized>(
         &mut self,
         stanza: &Element,

@@ -1,7 +1,7 @@
 //! The glue's errors: what went wrong for the application ([`GlueError`]) and why a message
 //! did not go to a device ([`NotSentReason`]); typed end to end, `Display` for users.
 
-use otr4::conversation::{ConversationError, PersistError};
+use otr4::{ConversationError, PersistError};
 
 use crate::devices::TooManyDevices;
 use crate::stanza::StanzaError;
@@ -110,7 +110,7 @@ pub enum NotSentReason {
     NoPrekeyServer,
     /// otr4 refused it (e.g. the session is finished).
     #[error("{0:?}")]
-    Otr(otr4::conversation::NotSentReason),
+    Otr(otr4::NotSentReason),
     /// Too many messages were waiting.
     #[error("too many messages waiting for this contact")]
     QueueFull,

@@ -3,7 +3,7 @@
 
 use minidom::Element;
 use otr4::InstanceTag;
-use otr4::conversation::{ConversationError, Event, SmpUpdate};
+use otr4::{ConversationError, Event, SmpUpdate};
 
 use crate::devices::{DeviceChange, ListIssue};
 use crate::error::{GlueError, NotSentReason};
@@ -144,7 +144,7 @@ pub struct EngineStats {
     pub spoofed_prekey_replies: u64,
     /// Prekey ensembles whose Client Profile is not the pinned key of that device.
     pub rejected_ensembles: u64,
-    /// Stanzas over the size, depth or element-count limits of [`crate::xml`].
+    /// Stanzas over the size, depth or element-count limits of `crate::xml`.
     pub oversized_stanzas: u64,
     /// Genuine carbons (from our own account), ignored: every device has its own copy.
     pub carbons_ignored: u64,

@@ -2,8 +2,8 @@
 //! carry, with the device directory's trust (TOFU pins told to otr4 as the accepted keys).
 
 use otr4::InstanceTag;
-use otr4::conversation::{Client, Event, SmpUpdate};
-use otr4::prekey::PrekeyStore;
+use otr4::PrekeyStore;
+use otr4::{Client, Event, SmpUpdate};
 use rand_core::CryptoRng;
 
 use crate::carriage::{Carriage, SENT_TO_CONTEXT, sent_to_of};
@@ -196,13 +196,13 @@ impl Bridge<'_> {
                     error,
                 }),
                 Event::NotSent {
-                    reason: otr4::conversation::NotSentReason::Queued,
+                    reason: otr4::NotSentReason::Queued,
                     ..
                 } => {}
                 Event::NotSent {
                     peer,
                     instance,
-                    reason: otr4::conversation::NotSentReason::KeyNotAccepted,
+                    reason: otr4::NotSentReason::KeyNotAccepted,
                     ..
                 } => self.car.emit(GlueEvent::NotSent {
                     to: peer,
@@ -231,7 +231,7 @@ impl Bridge<'_> {
 mod tests {
     use super::*;
     use crate::Output;
-    use otr4::conversation::{Account, Policy};
+    use otr4::{Account, Policy};
     use rand::SeedableRng;
     use rand::rngs::StdRng;
 
@@ -252,7 +252,7 @@ mod tests {
         let mut client = Client::new(account, "alice@x");
         let mut dir = Directory::default();
         let mut car = Carriage::new(&mut rng);
-        let mut prekeys = otr4::prekey::PrekeyStore::new(client.account().instance_tag());
+        let mut prekeys = otr4::PrekeyStore::new(client.account().instance_tag());
         let mut b = Bridge {
             jid: "alice@x",
             client: &mut client,

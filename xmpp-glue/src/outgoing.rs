@@ -2,8 +2,8 @@
 //! copy to each of our other devices, each in its session, by a new interactive DAKE if it
 //! is online, or through its ensembles from the prekey server.
 
+use otr4::ConversationState;
 use otr4::InstanceTag;
-use otr4::conversation::ConversationState;
 use rand_core::CryptoRng;
 
 use crate::carriage::sent_to_tlv;
@@ -105,7 +105,7 @@ mod tests {
     use crate::carriage::Carriage;
     use crate::devices::{DeviceEntry, DeviceList};
     use crate::directory::Directory;
-    use otr4::conversation::{Account, Client, Policy};
+    use otr4::{Account, Client, Policy};
     use rand::SeedableRng;
     use rand::rngs::StdRng;
     use std::collections::BTreeMap;
@@ -145,7 +145,7 @@ mod tests {
         );
         dir.pin("bob@y", t1, "aa");
         dir.pin("bob@y", t1, "bb"); // t1's key changed
-        let mut prekeys = otr4::prekey::PrekeyStore::new(client.account().instance_tag());
+        let mut prekeys = otr4::PrekeyStore::new(client.account().instance_tag());
         let mut b = Bridge {
             jid: "alice@x",
             client: &mut client,

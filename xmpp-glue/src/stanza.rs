@@ -26,7 +26,7 @@ pub enum StanzaError {
     /// Too many payloads in one `<otr4/>` element.
     #[error("more than {MAX_PAYLOADS} payloads in one message")]
     TooManyPayloads,
-    /// A payload was larger than [`MAX_PAYLOAD_LEN`].
+    /// A payload was larger than `MAX_PAYLOAD_LEN`.
     #[error("payload larger than {MAX_PAYLOAD_LEN} bytes")]
     PayloadTooLarge,
 }
@@ -351,6 +351,7 @@ pub fn is_precondition_not_met(iq: &Element) -> bool {
 }
 
 /// Whether an iq error says the node or item does not exist.
+#[cfg(feature = "stanzas")]
 pub fn is_item_not_found(iq: &Element) -> bool {
     iq.get_child("error", ns::CLIENT)
         .is_some_and(|e| e.get_child("item-not-found", ns::STANZAS).is_some())
@@ -443,6 +444,7 @@ pub fn answer(id: &str, to: Option<&str>, typ: &str, payload: Option<Element>) -
 }
 
 /// An iq reply to `req` (result or error) with an optional payload.
+#[cfg(feature = "stanzas")]
 pub fn reply(req: &Element, typ: &str, payload: Option<Element>) -> Element {
     answer(
         req.attr("id").unwrap_or_default(),
@@ -460,6 +462,7 @@ pub fn unavailable_answer(id: &str, to: Option<&str>) -> Element {
 }
 
 /// `service-unavailable` for an iq we do not serve (RFC 6120 §8.2.3).
+#[cfg(feature = "stanzas")]
 pub fn iq_unavailable(req: &Element) -> Element {
     unavailable_answer(req.attr("id").unwrap_or_default(), req.attr("from"))
 }
@@ -518,6 +521,7 @@ pub fn parse_mam_fin(iq: &Element) -> Option<(bool, Option<String>)> {
 }
 
 /// The XEP-0359 stanza id assigned by `by` (our bare JID's archive).
+#[cfg(feature = "stanzas")]
 pub fn stanza_id(msg: &Element, by: &str) -> Option<String> {
     msg.children()
         .find(|c| c.is("stanza-id", ns::SID) && c.attr("by") == Some(by))
@@ -536,6 +540,7 @@ pub fn is_carbon(msg: &Element) -> bool {
 }
 
 /// Enables carbons (XEP-0280) — used by tests that check we are immune to them.
+#[cfg(any(feature = "tokio-client", feature = "stanzas"))]
 pub fn enable_carbons(id: &str) -> Element {
     iq("set", id, None, el("enable", ns::CARBONS, &[]))
 }

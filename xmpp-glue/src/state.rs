@@ -3,7 +3,7 @@
 
 use std::collections::{BTreeMap, VecDeque};
 
-use otr4::prekey::RefillPolicy;
+use otr4::RefillPolicy;
 use serde::{Deserialize, Serialize};
 
 use crate::devices::DeviceList;

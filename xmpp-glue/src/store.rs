@@ -13,11 +13,10 @@ use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
-use otr4::conversation::{
-    Client, ConversationError, PERSIST_KEY_LEN, PersistError, Policy, Selection,
+use otr4::{
+    Account, Client, ConversationError, PERSIST_KEY_LEN, PersistError, Policy, PrekeyStore,
+    Selection, shake_into,
 };
-use otr4::prekey::PrekeyStore;
-use otr4::{Account, crypto::kdf::shake_into};
 use rand_core::CryptoRng;
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;

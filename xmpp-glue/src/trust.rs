@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use otr4::crypto::fingerprint::{FINGERPRINT_LEN, Fingerprint};
+use otr4::{FINGERPRINT_LEN, Fingerprint};
 use serde::{Deserialize, Serialize};
 
 /// A fingerprint as the trust store keeps it: 112 lowercase hex digits.

@@ -16,17 +16,18 @@ use demo::Net;
 use demo::net_sim::{SimNet, policy};
 use minidom::Element;
 use otr4::InstanceTag;
-use otr4::conversation::{Account, Client};
-use otr4::crypto::ed448::KeyPair;
-use otr4::crypto::keys::generate_forging_point;
-use otr4::prekey::PrekeyStore;
-use otr4::prekey::messages::{EnsembleRetrieval, NoPrekeyEnsembles, PrekeyServerMessage};
-use otr4::wire::codec::Codec;
-use otr4::wire::encoded::{IncomingPrekey, classify_prekey, decode_prekey, encode_prekey};
-use xmpp_glue::devices::{DeviceChange, DeviceEntry, DeviceList};
+use otr4::PrekeyServerMessage;
+use otr4::PrekeyStore;
+use otr4::hazmat::crypto::ed448::KeyPair;
+use otr4::hazmat::crypto::keys::generate_forging_point;
+use otr4::hazmat::prekey::messages::{EnsembleRetrieval, NoPrekeyEnsembles};
+use otr4::hazmat::wire::codec::Codec;
+use otr4::hazmat::wire::encoded::{IncomingPrekey, classify_prekey, decode_prekey, encode_prekey};
+use otr4::{Account, Client};
+use xmpp_glue::Trust;
+use xmpp_glue::XmlError;
 use xmpp_glue::stanza::{self, el};
-use xmpp_glue::trust::Trust;
-use xmpp_glue::xml::XmlError;
+use xmpp_glue::{DeviceChange, DeviceEntry, DeviceList};
 use xmpp_glue::{Engine, EngineConfig, GlueEvent, GlueState, Output, ns};
 use xmpp_glue::{GlueError, NotSentReason, ServerPin};
 
@@ -1432,9 +1433,7 @@ fn a_refused_publication_is_retried_once_after_configuring_the_node() {
             .any(|e| matches!(e, GlueEvent::Error(GlueError::DeviceListPublish(_))));
         assert_eq!((ok, refused), (listed, !listed), "{replies:?}: {evs:?}");
         assert!(
-            !stanzas(&a.tick(NOW + 1, &mut rng))
-                .iter()
-                .any(is_configure),
+            !stanzas(&a.tick(NOW + 1, &mut rng)).iter().any(is_configure),
             "{replies:?}: configured again"
         );
     }

@@ -12,9 +12,9 @@ use xmpp_sim::demo;
 
 use demo::Net;
 use demo::net_sim::SimNet;
+use xmpp_glue::DeviceChange;
 use xmpp_glue::GlueError;
 use xmpp_glue::GlueEvent;
-use xmpp_glue::devices::DeviceChange;
 use xmpp_glue::stanza;
 
 fn block<F: std::future::Future>(f: F) -> F::Output {
@@ -162,7 +162,7 @@ fn device_list_change_is_an_event_and_an_empty_list_revokes_nothing() {
             && matches!(e, GlueEvent::DevicesChanged { change: DeviceChange::Added(x), .. } if x.instance_tag() == net.tag("bob/tablet"))));
 
         // A hostile or broken client empties Bob's list.
-        let empty = xmpp_glue::devices::DeviceList::default().to_element();
+        let empty = xmpp_glue::DeviceList::default().to_element();
         net.submit_raw("bob/tablet", stanza::publish_devices("raw-1", empty));
         let ev = net.settle().await;
         assert!(ev.iter().any(|(d, e)| d == "alice/laptop"

@@ -38,8 +38,8 @@ use tokio_xmpp::connect::DnsConfig;
 use tokio_xmpp::parsers::jid::Jid;
 use tokio_xmpp::{Event, IqRequest, IqResponse};
 use xmpp_glue::client::{ConnectOptions, EventStream, XmppClient};
-use xmpp_glue::devices::{DeviceChange, DeviceList};
 use xmpp_glue::stanza;
+use xmpp_glue::{DeviceChange, DeviceList};
 use xmpp_glue::{GlueError, GlueEvent};
 
 const COMPONENT: &str = "prekey.localhost";

@@ -15,7 +15,7 @@ use std::ffi::c_void;
 use std::process::ExitCode;
 
 use crabgrind::memcheck::{MemState, mark_mem};
-use otr4::crypto::dh::{DH_SECRET_LEN, DhKeyPair};
+use otr4::hazmat::crypto::dh::{DH_SECRET_LEN, DhKeyPair};
 
 /// Marks `bytes` as holding secret (undefined) or public (defined) data.
 fn mark(bytes: &[u8], state: MemState) {

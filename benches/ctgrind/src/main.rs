@@ -6,9 +6,9 @@
 //! outside valgrind the client requests are no-ops. Each case prints how many memcheck errors
 //! it added.
 
-use otr4::crypto::ecdh::ecdh;
-use otr4::crypto::ed448::{KeyPair, Point, Scalar, SymmetricKey};
-use otr4::crypto::eddsa::sign;
+use otr4::hazmat::crypto::ecdh::ecdh;
+use otr4::hazmat::crypto::ed448::{KeyPair, Point, Scalar, SymmetricKey};
+use otr4::hazmat::crypto::eddsa::sign;
 
 /// `VG_USERREQ_TOOL_BASE('M', 'C')` (memcheck.h).
 const MC_BASE: usize = ((b'M' as usize) << 24) | ((b'C' as usize) << 16);

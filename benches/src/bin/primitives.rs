@@ -10,12 +10,12 @@ use std::hint::black_box;
 use std::process::ExitCode;
 
 use chacha20::ChaCha20Rng;
-use otr4::crypto::dh::{DhKeyPair, DhPublic, SharedDh};
-use otr4::crypto::ecdh::ecdh;
-use otr4::crypto::ed448::{KeyPair, Point};
-use otr4::crypto::eddsa::{Signature, sign, verify};
-use otr4::crypto::kdf::Otrv4;
-use otr4::crypto::rsig::RingSignature;
+use otr4::hazmat::crypto::dh::{DhKeyPair, DhPublic, SharedDh};
+use otr4::hazmat::crypto::ecdh::ecdh;
+use otr4::hazmat::crypto::ed448::{KeyPair, Point};
+use otr4::hazmat::crypto::eddsa::{Signature, sign, verify};
+use otr4::hazmat::crypto::kdf::Otrv4;
+use otr4::hazmat::crypto::rsig::RingSignature;
 use otr4_benches::thread_cpu_time as cpu;
 use rand_core::SeedableRng;
 

@@ -15,8 +15,8 @@ use std::time::{Duration, Instant};
 use otr4_benches::thread_cpu_time as cpu;
 
 use chacha20::ChaCha20Rng;
-use otr4::conversation::{Account, Client, Event, Policy};
-use otr4::prekey::PrekeyStore;
+use otr4::PrekeyStore;
+use otr4::{Account, Client, Event, Policy};
 use rand_core::SeedableRng;
 
 const ALICE: &str = "alice@example.org";

@@ -7,19 +7,17 @@
 //! starts from real Auth-R, Auth-I and Data Messages instead of having to find them.
 //!
 //! Persistence exports use the fixed key [`KEY`]; [`seal`] and [`open`] implement the
-//! documented export envelope (otr4::conversation persist module docs) so the fuzzer can
+//! documented export envelope (otr4::hazmat::conversation persist module docs) so the fuzzer can
 //! reach the parser behind the authentication tag.
 
 use chacha20::ChaCha20Rng;
 use otr4::InstanceTag;
-use otr4::conversation::{
-    ACCOUNT_MAGIC, Account, CLIENT_MAGIC, Client, ConversationState, Event, PERSIST_KEY_LEN,
-    PERSIST_VERSION, Policy, SALT_LEN, TAG_LEN,
-};
-use otr4::crypto::chacha::apply_keystream;
-use otr4::crypto::kdf::shake_into;
-use otr4::prekey::PrekeyStore;
-use otr4::wire::tlv::Tlv;
+use otr4::PrekeyStore;
+use otr4::Tlv;
+use otr4::hazmat::conversation::{ACCOUNT_MAGIC, CLIENT_MAGIC, PERSIST_VERSION, SALT_LEN, TAG_LEN};
+use otr4::hazmat::crypto::chacha::apply_keystream;
+use otr4::shake_into;
+use otr4::{Account, Client, ConversationState, Event, PERSIST_KEY_LEN, Policy};
 use rand_core::SeedableRng;
 
 /// The persistence key of every export in the scenario.

@@ -5,8 +5,8 @@
 use std::collections::VecDeque;
 
 use otr4::InstanceTag;
-use otr4::conversation::{Account, Client, Policy, Selection};
-use otr4::prekey::PrekeyStore;
+use otr4::PrekeyStore;
+use otr4::{Account, Client, Policy, Selection};
 use xmpp_glue::{Engine, EngineConfig, GlueError, GlueEvent, GlueState, Output};
 
 use super::blob::{self, Level, Secret};

@@ -5,10 +5,10 @@
 //! the same record to their own types.
 #![forbid(unsafe_code)]
 
-use otr4::conversation::{Event as OtrEvent, SmpUpdate};
+use otr4::{Event as OtrEvent, SmpUpdate};
+use xmpp_glue::DeviceChange;
 use xmpp_glue::GlueEvent;
-use xmpp_glue::devices::DeviceChange;
-use xmpp_glue::trust::Trust;
+use xmpp_glue::Trust;
 
 /// What an event is (`otr4_event.kind`). Values never change meaning.
 #[repr(u32)]
@@ -347,7 +347,7 @@ pub fn from_otr(e: OtrEvent) -> Event {
             instance,
             reason,
         } => {
-            use otr4::conversation::DisconnectReason as D;
+            use otr4::DisconnectReason as D;
             let detail = match reason {
                 D::UserEnded => 0,
                 D::Expired => 1,

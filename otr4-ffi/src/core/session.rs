@@ -6,8 +6,8 @@
 use std::collections::VecDeque;
 
 use otr4::InstanceTag;
-use otr4::conversation::{Account, Client, Event as OtrEvent, Policy};
-use otr4::prekey::PrekeyStore;
+use otr4::PrekeyStore;
+use otr4::{Account, Client, Event as OtrEvent, Policy};
 
 use super::blob::{self, Level, Secret};
 use super::env::{Clock, Rng};

@@ -5,7 +5,7 @@
 
 use std::collections::{BTreeMap, VecDeque};
 
-use xmpp_glue::xml;
+use xmpp_glue::parse_stanza;
 use xmpp_sim::demo::prekey;
 use xmpp_sim::server::SimServer;
 
@@ -70,7 +70,7 @@ impl SimCore {
 
     /// The session `from` sends a stanza.
     pub fn submit(&mut self, from: &str, stanza: &str) -> Result<()> {
-        let e = xml::parse(stanza)
+        let e = parse_stanza(stanza)
             .map_err(|e| Error::new(otr4_status::OTR4_BAD_STANZA, e.to_string()))?;
         self.sim.set_now(system_now());
         self.sim.submit(from, e).map_err(sim_err)

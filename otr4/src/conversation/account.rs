@@ -109,6 +109,7 @@ impl Account {
     /// `forging_public` (otrv4.md §"Forger Keys": a client may keep it to forge
     /// transcripts). Fails on an invalid instance tag, a mismatching forging secret, a
     /// forging key equal to the long-term key, or an inconsistent policy.
+    #[cfg(feature = "hazmat")]
     pub fn from_keys(
         long_term: KeyPair,
         forging_public: ForgingPublicKey,
@@ -121,12 +122,12 @@ impl Account {
         if !instance_tag.is_valid_sender() {
             return Err(ConversationError::InvalidKeys("instance tag below 0x100"));
         }
-        if let Some(sk) = &forging_secret {
-            if sk.public() != forging_public.point() {
-                return Err(ConversationError::InvalidKeys(
-                    "forging secret does not match the forging key",
-                ));
-            }
+        if let Some(sk) = &forging_secret
+            && sk.public() != forging_public.point()
+        {
+            return Err(ConversationError::InvalidKeys(
+                "forging secret does not match the forging key",
+            ));
         }
         if long_term.public() == forging_public.point() {
             return Err(ConversationError::InvalidKeys(
@@ -175,16 +176,18 @@ impl Account {
     }
 
     /// Our long-term public key `H`.
-    pub fn public_key(&self) -> Ed448PublicKey {
+    pub(crate) fn public_key(&self) -> Ed448PublicKey {
         Ed448PublicKey(*self.long_term.public())
     }
 
     /// Our forging public key `F`.
+    #[cfg(feature = "hazmat")]
     pub fn forging_key(&self) -> &ForgingPublicKey {
         &self.forging_public
     }
 
     /// Whether the forging secret is kept.
+    #[cfg(feature = "hazmat")]
     pub fn has_forging_secret(&self) -> bool {
         self.forging_secret.is_some()
     }
@@ -195,6 +198,7 @@ impl Account {
     }
 
     /// Our current Client Profile.
+    #[cfg(feature = "hazmat")]
     pub fn profile(&self) -> &ClientProfile {
         &self.profile
     }
@@ -203,6 +207,7 @@ impl Account {
     /// [`PROFILE_EXTRA_VALIDITY_SECS`] past their expiration so that
     /// delayed Non-Interactive-Auth messages made with them still verify (otrv4.md
     /// §"Publishing Prekey Ensembles").
+    #[cfg(feature = "hazmat")]
     pub fn previous_profiles(&self) -> &[ClientProfile] {
         &self.previous_profiles
     }
@@ -223,7 +228,7 @@ impl Account {
     /// of `now` (otrv4.md §"Client Profile Expiration and Renewal"); returns whether it did.
     /// The replaced profile is kept as a previous profile (see
     /// [`Account::previous_profiles`]).
-    pub fn refresh_profile(&mut self, now: i64) -> bool {
+    pub(crate) fn refresh_profile(&mut self, now: i64) -> bool {
         let renew_at = self
             .profile
             .expiration()
@@ -322,10 +327,10 @@ impl Account {
         let instance_tag = read_tag(r, "instance tag")?;
         let profile = ClientProfile::decode(r.data("client profile")?)?;
         let policy = Policy::restore(r, version, ())?;
-        if let Some(f) = &forging_secret {
-            if f.public() != forging_public.point() {
-                return Err(PersistError::Invalid("forging secret does not match"));
-            }
+        if let Some(f) = &forging_secret
+            && f.public() != forging_public.point()
+        {
+            return Err(PersistError::Invalid("forging secret does not match"));
         }
         if profile.public_key().point() != long_term.public()
             || profile.forging_key() != &forging_public

@@ -472,7 +472,7 @@ impl Client {
     /// Configures the prekey server we publish to and retrieve from
     /// (otrv4-prekey-server.md §"Prekey Server Composite Identity"): its network identity
     /// (e.g. its JID) and the fingerprint its long-term key must have
-    /// ([`Fingerprint::prekey_server`], obtained out of band and ideally verified), and when
+    /// (`Fingerprint::prekey_server`, obtained out of band and ideally verified), and when
     /// to refill the server's stock of our Prekey messages. Abandons any exchange with a
     /// previous server. Not persisted: call it again after [`Client::import`]. Fails in
     /// [`super::policy::Mode::InteractiveOnly`] ([`ConversationError::OfflineNotAllowed`]).
@@ -500,11 +500,11 @@ impl Client {
     /// - our Client Profile is re-signed if it expires within the refill policy's
     ///   `renew_before`, and included unless the server already confirmed storing it;
     /// - a Prekey Profile (a new shared prekey in `prekeys`, valid
-    ///   [`super::prekey_link::PREKEY_PROFILE_LIFETIME_SECS`]) is made if there is none or
+    ///   `super::prekey_link::PREKEY_PROFILE_LIFETIME_SECS`) is made if there is none or
     ///   it expires within `renew_before`, and included unless already confirmed;
     /// - new Prekey messages: a full batch (`refill.batch`, at most 255) when `stored` is
     ///   `None` (first publication, or the stock is unknown), else what
-    ///   [`RefillPolicy::prekeys_to_publish`] says for the server's `stored` count. Their
+    ///   `RefillPolicy::prekeys_to_publish` says for the server's `stored` count. Their
     ///   secrets go into `prekeys`.
     ///
     /// Previous Client Profiles and shared prekeys past their extra validity are deleted.
@@ -537,7 +537,7 @@ impl Client {
 
     /// The refill policy's schedule (otrv4.md §"Publishing Prekey Messages": publish
     /// "once the server store of prekeys messages gets low"): unless an exchange is under
-    /// way, a storage status request when [`RefillPolicy::should_query_status`] says so
+    /// way, a storage status request when `RefillPolicy::should_query_status` says so
     /// (its answer triggers the refill), else a publication of our profiles if one must be
     /// renewed or was never confirmed. Call it from time to time while online (e.g. with
     /// [`Client::tick`]); `None` when nothing is due.

@@ -33,10 +33,10 @@ impl Conversation {
         };
         let (dake, identity) = dake::start(rng, &local, self.their_tag);
         let (_, mut live) = Conversation::take_live(self.take_phase());
-        if live.as_ref().is_some_and(|s| s.non_interactive.is_some()) {
-            if let Some(session) = live.take() {
-                self.disconnect(ctx, out, rng, session, DisconnectReason::SwitchingDake);
-            }
+        if live.as_ref().is_some_and(|s| s.non_interactive.is_some())
+            && let Some(session) = live.take()
+        {
+            self.disconnect(ctx, out, rng, session, DisconnectReason::SwitchingDake);
         }
         self.phase = Phase::WaitingAuthR { dake, live };
         self.dake_started_at = ctx.now;

@@ -206,10 +206,10 @@ impl Peer {
         is_self: bool,
     ) {
         let x = m.sender_tag;
-        if let Some(c) = self.conversations.get(&x) {
-            if c.is_replayed_identity(m) {
-                return ctx.warn(out, Some(x), Warning::ReplayedIdentity);
-            }
+        if let Some(c) = self.conversations.get(&x)
+            && c.is_replayed_identity(m)
+        {
+            return ctx.warn(out, Some(x), Warning::ReplayedIdentity);
         }
         let state = self.conversations.get(&x).map(Conversation::state);
         let no_own_dake = !matches!(
@@ -269,13 +269,13 @@ impl Peer {
         is_self: bool,
     ) {
         let x = m.sender_tag;
-        if let Some(conv) = self.conversations.get_mut(&x) {
-            if conv.waits_for_auth_r() {
-                if conv.receive_auth_r(ctx, out, rng, m) {
-                    self.flush_peer_queue(ctx, out, rng, x);
-                }
-                return;
+        if let Some(conv) = self.conversations.get_mut(&x)
+            && conv.waits_for_auth_r()
+        {
+            if conv.receive_auth_r(ctx, out, rng, m) {
+                self.flush_peer_queue(ctx, out, rng, x);
             }
+            return;
         }
         if self.pending.is_some() {
             if !self.admit(ctx, out, x, is_self) {

@@ -43,95 +43,7 @@
 //! | `client` | [`Client`]: the router and the public entry points |
 //! | `persist` | the encrypted export and import of an account or a client |
 //!
-//! # Example
-//!
-//! Alice and Bob in the default (OTRv3-compatible, version 4 only) mode: Alice asks for a
-//! private conversation with a query message, Bob answers with the DAKE, and they talk.
-//!
-//! ```
-//! use otr4::conversation::{Account, Client, ConversationState, Event, Policy};
-//! use otr4::prekey::PrekeyStore;
-//! use rand::SeedableRng;
-//! use rand::rngs::StdRng;
-//!
-//! let mut rng = StdRng::seed_from_u64(42);
-//! let now = 1_700_000_000;
-//! let account = |rng: &mut StdRng| Account::generate(rng, Policy::default(), now).unwrap();
-//! let mut alice = Client::new(account(&mut rng), "alice@example.org");
-//! let mut bob = Client::new(account(&mut rng), "bob@example.org");
-//! // Each side's prekey store (empty here: nobody publishes Prekey Ensembles).
-//! let mut stores = [alice.account(), bob.account()].map(|a| PrekeyStore::new(a.instance_tag()));
-//!
-//! /// Delivers every `Send` to the other side until the network is quiet; returns the
-//! /// other events each side saw (Alice's first).
-//! fn run(
-//!     alice: &mut Client,
-//!     bob: &mut Client,
-//!     stores: &mut [PrekeyStore; 2],
-//!     from_alice: Vec<Event>,
-//!     now: i64,
-//!     rng: &mut StdRng,
-//! ) -> (Vec<Event>, Vec<Event>) {
-//!     let (mut seen_a, mut seen_b) = (Vec::new(), Vec::new());
-//!     let mut wire: Vec<(bool, String)> = Vec::new(); // (to Bob?, text)
-//!     let mut sort = |events: Vec<Event>, from_alice: bool, wire: &mut Vec<(bool, String)>,
-//!                     seen_a: &mut Vec<Event>, seen_b: &mut Vec<Event>| {
-//!         for e in events {
-//!             match e {
-//!                 Event::Send { text, .. } => wire.push((from_alice, text)),
-//!                 other if from_alice => seen_a.push(other),
-//!                 other => seen_b.push(other),
-//!             }
-//!         }
-//!     };
-//!     sort(from_alice, true, &mut wire, &mut seen_a, &mut seen_b);
-//!     while !wire.is_empty() {
-//!         let (to_bob, text) = wire.remove(0);
-//!         if to_bob {
-//!             let ev = bob.receive("alice@example.org", &text, &mut stores[1], now, rng);
-//!             sort(ev, false, &mut wire, &mut seen_a, &mut seen_b);
-//!         } else {
-//!             let ev = alice.receive("bob@example.org", &text, &mut stores[0], now, rng);
-//!             sort(ev, true, &mut wire, &mut seen_a, &mut seen_b);
-//!         }
-//!     }
-//!     (seen_a, seen_b)
-//! }
-//!
-//! // Query message → Identity → Auth-R → Auth-I: both sides are secure with one SSID.
-//! let query = alice.start("bob@example.org", now, &mut rng);
-//! let (seen_a, seen_b) = run(&mut alice, &mut bob, &mut stores, query, now, &mut rng);
-//! let ssid_of = |seen: &[Event]| {
-//!     seen.iter().find_map(|e| match e {
-//!         Event::Secure { ssid, .. } => Some(*ssid),
-//!         _ => None,
-//!     })
-//! };
-//! assert_eq!(ssid_of(&seen_a).unwrap(), ssid_of(&seen_b).unwrap());
-//! let bob_tag = bob.account().instance_tag();
-//! assert_eq!(
-//!     alice.conversation("bob@example.org", bob_tag).unwrap().state(),
-//!     ConversationState::Encrypted
-//! );
-//!
-//! // An encrypted message from Alice to Bob.
-//! let sent = alice.send("bob@example.org", "hello Bob", &[], now, &mut rng);
-//! let (_, seen_b) = run(&mut alice, &mut bob, &mut stores, sent, now, &mut rng);
-//! assert!(seen_b.iter().any(|e| matches!(
-//!     e,
-//!     Event::Received { text, encrypted: true, .. } if text == "hello Bob"
-//! )));
-//!
-//! // Alice ends the conversation: Bob's side is FINISHED.
-//! let bye = alice.end("bob@example.org", None, now, &mut rng);
-//! let (_, seen_b) = run(&mut alice, &mut bob, &mut stores, bye, now, &mut rng);
-//! assert!(seen_b.iter().any(|e| matches!(e, Event::Finished { .. })));
-//! let alice_tag = alice.account().instance_tag();
-//! assert_eq!(
-//!     bob.conversation("alice@example.org", alice_tag).unwrap().state(),
-//!     ConversationState::Finished
-//! );
-//! ```
+//! The example is in the crate docs (`lib.rs`).
 
 mod account;
 mod client;
@@ -149,7 +61,7 @@ mod prekey_link;
 mod session;
 mod state;
 
-pub use account::{Account, MAX_PREVIOUS_PROFILES, PROFILE_EXTRA_VALIDITY_SECS, PROFILE_VERSIONS};
+pub use account::Account;
 pub use client::{Client, DEFAULT_MAX_INSTANCES};
 pub use events::{
     ConversationError, ConversationState, DisconnectReason, Event, NotSentReason, SmpUpdate,
@@ -157,15 +69,25 @@ pub use events::{
 };
 pub use offline::OfflineEnsembles;
 pub use peer::Peer;
-pub use persist::{
-    ACCOUNT_MAGIC, CLIENT_MAGIC, PERSIST_KEY_LEN, PERSIST_VERSION, SALT_LEN, TAG_LEN,
-};
+pub use persist::PERSIST_KEY_LEN;
 pub use persisted::PersistError;
-pub use policy::{
-    DEFAULT_DAKE_TIMEOUT_SECS, DEFAULT_HEARTBEAT_SECS, DEFAULT_MAX_QUEUED_MESSAGES,
-    DEFAULT_MAX_STORED_MESSAGES, DEFAULT_PROFILE_LIFETIME_SECS, DEFAULT_PROFILE_RENEW_MARGIN_SECS,
-    DEFAULT_SESSION_EXPIRY_SECS, DEFAULT_STORED_MESSAGE_SECS, Mode, Policy, Selection,
+pub use policy::{Mode, Policy, Selection};
+pub use prekey_link::PrekeyOutcome;
+pub use state::Conversation;
+
+// The layer's constants and digests, for the tests and fuzz targets (`otr4::hazmat`); the
+// crate root exports the client's API above.
+#[cfg(feature = "hazmat")]
+pub use {
+    account::{MAX_PREVIOUS_PROFILES, PROFILE_EXTRA_VALIDITY_SECS, PROFILE_VERSIONS},
+    persist::{ACCOUNT_MAGIC, CLIENT_MAGIC, PERSIST_VERSION, SALT_LEN, TAG_LEN},
+    policy::{
+        DEFAULT_DAKE_TIMEOUT_SECS, DEFAULT_HEARTBEAT_SECS, DEFAULT_MAX_QUEUED_MESSAGES,
+        DEFAULT_MAX_STORED_MESSAGES, DEFAULT_PROFILE_LIFETIME_SECS,
+        DEFAULT_PROFILE_RENEW_MARGIN_SECS, DEFAULT_SESSION_EXPIRY_SECS,
+        DEFAULT_STORED_MESSAGE_SECS,
+    },
+    prekey_link::PREKEY_PROFILE_LIFETIME_SECS,
+    session::{IDENTITY_DIGEST_LEN, identity_digest, non_interactive_digest},
+    state::MAX_REMEMBERED_IDENTITIES,
 };
-pub use prekey_link::{PREKEY_PROFILE_LIFETIME_SECS, PrekeyOutcome};
-pub use session::{IDENTITY_DIGEST_LEN, identity_digest, non_interactive_digest};
-pub use state::{Conversation, MAX_REMEMBERED_IDENTITIES};

@@ -22,7 +22,7 @@ use super::peer::Peer;
 pub enum OfflineEnsembles<'a> {
     /// A Prekey Ensemble Retrieval message from the server: its receiver tag must be ours
     /// and its identity the peer's bare JID; the ensembles are validated at `now` and one
-    /// is chosen per instance tag ([`crate::dake::ensemble::choose_ensembles`]).
+    /// is chosen per instance tag (`crate::dake::ensemble::choose_ensembles`).
     Retrieval(&'a EnsembleRetrieval),
     /// Ensembles already validated (e.g. [`super::prekey_link::PrekeyOutcome::Ensembles`]);
     /// each is validated again at `now` and only the first per instance tag is used.

@@ -35,13 +35,13 @@ pub enum Mode {
 
 impl Mode {
     /// Whether the mode handles plaintext, query messages and whitespace tags.
-    pub fn handles_plaintext(self) -> bool {
+    pub(crate) fn handles_plaintext(self) -> bool {
         matches!(self, Mode::Otrv3Compatible)
     }
 
     /// Whether the mode allows offline conversations (the non-interactive DAKE): every mode
     /// but [`Mode::InteractiveOnly`] (otrv4.md §"OTRv4 Modes").
-    pub fn allows_offline(self) -> bool {
+    pub(crate) fn allows_offline(self) -> bool {
         !matches!(self, Mode::InteractiveOnly)
     }
 }
@@ -182,7 +182,7 @@ impl Policy {
 
     /// Whether plaintext may be sent: only in [`Mode::Otrv3Compatible`] without
     /// [`Policy::require_encryption`].
-    pub fn allows_plaintext(&self) -> bool {
+    pub(crate) fn allows_plaintext(&self) -> bool {
         self.mode.handles_plaintext() && !self.require_encryption
     }
 

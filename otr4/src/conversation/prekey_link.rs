@@ -17,8 +17,7 @@ use crate::crypto::kdf::shake256;
 use crate::dake::ensemble::ChosenEnsembles;
 use crate::prekey::client::{Retrieved, ServerReply};
 use crate::prekey::messages::{MAX_PUBLISHED_PREKEY_MESSAGES, PrekeyServerMessage};
-use crate::prekey::server::DEFAULT_SESSION_TTL;
-use crate::prekey::{PrekeyClient, PrekeyError, PrekeyStore, RefillPolicy};
+use crate::prekey::{DEFAULT_SESSION_TTL, PrekeyClient, PrekeyError, PrekeyStore, RefillPolicy};
 
 use super::account::{Account, PROFILE_EXTRA_VALIDITY_SECS, PUBLISHED_DIGEST_LEN};
 use super::events::ConversationError;

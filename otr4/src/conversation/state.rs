@@ -16,7 +16,6 @@ use crate::crypto::fingerprint::Fingerprint;
 use crate::dake::{self, WaitingAuthI, WaitingAuthR};
 use crate::debug::redacted_debug;
 use crate::ratchet::SecretBytes;
-use crate::smp::SmpState;
 use crate::wire::codec::{Reader, Writer};
 use crate::wire::messages::IdentityMessage;
 
@@ -140,6 +139,7 @@ impl Conversation {
     /// Our DAKE role in the live session (for a session made by the non-interactive DAKE:
     /// `Alice` for the sender of the Non-Interactive-Auth message, `Bob` for its receiver,
     /// matching the SSID halves of otrv4.md §"Secure Session ID").
+    #[cfg(feature = "hazmat")]
     pub fn role(&self) -> Option<dake::Role> {
         self.live().map(|s| s.role)
     }
@@ -151,12 +151,14 @@ impl Conversation {
     }
 
     /// The live session's ratchet id `i` (grows by one per DH ratchet).
+    #[cfg(feature = "hazmat")]
     pub fn ratchet_id(&self) -> Option<u32> {
         self.live().map(|s| s.ratchet.ratchet_id())
     }
 
     /// The live session's SMP state.
-    pub fn smp_state(&self) -> Option<SmpState> {
+    #[cfg(feature = "hazmat")]
+    pub fn smp_state(&self) -> Option<crate::smp::SmpState> {
         self.live().map(|s| s.smp.state())
     }
 
@@ -166,11 +168,13 @@ impl Conversation {
     }
 
     /// Data messages stored until the DAKE completes.
+    #[cfg(feature = "hazmat")]
     pub fn stored(&self) -> usize {
         self.stored.len()
     }
 
     /// When we last sent to / received from this instance.
+    #[cfg(feature = "hazmat")]
     pub fn last_activity(&self) -> (Option<i64>, Option<i64>) {
         (self.last_sent, self.last_received)
     }

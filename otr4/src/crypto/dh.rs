@@ -370,6 +370,7 @@ fn in_range(x: &U3072) -> bool {
 ///
 /// This costs a full 3072-bit exponentiation; [`DhPublic::from_be_bytes`] uses the
 /// equivalent Legendre-symbol test instead and this function serves as its test oracle.
+#[cfg(feature = "hazmat")]
 pub fn is_in_group_literal(be: &[u8]) -> bool {
     match decode_be(be) {
         Some(x) if in_range(&x) => {
@@ -542,6 +543,7 @@ impl SharedDh {
     }
 
     /// The value as 384 big-endian bytes, left-padded with zeros.
+    #[cfg(feature = "hazmat")]
     pub fn to_fixed_be(&self) -> &[u8; DH_MODULUS_LEN] {
         &self.bytes
     }
@@ -626,6 +628,7 @@ impl SecretExponent {
 /// public, so variable time. `v` (big-endian) must be `< dh_q` and each `t_i` at most 384
 /// big-endian bytes; returns `None` otherwise or if the product is not invertible (it
 /// always is for group elements). `A` is returned as its minimal big-endian magnitude.
+#[cfg(feature = "hazmat")]
 pub(crate) fn dh_proof_commitment(v_be: &[u8], terms: &[(&DhPublic, &[u8])]) -> Option<Vec<u8>> {
     let v = decode_be(v_be)?;
     if v.cmp_vartime(&DH_Q) != Ordering::Less {
@@ -672,7 +675,7 @@ mod tests {
                 let term = power
                     .div_rem_limb(NonZero::new(Limb::from_u32(2 * k + 1)).unwrap())
                     .0;
-                sum = if k % 2 == 0 {
+                sum = if k.is_multiple_of(2) {
                     sum.wrapping_add(&term)
                 } else {
                     sum.wrapping_sub(&term)
@@ -921,7 +924,7 @@ mod tests {
         let mut t = 1;
         a %= n;
         while a != 0 {
-            while a % 2 == 0 {
+            while a.is_multiple_of(2) {
                 a /= 2;
                 if n % 8 == 3 || n % 8 == 5 {
                     t = -t;

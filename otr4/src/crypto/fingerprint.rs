@@ -17,21 +17,25 @@ pub const FINGERPRINT_LEN: usize = 56;
 pub struct Fingerprint(pub [u8; FINGERPRINT_LEN]);
 
 impl Fingerprint {
-    /// The OTRv4 fingerprint `HWC(usage_fingerprint || byte(H) || byte(F), 56)`, where
-    /// `byte(H)` and `byte(F)` are the typed 59-byte ED448-PUBKEY and ED448-FORGING-KEY
-    /// encodings (see spec notes; as libotr-ng does).
-    pub fn otrv4(h: &Ed448PublicKey, f: &ForgingPublicKey) -> Fingerprint {
-        Fingerprint(hwc::<FINGERPRINT_LEN>(
-            Usage::Fingerprint,
-            &[&h.encode(), &f.encode()],
-        ))
+    hazmat_pub! {
+        /// The OTRv4 fingerprint `HWC(usage_fingerprint || byte(H) || byte(F), 56)`, where
+        /// `byte(H)` and `byte(F)` are the typed 59-byte ED448-PUBKEY and ED448-FORGING-KEY
+        /// encodings (see spec notes; as libotr-ng does).
+        fn otrv4(h: &Ed448PublicKey, f: &ForgingPublicKey) -> Fingerprint {
+            Fingerprint(hwc::<FINGERPRINT_LEN>(
+                Usage::Fingerprint,
+                &[&h.encode(), &f.encode()],
+            ))
+        }
     }
 
-    /// The prekey server's fingerprint `KDF_1(usage_fingerprint || byte(H), 56)`, with the
-    /// OTRv4 KDF (`"OTRv4"` domain, usage 0x00) as that section says, and `byte(H)` the typed
-    /// ED448-PUBKEY encoding (as the Go prekey server does).
-    pub fn prekey_server(h: &Ed448PublicKey) -> Fingerprint {
-        Fingerprint(kdf::<FINGERPRINT_LEN>(Usage::Fingerprint, &[&h.encode()]))
+    hazmat_pub! {
+        /// The prekey server's fingerprint `KDF_1(usage_fingerprint || byte(H), 56)`, with the
+        /// OTRv4 KDF (`"OTRv4"` domain, usage 0x00) as that section says, and `byte(H)` the typed
+        /// ED448-PUBKEY encoding (as the Go prekey server does).
+        fn prekey_server(h: &Ed448PublicKey) -> Fingerprint {
+            Fingerprint(kdf::<FINGERPRINT_LEN>(Usage::Fingerprint, &[&h.encode()]))
+        }
     }
 
     /// The raw bytes.

@@ -14,6 +14,7 @@ use crate::crypto::ed448::{
 use crate::crypto::kdf::Domain;
 
 /// Bytes in a RING-SIG (six 57-byte SCALARs).
+#[cfg(feature = "hazmat")]
 pub const RING_SIG_LEN: usize = 6 * crate::crypto::ed448::SCALAR_LEN;
 
 /// RING-SIG: `(c1, r1, c2, r2, c3, r3)` (otrv4.md §"Serializing the Ring Signature Proof of

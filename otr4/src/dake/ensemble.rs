@@ -3,6 +3,7 @@
 //!
 //! A [`ValidatedEnsemble`] is what the non-interactive DAKE's sender starts from.
 
+use crate::crypto::fingerprint::Fingerprint;
 use crate::instance_tag::InstanceTag;
 use crate::profile::ProfileError;
 use crate::profile::client::{ClientProfile, ValidatedClientProfile};
@@ -43,35 +44,37 @@ pub struct ValidatedEnsemble {
 }
 
 impl ValidatedEnsemble {
-    /// Validates one ensemble in the spec's order:
-    /// 1. the three owner tags are equal — [`EnsembleError::InstanceTagMismatch`];
-    /// 2. the Client Profile is valid for that tag at `now` — [`EnsembleError::ClientProfile`];
-    /// 3. and 4. the Prekey Profile is valid for that tag at `now` and signed by the Client
-    ///    Profile's long-term key — [`EnsembleError::PrekeyProfile`];
-    /// 5. the Prekey message's `Y` and `B` are valid: enforced when it was decoded;
-    /// 6. and 7. the Prekey message's version (0x0004, the only one decoded) is in the
-    ///    Client Profile's versions, and we support it — [`EnsembleError::UnsupportedVersion`].
-    pub fn validate(e: &PrekeyEnsemble, now: i64) -> Result<ValidatedEnsemble, EnsembleError> {
-        let tag = e.prekey_message.owner_tag;
-        if e.client_profile.owner_tag() != tag || e.prekey_profile.owner_tag != tag {
-            return Err(EnsembleError::InstanceTagMismatch);
+    hazmat_pub! {
+        /// Validates one ensemble in the spec's order:
+        /// 1. the three owner tags are equal — [`EnsembleError::InstanceTagMismatch`];
+        /// 2. the Client Profile is valid for that tag at `now` — [`EnsembleError::ClientProfile`];
+        /// 3. and 4. the Prekey Profile is valid for that tag at `now` and signed by the Client
+        ///    Profile's long-term key — [`EnsembleError::PrekeyProfile`];
+        /// 5. the Prekey message's `Y` and `B` are valid: enforced when it was decoded;
+        /// 6. and 7. the Prekey message's version (0x0004, the only one decoded) is in the
+        ///    Client Profile's versions, and we support it — [`EnsembleError::UnsupportedVersion`].
+        fn validate(e: &PrekeyEnsemble, now: i64) -> Result<ValidatedEnsemble, EnsembleError> {
+            let tag = e.prekey_message.owner_tag;
+            if e.client_profile.owner_tag() != tag || e.prekey_profile.owner_tag != tag {
+                return Err(EnsembleError::InstanceTagMismatch);
+            }
+            let client_profile = e
+                .client_profile
+                .validate(tag, now)
+                .map_err(EnsembleError::ClientProfile)?;
+            let prekey_profile = e
+                .prekey_profile
+                .validate(tag, now, e.client_profile.public_key())
+                .map_err(EnsembleError::PrekeyProfile)?;
+            if !e.client_profile.supports(b'4') {
+                return Err(EnsembleError::UnsupportedVersion);
+            }
+            Ok(ValidatedEnsemble {
+                client_profile,
+                prekey_profile,
+                prekey_message: e.prekey_message.clone(),
+            })
         }
-        let client_profile = e
-            .client_profile
-            .validate(tag, now)
-            .map_err(EnsembleError::ClientProfile)?;
-        let prekey_profile = e
-            .prekey_profile
-            .validate(tag, now, e.client_profile.public_key())
-            .map_err(EnsembleError::PrekeyProfile)?;
-        if !e.client_profile.supports(b'4') {
-            return Err(EnsembleError::UnsupportedVersion);
-        }
-        Ok(ValidatedEnsemble {
-            client_profile,
-            prekey_profile,
-            prekey_message: e.prekey_message.clone(),
-        })
     }
 
     /// The owner's instance tag (equal in all three parts).
@@ -79,39 +82,49 @@ impl ValidatedEnsemble {
         self.prekey_message.owner_tag
     }
 
+    /// The fingerprint of the ensemble's Client Profile (its long-term and forging keys),
+    /// to compare with the key pinned for [`ValidatedEnsemble::owner_tag`] before using it.
+    pub fn fingerprint(&self) -> Fingerprint {
+        self.client_profile().fingerprint()
+    }
+
     /// The validated Client Profile.
-    pub fn client_profile(&self) -> &ClientProfile {
+    pub(crate) fn client_profile(&self) -> &ClientProfile {
         self.client_profile.profile()
     }
 
     /// The Client Profile with its validation proof.
-    pub fn validated_client_profile(&self) -> &ValidatedClientProfile {
+    pub(crate) fn validated_client_profile(&self) -> &ValidatedClientProfile {
         &self.client_profile
     }
 
-    /// The validated Prekey Profile.
-    pub fn prekey_profile(&self) -> &PrekeyProfile {
-        self.prekey_profile.profile()
+    hazmat_pub! {
+        /// The validated Prekey Profile.
+        fn prekey_profile(&self) -> &PrekeyProfile {
+            self.prekey_profile.profile()
+        }
     }
 
-    /// The Prekey message.
-    pub fn prekey_message(&self) -> &PrekeyMessage {
-        &self.prekey_message
+    hazmat_pub! {
+        /// The Prekey message.
+        fn prekey_message(&self) -> &PrekeyMessage {
+            &self.prekey_message
+        }
     }
 
     /// When the ensemble stops being usable: the earlier of the two profile expirations.
-    pub fn expiry(&self) -> i64 {
+    pub(crate) fn expiry(&self) -> i64 {
         self.client_profile
             .expiration()
             .min(self.prekey_profile.expiration)
     }
 }
 
-/// The result of [`choose_ensembles`].
+/// The result of `choose_ensembles`.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ChosenEnsembles {
     /// One valid ensemble per owner instance tag (the one with the latest
-    /// [`ValidatedEnsemble::expiry`]), ordered by tag.
+    /// `ValidatedEnsemble::expiry`), ordered by tag.
     pub chosen: Vec<ValidatedEnsemble>,
     /// The discarded ensembles: their index in the input and why.
     pub discarded: Vec<(usize, EnsembleError)>,

@@ -113,51 +113,61 @@ pub struct DakeComplete {
 
 impl DakeComplete {
     /// Our role.
+    #[cfg(feature = "hazmat")]
     pub fn role(&self) -> Role {
         self.init.role
     }
 
     /// The mixed shared secret `K`.
+    #[cfg(feature = "hazmat")]
     pub fn shared_secret(&self) -> &MixedSecret {
         &self.init.shared_secret
     }
 
     /// The secure session ID.
+    #[cfg(feature = "hazmat")]
     pub fn ssid(&self) -> Ssid {
         self.init.ssid
     }
 
     /// Our sender instance tag.
+    #[cfg(feature = "hazmat")]
     pub fn our_tag(&self) -> InstanceTag {
         self.init.our_tag
     }
 
     /// The peer's instance tag (receiver tag of our future messages).
+    #[cfg(feature = "hazmat")]
     pub fn their_tag(&self) -> InstanceTag {
         self.init.their_tag
     }
 
     /// The peer's validated Client Profile.
+    #[cfg(feature = "hazmat")]
     pub fn their_profile(&self) -> &ValidatedClientProfile {
         &self.init.their_profile
     }
 
     /// Our `our_ecdh_first` key pair (the ratchet's initial `our_ecdh`).
+    #[cfg(feature = "hazmat")]
     pub fn our_ecdh_first(&self) -> &KeyPair {
         &self.init.our_ecdh
     }
 
     /// Our `our_dh_first` key pair (the ratchet's initial `our_dh`).
+    #[cfg(feature = "hazmat")]
     pub fn our_dh_first(&self) -> &DhKeyPair {
         &self.init.our_dh
     }
 
     /// The peer's `our_ecdh_first.public` (the ratchet's initial `their_ecdh`).
+    #[cfg(feature = "hazmat")]
     pub fn their_ecdh_first(&self) -> &Point {
         &self.init.their_ecdh
     }
 
     /// The peer's `our_dh_first.public` (the ratchet's initial `their_dh`).
+    #[cfg(feature = "hazmat")]
     pub fn their_dh_first(&self) -> &DhPublic {
         &self.init.their_dh
     }
@@ -739,6 +749,7 @@ struct AuthIWait {
 
 impl WaitingAuthI {
     /// The Auth-R message we sent.
+    #[cfg(feature = "hazmat")]
     pub fn auth_r(&self) -> &AuthR {
         &self.0.auth_r
     }
@@ -749,6 +760,7 @@ impl WaitingAuthI {
     }
 
     /// The peer's (Bob's) instance tag.
+    #[cfg(feature = "hazmat")]
     pub fn their_tag(&self) -> InstanceTag {
         self.0.init.their_tag
     }

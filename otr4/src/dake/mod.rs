@@ -24,10 +24,16 @@ use crate::instance_tag::InstanceTag;
 use crate::profile::ProfileError;
 
 pub use interactive::{
-    DakeComplete, LocalParty, RatchetInit, Role, SimultaneousIdentity, WaitingAuthI, WaitingAuthR,
-    receive_identity, start, tie_break_hash,
+    DakeComplete, LocalParty, Role, SimultaneousIdentity, WaitingAuthI, WaitingAuthR,
+    receive_identity, start,
 };
-pub use phi::{PhiParty, PhiPrime, phi};
+pub use phi::PhiPrime;
+// For the test vectors and benches (`otr4::hazmat`).
+#[cfg(feature = "hazmat")]
+pub use {
+    interactive::{RatchetInit, tie_break_hash},
+    phi::{PhiParty, phi},
+};
 
 /// Bytes in the mixed shared secret `K`.
 pub const MIXED_SECRET_LEN: usize = 64;
@@ -39,10 +45,10 @@ pub const SSID_LEN: usize = 8;
 /// Why a DAKE message was rejected (otrv4.md §"Receiving an Identity Message",
 /// §"Receiving an Auth-R Message", §"Receiving an Auth-I Message"). In every case the spec
 /// says to ignore the message; the state machine hands the unchanged state back in
-/// [`Rejected`].
+/// `Rejected`.
 ///
-/// Invalid points and DH values cannot reach this layer: [`crate::crypto::ed448::Point`]
-/// and [`crate::crypto::dh::DhPublic`] only exist after the strict checks, so a message
+/// Invalid points and DH values cannot reach this layer: `crate::crypto::ed448::Point`
+/// and `crate::crypto::dh::DhPublic` only exist after the strict checks, so a message
 /// carrying them is rejected by its decoder with a [`crate::wire::codec::DecodeError`].
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]

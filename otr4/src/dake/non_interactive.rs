@@ -144,6 +144,7 @@ impl NonInteractiveComplete {
     }
 
     /// The mixed shared secret `K = KDF(usage_shared_secret || tmp_k, 64)`.
+    #[cfg(feature = "hazmat")]
     pub fn shared_secret(&self) -> &MixedSecret {
         &self.shared_secret
     }

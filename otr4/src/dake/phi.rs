@@ -21,6 +21,7 @@ pub struct PhiPrime(Vec<u8>);
 
 impl PhiPrime {
     /// No application context: `phi'` is empty.
+    #[cfg(feature = "hazmat")]
     pub fn empty() -> PhiPrime {
         PhiPrime(Vec::new())
     }
@@ -42,6 +43,7 @@ impl PhiPrime {
     /// Opaque application bytes (e.g. fixed-length game roles, a static shared password),
     /// encoded as one DATA field. The caller is responsible for both sides passing the
     /// same bytes.
+    #[cfg(feature = "hazmat")]
     pub fn from_opaque(bytes: &[u8]) -> PhiPrime {
         let mut w = Vec::with_capacity(4 + bytes.len());
         w.data(bytes);
@@ -49,6 +51,7 @@ impl PhiPrime {
     }
 
     /// The encoded `phi'`.
+    #[cfg(feature = "hazmat")]
     pub fn as_bytes(&self) -> &[u8] {
         &self.0
     }

@@ -61,6 +61,7 @@ impl PublishItems {
     }
 
     /// Adds a Prekey Profile and the secret of its shared prekey `D` (J = 1).
+    #[cfg(feature = "hazmat")]
     pub fn with_prekey_profile(mut self, pp: PrekeyProfile, d: KeyPair) -> PublishItems {
         self.prekey_profile = Some(Box::new((pp, d)));
         self
@@ -145,6 +146,7 @@ pub enum Retrieved {
 
 /// What [`PrekeyClient::receive`] produced.
 #[derive(Clone, Debug)]
+#[cfg(feature = "hazmat")]
 pub enum ClientEvent {
     /// Send this DAKE-3 to the server.
     Send(Box<Dake3>),
@@ -255,6 +257,7 @@ impl PrekeyClient {
     }
 
     /// Our Client Profile.
+    #[cfg(feature = "hazmat")]
     pub fn client_profile(&self) -> &ClientProfile {
         &self.client_profile
     }
@@ -271,16 +274,19 @@ impl PrekeyClient {
     }
 
     /// Whether a DAKE-1 was sent and no DAKE-2 processed yet (IN_DAKE).
+    #[cfg(feature = "hazmat")]
     pub fn is_in_dake(&self) -> bool {
         matches!(self.state, State::InDake(_))
     }
 
     /// Whether a DAKE-3 was sent and the server's reply is pending.
+    #[cfg(feature = "hazmat")]
     pub fn is_awaiting_reply(&self) -> bool {
         matches!(self.state, State::AwaitingReply(_))
     }
 
     /// Abandons any DAKE in progress (NOT_IN_DAKE), erasing its secrets.
+    #[cfg(feature = "hazmat")]
     pub fn reset(&mut self) {
         self.state = State::Idle;
     }
@@ -576,6 +582,7 @@ impl PrekeyClient {
     }
 
     /// Dispatches any message from the server to the matching handler above.
+    #[cfg(feature = "hazmat")]
     pub fn receive<R: rand_core::CryptoRng + ?Sized>(
         &mut self,
         rng: &mut R,

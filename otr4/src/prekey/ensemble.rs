@@ -45,16 +45,19 @@ pub struct PrekeySecrets {
 
 impl PrekeySecrets {
     /// The ECDH key pair `(y, Y)`.
+    #[cfg(feature = "hazmat")]
     pub fn ecdh(&self) -> &KeyPair {
         &self.y
     }
 
     /// The DH key pair `(b, B)`.
+    #[cfg(feature = "hazmat")]
     pub fn dh(&self) -> &DhKeyPair {
         &self.b
     }
 
     /// When the secrets were generated (seconds since the Unix epoch, as passed in).
+    #[cfg(feature = "hazmat")]
     pub fn created(&self) -> i64 {
         self.created
     }
@@ -81,6 +84,7 @@ pub struct SharedPrekey {
 
 impl SharedPrekey {
     /// The key pair `(d, D)`.
+    #[cfg(feature = "hazmat")]
     pub fn key(&self) -> &KeyPair {
         &self.key
     }
@@ -97,9 +101,9 @@ redacted_debug!(SharedPrekey { profile, .. });
 /// Prekey message by id, and the shared prekeys with their Prekey Profiles (newest last).
 ///
 /// The secrets are kept from generation (before publication) until a Non-Interactive-Auth
-/// message uses them ([`PrekeyStore::remove`]), the publication fails, or they age out
-/// ([`PrekeyStore::remove_created_before`]). [`PrekeyStore::export`] and
-/// [`PrekeyStore::import`] persist it with the rest of the client state.
+/// message uses them (`PrekeyStore::remove`), the publication fails, or they age out
+/// (`PrekeyStore::remove_created_before`). `PrekeyStore::export` and
+/// `PrekeyStore::import` persist it with the rest of the client state.
 #[derive(Clone)]
 pub struct PrekeyStore {
     owner_tag: InstanceTag,
@@ -139,154 +143,173 @@ impl PrekeyStore {
     }
 
     /// The ids of the stored prekey secrets, ascending.
+    #[cfg(feature = "hazmat")]
     pub fn ids(&self) -> impl Iterator<Item = u32> + '_ {
         self.prekeys.keys().copied()
     }
 
-    /// Generates `n` Prekey messages (otrv4.md §"Prekey Message"): each with a unique random
-    /// id (not 0, not already in the store), a fresh ECDH and DH key pair, and our owner tag.
-    /// The secrets are stored; the public messages are returned in generation order.
-    ///
-    /// Fails with [`PrekeyError::BadRequest`] if `n` is 0 or more than 255 (one
-    /// publication), or [`PrekeyError::StoreFull`] if the store would exceed
-    /// [`MAX_STORED_PREKEYS`].
-    pub fn generate_prekey_messages<R: rand_core::CryptoRng + ?Sized>(
-        &mut self,
-        rng: &mut R,
-        n: usize,
-        now: i64,
-    ) -> Result<Vec<PrekeyMessage>, PrekeyError> {
-        if n == 0 || n > MAX_PUBLISHED_PREKEY_MESSAGES {
-            return Err(PrekeyError::BadRequest("number of prekey messages"));
+    hazmat_pub! {
+        /// Generates `n` Prekey messages (otrv4.md §"Prekey Message"): each with a unique random
+        /// id (not 0, not already in the store), a fresh ECDH and DH key pair, and our owner tag.
+        /// The secrets are stored; the public messages are returned in generation order.
+        ///
+        /// Fails with [`PrekeyError::BadRequest`] if `n` is 0 or more than 255 (one
+        /// publication), or [`PrekeyError::StoreFull`] if the store would exceed
+        /// [`MAX_STORED_PREKEYS`].
+        fn generate_prekey_messages<R: rand_core::CryptoRng + ?Sized>(
+            &mut self,
+            rng: &mut R,
+            n: usize,
+            now: i64,
+        ) -> Result<Vec<PrekeyMessage>, PrekeyError> {
+            if n == 0 || n > MAX_PUBLISHED_PREKEY_MESSAGES {
+                return Err(PrekeyError::BadRequest("number of prekey messages"));
+            }
+            if self.prekeys.len().saturating_add(n) > MAX_STORED_PREKEYS {
+                return Err(PrekeyError::StoreFull);
+            }
+            let mut out = Vec::with_capacity(n);
+            for _ in 0..n {
+                let id = loop {
+                    let id = rng.next_u32();
+                    if id != 0 && !self.prekeys.contains_key(&id) {
+                        break id;
+                    }
+                };
+                let secrets = PrekeySecrets {
+                    y: KeyPair::generate(rng),
+                    b: DhKeyPair::generate(rng),
+                    created: now,
+                };
+                out.push(secrets.message(id, self.owner_tag));
+                self.prekeys.insert(id, secrets);
+            }
+            Ok(out)
         }
-        if self.prekeys.len().saturating_add(n) > MAX_STORED_PREKEYS {
-            return Err(PrekeyError::StoreFull);
-        }
-        let mut out = Vec::with_capacity(n);
-        for _ in 0..n {
-            let id = loop {
-                let id = rng.next_u32();
-                if id != 0 && !self.prekeys.contains_key(&id) {
-                    break id;
-                }
-            };
-            let secrets = PrekeySecrets {
-                y: KeyPair::generate(rng),
-                b: DhKeyPair::generate(rng),
-                created: now,
-            };
-            out.push(secrets.message(id, self.owner_tag));
-            self.prekeys.insert(id, secrets);
-        }
-        Ok(out)
     }
 
     /// The secrets of Prekey message `id`.
+    #[cfg(feature = "hazmat")]
     pub fn get(&self, id: u32) -> Option<&PrekeySecrets> {
         self.prekeys.get(&id)
     }
 
     /// The public Prekey message `id`.
+    #[cfg(feature = "hazmat")]
     pub fn prekey_message(&self, id: u32) -> Option<PrekeyMessage> {
         self.prekeys.get(&id).map(|s| s.message(id, self.owner_tag))
     }
 
-    /// Removes (and returns) the secrets of Prekey message `id`: after a Non-Interactive-Auth
-    /// message used it, or when its publication failed.
-    pub fn remove(&mut self, id: u32) -> Option<PrekeySecrets> {
-        self.prekeys.remove(&id)
+    hazmat_pub! {
+        /// Removes (and returns) the secrets of Prekey message `id`: after a Non-Interactive-Auth
+        /// message used it, or when its publication failed.
+        fn remove(&mut self, id: u32) -> Option<PrekeySecrets> {
+            self.prekeys.remove(&id)
+        }
     }
 
     /// Removes the prekey secrets generated before `cutoff`; returns how many.
+    #[cfg(feature = "hazmat")]
     pub fn remove_created_before(&mut self, cutoff: i64) -> usize {
         let before = self.prekeys.len();
         self.prekeys.retain(|_, s| s.created >= cutoff);
         before - self.prekeys.len()
     }
 
-    /// Generates a new shared prekey and signs its Prekey Profile with `long_term`
-    /// (otrv4.md §"Creating a Prekey Profile"); keeps both, dropping the oldest shared
-    /// prekey if more than [`MAX_SHARED_PREKEYS`] would be kept. Returns the new profile.
-    pub fn new_prekey_profile<R: rand_core::CryptoRng + ?Sized>(
-        &mut self,
-        rng: &mut R,
-        long_term: &KeyPair,
-        expiration: i64,
-    ) -> PrekeyProfile {
-        let key = KeyPair::generate(rng);
-        let profile = PrekeyProfile::build_and_sign(self.owner_tag, expiration, &key, long_term);
-        if self.shared.len() >= MAX_SHARED_PREKEYS && !self.shared.is_empty() {
-            self.shared.remove(0);
+    hazmat_pub! {
+        /// Generates a new shared prekey and signs its Prekey Profile with `long_term`
+        /// (otrv4.md §"Creating a Prekey Profile"); keeps both, dropping the oldest shared
+        /// prekey if more than [`MAX_SHARED_PREKEYS`] would be kept. Returns the new profile.
+        fn new_prekey_profile<R: rand_core::CryptoRng + ?Sized>(
+            &mut self,
+            rng: &mut R,
+            long_term: &KeyPair,
+            expiration: i64,
+        ) -> PrekeyProfile {
+            let key = KeyPair::generate(rng);
+            let profile = PrekeyProfile::build_and_sign(self.owner_tag, expiration, &key, long_term);
+            if self.shared.len() >= MAX_SHARED_PREKEYS && !self.shared.is_empty() {
+                self.shared.remove(0);
+            }
+            self.shared.push(SharedPrekey {
+                key,
+                profile: profile.clone(),
+            });
+            profile
         }
-        self.shared.push(SharedPrekey {
-            key,
-            profile: profile.clone(),
-        });
-        profile
     }
 
-    /// The newest shared prekey, if any.
-    pub fn current_shared_prekey(&self) -> Option<&SharedPrekey> {
-        self.shared.last()
+    hazmat_pub! {
+        /// The newest shared prekey, if any.
+        fn current_shared_prekey(&self) -> Option<&SharedPrekey> {
+            self.shared.last()
+        }
     }
 
-    /// Every kept shared prekey, oldest first.
-    pub fn shared_prekeys(&self) -> &[SharedPrekey] {
-        &self.shared
+    hazmat_pub! {
+        /// Every kept shared prekey, oldest first.
+        fn shared_prekeys(&self) -> &[SharedPrekey] {
+            &self.shared
+        }
     }
 
     /// The shared prekey whose public part is `d` (for a received Non-Interactive-Auth
     /// message, which may use an older, still valid Prekey Profile).
+    #[cfg(feature = "hazmat")]
     pub fn shared_prekey(&self, d: &SharedPrekeyPublic) -> Option<&SharedPrekey> {
         self.shared.iter().find(|s| s.profile.shared_prekey == *d)
     }
 
-    /// Drops shared prekeys whose Prekey Profile expired at least `extra_validity` seconds
-    /// before `now` (otrv4.md §"Publishing Prekey Ensembles": after the extra validity time
-    /// they "must be securely deleted"); returns how many.
-    pub fn expire_shared_prekeys(&mut self, now: i64, extra_validity: i64) -> usize {
-        let before = self.shared.len();
-        self.shared
-            .retain(|s| !s.profile.is_expired(now.saturating_sub(extra_validity)));
-        before - self.shared.len()
+    hazmat_pub! {
+        /// Drops shared prekeys whose Prekey Profile expired at least `extra_validity` seconds
+        /// before `now` (otrv4.md §"Publishing Prekey Ensembles": after the extra validity time
+        /// they "must be securely deleted"); returns how many.
+        fn expire_shared_prekeys(&mut self, now: i64, extra_validity: i64) -> usize {
+            let before = self.shared.len();
+            self.shared
+                .retain(|s| !s.profile.is_expired(now.saturating_sub(extra_validity)));
+            before - self.shared.len()
+        }
     }
 
-    /// Collects what to publish: the Prekey messages `ids` with their secrets (for the
-    /// proofs), and the newest Prekey Profile with its shared prekey if
-    /// `with_prekey_profile`. Fails with [`PrekeyError::BadRequest`] for an unknown id, more
-    /// than 255 ids, or a requested Prekey Profile that does not exist.
-    pub fn publish_items(
-        &self,
-        ids: &[u32],
-        with_prekey_profile: bool,
-    ) -> Result<PublishItems, PrekeyError> {
-        if ids.len() > MAX_PUBLISHED_PREKEY_MESSAGES {
-            return Err(PrekeyError::BadRequest("more than 255 prekey messages"));
+    hazmat_pub! {
+        /// Collects what to publish: the Prekey messages `ids` with their secrets (for the
+        /// proofs), and the newest Prekey Profile with its shared prekey if
+        /// `with_prekey_profile`. Fails with [`PrekeyError::BadRequest`] for an unknown id, more
+        /// than 255 ids, or a requested Prekey Profile that does not exist.
+        fn publish_items(
+            &self,
+            ids: &[u32],
+            with_prekey_profile: bool,
+        ) -> Result<PublishItems, PrekeyError> {
+            if ids.len() > MAX_PUBLISHED_PREKEY_MESSAGES {
+                return Err(PrekeyError::BadRequest("more than 255 prekey messages"));
+            }
+            let mut items = PublishItems::new();
+            for &id in ids {
+                let s = self
+                    .prekeys
+                    .get(&id)
+                    .ok_or(PrekeyError::BadRequest("unknown prekey id"))?;
+                items
+                    .prekey_messages
+                    .push((s.message(id, self.owner_tag), s.y.clone(), s.b.clone()));
+            }
+            if with_prekey_profile {
+                let s = self
+                    .current_shared_prekey()
+                    .ok_or(PrekeyError::BadRequest("no prekey profile"))?;
+                items.prekey_profile = Some(alloc::boxed::Box::new((s.profile.clone(), s.key.clone())));
+            }
+            Ok(items)
         }
-        let mut items = PublishItems::new();
-        for &id in ids {
-            let s = self
-                .prekeys
-                .get(&id)
-                .ok_or(PrekeyError::BadRequest("unknown prekey id"))?;
-            items
-                .prekey_messages
-                .push((s.message(id, self.owner_tag), s.y.clone(), s.b.clone()));
-        }
-        if with_prekey_profile {
-            let s = self
-                .current_shared_prekey()
-                .ok_or(PrekeyError::BadRequest("no prekey profile"))?;
-            items.prekey_profile = Some(alloc::boxed::Box::new((s.profile.clone(), s.key.clone())));
-        }
-        Ok(items)
     }
 
     /// Serializes the store (secrets included) for persistence:
     /// `version (BYTE) || owner tag (INT) || count (INT) || count × (id (INT) || created
     /// (8 bytes) || y's 57-byte symmetric key || b (80 bytes) || B (MPI)) || shared count
     /// (INT) || shared × (d's 57-byte symmetric key || PREKEY-PROF)`.
-    pub fn export(&self) -> SecretBytes {
+    pub(crate) fn export(&self) -> SecretBytes {
         // A first capacity from the entry sizes; a [`SecretBytes`] that grows beyond it
         // wipes the buffer it leaves, so no stale copy of a secret remains in freed memory.
         let mut w = SecretBytes::new(Vec::with_capacity(
@@ -309,64 +332,66 @@ impl PrekeyStore {
         w
     }
 
-    /// Restores a store written by [`PrekeyStore::export`]. Rejects an unknown version,
-    /// an invalid owner tag, counts above [`MAX_STORED_PREKEYS`] / [`MAX_SHARED_PREKEYS`] or
-    /// above what the input can hold, duplicate ids, a `B` outside the DH group, a Prekey
-    /// Profile whose `D` is not the stored `d`'s, and trailing bytes. Each `Y` and `D` is
-    /// recomputed from its secret; `B` is taken as stored (checked for group membership).
-    pub fn import(bytes: &[u8]) -> Result<PrekeyStore, DecodeError> {
-        let mut r = Reader::new(bytes);
-        let v = r.u8("prekey store version")?;
-        if v != STORE_FORMAT_VERSION {
-            return Err(DecodeError::BadValue("prekey store version"));
-        }
-        let owner_tag = InstanceTag(r.u32("prekey store owner tag")?);
-        if !owner_tag.is_valid_sender() {
-            return Err(DecodeError::BadInstanceTag(owner_tag.0));
-        }
-        let n = bounded_count(
-            &mut r,
-            MAX_STORED_PREKEYS,
-            MIN_EXPORTED_PREKEY_LEN,
-            "prekeys",
-        )?;
-        let mut prekeys = BTreeMap::new();
-        for _ in 0..n {
-            let id = r.u32("prekey id")?;
-            let created = r.i64("prekey created")?;
-            let y = KeyPair::from_symmetric_key(SymmetricKey::from_bytes(
-                r.array::<SYMMETRIC_KEY_LEN>("prekey y")?,
-            ));
-            let secret = DhSecret(r.array::<DH_SECRET_LEN>("prekey b")?);
-            let public = r.dh_public("prekey B")?;
-            let b = DhKeyPair { secret, public };
-            if prekeys
-                .insert(id, PrekeySecrets { y, b, created })
-                .is_some()
-            {
-                return Err(DecodeError::BadValue("duplicate prekey id"));
+    hazmat_pub! {
+        /// Restores a store written by [`PrekeyStore::export`]. Rejects an unknown version,
+        /// an invalid owner tag, counts above [`MAX_STORED_PREKEYS`] / [`MAX_SHARED_PREKEYS`] or
+        /// above what the input can hold, duplicate ids, a `B` outside the DH group, a Prekey
+        /// Profile whose `D` is not the stored `d`'s, and trailing bytes. Each `Y` and `D` is
+        /// recomputed from its secret; `B` is taken as stored (checked for group membership).
+        fn import(bytes: &[u8]) -> Result<PrekeyStore, DecodeError> {
+            let mut r = Reader::new(bytes);
+            let v = r.u8("prekey store version")?;
+            if v != STORE_FORMAT_VERSION {
+                return Err(DecodeError::BadValue("prekey store version"));
             }
-        }
-        let n = bounded_count(&mut r, MAX_SHARED_PREKEYS, EXPORTED_SHARED_LEN, "shared")?;
-        let mut shared = Vec::with_capacity(n);
-        for _ in 0..n {
-            let key = KeyPair::from_symmetric_key(SymmetricKey::from_bytes(
-                r.array::<SYMMETRIC_KEY_LEN>("shared prekey d")?,
-            ));
-            let profile = PrekeyProfile::read(&mut r)?;
-            if profile.shared_prekey.0 != *key.public() {
-                return Err(DecodeError::BadValue(
-                    "shared prekey does not match profile",
+            let owner_tag = InstanceTag(r.u32("prekey store owner tag")?);
+            if !owner_tag.is_valid_sender() {
+                return Err(DecodeError::BadInstanceTag(owner_tag.0));
+            }
+            let n = bounded_count(
+                &mut r,
+                MAX_STORED_PREKEYS,
+                MIN_EXPORTED_PREKEY_LEN,
+                "prekeys",
+            )?;
+            let mut prekeys = BTreeMap::new();
+            for _ in 0..n {
+                let id = r.u32("prekey id")?;
+                let created = r.i64("prekey created")?;
+                let y = KeyPair::from_symmetric_key(SymmetricKey::from_bytes(
+                    r.array::<SYMMETRIC_KEY_LEN>("prekey y")?,
                 ));
+                let secret = DhSecret(r.array::<DH_SECRET_LEN>("prekey b")?);
+                let public = r.dh_public("prekey B")?;
+                let b = DhKeyPair { secret, public };
+                if prekeys
+                    .insert(id, PrekeySecrets { y, b, created })
+                    .is_some()
+                {
+                    return Err(DecodeError::BadValue("duplicate prekey id"));
+                }
             }
-            shared.push(SharedPrekey { key, profile });
+            let n = bounded_count(&mut r, MAX_SHARED_PREKEYS, EXPORTED_SHARED_LEN, "shared")?;
+            let mut shared = Vec::with_capacity(n);
+            for _ in 0..n {
+                let key = KeyPair::from_symmetric_key(SymmetricKey::from_bytes(
+                    r.array::<SYMMETRIC_KEY_LEN>("shared prekey d")?,
+                ));
+                let profile = PrekeyProfile::read(&mut r)?;
+                if profile.shared_prekey.0 != *key.public() {
+                    return Err(DecodeError::BadValue(
+                        "shared prekey does not match profile",
+                    ));
+                }
+                shared.push(SharedPrekey { key, profile });
+            }
+            r.finish()?;
+            Ok(PrekeyStore {
+                owner_tag,
+                prekeys,
+                shared,
+            })
         }
-        r.finish()?;
-        Ok(PrekeyStore {
-            owner_tag,
-            prekeys,
-            shared,
-        })
     }
 }
 

@@ -4,20 +4,24 @@
 //! Outgoing: [`frame`] encodes a binary message as `<base64>.` and, when asked, splits it
 //! into `?OTRP|` fragments. Incoming: [`unframe`] turns one received text into the binary
 //! message, handing fragments to the caller's reassembler; [`receive`] also decodes it with
-//! [`PrekeyServerMessage`]'s dispatch on the type byte.
+//! [`PrekeyServerMessage`]'s dispatch on the type byte. A client's end of the link is
+//! [`PrekeyFraming`]: both directions, with its own reassembler.
 
 use alloc::string::String;
-use alloc::vec;
 use alloc::vec::Vec;
 
 use crate::instance_tag::InstanceTag;
 use crate::prekey::messages::PrekeyServerMessage;
 use crate::wire::codec::{Codec, DecodeError};
 use crate::wire::encoded::{IncomingPrekey, classify_prekey, encode_prekey};
-use crate::wire::fragment::{Fragment, FragmentError, FragmentKind, fragment};
+use crate::wire::fragment::{Fragment, FragmentError, FragmentKind, Reassembler};
+// Fragmenting outgoing messages is the server's side (`hazmat`).
+#[cfg(feature = "hazmat")]
+use {crate::wire::fragment::fragment, alloc::vec};
 
 /// How to split an outgoing message that is too long (§"Transmitting Fragments").
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg(feature = "hazmat")]
 pub struct Split {
     /// The longest text to send unfragmented, and the size of each fragment.
     pub max: usize,
@@ -30,6 +34,7 @@ pub struct Split {
 /// Frames the binary message `bin`: its `<base64>.` encoding, or, with `split` given and an
 /// encoding longer than `split.max`, the `?OTRP|` fragments of it. On a fragmentation error
 /// the unfragmented text comes back with the error, for the caller to send whole or drop.
+#[cfg(feature = "hazmat")]
 pub fn frame(bin: &[u8], split: Option<Split>) -> Result<Vec<String>, (String, FragmentError)> {
     let text = encode_prekey(bin);
     match split {
@@ -97,6 +102,48 @@ pub fn receive<E>(
             .map(Some)
             .map_err(UnframeError::Malformed),
         None => Ok(None),
+    }
+}
+
+/// A client's end of the text link to prekey servers: outgoing messages as `<base64>.`,
+/// incoming texts whole or as `?OTRP|` fragments, reassembled here within the limits of
+/// the crate's fragment reassembler (otrv4-prekey-server.md §"Fragmentation of some
+/// Messages").
+#[derive(Debug)]
+pub struct PrekeyFraming {
+    reassembler: Reassembler,
+}
+
+impl Default for PrekeyFraming {
+    fn default() -> Self {
+        PrekeyFraming::new()
+    }
+}
+
+impl PrekeyFraming {
+    /// A link with no fragments pending.
+    pub fn new() -> PrekeyFraming {
+        PrekeyFraming {
+            reassembler: Reassembler::new(FragmentKind::Prekey),
+        }
+    }
+
+    /// The text of a message to a prekey server, unfragmented.
+    pub fn encode(msg: &PrekeyServerMessage) -> String {
+        encode(msg)
+    }
+
+    /// One text received from a prekey server (`now` in seconds, for the fragments'
+    /// timeout): the message, or `Ok(None)` while fragments of it are missing.
+    pub fn receive(
+        &mut self,
+        text: &str,
+        now: i64,
+    ) -> Result<Option<PrekeyServerMessage>, UnframeError<FragmentError>> {
+        let reassembler = &mut self.reassembler;
+        receive(text, |f| {
+            reassembler.push_fragment(f, InstanceTag::UNKNOWN, now.max(0) as u64)
+        })
     }
 }
 

@@ -17,10 +17,12 @@ pub(crate) mod auth;
 pub mod client;
 pub mod ensemble;
 pub mod framing;
+#[cfg(feature = "hazmat")]
 pub mod memory;
 pub mod messages;
 pub mod proofs;
 pub mod refill;
+#[cfg(feature = "hazmat")]
 pub mod server;
 #[cfg(test)]
 mod tests;
@@ -30,11 +32,22 @@ use crate::instance_tag::InstanceTag;
 use crate::profile::ProfileError;
 use crate::wire::codec::DecodeError;
 
-pub use client::{PrekeyClient, PublishItems, Request, ServerReply};
+pub use client::PrekeyClient;
 pub use ensemble::PrekeyStore;
-pub use proofs::{ProofContext, ProofError};
+pub use proofs::ProofError;
 pub use refill::RefillPolicy;
-pub use server::{PrekeyServer, ServerError, ServerSession, StoreRequest};
+// The server side and the protocol's pieces, for the prekey server and the tests.
+#[cfg(feature = "hazmat")]
+pub use {
+    client::{PublishItems, Request, ServerReply},
+    proofs::ProofContext,
+    server::{PrekeyServer, ServerError, ServerSession, StoreRequest},
+};
+
+/// Default lifetime of a server session: 5 minutes from DAKE-1 (the Go server's session
+/// timeout). A DAKE-3 is a few round trips away; anything older is abandoned, by the server
+/// and by the client waiting for its answer.
+pub const DEFAULT_SESSION_TTL: i64 = 300;
 
 /// Why the publisher/retriever side rejected a message or a request.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -78,7 +91,7 @@ pub enum PrekeyError {
     /// another owner tag than ours, more than 255 Prekey messages, unknown prekey ids).
     #[error("invalid publication request: {0}")]
     BadRequest(&'static str),
-    /// The prekey store is full ([`ensemble::MAX_STORED_PREKEYS`]).
+    /// The prekey store is full (`ensemble::MAX_STORED_PREKEYS`).
     #[error("prekey store is full")]
     StoreFull,
 }

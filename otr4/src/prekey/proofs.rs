@@ -5,17 +5,22 @@
 //! `t_1 … t_N`, read little-endian as scalars for ECDH and big-endian for DH
 //! (docs/spec-notes.md).
 
-use crate::crypto::dh::{DhKeyPair, DhPublic, SecretExponent, dh_proof_commitment};
+use crate::crypto::dh::{DhKeyPair, DhPublic, SecretExponent};
 use crate::crypto::ed448::{KeyPair, Point, SCALAR_LEN, Scalar, encode_point};
-use crate::crypto::edwards::{EdwardsPoint, vartime_multiscalar_mul};
+use crate::crypto::edwards::EdwardsPoint;
 use crate::crypto::kdf::{DOMAIN_PREKEY_SERVER, PrekeyUsage, prekey_kdf, shake_into};
 use crate::debug::redacted_debug;
 use crate::prekey::messages::{DhProof, EcdhProof, MAX_PUBLISHED_PREKEY_MESSAGES, PROOF_C_LEN};
 use crate::wire::codec::Writer;
 use alloc::vec;
 use alloc::vec::Vec;
-use subtle::ConstantTimeEq;
 use zeroize::{Zeroize, ZeroizeOnDrop};
+// The verifiers are the server's side (`hazmat`).
+#[cfg(feature = "hazmat")]
+use {
+    crate::crypto::dh::dh_proof_commitment, crate::crypto::edwards::vartime_multiscalar_mul,
+    subtle::ConstantTimeEq,
+};
 
 /// `lambda` in bytes (352 bits).
 pub const LAMBDA_LEN: usize = 44;
@@ -172,6 +177,7 @@ pub fn generate_ecdh_proof<R: rand_core::CryptoRng + ?Sized>(
 /// Verifies an ECDH batch proof for the points `points` (§"ECDH" §"Verification"):
 /// `A = G * v - (t_1 Y_1 + … + t_N Y_N)`, `c2 = KDF(usage, A || Y_1 … Y_N || m, 64)`,
 /// `c == c2` (constant-time comparison). All inputs are public.
+#[cfg(feature = "hazmat")]
 pub fn verify_ecdh_proof(
     proof: &EcdhProof,
     kind: EcdhProofKind,
@@ -234,6 +240,7 @@ pub fn generate_dh_proof<R: rand_core::CryptoRng + ?Sized>(
 /// Verifies the DH batch proof for the values `values` (§"DH" §"Verification"):
 /// `A = g3 ^ v * (B_1 ^ t_1 * … * B_N ^ t_N) ^ -1`, `c2 = KDF(…, A || B_1 … B_N || m, 64)`,
 /// `c == c2`. `v` must be `< dh_q` (the only values an honest prover produces).
+#[cfg(feature = "hazmat")]
 pub fn verify_dh_proof(
     proof: &DhProof,
     values: &[&DhPublic],

@@ -5,10 +5,10 @@
 //! ([`RefillPolicy::should_query_status`]), and when the count drops below the watermark
 //! publish enough new ones to get back to a full batch ([`RefillPolicy::refill`]).
 
-use crate::prekey::PrekeyError;
-use crate::prekey::client::PublishItems;
-use crate::prekey::ensemble::PrekeyStore;
 use crate::prekey::messages::MAX_PUBLISHED_PREKEY_MESSAGES;
+// `refill` is for the tests and benches (`hazmat`); the client's link refills itself.
+#[cfg(feature = "hazmat")]
+use crate::prekey::{PrekeyError, client::PublishItems, ensemble::PrekeyStore};
 
 /// Default stock of Prekey messages on the server, also the size of a first publication.
 ///
@@ -60,7 +60,7 @@ impl Default for RefillPolicy {
 impl RefillPolicy {
     /// How many Prekey messages to publish when the server reports `stored`: 0 at or above
     /// the watermark, else enough to reach `batch` (capped at 255, one publication).
-    pub fn prekeys_to_publish(&self, stored: u32) -> usize {
+    pub(crate) fn prekeys_to_publish(&self, stored: u32) -> usize {
         if stored >= self.low_watermark {
             return 0;
         }
@@ -71,12 +71,12 @@ impl RefillPolicy {
     }
 
     /// Whether to ask the server for its storage status now, given when we last asked.
-    pub fn should_query_status(&self, last_query: Option<i64>, now: i64) -> bool {
+    pub(crate) fn should_query_status(&self, last_query: Option<i64>, now: i64) -> bool {
         last_query.is_none_or(|t| now.saturating_sub(t) >= self.status_interval)
     }
 
     /// Whether a profile expiring at `expiration` should be renewed (and republished) now.
-    pub fn needs_renewal(&self, expiration: i64, now: i64) -> bool {
+    pub(crate) fn needs_renewal(&self, expiration: i64, now: i64) -> bool {
         expiration.saturating_sub(now) <= self.renew_before
     }
 
@@ -84,6 +84,7 @@ impl RefillPolicy {
     /// [`RefillPolicy::prekeys_to_publish`] new Prekey messages in `store` and returns them
     /// as [`PublishItems`] (add profiles with the `with_*` methods if they need renewal), or
     /// `None` if nothing is needed.
+    #[cfg(feature = "hazmat")]
     pub fn refill<R: rand_core::CryptoRng + ?Sized>(
         &self,
         rng: &mut R,

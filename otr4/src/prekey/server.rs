@@ -34,9 +34,7 @@ use crate::wire::messages::{PrekeyEnsemble, PrekeyMessage, peek_header};
 use alloc::boxed::Box;
 use alloc::vec::Vec;
 
-/// Default lifetime of a [`ServerSession`]: 5 minutes from DAKE-1 (the Go server's session
-/// timeout). A DAKE-3 is a few round trips away; anything older is abandoned.
-pub const DEFAULT_SESSION_TTL: i64 = 300;
+use super::DEFAULT_SESSION_TTL;
 
 /// Why the server rejected a message. Variants marked "Failure" are answered with a
 /// Failure message (see [`Dake3Outcome::Rejected`]); the others get no answer at all

@@ -119,9 +119,11 @@ impl ExtraSymmetricKey {
         out
     }
 
-    /// Wraps stored key bytes (persistence, test vectors).
-    pub fn from_bytes(bytes: [u8; EXTRA_SYMMETRIC_KEY_LEN]) -> ExtraSymmetricKey {
-        ExtraSymmetricKey(bytes)
+    hazmat_pub! {
+        /// Wraps stored key bytes (persistence, test vectors).
+        fn from_bytes(bytes: [u8; EXTRA_SYMMETRIC_KEY_LEN]) -> ExtraSymmetricKey {
+            ExtraSymmetricKey(bytes)
+        }
     }
 
     /// The 64 key bytes.
@@ -135,7 +137,7 @@ impl ExtraSymmetricKey {
     ///
     /// The text gives this KDF no usage ID; the one-byte `index` takes the usage-ID
     /// position: `SHAKE-256("OTRv4" || index || context || extra_sym_key, 64)`.
-    pub fn derive(&self, index: u8, context: [u8; 4]) -> ExtraSymmetricKey {
+    pub(crate) fn derive(&self, index: u8, context: [u8; 4]) -> ExtraSymmetricKey {
         let mut out = ExtraSymmetricKey([0u8; EXTRA_SYMMETRIC_KEY_LEN]);
         shake_into(DOMAIN_OTRV4, index, &[&context, &self.0], &mut out.0);
         out
@@ -150,7 +152,7 @@ impl ExtraSymmetricKey {
     /// key); later type 7 TLVs, ones whose value is 1–3 bytes (no valid context), and ones
     /// at an index above 255 (which does not fit the one-byte index) get no key and end the
     /// derivation.
-    pub fn derive_for_tlvs(&self, tlvs: &[Tlv]) -> Vec<TlvKey> {
+    pub(crate) fn derive_for_tlvs(&self, tlvs: &[Tlv]) -> Vec<TlvKey> {
         let mut out: Vec<TlvKey> = Vec::new();
         let mut current = self.clone();
         for (index, tlv) in tlvs.iter().enumerate() {

@@ -25,11 +25,13 @@ pub mod keys;
 mod persist;
 mod skipped;
 
-pub use keys::{
-    BRACE_KEY_LEN, EXTRA_SYMMETRIC_KEY_LEN, ExtraSymmetricKey, KEY_LEN, MAX_EXTRA_SYMMETRIC_KEYS,
-    TlvKey,
+pub use keys::{BRACE_KEY_LEN, EXTRA_SYMMETRIC_KEY_LEN, ExtraSymmetricKey, KEY_LEN};
+// For the tests and fuzz targets (`otr4::hazmat`).
+#[cfg(feature = "hazmat")]
+pub use {
+    keys::{MAX_EXTRA_SYMMETRIC_KEYS, TlvKey},
+    persist::{EXPORT_MAGIC, EXPORT_VERSION},
 };
-pub use persist::{EXPORT_MAGIC, EXPORT_VERSION};
 
 use crate::debug::redacted_debug;
 use alloc::boxed::Box;
@@ -59,6 +61,7 @@ impl SecretBytes {
     }
 
     /// The bytes.
+    #[cfg(feature = "hazmat")]
     pub fn as_slice(&self) -> &[u8] {
         &self.0
     }
@@ -525,36 +528,43 @@ impl DoubleRatchet {
     }
 
     /// The limits in force.
+    #[cfg(feature = "hazmat")]
     pub fn limits(&self) -> RatchetLimits {
         self.limits
     }
 
     /// Replaces the limits. Takes effect from the next operation that stores keys.
+    #[cfg(feature = "hazmat")]
     pub fn set_limits(&mut self, limits: RatchetLimits) {
         self.limits = limits;
     }
 
     /// `i`: the id the next DH ratchet will get.
+    #[cfg(feature = "hazmat")]
     pub fn ratchet_id(&self) -> u32 {
         self.state.i
     }
 
     /// `j`: the id of the next message we send in the current sending chain.
+    #[cfg(feature = "hazmat")]
     pub fn sending_message_id(&self) -> u32 {
         self.state.j
     }
 
     /// `k`: the id of the next message expected in the current receiving chain.
+    #[cfg(feature = "hazmat")]
     pub fn receiving_message_id(&self) -> u32 {
         self.state.k
     }
 
     /// `pn`: the number of messages in our previous sending chain.
+    #[cfg(feature = "hazmat")]
     pub fn previous_chain_length(&self) -> u32 {
         self.state.pn
     }
 
     /// `max_remote_i_seen` (`None` for the spec's -1).
+    #[cfg(feature = "hazmat")]
     pub fn max_remote_i_seen(&self) -> Option<u32> {
         self.state.max_remote_i_seen
     }
@@ -565,6 +575,7 @@ impl DoubleRatchet {
     }
 
     /// Number of stored skipped message keys.
+    #[cfg(feature = "hazmat")]
     pub fn stored_keys(&self) -> usize {
         self.skipped.len()
     }
@@ -719,7 +730,7 @@ impl DoubleRatchet {
             if msg.i != st.i || st.sending.is_none() {
                 return Err(RatchetError::UnexpectedRatchetId);
             }
-            match (msg.i % 3 == 0, msg.dh.is_some()) {
+            match (msg.i.is_multiple_of(3), msg.dh.is_some()) {
                 (true, false) => return Err(RatchetError::MissingDhKey),
                 (false, true) => return Err(RatchetError::UnexpectedDhKey),
                 _ => {}
@@ -843,6 +854,7 @@ impl DoubleRatchet {
     /// current receiving chain, queueing their MAC keys for revealing; returns how many were
     /// deleted. A timer-driven hook for otrv4.md §"Deletion of Stored Message Keys" (the same
     /// expiry runs automatically with `max_skipped_key_age` on each receiving DH ratchet).
+    #[cfg(feature = "hazmat")]
     pub fn expire_skipped_keys(&mut self, max_age: u32) -> usize {
         match self.state.receiving.as_ref().map(|r| r.ratchet_id) {
             Some(newest) => self.expire_older_than(newest, max_age),
@@ -855,6 +867,7 @@ impl DoubleRatchet {
     /// stored key, concatenated (64 bytes each), emptying both lists (otrv4.md §"Session
     /// Expiration", step 1). Use [`DoubleRatchet::encrypt_revealing_all`] to put them in a
     /// Data Message directly.
+    #[cfg(feature = "hazmat")]
     pub fn reveal_all_mac_keys(&mut self) -> Vec<u8> {
         let mut all = self.mac_keys_to_reveal.to_vec();
         while let Some(old) = self.skipped.pop_oldest() {
@@ -878,7 +891,7 @@ impl State {
             .ok_or(RatchetError::CounterExhausted)?;
         let our_ecdh = KeyPair::generate(rng);
         let k_ecdh = ecdh(our_ecdh.secret(), &self.their_ecdh)?;
-        if self.i % 3 == 0 {
+        if self.i.is_multiple_of(3) {
             let our_dh = DhKeyPair::generate(rng);
             let k_dh = our_dh.shared_secret(&self.their_dh);
             self.brace_key = keys::third_brace_key(&k_dh);
@@ -910,7 +923,7 @@ impl State {
             .ok_or(RatchetError::UnexpectedRatchetId)?;
         let k_ecdh = ecdh(sending.our_ecdh.secret(), &msg.ecdh)?;
         drop(sending);
-        if msg.i % 3 == 0 {
+        if msg.i.is_multiple_of(3) {
             let their_dh = msg.dh.as_ref().ok_or(RatchetError::MissingDhKey)?;
             let our_dh = self.our_dh.take().ok_or(RatchetError::InvalidState)?;
             let k_dh = our_dh.shared_secret(their_dh);

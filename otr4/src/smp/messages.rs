@@ -14,10 +14,13 @@ const MSG1_FIXED_LEN: usize = 4 + 2 * POINT_LEN + 4 * SCALAR_LEN;
 pub const MAX_QUESTION_LEN: usize = MAX_TLV_VALUE_LEN - MSG1_FIXED_LEN;
 
 /// Encoded length of SMP message 2: 4 POINTs and 7 SCALARs.
+#[cfg(feature = "hazmat")]
 pub const SMP_MESSAGE_2_LEN: usize = 4 * POINT_LEN + 7 * SCALAR_LEN;
 /// Encoded length of SMP message 3: 3 POINTs and 5 SCALARs.
+#[cfg(feature = "hazmat")]
 pub const SMP_MESSAGE_3_LEN: usize = 3 * POINT_LEN + 5 * SCALAR_LEN;
 /// Encoded length of SMP message 4: 1 POINT and 2 SCALARs.
+#[cfg(feature = "hazmat")]
 pub const SMP_MESSAGE_4_LEN: usize = POINT_LEN + 2 * SCALAR_LEN;
 
 /// SMP message 1, the value of a type 2 TLV (otrv4.md §"SMP Message 1"):

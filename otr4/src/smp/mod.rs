@@ -20,10 +20,10 @@ use crate::crypto::kdf::{DOMAIN_OTRV4, Usage, shake_into};
 use crate::wire::codec::DecodeError;
 use crate::wire::tlv::{Tlv, TlvType};
 
-pub use messages::{
-    MAX_QUESTION_LEN, SMP_MESSAGE_2_LEN, SMP_MESSAGE_3_LEN, SMP_MESSAGE_4_LEN, SmpMessage1,
-    SmpMessage2, SmpMessage3, SmpMessage4,
-};
+pub use messages::{MAX_QUESTION_LEN, SmpMessage1, SmpMessage2, SmpMessage3, SmpMessage4};
+// For the tests and fuzz targets (`otr4::hazmat`).
+#[cfg(feature = "hazmat")]
+pub use messages::{SMP_MESSAGE_2_LEN, SMP_MESSAGE_3_LEN, SMP_MESSAGE_4_LEN};
 
 /// The SMP version hashed into the secret (otrv4.md §"Secret Information": "The version
 /// described here is 1").
@@ -36,7 +36,7 @@ pub const SSID_LEN: usize = 8;
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum SmpError {
-    /// [`Smp::receive`] was given a TLV whose type is not 2–6.
+    /// `Smp::receive` was given a TLV whose type is not 2–6.
     #[error("TLV of type {0:?} is not an SMP TLV")]
     NotSmpTlv(TlvType),
     /// The TLV value of an SMP message did not decode (bad length, invalid point, …).
@@ -57,11 +57,11 @@ pub enum SmpError {
     /// point is on the curve"); names the value.
     #[error("SMP value {0} degenerated to the identity")]
     Degenerate(&'static str),
-    /// [`Smp::start`] was called while an exchange is underway; call [`Smp::abort`] first to
+    /// `Smp::start` was called while an exchange is underway; call `Smp::abort` first to
     /// restart (otrv4.md §"User requests to begin SMP").
     #[error("an SMP exchange is already in progress")]
     InProgress,
-    /// [`Smp::respond`] was called without a verified SMP message 1 awaiting an answer.
+    /// `Smp::respond` was called without a verified SMP message 1 awaiting an answer.
     #[error("no SMP message 1 is awaiting an answer")]
     NoPendingRequest,
     /// The question does not fit in a TLV.
@@ -69,7 +69,7 @@ pub enum SmpError {
     QuestionTooLong {
         /// The question's length.
         len: usize,
-        /// [`MAX_QUESTION_LEN`].
+        /// `MAX_QUESTION_LEN`.
         max: usize,
     },
     /// The user-specified secret is longer than a DATA field can encode.
@@ -81,7 +81,7 @@ pub enum SmpError {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum SmpState {
     /// `SMPSTATE_EXPECT1`: no exchange underway (possibly with a verified message 1
-    /// awaiting the user's answer, see [`Smp::awaiting_secret`]).
+    /// awaiting the user's answer, see `Smp::awaiting_secret`).
     Expect1,
     /// `SMPSTATE_EXPECT2`: we sent message 1.
     Expect2,

@@ -19,33 +19,40 @@ pub enum ErrorCode {
 }
 
 impl ErrorCode {
-    /// All codes, in order.
-    pub const ALL: [ErrorCode; 3] = [
-        ErrorCode::UnreadableMessage,
-        ErrorCode::NotInPrivateState,
-        ErrorCode::MalformedMessage,
-    ];
+    hazmat_pub! {
+        /// All codes, in order.
+        const ALL: [ErrorCode; 3] = [
+            ErrorCode::UnreadableMessage,
+            ErrorCode::NotInPrivateState,
+            ErrorCode::MalformedMessage,
+        ];
+    }
 
     /// The code's number `N` in `ERROR_N`.
+    #[cfg(feature = "hazmat")]
     pub fn number(self) -> u8 {
         self as u8
     }
 
-    /// The code's identifier, `ERROR_N`.
-    pub fn identifier(self) -> &'static str {
-        match self {
-            ErrorCode::UnreadableMessage => "ERROR_1",
-            ErrorCode::NotInPrivateState => "ERROR_2",
-            ErrorCode::MalformedMessage => "ERROR_3",
+    hazmat_pub! {
+        /// The code's identifier, `ERROR_N`.
+        fn identifier(self) -> &'static str {
+            match self {
+                ErrorCode::UnreadableMessage => "ERROR_1",
+                ErrorCode::NotInPrivateState => "ERROR_2",
+                ErrorCode::MalformedMessage => "ERROR_3",
+            }
         }
     }
 
-    /// The spec's human-readable text for this code.
-    pub fn default_text(self) -> &'static str {
-        match self {
-            ErrorCode::UnreadableMessage => "Unreadable message",
-            ErrorCode::NotInPrivateState => "Not in private state message",
-            ErrorCode::MalformedMessage => "Malformed message",
+    hazmat_pub! {
+        /// The spec's human-readable text for this code.
+        fn default_text(self) -> &'static str {
+            match self {
+                ErrorCode::UnreadableMessage => "Unreadable message",
+                ErrorCode::NotInPrivateState => "Not in private state message",
+                ErrorCode::MalformedMessage => "Malformed message",
+            }
         }
     }
 }

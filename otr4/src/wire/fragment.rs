@@ -193,13 +193,13 @@ pub enum FragmentError {
         /// The total in the fragment.
         got: u16,
     },
-    /// The message has more pieces than [`MAX_FRAGMENTS_PER_MESSAGE`].
+    /// The message has more pieces than `MAX_FRAGMENTS_PER_MESSAGE`.
     #[error("message of {total} fragments exceeds the limit")]
     TooManyPieces {
         /// The total in the fragment.
         total: u16,
     },
-    /// The message alone would exceed [`MAX_BUFFERED_BYTES`]; its buffer was dropped.
+    /// The message alone would exceed `MAX_BUFFERED_BYTES`; its buffer was dropped.
     #[error("fragmented message too large; buffer dropped")]
     MessageTooLarge,
     /// The reassembled message is itself a fragment ("you can't fragment a fragment").

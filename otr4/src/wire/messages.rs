@@ -107,6 +107,7 @@ pub enum Message {
 
 impl Message {
     /// The message type byte.
+    #[cfg(feature = "hazmat")]
     pub fn message_type(&self) -> u8 {
         match self {
             Message::Identity(_) => TYPE_IDENTITY,

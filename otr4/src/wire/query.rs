@@ -94,6 +94,7 @@ pub fn build_query(versions: Versions) -> String {
 
 /// Builds a query message followed by a space and an explanatory text (which should
 /// not reveal anything about the participants; otrv4.md §"Query Messages").
+#[cfg(feature = "hazmat")]
 pub fn build_query_with_text(versions: Versions, explanation: &str) -> String {
     let mut s = build_query(versions);
     if !explanation.is_empty() {

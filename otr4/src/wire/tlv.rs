@@ -36,39 +36,45 @@ pub enum TlvType {
 }
 
 impl TlvType {
-    /// The type for a wire value; values above 7 give [`TlvType::Unknown`].
-    pub fn from_u16(v: u16) -> TlvType {
-        match v {
-            0 => TlvType::Padding,
-            1 => TlvType::Disconnected,
-            2 => TlvType::SmpMessage1,
-            3 => TlvType::SmpMessage2,
-            4 => TlvType::SmpMessage3,
-            5 => TlvType::SmpMessage4,
-            6 => TlvType::SmpAbort,
-            7 => TlvType::ExtraSymmetricKey,
-            other => TlvType::Unknown(other),
+    hazmat_pub! {
+        /// The type for a wire value; values above 7 give [`TlvType::Unknown`].
+        fn from_u16(v: u16) -> TlvType {
+            match v {
+                0 => TlvType::Padding,
+                1 => TlvType::Disconnected,
+                2 => TlvType::SmpMessage1,
+                3 => TlvType::SmpMessage2,
+                4 => TlvType::SmpMessage3,
+                5 => TlvType::SmpMessage4,
+                6 => TlvType::SmpAbort,
+                7 => TlvType::ExtraSymmetricKey,
+                other => TlvType::Unknown(other),
+            }
         }
     }
 
-    /// The wire value.
-    pub fn to_u16(self) -> u16 {
-        match self {
-            TlvType::Padding => 0,
-            TlvType::Disconnected => 1,
-            TlvType::SmpMessage1 => 2,
-            TlvType::SmpMessage2 => 3,
-            TlvType::SmpMessage3 => 4,
-            TlvType::SmpMessage4 => 5,
-            TlvType::SmpAbort => 6,
-            TlvType::ExtraSymmetricKey => 7,
-            TlvType::Unknown(v) => v,
+    hazmat_pub! {
+        /// The wire value.
+        fn to_u16(self) -> u16 {
+            match self {
+                TlvType::Padding => 0,
+                TlvType::Disconnected => 1,
+                TlvType::SmpMessage1 => 2,
+                TlvType::SmpMessage2 => 3,
+                TlvType::SmpMessage3 => 4,
+                TlvType::SmpMessage4 => 5,
+                TlvType::SmpAbort => 6,
+                TlvType::ExtraSymmetricKey => 7,
+                TlvType::Unknown(v) => v,
+            }
         }
     }
 
-    /// Whether the type is on the spec's list.
-    pub fn is_known(self) -> bool {
-        !matches!(self, TlvType::Unknown(_))
+    hazmat_pub! {
+        /// Whether the type is on the spec's list.
+        fn is_known(self) -> bool {
+            !matches!(self, TlvType::Unknown(_))
+        }
     }
 }
 
@@ -77,7 +83,7 @@ impl TlvType {
 pub struct Tlv {
     /// The record type.
     pub typ: TlvType,
-    /// The value; at most [`MAX_TLV_VALUE_LEN`] bytes to be encodable.
+    /// The value; at most `MAX_TLV_VALUE_LEN` bytes to be encodable.
     pub value: Vec<u8>,
 }
 
@@ -97,17 +103,22 @@ impl Tlv {
         Tlv { typ, value }
     }
 
-    /// A Disconnected (type 1) record with an empty value.
-    pub fn disconnected() -> Tlv {
-        Tlv::new(TlvType::Disconnected, Vec::new())
+    hazmat_pub! {
+        /// A Disconnected (type 1) record with an empty value.
+        fn disconnected() -> Tlv {
+            Tlv::new(TlvType::Disconnected, Vec::new())
+        }
     }
 
-    /// An SMP Abort (type 6) record: "the associated length should be zero".
-    pub fn smp_abort() -> Tlv {
-        Tlv::new(TlvType::SmpAbort, Vec::new())
+    hazmat_pub! {
+        /// An SMP Abort (type 6) record: "the associated length should be zero".
+        fn smp_abort() -> Tlv {
+            Tlv::new(TlvType::SmpAbort, Vec::new())
+        }
     }
 
     /// A Padding (type 0) record of `len` zero bytes (capped at [`MAX_TLV_VALUE_LEN`]).
+    #[cfg(feature = "hazmat")]
     pub fn padding(len: usize) -> Tlv {
         Tlv::new(
             TlvType::Padding,
@@ -123,32 +134,34 @@ impl Tlv {
         Tlv::new(TlvType::ExtraSymmetricKey, value)
     }
 
-    /// Splits the value of a type 7 record into its 4-byte use indication and the
-    /// use-specific data. An empty value means "no context" and gives four zero bytes
-    /// (otrv4.md §"Extra Symmetric Key"); a value of 1 to 3 bytes is truncated.
-    pub fn extra_symmetric_key_use(&self) -> Result<ExtraSymKeyUse<'_>, DecodeError> {
-        if self.typ != TlvType::ExtraSymmetricKey {
-            return Err(DecodeError::BadValue(
-                "TLV is not an extra symmetric key TLV",
-            ));
+    hazmat_pub! {
+        /// Splits the value of a type 7 record into its 4-byte use indication and the
+        /// use-specific data. An empty value means "no context" and gives four zero bytes
+        /// (otrv4.md §"Extra Symmetric Key"); a value of 1 to 3 bytes is truncated.
+        fn extra_symmetric_key_use(&self) -> Result<ExtraSymKeyUse<'_>, DecodeError> {
+            if self.typ != TlvType::ExtraSymmetricKey {
+                return Err(DecodeError::BadValue(
+                    "TLV is not an extra symmetric key TLV",
+                ));
+            }
+            if self.value.is_empty() {
+                return Ok(ExtraSymKeyUse {
+                    context: [0; 4],
+                    data: &[],
+                });
+            }
+            let mut r = Reader::new(&self.value);
+            let context = r.array::<4>("extra symmetric key context")?;
+            Ok(ExtraSymKeyUse {
+                context,
+                data: r.take_rest(),
+            })
         }
-        if self.value.is_empty() {
-            return Ok(ExtraSymKeyUse {
-                context: [0; 4],
-                data: &[],
-            });
-        }
-        let mut r = Reader::new(&self.value);
-        let context = r.array::<4>("extra symmetric key context")?;
-        Ok(ExtraSymKeyUse {
-            context,
-            data: r.take_rest(),
-        })
     }
 
     /// Appends the record's encoding. Fails if the value is longer than
     /// [`MAX_TLV_VALUE_LEN`].
-    pub fn encode_into(&self, w: &mut Vec<u8>) -> Result<(), DecodeError> {
+    pub(crate) fn encode_into(&self, w: &mut Vec<u8>) -> Result<(), DecodeError> {
         let len = u16::try_from(self.value.len()).map_err(|_| DecodeError::LengthTooLarge {
             what: "TLV value",
             len: self.value.len() as u64,
@@ -175,12 +188,14 @@ pub struct Plaintext {
 
 impl Plaintext {
     /// The human-readable part as UTF-8.
+    #[cfg(feature = "hazmat")]
     pub fn text(&self) -> Result<&str, DecodeError> {
         core::str::from_utf8(&self.message)
             .map_err(|_| DecodeError::BadValue("plaintext message is not UTF-8"))
     }
 
     /// The records of known types, with their wire indices.
+    #[cfg(feature = "hazmat")]
     pub fn known_tlvs(&self) -> impl Iterator<Item = (usize, &Tlv)> {
         self.tlvs
             .iter()

@@ -302,7 +302,7 @@ pub(crate) fn version_char(version: u8) -> u8 {
 
 /// Checks what every backend checks before storing.
 pub(crate) fn validate_request(request: &StoreRequest) -> Result<(), StorageError> {
-    if request.device.instance_tag < otr4::instance_tag::MIN_VALID_INSTANCE_TAG {
+    if request.device.instance_tag < otr4::hazmat::instance_tag::MIN_VALID_INSTANCE_TAG {
         return Err(StorageError::Invalid("device instance tag below 0x100"));
     }
     if request.device.jid.is_empty() {

@@ -164,12 +164,11 @@ impl PgStorage {
     ) -> Result<T, StorageError> {
         let mut c = self.take_client().map_err(|e| self.name_database(e))?;
         let r = f(&mut c);
-        if !c.is_closed() {
-            if let Ok(mut v) = self.idle.lock() {
-                if v.len() < POOL_IDLE_MAX {
-                    v.push(c);
-                }
-            }
+        if !c.is_closed()
+            && let Ok(mut v) = self.idle.lock()
+            && v.len() < POOL_IDLE_MAX
+        {
+            v.push(c);
         }
         r.map_err(|e| self.name_database(e))
     }

@@ -199,10 +199,10 @@ impl SqliteStorage {
     }
 
     fn put_back(&self, conn: Connection) {
-        if let Ok(mut v) = self.idle.lock() {
-            if v.len() < POOL_IDLE_MAX {
-                v.push(conn);
-            }
+        if let Ok(mut v) = self.idle.lock()
+            && v.len() < POOL_IDLE_MAX
+        {
+            v.push(conn);
         }
     }
 
@@ -237,14 +237,14 @@ fn io_error(path: &Path, source: std::io::Error) -> StorageError {
 /// file's mode, so all three stay private whatever the umask. An existing database, WAL or
 /// shared-memory file accessible by group or others is tightened to 0600.
 fn prepare_files(path: &Path) -> Result<(), StorageError> {
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        if !dir.exists() {
-            DirBuilder::new()
-                .recursive(true)
-                .mode(DIR_MODE)
-                .create(dir)
-                .map_err(|e| io_error(dir, e))?;
-        }
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty())
+        && !dir.exists()
+    {
+        DirBuilder::new()
+            .recursive(true)
+            .mode(DIR_MODE)
+            .create(dir)
+            .map_err(|e| io_error(dir, e))?;
     }
     OpenOptions::new()
         .read(true)

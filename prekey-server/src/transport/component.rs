@@ -449,8 +449,8 @@ mod tests {
     use super::*;
     use crate::service::ServiceOptions;
     use crate::storage::memory::MemoryStorage;
-    use otr4::crypto::ed448::KeyPair;
-    use otr4::wire::codec::Codec;
+    use otr4::hazmat::crypto::ed448::KeyPair;
+    use otr4::hazmat::wire::codec::Codec;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
     fn svc() -> Service {
@@ -596,7 +596,7 @@ mod tests {
             .client
             .request_storage_status(&mut rand::rng())
             .unwrap();
-        let body = otr4::wire::encoded::encode_prekey(&dake1.encode());
+        let body = otr4::hazmat::wire::encoded::encode_prekey(&dake1.encode());
         let req = parse_stanza(&format!(
             "<message from='alice@localhost/phone' to='prekey.localhost' id='m1' type='chat'><body>{body}</body></message>"
         ));
@@ -609,10 +609,7 @@ mod tests {
         assert_eq!(r.attr("type"), Some("chat"));
         let text = &r.child("body", NS_COMPONENT).unwrap().text;
         let msgs = crate::testkit::decode_replies(std::slice::from_ref(text)).unwrap();
-        assert!(matches!(
-            msgs[0],
-            otr4::prekey::messages::PrekeyServerMessage::Dake2(_)
-        ));
+        assert!(matches!(msgs[0], otr4::PrekeyServerMessage::Dake2(_)));
         assert_eq!(s.dakes_in_flight(), 1, "keyed by the bare JID");
         // Error messages and bodiless messages are ignored.
         let req = parse_stanza(&format!(
@@ -738,14 +735,14 @@ mod tests {
         let mut alice = crate::testkit::Device::new(
             "alice@localhost",
             "prekey.localhost",
-            otr4::crypto::fingerprint::Fingerprint([0; 56]),
+            otr4::Fingerprint([0; 56]),
             crate::service::unix_now() as i64,
         )
         .unwrap();
         let q = alice.client.ensemble_query(b"bob@localhost", b"4");
         b.send(&format!(
             "<message from='alice@localhost/l' to='prekey.localhost' id='m'><body>{}</body></message>",
-            otr4::wire::encoded::encode_prekey(&q.encode())
+            otr4::hazmat::wire::encoded::encode_prekey(&q.encode())
         ))
         .await;
         let StreamEvent::Stanza(m) = b.next().await else {

@@ -61,8 +61,8 @@ mod tests {
     use crate::service::ServiceOptions;
     use crate::storage::memory::MemoryStorage;
     use crate::testkit::{Device, retrieve, retrieved_ids};
-    use otr4::crypto::ed448::KeyPair;
-    use otr4::wire::codec::Codec;
+    use otr4::hazmat::crypto::ed448::KeyPair;
+    use otr4::hazmat::wire::codec::Codec;
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn demo_publish_and_retrieve_over_the_handle() {
@@ -89,7 +89,7 @@ mod tests {
         let replies = server
             .send_async(
                 "alice@example.org",
-                &otr4::wire::encoded::encode_prekey(&q.encode()),
+                &otr4::hazmat::wire::encoded::encode_prekey(&q.encode()),
             )
             .await;
         assert_eq!(replies.len(), 1);

@@ -168,8 +168,8 @@ mod tests {
     use super::*;
     use crate::service::ServiceOptions;
     use crate::storage::memory::MemoryStorage;
-    use otr4::crypto::ed448::KeyPair;
-    use otr4::wire::codec::Codec;
+    use otr4::hazmat::crypto::ed448::KeyPair;
+    use otr4::hazmat::wire::codec::Codec;
 
     #[tokio::test]
     async fn lines_in_replies_out() {
@@ -178,14 +178,14 @@ mod tests {
             Arc::new(MemoryStorage::new()),
             ServiceOptions::new("prekey.example.org"),
         ));
-        let q = otr4::prekey::messages::EnsembleQuery {
+        let q = otr4::hazmat::prekey::messages::EnsembleQuery {
             sender_tag: otr4::InstanceTag(0x1000),
             identity: b"bob@example.org".to_vec(),
             versions: b"4".to_vec(),
         };
         let input = format!(
             "alice@example.org {}\n\nnospace\nbob@example.org garbage\n",
-            otr4::wire::encoded::encode_prekey(&q.encode())
+            otr4::hazmat::wire::encoded::encode_prekey(&q.encode())
         );
         let (_tx, rx) = watch::channel(false);
         let (client, server) = tokio::io::duplex(1 << 16);
@@ -202,7 +202,7 @@ mod tests {
         let m = crate::testkit::decode_replies(&[text.to_owned()]).unwrap();
         assert!(matches!(
             m[0],
-            otr4::prekey::messages::PrekeyServerMessage::NoPrekeyEnsembles(_)
+            otr4::PrekeyServerMessage::NoPrekeyEnsembles(_)
         ));
     }
 
@@ -270,7 +270,7 @@ mod tests {
             Arc::new(MemoryStorage::new()),
             ServiceOptions::new("prekey.example.org"),
         ));
-        let q = otr4::prekey::messages::EnsembleQuery {
+        let q = otr4::hazmat::prekey::messages::EnsembleQuery {
             sender_tag: otr4::InstanceTag(0x1000),
             identity: b"bob@example.org".to_vec(),
             versions: b"4".to_vec(),
@@ -280,7 +280,7 @@ mod tests {
         input.extend_from_slice(
             format!(
                 "alice@example.org {}\n",
-                otr4::wire::encoded::encode_prekey(&q.encode())
+                otr4::hazmat::wire::encoded::encode_prekey(&q.encode())
             )
             .as_bytes(),
         );

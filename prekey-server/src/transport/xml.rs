@@ -234,17 +234,17 @@ impl StreamParser {
                     }
                     self.stanza_bytes = 0;
                     self.stanza_elements = 0;
-                } else if !self.oversized {
-                    if let Some(parent) = self.stack.last_mut() {
-                        parent.children.push(done);
-                    }
+                } else if !self.oversized
+                    && let Some(parent) = self.stack.last_mut()
+                {
+                    parent.children.push(done);
                 }
             }
             Event::Text(_, text) => {
-                if !self.oversized {
-                    if let Some(top) = self.stack.last_mut() {
-                        top.text.push_str(text.as_str());
-                    }
+                if !self.oversized
+                    && let Some(top) = self.stack.last_mut()
+                {
+                    top.text.push_str(text.as_str());
                 }
             }
         }

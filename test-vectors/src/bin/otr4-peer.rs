@@ -11,13 +11,13 @@ use std::process::ExitCode;
 
 use chacha20::ChaCha20Rng;
 use otr4::InstanceTag;
-use otr4::conversation::{
+use otr4::PrekeyStore;
+use otr4::hazmat::crypto::ed448::{KeyPair, SymmetricKey};
+use otr4::hazmat::crypto::kdf::shake256;
+use otr4::hazmat::crypto::keys::ForgingPublicKey;
+use otr4::{
     Account, Client, ConversationError, DisconnectReason, Event, NotSentReason, Policy, SmpUpdate,
 };
-use otr4::crypto::ed448::{KeyPair, SymmetricKey};
-use otr4::crypto::kdf::shake256;
-use otr4::crypto::keys::ForgingPublicKey;
-use otr4::prekey::PrekeyStore;
 use rand_core::SeedableRng;
 
 const USAGE: &str = "usage: otr4-peer [--seed U64] [--now UNIX_SECONDS] [--key-seed HEX] \

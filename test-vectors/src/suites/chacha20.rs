@@ -4,7 +4,7 @@
 use super::{draw, draw_arr, expect};
 use crate::format::{Suite, Vector};
 use crate::rng::RecordingRng;
-use otr4::crypto::chacha::{apply_keystream, decrypt, encrypt};
+use otr4::hazmat::crypto::chacha::{apply_keystream, decrypt, encrypt};
 
 const SECTION: &str =
     "otrv4.md §\"When you send a Data Message:\" (RFC 8439 §2.4, nonce 0, counter 0)";

@@ -7,25 +7,27 @@
 //! DAKE typestates and double ratchet, which must reproduce the same encodings, `K`, SSID and
 //! extra symmetric keys, and decrypt every message to its plaintext.
 
-use otr4::wire::codec::Codec;
+use otr4::hazmat::wire::codec::Codec;
 use std::collections::BTreeMap;
 
 use super::draw;
 use crate::format::{Suite, Vector};
 use crate::rng::{RecordingRng, ReplayRng};
 use otr4::InstanceTag;
-use otr4::crypto::chacha::apply_keystream;
-use otr4::crypto::dh::DhKeyPair;
-use otr4::crypto::ecdh::ecdh;
-use otr4::crypto::ed448::{KeyPair, Point, SymmetricKey};
-use otr4::crypto::kdf::{Otrv4, shake_into};
-use otr4::crypto::keys::ForgingPublicKey;
-use otr4::crypto::rsig::RingSignature;
-use otr4::dake::{self, LocalParty, PhiPrime};
-use otr4::profile::client::ClientProfile;
-use otr4::ratchet::DoubleRatchet;
-use otr4::wire::messages::{AuthI, AuthR, DataMessage, IdentityMessage};
-use otr4::wire::tlv::{Tlv, encode_plaintext};
+use otr4::Tlv;
+use otr4::hazmat::crypto::chacha::apply_keystream;
+use otr4::hazmat::crypto::dh::DhKeyPair;
+use otr4::hazmat::crypto::ecdh::ecdh;
+use otr4::hazmat::crypto::ed448::{KeyPair, Point, SymmetricKey};
+use otr4::hazmat::crypto::kdf::Otrv4;
+use otr4::hazmat::crypto::keys::ForgingPublicKey;
+use otr4::hazmat::crypto::rsig::RingSignature;
+use otr4::hazmat::dake::{self, LocalParty, PhiPrime};
+use otr4::hazmat::profile::client::ClientProfile;
+use otr4::hazmat::ratchet::DoubleRatchet;
+use otr4::hazmat::wire::messages::{AuthI, AuthR, DataMessage, IdentityMessage};
+use otr4::hazmat::wire::tlv::encode_plaintext;
+use otr4::shake_into;
 
 const SECTION: &str = "otrv4.md §\"Interactive DAKE Overview\", §\"Shared Session State\", \
 §\"Secure Session ID\", §\"Deriving Double Ratchet Keys\", §\"Data Message\", \
@@ -189,7 +191,11 @@ impl Inputs {
 /// his ratchet initialisation), and chain `n >= 2` is the `n`-th DH ratchet, with ratchet id
 /// `n - 1`, sent by Alice for even `n` and Bob for odd `n`.
 fn chain_sender(n: usize) -> Who {
-    if n % 2 == 0 { Who::Alice } else { Who::Bob }
+    if n.is_multiple_of(2) {
+        Who::Alice
+    } else {
+        Who::Bob
+    }
 }
 
 fn chain_ratchet_id(n: usize) -> u32 {
@@ -198,7 +204,7 @@ fn chain_ratchet_id(n: usize) -> u32 {
 
 /// Whether chain `n` mixes a fresh 3072-bit DH secret into its brace key.
 fn chain_has_dh(n: usize) -> bool {
-    chain_ratchet_id(n) % 3 == 0
+    chain_ratchet_id(n).is_multiple_of(3)
 }
 
 /// The chain of each message: a message continues its sender's current chain unless the
@@ -753,7 +759,7 @@ fn run_otr4(inp: &Inputs) -> Result<Run, String> {
         bob_done.shared_secret().as_bytes(),
     );
 
-    let rerr = |e: otr4::ratchet::RatchetError| format!("ratchet: {e}");
+    let rerr = |e: otr4::RatchetError| format!("ratchet: {e}");
     let mut bob_dr = replay_step(&inp.bob_ratchet_init_random, "Bob's ratchet init", |rng| {
         bob_done
             .into_ratchet_init()
@@ -999,10 +1005,8 @@ fn compare(
             None => return Err(format!("{who}: computed {k}, which the vector lacks")),
         }
     }
-    if exhaustive {
-        if let Some(k) = want.keys().find(|k| !got.contains_key(*k)) {
-            return Err(format!("{who}: stored output {k} was not recomputed"));
-        }
+    if exhaustive && let Some(k) = want.keys().find(|k| !got.contains_key(*k)) {
+        return Err(format!("{who}: stored output {k} was not recomputed"));
     }
     Ok(())
 }

@@ -4,7 +4,7 @@
 use super::{draw, draw_arr, expect, expect_bool, replay};
 use crate::format::{Suite, Vector};
 use crate::rng::RecordingRng;
-use otr4::crypto::dh::{DH_MODULUS_LEN, DhKeyPair, DhPublic, is_in_group_literal};
+use otr4::hazmat::crypto::dh::{DH_MODULUS_LEN, DhKeyPair, DhPublic, is_in_group_literal};
 
 const KEYS: &str = "otrv4.md §\"Generating ECDH and DH keys\", §\"Generating Shared Secrets\"";
 const CHECK: &str = "otrv4.md §\"Verifying that an integer is in the DH group\"";

@@ -4,8 +4,10 @@
 use super::{draw_arr, expect, expect_text};
 use crate::format::{Suite, Vector};
 use crate::rng::RecordingRng;
-use otr4::crypto::ecdh::{ecdh, prekey_ecdh};
-use otr4::crypto::ed448::{GENERATOR_BYTES, KeyPair, ORDER_BYTES_BE, Point, Scalar, SymmetricKey};
+use otr4::hazmat::crypto::ecdh::{ecdh, prekey_ecdh};
+use otr4::hazmat::crypto::ed448::{
+    GENERATOR_BYTES, KeyPair, ORDER_BYTES_BE, Point, Scalar, SymmetricKey,
+};
 
 const OTR: &str = "otrv4.md §\"Generating Shared Secrets\"";
 const PREKEY: &str = "otrv4-prekey-server.md §\"Generating Shared Secrets\"";

@@ -4,8 +4,8 @@
 use super::{draw, draw_arr, expect, expect_bool};
 use crate::format::{Suite, Vector};
 use crate::rng::RecordingRng;
-use otr4::crypto::ed448::{KeyPair, ORDER_BYTES_BE, Point, SymmetricKey};
-use otr4::crypto::eddsa::{Signature, sign, verify};
+use otr4::hazmat::crypto::ed448::{KeyPair, ORDER_BYTES_BE, Point, SymmetricKey};
+use otr4::hazmat::crypto::eddsa::{Signature, sign, verify};
 
 const SIGN: &str = "otrv4.md §\"Create a Client Profile Signature\" (RFC 8032 §5.2.6)";
 const VERIFY: &str = "otrv4.md §\"Verify a Client Profile Signature\" (RFC 8032 §5.2.7)";

@@ -4,9 +4,9 @@
 use super::{draw_arr, expect, expect_text};
 use crate::format::{Suite, Vector};
 use crate::rng::RecordingRng;
-use otr4::crypto::ed448::{KeyPair, Point, SymmetricKey};
-use otr4::crypto::fingerprint::Fingerprint;
-use otr4::crypto::keys::{Ed448PublicKey, ForgingPublicKey, generate_forging_point};
+use otr4::Fingerprint;
+use otr4::hazmat::crypto::ed448::{KeyPair, Point, SymmetricKey};
+use otr4::hazmat::crypto::keys::{Ed448PublicKey, ForgingPublicKey, generate_forging_point};
 
 const OTR: &str = "otrv4.md §\"Public keys, Shared Prekeys, Forging keys and Fingerprints\"";
 const PREKEY: &str = "otrv4-prekey-server.md §\"Public keys and Fingerprints\"";

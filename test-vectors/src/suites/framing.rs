@@ -4,12 +4,16 @@
 use super::{draw, draw_arr, expect, expect_bool, expect_text};
 use crate::format::{Suite, Vector};
 use crate::rng::RecordingRng;
+use otr4::ErrorCode;
 use otr4::InstanceTag;
-use otr4::wire::encoded::{decode_otr, decode_prekey, encode_otr, encode_prekey};
-use otr4::wire::error_msg::{ErrorCode, build_error, parse_error};
-use otr4::wire::fragment::{Fragment, FragmentKind, Reassembler, fragment};
-use otr4::wire::query::{Versions, build_query, find_whitespace_tag, parse_query, whitespace_tag};
-use otr4::wire::tlv::{Tlv, TlvType, encode_plaintext, parse_plaintext};
+use otr4::hazmat::wire::encoded::{decode_otr, decode_prekey, encode_otr, encode_prekey};
+use otr4::hazmat::wire::error_msg::{build_error, parse_error};
+use otr4::hazmat::wire::fragment::{Fragment, FragmentKind, Reassembler, fragment};
+use otr4::hazmat::wire::query::{
+    Versions, build_query, find_whitespace_tag, parse_query, whitespace_tag,
+};
+use otr4::hazmat::wire::tlv::{encode_plaintext, parse_plaintext};
+use otr4::{Tlv, TlvType};
 
 const ENCODED: &str = "otrv4.md §\"Encoded Messages\"";
 const ENCODED_PREKEY: &str = "otrv4-prekey-server.md §\"Encoded Messages\"";

@@ -4,9 +4,10 @@
 use super::expect;
 use crate::format::{Suite, Vector};
 use crate::rng::RecordingRng;
-use otr4::crypto::kdf::{
-    DOMAIN_OTRV4, DOMAIN_PREKEY_SERVER, PrekeyUsage, Usage, prekey_kdf, shake_into,
+use otr4::hazmat::crypto::kdf::{
+    DOMAIN_OTRV4, DOMAIN_PREKEY_SERVER, PrekeyUsage, Usage, prekey_kdf,
 };
+use otr4::shake_into;
 use rand_core::Rng;
 
 const OTR_SECTION: &str = "otrv4.md §\"Key Derivation Function, Hash Function and MAC Function\"";

@@ -4,9 +4,9 @@
 use super::{draw_arr, expect, replay};
 use crate::format::{Suite, Vector};
 use crate::rng::RecordingRng;
-use otr4::crypto::ed448::{KeyPair, Scalar, SymmetricKey, prune, random_pruned_scalar};
-use otr4::crypto::kdf::shake256;
-use otr4::crypto::keys::generate_forging_point;
+use otr4::hazmat::crypto::ed448::{KeyPair, Scalar, SymmetricKey, prune, random_pruned_scalar};
+use otr4::hazmat::crypto::kdf::shake256;
+use otr4::hazmat::crypto::keys::generate_forging_point;
 
 const KEYS: &str = "otrv4.md §\"Public keys, Shared Prekeys, Forging keys and Fingerprints\"";
 const ECDH: &str = "otrv4.md §\"Generating ECDH and DH keys\"";

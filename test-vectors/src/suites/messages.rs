@@ -5,22 +5,24 @@ use super::dh3072::DH_P_HEX;
 use super::{draw, draw_arr, expect, expect_text, hex_out, text_out};
 use crate::format::{Suite, Vector};
 use crate::rng::RecordingRng;
+use otr4::DecodeError;
 use otr4::InstanceTag;
-use otr4::crypto::dh::{DhKeyPair, DhPublic};
-use otr4::crypto::ed448::{KeyPair, Point, Scalar, SymmetricKey};
-use otr4::crypto::keys::{Ed448PublicKey, generate_forging_point};
-use otr4::crypto::rsig::RingSignature;
-use otr4::prekey::messages::{
+use otr4::PrekeyServerMessage;
+use otr4::hazmat::crypto::dh::{DhKeyPair, DhPublic};
+use otr4::hazmat::crypto::ed448::{KeyPair, Point, Scalar, SymmetricKey};
+use otr4::hazmat::crypto::keys::{Ed448PublicKey, generate_forging_point};
+use otr4::hazmat::crypto::rsig::RingSignature;
+use otr4::hazmat::prekey::messages::{
     CompositeIdentity, Dake1, Dake2, Dake3, Dake3Inner, DhProof, EcdhProof, EnsembleQuery,
     EnsembleRetrieval, Failure, NO_PREKEY_ENSEMBLES_TEXT, NoPrekeyEnsembles, PrekeyPublication,
-    PrekeyServerMessage, PublishedPrekeyMessages, StorageInfoRequest, StorageStatus, Success,
+    PublishedPrekeyMessages, StorageInfoRequest, StorageStatus, Success,
 };
-use otr4::profile::client::ClientProfile;
-use otr4::profile::prekey::PrekeyProfile;
-use otr4::wire::codec::Codec;
-use otr4::wire::codec::{DecodeError, Reader};
-use otr4::wire::encoded::{decode_otr, decode_prekey, encode_otr, encode_prekey};
-use otr4::wire::messages::{
+use otr4::hazmat::profile::client::ClientProfile;
+use otr4::hazmat::profile::prekey::PrekeyProfile;
+use otr4::hazmat::wire::codec::Codec;
+use otr4::hazmat::wire::codec::Reader;
+use otr4::hazmat::wire::encoded::{decode_otr, decode_prekey, encode_otr, encode_prekey};
+use otr4::hazmat::wire::messages::{
     AuthI, AuthR, DataMessage, IdentityMessage, Message, NonInteractiveAuth, PrekeyEnsemble,
     PrekeyMessage,
 };

@@ -7,32 +7,38 @@
 //! recomputes every derived key and MAC directly from the spec's formulas (SHAKE-256 KDFs
 //! over the secrets given as inputs) and compares both.
 
-use otr4::wire::codec::Codec;
+use otr4::hazmat::wire::codec::Codec;
 use std::collections::BTreeMap;
 
 use super::{draw_arr, expect, expect_text};
 use crate::format::{Suite, Vector};
 use crate::rng::{RecordingRng, ReplayRng};
 use otr4::InstanceTag;
-use otr4::crypto::dh::{DhKeyPair, DhPublic};
-use otr4::crypto::ecdh::{ecdh, prekey_ecdh};
-use otr4::crypto::ed448::{KeyPair, Point, SymmetricKey};
-use otr4::crypto::kdf::{Otrv4, PrekeyUsage, Usage, kdf, prekey_kdf};
-use otr4::crypto::keys::{ForgingPublicKey, generate_forging_point};
-use otr4::dake::PhiPrime;
-use otr4::dake::ensemble::ValidatedEnsemble;
-use otr4::dake::non_interactive::{receive_non_interactive_auth, send_non_interactive_auth};
-use otr4::prekey::messages::{PrekeyPublication, PrekeyServerMessage};
-use otr4::prekey::proofs::{EcdhProofKind, ProofContext, verify_dh_proof, verify_ecdh_proof};
-use otr4::prekey::server::Dake3Outcome;
-use otr4::prekey::{PrekeyClient, PrekeyServer, PrekeyStore};
-use otr4::profile::client::ClientProfile;
-use otr4::profile::prekey::PrekeyProfile;
-use otr4::wire::codec::Writer;
-use otr4::wire::encoded::encode_otr;
-use otr4::wire::messages::PrekeyEnsemble;
-use otr4::wire::messages::PrekeyMessage;
-use otr4::wire::tlv::{encode_plaintext, parse_plaintext};
+use otr4::PrekeyServerMessage;
+use otr4::PrekeyStore;
+use otr4::ValidatedEnsemble;
+use otr4::hazmat::crypto::dh::{DhKeyPair, DhPublic};
+use otr4::hazmat::crypto::ecdh::{ecdh, prekey_ecdh};
+use otr4::hazmat::crypto::ed448::{KeyPair, Point, SymmetricKey};
+use otr4::hazmat::crypto::kdf::{Otrv4, PrekeyUsage, Usage, kdf, prekey_kdf};
+use otr4::hazmat::crypto::keys::{ForgingPublicKey, generate_forging_point};
+use otr4::hazmat::dake::PhiPrime;
+use otr4::hazmat::dake::non_interactive::{
+    receive_non_interactive_auth, send_non_interactive_auth,
+};
+use otr4::hazmat::prekey::messages::PrekeyPublication;
+use otr4::hazmat::prekey::proofs::{
+    EcdhProofKind, ProofContext, verify_dh_proof, verify_ecdh_proof,
+};
+use otr4::hazmat::prekey::server::Dake3Outcome;
+use otr4::hazmat::prekey::{PrekeyClient, PrekeyServer};
+use otr4::hazmat::profile::client::ClientProfile;
+use otr4::hazmat::profile::prekey::PrekeyProfile;
+use otr4::hazmat::wire::codec::Writer;
+use otr4::hazmat::wire::encoded::encode_otr;
+use otr4::hazmat::wire::messages::PrekeyEnsemble;
+use otr4::hazmat::wire::messages::PrekeyMessage;
+use otr4::hazmat::wire::tlv::{encode_plaintext, parse_plaintext};
 
 const NIA: &str = "otrv4.md §\"Non-Interactive DAKE Overview\"; §\"Non-Interactive-Auth \
 Message\"; §\"Validating Prekey Ensembles\"; §\"Sending a Data Message to an offline \
@@ -593,7 +599,7 @@ fn publication(v: &Vector) -> Result<Outputs, String> {
         .receive_reply(&success)
         .map_err(err("the Success reply"))?;
     ensure(
-        matches!(reply, otr4::prekey::ServerReply::Published { .. }),
+        matches!(reply, otr4::hazmat::prekey::ServerReply::Published { .. }),
         "the publisher accepts the Success message",
     )?;
     for (name, m) in [

@@ -5,12 +5,12 @@ use super::{draw, draw_arr, expect, expect_text, hex_out};
 use crate::format::{Suite, Vector};
 use crate::rng::RecordingRng;
 use otr4::InstanceTag;
-use otr4::crypto::ed448::{KeyPair, Point, SymmetricKey};
-use otr4::crypto::keys::{Ed448PublicKey, ForgingPublicKey, generate_forging_point};
-use otr4::profile::client::{ClientProfile, DsaPublicKey};
-use otr4::profile::prekey::PrekeyProfile;
-use otr4::wire::codec::Codec;
-use otr4::wire::codec::Writer;
+use otr4::hazmat::crypto::ed448::{KeyPair, Point, SymmetricKey};
+use otr4::hazmat::crypto::keys::{Ed448PublicKey, ForgingPublicKey, generate_forging_point};
+use otr4::hazmat::profile::client::{ClientProfile, DsaPublicKey};
+use otr4::hazmat::profile::prekey::PrekeyProfile;
+use otr4::hazmat::wire::codec::Codec;
+use otr4::hazmat::wire::codec::Writer;
 
 const CLIENT: &str =
     "otrv4.md §\"Client Profile Data Type\", §\"Create a Client Profile Signature\"";

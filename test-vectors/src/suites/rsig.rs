@@ -4,12 +4,12 @@
 use super::{draw, draw_arr, expect, expect_bool, expect_text, replay};
 use crate::format::{Suite, Vector};
 use crate::rng::{RecordingRng, ReplayRng};
-use otr4::crypto::CryptoError;
-use otr4::crypto::ed448::{KeyPair, Point, Scalar, SymmetricKey};
-use otr4::crypto::kdf::{Otrv4, PrekeyServer};
-use otr4::crypto::rsig::{RING_SIG_LEN, RingSignature};
-use otr4::wire::codec::Codec;
-use otr4::wire::codec::Reader;
+use otr4::CryptoError;
+use otr4::hazmat::crypto::ed448::{KeyPair, Point, Scalar, SymmetricKey};
+use otr4::hazmat::crypto::kdf::{Otrv4, PrekeyServer};
+use otr4::hazmat::crypto::rsig::{RING_SIG_LEN, RingSignature};
+use otr4::hazmat::wire::codec::Codec;
+use otr4::hazmat::wire::codec::Reader;
 
 const SIGN: &str = "otrv4.md §\"Authentication: RSig(A1, a1, {A1, A2, A3}, m):\"";
 const VERIFY: &str = "otrv4.md §\"Verification: RVrf({A1, A2, A3}, sigma, m)\"";

@@ -5,11 +5,9 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use otr4::InstanceTag;
-use otr4::conversation::{ConversationError, OfflineEnsembles, PrekeyOutcome};
-use otr4::prekey::RefillPolicy;
-use otr4::prekey::framing;
-use otr4::prekey::messages::PrekeyServerMessage;
-use otr4::wire::fragment::{FragmentKind, Reassembler};
+use otr4::RefillPolicy;
+use otr4::{ConversationError, OfflineEnsembles, PrekeyOutcome};
+use otr4::{PrekeyFraming, PrekeyServerMessage};
 use rand_core::CryptoRng;
 
 use crate::carriage::{MAX_WAITING, sent_to_tlv};
@@ -48,7 +46,8 @@ pub(crate) struct PrekeyLink {
     queries_inflight: BTreeMap<String, String>,
     /// Texts for offline devices waiting for ensembles.
     waiting: BTreeMap<String, Vec<Waiting>>,
-    reassembler: Reassembler,
+    /// Prekey-server texts in both directions, with the fragments received so far.
+    framing: PrekeyFraming,
     /// Our bare JID's domain.
     own_domain: String,
     refill: RefillPolicy,
@@ -69,7 +68,7 @@ impl PrekeyLink {
             discovering: BTreeSet::new(),
             queries_inflight: BTreeMap::new(),
             waiting: BTreeMap::new(),
-            reassembler: Reassembler::new(FragmentKind::Prekey),
+            framing: PrekeyFraming::new(),
             own_domain: domain(jid).to_owned(),
             refill,
         }
@@ -102,7 +101,7 @@ impl PrekeyLink {
 
     fn send_to_own_server(&self, b: &mut Bridge<'_>, m: &PrekeyServerMessage) {
         if let Some(j) = self.server_jid(&self.own_domain) {
-            b.car.body_message(&j, &framing::encode(m));
+            b.car.body_message(&j, &PrekeyFraming::encode(m));
         }
     }
 
@@ -406,7 +405,7 @@ impl PrekeyLink {
             }
             Ok(PrekeyOutcome::PublicationFailed { .. }) => {
                 b.car.emit(GlueEvent::Error(GlueError::PrekeyServer(
-                    ConversationError::Prekey(otr4::prekey::PrekeyError::UnexpectedMessage),
+                    ConversationError::Prekey(otr4::PrekeyError::UnexpectedMessage),
                 )));
             }
             Ok(PrekeyOutcome::StorageStatus { publish, .. }) => {
@@ -436,10 +435,7 @@ impl PrekeyLink {
     /// A prekey-server message: whole, or the last fragment of one (otrv4-prekey-server.md
     /// §"Fragmentation"); an undecodable one is reported.
     fn decode(&mut self, b: &mut Bridge<'_>, text: &str, now: i64) -> Option<PrekeyServerMessage> {
-        let reassembler = &mut self.reassembler;
-        match framing::receive(text, |f| {
-            reassembler.push_fragment(f, InstanceTag::UNKNOWN, now.max(0) as u64)
-        }) {
+        match self.framing.receive(text, now) {
             Ok(m) => m,
             Err(e) => decode_error(b, &e),
         }
@@ -452,7 +448,7 @@ impl PrekeyLink {
         b: &mut Bridge<'_>,
         stats: &mut EngineStats,
         peer: String,
-        chosen: Vec<otr4::dake::ensemble::ValidatedEnsemble>,
+        chosen: Vec<otr4::ValidatedEnsemble>,
         now: i64,
         rng: &mut R,
     ) {
@@ -468,7 +464,7 @@ impl PrekeyLink {
             // The prekey server is untrusted: a Client Profile other than the pinned key of
             // that device is never used (and is offered to the user as a changed key, like
             // any other).
-            let offered = hex_fp(&e.client_profile().fingerprint());
+            let offered = hex_fp(&e.fingerprint());
             let pinned = b.dir.pinned(&peer, tag).map(str::to_owned);
             if pinned.is_some_and(|p| p != offered) {
                 stats.rejected_ensembles += 1;
@@ -561,7 +557,7 @@ impl PrekeyLink {
         self.queries_inflight
             .insert(peer.to_owned(), server.clone());
         match b.client.ensemble_query(peer) {
-            Ok(q) => b.car.body_message(&server, &framing::encode(&q)),
+            Ok(q) => b.car.body_message(&server, &PrekeyFraming::encode(&q)),
             Err(e) => {
                 self.queries_inflight.remove(peer);
                 b.car.emit(GlueEvent::Error(GlueError::PrekeyServer(e)));
@@ -574,7 +570,7 @@ impl PrekeyLink {
 fn decode_error<T>(b: &mut Bridge<'_>, e: &dyn core::fmt::Display) -> Option<T> {
     tracing::warn!(error = %e, "undecodable prekey-server message");
     b.car.emit(GlueEvent::Error(GlueError::PrekeyServer(
-        ConversationError::Prekey(otr4::prekey::PrekeyError::UnexpectedMessage),
+        ConversationError::Prekey(otr4::PrekeyError::UnexpectedMessage),
     )));
     None
 }

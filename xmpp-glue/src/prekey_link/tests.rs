@@ -4,8 +4,8 @@ use super::*;
 use crate::Output;
 use crate::carriage::Carriage;
 use crate::directory::Directory;
-use otr4::conversation::{Account, Client, Policy};
-use otr4::prekey::messages::NoPrekeyEnsembles;
+use otr4::hazmat::prekey::messages::NoPrekeyEnsembles;
+use otr4::{Account, Client, Policy};
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 
@@ -14,7 +14,7 @@ const FP: &str = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcd
 struct World {
     rng: StdRng,
     client: Client,
-    prekeys: otr4::prekey::PrekeyStore,
+    prekeys: otr4::PrekeyStore,
     dir: Directory,
     car: Carriage,
     reqs: Requests,
@@ -27,7 +27,7 @@ impl World {
         let account = Account::generate(&mut rng, Policy::standalone(), 1000).unwrap();
         let car = Carriage::new(&mut rng);
         World {
-            prekeys: otr4::prekey::PrekeyStore::new(account.instance_tag()),
+            prekeys: otr4::PrekeyStore::new(account.instance_tag()),
             client: Client::new(account, "alice@x"),
             dir: Directory::default(),
             car,
@@ -294,7 +294,7 @@ fn answers_count_only_from_the_server_asked() {
     );
     assert!(!w.link.reply_expected("pk.y", &none("carol@y")));
     let mut stats = EngineStats::default();
-    let text = otr4::prekey::framing::encode(&none("bob@y"));
+    let text = otr4::hazmat::prekey::framing::encode(&none("bob@y"));
     let out = w.step(|l, b, _, rng| {
         assert!(!l.body(b, &mut stats, "pk.x", &text, 1000, rng));
     });

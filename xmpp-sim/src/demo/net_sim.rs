@@ -8,8 +8,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::server::{ComponentHandler, SimServer};
 use otr4::InstanceTag;
-use otr4::conversation::{Account, Client, Policy, Selection};
-use otr4::prekey::PrekeyStore;
+use otr4::PrekeyStore;
+use otr4::{Account, Client, Policy, Selection};
 use prekey_server::service::Service;
 use rand::rngs::ThreadRng;
 use xmpp_glue::minidom::Element;

@@ -2,9 +2,9 @@
 //! checks need (who received what, SMP results, problems).
 
 use otr4::InstanceTag;
-use otr4::conversation::SmpUpdate;
+use otr4::SmpUpdate;
+use xmpp_glue::DeviceChange;
 use xmpp_glue::GlueEvent;
-use xmpp_glue::devices::DeviceChange;
 
 use super::Net;
 
@@ -70,7 +70,7 @@ impl Transcript {
                     let sender = self.name(net, from, *device);
                     self.got.push((dev.clone(), sender.clone(), text.clone()));
                     let mut warn = String::new();
-                    if *trust == xmpp_glue::trust::Trust::Changed {
+                    if *trust == xmpp_glue::Trust::Changed {
                         warn.push_str(" [from a device whose key changed]");
                     }
                     if !listed {

@@ -1181,10 +1181,12 @@ impl SimServer {
         let mut probes = Vec::new();
         for o in &owners {
             for (f, s) in &self.sessions {
-                if s.bare == *o && f != full && s.available {
-                    if let Some(p) = &s.presence {
-                        probes.push(p.clone());
-                    }
+                if s.bare == *o
+                    && f != full
+                    && s.available
+                    && let Some(p) = &s.presence
+                {
+                    probes.push(p.clone());
                 }
             }
         }

@@ -17,9 +17,10 @@ pub use publication::{
     DhProof, EcdhProof, Failure, PrekeyPublication, PublishedPrekeyMessages, StorageInfoRequest,
     StorageStatus, Success,
 };
-pub use retrieval::{
-    EnsembleQuery, EnsembleRetrieval, NO_PREKEY_ENSEMBLES_TEXT, NoPrekeyEnsembles,
-};
+pub use retrieval::{EnsembleQuery, EnsembleRetrieval, NoPrekeyEnsembles};
+// The server's answer text (`otr4::hazmat`, for the server and the tests).
+#[cfg(feature = "hazmat")]
+pub use retrieval::NO_PREKEY_ENSEMBLES_TEXT;
 
 use crate::wire::codec::{Codec, DecodeError, Reader, Writer};
 use crate::wire::messages::peek_header;
@@ -77,7 +78,7 @@ pub(crate) fn data(w: &mut Vec<u8>, d: &[u8]) {
 }
 
 /// Any prekey-server message that travels on its own (everything except the two messages
-/// enclosed in DAKE-3, see [`Dake3Inner`]), dispatched on its type byte.
+/// enclosed in DAKE-3, see `Dake3Inner`), dispatched on its type byte.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum PrekeyServerMessage {
     /// DAKE-1 (0x35).
@@ -102,6 +103,7 @@ pub enum PrekeyServerMessage {
 
 impl PrekeyServerMessage {
     /// The message type byte.
+    #[cfg(feature = "hazmat")]
     pub fn message_type(&self) -> u8 {
         match self {
             PrekeyServerMessage::Dake1(_) => TYPE_DAKE1,

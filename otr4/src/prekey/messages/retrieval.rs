@@ -59,6 +59,7 @@ pub struct EnsembleRetrieval {
 impl EnsembleRetrieval {
     /// Builds the message; fails with [`DecodeError::BadValue`] if `ensembles` is empty or
     /// has more than `u32::MAX` entries.
+    #[cfg(feature = "hazmat")]
     pub fn new(
         receiver_tag: InstanceTag,
         identity: Vec<u8>,
@@ -74,12 +75,15 @@ impl EnsembleRetrieval {
         })
     }
 
-    /// The ensembles (never empty).
-    pub fn ensembles(&self) -> &[PrekeyEnsemble] {
-        &self.ensembles
+    hazmat_pub! {
+        /// The ensembles (never empty).
+        fn ensembles(&self) -> &[PrekeyEnsemble] {
+            &self.ensembles
+        }
     }
 
     /// Unwraps the ensembles.
+    #[cfg(feature = "hazmat")]
     pub fn into_ensembles(self) -> Vec<PrekeyEnsemble> {
         self.ensembles
     }
@@ -137,6 +141,7 @@ pub struct NoPrekeyEnsembles {
 }
 
 /// The explanation the spec puts in a No Prekey Ensembles message.
+#[cfg(feature = "hazmat")]
 pub const NO_PREKEY_ENSEMBLES_TEXT: &[u8] = b"No Prekey Messages available for this identity";
 
 impl Codec for NoPrekeyEnsembles {

@@ -91,16 +91,19 @@ impl Reassembler {
     }
 
     /// The kind of fragments accepted.
+    #[cfg(feature = "hazmat")]
     pub fn kind(&self) -> FragmentKind {
         self.kind
     }
 
     /// Number of partially received messages.
+    #[cfg(feature = "hazmat")]
     pub fn pending(&self) -> usize {
         self.buffers.len()
     }
 
     /// Bytes charged against [`MAX_BUFFERED_BYTES`].
+    #[cfg(feature = "hazmat")]
     pub fn buffered_bytes(&self) -> usize {
         self.cost
     }
@@ -123,12 +126,14 @@ impl Reassembler {
     }
 
     /// Drops every buffer.
+    #[cfg(feature = "hazmat")]
     pub fn clear(&mut self) {
         self.buffers.clear();
         self.cost = 0;
     }
 
     /// Parses `frag` and adds it; see [`Reassembler::push_fragment`].
+    #[cfg(feature = "hazmat")]
     pub fn push(
         &mut self,
         frag: &str,

@@ -65,6 +65,7 @@ impl DataMessage {
     }
 
     /// The revealed MAC keys as 64-byte chunks.
+    #[cfg(feature = "hazmat")]
     pub fn revealed_keys(&self) -> impl Iterator<Item = &[u8]> {
         self.revealed_mac_keys.chunks_exact(MAC_LEN)
     }
