@@ -248,7 +248,6 @@ pub trait Writer {
     fn bytes(&mut self, b: &[u8]) -> &mut Self;
 
     /// Any wire type.
-    #[cfg(feature = "hazmat")]
     fn put<T: Codec>(&mut self, v: &T) -> &mut Self;
 
     /// BYTE.
@@ -312,7 +311,6 @@ impl Writer for Vec<u8> {
         self
     }
 
-    #[cfg(feature = "hazmat")]
     fn put<T: Codec>(&mut self, v: &T) -> &mut Self {
         v.write(self);
         self

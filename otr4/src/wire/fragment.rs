@@ -284,9 +284,11 @@ pub fn fragment(
 
 mod reassembly;
 
+pub use reassembly::{DEFAULT_FRAGMENT_TIMEOUT_SECS, Reassembler};
+// The reassembly limits, for the tests and fuzz targets (`otr4::hazmat`).
+#[cfg(feature = "hazmat")]
 pub use reassembly::{
-    DEFAULT_FRAGMENT_TIMEOUT_SECS, MAX_BUFFERED_BYTES, MAX_FRAGMENTS_PER_MESSAGE,
-    MAX_PENDING_MESSAGES, PIECE_OVERHEAD, Reassembler,
+    MAX_BUFFERED_BYTES, MAX_FRAGMENTS_PER_MESSAGE, MAX_PENDING_MESSAGES, PIECE_OVERHEAD,
 };
 
 #[cfg(test)]
