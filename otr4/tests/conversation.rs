@@ -1667,3 +1667,20 @@ fn session_expiry_zero_never_expires() {
     );
     assert_eq!(net.state(a, BOB, b), Some(ConversationState::Encrypted));
 }
+
+/// A heartbeat interval of 0 turns heartbeats off: a device that received and stays quiet
+/// sends nothing, however long.
+#[test]
+fn heartbeat_zero_sends_no_heartbeat() {
+    let quiet = Policy {
+        heartbeat_secs: 0,
+        ..Policy::default()
+    };
+    let (mut net, a, b) = connected(17, Policy::default(), quiet);
+    net.send(a, BOB, "ping");
+    net.run();
+    net.take_seen(b);
+    net.now += 10 * Policy::default().heartbeat_secs;
+    net.tick(b);
+    assert!(net.take_wire().is_empty(), "a heartbeat with heartbeats off");
+}
