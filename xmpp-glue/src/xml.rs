@@ -70,7 +70,7 @@ pub fn scan(xml: &str) -> Result<(), XmlError> {
     Ok(())
 }
 
-/// Parses one stanza after [`scan`] accepted it.
+/// Parses one stanza after the streaming `scan` accepted it.
 pub fn parse(xml: &str) -> Result<Element, XmlError> {
     scan(xml)?;
     xml.parse::<Element>()
