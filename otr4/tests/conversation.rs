@@ -1685,5 +1685,8 @@ fn heartbeat_zero_sends_no_heartbeat() {
     assert!(net.take_wire().is_empty(), "a heartbeat in reply");
     net.now += 10 * Policy::default().heartbeat_secs;
     net.tick(b);
-    assert!(net.take_wire().is_empty(), "a heartbeat with heartbeats off");
+    assert!(
+        net.take_wire().is_empty(),
+        "a heartbeat with heartbeats off"
+    );
 }
