@@ -7,8 +7,8 @@
 #
 # Prints, per scenario phase (accounts / DAKE / data), the instructions and how often it
 # called the functions named in COUNT_PATTERNS: 3072-bit modexps (otr4's `dh::pow_*`),
-# DH group checks, Ed448 scalar multiplications (ed448-goldilocks' `EdwardsPoint * Scalar`;
-# set COUNT_PATTERNS when that code changes); then instructions per call of each primitive.
+# DH group checks, Ed448 scalar multiplications (otr4's `crypto::edwards`; set COUNT_PATTERNS
+# when that code changes); then instructions per call of each primitive.
 # Output files stay in OUT_DIR (default target/callgrind).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -21,10 +21,13 @@ fi
 OUT_DIR="${OUT_DIR:-$target/callgrind}"
 mkdir -p "$OUT_DIR"
 rm -f "$OUT_DIR"/scenario.out* "$OUT_DIR"/primitives.out*
-# What counts as a modexp and as a scalar multiplication (label=substring of the function).
-# modexp: every 3072-bit exponentiation by a secret (before this branch all went through
-# dh::pow_secret; now g3^r is dh::pow_g3_secret, counted also as fixed_base).
-COUNT_PATTERNS="${COUNT_PATTERNS:-modexp=otr4::crypto::dh::pow_,fixed_base=otr4::crypto::dh::pow_g3,dh_check=otr4::crypto::dh::jacobi_vartime,ed448_scalar_mul=EdwardsPoint as core::ops::arith::Mul<}"
+# What counts as a modexp and as a scalar multiplication (label=substring of the function;
+# a trailing `$` matches the end of the name). Paths are matched without the crate prefix,
+# so they hold whether `crypto` sits under `otr4::hazmat` or not.
+# modexp: every 3072-bit exponentiation by a secret (g3^r through dh::pow_g3_secret is also
+# counted as dh_fixed_base); Ed448: variable-base P·s, fixed-base G·s, and the variable-time
+# multi-scalar multiplications of verification (Straus).
+COUNT_PATTERNS="${COUNT_PATTERNS:-modexp=crypto::dh::pow_,dh_fixed_base=crypto::dh::pow_g3,dh_check=crypto::dh::jacobi_vartime,ed448_mul=edwards::EdwardsPoint::mul$,ed448_mul_base=edwards::EdwardsPoint::mul_base$,ed448_vartime=edwards::straus_vartime$}"
 
 valgrind --tool=callgrind -q --callgrind-out-file="$OUT_DIR/scenario.out" \
   --dump-after='*phase_accounts*' --dump-after='*phase_dake*' --dump-after='*phase_data*' \

@@ -7,7 +7,7 @@
                                                function (inclusive Ir / calls)
 
 PATTERNS is a comma-separated list of `label=substring` (a function is counted under
-`label` when its demangled name contains `substring`).
+`label` when its demangled name contains `substring`; a trailing `$` means "ends with").
 """
 import re
 import subprocess
@@ -46,7 +46,10 @@ def phases(patterns, files):
         total, calls = parse(path)
         counts = []
         for label, sub in labels:
-            n = sum(v for k, v in calls.items() if sub in k)
+            if sub.endswith("$"):
+                n = sum(v for k, v in calls.items() if k.endswith(sub[:-1]))
+            else:
+                n = sum(v for k, v in calls.items() if sub in k)
             counts.append(f"{label} {n}")
         print(f"{path} Ir {total} " + " ".join(counts))
 
