@@ -640,7 +640,7 @@ const fn build_base_odd_table() -> [AffineCached; BASE_ODD] {
     batch_to_affine(&pts)
 }
 
-/// `k·1024^j·G` for k = 1..16, j = 0..45 (affine; 720 entries of 168 bytes, 118 KiB), for
+/// `k·1024^j·G` for k = 1..16, j = 0..45 (affine; 720 entries of 192 bytes, 135 KiB), for
 /// [`EdwardsPoint::mul_base`]. Built by the compiler (seconds of const evaluation, hence
 /// the lint allowance).
 #[allow(long_running_const_eval)]
