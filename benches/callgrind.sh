@@ -4,6 +4,7 @@
 #
 #   benches/callgrind.sh              build the release binaries, then count
 #   BIN_DIR=dir benches/callgrind.sh  count prebuilt `scenario` and `primitives` in dir
+#   CHAIN=0 benches/callgrind.sh      skip the catch-up count (default: 1000 messages)
 #
 # Prints, per scenario phase (accounts / DAKE / data), the instructions and how often it
 # called the functions named in COUNT_PATTERNS: 3072-bit modexps (otr4's `dh::pow_*`),
@@ -41,6 +42,17 @@ for f in "$OUT_DIR"/scenario.out.{1,2,3} "$OUT_DIR/scenario.out"; do
   total=$((total + $(awk '/^(summary|totals):/ {print $2; exit}' "$f")))
 done
 echo "whole process Ir $total"
+
+# Catch-up: CHAIN messages sent in one chain, then read (`scenario --chain`); only that
+# phase is counted. CHAIN=0 skips it.
+CHAIN="${CHAIN:-1000}"
+if [[ "$CHAIN" -gt 0 ]]; then
+  rm -f "$OUT_DIR"/chain.out*
+  valgrind --tool=callgrind -q --callgrind-out-file="$OUT_DIR/chain.out" \
+    --toggle-collect='*phase_chain*' "$BIN_DIR/scenario" --chain "$CHAIN" >/dev/null
+  echo "== $CHAIN messages in one chain (scenario --chain $CHAIN, that phase only)"
+  python3 benches/callgrind_calls.py phases "$COUNT_PATTERNS" "$OUT_DIR/chain.out"
+fi
 
 valgrind --tool=callgrind -q --callgrind-out-file="$OUT_DIR/primitives.out" \
   "$BIN_DIR/primitives" --iters 1 >/dev/null
