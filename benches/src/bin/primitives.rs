@@ -124,7 +124,12 @@ fn main() -> ExitCode {
     let scalar = Scalar::random(&mut rng);
     let ring_sig = {
         let [k1, k2, k3] = &keys;
-        match RingSignature::sign::<Otrv4, _>(&mut rng, k2, [k1.public(), k2.public(), k3.public()], &msg) {
+        match RingSignature::sign::<Otrv4, _>(
+            &mut rng,
+            k2,
+            [k1.public(), k2.public(), k3.public()],
+            &msg,
+        ) {
             Ok(s) => s,
             Err(e) => {
                 eprintln!("ring signature: {e}");

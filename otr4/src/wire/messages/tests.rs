@@ -320,7 +320,16 @@ fn data_message_memo_decodes_like_the_plain_decoder() {
 fn data_message_memo_is_bounded() {
     let memo = RefCell::new(KeyMemo::default());
     for seed in 0..6u64 {
-        let m = data_msg(seed, S, R, 0, (0, 3, 0), Some(7 + seed as u32), alloc::vec![], 0);
+        let m = data_msg(
+            seed,
+            S,
+            R,
+            0,
+            (0, 3, 0),
+            Some(7 + seed as u32),
+            alloc::vec![],
+            0,
+        );
         assert_eq!(decode_with(&memo, &m.encode()).unwrap(), m);
     }
     assert_eq!(memo.borrow().len(), (4, 2));
@@ -352,9 +361,7 @@ proptest! {
     }
 }
 
-fn check_data_message_malformed(
-    decode: impl Fn(&[u8]) -> Result<DataMessage, DecodeError> + Copy,
-) {
+fn check_data_message_malformed(decode: impl Fn(&[u8]) -> Result<DataMessage, DecodeError> + Copy) {
     let m = data_msg(1, S, R, 1, (1, 2, 3), Some(5), alloc::vec![1, 2, 3], 1);
     let b = m.encode();
     assert_header_checked(&b, decode);
@@ -374,10 +381,7 @@ fn check_data_message_malformed(
         DecodeError::BadDhValue("public DH key")
     );
     let b2 = splice(&b, dh_at, 5, &[0, 0, 0, 2, 0, 4]);
-    assert_eq!(
-        decode(&b2).unwrap_err(),
-        DecodeError::NonMinimalMpi
-    );
+    assert_eq!(decode(&b2).unwrap_err(), DecodeError::NonMinimalMpi);
     // Oversized DATA length of the ciphertext.
     let enc_at = dh_at + 5;
     let b2 = splice(&b, enc_at, 4, &[0x7f, 0xff, 0xff, 0xff]);
@@ -397,12 +401,7 @@ fn check_data_message_malformed(
         DecodeError::BadValue("revealed MAC keys")
     );
     let b2 = splice(&b, keys_at, 4 + MAC_LEN, &[0, 0, 0, 0]);
-    assert!(
-        decode(&b2)
-            .unwrap()
-            .revealed_mac_keys
-            .is_empty()
-    );
+    assert!(decode(&b2).unwrap().revealed_mac_keys.is_empty());
 }
 
 #[test]
