@@ -26,7 +26,9 @@ ossl() {
   openssl speed -seconds 2 ed448 2>/dev/null | awk '/EdDSA \(Ed448\)/ {print $(NF-1), $NF}'
 }
 read -r sign_s verify_s < <(ossl)
-scen="$("$BIN_DIR/scenario" --runs "$RUNS" --chain "$CHAIN")"
+chain_args=()
+[[ "$CHAIN" -gt 0 ]] && chain_args=(--chain "$CHAIN")
+scen="$("$BIN_DIR/scenario" --runs "$RUNS" "${chain_args[@]}")"
 prim="$("$BIN_DIR/primitives" --iters "$ITERS")"
 # OpenSSL again after ours: the unit is the mean of both runs, so drift shows less.
 read -r sign_s2 verify_s2 < <(ossl)
