@@ -171,8 +171,9 @@ use hazmat::{conversation, crypto, dake, instance_tag, prekey, profile, ratchet,
 
 pub use conversation::{
     Account, Client, Conversation, ConversationError, ConversationState, DEFAULT_MAX_INSTANCES,
-    DisconnectReason, Event, Mode, NotSentReason, OfflineEnsembles, PERSIST_KEY_LEN, Peer,
-    PersistError, Policy, PrekeyOutcome, Selection, SmpUpdate, Warning,
+    DEFAULT_PADDING_BUCKET, DisconnectReason, Event, Mode, NotSentReason, OfflineEnsembles,
+    PERSIST_KEY_LEN, Padding, Peer, PersistError, Policy, PrekeyOutcome, Selection, SmpUpdate,
+    Warning,
 };
 pub use crypto::CryptoError;
 pub use crypto::fingerprint::{FINGERPRINT_LEN, Fingerprint};
