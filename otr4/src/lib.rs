@@ -159,6 +159,8 @@ macro_rules! hazmat_pub {
 }
 
 pub(crate) mod debug;
+#[cfg(feature = "forge")]
+pub mod forge;
 #[cfg(feature = "hazmat")]
 pub mod hazmat;
 #[cfg(not(feature = "hazmat"))]

@@ -1,9 +1,12 @@
 //! Conversation policy (otrv4.md §"OTRv4 Modes", §"The Protocol State Machine"): the mode,
 //! the allowed versions, encryption requirements, instance selection, sizes and timers.
 
+use alloc::vec::Vec;
+
 use crate::ratchet::SecretBytes;
-use crate::wire::codec::{Reader, Writer};
+use crate::wire::codec::{DecodeError, Reader, Writer};
 use crate::wire::query::Versions;
+use crate::wire::tlv::{Tlv, TlvType, encode_plaintext};
 
 use super::events::ConversationError;
 use super::persisted::{Persist, PersistError, u32_of, usize_of};
@@ -108,12 +111,37 @@ impl Padding {
     /// padding is `content` bytes and which `has_nul` (it already carries TLVs, so the NUL
     /// is counted in `content`); `None` without padding. At most the bucket size, so a
     /// single record of at most `MAX_TLV_VALUE_LEN` bytes always suffices.
-    pub(crate) fn value_len(self, content: usize, has_nul: bool) -> Option<usize> {
+    fn value_len(self, content: usize, has_nul: bool) -> Option<usize> {
         let n = self.bucket()?;
         let buckets = content.div_ceil(n).max(1);
         let target = buckets.saturating_mul(n).saturating_add(PADDING_FRAMING);
         let framing = if has_nul { 4 } else { PADDING_FRAMING };
         Some(target.saturating_sub(content).saturating_sub(framing))
+    }
+
+    /// The plaintext of a data message (otrv4.md §"Data Message": `text`, then a NUL and
+    /// `tlvs` if any), padded as `self` says with one Padding record appended last; encoded
+    /// in one allocation of its exact size, so no copy of it is left behind by a
+    /// reallocation.
+    pub(crate) fn encode_plaintext(
+        self,
+        text: &[u8],
+        tlvs: &[Tlv],
+    ) -> Result<Vec<u8>, DecodeError> {
+        let content = if tlvs.is_empty() {
+            text.len()
+        } else {
+            text.len() + 1 + tlvs.iter().map(|t| 4 + t.value.len()).sum::<usize>()
+        };
+        match self.value_len(content, !tlvs.is_empty()) {
+            Some(len) => {
+                let mut padded = Vec::with_capacity(tlvs.len() + 1);
+                padded.extend_from_slice(tlvs);
+                padded.push(Tlv::new(TlvType::Padding, alloc::vec![0u8; len]));
+                encode_plaintext(text, &padded)
+            }
+            None => encode_plaintext(text, tlvs),
+        }
     }
 }
 

@@ -14,7 +14,7 @@ use crate::profile::client::ClientProfile;
 use crate::ratchet::{Decrypted, DoubleRatchet, ExtraSymmetricKey, RatchetError, SecretBytes};
 use crate::smp::{Smp, SmpContext};
 use crate::wire::messages::{DataMessage, IdentityMessage, NonInteractiveAuth};
-use crate::wire::tlv::{Tlv, TlvType, encode_plaintext};
+use crate::wire::tlv::Tlv;
 
 use super::events::ConversationError;
 use super::persisted::{Persist, PersistError, persist_opt_i64, read_flag, read_opt_i64, read_tag};
@@ -178,22 +178,7 @@ impl Session {
         now: i64,
         rng: &mut R,
     ) -> Result<(Vec<u8>, ExtraSymmetricKey), ConversationError> {
-        // The padded plaintext is encoded in one allocation of its exact size (no copy of
-        // it is left behind by a reallocation).
-        let content = if tlvs.is_empty() {
-            text.len()
-        } else {
-            text.len() + 1 + tlvs.iter().map(|t| 4 + t.value.len()).sum::<usize>()
-        };
-        let encoded = match padding.value_len(content, !tlvs.is_empty()) {
-            Some(len) => {
-                let mut padded = Vec::with_capacity(tlvs.len() + 1);
-                padded.extend_from_slice(tlvs);
-                padded.push(Tlv::new(TlvType::Padding, alloc::vec![0u8; len]));
-                encode_plaintext(text, &padded)
-            }
-            None => encode_plaintext(text, tlvs),
-        };
+        let encoded = padding.encode_plaintext(text, tlvs);
         let plaintext = SecretBytes::new(encoded.map_err(ConversationError::Encoding)?);
         let new_key = self.ratchet.needs_sending_ratchet();
         let enc = if reveal_all {
