@@ -27,6 +27,8 @@
 //! - `hazmat`: the protocol's layers as `otr4::hazmat::*` modules (crypto, wire format,
 //!   profiles, DAKEs, ratchet, SMP, prekey protocol), for the project's test vectors, fuzz
 //!   targets, benches and prekey server. Not a stable API; a client does not need it.
+//! - `forge` (implies `hazmat`): `otr4::forge`, the forging toolkit of otrv4.md §"Forging
+//!   Transcripts" (the `otr4-forge` command line; docs/deniability.md).
 //!
 //! Inside, the layers import only downward (`tests/layering.rs` checks it; the map is
 //! docs/ARCHITECTURE.md): `debug`, `instance_tag` → `crypto` → `wire::codec` → `profile` →
