@@ -27,6 +27,8 @@ const LAYERS: &[(&str, u8)] = &[
     ("conversation", 7),
     ("lib", 8),
     ("hazmat", 8),
+    // The forging toolkit (feature `forge`) sits on top, beside the crate root.
+    ("forge", 8),
 ];
 
 fn layer(module: &str) -> Option<u8> {
