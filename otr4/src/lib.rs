@@ -27,6 +27,8 @@
 //! - `hazmat`: the protocol's layers as `otr4::hazmat::*` modules (crypto, wire format,
 //!   profiles, DAKEs, ratchet, SMP, prekey protocol), for the project's test vectors, fuzz
 //!   targets, benches and prekey server. Not a stable API; a client does not need it.
+//! - `v3` (default): the OTRv3 protocol (AKE, data messages, TLVs, fragments) for the
+//!   OTRv3-compatible mode; for now reachable only as `otr4::hazmat::v3` (issue 16).
 //!
 //! Inside, the layers import only downward (`tests/layering.rs` checks it; the map is
 //! docs/ARCHITECTURE.md): `debug`, `instance_tag` → `crypto` → `wire::codec` → `profile` →
@@ -168,6 +170,8 @@ mod testutil;
 
 // The layers' names inside the crate (their one public path is `otr4::hazmat::*`).
 use hazmat::{conversation, crypto, dake, instance_tag, prekey, profile, ratchet, smp, wire};
+#[cfg(feature = "v3")]
+use hazmat::v3;
 
 pub use conversation::{
     Account, Client, Conversation, ConversationError, ConversationState, DEFAULT_MAX_INSTANCES,
