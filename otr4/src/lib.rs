@@ -169,9 +169,9 @@ mod hazmat;
 mod testutil;
 
 // The layers' names inside the crate (their one public path is `otr4::hazmat::*`).
-use hazmat::{conversation, crypto, dake, instance_tag, prekey, profile, ratchet, smp, wire};
 #[cfg(feature = "v3")]
 use hazmat::v3;
+use hazmat::{conversation, crypto, dake, instance_tag, prekey, profile, ratchet, smp, wire};
 
 pub use conversation::{
     Account, Client, Conversation, ConversationError, ConversationState, DEFAULT_MAX_INSTANCES,

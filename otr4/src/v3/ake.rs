@@ -210,17 +210,11 @@ impl AwaitingDhKey {
     ) -> Result<(AwaitingSig, RevealSignature), Rejected<AwaitingDhKey>> {
         let s = self.x.secbytes(&msg.gy);
         let keys = AkeKeys::derive(&s);
-        let (encrypted_signature, mac) = match sign_and_encrypt(
-            ours,
-            &keys.m1,
-            &keys.c,
-            &keys.m2,
-            self.x.public(),
-            &msg.gy,
-        ) {
-            Ok(v) => v,
-            Err(error) => return Err(Rejected { state: self, error }),
-        };
+        let (encrypted_signature, mac) =
+            match sign_and_encrypt(ours, &keys.m1, &keys.c, &keys.m2, self.x.public(), &msg.gy) {
+                Ok(v) => v,
+                Err(error) => return Err(Rejected { state: self, error }),
+            };
         let reveal = RevealSignature {
             r: *self.r,
             encrypted_signature,

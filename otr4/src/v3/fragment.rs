@@ -205,8 +205,14 @@ mod tests {
         assert!(msg.starts_with("?OTR:AAMDJ+MV") && msg.ends_with("AAAAAA==."));
         // Out of order: dropped.
         let mut r = Reassembler::default();
-        assert!(r.push(&V3Fragment::parse(frags[1]).unwrap(), ours).is_none());
-        assert!(r.push(&V3Fragment::parse(frags[2]).unwrap(), ours).is_none());
+        assert!(
+            r.push(&V3Fragment::parse(frags[1]).unwrap(), ours)
+                .is_none()
+        );
+        assert!(
+            r.push(&V3Fragment::parse(frags[2]).unwrap(), ours)
+                .is_none()
+        );
         // Another instance's fragment is discarded.
         let mut r = Reassembler::default();
         assert!(

@@ -62,7 +62,8 @@ impl AkeKeys {
             m2_prime: h2(0x05, s),
         };
         let mut h0 = h2(0x00, s);
-        k.ssid.copy_from_slice(h0.get(..SSID_LEN).unwrap_or(&[0; SSID_LEN]));
+        k.ssid
+            .copy_from_slice(h0.get(..SSID_LEN).unwrap_or(&[0; SSID_LEN]));
         let mut h1v = h2(0x01, s);
         let (c, cp) = h1v.split_at(16);
         k.c.copy_from_slice(c);

@@ -209,9 +209,7 @@ impl Message {
                         out.mpi(&k.gy.to_be_bytes());
                     }
                     Message::RevealSignature(rs) => {
-                        out.data(&rs.r)
-                            .data(&rs.encrypted_signature)
-                            .bytes(&rs.mac);
+                        out.data(&rs.r).data(&rs.encrypted_signature).bytes(&rs.mac);
                     }
                     Message::Signature(s) => {
                         out.data(&s.encrypted_signature).bytes(&s.mac);

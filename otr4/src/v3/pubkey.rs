@@ -256,14 +256,8 @@ pub(crate) mod tests {
     /// A DSA-1024 key made once with `openssl dsaparam -genkey 1024` for the tests.
     pub(crate) fn test_key() -> DsaPrivateKey {
         let h = |s: &str| hex::decode(s).unwrap();
-        DsaPrivateKey::from_parts(
-            &h(TEST_P),
-            &h(TEST_Q),
-            &h(TEST_G),
-            &h(TEST_Y),
-            &h(TEST_X),
-        )
-        .unwrap()
+        DsaPrivateKey::from_parts(&h(TEST_P), &h(TEST_Q), &h(TEST_G), &h(TEST_Y), &h(TEST_X))
+            .unwrap()
     }
 
     include!("test_key.rs");
@@ -308,8 +302,7 @@ pub(crate) mod tests {
         // A wrong x for the public key.
         let h = |s: &str| hex::decode(s).unwrap();
         assert_eq!(
-            DsaPrivateKey::from_parts(&h(TEST_P), &h(TEST_Q), &h(TEST_G), &h(TEST_Y), &[5])
-                .err(),
+            DsaPrivateKey::from_parts(&h(TEST_P), &h(TEST_Q), &h(TEST_G), &h(TEST_Y), &[5]).err(),
             Some(DsaKeyError::InvalidKey)
         );
     }

@@ -251,7 +251,10 @@ impl Session {
             for p in self.pairs[0].iter_mut() {
                 Self::retire(p, &mut self.old_mac_keys);
             }
-            let [_, cur] = core::mem::replace(&mut self.ours, [KeyPair::generate(rng), KeyPair::generate(rng)]);
+            let [_, cur] = core::mem::replace(
+                &mut self.ours,
+                [KeyPair::generate(rng), KeyPair::generate(rng)],
+            );
             self.ours[0] = cur;
             self.pairs.swap(0, 1);
             self.pairs[1] = [None, None];
@@ -337,7 +340,12 @@ mod tests {
             // Replays are rejected (counter, or a retired key).
             assert!(deliver(to, &wire, &mut rng).is_err());
         }
-        assert!(a.keyids().0 > 3 && b.keyids().0 > 3, "{:?} {:?}", a.keyids(), b.keyids());
+        assert!(
+            a.keyids().0 > 3 && b.keyids().0 > 3,
+            "{:?} {:?}",
+            a.keyids(),
+            b.keyids()
+        );
         assert!(revealed > 0);
     }
 
@@ -375,7 +383,10 @@ mod tests {
         let (mut a, mut b, mut rng) = pair(7);
         let m1 = a.encrypt(b"one", 0).unwrap();
         let m2 = a.encrypt(b"two", 0).unwrap();
-        assert_eq!(&deliver(&mut b, &m2, &mut rng).unwrap().plaintext[..], b"two");
+        assert_eq!(
+            &deliver(&mut b, &m2, &mut rng).unwrap().plaintext[..],
+            b"two"
+        );
         // The older counter is refused.
         assert_eq!(
             deliver(&mut b, &m1, &mut rng).err(),

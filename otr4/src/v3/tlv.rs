@@ -149,7 +149,10 @@ mod tests {
         ];
         let bytes = V3Plaintext::encode(b"hi", &tlvs).unwrap();
         // The spec's example layout: type, length, value.
-        assert_eq!(bytes, b"hi\0\x00\x01\x00\x00\x00\x08\x00\x05\x00\x00\x00\x01\x09");
+        assert_eq!(
+            bytes,
+            b"hi\0\x00\x01\x00\x00\x00\x08\x00\x05\x00\x00\x00\x01\x09"
+        );
         let p = V3Plaintext::parse(&bytes);
         assert_eq!(p.message, b"hi");
         assert_eq!(p.tlvs, tlvs);
