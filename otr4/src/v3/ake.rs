@@ -5,6 +5,7 @@
 //! [`AkeComplete`]; Alice goes [`receive_dh_commit`] → [`AwaitingRevealSig`] → [`AkeComplete`].
 //! A rejected message leaves the state as it was (the spec: "ignore the message").
 
+use alloc::boxed::Box;
 use alloc::vec::Vec;
 
 use hmac::{Hmac, KeyInit, Mac};
@@ -207,13 +208,13 @@ impl AwaitingDhKey {
         self,
         msg: &DhKey,
         ours: &DsaPrivateKey,
-    ) -> Result<(AwaitingSig, RevealSignature), Rejected<AwaitingDhKey>> {
+    ) -> Result<(AwaitingSig, RevealSignature), Box<Rejected<AwaitingDhKey>>> {
         let s = self.x.secbytes(&msg.gy);
         let keys = AkeKeys::derive(&s);
         let (encrypted_signature, mac) =
             match sign_and_encrypt(ours, &keys.m1, &keys.c, &keys.m2, self.x.public(), &msg.gy) {
                 Ok(v) => v,
-                Err(error) => return Err(Rejected { state: self, error }),
+                Err(error) => return Err(Box::new(Rejected { state: self, error })),
             };
         let reveal = RevealSignature {
             r: *self.r,
@@ -302,10 +303,10 @@ impl AwaitingRevealSig {
         self,
         msg: &RevealSignature,
         ours: &DsaPrivateKey,
-    ) -> Result<(AkeComplete, SignatureMessage), Rejected<AwaitingRevealSig>> {
+    ) -> Result<(AkeComplete, SignatureMessage), Box<Rejected<AwaitingRevealSig>>> {
         match self.reveal(msg, ours) {
             Ok(v) => Ok(v),
-            Err(error) => Err(Rejected { state: self, error }),
+            Err(error) => Err(Box::new(Rejected { state: self, error })),
         }
     }
 
@@ -389,7 +390,7 @@ impl AwaitingSig {
     pub fn receive_signature(
         self,
         msg: &SignatureMessage,
-    ) -> Result<AkeComplete, Rejected<AwaitingSig>> {
+    ) -> Result<AkeComplete, Box<Rejected<AwaitingSig>>> {
         let k = &self.keys;
         match verify_and_decrypt(
             &msg.encrypted_signature,
@@ -408,7 +409,7 @@ impl AwaitingSig {
                 their_dh: self.gy.clone(),
                 our_dh: KeyPair::clone_of(&self.x),
             }),
-            Err(error) => Err(Rejected { state: self, error }),
+            Err(error) => Err(Box::new(Rejected { state: self, error })),
         }
     }
 }
@@ -455,9 +456,9 @@ mod tests {
         let mut bad = reveal.clone();
         bad.r[0] ^= 1;
         let alice = match alice.receive_reveal_signature(&bad, &key) {
-            Err(Rejected { state, error }) => {
-                assert_eq!(error, V3Error::CommitMismatch);
-                state
+            Err(r) => {
+                assert_eq!(r.error, V3Error::CommitMismatch);
+                r.state
             }
             Ok(_) => panic!("accepted a wrong r"),
         };

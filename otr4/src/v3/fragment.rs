@@ -233,8 +233,11 @@ mod tests {
             .iter()
             .filter_map(|f| r.push(&V3Fragment::parse(f).unwrap(), rcv))
             .collect();
-        assert_eq!(got, [msg.clone()]);
-        assert_eq!(fragment(&msg, 2000, s, rcv).unwrap(), [msg.clone()]);
+        assert_eq!(got, core::slice::from_ref(&msg));
+        assert_eq!(
+            fragment(&msg, 2000, s, rcv).unwrap(),
+            core::slice::from_ref(&msg)
+        );
         assert!(fragment(&msg, 30, s, rcv).is_none());
     }
 

@@ -208,9 +208,9 @@ impl DsaPrivateKey {
             (**public.key.components().g()).clone(),
             &params,
         )
-        .pow(&*x)
+        .pow(&x)
         .retrieve();
-        if &gx != &**public.key.y() {
+        if gx != **public.key.y() {
             return Err(DsaKeyError::InvalidKey);
         }
         Ok(DsaPrivateKey { key, public })

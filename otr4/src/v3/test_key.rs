@@ -5,9 +5,7 @@ const TEST_P: &str = concat!(
     "9a2c10dbe513f4b127fd63f819f3bebc0a678e91823a228053e355b452ff23938ac3323468dc2c3c",
     "55ed5fad8a4b2895",
 );
-const TEST_Q: &str = concat!(
-    "acd27dadcee09e7ed177c12b4e54fca57a9407ad",
-);
+const TEST_Q: &str = "acd27dadcee09e7ed177c12b4e54fca57a9407ad";
 const TEST_G: &str = concat!(
     "ad59008690cd35f07f31e186724c964c7a3547662213596fca3ce70328fb7bb574a04335072c8085",
     "b185180cb4be5fcbb321b56429bfba1ea9ebf92f7c6cda8276dee027684c8875fb7e5ea614c1e635",
@@ -20,6 +18,4 @@ const TEST_Y: &str = concat!(
     "cd84a9f91031581212e399c65056bb9e1444a539fe009400f7a31aec8f96635fadcedcdd84fe14b6",
     "1a2aa2cb53961352",
 );
-const TEST_X: &str = concat!(
-    "99150b6d9be31b8be873c23ab8377d2047e13481",
-);
+const TEST_X: &str = "99150b6d9be31b8be873c23ab8377d2047e13481";
