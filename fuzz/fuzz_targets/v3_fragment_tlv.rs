@@ -12,14 +12,25 @@ fuzz_target!(|data: &[u8]| {
     let p = V3Plaintext::parse(data);
     assert!(!p.message.contains(&0));
     if !p.truncated && (!p.tlvs.is_empty() || !data.contains(&0)) {
-        assert_eq!(V3Plaintext::encode(&p.message, &p.tlvs).as_deref(), Ok(data));
+        assert_eq!(
+            V3Plaintext::encode(&p.message, &p.tlvs).as_deref(),
+            Ok(data)
+        );
     }
     let s = String::from_utf8_lossy(data);
     let mut r = Reassembler::default();
     for line in s.split('\n') {
         if let Ok(f) = V3Fragment::parse(line) {
-            assert_eq!(V3Fragment::parse(&f.encode()).map(|g| (g.sender, g.receiver, g.index, g.total, g.piece.to_string())),
-                Ok((f.sender, f.receiver, f.index, f.total, f.piece.to_string())));
+            assert_eq!(
+                V3Fragment::parse(&f.encode()).map(|g| (
+                    g.sender,
+                    g.receiver,
+                    g.index,
+                    g.total,
+                    g.piece.to_string()
+                )),
+                Ok((f.sender, f.receiver, f.index, f.total, f.piece.to_string()))
+            );
             if let Some(msg) = r.push(&f, InstanceTag(0x100)) {
                 assert!(!msg.is_empty() && msg.len() <= MAX_REASSEMBLED + f.piece.len());
             }
