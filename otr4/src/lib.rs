@@ -29,6 +29,8 @@
 //!   targets, benches and prekey server. Not a stable API; a client does not need it.
 //! - `forge` (implies `hazmat`): `otr4::forge`, the forging toolkit of otrv4.md §"Forging
 //!   Transcripts" (the `otr4-forge` command line; docs/deniability.md).
+//! - `v3` (default): the OTRv3 protocol (AKE, data messages, TLVs, fragments) for the
+//!   OTRv3-compatible mode; for now reachable only as `otr4::hazmat::v3` (issue 16).
 //!
 //! Inside, the layers import only downward (`tests/layering.rs` checks it; the map is
 //! docs/ARCHITECTURE.md): `debug`, `instance_tag` → `crypto` → `wire::codec` → `profile` →
@@ -171,6 +173,8 @@ mod hazmat;
 mod testutil;
 
 // The layers' names inside the crate (their one public path is `otr4::hazmat::*`).
+#[cfg(feature = "v3")]
+use hazmat::v3;
 use hazmat::{conversation, crypto, dake, instance_tag, prekey, profile, ratchet, smp, wire};
 
 pub use conversation::{

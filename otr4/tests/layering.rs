@@ -23,6 +23,7 @@ const LAYERS: &[(&str, u8)] = &[
     ("dake", 5),
     ("ratchet", 5),
     ("smp", 5),
+    ("v3", 5),
     ("prekey", 6),
     ("conversation", 7),
     ("lib", 8),
