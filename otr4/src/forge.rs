@@ -19,7 +19,8 @@ use alloc::vec::Vec;
 
 use crate::conversation::Padding;
 use crate::crypto::chacha;
-use crate::crypto::ed448::KeyPair;
+use crate::crypto::dh::DhPublic;
+use crate::crypto::ed448::{KeyPair, Point};
 use crate::dake::ensemble::ValidatedEnsemble;
 use crate::dake::interactive::{
     DakeComplete, Ephemerals, LocalParty, WaitingAuthI, receive_identity, receive_identity_with,
@@ -108,6 +109,18 @@ fn enc(f: impl FnOnce(&mut Vec<u8>)) -> String {
     hex(&w)
 }
 
+fn point_hex(p: &Point) -> String {
+    enc(|w| {
+        w.point(p);
+    })
+}
+
+fn dh_hex(d: &DhPublic) -> String {
+    enc(|w| {
+        w.dh_public(d);
+    })
+}
+
 fn profile_fields(out: &mut Vec<(&'static str, String)>, p: &ClientProfile) {
     out.push((
         "client profile owner tag",
@@ -135,60 +148,20 @@ pub fn parse(bytes: &[u8]) -> Result<Vec<(&'static str, String)>, ForgeError> {
             out.push(("type", "Identity (0x35)".into()));
             tags(&mut out, m.sender_tag, m.receiver_tag);
             profile_fields(&mut out, &m.client_profile);
-            out.push((
-                "Y",
-                enc(|w| {
-                    w.point(&m.y);
-                }),
-            ));
-            out.push((
-                "B",
-                enc(|w| {
-                    w.dh_public(&m.b);
-                }),
-            ));
-            out.push((
-                "our_ecdh_first",
-                enc(|w| {
-                    w.point(&m.our_ecdh_first);
-                }),
-            ));
-            out.push((
-                "our_dh_first",
-                enc(|w| {
-                    w.dh_public(&m.our_dh_first);
-                }),
-            ));
+            out.push(("Y", point_hex(&m.y)));
+            out.push(("B", dh_hex(&m.b)));
+            out.push(("our_ecdh_first", point_hex(&m.our_ecdh_first)));
+            out.push(("our_dh_first", dh_hex(&m.our_dh_first)));
         }
         Message::AuthR(m) => {
             out.push(("type", "Auth-R (0x36)".into()));
             tags(&mut out, m.sender_tag, m.receiver_tag);
             profile_fields(&mut out, &m.client_profile);
-            out.push((
-                "X",
-                enc(|w| {
-                    w.point(&m.x);
-                }),
-            ));
-            out.push((
-                "A",
-                enc(|w| {
-                    w.dh_public(&m.a);
-                }),
-            ));
+            out.push(("X", point_hex(&m.x)));
+            out.push(("A", dh_hex(&m.a)));
             out.push(("sigma", enc(|w| m.sigma.write(w))));
-            out.push((
-                "our_ecdh_first",
-                enc(|w| {
-                    w.point(&m.our_ecdh_first);
-                }),
-            ));
-            out.push((
-                "our_dh_first",
-                enc(|w| {
-                    w.dh_public(&m.our_dh_first);
-                }),
-            ));
+            out.push(("our_ecdh_first", point_hex(&m.our_ecdh_first)));
+            out.push(("our_dh_first", dh_hex(&m.our_dh_first)));
         }
         Message::AuthI(m) => {
             out.push(("type", "Auth-I (0x37)".into()));
@@ -199,50 +172,20 @@ pub fn parse(bytes: &[u8]) -> Result<Vec<(&'static str, String)>, ForgeError> {
             out.push(("type", "Non-Interactive-Auth (0x0D)".into()));
             tags(&mut out, m.sender_tag, m.receiver_tag);
             profile_fields(&mut out, &m.client_profile);
-            out.push((
-                "X",
-                enc(|w| {
-                    w.point(&m.x);
-                }),
-            ));
-            out.push((
-                "A",
-                enc(|w| {
-                    w.dh_public(&m.a);
-                }),
-            ));
+            out.push(("X", point_hex(&m.x)));
+            out.push(("A", dh_hex(&m.a)));
             out.push(("sigma", enc(|w| m.sigma.write(w))));
             out.push(("prekey message id", format!("{}", m.prekey_message_id)));
             out.push(("auth MAC", hex(&m.auth_mac)));
-            out.push((
-                "our_ecdh_first",
-                enc(|w| {
-                    w.point(&m.our_ecdh_first);
-                }),
-            ));
-            out.push((
-                "our_dh_first",
-                enc(|w| {
-                    w.dh_public(&m.our_dh_first);
-                }),
-            ));
+            out.push(("our_ecdh_first", point_hex(&m.our_ecdh_first)));
+            out.push(("our_dh_first", dh_hex(&m.our_dh_first)));
         }
         Message::Prekey(m) => {
             out.push(("type", "Prekey (0x0F)".into()));
             out.push(("prekey message id", format!("{}", m.id)));
             out.push(("owner instance tag", format!("{:08x}", m.owner_tag.0)));
-            out.push((
-                "Y",
-                enc(|w| {
-                    w.point(&m.y);
-                }),
-            ));
-            out.push((
-                "B",
-                enc(|w| {
-                    w.dh_public(&m.b);
-                }),
-            ));
+            out.push(("Y", point_hex(&m.y)));
+            out.push(("B", dh_hex(&m.b)));
         }
         Message::Data(m) => {
             out.push(("type", "Data (0x03)".into()));
@@ -251,19 +194,10 @@ pub fn parse(bytes: &[u8]) -> Result<Vec<(&'static str, String)>, ForgeError> {
             out.push(("previous chain message number", format!("{}", m.pn)));
             out.push(("ratchet id", format!("{}", m.i)));
             out.push(("message id", format!("{}", m.j)));
-            out.push((
-                "public ECDH key",
-                enc(|w| {
-                    w.point(&m.ecdh);
-                }),
-            ));
+            out.push(("public ECDH key", point_hex(&m.ecdh)));
             out.push((
                 "public DH key",
-                m.dh.as_ref().map_or_else(String::new, |d| {
-                    enc(|w| {
-                        w.dh_public(d);
-                    })
-                }),
+                m.dh.as_ref().map_or_else(String::new, dh_hex),
             ));
             out.push(("encrypted message", hex(&m.encrypted)));
             out.push(("authenticator", hex(&m.mac)));
