@@ -21,6 +21,7 @@ use chacha20::ChaCha20Rng;
 use otr4::InstanceTag;
 use otr4::hazmat::v3::ake::{self, AkeComplete};
 use otr4::hazmat::v3::messages::{Header, Message};
+use otr4::hazmat::v3::migrate::{KnownFingerprint, Trust, read_fingerprints, read_private_keys};
 use otr4::hazmat::v3::pubkey::{DsaPrivateKey, DsaPublicKey};
 use otr4::hazmat::v3::session::Session;
 use otr4::hazmat::v3::tlv::V3Plaintext;
@@ -86,6 +87,7 @@ fn our_key() -> &'static DsaPrivateKey {
 }
 
 struct Libotr {
+    dir: PathBuf,
     child: Child,
     stdin: ChildStdin,
     stdout: BufReader<ChildStdout>,
@@ -94,10 +96,16 @@ struct Libotr {
 impl Libotr {
     /// A libotr peer in its own directory, with the shared key.
     fn spawn(name: &str) -> Libotr {
-        let (bin, keydir) = harness();
+        let (_, keydir) = harness();
         let dir = keydir.parent().unwrap().join(name);
         std::fs::create_dir_all(&dir).unwrap();
         std::fs::copy(keydir.join("otr.private_key"), dir.join("otr.private_key")).unwrap();
+        Libotr::spawn_in(dir)
+    }
+
+    /// A libotr peer in `dir`; it generates a key there if it finds none.
+    fn spawn_in(dir: PathBuf) -> Libotr {
+        let (bin, _) = harness();
         let mut child = Command::new(bin)
             .arg(&dir)
             .stdin(Stdio::piped())
@@ -107,6 +115,7 @@ impl Libotr {
         let stdin = child.stdin.take().unwrap();
         let stdout = BufReader::new(child.stdout.take().unwrap());
         Libotr {
+            dir,
             child,
             stdin,
             stdout,
@@ -177,10 +186,11 @@ fn finish(
     libotr: &mut Libotr,
     lines: Vec<String>,
     done: AkeComplete,
+    our: &DsaPrivateKey,
     their: InstanceTag,
     rng: &mut ChaCha20Rng,
 ) -> Session {
-    let want = format!("SECURE {}", human(&our_key().public().fingerprint()));
+    let want = format!("SECURE {}", human(&our.public().fingerprint()));
     assert!(lines.contains(&want), "libotr did not go secure: {lines:?}");
     assert_eq!(
         human(&done.their_public.fingerprint()),
@@ -191,7 +201,11 @@ fn finish(
 }
 
 /// AKE with libotr sending the D-H Commit (after our query message).
-fn ake_libotr_initiates(libotr: &mut Libotr, rng: &mut ChaCha20Rng) -> Session {
+fn ake_libotr_initiates(
+    libotr: &mut Libotr,
+    our: &DsaPrivateKey,
+    rng: &mut ChaCha20Rng,
+) -> Session {
     let (h, commit) = one_message(&libotr.outgoing("recv ?OTRv3?"));
     let Message::DhCommit(commit) = commit else {
         panic!("libotr answered the query with {commit:?}")
@@ -209,15 +223,15 @@ fn ake_libotr_initiates(libotr: &mut Libotr, rng: &mut ChaCha20Rng) -> Session {
         panic!("expected a Reveal Signature, got {reveal:?}")
     };
     let (done, sig) = alice
-        .receive_reveal_signature(&reveal, our_key())
+        .receive_reveal_signature(&reveal, our)
         .unwrap_or_else(|r| panic!("libotr's Reveal Signature rejected: {}", r.error));
     let lines = libotr.cmd(&to_libotr(Message::Signature(sig), their));
     assert!(!done.sent_reveal_signature);
-    finish(libotr, lines, done, their, rng)
+    finish(libotr, lines, done, our, their, rng)
 }
 
 /// AKE with otr4 sending the D-H Commit.
-fn ake_otr4_initiates(libotr: &mut Libotr, rng: &mut ChaCha20Rng) -> Session {
+fn ake_otr4_initiates(libotr: &mut Libotr, our: &DsaPrivateKey, rng: &mut ChaCha20Rng) -> Session {
     let (bob, commit) = ake::start(rng);
     let commit = Message::DhCommit(commit).encode(OUR_TAG, InstanceTag(0));
     let (h, dh_key) = one_message(&libotr.outgoing(&format!("recv {}", encode_otr(&commit))));
@@ -226,7 +240,7 @@ fn ake_otr4_initiates(libotr: &mut Libotr, rng: &mut ChaCha20Rng) -> Session {
     };
     let their = h.sender;
     assert_eq!(h.receiver, OUR_TAG);
-    let (bob, reveal) = bob.receive_dh_key(&dh_key, our_key()).unwrap();
+    let (bob, reveal) = bob.receive_dh_key(&dh_key, our).unwrap();
     let lines = libotr.cmd(&to_libotr(Message::RevealSignature(reveal), their));
     let outs: Vec<String> = lines
         .iter()
@@ -240,7 +254,7 @@ fn ake_otr4_initiates(libotr: &mut Libotr, rng: &mut ChaCha20Rng) -> Session {
         .receive_signature(&sig)
         .unwrap_or_else(|r| panic!("libotr's Signature rejected: {}", r.error));
     assert!(done.sent_reveal_signature);
-    finish(libotr, lines, done, their, rng)
+    finish(libotr, lines, done, our, their, rng)
 }
 
 /// Decrypts one data message from libotr and returns its human-readable part.
@@ -297,7 +311,7 @@ fn converse(libotr: &mut Libotr, session: &mut Session, rng: &mut ChaCha20Rng) {
 fn libotr_initiates_ake_then_100_messages_each_way() {
     let mut rng = ChaCha20Rng::seed_from_u64(1);
     let mut libotr = Libotr::spawn("libotr-initiates");
-    let mut session = ake_libotr_initiates(&mut libotr, &mut rng);
+    let mut session = ake_libotr_initiates(&mut libotr, our_key(), &mut rng);
     converse(&mut libotr, &mut session, &mut rng);
 }
 
@@ -306,7 +320,7 @@ fn libotr_initiates_ake_then_100_messages_each_way() {
 fn otr4_initiates_ake_then_100_messages_each_way() {
     let mut rng = ChaCha20Rng::seed_from_u64(2);
     let mut libotr = Libotr::spawn("otr4-initiates");
-    let mut session = ake_otr4_initiates(&mut libotr, &mut rng);
+    let mut session = ake_otr4_initiates(&mut libotr, our_key(), &mut rng);
     converse(&mut libotr, &mut session, &mut rng);
 }
 
@@ -315,7 +329,7 @@ fn otr4_initiates_ake_then_100_messages_each_way() {
 fn libotr_rejects_tampered_data_and_otr4_rejects_tampered_libotr_data() {
     let mut rng = ChaCha20Rng::seed_from_u64(3);
     let mut libotr = Libotr::spawn("tampering");
-    let mut session = ake_otr4_initiates(&mut libotr, &mut rng);
+    let mut session = ake_otr4_initiates(&mut libotr, our_key(), &mut rng);
     // otr4 → libotr with one ciphertext byte flipped: libotr shows nothing readable.
     let pt = V3Plaintext::encode(b"secret", &[]).unwrap();
     let mut bin = session.encrypt(&pt, 0).unwrap();
@@ -340,4 +354,60 @@ fn libotr_rejects_tampered_data_and_otr4_rejects_tampered_libotr_data() {
     assert_eq!(receive(&mut session, &out[0], &mut rng), "hello");
     // And libotr's view of us is the key we hold.
     let _: &DsaPublicKey = session.their_public();
+}
+
+/// Issue 16 item 3: a libotr user's OTRv3 identity and verified contacts move to otr4. The
+/// files are the ones libotr itself writes (`otrl_privkey_generate`,
+/// `otrl_privkey_write_fingerprints`), as Pidgin keeps them.
+#[test]
+#[ignore = "needs gcc, pkg-config and libotr5-dev (run by .ci/run with --ignored)"]
+fn libotr_key_and_fingerprint_files_import_and_keep_the_identity() {
+    let mut rng = ChaCha20Rng::seed_from_u64(4);
+    let (_, keydir) = harness();
+    let keys = read_private_keys(&std::fs::read(keydir.join("otr.private_key")).unwrap())
+        .unwrap_or_else(|e| panic!("libotr's key file did not import: {e}"));
+    assert_eq!(keys.len(), 1);
+    assert_eq!(
+        (keys[0].account.as_str(), keys[0].protocol.as_str()),
+        ("libotr@example.org", "xmpp")
+    );
+    let imported = &keys[0].key;
+    // The fingerprint is the one libotr shows for that key.
+    let mut original = Libotr::spawn("import-original");
+    assert_eq!(
+        human(&imported.public().fingerprint()),
+        original.fingerprint()
+    );
+
+    // otr4, holding the imported key, talks to a libotr peer with a key of its own: the
+    // peer sees the imported identity (`finish` checks its SECURE line) …
+    let dir = keydir.parent().unwrap().join("import-peer");
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut peer = Libotr::spawn_in(dir);
+    assert_ne!(peer.fingerprint(), original.fingerprint());
+    let mut session = ake_otr4_initiates(&mut peer, imported, &mut rng);
+    let out = peer.outgoing("send hello imported key");
+    assert_eq!(
+        receive(&mut session, &out[0], &mut rng),
+        "hello imported key"
+    );
+    let pt = V3Plaintext::encode(b"and back", &[]).unwrap();
+    let wire = encode_otr(&session.encrypt(&pt, 0).unwrap());
+    assert_eq!(peer.cmd(&format!("recv {wire}")), ["MSG and back"]);
+
+    // … and verifies it; libotr writes its fingerprint store, which imports as verified.
+    assert_eq!(peer.cmd("trust verified"), Vec::<String>::new());
+    let store = std::fs::read(peer.dir.join("otr.fingerprints")).unwrap();
+    assert_eq!(
+        read_fingerprints(&store).unwrap(),
+        [KnownFingerprint {
+            username: "otr4@example.org".into(),
+            account: "libotr@example.org".into(),
+            protocol: "xmpp".into(),
+            fingerprint: imported.public().fingerprint(),
+            trust: Trust::Verified {
+                how: "verified".into()
+            },
+        }]
+    );
 }

@@ -4,7 +4,8 @@
 //! Layers inside: [`group`] (the 1536-bit D-H group), [`pubkey`] (DSA keys), [`kdf`],
 //! [`messages`] (wire types and decoders), [`ake`] (the AKE as typestates), [`session`]
 //! (data messages, key rotation, MAC key revelation), [`tlv`] (v3 TLV types) and
-//! [`fragment`]. The compatible mode's state machine (query messages, whitespace tags,
+//! [`fragment`]; [`migrate`] reads libotr's key and fingerprint files ([`sexp`] is its
+//! S-expression reader). The compatible mode's state machine (query messages, whitespace tags,
 //! policy) is not here yet; until it is, the module is reachable only through `hazmat`.
 // Nothing outside uses the module until the compatible mode does (issue 16's next stage);
 // without `hazmat` it is crate-private and would otherwise be dead code.
@@ -15,8 +16,10 @@ pub mod fragment;
 pub mod group;
 pub mod kdf;
 pub mod messages;
+pub mod migrate;
 pub mod pubkey;
 pub mod session;
+pub mod sexp;
 pub mod tlv;
 
 use aes::Aes128;

@@ -3,12 +3,13 @@
  * libotr_interop.rs). Written against libotr's public API only: otrl_message_sending and
  * otrl_message_receiving with in-memory OtrlMessageAppOps callbacks.
  *
- * Usage: harness <dir>   (the private key, instance tag and fingerprint files live in <dir>;
- * the key is generated there on first use)
+ * Usage: harness <dir>   (the private key `otr.private_key`, instance tags and the fingerprint
+ * store `otr.fingerprints` live in <dir>, in the files libotr and Pidgin write; the key is
+ * generated there on first use)
  *
  * Commands on stdin, one per line:
  *   recv <text>   a message from "otr4" arrives     send <text>   the user types <text>
- *   fp            print our fingerprint
+ *   fp            print our fingerprint     trust <word>  trust the peer's active fingerprint
  * Output lines: OUT <text> (to be delivered to otr4), MSG <text> (shown to the user),
  * SECURE <peer fingerprint>, EVENT <n>, FP <fingerprint>; every command ends with DONE.
  */
@@ -28,6 +29,7 @@
 
 static OtrlUserState us;
 static char instag_path[4096];
+static char fpr_path[4096];
 static int max_size = 0;
 
 static OtrlPolicy cb_policy(void *o, ConnContext *c) {
@@ -48,7 +50,11 @@ static void cb_new_fingerprint(void *o, OtrlUserState u, const char *a, const ch
                                const char *n, unsigned char fp[20]) {
     (void)o; (void)u; (void)a; (void)p; (void)n; (void)fp;
 }
-static void cb_write_fingerprints(void *o) { (void)o; }
+/* libotr calls this when its fingerprint store changed (a new peer key, a trust change). */
+static void cb_write_fingerprints(void *o) {
+    (void)o;
+    if (otrl_privkey_write_fingerprints(us, fpr_path)) printf("ERROR writing fingerprints\n");
+}
 static void cb_gone_secure(void *o, ConnContext *c) {
     char human[OTRL_PRIVKEY_FPRINT_HUMAN_LEN];
     (void)o;
@@ -115,6 +121,7 @@ int main(int argc, char **argv) {
     us = otrl_userstate_create();
     snprintf(key_path, sizeof key_path, "%s/otr.private_key", argv[1]);
     snprintf(instag_path, sizeof instag_path, "%s/otr.instance_tags", argv[1]);
+    snprintf(fpr_path, sizeof fpr_path, "%s/otr.fingerprints", argv[1]);
     if (otrl_privkey_read(us, key_path) || !otrl_privkey_find(us, ACCOUNT, PROTOCOL)) {
         if (otrl_privkey_generate(us, key_path, ACCOUNT, PROTOCOL)) {
             fprintf(stderr, "key generation failed\n");
@@ -122,6 +129,7 @@ int main(int argc, char **argv) {
         }
     }
     otrl_instag_read(us, instag_path);
+    otrl_privkey_read_fingerprints(us, fpr_path, NULL, NULL); /* absent on first start */
 
     while (fgets(line, sizeof line, stdin)) {
         size_t n = strlen(line);
@@ -145,6 +153,16 @@ int main(int argc, char **argv) {
         } else if (strcmp(line, "fp") == 0) {
             if (otrl_privkey_fingerprint(us, human, ACCOUNT, PROTOCOL))
                 printf("FP %s\n", human);
+        } else if (strncmp(line, "trust ", 6) == 0) {
+            /* Mark the peer's active fingerprint trusted (Pidgin writes "verified" or
+             * "smp"), as a user's manual verification does; the store is written. */
+            ConnContext *c = otrl_context_find(us, PEER, ACCOUNT, PROTOCOL, OTRL_INSTAG_BEST,
+                                               0, NULL, NULL, NULL);
+            if (!c || !c->active_fingerprint) printf("ERROR no active fingerprint\n");
+            else {
+                otrl_context_set_trust(c->active_fingerprint, line + 6);
+                cb_write_fingerprints(NULL);
+            }
         } else {
             printf("ERROR unknown command\n");
         }
