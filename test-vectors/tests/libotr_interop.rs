@@ -1,7 +1,8 @@
 //! otr4's OTRv3 against libotr 4.1 (Debian `libotr5-dev`): the C harness
 //! `interop/libotr/harness.c`, written here against libotr's public API, is compiled with
 //! gcc and driven over pipes. The AKE runs in both roles, then 100 messages go each way
-//! with key rotation, every plaintext asserted.
+//! with key rotation, every plaintext asserted; fragments both ways; tampering both ways;
+//! and libotr's own key and fingerprint files import (key migration).
 //!
 //! Needs gcc, pkg-config and libotr5-dev, so `#[ignore]`d locally; `.ci/run` runs it with
 //! `--ignored`, where a missing compiler or library fails it.
@@ -12,23 +13,22 @@
     clippy::indexing_slicing
 )]
 
-use std::io::{BufRead, BufReader, Write};
+mod v3_peer;
+
+use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::OnceLock;
 
 use chacha20::ChaCha20Rng;
-use otr4::InstanceTag;
-use otr4::hazmat::v3::ake::{self, AkeComplete};
-use otr4::hazmat::v3::messages::{Header, Message};
 use otr4::hazmat::v3::migrate::{KnownFingerprint, Trust, read_fingerprints, read_private_keys};
-use otr4::hazmat::v3::pubkey::{DsaPrivateKey, DsaPublicKey};
-use otr4::hazmat::v3::session::Session;
 use otr4::hazmat::v3::tlv::V3Plaintext;
-use otr4::hazmat::wire::encoded::{decode_otr, encode_otr};
+use otr4::hazmat::wire::encoded::encode_otr;
 use rand_core::SeedableRng;
-
-const OUR_TAG: InstanceTag = InstanceTag(0x4f54_5234);
+use v3_peer::{
+    Peer, ake_otr4_initiates, ake_peer_initiates, converse, human, long_messages, our_key, receive,
+    tampering,
+};
 
 /// The harness binary and a directory holding libotr's key, built once per test run.
 fn harness() -> &'static (PathBuf, PathBuf) {
@@ -81,279 +81,56 @@ fn harness() -> &'static (PathBuf, PathBuf) {
 }
 
 /// The otr4 side's DSA key, generated once per test run.
-fn our_key() -> &'static DsaPrivateKey {
-    static K: OnceLock<DsaPrivateKey> = OnceLock::new();
-    K.get_or_init(|| DsaPrivateKey::generate(&mut ChaCha20Rng::seed_from_u64(16)).unwrap())
-}
-
-struct Libotr {
-    dir: PathBuf,
-    child: Child,
-    stdin: ChildStdin,
-    stdout: BufReader<ChildStdout>,
-}
-
-impl Libotr {
-    /// A libotr peer in its own directory, with the shared key.
-    fn spawn(name: &str) -> Libotr {
-        let (_, keydir) = harness();
-        let dir = keydir.parent().unwrap().join(name);
-        std::fs::create_dir_all(&dir).unwrap();
-        std::fs::copy(keydir.join("otr.private_key"), dir.join("otr.private_key")).unwrap();
-        Libotr::spawn_in(dir)
-    }
-
-    /// A libotr peer in `dir`; it generates a key there if it finds none.
-    fn spawn_in(dir: PathBuf) -> Libotr {
-        let (bin, _) = harness();
-        let mut child = Command::new(bin)
-            .arg(&dir)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let stdin = child.stdin.take().unwrap();
-        let stdout = BufReader::new(child.stdout.take().unwrap());
-        Libotr {
-            dir,
-            child,
-            stdin,
-            stdout,
-        }
-    }
-
-    /// Sends one command; returns the lines printed before `DONE`.
-    fn cmd(&mut self, line: &str) -> Vec<String> {
-        writeln!(self.stdin, "{line}").unwrap();
-        self.stdin.flush().unwrap();
-        let mut out = Vec::new();
-        loop {
-            let mut l = String::new();
-            assert!(self.stdout.read_line(&mut l).unwrap() > 0, "harness exited");
-            let l = l.trim_end().to_string();
-            if l == "DONE" {
-                return out;
-            }
-            out.push(l);
-        }
-    }
-
-    /// The `OUT` lines of a command (what libotr sends to us).
-    fn outgoing(&mut self, line: &str) -> Vec<String> {
-        self.cmd(line)
-            .into_iter()
-            .filter_map(|l| l.strip_prefix("OUT ").map(str::to_string))
-            .collect()
-    }
-
-    fn fingerprint(&mut self) -> String {
-        let lines = self.cmd("fp");
-        lines[0].strip_prefix("FP ").unwrap().to_string()
-    }
-}
-
-impl Drop for Libotr {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// libotr's human-readable fingerprint format: five groups of 8 upper-case hex digits.
-fn human(fp: &[u8; 20]) -> String {
-    fp.chunks(4)
-        .map(|c| c.iter().map(|b| format!("{b:02X}")).collect::<String>())
-        .collect::<Vec<_>>()
-        .join(" ")
-}
-
-/// The single encoded message in `lines`, decoded.
-fn one_message(lines: &[String]) -> (Header, Message) {
-    assert_eq!(
-        lines.len(),
-        1,
-        "expected one message from libotr: {lines:?}"
-    );
-    Message::decode(&decode_otr(&lines[0]).unwrap()).unwrap()
-}
-
-fn to_libotr(msg: Message, their: InstanceTag) -> String {
-    format!("recv {}", encode_otr(&msg.encode(OUR_TAG, their)))
-}
-
-/// Checks libotr's view of the finished AKE and builds our session.
-fn finish(
-    libotr: &mut Libotr,
-    lines: Vec<String>,
-    done: AkeComplete,
-    our: &DsaPrivateKey,
-    their: InstanceTag,
-    rng: &mut ChaCha20Rng,
-) -> Session {
-    let want = format!("SECURE {}", human(&our.public().fingerprint()));
-    assert!(lines.contains(&want), "libotr did not go secure: {lines:?}");
-    assert_eq!(
-        human(&done.their_public.fingerprint()),
-        libotr.fingerprint(),
-        "libotr's key as seen by otr4"
-    );
-    Session::new(done, OUR_TAG, their, rng)
-}
-
-/// AKE with libotr sending the D-H Commit (after our query message).
-fn ake_libotr_initiates(
-    libotr: &mut Libotr,
-    our: &DsaPrivateKey,
-    rng: &mut ChaCha20Rng,
-) -> Session {
-    let (h, commit) = one_message(&libotr.outgoing("recv ?OTRv3?"));
-    let Message::DhCommit(commit) = commit else {
-        panic!("libotr answered the query with {commit:?}")
-    };
-    assert_eq!(
-        h.receiver,
-        InstanceTag(0),
-        "libotr does not know our tag yet"
-    );
-    let their = h.sender;
-    let (alice, dh_key) = ake::receive_dh_commit(&commit, rng);
-    let (h2, reveal) = one_message(&libotr.outgoing(&to_libotr(Message::DhKey(dh_key), their)));
-    assert_eq!((h2.sender, h2.receiver), (their, OUR_TAG));
-    let Message::RevealSignature(reveal) = reveal else {
-        panic!("expected a Reveal Signature, got {reveal:?}")
-    };
-    let (done, sig) = alice
-        .receive_reveal_signature(&reveal, our)
-        .unwrap_or_else(|r| panic!("libotr's Reveal Signature rejected: {}", r.error));
-    let lines = libotr.cmd(&to_libotr(Message::Signature(sig), their));
-    assert!(!done.sent_reveal_signature);
-    finish(libotr, lines, done, our, their, rng)
-}
-
-/// AKE with otr4 sending the D-H Commit.
-fn ake_otr4_initiates(libotr: &mut Libotr, our: &DsaPrivateKey, rng: &mut ChaCha20Rng) -> Session {
-    let (bob, commit) = ake::start(rng);
-    let commit = Message::DhCommit(commit).encode(OUR_TAG, InstanceTag(0));
-    let (h, dh_key) = one_message(&libotr.outgoing(&format!("recv {}", encode_otr(&commit))));
-    let Message::DhKey(dh_key) = dh_key else {
-        panic!("expected a D-H Key, got {dh_key:?}")
-    };
-    let their = h.sender;
-    assert_eq!(h.receiver, OUR_TAG);
-    let (bob, reveal) = bob.receive_dh_key(&dh_key, our).unwrap();
-    let lines = libotr.cmd(&to_libotr(Message::RevealSignature(reveal), their));
-    let outs: Vec<String> = lines
-        .iter()
-        .filter_map(|l| l.strip_prefix("OUT ").map(str::to_string))
-        .collect();
-    let (_, sig) = one_message(&outs);
-    let Message::Signature(sig) = sig else {
-        panic!("expected a Signature, got {sig:?}")
-    };
-    let done = bob
-        .receive_signature(&sig)
-        .unwrap_or_else(|r| panic!("libotr's Signature rejected: {}", r.error));
-    assert!(done.sent_reveal_signature);
-    finish(libotr, lines, done, our, their, rng)
-}
-
-/// Decrypts one data message from libotr and returns its human-readable part.
-fn receive(session: &mut Session, line: &str, rng: &mut ChaCha20Rng) -> String {
-    let (h, m) = Message::decode(&decode_otr(line).unwrap()).unwrap();
-    let Message::Data(d) = m else {
-        panic!("expected a Data message, got {m:?}")
-    };
-    let got = session
-        .decrypt(&h, &d, rng)
-        .unwrap_or_else(|e| panic!("libotr's data message rejected: {e}"));
-    let p = V3Plaintext::parse(&got.plaintext);
-    String::from_utf8(p.message).unwrap()
-}
-
-/// 100 messages each way in changing patterns (alternating, then bursts from each side),
-/// so both sides rotate keys many times; every plaintext is checked on arrival.
-fn converse(libotr: &mut Libotr, session: &mut Session, rng: &mut ChaCha20Rng) {
-    let (our_start, their_start) = session.keyids();
-    let (mut from_libotr, mut from_otr4) = (0, 0);
-    let mut round = 0;
-    while from_libotr < 100 || from_otr4 < 100 {
-        let burst = 1 + round % 4;
-        for _ in 0..burst {
-            if from_libotr < 100 {
-                let text = format!("libotr says {from_libotr}");
-                let out = libotr.outgoing(&format!("send {text}"));
-                assert_eq!(out.len(), 1, "{out:?}");
-                assert_eq!(receive(session, &out[0], rng), text);
-                from_libotr += 1;
-            }
-        }
-        for _ in 0..(1 + (round + 2) % 3) {
-            if from_otr4 < 100 {
-                let text = format!("otr4 says {from_otr4} ✓");
-                let pt = V3Plaintext::encode(text.as_bytes(), &[]).unwrap();
-                let wire = encode_otr(&session.encrypt(&pt, 0).unwrap());
-                let lines = libotr.cmd(&format!("recv {wire}"));
-                assert_eq!(lines, [format!("MSG {text}")]);
-                from_otr4 += 1;
-            }
-        }
-        round += 1;
-    }
-    let (our_end, their_end) = session.keyids();
-    assert!(
-        our_end >= our_start + 20 && their_end >= their_start + 20,
-        "keys rotated too little: ours {our_start}→{our_end}, theirs {their_start}→{their_end}"
-    );
+/// A libotr peer in its own directory, with the shared key.
+fn libotr(name: &str, fragment_at: Option<usize>) -> Peer {
+    let (_, keydir) = harness();
+    let dir = keydir.parent().unwrap().join(name);
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::copy(keydir.join("otr.private_key"), dir.join("otr.private_key")).unwrap();
+    Peer::spawn(Command::new(&harness().0), dir, fragment_at)
 }
 
 #[test]
 #[ignore = "needs gcc, pkg-config and libotr5-dev (run by .ci/run with --ignored)"]
 fn libotr_initiates_ake_then_100_messages_each_way() {
     let mut rng = ChaCha20Rng::seed_from_u64(1);
-    let mut libotr = Libotr::spawn("libotr-initiates");
-    let mut session = ake_libotr_initiates(&mut libotr, our_key(), &mut rng);
-    converse(&mut libotr, &mut session, &mut rng);
+    let mut peer = libotr("libotr-initiates", None);
+    let mut session = ake_peer_initiates(&mut peer, our_key(), &mut rng);
+    converse(&mut peer, &mut session, &mut rng);
 }
 
 #[test]
 #[ignore = "needs gcc, pkg-config and libotr5-dev (run by .ci/run with --ignored)"]
 fn otr4_initiates_ake_then_100_messages_each_way() {
     let mut rng = ChaCha20Rng::seed_from_u64(2);
-    let mut libotr = Libotr::spawn("otr4-initiates");
-    let mut session = ake_otr4_initiates(&mut libotr, our_key(), &mut rng);
-    converse(&mut libotr, &mut session, &mut rng);
+    let mut peer = libotr("otr4-initiates", None);
+    let mut session = ake_otr4_initiates(&mut peer, our_key(), &mut rng);
+    converse(&mut peer, &mut session, &mut rng);
 }
 
 #[test]
 #[ignore = "needs gcc, pkg-config and libotr5-dev (run by .ci/run with --ignored)"]
 fn libotr_rejects_tampered_data_and_otr4_rejects_tampered_libotr_data() {
     let mut rng = ChaCha20Rng::seed_from_u64(3);
-    let mut libotr = Libotr::spawn("tampering");
-    let mut session = ake_otr4_initiates(&mut libotr, our_key(), &mut rng);
-    // otr4 → libotr with one ciphertext byte flipped: libotr shows nothing readable.
-    let pt = V3Plaintext::encode(b"secret", &[]).unwrap();
-    let mut bin = session.encrypt(&pt, 0).unwrap();
-    let (h, Message::Data(mut d)) = Message::decode(&bin).unwrap() else {
-        panic!()
-    };
-    d.encrypted[0] ^= 1;
-    bin = Message::Data(d).encode(h.sender, h.receiver);
-    let lines = libotr.cmd(&format!("recv {}", encode_otr(&bin)));
-    assert!(
-        !lines.iter().any(|l| l.starts_with("MSG")),
-        "libotr displayed a tampered message: {lines:?}"
-    );
-    // libotr → otr4 with the MAC flipped: rejected, and the untouched one still decrypts.
-    let out = libotr.outgoing("send hello");
-    let (h, Message::Data(d)) = Message::decode(&decode_otr(&out[0]).unwrap()).unwrap() else {
-        panic!()
-    };
-    let mut bad = d.clone();
-    bad.mac[3] ^= 0x40;
-    assert!(session.decrypt(&h, &bad, &mut rng).is_err());
-    assert_eq!(receive(&mut session, &out[0], &mut rng), "hello");
-    // And libotr's view of us is the key we hold.
-    let _: &DsaPublicKey = session.their_public();
+    let mut peer = libotr("tampering", None);
+    let mut session = ake_otr4_initiates(&mut peer, our_key(), &mut rng);
+    tampering(&mut peer, &mut session, &mut rng);
+}
+
+/// Both sides fragment at 150 characters: the AKE and long messages cross in fragments.
+#[test]
+#[ignore = "needs gcc, pkg-config and libotr5-dev (run by .ci/run with --ignored)"]
+fn fragments_both_ways_at_a_small_size_limit() {
+    for (i, libotr_starts) in [true, false].into_iter().enumerate() {
+        let mut rng = ChaCha20Rng::seed_from_u64(5 + i as u64);
+        let mut peer = libotr(&format!("fragments-{i}"), Some(150));
+        let mut session = if libotr_starts {
+            ake_peer_initiates(&mut peer, our_key(), &mut rng)
+        } else {
+            ake_otr4_initiates(&mut peer, our_key(), &mut rng)
+        };
+        long_messages(&mut peer, &mut session, &mut rng);
+    }
 }
 
 /// Issue 16 item 3: a libotr user's OTRv3 identity and verified contacts move to otr4. The
@@ -373,7 +150,7 @@ fn libotr_key_and_fingerprint_files_import_and_keep_the_identity() {
     );
     let imported = &keys[0].key;
     // The fingerprint is the one libotr shows for that key.
-    let mut original = Libotr::spawn("import-original");
+    let mut original = libotr("import-original", None);
     assert_eq!(
         human(&imported.public().fingerprint()),
         original.fingerprint()
@@ -383,7 +160,7 @@ fn libotr_key_and_fingerprint_files_import_and_keep_the_identity() {
     // peer sees the imported identity (`finish` checks its SECURE line) …
     let dir = keydir.parent().unwrap().join("import-peer");
     std::fs::create_dir_all(&dir).unwrap();
-    let mut peer = Libotr::spawn_in(dir);
+    let mut peer = Peer::spawn(Command::new(&harness().0), dir, None);
     assert_ne!(peer.fingerprint(), original.fingerprint());
     let mut session = ake_otr4_initiates(&mut peer, imported, &mut rng);
     let out = peer.outgoing("send hello imported key");
@@ -393,7 +170,7 @@ fn libotr_key_and_fingerprint_files_import_and_keep_the_identity() {
     );
     let pt = V3Plaintext::encode(b"and back", &[]).unwrap();
     let wire = encode_otr(&session.encrypt(&pt, 0).unwrap());
-    assert_eq!(peer.cmd(&format!("recv {wire}")), ["MSG and back"]);
+    assert_eq!(peer.recv(&wire, peer.their_tag), ["MSG and back"]);
 
     // … and verifies it; libotr writes its fingerprint store, which imports as verified.
     assert_eq!(peer.cmd("trust verified"), Vec::<String>::new());
