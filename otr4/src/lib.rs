@@ -29,8 +29,9 @@
 //!   targets, benches and prekey server. Not a stable API; a client does not need it.
 //! - `forge` (implies `hazmat`): `otr4::forge`, the forging toolkit of otrv4.md §"Forging
 //!   Transcripts" (the `otr4-forge` command line; docs/deniability.md).
-//! - `v3` (default): the OTRv3 protocol (AKE, data messages, TLVs, fragments) for the
-//!   OTRv3-compatible mode; for now reachable only as `otr4::hazmat::v3` (issue 16).
+//! - `v3` (default): the OTRv3 protocol (AKE, data messages, TLVs, fragments, import of
+//!   libotr's key files) for the OTRv3-compatible mode; for now reachable only as
+//!   `otr4::hazmat::v3` (issue 16).
 //!
 //! Inside, the layers import only downward (`tests/layering.rs` checks it; the map is
 //! docs/ARCHITECTURE.md): `debug`, `instance_tag` → `crypto` → `wire::codec` → `profile` →

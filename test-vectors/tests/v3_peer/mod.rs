@@ -92,6 +92,9 @@ impl Peer {
                 "the peer exited"
             );
             let l = l.trim_end().to_string();
+            if std::env::var_os("OTR4_PEER_DEBUG").is_some() {
+                eprintln!("{line:.60} -> {l:.100}");
+            }
             if l == "DONE" {
                 return out;
             }
