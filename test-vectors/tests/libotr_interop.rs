@@ -27,7 +27,7 @@ use otr4::hazmat::wire::encoded::encode_otr;
 use rand_core::SeedableRng;
 use v3_peer::{
     Peer, ake_otr4_initiates, ake_peer_initiates, converse, human, long_messages, our_key, receive,
-    tampering,
+    smp_both_ways, tampering,
 };
 
 /// The harness binary and a directory holding libotr's key, built once per test run.
@@ -187,4 +187,14 @@ fn libotr_key_and_fingerprint_files_import_and_keep_the_identity() {
             },
         }]
     );
+}
+
+/// SMP over the 1536-bit group both ways, with equal and with different secrets.
+#[test]
+#[ignore = "needs gcc, pkg-config and libotr5-dev (run by .ci/run with --ignored)"]
+fn smp_with_libotr_both_ways() {
+    let mut rng = ChaCha20Rng::seed_from_u64(21);
+    let mut peer = libotr("smp", None);
+    let mut session = ake_otr4_initiates(&mut peer, our_key(), &mut rng);
+    smp_both_ways(&mut peer, &mut session, our_key(), &mut rng);
 }

@@ -40,6 +40,11 @@ pub(crate) const G: U1536 = U1536::from_u8(2);
 /// Montgomery parameters of `p`, computed at compile time.
 static PARAMS: FixedMontyParams<LIMBS> = FixedMontyParams::new_vartime(P);
 
+/// The Montgomery parameters of `p` (for products of group elements).
+pub(crate) fn params() -> &'static FixedMontyParams<LIMBS> {
+    &PARAMS
+}
+
 /// Whether `x` is a legal received group element: `2 <= x <= p - 2` (Protocol-v3.html
 /// §"Authenticated Key Exchange (AKE)", §"The SMP state machine").
 pub(crate) fn in_range(x: &U1536) -> bool {

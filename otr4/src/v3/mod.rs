@@ -3,7 +3,8 @@
 //!
 //! Layers inside: [`group`] (the 1536-bit D-H group), [`pubkey`] (DSA keys), [`kdf`],
 //! [`messages`] (wire types and decoders), [`ake`] (the AKE as typestates), [`session`]
-//! (data messages, key rotation, MAC key revelation), [`tlv`] (v3 TLV types) and
+//! (data messages, key rotation, MAC key revelation), [`smp`] (the SMP over the 1536-bit
+//! group), [`tlv`] (v3 TLV types) and
 //! [`fragment`]; [`migrate`] reads libotr's key and fingerprint files ([`sexp`] is its
 //! S-expression reader). The compatible mode's state machine (query messages, whitespace tags,
 //! policy) is not here yet; until it is, the module is reachable only through `hazmat`.
@@ -20,6 +21,7 @@ pub mod migrate;
 pub mod pubkey;
 pub mod session;
 pub mod sexp;
+pub mod smp;
 pub mod tlv;
 
 use aes::Aes128;

@@ -9,9 +9,11 @@
 // Commands on stdin, one per line:
 //   recv <text>   a message from "otr4" arrives     send <text>   the user types <text>
 //   fp            print our fingerprint
+//   smp <secret>  start SMP                 smp-respond <secret>  answer the peer's SMP
 // Output lines: OUT <text> (to be delivered to otr4), MSG <text> (shown to the user),
 // SECURE <peer fingerprint>, EVENT <text> (warnings and errors the library reports),
-// FP <fingerprint>; every command ends with DONE. Fingerprints are printed as libotr
+// FP <fingerprint>, SMP ask [question] | success | failure | abort; every command ends
+// with DONE. Fingerprints are printed as libotr
 // prints them (five groups of eight upper-case hex digits).
 // HARNESS_MAX_MESSAGE_SIZE=<n> makes the library fragment what it sends at n characters.
 'use strict'
@@ -50,6 +52,11 @@ const print = (line) => { process.stdout.write(line + '\n') }
 otr.on('io', (msg) => { print('OUT ' + msg) })
 otr.on('ui', (msg) => { print('MSG ' + msg) })
 otr.on('error', (err, severity) => { print('EVENT ' + (severity || 'error') + ': ' + err) })
+otr.on('smp', (type, value) => {
+  if (type === 'question') print('SMP ask' + (value ? ' ' + value : ''))
+  else if (type === 'trust') print(value ? 'SMP success' : 'SMP failure')
+  else if (type === 'abort') print('SMP abort')
+})
 otr.on('status', (state) => {
   if (state === OTR.CONST.STATUS_AKE_SUCCESS) {
     print('SECURE ' + human(otr.their_priv_pk.fingerprint()))
@@ -71,6 +78,8 @@ rl.on('line', (line) => {
       if (line.startsWith('recv ')) otr.receiveMsg(line.slice(5))
       else if (line.startsWith('send ')) otr.sendMsg(line.slice(5))
       else if (line === 'fp') print('FP ' + human(key.fingerprint()))
+      else if (line.startsWith('smp-respond ')) otr.smpSecret(line.slice(12))
+      else if (line.startsWith('smp ')) otr.smpSecret(line.slice(4))
       else print('ERROR unknown command')
     } catch (e) {
       print('ERROR ' + String(e && e.message ? e.message : e).replace(/\n/g, ' '))

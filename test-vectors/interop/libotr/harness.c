@@ -10,8 +10,10 @@
  * Commands on stdin, one per line:
  *   recv <text>   a message from "otr4" arrives     send <text>   the user types <text>
  *   fp            print our fingerprint     trust <word>  trust the peer's active fingerprint
+ *   smp <secret>  start SMP                 smp-respond <secret>  answer the peer's SMP
  * Output lines: OUT <text> (to be delivered to otr4), MSG <text> (shown to the user),
- * SECURE <peer fingerprint>, EVENT <n>, FP <fingerprint>; every command ends with DONE.
+ * SECURE <peer fingerprint>, EVENT <n>, FP <fingerprint>, SMP ask [question] | success |
+ * failure | abort | cheated | error; every command ends with DONE.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -84,8 +86,17 @@ static void cb_error_message_free(void *o, const char *m) { (void)o; (void)m; }
 static const char *cb_resent_prefix(void *o, ConnContext *c) { (void)o; (void)c; return "[resent]"; }
 static void cb_resent_prefix_free(void *o, const char *p) { (void)o; (void)p; }
 static void cb_smp_event(void *o, OtrlSMPEvent e, ConnContext *c, unsigned short pct, char *q) {
-    (void)o; (void)c; (void)q;
-    printf("SMP %d %u\n", (int)e, (unsigned)pct);
+    (void)o; (void)c; (void)pct;
+    switch (e) {
+    case OTRL_SMPEVENT_ASK_FOR_SECRET: printf("SMP ask\n"); break;
+    case OTRL_SMPEVENT_ASK_FOR_ANSWER: printf("SMP ask %s\n", q ? q : ""); break;
+    case OTRL_SMPEVENT_SUCCESS: printf("SMP success\n"); break;
+    case OTRL_SMPEVENT_FAILURE: printf("SMP failure\n"); break;
+    case OTRL_SMPEVENT_ABORT: printf("SMP abort\n"); break;
+    case OTRL_SMPEVENT_CHEATED: printf("SMP cheated\n"); break;
+    case OTRL_SMPEVENT_ERROR: printf("SMP error\n"); break;
+    default: break; /* IN_PROGRESS: nothing to show */
+    }
 }
 static void cb_msg_event(void *o, OtrlMessageEvent e, ConnContext *c, const char *m, gcry_error_t err) {
     (void)o; (void)c; (void)m; (void)err;
@@ -153,6 +164,19 @@ int main(int argc, char **argv) {
         } else if (strcmp(line, "fp") == 0) {
             if (otrl_privkey_fingerprint(us, human, ACCOUNT, PROTOCOL))
                 printf("FP %s\n", human);
+        } else if (strncmp(line, "smp ", 4) == 0 || strncmp(line, "smp-respond ", 12) == 0) {
+            /* The user starts SMP with a secret, or answers the peer's request. */
+            int respond = line[3] == '-';
+            const char *secret = line + (respond ? 12 : 4);
+            ConnContext *c = otrl_context_find(us, PEER, ACCOUNT, PROTOCOL, OTRL_INSTAG_BEST,
+                                               0, NULL, NULL, NULL);
+            if (!c) printf("ERROR no conversation\n");
+            else if (respond)
+                otrl_message_respond_smp(us, &ops, NULL, c, (const unsigned char *)secret,
+                                         strlen(secret));
+            else
+                otrl_message_initiate_smp(us, &ops, NULL, c, (const unsigned char *)secret,
+                                          strlen(secret));
         } else if (strncmp(line, "trust ", 6) == 0) {
             /* Mark the peer's active fingerprint trusted (Pidgin writes "verified" or
              * "smp"), as a user's manual verification does; the store is written. */

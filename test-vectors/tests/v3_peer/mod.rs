@@ -22,7 +22,8 @@ use otr4::hazmat::v3::fragment::{Reassembler, V3Fragment, fragment};
 use otr4::hazmat::v3::messages::{Header, Message};
 use otr4::hazmat::v3::pubkey::DsaPrivateKey;
 use otr4::hazmat::v3::session::Session;
-use otr4::hazmat::v3::tlv::V3Plaintext;
+use otr4::hazmat::v3::smp::{Smp, SmpContext, SmpEvent};
+use otr4::hazmat::v3::tlv::{V3Plaintext, V3Tlv, V3TlvType};
 use otr4::hazmat::wire::encoded::{decode_otr, encode_otr};
 use rand_core::SeedableRng;
 
@@ -198,33 +199,73 @@ pub fn finish(
     Session::new(done, OUR_TAG, their, rng)
 }
 
+/// How an AKE the peer started failed on our side.
+#[derive(Debug)]
+pub enum PeerAkeFailure {
+    /// The Reveal Signature did not decode; `r_len` is the length its `r` field claims.
+    RevealUndecodable {
+        /// The length prefix of `r`, if the message was long enough to hold one.
+        r_len: Option<u32>,
+    },
+    /// The revealed `r` does not open the D-H Commit.
+    CommitMismatch {
+        /// The revealed key.
+        r: [u8; 16],
+    },
+}
+
 /// AKE with the peer sending the D-H Commit (after our query message).
 pub fn ake_peer_initiates(peer: &mut Peer, our: &DsaPrivateKey, rng: &mut ChaCha20Rng) -> Session {
+    try_ake_peer_initiates(peer, our, true, rng)
+        .unwrap_or_else(|f| panic!("the peer's Reveal Signature rejected: {f:?}"))
+}
+
+/// [`ake_peer_initiates`], returning a failure to open the peer's commitment instead of
+/// panicking (for a peer with a known defect there). On the `first` AKE the peer cannot know
+/// our instance tag yet; on a restart it does.
+pub fn try_ake_peer_initiates(
+    peer: &mut Peer,
+    our: &DsaPrivateKey,
+    first: bool,
+    rng: &mut ChaCha20Rng,
+) -> Result<Session, PeerAkeFailure> {
     let (h, commit) = one_message(&peer.outgoing("recv ?OTRv3?"));
     let Message::DhCommit(commit) = commit else {
         panic!("the peer answered the query with {commit:?}")
     };
-    assert_eq!(
-        h.receiver,
-        InstanceTag(0),
-        "the peer does not know our tag yet"
-    );
+    let expected = if first { InstanceTag(0) } else { OUR_TAG };
+    assert_eq!(h.receiver, expected, "receiver tag of the D-H Commit");
     let their = h.sender;
     let (alice, dh_key) = ake::receive_dh_commit(&commit, rng);
-    let (h2, reveal) = {
-        let lines = to_peer(peer, Message::DhKey(dh_key), their);
-        one_message(&peer.messages(&lines))
+    let lines = to_peer(peer, Message::DhKey(dh_key), their);
+    let msgs = peer.messages(&lines);
+    assert_eq!(
+        msgs.len(),
+        1,
+        "expected one message from the peer: {msgs:?}"
+    );
+    let raw = decode_otr(&msgs[0]).unwrap();
+    let Ok((h2, reveal)) = Message::decode(&raw) else {
+        // Header (11 bytes), then r as DATA: its 4-byte length.
+        let r_len = raw
+            .get(11..15)
+            .map(|b| u32::from_be_bytes(b.try_into().unwrap()));
+        return Err(PeerAkeFailure::RevealUndecodable { r_len });
     };
     assert_eq!((h2.sender, h2.receiver), (their, OUR_TAG));
     let Message::RevealSignature(reveal) = reveal else {
         panic!("expected a Reveal Signature, got {reveal:?}")
     };
-    let (done, sig) = alice
-        .receive_reveal_signature(&reveal, our)
-        .unwrap_or_else(|r| panic!("the peer's Reveal Signature rejected: {}", r.error));
+    let (done, sig) = match alice.receive_reveal_signature(&reveal, our) {
+        Ok(v) => v,
+        Err(r) if r.error == otr4::hazmat::v3::V3Error::CommitMismatch => {
+            return Err(PeerAkeFailure::CommitMismatch { r: reveal.r });
+        }
+        Err(r) => panic!("the peer's Reveal Signature rejected: {}", r.error),
+    };
     let lines = to_peer(peer, Message::Signature(sig), their);
     assert!(!done.sent_reveal_signature);
-    finish(peer, lines, done, our, their, rng)
+    Ok(finish(peer, lines, done, our, their, rng))
 }
 
 /// AKE with otr4 sending the D-H Commit.
@@ -357,4 +398,133 @@ pub fn tampering(peer: &mut Peer, session: &mut Session, rng: &mut ChaCha20Rng) 
     bad.mac[3] ^= 0x40;
     assert!(session.decrypt(&h, &bad, rng).is_err());
     assert_eq!(receive(session, &out[0], rng), "hello");
+}
+
+/// The SMP TLV (types 2–6) in one data message from the peer.
+fn smp_tlv(session: &mut Session, line: &str, rng: &mut ChaCha20Rng) -> V3Tlv {
+    let (h, m) = Message::decode(&decode_otr(line).unwrap()).unwrap();
+    let Message::Data(d) = m else {
+        panic!("expected a Data message, got {m:?}")
+    };
+    let got = session
+        .decrypt(&h, &d, rng)
+        .unwrap_or_else(|e| panic!("the peer's data message rejected: {e}"));
+    let p = V3Plaintext::parse(&got.plaintext);
+    p.tlvs
+        .into_iter()
+        .find(|t| {
+            matches!(
+                t.typ,
+                V3TlvType::Smp1
+                    | V3TlvType::Smp1Q
+                    | V3TlvType::Smp2
+                    | V3TlvType::Smp3
+                    | V3TlvType::Smp4
+                    | V3TlvType::SmpAbort
+            )
+        })
+        .expect("an SMP TLV")
+}
+
+/// Sends `tlv` in a data message flagged IGNORE_UNREADABLE, as libotr sends SMP.
+fn send_tlv(peer: &mut Peer, session: &mut Session, tlv: V3Tlv) -> Vec<String> {
+    let pt = V3Plaintext::encode(b"", &[tlv]).unwrap();
+    let wire = encode_otr(&session.encrypt(&pt, 1).unwrap());
+    peer.recv(&wire, peer.their_tag)
+}
+
+fn smp_lines(lines: &[String]) -> Vec<&str> {
+    lines
+        .iter()
+        .filter(|l| l.starts_with("SMP "))
+        .map(String::as_str)
+        .collect()
+}
+
+/// SMP with the peer (Protocol-v3.html §"The SMP state machine"): otr4 enters `ours`, the
+/// peer `theirs`; `otr4_starts` picks who begins. Both sides must reach the same verdict,
+/// which is returned.
+pub fn smp(
+    peer: &mut Peer,
+    session: &mut Session,
+    our: &DsaPrivateKey,
+    rng: &mut ChaCha20Rng,
+    otr4_starts: bool,
+    ours: &str,
+    theirs: &str,
+) -> bool {
+    let ctx = SmpContext {
+        our_fingerprint: our.public().fingerprint(),
+        their_fingerprint: session.their_public().fingerprint(),
+        ssid: session.ssid().0,
+    };
+    let mut smp = Smp::new();
+    let (verdict, peer_lines) = if otr4_starts {
+        let (_, m1) = smp.start(&ctx, ours.as_bytes(), None, rng);
+        let lines = send_tlv(peer, session, m1);
+        assert_eq!(smp_lines(&lines), ["SMP ask"], "{lines:?}");
+        let out = peer.outgoing(&format!("smp-respond {theirs}"));
+        let m2 = smp_tlv(session, &out[0], rng);
+        let step = smp.receive(&m2, rng);
+        assert_eq!(step.event, None, "{step:?}");
+        let lines = send_tlv(peer, session, step.reply.unwrap());
+        let msgs = peer.messages(&lines);
+        let m4 = smp_tlv(session, &msgs[0], rng);
+        let step = smp.receive(&m4, rng);
+        let Some(SmpEvent::Finished { verified }) = step.event else {
+            panic!("expected the SMP verdict, got {step:?}")
+        };
+        (verified, lines)
+    } else {
+        let out = peer.outgoing(&format!("smp {theirs}"));
+        let m1 = smp_tlv(session, &out[0], rng);
+        let step = smp.receive(&m1, rng);
+        assert_eq!(
+            step.event,
+            Some(SmpEvent::SecretRequested { question: None }),
+            "{step:?}"
+        );
+        let m2 = smp.respond(&ctx, ours.as_bytes(), rng).unwrap();
+        let lines = send_tlv(peer, session, m2);
+        let msgs = peer.messages(&lines);
+        let m3 = smp_tlv(session, &msgs[0], rng);
+        let step = smp.receive(&m3, rng);
+        let Some(SmpEvent::Finished { verified }) = step.event else {
+            panic!("expected the SMP verdict, got {step:?}")
+        };
+        let lines = send_tlv(peer, session, step.reply.unwrap());
+        (verified, lines)
+    };
+    let want = if verdict {
+        "SMP success"
+    } else {
+        "SMP failure"
+    };
+    assert_eq!(smp_lines(&peer_lines), [want], "{peer_lines:?}");
+    assert!(!smp.in_progress());
+    verdict
+}
+
+/// SMP both ways with equal secrets (verified) and with different ones (not verified), then
+/// a message each way: the conversation goes on.
+pub fn smp_both_ways(
+    peer: &mut Peer,
+    session: &mut Session,
+    our: &DsaPrivateKey,
+    rng: &mut ChaCha20Rng,
+) {
+    for otr4_starts in [true, false] {
+        assert!(smp(
+            peer,
+            session,
+            our,
+            rng,
+            otr4_starts,
+            "our café",
+            "our café"
+        ));
+        assert!(!smp(peer, session, our, rng, otr4_starts, "right", "wrong"));
+    }
+    let out = peer.outgoing("send still here");
+    assert_eq!(receive(session, &out[0], rng), "still here");
 }
