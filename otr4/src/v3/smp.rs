@@ -173,8 +173,17 @@ fn from_be(be: &[u8]) -> U1536 {
     group::decode_be(be).unwrap_or(U1536::ZERO)
 }
 
+/// `base ^ e mod p` for a secret `e` (constant time over all 1536 bits).
 fn pow(base: &U1536, e: &U1536) -> U1536 {
     group::pow_secret(base, e)
+}
+
+/// `base ^ e mod p` for a public `e` (a received `D` or `c`, or `p - 2`): only `e`'s
+/// significant bits are processed, which reveals nothing that is not on the wire.
+fn pow_public(base: &U1536, e: &U1536) -> U1536 {
+    FixedMontyForm::new(base, group::params())
+        .pow_bounded_exp(e, e.bit_width_vartime())
+        .retrieve()
 }
 
 fn mul(a: &U1536, b: &U1536) -> U1536 {
@@ -184,7 +193,7 @@ fn mul(a: &U1536, b: &U1536) -> U1536 {
 
 /// `a / b mod p` (`b` is a checked group element, so invertible).
 fn div(a: &U1536, b: &U1536) -> U1536 {
-    mul(a, &pow(b, &P_MINUS_2))
+    mul(a, &pow_public(b, &P_MINUS_2))
 }
 
 /// `r - a·c mod q`, in constant time in `r` and `a`.
@@ -230,7 +239,7 @@ fn check_exponent(d: &U1536) -> Result<(), SmpError> {
 /// Proof check `c == SHA256(v, g1^D · g^c)` for the knowledge of `log g`.
 fn check_log_proof(version: u8, g: &U1536, c: &U1536, d: &U1536) -> Result<(), SmpError> {
     check_exponent(d)?;
-    let lhs = hash(version, &mul(&pow(&G, d), &pow(g, c)), None);
+    let lhs = hash(version, &mul(&pow_public(&G, d), &pow_public(g, c)), None);
     eq(&lhs, c)
 }
 
@@ -495,8 +504,11 @@ impl Smp {
         check_exponent(d6)?;
         let lhs = hash(
             5,
-            &mul(&pow(&g3, d5), &pow(pb, cp)),
-            Some(&mul(&mul(&pow(&G, d5), &pow(&g2, d6)), &pow(qb, cp))),
+            &mul(&pow_public(&g3, d5), &pow_public(pb, cp)),
+            Some(&mul(
+                &mul(&pow_public(&G, d5), &pow_public(&g2, d6)),
+                &pow_public(qb, cp),
+            )),
         );
         eq(&lhs, cp)?;
 
@@ -548,15 +560,18 @@ fn receive_3<R: rand_core::CryptoRng + ?Sized>(
     }
     let lhs = hash(
         6,
-        &mul(&pow(g3, d5), &pow(pa, cp)),
-        Some(&mul(&mul(&pow(&G, d5), &pow(g2, d6)), &pow(qa, cp))),
+        &mul(&pow_public(g3, d5), &pow_public(pa, cp)),
+        Some(&mul(
+            &mul(&pow_public(&G, d5), &pow_public(g2, d6)),
+            &pow_public(qa, cp),
+        )),
     );
     eq(&lhs, cp)?;
     let qa_qb = div(qa, qb);
     let lhs = hash(
         7,
-        &mul(&pow(&G, d7), &pow(g3a, cr)),
-        Some(&mul(&pow(&qa_qb, d7), &pow(ra, cr))),
+        &mul(&pow_public(&G, d7), &pow_public(g3a, cr)),
+        Some(&mul(&pow_public(&qa_qb, d7), &pow_public(ra, cr))),
     );
     eq(&lhs, cr)?;
 
@@ -585,8 +600,8 @@ fn receive_4(
     check_exponent(d7)?;
     let lhs = hash(
         8,
-        &mul(&pow(&G, d7), &pow(g3b, cr)),
-        Some(&mul(&pow(qa_qb, d7), &pow(rb, cr))),
+        &mul(&pow_public(&G, d7), &pow_public(g3b, cr)),
+        Some(&mul(&pow_public(qa_qb, d7), &pow_public(rb, cr))),
     );
     eq(&lhs, cr)?;
     let rab = pow(rb, a3);
