@@ -257,7 +257,12 @@ impl EngineCore {
     /// our own JID, our other devices.
     pub fn devices_of(&self, jid: &str) -> Result<Vec<u32>> {
         check_bare_jid(jid)?;
-        Ok(self.engine.devices_of(jid).into_iter().map(|t| t.0).collect())
+        Ok(self
+            .engine
+            .devices_of(jid)
+            .into_iter()
+            .map(|t| t.0)
+            .collect())
     }
 
     /// Sets the test clock (feature `test-hooks`).

@@ -14,9 +14,9 @@ use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use otr4::InstanceTag;
+use xmpp_glue::GlueEvent;
 use xmpp_glue::client::{ConnectOptions, EventStream, XmppClient};
 use xmpp_glue::stanza;
-use xmpp_glue::GlueEvent;
 
 pub const COMPONENT: &str = "prekey.localhost";
 pub const STEP: Duration = Duration::from_secs(30);
