@@ -258,19 +258,36 @@ impl Py {
 
     /// Waits until this process printed `n` messages.
     async fn wait_msgs(&mut self, n: usize) {
+        if let Err(why) = self.try_wait_msgs(n).await {
+            panic!(
+                "{}: {why} waiting for {n} messages; events {:#?}",
+                self.name, self.log
+            );
+        }
+    }
+
+    /// Waits (at most `STEP`) until this process printed `n` messages; why not if it
+    /// did not.
+    async fn try_wait_msgs(&mut self, n: usize) -> Result<(), &'static str> {
         let deadline = tokio::time::Instant::now() + STEP;
         while self.msgs().len() < n {
             match tokio::time::timeout_at(deadline, self.lines.recv()).await {
                 Ok(Some(v)) => self.log.push(v),
-                Ok(None) => panic!(
-                    "{}: exited waiting for {n} messages; events {:#?}",
-                    self.name, self.log
-                ),
-                Err(_) => panic!(
-                    "{}: timed out waiting for {n} messages; events {:#?}",
-                    self.name, self.log
-                ),
+                Ok(None) => return Err("exited"),
+                Err(_) => return Err("timed out"),
             }
+        }
+        Ok(())
+    }
+
+    /// [`Py::wait_msgs`] from the Rust device `dev`, whose events the failure shows too.
+    async fn wait_msgs_from(&mut self, n: usize, dev: &mut Dev) {
+        if let Err(why) = self.try_wait_msgs(n).await {
+            dev.drain();
+            panic!(
+                "{}: {why} waiting for {n} messages; events {:#?}\n{} events {:#?}",
+                self.name, self.log, dev.name, dev.log
+            );
         }
     }
 
@@ -523,13 +540,26 @@ async fn rust_offline(env: Env) {
         strings(&["written while you were offline", "and a second one"])
     );
     assert_eq!(b1.msgs().len(), 2, "no duplicates: {:#?}", b1.msgs());
+    assert_eq!(
+        rust_trust_from(&mut b1, ALICE, py.tag()),
+        vec![Trust::Tofu, Trust::Tofu]
+    );
     assert_eq!(rust_secure(&mut b1, ALICE, py.tag()), vec![true]);
     // b1 answers on the session the non-interactive DAKE made.
     b1.send(ALICE, "got both").await;
-    py.wait_msgs(1).await;
+    py.wait_msgs_from(1, &mut b1).await;
     settle().await;
-    assert_eq!(py.texts_from(BOB, b1.tag), strings(&["got both"]));
-    assert_eq!(py.msgs().len(), 1);
+    assert_eq!(
+        py.msgs(),
+        vec![PyMsg {
+            peer: BOB.into(),
+            device: b1.tag.0,
+            text: "got both".into(),
+            trust: "tofu".into(),
+            sent_to: None,
+        }],
+        "exactly once, from b1, first use"
+    );
     py.assert_clean();
     b1.assert_clean();
     py.quit().await;
@@ -601,6 +631,9 @@ async fn second_device(env: Env) {
         strings(&["from py2"])
     );
     assert_eq!(b1.msgs().len(), 2);
+    for p in [&py1, &py2] {
+        assert_eq!(rust_trust_from(&mut b1, ALICE, p.tag()), vec![Trust::Tofu]);
+    }
     for p in [&mut py1, &mut py2] {
         p.assert_clean();
     }
@@ -646,6 +679,11 @@ async fn restarts(env: Env) {
         strings(&["3", "5"]),
         "nothing decrypted twice"
     );
+    assert!(
+        py.msgs().iter().all(|m| m.trust == "tofu"),
+        "the trust survived the restart: {:#?}",
+        py.msgs()
+    );
     py.kill();
     b1.send(ALICE, "6").await;
     let mut py = Py::start(&env, "alice", "py1").await;
@@ -660,11 +698,13 @@ async fn restarts(env: Env) {
         "nothing lost, nothing twice"
     );
     assert_eq!(py.msgs().len(), 1);
+    assert_eq!(py.msgs()[0].trust, "tofu", "the trust survived the crash");
     assert_eq!(
         rust_texts_from(&mut b1, ALICE, tag),
         strings(&["1", "4", "7"])
     );
     assert_eq!(b1.msgs().len(), 3);
+    assert_eq!(rust_trust_from(&mut b1, ALICE, tag), vec![Trust::Tofu; 3]);
     py.assert_clean();
     b1.assert_clean();
     py.quit().await;

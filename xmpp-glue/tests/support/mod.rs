@@ -194,6 +194,14 @@ pub fn with_prosody(test: &str, server_log_has: &[&str], scenario: impl FnOnce(E
     let mut sc = Command::new(&bin);
     common(&mut sc);
     cleanup.server = Some(sc.stderr(log).spawn().unwrap());
+    // Devices discover the prekey server and publish their prekeys as soon as they
+    // connect: the component must be on Prosody first (seen: a device that connected
+    // before it was never listed in that connection).
+    wait_for_log(
+        &log_path,
+        "component connected",
+        cleanup.server.as_mut().unwrap(),
+    );
 
     let status = Command::new(std::env::current_exe().unwrap())
         .args(["--exact", test, "--ignored", "--nocapture"])
@@ -216,6 +224,25 @@ pub fn with_prosody(test: &str, server_log_has: &[&str], scenario: impl FnOnce(E
         );
     }
     eprintln!("{test}: passed in {:.1?}", started.elapsed());
+}
+
+/// Waits (at most [`STEP`]) until the log at `path` of the running `server` contains `want`.
+pub fn wait_for_log(path: &Path, want: &str, server: &mut Child) {
+    let deadline = Instant::now() + STEP;
+    loop {
+        let log = std::fs::read_to_string(path).unwrap_or_default();
+        if log.contains(want) {
+            return;
+        }
+        if let Some(status) = server.try_wait().unwrap() {
+            panic!("prekey-server exited ({status}) before \"{want}\":\n{log}");
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no \"{want}\" from prekey-server:\n{log}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }
 
 // ----------------------------------------------------------------------------------------
