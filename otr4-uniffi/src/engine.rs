@@ -183,4 +183,11 @@ impl Engine {
     pub fn fingerprint(&self) -> Result<String> {
         with(&self.core, |c| Ok(c.fingerprint()))
     }
+
+    /// The devices (instance tags) of `jid` (a bare JID) this engine knows from its device
+    /// list, in no particular order; for our own JID, our other devices. Raises
+    /// `Otr4Error.InvalidArgument` for a JID that is not bare.
+    pub fn devices_of(&self, jid: String) -> Result<Vec<u32>> {
+        with(&self.core, |c| Ok(c.devices_of(&jid)?))
+    }
 }

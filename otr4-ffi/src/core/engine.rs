@@ -253,6 +253,18 @@ impl EngineCore {
         self.engine.fingerprint()
     }
 
+    /// The devices (instance tags) of `jid` the engine knows, from its device list; for
+    /// our own JID, our other devices.
+    pub fn devices_of(&self, jid: &str) -> Result<Vec<u32>> {
+        check_bare_jid(jid)?;
+        Ok(self
+            .engine
+            .devices_of(jid)
+            .into_iter()
+            .map(|t| t.0)
+            .collect())
+    }
+
     /// Sets the test clock (feature `test-hooks`).
     #[cfg(feature = "test-hooks")]
     pub fn set_now(&mut self, now: i64) {

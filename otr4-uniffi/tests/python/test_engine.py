@@ -59,3 +59,23 @@ def test_save_load_mid_conversation(sim):
     assert bob.texts() == [("alice@example.org", "one")]
     assert bob2.texts() == [("alice@example.org", "two (while Bob is away)")]
     assert alice.texts() == [("bob@example.org", "back")]
+
+
+def test_devices_of(sim):
+    a1, a2, bob = online(
+        sim,
+        ("alice@example.org", "laptop"),
+        ("alice@example.org", "phone"),
+        ("bob@example.org", "desktop"),
+    )
+    # A contact's devices come from its published list; our own JID lists our other ones.
+    a1.engine.send("bob@example.org", "hi")
+    settle(a1, a2, bob)
+    assert sorted(bob.engine.devices_of("alice@example.org")) == sorted(
+        [a1.engine.tag(), a2.engine.tag()]
+    )
+    assert a1.engine.devices_of("bob@example.org") == [bob.engine.tag()]
+    assert a1.engine.devices_of("alice@example.org") == [a2.engine.tag()]
+    assert a1.engine.devices_of("carol@example.org") == []
+    with pytest.raises(otr4.Otr4Error.InvalidArgument):
+        a1.engine.devices_of("bob@example.org/desktop")
