@@ -531,6 +531,7 @@ mod tests {
             .unwrap();
         let (tag, fp) = (e.tag(), e.fingerprint());
         assert!(s.has_device());
+        drop(s);
         let s2 = Store::open(&dir, KeySource::KeyFile).unwrap();
         let e2 = s2
             .load_or_create(config("alice@example.org"), 2000, &mut rng)
@@ -603,10 +604,12 @@ mod tests {
             Store::open(&dir, pass("wrong")),
             Err(StoreError::Sealed(SealError::WrongSecret))
         ));
+        // No key file is made up for a passphrase store.
         assert!(matches!(
             Store::open(&dir, KeySource::KeyFile),
-            Err(StoreError::Sealed(SealError::WrongSecretKind))
+            Err(StoreError::Io { source, .. }) if source.kind() == io::ErrorKind::NotFound
         ));
+        assert!(!dir.join(KEY_FILE).exists());
     }
 
     #[test]
@@ -677,7 +680,7 @@ mod tests {
             }
         }
         names.sort();
-        assert_eq!(names, [LOCK_FILE, STATE_FILE]);
+        assert_eq!(names, [STATE_FILE, LOCK_FILE]);
     }
 
     /// `e` with a prekey-server pin for `domain` (a state change to save).
