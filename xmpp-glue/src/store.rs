@@ -12,8 +12,8 @@
 //!   secret. Replaced atomically: temporary file, fsync, rename, fsync of the directory.
 //!
 //! The salt and Argon2id costs live in the state file's header; the key is derived once when
-//! the store opens (about 0.1 s for a passphrase; `--example unlock_time`), every save reuses
-//! it with a fresh nonce.
+//! the store opens (one Argon2id run for a passphrase; `--example unlock_time` times it),
+//! every save reuses it with a fresh nonce.
 //!
 //! **Version 1** (before December 2026) wrote `device.otr4` as `"XGLUE001" || u32 len ||
 //! meta JSON || u32 len || otr4 export || glue state JSON` with the metadata and glue state
