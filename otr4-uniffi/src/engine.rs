@@ -4,9 +4,9 @@
 
 use std::sync::{Arc, Mutex};
 
-use otr4_ffi::core::blob::Secret;
 use otr4_ffi::core::engine::EngineCore;
 use otr4_ffi::core::env::{Clock, Rng};
+use xmpp_glue::sealed::Secret;
 
 use crate::error::{Result, guarded, raw_key, with};
 use crate::events::Event;

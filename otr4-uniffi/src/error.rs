@@ -92,11 +92,11 @@ pub fn with<T, R>(m: &Mutex<T>, f: impl FnOnce(&mut T) -> Result<R>) -> Result<R
 }
 
 /// A raw 32-byte key from `bytes`.
-pub fn raw_key(key: &[u8]) -> Result<&[u8; otr4_ffi::core::blob::KEY_LEN]> {
+pub fn raw_key(key: &[u8]) -> Result<&[u8; xmpp_glue::sealed::KEY_LEN]> {
     key.try_into().map_err(|_| {
         Otr4Error::InvalidArgument(format!(
             "a raw key has {} bytes, not {}",
-            otr4_ffi::core::blob::KEY_LEN,
+            xmpp_glue::sealed::KEY_LEN,
             key.len()
         ))
     })

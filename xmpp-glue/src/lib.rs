@@ -35,6 +35,7 @@ mod otr_bridge;
 mod outgoing;
 mod prekey_link;
 mod requests;
+pub mod sealed;
 // The stanza builders and parsers: public only for the test network (`xmpp-sim`) and the
 // tests (feature `stanzas`); a client hands whole stanzas to `Engine::handle`.
 #[cfg(feature = "stanzas")]

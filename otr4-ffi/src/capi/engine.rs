@@ -4,12 +4,12 @@
 //! one call at a time — a call made while another runs on the same handle returns
 //! `OTR4_BUSY` at once (it never blocks). Different handles are independent.
 
-use crate::core::blob::Secret;
 use crate::core::engine::EngineCore;
 use crate::core::env::{Clock, Rng};
 use crate::core::handles::Kind;
 use crate::core::status::{Result, otr4_status};
 use crate::core::{self, Object};
+use xmpp_glue::sealed::Secret;
 
 use super::{bytes, entry, key, opt_text, otr4_buf, otr4_event, out_ok, put, put_polled, text};
 

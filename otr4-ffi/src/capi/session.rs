@@ -3,12 +3,12 @@
 //!
 //! Thread rules as for engines: any thread, one call at a time per handle (`OTR4_BUSY`).
 
-use crate::core::blob::Secret;
 use crate::core::env::{Clock, Rng};
 use crate::core::handles::Kind;
 use crate::core::session::SessionCore;
 use crate::core::status::{Result, otr4_status};
 use crate::core::{self, Object};
+use xmpp_glue::sealed::Secret;
 
 use super::{bytes, entry, key, opt_text, otr4_buf, otr4_event, out_ok, put, put_polled, text};
 

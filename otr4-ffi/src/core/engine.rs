@@ -9,7 +9,8 @@ use otr4::PrekeyStore;
 use otr4::{Account, Client, Policy, Selection};
 use xmpp_glue::{Engine, EngineConfig, GlueError, GlueEvent, GlueState, Output};
 
-use super::blob::{self, Level, Secret};
+use xmpp_glue::sealed::{self, Level, Secret};
+
 use super::env::{Clock, Rng};
 use super::events::{self, Event, otr4_event_kind};
 use super::status::{Error, Result, otr4_status};
@@ -96,14 +97,15 @@ impl EngineCore {
         mut rng: Rng,
         clock: Clock,
     ) -> Result<EngineCore> {
-        let (plain, inner) = blob::open(Level::Engine, secret, blob_bytes)?;
-        let tampered = |what: &str| Error::new(otr4_status::OTR4_TAMPERED, what.to_owned());
-        let mut r = &plain[..];
-        let jid = std::str::from_utf8(blob::get_data(&mut r)?).map_err(|_| tampered("JID"))?;
-        let label = std::str::from_utf8(blob::get_data(&mut r)?).map_err(|_| tampered("label"))?;
-        let client = blob::get_data(&mut r)?;
-        let engine = Engine::import(EngineConfig::new(jid, label), &inner, client, r, &mut rng)
-            .map_err(|e| tampered(&format!("the saved engine does not import: {e}")))?;
+        let (plain, inner) = sealed::open(Level::Engine, secret, blob_bytes)?;
+        let p = sealed::engine_parts(&plain)?;
+        let config = EngineConfig::new(p.jid, p.label);
+        let engine = Engine::import(config, &inner, p.client, p.state, &mut rng).map_err(|e| {
+            Error::new(
+                otr4_status::OTR4_TAMPERED,
+                format!("the saved engine does not import: {e}"),
+            )
+        })?;
         Ok(EngineCore::wrap(engine, rng, clock))
     }
 
@@ -111,15 +113,10 @@ impl EngineCore {
     /// into one encrypted blob.
     pub fn save(&mut self, secret: &Secret<'_>) -> Result<Vec<u8>> {
         let engine = &self.engine;
-        blob::seal(Level::Engine, secret, &mut self.rng, |key, rng| {
-            let (client, state) = engine.export(key, rng);
-            let mut out = Vec::new();
-            blob::put_data(&mut out, engine.jid().as_bytes());
-            blob::put_data(&mut out, engine.label().as_bytes());
-            blob::put_data(&mut out, &client);
-            out.extend_from_slice(&state);
-            out
-        })
+        let blob = sealed::seal(Level::Engine, secret, &mut self.rng, |key, rng| {
+            sealed::engine_plaintext(engine, key, rng)
+        })?;
+        Ok(blob)
     }
 
     /// Queues what a call returned; `Err(OTR4_BAD_STANZA)` if it refused a stanza.

@@ -1,11 +1,10 @@
 //! The safe core every binding reuses: status codes, the handle table, OS randomness and
-//! the clock, the save blob, events, and the engine / session / sim objects.
+//! the clock, events, and the engine / session / sim objects.
 //!
 //! Nothing here is `unsafe` (each module is `#![forbid(unsafe_code)]`); the C layer
 //! ([`crate::capi`]) only converts pointers and calls [`with`], [`insert`] and [`remove`].
 #![forbid(unsafe_code)]
 
-pub mod blob;
 pub mod engine;
 pub mod env;
 pub mod events;

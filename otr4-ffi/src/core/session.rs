@@ -8,8 +8,10 @@ use std::collections::VecDeque;
 use otr4::InstanceTag;
 use otr4::PrekeyStore;
 use otr4::{Account, Client, Event as OtrEvent, Policy};
+use zeroize::Zeroizing;
 
-use super::blob::{self, Level, Secret};
+use xmpp_glue::sealed::{self, Level, Secret};
+
 use super::env::{Clock, Rng};
 use super::events::{self, Event, otr4_event_kind};
 use super::status::{Error, Result, otr4_status};
@@ -73,7 +75,7 @@ impl SessionCore {
         rng: Rng,
         clock: Clock,
     ) -> Result<SessionCore> {
-        let (plain, inner) = blob::open(Level::Session, secret, blob_bytes)?;
+        let (plain, inner) = sealed::open(Level::Session, secret, blob_bytes)?;
         let (client, prekeys) = Client::import(&inner, &plain).map_err(|e| {
             Error::new(
                 otr4_status::OTR4_TAMPERED,
@@ -92,9 +94,10 @@ impl SessionCore {
     /// Saves the account and every conversation into one encrypted blob.
     pub fn save(&mut self, secret: &Secret<'_>) -> Result<Vec<u8>> {
         let (client, prekeys) = (&self.client, &self.prekeys);
-        blob::seal(Level::Session, secret, &mut self.rng, |key, rng| {
-            client.export(prekeys, key, rng)
-        })
+        let blob = sealed::seal(Level::Session, secret, &mut self.rng, |key, rng| {
+            Zeroizing::new(client.export(prekeys, key, rng))
+        })?;
+        Ok(blob)
     }
 
     fn queue(&mut self, evs: Vec<OtrEvent>) {

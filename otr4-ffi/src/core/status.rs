@@ -141,3 +141,18 @@ pub fn status_description(s: otr4_status) -> &'static str {
         OTR4_REFUSED => "the operation was refused\0",
     }
 }
+
+impl From<xmpp_glue::sealed::SealError> for Error {
+    fn from(e: xmpp_glue::sealed::SealError) -> Error {
+        use xmpp_glue::sealed::SealError as S;
+        let status = match &e {
+            S::EmptyPassphrase => otr4_status::OTR4_INVALID_ARGUMENT,
+            S::NotSealed(_) => otr4_status::OTR4_NOT_A_BLOB,
+            S::Truncated => otr4_status::OTR4_TRUNCATED,
+            S::WrongSecret | S::WrongSecretKind => otr4_status::OTR4_WRONG_KEY,
+            S::Tampered(_) => otr4_status::OTR4_TAMPERED,
+            _ => otr4_status::OTR4_PANIC,
+        };
+        Error::new(status, e.to_string())
+    }
+}
