@@ -10,6 +10,8 @@ use crate::carriage::{Carriage, SENT_TO_CONTEXT, sent_to_of};
 use crate::directory::Directory;
 use crate::error::NotSentReason;
 use crate::events::GlueEvent;
+use crate::file::{FILE_CONTEXT, FileOffer};
+use crate::transfer::OfferIn;
 use crate::stanza::Payload;
 use crate::trust::{Trust, hex_fp, parse_fp};
 
@@ -121,6 +123,21 @@ impl Bridge<'_> {
                     } else {
                         None
                     };
+                    let offers = tlvs
+                        .iter()
+                        .filter(|t| t.typ == otr4::TlvType::ExtraSymmetricKey)
+                        .filter(|t| t.value.starts_with(&FILE_CONTEXT));
+                    for t in offers {
+                        let (trust, listed) = self.content_trust(&from, device);
+                        self.car.offer(OfferIn {
+                            from: from.clone(),
+                            device,
+                            sent_to: sent_to.clone(),
+                            trust,
+                            listed,
+                            offer: FileOffer::decode(&t.value),
+                        });
+                    }
                     if !text.is_empty() {
                         let (trust, listed) = self.content_trust(&from, device);
                         self.car.emit(GlueEvent::Message {
@@ -209,8 +226,10 @@ impl Bridge<'_> {
                     device: instance,
                     reason: NotSentReason::HeldUntilAccepted,
                 }),
-                // The extra key of our own-copy TLV is not used.
-                Event::ExtraSymmetricKey { context, .. } if context == SENT_TO_CONTEXT => {}
+                // The extra keys of our own-copy and file-offer TLVs are not used (the
+                // offer's data holds the file key: never passed on).
+                Event::ExtraSymmetricKey { context, .. }
+                    if context == SENT_TO_CONTEXT || context == FILE_CONTEXT => {}
                 Event::NotSent {
                     peer,
                     instance,
