@@ -13,6 +13,7 @@ pub mod net_sim;
 pub mod net_xmpp;
 pub mod prekey;
 pub mod transcript;
+pub mod upload;
 
 use otr4::InstanceTag;
 use xmpp_glue::GlueEvent;
