@@ -7,8 +7,8 @@ use otr4::{ConversationError, Event, SmpUpdate};
 
 use crate::devices::{DeviceChange, ListIssue};
 use crate::error::{GlueError, NotSentReason};
-use crate::state::ServerPin;
 use crate::file::FileError;
+use crate::state::ServerPin;
 use crate::transfer::{Download, ReceivedFile, TransferId, Upload};
 use crate::trust::Trust;
 

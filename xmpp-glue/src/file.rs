@@ -138,7 +138,8 @@ pub(crate) fn seal<R: CryptoRng + ?Sized>(plain: &[u8], rng: &mut R) -> Result<S
         max: u64::MAX,
     })?;
     let mut out = Vec::with_capacity(usize::try_from(total).unwrap_or(0));
-    let mut enc = EncryptorBE32::<ChaCha20Poly1305>::from_aead(key.aead(), &Array::from(key.prefix));
+    let mut enc =
+        EncryptorBE32::<ChaCha20Poly1305>::from_aead(key.aead(), &Array::from(key.prefix));
     let n = plain.len().div_ceil(FILE_CHUNK).max(1);
     let mut chunks = plain.chunks(FILE_CHUNK);
     for _ in 1..n {
@@ -172,7 +173,8 @@ pub(crate) fn open(ciphertext: &[u8], offer: &FileOffer) -> Result<Zeroizing<Vec
         usize::try_from(offer.size).map_err(|_| FileError::BadOffer("size"))?,
     ));
     let key = &offer.key;
-    let mut dec = DecryptorBE32::<ChaCha20Poly1305>::from_aead(key.aead(), &Array::from(key.prefix));
+    let mut dec =
+        DecryptorBE32::<ChaCha20Poly1305>::from_aead(key.aead(), &Array::from(key.prefix));
     let size = FILE_CHUNK + TAG_LEN as usize;
     let n = ciphertext.len().div_ceil(size).max(1);
     let mut chunks = ciphertext.chunks(size);
@@ -268,7 +270,15 @@ impl FileOffer {
     /// SHA-256 (32) ‖ url, name, media type (each a u16 BE length and UTF-8 bytes).
     pub fn encode(&self) -> Zeroizing<Vec<u8>> {
         let mut v = Zeroizing::new(Vec::with_capacity(
-            4 + 1 + KEY_LEN + PREFIX_LEN + 8 + 32 + 6 + self.url.len() + self.name.len() + self.media_type.len(),
+            4 + 1
+                + KEY_LEN
+                + PREFIX_LEN
+                + 8
+                + 32
+                + 6
+                + self.url.len()
+                + self.name.len()
+                + self.media_type.len(),
         ));
         v.extend_from_slice(&FILE_CONTEXT);
         v.push(OFFER_VERSION);
@@ -390,16 +400,33 @@ mod tests {
     #[test]
     fn round_trip_at_chunk_boundaries() {
         let mut rng = StdRng::seed_from_u64(1);
-        for n in [0, 1, FILE_CHUNK - 1, FILE_CHUNK, FILE_CHUNK + 1, 3 * FILE_CHUNK + 5] {
+        for n in [
+            0,
+            1,
+            FILE_CHUNK - 1,
+            FILE_CHUNK,
+            FILE_CHUNK + 1,
+            3 * FILE_CHUNK + 5,
+        ] {
             let plain = data(n);
             let (c, offer) = offer_for(&plain, &mut rng);
             assert_eq!(c.len() as u64, ciphertext_len(n as u64).unwrap(), "{n}");
-            assert_eq!(open(&c, &offer).unwrap().as_slice(), plain.as_slice(), "{n}");
+            assert_eq!(
+                open(&c, &offer).unwrap().as_slice(),
+                plain.as_slice(),
+                "{n}"
+            );
         }
         // 0 bytes: one empty last chunk (a tag); 64 KiB: one chunk; +1: two.
         assert_eq!(ciphertext_len(0), Some(16));
-        assert_eq!(ciphertext_len(FILE_CHUNK as u64), Some(FILE_CHUNK as u64 + 16));
-        assert_eq!(ciphertext_len(FILE_CHUNK as u64 + 1), Some(FILE_CHUNK as u64 + 33));
+        assert_eq!(
+            ciphertext_len(FILE_CHUNK as u64),
+            Some(FILE_CHUNK as u64 + 16)
+        );
+        assert_eq!(
+            ciphertext_len(FILE_CHUNK as u64 + 1),
+            Some(FILE_CHUNK as u64 + 33)
+        );
         assert_eq!(ciphertext_len(u64::MAX), None);
     }
 
@@ -411,7 +438,8 @@ mod tests {
             key: [0; 32],
             prefix: [0; 7],
         };
-        let enc = EncryptorBE32::<ChaCha20Poly1305>::from_aead(key.aead(), &Array::from(key.prefix));
+        let enc =
+            EncryptorBE32::<ChaCha20Poly1305>::from_aead(key.aead(), &Array::from(key.prefix));
         let c = enc.encrypt_last(&b"abc"[..]).unwrap();
         use chacha20poly1305::aead::Aead;
         let mut nonce = [0u8; 12];
@@ -428,10 +456,17 @@ mod tests {
         let mut rng = StdRng::seed_from_u64(2);
         let plain = data(FILE_CHUNK + 100);
         let (c, offer) = offer_for(&plain, &mut rng);
-        for i in (0..c.len()).step_by(997).chain([0, FILE_CHUNK + 15, c.len() - 1]) {
+        for i in (0..c.len())
+            .step_by(997)
+            .chain([0, FILE_CHUNK + 15, c.len() - 1])
+        {
             let mut t = c.clone();
             t[i] ^= 0x01;
-            assert_eq!(open(&t, &offer).unwrap_err(), FileError::Tampered, "byte {i}");
+            assert_eq!(
+                open(&t, &offer).unwrap_err(),
+                FileError::Tampered,
+                "byte {i}"
+            );
         }
     }
 

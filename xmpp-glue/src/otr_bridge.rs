@@ -11,8 +11,8 @@ use crate::directory::Directory;
 use crate::error::NotSentReason;
 use crate::events::GlueEvent;
 use crate::file::{FILE_CONTEXT, FileOffer};
-use crate::transfer::OfferIn;
 use crate::stanza::Payload;
+use crate::transfer::OfferIn;
 use crate::trust::{Trust, hex_fp, parse_fp};
 
 /// The otr4 client with the directory and the carriage of the current call, borrowed from
@@ -98,6 +98,7 @@ impl Bridge<'_> {
         now: i64,
         rng: &mut R,
     ) {
+        let mut offer_sent_to: Option<String> = None;
         for e in evs {
             match e {
                 Event::Send {
@@ -123,21 +124,6 @@ impl Bridge<'_> {
                     } else {
                         None
                     };
-                    let offers = tlvs
-                        .iter()
-                        .filter(|t| t.typ == otr4::TlvType::ExtraSymmetricKey)
-                        .filter(|t| t.value.starts_with(&FILE_CONTEXT));
-                    for t in offers {
-                        let (trust, listed) = self.content_trust(&from, device);
-                        self.car.offer(OfferIn {
-                            from: from.clone(),
-                            device,
-                            sent_to: sent_to.clone(),
-                            trust,
-                            listed,
-                            offer: FileOffer::decode(&t.value),
-                        });
-                    }
                     if !text.is_empty() {
                         let (trust, listed) = self.content_trust(&from, device);
                         self.car.emit(GlueEvent::Message {
@@ -226,10 +212,44 @@ impl Bridge<'_> {
                     device: instance,
                     reason: NotSentReason::HeldUntilAccepted,
                 }),
-                // The extra keys of our own-copy and file-offer TLVs are not used (the
-                // offer's data holds the file key: never passed on).
-                Event::ExtraSymmetricKey { context, .. }
-                    if context == SENT_TO_CONTEXT || context == FILE_CONTEXT => {}
+                // Our own-copy TLV: the contact a file offer in the same message went to
+                // (a text's copy reads it from the TLVs of `Received`).
+                Event::ExtraSymmetricKey {
+                    peer,
+                    context,
+                    data,
+                    ..
+                } if context == SENT_TO_CONTEXT => {
+                    if receiving && peer == self.jid {
+                        offer_sent_to = String::from_utf8(data).ok();
+                    }
+                }
+                // A file offer (xep §"The File Offer"): otr4 reports each type 7 TLV, also
+                // of a message with no text. The TLV's extra key is not used; the data
+                // holds the file key and is never passed on.
+                Event::ExtraSymmetricKey {
+                    peer,
+                    instance,
+                    context,
+                    data,
+                    ..
+                } if context == FILE_CONTEXT => {
+                    if receiving {
+                        let mut value = FILE_CONTEXT.to_vec();
+                        value.extend_from_slice(&data);
+                        let (trust, listed) = self.content_trust(&peer, instance);
+                        let offer = FileOffer::decode(&value);
+                        zeroize::Zeroize::zeroize(&mut value);
+                        self.car.offer(OfferIn {
+                            from: peer,
+                            device: instance,
+                            sent_to: offer_sent_to.take(),
+                            trust,
+                            listed,
+                            offer,
+                        });
+                    }
+                }
                 Event::NotSent {
                     peer,
                     instance,
@@ -259,7 +279,7 @@ mod tests {
             .into_iter()
             .filter_map(|o| match o {
                 Output::Event(e) => Some(e),
-                Output::Stanza(_) => None,
+                _ => None,
             })
             .collect()
     }

@@ -444,7 +444,13 @@ pub fn upload_service(iq: &Element) -> Option<Option<u64>> {
 }
 
 /// A slot request (XEP-0363 §4) to the upload service `to`.
-pub fn upload_slot_request(id: &str, to: &str, filename: &str, size: u64, content_type: &str) -> Element {
+pub fn upload_slot_request(
+    id: &str,
+    to: &str,
+    filename: &str,
+    size: u64,
+    content_type: &str,
+) -> Element {
     let size = size.to_string();
     iq(
         "get",
@@ -488,7 +494,11 @@ pub fn parse_upload_slot(iq: &Element) -> Option<UploadSlot> {
             let allowed = ["Authorization", "Cookie", "Expires"]
                 .iter()
                 .find(|a| a.eq_ignore_ascii_case(name))?;
-            let value: String = h.text().chars().filter(|c| *c != '\r' && *c != '\n').collect();
+            let value: String = h
+                .text()
+                .chars()
+                .filter(|c| *c != '\r' && *c != '\n')
+                .collect();
             Some(((*allowed).to_owned(), value))
         })
         .take(3)

@@ -133,7 +133,10 @@ enum Service {
     Unknown,
     /// disco#info requests still unanswered.
     Discovering(usize),
-    Found { jid: String, max: Option<u64> },
+    Found {
+        jid: String,
+        max: Option<u64>,
+    },
     Absent,
 }
 
@@ -208,9 +211,12 @@ impl Transfers {
             Service::Absent | Service::Unknown => {
                 self.service = Service::Discovering(0);
                 let d = domain.to_owned();
-                reqs.send(car, Responder::Jid(d.clone()), Pending::UploadItems, |rid| {
-                    stanza::disco_items(rid, &d)
-                });
+                reqs.send(
+                    car,
+                    Responder::Jid(d.clone()),
+                    Pending::UploadItems,
+                    |rid| stanza::disco_items(rid, &d),
+                );
             }
             Service::Discovering(_) => {}
         }
@@ -237,9 +243,12 @@ impl Transfers {
                 if !waiting.is_empty() {
                     self.service = Service::Discovering(0);
                     let d = domain.to_owned();
-                    reqs.send(car, Responder::Jid(d.clone()), Pending::UploadItems, |rid| {
-                        stanza::disco_items(rid, &d)
-                    });
+                    reqs.send(
+                        car,
+                        Responder::Jid(d.clone()),
+                        Pending::UploadItems,
+                        |rid| stanza::disco_items(rid, &d),
+                    );
                 }
             }
         }
@@ -336,7 +345,12 @@ impl Transfers {
             None if left <= 1 => {
                 self.service = Service::Absent;
                 for (id, o) in core::mem::take(&mut self.outgoing) {
-                    Self::fail(car, id, &o.to, FileError::NoUploadService(domain.to_owned()));
+                    Self::fail(
+                        car,
+                        id,
+                        &o.to,
+                        FileError::NoUploadService(domain.to_owned()),
+                    );
                 }
             }
             None => self.service = Service::Discovering(left - 1),
@@ -344,13 +358,7 @@ impl Transfers {
     }
 
     /// The slot answer for `transfer`: the upload is handed to the caller.
-    pub fn slot(
-        &mut self,
-        car: &mut Carriage,
-        transfer: u64,
-        r: &IqResponse,
-        limits: &Limits<'_>,
-    ) {
+    pub fn slot(&mut self, car: &mut Carriage, transfer: u64, r: &IqResponse, limits: &Limits<'_>) {
         let id = TransferId(transfer);
         // A second answer (the request was sent again after a reconnection) is ignored.
         let Some(o) = self.outgoing.get_mut(&id).filter(|o| o.get.is_none()) else {
@@ -398,11 +406,15 @@ impl Transfers {
         result: Result<(), String>,
     ) -> Option<(String, Tlv)> {
         let Some(o) = self.outgoing.get(&id) else {
-            car.emit(GlueEvent::Error(crate::GlueError::File(FileError::UnknownTransfer(id.0))));
+            car.emit(GlueEvent::Error(crate::GlueError::File(
+                FileError::UnknownTransfer(id.0),
+            )));
             return None;
         };
         let Some(url) = o.get.clone() else {
-            car.emit(GlueEvent::Error(crate::GlueError::File(FileError::UnknownTransfer(id.0))));
+            car.emit(GlueEvent::Error(crate::GlueError::File(
+                FileError::UnknownTransfer(id.0),
+            )));
             return None;
         };
         let o = self.outgoing.remove(&id)?;
@@ -464,9 +476,16 @@ impl Transfers {
     }
 
     /// The caller downloaded (or failed to): verified and decrypted, the file is handed out.
-    pub fn downloaded(&mut self, car: &mut Carriage, id: TransferId, result: Result<Vec<u8>, String>) {
+    pub fn downloaded(
+        &mut self,
+        car: &mut Carriage,
+        id: TransferId,
+        result: Result<Vec<u8>, String>,
+    ) {
         let Some(o) = self.incoming.remove(&id) else {
-            car.emit(GlueEvent::Error(crate::GlueError::File(FileError::UnknownTransfer(id.0))));
+            car.emit(GlueEvent::Error(crate::GlueError::File(
+                FileError::UnknownTransfer(id.0),
+            )));
             return;
         };
         let Ok(offer) = o.offer else { return };

@@ -17,8 +17,7 @@ use rand::rngs::StdRng;
 use xmpp_glue::minidom::Element;
 use xmpp_glue::otr4::{Account, Client, PrekeyStore};
 use xmpp_glue::{
-    Engine, EngineConfig, FileError, GlueEvent, GlueState, Output, ReceivedFile, Trust, ns,
-    stanza,
+    Engine, EngineConfig, FileError, GlueEvent, GlueState, Output, ReceivedFile, Trust, ns, stanza,
 };
 use xmpp_sim::demo;
 
@@ -85,7 +84,10 @@ fn a_file_reaches_every_device_of_the_contact_and_our_other_devices() {
         for (d, f) in &got {
             assert_eq!(f.data.as_slice(), file.as_slice(), "{d}");
             assert_eq!((f.from.as_str(), f.device), ("alice@example.org", a1));
-            assert_eq!((f.name.as_str(), f.media_type.as_str()), ("cat.png", "image/png"));
+            assert_eq!(
+                (f.name.as_str(), f.media_type.as_str()),
+                ("cat.png", "image/png")
+            );
             assert_eq!(f.trust, Trust::Tofu, "{d}");
             assert!(f.listed);
             let to = (d == "alice/a2").then(|| "bob@example.org".to_owned());
@@ -151,14 +153,17 @@ fn a_truncated_or_extended_file_is_refused() {
     let ev = spoiled(|v| v.truncate(65536 + 16));
     assert!(files(&ev).is_empty());
     assert!(
-        failures(&ev)
-            .iter()
-            .any(|(d, e)| d == "bob/b1" && matches!(e, FileError::Truncated { got, .. } if *got == 65536 + 16)),
+        failures(&ev).iter().any(|(d, e)| d == "bob/b1"
+            && matches!(e, FileError::Truncated { got, .. } if *got == 65536 + 16)),
         "{ev:#?}"
     );
     let ev = spoiled(|v| v.push(0));
     assert!(files(&ev).is_empty());
-    assert!(failures(&ev).iter().any(|(d, e)| d == "bob/b2" && *e == FileError::Tampered));
+    assert!(
+        failures(&ev)
+            .iter()
+            .any(|(d, e)| d == "bob/b2" && *e == FileError::Tampered)
+    );
 }
 
 #[test]
@@ -169,8 +174,15 @@ fn an_oversized_file_is_refused_before_upload() {
         // Over the service's max-file-size (16 MiB in the sim).
         let big = vec![0u8; 17 * 1024 * 1024];
         net.act("alice/a1", move |e, t, rng| {
-            e.send_file("bob@example.org", "big.iso", "application/octet-stream", &big, t, rng)
-                .1
+            e.send_file(
+                "bob@example.org",
+                "big.iso",
+                "application/octet-stream",
+                &big,
+                t,
+                rng,
+            )
+            .1
         });
         let ev = net.settle().await;
         assert!(net.http_files().lock().unwrap().is_empty());
@@ -216,20 +228,37 @@ fn slots_and_discovery_answered_by_strangers_are_ignored() {
     let cfg = EngineConfig::new("alice@example.org", "a1");
     let mut e = Engine::new(cfg, client, prekeys, GlueState::default(), &mut rng);
     let _ = e.online("alice@example.org/a1", 1000, &mut rng);
-    let (id, out) = e.send_file("alice@example.org", "a.txt", "text/plain", b"hello", 1000, &mut rng);
+    let (id, out) = e.send_file(
+        "alice@example.org",
+        "a.txt",
+        "text/plain",
+        b"hello",
+        1000,
+        &mut rng,
+    );
     let items_req = iqs(&out)
         .into_iter()
-        .find(|s| s.get_child("query", ns::DISCO_ITEMS).is_some() && s.attr("to") == Some("example.org"))
+        .find(|s| {
+            s.get_child("query", ns::DISCO_ITEMS).is_some() && s.attr("to") == Some("example.org")
+        })
         .expect("disco#items on our domain");
     let items = parse(&format!(
         "<query xmlns='{}'><item jid='upload.example.org'/></query>",
         ns::DISCO_ITEMS
     ));
     // A contact answering for our server: ignored.
-    let out = e.handle(&answer(&items_req, "mallory@example.org", Some(items.clone())), 1000, &mut rng);
+    let out = e.handle(
+        &answer(&items_req, "mallory@example.org", Some(items.clone())),
+        1000,
+        &mut rng,
+    );
     assert!(iqs(&out).is_empty());
     assert_eq!(e.stats().spoofed_replies, 1);
-    let out = e.handle(&answer(&items_req, "example.org", Some(items)), 1000, &mut rng);
+    let out = e.handle(
+        &answer(&items_req, "example.org", Some(items)),
+        1000,
+        &mut rng,
+    );
     let infos = iqs(&out);
     let info_req = infos
         .iter()
@@ -241,16 +270,28 @@ fn slots_and_discovery_answered_by_strangers_are_ignored() {
         ns::HTTP_UPLOAD
     ));
     // A stranger claiming to be the upload service: ignored.
-    let out = e.handle(&answer(info_req, "evil.example.net", Some(feature.clone())), 1000, &mut rng);
+    let out = e.handle(
+        &answer(info_req, "evil.example.net", Some(feature.clone())),
+        1000,
+        &mut rng,
+    );
     assert!(iqs(&out).is_empty());
-    let out = e.handle(&answer(info_req, "upload.example.org", Some(feature)), 1000, &mut rng);
+    let out = e.handle(
+        &answer(info_req, "upload.example.org", Some(feature)),
+        1000,
+        &mut rng,
+    );
     let slot_req = iqs(&out)
         .into_iter()
         .find(|s| s.get_child("request", ns::HTTP_UPLOAD).is_some())
         .expect("a slot request");
     assert_eq!(slot_req.attr("to"), Some("upload.example.org"));
     let req = slot_req.get_child("request", ns::HTTP_UPLOAD).unwrap();
-    assert_ne!(req.attr("filename"), Some("a.txt"), "the real name stays private");
+    assert_ne!(
+        req.attr("filename"),
+        Some("a.txt"),
+        "the real name stays private"
+    );
     assert_eq!(req.attr("size"), Some("21"), "5 bytes + one tag");
     let slot = |put: &str| {
         parse(&format!(
@@ -259,10 +300,26 @@ fn slots_and_discovery_answered_by_strangers_are_ignored() {
         ))
     };
     // A stranger's slot (pointing at its own server): ignored, no upload.
-    let out = e.handle(&answer(&slot_req, "mallory@example.org", Some(slot("https://evil.example.net/p"))), 1000, &mut rng);
+    let out = e.handle(
+        &answer(
+            &slot_req,
+            "mallory@example.org",
+            Some(slot("https://evil.example.net/p")),
+        ),
+        1000,
+        &mut rng,
+    );
     assert!(!out.iter().any(|o| matches!(o, Output::Upload(_))));
     assert_eq!(e.stats().spoofed_replies, 3);
-    let out = e.handle(&answer(&slot_req, "upload.example.org", Some(slot("https://upload.example.org/p/1"))), 1000, &mut rng);
+    let out = e.handle(
+        &answer(
+            &slot_req,
+            "upload.example.org",
+            Some(slot("https://upload.example.org/p/1")),
+        ),
+        1000,
+        &mut rng,
+    );
     let up = out
         .iter()
         .find_map(|o| match o {
@@ -272,7 +329,10 @@ fn slots_and_discovery_answered_by_strangers_are_ignored() {
         .expect("the upload");
     assert_eq!(up.transfer, id);
     assert_eq!(up.url, "https://upload.example.org/p/1");
-    assert_eq!(up.headers, vec![("Authorization".to_owned(), "Bearer x".to_owned())]);
+    assert_eq!(
+        up.headers,
+        vec![("Authorization".to_owned(), "Bearer x".to_owned())]
+    );
     assert_eq!(up.body.len(), 21);
 }
 
@@ -287,22 +347,64 @@ fn plain_http_slots_are_refused_unless_the_origin_is_allowed() {
         cfg.allow_http_origin = allowed.map(str::to_owned);
         let mut e = Engine::new(cfg, client, prekeys, GlueState::default(), &mut rng);
         let _ = e.online("alice@example.org/a1", 1000, &mut rng);
-        let (_, out) = e.send_file("alice@example.org", "a.txt", "text/plain", b"hi", 1000, &mut rng);
-        let items_req = iqs(&out).into_iter().find(|s| s.get_child("query", ns::DISCO_ITEMS).is_some()).unwrap();
-        let out = e.handle(&answer(&items_req, "example.org", Some(parse(&format!("<query xmlns='{}'/>", ns::DISCO_ITEMS)))), 1000, &mut rng);
+        let (_, out) = e.send_file(
+            "alice@example.org",
+            "a.txt",
+            "text/plain",
+            b"hi",
+            1000,
+            &mut rng,
+        );
+        let items_req = iqs(&out)
+            .into_iter()
+            .find(|s| s.get_child("query", ns::DISCO_ITEMS).is_some())
+            .unwrap();
+        let out = e.handle(
+            &answer(
+                &items_req,
+                "example.org",
+                Some(parse(&format!("<query xmlns='{}'/>", ns::DISCO_ITEMS))),
+            ),
+            1000,
+            &mut rng,
+        );
         // No items: the domain itself is asked.
-        let info_req = iqs(&out).into_iter().find(|s| s.attr("to") == Some("example.org")).unwrap();
-        let feature = parse(&format!("<query xmlns='{}'><feature var='{}'/></query>", ns::DISCO_INFO, ns::HTTP_UPLOAD));
-        let out = e.handle(&answer(&info_req, "example.org", Some(feature)), 1000, &mut rng);
-        let slot_req = iqs(&out).into_iter().find(|s| s.get_child("request", ns::HTTP_UPLOAD).is_some()).unwrap();
+        let info_req = iqs(&out)
+            .into_iter()
+            .find(|s| s.attr("to") == Some("example.org"))
+            .unwrap();
+        let feature = parse(&format!(
+            "<query xmlns='{}'><feature var='{}'/></query>",
+            ns::DISCO_INFO,
+            ns::HTTP_UPLOAD
+        ));
+        let out = e.handle(
+            &answer(&info_req, "example.org", Some(feature)),
+            1000,
+            &mut rng,
+        );
+        let slot_req = iqs(&out)
+            .into_iter()
+            .find(|s| s.get_child("request", ns::HTTP_UPLOAD).is_some())
+            .unwrap();
         let slot = parse(&format!(
             "<slot xmlns='{0}'><put url='http://127.0.0.1:5280/p'/><get url='http://127.0.0.1:5280/p'/></slot>",
             ns::HTTP_UPLOAD
         ));
-        let out = e.handle(&answer(&slot_req, "example.org", Some(slot)), 1000, &mut rng);
+        let out = e.handle(
+            &answer(&slot_req, "example.org", Some(slot)),
+            1000,
+            &mut rng,
+        );
         let uploaded = out.iter().any(|o| matches!(o, Output::Upload(_)));
         let refused = out.iter().any(|o| {
-            matches!(o, Output::Event(GlueEvent::FileFailed { error: FileError::BadUrl(_), .. }))
+            matches!(
+                o,
+                Output::Event(GlueEvent::FileFailed {
+                    error: FileError::BadUrl(_),
+                    ..
+                })
+            )
         });
         assert_eq!((uploaded, refused), (ok, !ok), "{allowed:?}");
     }
@@ -348,7 +450,9 @@ mod prosody {
             .iter()
             .any(|v| std::env::var(v).is_ok_and(|v| v == "1"));
         if !install && !have("prosody") {
-            return Some("Prosody is not installed (XMPP_GLUE_PROSODY_TEST=1 lets setup.sh install it)");
+            return Some(
+                "Prosody is not installed (XMPP_GLUE_PROSODY_TEST=1 lets setup.sh install it)",
+            );
         }
         let root = Command::new("id")
             .arg("-u")
@@ -358,15 +462,6 @@ mod prosody {
             return Some("it needs root and setpriv to start Prosody as user prosody");
         }
         None
-    }
-
-    fn block_mt<F: std::future::Future>(f: F) -> F::Output {
-        tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .unwrap()
-            .block_on(f)
     }
 
     /// The prekey-server binary of this build profile (`cargo test --workspace` builds it;
@@ -382,8 +477,15 @@ mod prosody {
             }
             let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
             let mut c = Command::new(cargo);
-            c.args(["build", "-q", "-p", "prekey-server", "--bin", "prekey-server"])
-                .current_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join(".."));
+            c.args([
+                "build",
+                "-q",
+                "-p",
+                "prekey-server",
+                "--bin",
+                "prekey-server",
+            ])
+            .current_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join(".."));
             if profile_dir.file_name().is_some_and(|n| n == "release") {
                 c.arg("--release");
             }
@@ -649,11 +751,14 @@ fn block_mt_run(env: prosody::Env) {
 async fn prosody_scenario(env: prosody::Env) {
     use prosody::Dev;
     let mut a1 = Dev::start(&env, "alice", "a1").await;
-    a1.wait_for("Listed", |e| matches!(e, GlueEvent::Listed)).await;
+    a1.wait_for("Listed", |e| matches!(e, GlueEvent::Listed))
+        .await;
     let mut b1 = Dev::start(&env, "bob", "b1").await;
-    b1.wait_for("Listed", |e| matches!(e, GlueEvent::Listed)).await;
+    b1.wait_for("Listed", |e| matches!(e, GlueEvent::Listed))
+        .await;
     let mut b2 = Dev::start(&env, "bob", "b2").await;
-    b2.wait_for("Listed", |e| matches!(e, GlueEvent::Listed)).await;
+    b2.wait_for("Listed", |e| matches!(e, GlueEvent::Listed))
+        .await;
     // Sessions with both of bob's devices (and alice knows bob's list) before the file.
     let hello = |e: &GlueEvent| matches!(e, GlueEvent::Message { text, .. } if text == "hello");
     let deadline = prosody::now() + std::time::Duration::from_secs(60);
@@ -665,7 +770,11 @@ async fn prosody_scenario(env: prosody::Env) {
         if b1.log.iter().any(hello) && b2.log.iter().any(hello) {
             break;
         }
-        assert!(prosody::now() < deadline, "bob's devices never got hello: {:#?}", a1.log);
+        assert!(
+            prosody::now() < deadline,
+            "bob's devices never got hello: {:#?}",
+            a1.log
+        );
     }
 
     // 1. 5 MiB from alice/a1 to both of bob's devices.
@@ -673,7 +782,12 @@ async fn prosody_scenario(env: prosody::Env) {
     let started = prosody::now();
     let id = a1
         .c()
-        .send_file("bob@localhost", "five.bin", "application/octet-stream", file.clone())
+        .send_file(
+            "bob@localhost",
+            "five.bin",
+            "application/octet-stream",
+            file.clone(),
+        )
         .await
         .unwrap();
     for b in [&mut b1, &mut b2] {
@@ -681,8 +795,11 @@ async fn prosody_scenario(env: prosody::Env) {
     }
     let took = started.elapsed();
     eprintln!("5 MiB file to two devices over Prosody mod_http_file_share: {took:.2?}");
-    a1.wait_for("FileSent", |e| matches!(e, GlueEvent::FileSent { transfer, .. } if *transfer == id))
-        .await;
+    a1.wait_for(
+        "FileSent",
+        |e| matches!(e, GlueEvent::FileSent { transfer, .. } if *transfer == id),
+    )
+    .await;
     for b in [&b1, &b2] {
         let f = b
             .log
@@ -701,18 +818,30 @@ async fn prosody_scenario(env: prosody::Env) {
     let stored = prosody::stored_uploads(&env);
     assert_eq!(stored.len(), 1, "{stored:?}");
     let on_disk = std::fs::read(&stored[0]).unwrap();
-    assert_eq!(on_disk.len() as u64, xmpp_glue::ciphertext_len(file.len() as u64).unwrap());
-    assert!(!on_disk.windows(64).any(|w| w == &file[4096..4160]), "plaintext on the server");
+    assert_eq!(
+        on_disk.len() as u64,
+        xmpp_glue::ciphertext_len(file.len() as u64).unwrap()
+    );
+    assert!(
+        !on_disk.windows(64).any(|w| w == &file[4096..4160]),
+        "plaintext on the server"
+    );
 
     // 2. A tampered download: b2 is offline when the second file arrives; the stored
     //    ciphertext is changed on Prosody's disk before b2 comes back and fetches it.
     b2.disconnect().await;
     let small = data(300_000);
     a1.c()
-        .send_file("bob@localhost", "second.bin", "application/octet-stream", small.clone())
+        .send_file(
+            "bob@localhost",
+            "second.bin",
+            "application/octet-stream",
+            small.clone(),
+        )
         .await
         .unwrap();
-    b1.wait_for("second.bin", |e| got_file(e, "second.bin")).await;
+    b1.wait_for("second.bin", |e| got_file(e, "second.bin"))
+        .await;
     let stored = prosody::stored_uploads(&env);
     assert_eq!(stored.len(), 2);
     let path = &stored[1];
@@ -721,7 +850,13 @@ async fn prosody_scenario(env: prosody::Env) {
     std::fs::write(path, &bytes).unwrap();
     b2.connect().await;
     b2.wait_for("the tampered file refused", |e| {
-        matches!(e, GlueEvent::FileFailed { error: FileError::Tampered, .. })
+        matches!(
+            e,
+            GlueEvent::FileFailed {
+                error: FileError::Tampered,
+                ..
+            }
+        )
     })
     .await;
     tokio::time::sleep(std::time::Duration::from_secs(2)).await;

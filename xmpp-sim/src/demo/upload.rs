@@ -23,11 +23,19 @@ pub fn handle(jid: &str, max: u64, next: &mut u64, stanza: &Element) -> Vec<Elem
         q.append_child(el(
             "identity",
             ns::DISCO_INFO,
-            &[("category", "store"), ("type", "file"), ("name", "HTTP File Upload")],
+            &[
+                ("category", "store"),
+                ("type", "file"),
+                ("name", "HTTP File Upload"),
+            ],
         ));
         q.append_child(el("feature", ns::DISCO_INFO, &[("var", ns::HTTP_UPLOAD)]));
         let mut x = el("x", ns::DATA_FORMS, &[("type", "result")]);
-        let mut ft = el("field", ns::DATA_FORMS, &[("var", "FORM_TYPE"), ("type", "hidden")]);
+        let mut ft = el(
+            "field",
+            ns::DATA_FORMS,
+            &[("var", "FORM_TYPE"), ("type", "hidden")],
+        );
         ft.append_child(stanza::text_el("value", ns::DATA_FORMS, ns::HTTP_UPLOAD));
         x.append_child(ft);
         let mut mf = el("field", ns::DATA_FORMS, &[("var", "max-file-size")]);
@@ -36,7 +44,10 @@ pub fn handle(jid: &str, max: u64, next: &mut u64, stanza: &Element) -> Vec<Elem
         q.append_child(x);
         Some(q)
     } else if let Some(req) = stanza.get_child("request", ns::HTTP_UPLOAD) {
-        let size: u64 = req.attr("size").and_then(|s| s.parse().ok()).unwrap_or(u64::MAX);
+        let size: u64 = req
+            .attr("size")
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(u64::MAX);
         let name = req.attr("filename").unwrap_or("f");
         if size > max || name.contains('/') {
             None
