@@ -5,9 +5,12 @@
                                                often functions matching PATTERNS were called
   callgrind_calls.py prims FILE                instructions per call of every `prim_*`
                                                function (inclusive Ir / calls)
+  callgrind_calls.py callers FILE SUBSTRING    who called the functions whose name contains
+                                               SUBSTRING, and how often
 
 PATTERNS is a comma-separated list of `label=substring` (a function is counted under
-`label` when its demangled name contains `substring`; a trailing `$` means "ends with").
+`label` when its demangled name contains `substring`; a substring ending in `$` must end
+the name).
 """
 import re
 import subprocess
@@ -38,6 +41,22 @@ def parse(path):
             elif line.startswith("calls=") and cfn is not None:
                 calls[cfn] = calls.get(cfn, 0) + int(line[6:].split()[0])
     return total, calls
+
+
+def callers(path, sub):
+    """{(caller, callee): calls} for every callee whose name contains `sub`."""
+    names, out, fn, cfn = {}, {}, None, None
+    with open(path, encoding="utf-8", errors="replace") as f:
+        for line in f:
+            if line.startswith("fn="):
+                fn = resolve(names, line[3:].strip())
+            elif line.startswith("cfn="):
+                cfn = resolve(names, line[4:].strip())
+            elif line.startswith("calls=") and cfn is not None and sub in cfn:
+                key = (fn, cfn)
+                out[key] = out.get(key, 0) + int(line[6:].split()[0])
+    for (caller, callee), n in sorted(out.items(), key=lambda kv: -kv[1]):
+        print(f"{n:6} {callee}  <-  {caller}")
 
 
 def phases(patterns, files):
@@ -75,6 +94,8 @@ def prims(path):
 def main():
     if len(sys.argv) >= 4 and sys.argv[1] == "phases":
         phases(sys.argv[2], sys.argv[3:])
+    elif len(sys.argv) == 4 and sys.argv[1] == "callers":
+        callers(sys.argv[2], sys.argv[3])
     elif len(sys.argv) == 3 and sys.argv[1] == "prims":
         prims(sys.argv[2])
     else:

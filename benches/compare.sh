@@ -8,6 +8,7 @@
 #   benches/compare.sh                 build the release binaries, then measure
 #   BIN_DIR=dir benches/compare.sh     measure prebuilt `scenario` and `primitives` in dir
 #   RUNS=41 ITERS=50 benches/compare.sh   more scenario runs / primitive iterations
+#   CHAIN=1000 benches/compare.sh      also time 1000 messages read in one chain (catch-up)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 command -v openssl >/dev/null || { echo "openssl is not installed" >&2; exit 2; }
@@ -18,13 +19,16 @@ if [[ -z "${BIN_DIR:-}" ]]; then
 fi
 RUNS="${RUNS:-11}"
 ITERS="${ITERS:-20}"
+CHAIN="${CHAIN:-0}"
 
 ossl() {
   # "456 bits EdDSA (Ed448)   0.0002s   0.0002s   4602.1   4317.3": sign/s and verify/s
   openssl speed -seconds 2 ed448 2>/dev/null | awk '/EdDSA \(Ed448\)/ {print $(NF-1), $NF}'
 }
 read -r sign_s verify_s < <(ossl)
-scen="$("$BIN_DIR/scenario" --runs "$RUNS")"
+chain_args=()
+[[ "$CHAIN" -gt 0 ]] && chain_args=(--chain "$CHAIN")
+scen="$("$BIN_DIR/scenario" --runs "$RUNS" "${chain_args[@]}")"
 prim="$("$BIN_DIR/primitives" --iters "$ITERS")"
 # OpenSSL again after ours: the unit is the mean of both runs, so drift shows less.
 read -r sign_s2 verify_s2 < <(ossl)

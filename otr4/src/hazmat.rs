@@ -23,5 +23,8 @@ pub mod profile;
 pub mod ratchet;
 #[path = "smp/mod.rs"]
 pub mod smp;
+#[cfg(feature = "v3")]
+#[path = "v3/mod.rs"]
+pub mod v3;
 #[path = "wire/mod.rs"]
 pub mod wire;

@@ -27,6 +27,10 @@
 //! - `hazmat`: the protocol's layers as `otr4::hazmat::*` modules (crypto, wire format,
 //!   profiles, DAKEs, ratchet, SMP, prekey protocol), for the project's test vectors, fuzz
 //!   targets, benches and prekey server. Not a stable API; a client does not need it.
+//! - `forge` (implies `hazmat`): `otr4::forge`, the forging toolkit of otrv4.md §"Forging
+//!   Transcripts" (the `otr4-forge` command line; docs/deniability.md).
+//! - `v3` (default): the OTRv3 protocol (AKE, data messages, TLVs, fragments) for the
+//!   OTRv3-compatible mode; for now reachable only as `otr4::hazmat::v3` (issue 16).
 //!
 //! Inside, the layers import only downward (`tests/layering.rs` checks it; the map is
 //! docs/ARCHITECTURE.md): `debug`, `instance_tag` → `crypto` → `wire::codec` → `profile` →
@@ -159,6 +163,8 @@ macro_rules! hazmat_pub {
 }
 
 pub(crate) mod debug;
+#[cfg(feature = "forge")]
+pub mod forge;
 #[cfg(feature = "hazmat")]
 pub mod hazmat;
 #[cfg(not(feature = "hazmat"))]
@@ -167,12 +173,15 @@ mod hazmat;
 mod testutil;
 
 // The layers' names inside the crate (their one public path is `otr4::hazmat::*`).
+#[cfg(feature = "v3")]
+use hazmat::v3;
 use hazmat::{conversation, crypto, dake, instance_tag, prekey, profile, ratchet, smp, wire};
 
 pub use conversation::{
     Account, Client, Conversation, ConversationError, ConversationState, DEFAULT_MAX_INSTANCES,
-    DisconnectReason, Event, Mode, NotSentReason, OfflineEnsembles, PERSIST_KEY_LEN, Peer,
-    PersistError, Policy, PrekeyOutcome, Selection, SmpUpdate, Warning,
+    DEFAULT_PADDING_BUCKET, DisconnectReason, Event, Mode, NotSentReason, OfflineEnsembles,
+    PERSIST_KEY_LEN, Padding, Peer, PersistError, Policy, PrekeyOutcome, Selection, SmpUpdate,
+    Warning,
 };
 pub use crypto::CryptoError;
 pub use crypto::fingerprint::{FINGERPRINT_LEN, Fingerprint};

@@ -23,10 +23,13 @@ const LAYERS: &[(&str, u8)] = &[
     ("dake", 5),
     ("ratchet", 5),
     ("smp", 5),
+    ("v3", 5),
     ("prekey", 6),
     ("conversation", 7),
     ("lib", 8),
     ("hazmat", 8),
+    // The forging toolkit (feature `forge`) sits on top, beside the crate root.
+    ("forge", 8),
 ];
 
 fn layer(module: &str) -> Option<u8> {

@@ -1,6 +1,7 @@
 //! Two `otr4-peer` processes talking over pipes: the test forwards every `out` line of one
 //! as a `recv` command to the other until both are quiet, and checks the DAKE (equal
-//! SSIDs), messages both ways, SMP and the end of the conversation.
+//! SSIDs), messages both ways, SMP and the end of the conversation; and the offline flow
+//! (`ensemble`, `offline`, `recv` of the Non-Interactive-Auth message) in both roles.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -10,6 +11,10 @@
 
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
+
+use otr4::hazmat::wire::codec::Codec;
+use otr4::hazmat::wire::encoded::{decode_otr, encode_otr};
+use otr4::hazmat::wire::messages::Message;
 
 const NOW: &str = "1780000000";
 
@@ -31,12 +36,24 @@ impl Peer {
         them: &str,
         mode: &str,
     ) -> Peer {
+        Peer::spawn_at(name, seed, key_seed, us, them, mode, NOW)
+    }
+
+    fn spawn_at(
+        name: &'static str,
+        seed: &str,
+        key_seed: &str,
+        us: &str,
+        them: &str,
+        mode: &str,
+        now: &str,
+    ) -> Peer {
         let mut child = Command::new(env!("CARGO_BIN_EXE_otr4-peer"))
             .args([
                 "--seed",
                 seed,
                 "--now",
-                NOW,
+                now,
                 "--key-seed",
                 key_seed,
                 "--mode",
@@ -326,4 +343,185 @@ fn runs_are_deterministic() {
         logs
     };
     assert_eq!(run(), run());
+}
+
+/// `ensemble` on `p`: the three base64 values of its `out-ensemble` line.
+fn ensemble(p: &mut Peer) -> String {
+    let out = p.cmd("ensemble");
+    assert_eq!(out.len(), 1, "{out:?}");
+    let values = out[0].strip_prefix("out-ensemble ").expect("out-ensemble");
+    assert_eq!(values.split(' ').count(), 3, "{values}");
+    values.to_owned()
+}
+
+/// The offline flow with `bob` publishing and `alice` starting: Alice's `offline` gives the
+/// Non-Interactive-Auth message and `event secure`, she sends at once, and Bob's `recv` of
+/// both gives the same SSID and the message; then they talk both ways.
+fn offline_flow(alice: &mut Peer, bob: &mut Peer) {
+    let values = ensemble(bob);
+    let out = alice.cmd(&format!("offline {values}"));
+    assert_eq!(out.len(), 2, "{out:?}");
+    assert!(
+        out[0].starts_with("out ?OTR:AAQN"),
+        "a Non-Interactive-Auth: {out:?}"
+    );
+    assert!(out[1].starts_with("event secure ssid="), "{out:?}");
+    let ssid = field(&out[1], "ssid").to_owned();
+    let nia = outs(&out);
+    let early = outs(&alice.cmd("send written while Bob was offline"));
+    assert_eq!(early.len(), 1);
+
+    let got = bob.cmd(&format!("recv {}", nia[0]));
+    let secure: Vec<&String> = got
+        .iter()
+        .filter(|l| l.starts_with("event secure"))
+        .collect();
+    assert_eq!(secure.len(), 1, "{got:?}");
+    assert_eq!(field(secure[0], "ssid"), ssid);
+    assert_eq!(
+        bob.cmd(&format!("recv {}", early[0])),
+        ["msg written while Bob was offline"]
+    );
+    let mark = alice.log.len();
+    exchange(bob, alice, "send welcome back");
+    assert_eq!(alice.lines_since(mark, "msg "), ["msg welcome back"]);
+    let mark = bob.log.len();
+    exchange(alice, bob, "send thanks");
+    assert_eq!(bob.lines_since(mark, "msg "), ["msg thanks"]);
+    assert_eq!(errors(alice), Vec::<String>::new());
+    assert_eq!(errors(bob), Vec::<String>::new());
+}
+
+#[test]
+fn offline_flow_in_both_roles() {
+    let (mut alice, mut bob) = pair("standalone");
+    offline_flow(&mut alice, &mut bob);
+    alice.quit();
+    bob.quit();
+    let (mut alice, mut bob) = pair("compatible");
+    offline_flow(&mut bob, &mut alice);
+    alice.quit();
+    bob.quit();
+}
+
+/// Two ensembles from one peer use one Prekey Profile and two Prekey messages; each
+/// Non-Interactive-Auth message completes once: a replay of the first is an error.
+#[test]
+fn each_prekey_message_serves_one_non_interactive_auth() {
+    let (mut alice, mut bob) = pair("standalone");
+    let (e1, e2) = (ensemble(&mut bob), ensemble(&mut bob));
+    let parts = |e: &str| e.split(' ').map(str::to_owned).collect::<Vec<_>>();
+    let (p1, p2) = (parts(&e1), parts(&e2));
+    assert_eq!(p1[..2], p2[..2], "same Client and Prekey Profile");
+    assert_ne!(p1[2], p2[2], "a new Prekey message each time");
+    let nia1 = outs(&alice.cmd(&format!("offline {e1}")));
+    assert!(bob.cmd(&format!("recv {}", nia1[0]))[0].starts_with("event secure"));
+    // The second offline start ends the live session first (TLV type 1), then sends the
+    // new Non-Interactive-Auth message (otrv4.md §"Starting an offline conversation after
+    // an online one").
+    let second = outs(&alice.cmd(&format!("offline {e2}")));
+    assert_eq!(second.len(), 2, "{second:?}");
+    let got = bob.cmd(&format!("recv {}", second[0]));
+    assert!(got[0].starts_with("event finished"), "{got:?}");
+    let got = bob.cmd(&format!("recv {}", second[1]));
+    assert!(got.iter().any(|l| l.starts_with("event secure")), "{got:?}");
+    let again = bob.cmd(&format!("recv {}", nia1[0]));
+    assert_eq!(again.len(), 1, "{again:?}");
+    assert!(
+        again[0].starts_with("error non_interactive_auth_ignored "),
+        "{again:?}"
+    );
+    alice.quit();
+    bob.quit();
+}
+
+/// Bad ensembles and Non-Interactive-Auth messages give `error` lines, and the peer goes on.
+#[test]
+fn bad_offline_input_gives_error_lines() {
+    let (mut alice, mut bob) = pair("standalone");
+    let values = ensemble(&mut bob);
+    let parts: Vec<&str> = values.split(' ').collect();
+    let first = |out: Vec<String>| -> String {
+        assert_eq!(out.len(), 1, "{out:?}");
+        out[0].clone()
+    };
+    assert!(first(alice.cmd("offline")).starts_with("error usage offline "));
+    assert!(
+        first(alice.cmd(&format!("offline {} {}", parts[0], parts[1]))).starts_with("error usage ")
+    );
+    let bad64 = first(alice.cmd(&format!("offline {} {} !!", parts[0], parts[1])));
+    assert!(
+        bad64.starts_with("error malformed prekey message: base64"),
+        "{bad64}"
+    );
+    let garbage = first(alice.cmd(&format!("offline AAQ= {} {}", parts[1], parts[2])));
+    assert!(
+        garbage.starts_with("error malformed client profile"),
+        "{garbage}"
+    );
+    // Another peer's Prekey message: the owner tags differ.
+    let mut carol = Peer::spawn(
+        "carol",
+        "3",
+        "ca201e",
+        "carol@example.org",
+        "alice@example.org",
+        "standalone",
+    );
+    let theirs: Vec<String> = ensemble(&mut carol).split(' ').map(str::to_owned).collect();
+    let mixed = first(alice.cmd(&format!("offline {} {} {}", parts[0], parts[1], theirs[2])));
+    assert!(mixed.starts_with("error invalid_ensemble "), "{mixed}");
+    // An ensemble made a month before: its profiles have expired.
+    let mut old = Peer::spawn_at(
+        "old bob",
+        "4",
+        "b0b5eed000",
+        "bob@example.org",
+        "alice@example.org",
+        "standalone",
+        "1777000000",
+    );
+    let expired = first(alice.cmd(&format!("offline {}", ensemble(&mut old))));
+    assert!(expired.starts_with("error invalid_ensemble "), "{expired}");
+    // A Non-Interactive-Auth message made for Carol's ensemble is not for Bob's instance
+    // (ignored with the usual warning); one tampered with fails validation (an error);
+    // the prekey it names stays usable.
+    let for_carol = outs(&alice.cmd(&format!("offline {}", theirs.join(" "))));
+    let rejected = first(bob.cmd(&format!("recv {}", for_carol[0])));
+    assert!(
+        rejected.starts_with("event warning kind=not_for_us "),
+        "{rejected}"
+    );
+    let nia = outs(&alice.cmd(&format!("offline {values}")))[0].clone();
+    let tampered = {
+        let mut m = match Message::decode(&decode_otr(&nia).unwrap()).unwrap() {
+            Message::NonInteractiveAuth(m) => m,
+            other => panic!("not a Non-Interactive-Auth message: {other:?}"),
+        };
+        m.auth_mac[0] ^= 1;
+        encode_otr(&m.encode())
+    };
+    let rejected = first(bob.cmd(&format!("recv {tampered}")));
+    assert!(
+        rejected.starts_with("error non_interactive_auth_ignored "),
+        "{rejected}"
+    );
+    let got = bob.cmd(&format!("recv {nia}"));
+    assert!(got.iter().any(|l| l.starts_with("event secure")), "{got:?}");
+    // The interactive-only mode offers no ensemble.
+    let mut strict = Peer::spawn(
+        "strict",
+        "5",
+        "5717c7",
+        "dave@example.org",
+        "alice@example.org",
+        "interactive",
+    );
+    assert!(first(strict.cmd("ensemble")).starts_with("error offline_not_allowed "));
+    assert!(
+        first(strict.cmd(&format!("offline {values}"))).starts_with("error offline_not_allowed ")
+    );
+    for p in [alice, bob, carol, old, strict] {
+        p.quit();
+    }
 }

@@ -12,7 +12,7 @@ use std::process::ExitCode;
 use chacha20::ChaCha20Rng;
 use otr4::hazmat::crypto::dh::{DhKeyPair, DhPublic, SharedDh};
 use otr4::hazmat::crypto::ecdh::ecdh;
-use otr4::hazmat::crypto::ed448::{KeyPair, Point};
+use otr4::hazmat::crypto::ed448::{KeyPair, Point, Scalar};
 use otr4::hazmat::crypto::eddsa::{Signature, sign, verify};
 use otr4::hazmat::crypto::kdf::Otrv4;
 use otr4::hazmat::crypto::rsig::RingSignature;
@@ -66,6 +66,23 @@ fn prim_rsig_sign(rng: &mut ChaCha20Rng, keys: &[KeyPair; 3], msg: &[u8]) -> boo
     RingSignature::sign::<Otrv4, _>(rng, k2, ring, msg).is_ok()
 }
 
+#[inline(never)]
+fn prim_ed448_mul_base(s: &Scalar) -> bool {
+    Point::mul_base(s).is_ok()
+}
+
+#[inline(never)]
+fn prim_ed448_mul(p: &Point, s: &Scalar) -> bool {
+    p.checked_mul(s).is_ok()
+}
+
+#[inline(never)]
+fn prim_rsig_verify(keys: &[KeyPair; 3], msg: &[u8], sig: &RingSignature) -> bool {
+    let [k1, k2, k3] = keys;
+    let ring = [k1.public(), k2.public(), k3.public()];
+    sig.verify::<Otrv4>(ring, msg).is_ok()
+}
+
 /// Median microseconds per call of `f` over 5 batches of `iters` calls.
 fn time(iters: usize, mut f: impl FnMut() -> bool) -> Result<f64, String> {
     let mut batches = Vec::new();
@@ -104,6 +121,22 @@ fn main() -> ExitCode {
     let msg = [0x5au8; 64];
     let sig = sign(&kp, &msg);
     let enc = kp.public().encode();
+    let scalar = Scalar::random(&mut rng);
+    let ring_sig = {
+        let [k1, k2, k3] = &keys;
+        match RingSignature::sign::<Otrv4, _>(
+            &mut rng,
+            k2,
+            [k1.public(), k2.public(), k3.public()],
+            &msg,
+        ) {
+            Ok(s) => s,
+            Err(e) => {
+                eprintln!("ring signature: {e}");
+                return ExitCode::FAILURE;
+            }
+        }
+    };
 
     type Op<'a> = (&'static str, Box<dyn FnMut() -> bool + 'a>);
     let mut r1 = ChaCha20Rng::from_seed([1; 32]);
@@ -130,9 +163,18 @@ fn main() -> ExitCode {
         ),
         ("point_decode", Box::new(|| prim_point_decode(&enc))),
         ("ecdh", Box::new(|| prim_ecdh(&kp, &other))),
+        ("ed448_mul_base", Box::new(|| prim_ed448_mul_base(&scalar))),
+        (
+            "ed448_mul",
+            Box::new(|| prim_ed448_mul(other.public(), &scalar)),
+        ),
         (
             "rsig_sign",
             Box::new(|| prim_rsig_sign(&mut r3, &keys, &msg)),
+        ),
+        (
+            "rsig_verify",
+            Box::new(|| prim_rsig_verify(&keys, &msg, &ring_sig)),
         ),
     ];
     for (name, mut f) in ops {

@@ -6,7 +6,9 @@
 //! the thread's CPU time (see [`otr4_benches::thread_cpu_time`]), medians over the runs;
 //! `wall_total` is the wall-clock median for comparison. Each phase is its own non-inlined
 //! function (`phase_accounts`, `phase_dake`, `phase_data`), so
-//! `benches/callgrind.sh` can read their inclusive instruction counts.
+//! `benches/callgrind.sh` can read their inclusive instruction counts. `--chain N` adds a
+//! fourth phase after them (`phase_chain`, outside `total`): N messages in one chain, read
+//! after they were all sent, as a client catching up does.
 
 use std::collections::VecDeque;
 use std::process::ExitCode;
@@ -113,8 +115,31 @@ fn phase_data(alice: &mut Client, bob: &mut Client, rng: &mut ChaCha20Rng) -> Re
     }
 }
 
-/// One whole scenario; the CPU time of each phase and the wall-clock time of all.
-fn run(seed: u64) -> Result<([Duration; 3], Duration), Failure> {
+/// Optional phase 4 (`--chain N`, not part of the scenario): Alice sends N Data
+/// Messages while Bob is away, then Bob reads them all: one chain, as when catching up.
+#[inline(never)]
+fn phase_chain(
+    alice: &mut Client,
+    bob: &mut Client,
+    rng: &mut ChaCha20Rng,
+    n: usize,
+) -> Result<(), Failure> {
+    let mut wire = Wire::new();
+    for i in 0..n {
+        let text = format!("queued message {i} from Alice");
+        let events = alice.send(BOB, &text, &[], NOW, rng);
+        collect(true, events, &mut wire);
+    }
+    if pump(alice, bob, &mut wire, rng) == n {
+        Ok(())
+    } else {
+        Err("not every queued Data Message was read")
+    }
+}
+
+/// One whole scenario (and `chain` messages in one chain after it); the CPU time of each
+/// phase and the wall-clock time of the first three.
+fn run(seed: u64, chain: usize) -> Result<([Duration; 4], Duration), Failure> {
     let mut rng = ChaCha20Rng::seed_from_u64(seed);
     let wall = Instant::now();
     let t0 = cpu();
@@ -124,7 +149,12 @@ fn run(seed: u64) -> Result<([Duration; 3], Duration), Failure> {
     let t2 = cpu();
     phase_data(&mut alice, &mut bob, &mut rng)?;
     let t3 = cpu();
-    Ok(([t1 - t0, t2 - t1, t3 - t2], wall.elapsed()))
+    let wall = wall.elapsed();
+    if chain > 0 {
+        phase_chain(&mut alice, &mut bob, &mut rng, chain)?;
+    }
+    let t4 = cpu();
+    Ok(([t1 - t0, t2 - t1, t3 - t2, t4 - t3], wall))
 }
 
 fn median(mut v: Vec<Duration>) -> Duration {
@@ -139,26 +169,28 @@ fn ms(d: Duration) -> f64 {
 fn main() -> ExitCode {
     let mut args = std::env::args().skip(1);
     let mut runs = 1usize;
+    let mut chain = 0usize;
     while let Some(a) = args.next() {
         match (a.as_str(), args.next().and_then(|n| n.parse().ok())) {
             ("--runs", Some(n)) if n > 0 => runs = n,
+            ("--chain", Some(n)) => chain = n,
             _ => {
-                eprintln!("usage: scenario [--runs N]");
+                eprintln!("usage: scenario [--runs N] [--chain N]");
                 return ExitCode::from(2);
             }
         }
     }
-    let mut phases: [Vec<Duration>; 3] = Default::default();
+    let mut phases: [Vec<Duration>; 4] = Default::default();
     let mut totals = Vec::new();
     let mut walls = Vec::new();
     for _ in 0..runs {
         // The same seed every run: the same keys, messages and work.
-        match run(2026) {
+        match run(2026, chain) {
             Ok((t, wall)) => {
                 for (v, d) in phases.iter_mut().zip(t) {
                     v.push(d);
                 }
-                totals.push(t.iter().sum());
+                totals.push(t.iter().take(3).sum());
                 walls.push(wall);
             }
             Err(e) => {
@@ -167,12 +199,15 @@ fn main() -> ExitCode {
             }
         }
     }
-    let [a, d, m] = phases.map(median);
+    let [a, d, m, c] = phases.map(median);
     println!("runs {runs} (medians, ms of CPU time)");
     println!("accounts {:.3}", ms(a));
     println!("dake {:.3}", ms(d));
     println!("data {:.3}", ms(m));
     println!("total {:.3}", ms(median(totals)));
     println!("wall_total {:.3}", ms(median(walls)));
+    if chain > 0 {
+        println!("chain_{chain} {:.3}", ms(c));
+    }
     ExitCode::SUCCESS
 }

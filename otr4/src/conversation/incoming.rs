@@ -149,7 +149,7 @@ impl Peer {
         bytes: &[u8],
         is_self: bool,
     ) {
-        let msg = match Message::decode(bytes) {
+        let msg = match Message::decode_memo(bytes, &mut self.key_memo) {
             Ok(m) => m,
             Err(e) => return ctx.error(out, None, ConversationError::Malformed(e)),
         };

@@ -121,7 +121,15 @@ impl Conversation {
             ctx.error(out, Some(tag), ConversationError::NotEncrypted);
             return false;
         };
-        match session.encrypt(text.as_bytes(), tlvs, flags, false, ctx.now, rng) {
+        match session.encrypt(
+            text.as_bytes(),
+            tlvs,
+            ctx.account.policy.padding,
+            flags,
+            false,
+            ctx.now,
+            rng,
+        ) {
             Ok((bytes, extra)) => {
                 self.last_sent = Some(ctx.now);
                 ctx.send_encoded(out, tag, &bytes, rng);
@@ -157,7 +165,15 @@ impl Conversation {
         reason: DisconnectReason,
     ) {
         let tlv = [Tlv::disconnected()];
-        match session.encrypt(b"", &tlv, FLAG_IGNORE_UNREADABLE, true, ctx.now, rng) {
+        match session.encrypt(
+            b"",
+            &tlv,
+            ctx.account.policy.padding,
+            FLAG_IGNORE_UNREADABLE,
+            true,
+            ctx.now,
+            rng,
+        ) {
             Ok((bytes, _)) => ctx.send_encoded(out, self.their_tag, &bytes, rng),
             Err(e) => ctx.error(out, Some(self.their_tag), e),
         }
@@ -289,7 +305,13 @@ impl Conversation {
                 from: String::from(ctx.peer),
                 from_instance: Some(tag),
                 text,
-                tlvs: pt.tlvs.clone(),
+                // Padding is stripped: never shown, whatever its length.
+                tlvs: pt
+                    .tlvs
+                    .iter()
+                    .filter(|t| t.typ != TlvType::Padding)
+                    .cloned()
+                    .collect(),
                 encrypted: true,
             });
         }

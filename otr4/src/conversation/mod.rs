@@ -71,7 +71,7 @@ pub use offline::OfflineEnsembles;
 pub use peer::Peer;
 pub use persist::PERSIST_KEY_LEN;
 pub use persisted::PersistError;
-pub use policy::{Mode, Policy, Selection};
+pub use policy::{DEFAULT_PADDING_BUCKET, Mode, Padding, Policy, Selection};
 pub use prekey_link::PrekeyOutcome;
 pub use state::Conversation;
 

@@ -17,7 +17,7 @@ use crate::dake::{self, WaitingAuthR};
 use crate::ratchet::SecretBytes;
 use crate::wire::error_msg::{ErrorCode, build_error};
 use crate::wire::fragment::{FragmentKind, Reassembler};
-use crate::wire::messages::{DataMessage, FLAG_IGNORE_UNREADABLE};
+use crate::wire::messages::{DataMessage, FLAG_IGNORE_UNREADABLE, KeyMemo};
 use crate::wire::query::{Versions, build_query, tag_message};
 use crate::wire::tlv::Tlv;
 
@@ -58,6 +58,8 @@ pub struct Peer {
     /// The fingerprints the caller accepts, by instance
     /// ([`super::client::Client::expect_fingerprint`]).
     pub(crate) expected: BTreeMap<InstanceTag, Fingerprint>,
+    /// The keys of its latest Data messages, already validated (not persisted).
+    pub(crate) key_memo: KeyMemo,
 }
 
 redacted_debug!(Peer {
@@ -83,6 +85,7 @@ impl Peer {
             reassembler: Reassembler::with_timeout(FragmentKind::Otr, policy.fragment_timeout_secs),
             early: Vec::new(),
             expected: BTreeMap::new(),
+            key_memo: KeyMemo::default(),
         }
     }
 

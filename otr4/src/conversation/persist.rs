@@ -33,7 +33,8 @@
 //! account:      keys || instance tag || DATA(Client Profile) || policy ||
 //!               offline (version 2 only: prekey store, published digests,
 //!               previous Client Profiles)                                    (account.rs)
-//! policy:       mode, versions, flags, selection, sizes and timers (72 bytes) (policy.rs)
+//! policy:       mode, versions, flags, selection, sizes and timers (72 bytes), then the
+//!               padding bucket (2 bytes) when the flags say it is padded (policy.rs)
 //! peer:         DATA(bare JID) || whitespace-tag BYTE || queue ||
 //!               INT count || conversations                                   (peer.rs)
 //! queue:        INT count || (DATA(text) || INT tlv count ||
@@ -512,9 +513,9 @@ mod tests {
             Account::import(&key, &sealed),
             Err(PersistError::Invalid(_))
         ));
-        // Unknown mode byte.
+        // Unknown mode byte (the policy: 72 bytes, then the padding bucket SHORT).
         let mut bad = good.clone();
-        let policy_at = good.len() - offline_len - (4 + 4 + 8 * 3 + 4 * 2 + 8 * 4);
+        let policy_at = good.len() - offline_len - (4 + 4 + 8 * 3 + 4 * 2 + 8 * 4 + 2);
         bad[policy_at] = 9;
         let sealed = seal(ACCOUNT_MAGIC, &key, &bad, &mut rng);
         assert_eq!(

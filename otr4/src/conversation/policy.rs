@@ -1,9 +1,12 @@
 //! Conversation policy (otrv4.md §"OTRv4 Modes", §"The Protocol State Machine"): the mode,
 //! the allowed versions, encryption requirements, instance selection, sizes and timers.
 
+use alloc::vec::Vec;
+
 use crate::ratchet::SecretBytes;
-use crate::wire::codec::{Reader, Writer};
+use crate::wire::codec::{DecodeError, Reader, Writer};
 use crate::wire::query::Versions;
+use crate::wire::tlv::{Tlv, TlvType, encode_plaintext};
 
 use super::events::ConversationError;
 use super::persisted::{Persist, PersistError, u32_of, usize_of};
@@ -64,6 +67,82 @@ pub enum Selection {
     /// Every known instance of the peer, each through its own session, and every other
     /// device of our own bare JID that holds an encrypted session with us.
     Multicasting,
+}
+
+/// The bucket of [`Padding::Buckets`]: plaintexts are padded to the next multiple of 256
+/// bytes, as Chatterbox does (a "yes" and a 250-byte sentence look the same on the wire).
+pub const DEFAULT_PADDING_BUCKET: u16 = 256;
+
+/// Bytes a padding record adds besides its value: the NUL that ends the human-readable part
+/// and the TLV header (type and length, two SHORTs). otrv4.md §"Data Message".
+const PADDING_FRAMING: usize = 1 + 4;
+
+/// How the plaintext of every data message we send is padded with a Padding TLV (type 0,
+/// otrv4.md §"TLV Record Types": "can be used to disguise the length of a plaintext
+/// message"), so that message lengths do not reveal what was said. The receiver drops the
+/// padding whatever its length; it is never shown.
+///
+/// With a bucket of `n` bytes, the content of the plaintext (the text and any other TLVs,
+/// with their NUL) is counted in whole buckets (at least one, so heartbeats look like
+/// short messages) and a padding record fills it up: every plaintext whose content fits in
+/// `k` buckets is `k·n + 5` bytes long (the 5 being the NUL and the padding record's header,
+/// see `docs/spec-notes.md` §"Text framing").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Padding {
+    /// No padding: the ciphertext is as long as the plaintext.
+    None,
+    /// The fixed buckets (the default): the next multiple of [`DEFAULT_PADDING_BUCKET`].
+    Buckets,
+    /// Custom buckets: the next multiple of this many bytes.
+    Custom(core::num::NonZeroU16),
+}
+
+impl Padding {
+    /// The bucket size in bytes, or `None` without padding.
+    pub fn bucket(self) -> Option<usize> {
+        match self {
+            Padding::None => None,
+            Padding::Buckets => Some(usize::from(DEFAULT_PADDING_BUCKET)),
+            Padding::Custom(n) => Some(usize::from(n.get())),
+        }
+    }
+
+    /// The value length of the padding record for a plaintext whose encoding without
+    /// padding is `content` bytes and which `has_nul` (it already carries TLVs, so the NUL
+    /// is counted in `content`); `None` without padding. At most the bucket size, so a
+    /// single record of at most `MAX_TLV_VALUE_LEN` bytes always suffices.
+    fn value_len(self, content: usize, has_nul: bool) -> Option<usize> {
+        let n = self.bucket()?;
+        let buckets = content.div_ceil(n).max(1);
+        let target = buckets.saturating_mul(n).saturating_add(PADDING_FRAMING);
+        let framing = if has_nul { 4 } else { PADDING_FRAMING };
+        Some(target.saturating_sub(content).saturating_sub(framing))
+    }
+
+    /// The plaintext of a data message (otrv4.md §"Data Message": `text`, then a NUL and
+    /// `tlvs` if any), padded as `self` says with one Padding record appended last; encoded
+    /// in one allocation of its exact size, so no copy of it is left behind by a
+    /// reallocation.
+    pub(crate) fn encode_plaintext(
+        self,
+        text: &[u8],
+        tlvs: &[Tlv],
+    ) -> Result<Vec<u8>, DecodeError> {
+        let content = if tlvs.is_empty() {
+            text.len()
+        } else {
+            text.len() + 1 + tlvs.iter().map(|t| 4 + t.value.len()).sum::<usize>()
+        };
+        match self.value_len(content, !tlvs.is_empty()) {
+            Some(len) => {
+                let mut padded = Vec::with_capacity(tlvs.len() + 1);
+                padded.extend_from_slice(tlvs);
+                padded.push(Tlv::new(TlvType::Padding, alloc::vec![0u8; len]));
+                encode_plaintext(text, &padded)
+            }
+            None => encode_plaintext(text, tlvs),
+        }
+    }
 }
 
 /// Default heartbeat interval: 60 s, libotr-ng's `HEARTBEAT_INTERVAL`.
@@ -132,12 +211,15 @@ pub struct Policy {
     pub profile_lifetime_secs: i64,
     /// Re-sign our Client Profile when it expires within this margin.
     pub profile_renew_margin_secs: i64,
+    /// How the plaintext of every data message we send is padded ([`Padding::Buckets`]
+    /// in every preset).
+    pub padding: Padding,
 }
 
 impl Default for Policy {
     /// [`Mode::Otrv3Compatible`] with version 4: opportunistic (whitespace tags, DAKE on a
-    /// tag or query), plaintext allowed, [`Selection::Best`], no fragmentation, and the
-    /// documented default timers.
+    /// tag or query), plaintext allowed, [`Selection::Best`], no fragmentation, the
+    /// documented default timers, and [`Padding::Buckets`].
     fn default() -> Policy {
         Policy {
             mode: Mode::Otrv3Compatible,
@@ -156,6 +238,7 @@ impl Default for Policy {
             fragment_timeout_secs: crate::wire::fragment::DEFAULT_FRAGMENT_TIMEOUT_SECS,
             profile_lifetime_secs: DEFAULT_PROFILE_LIFETIME_SECS,
             profile_renew_margin_secs: DEFAULT_PROFILE_RENEW_MARGIN_SECS,
+            padding: Padding::Buckets,
         }
     }
 }
@@ -227,11 +310,14 @@ impl Policy {
 }
 
 /// `mode BYTE || versions BYTE (bit 0: v3, bit 1: v4) || flags BYTE (bit 0 require
-/// encryption, bit 1 send whitespace tag, bit 2 whitespace starts DAKE) || selection BYTE ||
-/// max message size INT || heartbeat, session expiry, stored message lifetime (LONG each) ||
-/// max stored, max queued (INT each) || DAKE timeout, fragment timeout, profile lifetime,
-/// renewal margin (LONG each)`; the same in every format version. Read back, the policy
-/// must pass [`Policy::check`].
+/// encryption, bit 1 send whitespace tag, bit 2 whitespace starts DAKE, bit 3 padded) ||
+/// selection BYTE || max message size INT || heartbeat, session expiry, stored message
+/// lifetime (LONG each) || max stored, max queued (INT each) || DAKE timeout, fragment
+/// timeout, profile lifetime, renewal margin (LONG each) || (only with bit 3) padding bucket
+/// SHORT (non-zero)`; the same in every format version. Bit 3 clear is [`Padding::None`],
+/// so a policy without padding is written byte for byte as before padding existed, and
+/// exports made before read back unpadded, as they were saved (an older reader rejects bit
+/// 3 as invalid flags). Read back, the policy must pass [`Policy::check`].
 impl Persist for Policy {
     type Context<'a> = ();
 
@@ -244,7 +330,8 @@ impl Persist for Policy {
         let versions = u8::from(self.versions.has_v3()) | (u8::from(self.versions.has_v4()) << 1);
         let flags = u8::from(self.require_encryption)
             | (u8::from(self.send_whitespace_tag) << 1)
-            | (u8::from(self.whitespace_start_dake) << 2);
+            | (u8::from(self.whitespace_start_dake) << 2)
+            | (u8::from(self.padding.bucket().is_some()) << 3);
         let selection = match self.selection {
             Selection::Best => 0,
             Selection::Recent => 1,
@@ -263,6 +350,9 @@ impl Persist for Policy {
             .i64(i64::try_from(self.fragment_timeout_secs).unwrap_or(i64::MAX))
             .i64(self.profile_lifetime_secs)
             .i64(self.profile_renew_margin_secs);
+        if let Some(n) = self.padding.bucket() {
+            w.u16(u16::try_from(n).unwrap_or(DEFAULT_PADDING_BUCKET));
+        }
     }
 
     fn restore(r: &mut Reader<'_>, _version: u16, _cx: ()) -> Result<Policy, PersistError> {
@@ -284,7 +374,7 @@ impl Persist for Policy {
             versions = versions.union(Versions::V4);
         }
         let flags = r.u8("policy flags")?;
-        if flags > 7 {
+        if flags > 15 {
             return Err(PersistError::Invalid("policy flags"));
         }
         let selection = match r.u8("selection")? {
@@ -306,6 +396,16 @@ impl Persist for Policy {
             .map_err(|_| PersistError::Invalid("fragment timeout"))?;
         let profile_lifetime_secs = r.i64("profile lifetime")?;
         let profile_renew_margin_secs = r.i64("profile renewal margin")?;
+        let padding = if flags & 8 == 0 {
+            Padding::None
+        } else {
+            match r.u16("padding bucket")? {
+                DEFAULT_PADDING_BUCKET => Padding::Buckets,
+                n => Padding::Custom(
+                    core::num::NonZeroU16::new(n).ok_or(PersistError::Invalid("padding bucket"))?,
+                ),
+            }
+        };
         let policy = Policy {
             mode,
             versions,
@@ -323,6 +423,7 @@ impl Persist for Policy {
             fragment_timeout_secs,
             profile_lifetime_secs,
             profile_renew_margin_secs,
+            padding,
         };
         policy
             .check()

@@ -14,10 +14,11 @@ use crate::profile::client::ClientProfile;
 use crate::ratchet::{Decrypted, DoubleRatchet, ExtraSymmetricKey, RatchetError, SecretBytes};
 use crate::smp::{Smp, SmpContext};
 use crate::wire::messages::{DataMessage, IdentityMessage, NonInteractiveAuth};
-use crate::wire::tlv::{Tlv, encode_plaintext};
+use crate::wire::tlv::Tlv;
 
 use super::events::ConversationError;
 use super::persisted::{Persist, PersistError, persist_opt_i64, read_flag, read_opt_i64, read_tag};
+use super::policy::Padding;
 
 /// Bytes of the digest identifying an Identity message's ephemeral keys.
 pub const IDENTITY_DIGEST_LEN: usize = 32;
@@ -162,20 +163,23 @@ impl Session {
         }
     }
 
-    /// Encrypts `text` and `tlvs` into an encoded Data Message (otrv4.md §"Sending a Data
-    /// Message"). With `reveal_all`, every MAC key still held is revealed (otrv4.md
-    /// §"Session Expiration"). Returns the message bytes and its extra symmetric key.
+    /// Encrypts `text` and `tlvs`, padded as `padding` says (a Padding TLV appended last),
+    /// into an encoded Data Message (otrv4.md §"Sending a Data Message"). With
+    /// `reveal_all`, every MAC key still held is revealed (otrv4.md §"Session
+    /// Expiration"). Returns the message bytes and its extra symmetric key.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn encrypt<R: rand_core::CryptoRng + ?Sized>(
         &mut self,
         text: &[u8],
         tlvs: &[Tlv],
+        padding: Padding,
         flags: u8,
         reveal_all: bool,
         now: i64,
         rng: &mut R,
     ) -> Result<(Vec<u8>, ExtraSymmetricKey), ConversationError> {
-        let plaintext =
-            SecretBytes::new(encode_plaintext(text, tlvs).map_err(ConversationError::Encoding)?);
+        let encoded = padding.encode_plaintext(text, tlvs);
+        let plaintext = SecretBytes::new(encoded.map_err(ConversationError::Encoding)?);
         let new_key = self.ratchet.needs_sending_ratchet();
         let enc = if reveal_all {
             self.ratchet

@@ -5,10 +5,11 @@
 //! the complete addition and doubling formulas of Hisil–Wong–Carter–Dawson (2008) for
 //! a = 1 (complete because d is not a square mod p). Scalar multiplication:
 //!
-//! - [`EdwardsPoint::mul`]: constant time, signed radix-16 fixed windows, table lookups by
-//!   `subtle` conditional selection over the whole table;
-//! - [`EdwardsPoint::mul_base`]: constant time, `G` only, from a table of `k·256^j·G`
-//!   built by the compiler (`const fn`), 112 mixed additions and 4 doublings;
+//! - [`EdwardsPoint::mul`]: constant time, signed radix-32 fixed windows (a per-call table
+//!   of `1·P … 16·P`, 445 doublings and 90 additions), table lookups by `subtle`
+//!   conditional selection over the whole table;
+//! - [`EdwardsPoint::mul_base`]: constant time, `G` only, from a table of `k·1024^j·G`
+//!   built by the compiler (`const fn`), 90 mixed additions and 5 doublings;
 //! - [`vartime_multiscalar_mul`] and [`EdwardsPoint::is_torsion_free_vartime`] (`q·P`):
 //!   variable time (Straus with wNAF), for **public scalars only** (signature and proof
 //!   checks);
@@ -102,6 +103,7 @@ impl AffineCached {
 }
 
 impl ConditionallySelectable for Cached {
+    #[inline]
     fn conditional_select(a: &Cached, b: &Cached, c: Choice) -> Cached {
         Cached {
             x: Fe::conditional_select(&a.x, &b.x, c),
@@ -125,6 +127,7 @@ impl ConditionallyNegatable for Cached {
 }
 
 impl ConditionallySelectable for AffineCached {
+    #[inline]
     fn conditional_select(a: &AffineCached, b: &AffineCached, c: Choice) -> AffineCached {
         AffineCached {
             x: Fe::conditional_select(&a.x, &b.x, c),
@@ -162,24 +165,32 @@ fn select<T: ConditionallySelectable + ConditionallyNegatable + Copy>(
     out
 }
 
-/// The signed radix-16 digits of a scalar `s < 2^446`: `s = Σ dᵢ·16^i`, `dᵢ ∈ [−8, 8)`.
-/// Constant time. The caller zeroizes the result.
-fn radix16(s: &EdwardsScalar) -> [i8; 112] {
+/// Window width of the scalar multiplications: signed radix-2^5 digits.
+const WINDOW: usize = 5;
+/// Digits of a scalar `< 2^446` in signed radix 32 (the top one takes the last carry).
+const DIGITS: usize = 90;
+/// Table entries per window: `1·P … 16·P` (a digit's absolute value is at most 16).
+const WINDOW_ENTRIES: usize = 1 << (WINDOW - 1);
+
+/// The signed radix-32 digits of a scalar `s < 2^446`: `s = Σ dᵢ·32^i`, `dᵢ ∈ [−16, 16)`.
+/// Constant time (every index depends on the position only). The caller zeroizes the result.
+fn signed_digits(s: &EdwardsScalar) -> [i8; DIGITS] {
     let mut bytes = s.to_bytes();
-    let mut digits = [0i8; 112];
-    for (pair, b) in digits.chunks_exact_mut(2).zip(bytes.iter()) {
-        for (d, v) in pair.iter_mut().zip([b & 15, b >> 4]) {
-            *d = v as i8;
-        }
+    let mut digits = [0i8; DIGITS];
+    for (i, d) in digits.iter_mut().enumerate() {
+        let bit = i * WINDOW;
+        let lo = u16::from(bytes.get(bit / 8).copied().unwrap_or(0));
+        let hi = u16::from(bytes.get(bit / 8 + 1).copied().unwrap_or(0));
+        *d = (((lo | (hi << 8)) >> (bit % 8)) & 31) as i8;
     }
     bytes.zeroize();
     let mut carry = 0i8;
     for d in digits.iter_mut() {
-        let v = *d + carry;
-        carry = (v + 8) >> 4;
-        *d = v - (carry << 4);
+        let v = *d + carry; // 0..=32
+        carry = (v + 16) >> 5;
+        *d = v - (carry << 5);
     }
-    // s < q < 2^446: the top digit is at most 3 + 1, so the last carry is 0.
+    // s < q < 2^446: the top digit (bit 445 plus a carry) is at most 2, the last carry 0.
     digits
 }
 
@@ -377,21 +388,21 @@ impl EdwardsPoint {
         Some(EdwardsPoint::from_affine(x, y))
     }
 
-    /// `self · s`, constant time in `s` (and in the point): signed radix-16 windows over a
-    /// table of `1·P … 8·P`, 444 doublings and 112 additions.
+    /// `self · s`, constant time in `s` (and in the point): signed radix-32 windows over a
+    /// table of `1·P … 16·P` (15 additions), 445 doublings and 90 additions.
     pub(crate) fn mul(&self, s: &EdwardsScalar) -> EdwardsPoint {
-        let mut table = [Cached::IDENTITY; 8];
+        let mut table = [Cached::IDENTITY; WINDOW_ENTRIES];
         let mut acc = *self;
         let p_cached = self.to_cached();
         for entry in table.iter_mut() {
             *entry = acc.to_cached();
             acc = acc.add_cached(&p_cached);
         }
-        let mut digits = radix16(s);
+        let mut digits = signed_digits(s);
         let mut q = EdwardsPoint::IDENTITY;
         for (i, d) in digits.iter().rev().enumerate() {
             if i != 0 {
-                q = q.double_n(4);
+                q = q.double_n(WINDOW as u32);
             }
             q = q.add_cached(&select(&table, Cached::IDENTITY, *d));
         }
@@ -399,17 +410,18 @@ impl EdwardsPoint {
         q
     }
 
-    /// `G · s`, constant time in `s`: `s·G = Σⱼ d₂ⱼ·256^j·G + 16·Σⱼ d₂ⱼ₊₁·256^j·G` with the
-    /// signed radix-16 digits dᵢ of `s` and the precomputed [`BASE_TABLE`].
+    /// `G · s`, constant time in `s`: `s·G = Σⱼ d₂ⱼ·1024^j·G + 32·Σⱼ d₂ⱼ₊₁·1024^j·G` with
+    /// the signed radix-32 digits dᵢ of `s` and the precomputed [`BASE_TABLE`]: 90 mixed
+    /// additions, each after a scan of a 16-entry row, and 5 doublings.
     pub(crate) fn mul_base(s: &EdwardsScalar) -> EdwardsPoint {
-        let mut digits = radix16(s);
+        let mut digits = signed_digits(s);
         let mut q = EdwardsPoint::IDENTITY;
         for (pair, row) in digits.chunks_exact(2).zip(BASE_TABLE.iter()) {
             if let Some(d) = pair.get(1) {
                 q = q.add_affine(&select(row, AffineCached::IDENTITY, *d));
             }
         }
-        q = q.double_n(4);
+        q = q.double_n(WINDOW as u32);
         for (pair, row) in digits.chunks_exact(2).zip(BASE_TABLE.iter()) {
             if let Some(d) = pair.first() {
                 q = q.add_affine(&select(row, AffineCached::IDENTITY, *d));
@@ -543,8 +555,8 @@ impl Neg for EdwardsPoint {
 // ---------------------------------------------------------------------------------------
 // Precomputed tables of G, built at compile time.
 
-/// Rows of the fixed-base table: one per pair of radix-16 digits (112 digits).
-const BASE_ROWS: usize = 56;
+/// Rows of the fixed-base table: one per pair of radix-32 digits (90 digits).
+const BASE_ROWS: usize = DIGITS / 2;
 /// Entries of the odd-multiples table of G for wNAF (width 8): G, 3G, …, 127G.
 const BASE_ODD: usize = 64;
 
@@ -576,35 +588,36 @@ const fn batch_to_affine<const N: usize>(pts: &[EdwardsPoint; N]) -> [AffineCach
     out
 }
 
-/// `BASE_TABLE[j][k] = (k+1)·256^j·G`.
+/// `BASE_TABLE[j][k] = (k+1)·1024^j·G`.
 #[allow(clippy::indexing_slicing)] // const fn: loops bounded by the array sizes
-const fn build_base_table() -> [[AffineCached; 8]; BASE_ROWS] {
-    let mut pts = [EdwardsPoint::IDENTITY; BASE_ROWS * 8];
+const fn build_base_table() -> [[AffineCached; WINDOW_ENTRIES]; BASE_ROWS] {
+    const E: usize = WINDOW_ENTRIES;
+    let mut pts = [EdwardsPoint::IDENTITY; BASE_ROWS * E];
     let mut base = EdwardsPoint::GENERATOR;
     let mut j = 0;
     while j < BASE_ROWS {
         let base_cached = base.to_cached();
         let mut acc = base;
         let mut k = 0;
-        while k < 8 {
-            pts[j * 8 + k] = acc;
+        while k < E {
+            pts[j * E + k] = acc;
             acc = acc.add_cached(&base_cached);
             k += 1;
         }
         let mut n = 0;
-        while n < 8 {
+        while n < 2 * WINDOW {
             base = base.double();
             n += 1;
         }
         j += 1;
     }
     let flat = batch_to_affine(&pts);
-    let mut out = [[AffineCached::IDENTITY; 8]; BASE_ROWS];
+    let mut out = [[AffineCached::IDENTITY; E]; BASE_ROWS];
     let mut j = 0;
     while j < BASE_ROWS {
         let mut k = 0;
-        while k < 8 {
-            out[j][k] = flat[j * 8 + k];
+        while k < E {
+            out[j][k] = flat[j * E + k];
             k += 1;
         }
         j += 1;
@@ -627,10 +640,11 @@ const fn build_base_odd_table() -> [AffineCached; BASE_ODD] {
     batch_to_affine(&pts)
 }
 
-/// `k·256^j·G` for k = 1..8, j = 0..56 (affine), for [`EdwardsPoint::mul_base`]. Built by
-/// the compiler (a few seconds of const evaluation, hence the lint allowance).
+/// `k·1024^j·G` for k = 1..16, j = 0..45 (affine; 720 entries of 192 bytes, 135 KiB), for
+/// [`EdwardsPoint::mul_base`]. Built by the compiler (seconds of const evaluation, hence
+/// the lint allowance).
 #[allow(long_running_const_eval)]
-static BASE_TABLE: [[AffineCached; 8]; BASE_ROWS] = build_base_table();
+static BASE_TABLE: [[AffineCached; WINDOW_ENTRIES]; BASE_ROWS] = build_base_table();
 
 /// `(2i+1)·G` for i = 0..64 (affine), for the `G` term of [`vartime_multiscalar_mul`].
 #[allow(long_running_const_eval)]
@@ -877,12 +891,28 @@ mod tests {
             Scalar::from(8),
             Scalar::from(16),
             Scalar::from(0x0888_8888_8888_8888),
+            // Radix-32 digits of 16 and 15 everywhere (the carry edge of the recoding).
+            radix32_pattern(16),
+            radix32_pattern(15),
+            radix32_pattern(31),
             q_minus(1),
             q_minus(2),
             q_minus(8),
             Scalar::from_bytes_mod_order(&top),
             Scalar::from_bytes_mod_order(&[0xff; 57]),
         ]
+    }
+
+    /// The scalar whose 5-bit chunks (below bit 445) all equal `v`, reduced mod q.
+    fn radix32_pattern(v: u8) -> Scalar {
+        let mut b = [0u8; 57];
+        for i in 0..89 {
+            let bit = 5 * i;
+            let w = u16::from(v) << (bit % 8);
+            b[bit / 8] |= w as u8;
+            b[bit / 8 + 1] |= (w >> 8) as u8;
+        }
+        Scalar::from_bytes_mod_order(&b)
     }
 
     fn scalar_from(bytes: &[u8; 64], bytes2: &[u8; 50]) -> Scalar {
@@ -945,8 +975,11 @@ mod tests {
         let og = old::EdwardsPoint::GENERATOR;
         for (j, row) in BASE_TABLE.iter().enumerate() {
             for (k, e) in row.iter().enumerate() {
+                // (k+1)·2^(10j), little-endian.
                 let mut b = [0u8; 57];
-                b[j] = (k + 1) as u8;
+                let v = ((k + 1) as u16) << (10 * j % 8);
+                b[10 * j / 8] = v as u8;
+                b[10 * j / 8 + 1] = (v >> 8) as u8;
                 let s = Scalar::from_bytes_mod_order(&b);
                 let p = EdwardsPoint::from_affine(e.x, e.y);
                 assert_eq!(p.encode(), old_encode(&(og * s.0)), "row {j} entry {k}");

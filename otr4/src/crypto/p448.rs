@@ -207,9 +207,15 @@ impl ConstantTimeEq for Fe {
 }
 
 impl ConditionallySelectable for Fe {
+    /// Limb by limb with `subtle`'s masked select, inlined (fiat-crypto's `selectznz` is
+    /// the same masking, but a call into another crate for every element: the table scans
+    /// of the scalar multiplications do this for every entry).
+    #[inline]
     fn conditional_select(a: &Fe, b: &Fe, choice: Choice) -> Fe {
         let mut out = [0u64; 8];
-        fiat::fiat_p448_selectznz(&mut out, choice.unwrap_u8(), &a.0.0, &b.0.0);
+        for ((o, x), y) in out.iter_mut().zip(a.0.0.iter()).zip(b.0.0.iter()) {
+            *o = u64::conditional_select(x, y, choice);
+        }
         Fe(fiat::fiat_p448_tight_field_element(out))
     }
 }

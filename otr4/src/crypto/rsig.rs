@@ -1,11 +1,12 @@
 //! The ring signature RSig/RVrf (otrv4.md §"Ring Signature Authentication"), generic over
 //! the KDF domain so the prekey server's DAKE can use its own `usage_auth`.
 //!
-//! Signing follows the spec's generalized, constant-time algorithm: all three `T_i` are
-//! computed both ways and the signer's position is chosen with constant-time selects.
+//! Signing follows the spec's generalized, constant-time algorithm: every `T_i` is computed
+//! as `G·x_i + A_i·y_i` with the scalars chosen by constant-time selects (`t_i, 0` at the
+//! signer's position, `r_i, c_i` elsewhere), so the signer's position never shows.
 
 use crate::crypto::edwards::{EdwardsPoint, vartime_multiscalar_mul};
-use subtle::{Choice, ConditionallySelectable, ConstantTimeEq};
+use subtle::{Choice, ConstantTimeEq};
 
 use crate::crypto::CryptoError;
 use crate::crypto::ed448::{
@@ -50,8 +51,11 @@ impl RingSignature {
     /// `RSig(A_i, a_i, {A1, A2, A3}, m)` (otrv4.md §"Authentication: RSig"): `key` must be
     /// exactly one of the three ring keys, else [`CryptoError::KeyNotInRing`] (none) or
     /// [`CryptoError::DuplicateRingKey`] (more than one). Its position is chosen in constant
-    /// time: for each `i`, `T_i` is computed both as `G·t_i` and as `G·r_i + A_i·c_i` and
-    /// selected, and `c_i`, `r_i` likewise; only the two error conditions are branched on.
+    /// time: for each `i`, `T_i = G·x_i + A_i·y_i` with `(x_i, y_i)` selected as `(t_i, 0)`
+    /// at the signer's position (`G·t_i`) and `(r_i, c_i)` elsewhere, each multiplication in
+    /// constant time (one `G·s` and one `P·s` per position, instead of computing both forms
+    /// and selecting the point); `c_i`, `r_i` are selected likewise; only the two error
+    /// conditions are branched on.
     ///
     /// The random `t_i, c_i, r_i` are uniform scalars ([`Scalar::random`]), not pruned ones:
     /// the published `c_j, r_j` of the other positions must be distributed like the signer's
@@ -82,9 +86,10 @@ impl RingSignature {
             else {
                 return [0u8; 57];
             };
-            let real = EdwardsPoint::mul_base(&ti.0);
-            let simulated = EdwardsPoint::mul_base(&ri.0) + a.0.mul(&ci.0);
-            encode_point(&EdwardsPoint::conditional_select(&simulated, &real, *s))
+            // Signer: G·t_i + A_i·0 = G·t_i; others: G·r_i + A_i·c_i.
+            let x = Scalar::conditional_select(ri, ti, *s);
+            let y = Scalar::conditional_select(ci, &Scalar::ZERO, *s);
+            encode_point(&(EdwardsPoint::mul_base(&x.0) + a.0.mul(&y.0)))
         });
         let [bt1, bt2, bt3] = &big_t;
         let ch = challenge::<D>(ring, [bt1, bt2, bt3], msg);

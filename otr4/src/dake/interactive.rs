@@ -63,6 +63,22 @@ impl<'a> LocalParty<'a> {
         })
     }
 
+    /// A party that signs its ring signatures with `signer`, any key of the ring
+    /// (otrv4.md §"Forging Transcripts"): the other side's forging key or an ephemeral
+    /// key the forger made, instead of the long-term key of `profile`'s owner.
+    #[cfg(feature = "forge")]
+    pub(crate) fn forger(
+        signer: &'a KeyPair,
+        profile: &'a ClientProfile,
+        phi_prime: &'a PhiPrime,
+    ) -> LocalParty<'a> {
+        LocalParty {
+            long_term: signer,
+            profile,
+            phi_prime,
+        }
+    }
+
     /// Our sender instance tag (the owner tag of our Client Profile).
     pub fn instance_tag(&self) -> InstanceTag {
         self.profile.owner_tag()
@@ -307,7 +323,7 @@ fn validate_identity<'m>(
 /// The ephemeral keys one side generates for its DAKE message (otrv4.md §"Identity
 /// Message", §"Auth-R Message"): `(y, Y)`/`(x, X)`, `(b, B)`/`(a, A)`, and the first
 /// ratchet keys. Generated in the spec's order.
-struct Ephemerals {
+pub(crate) struct Ephemerals {
     ecdh: KeyPair,
     dh: DhKeyPair,
     ecdh_first: KeyPair,
@@ -315,7 +331,14 @@ struct Ephemerals {
 }
 
 impl Ephemerals {
-    fn generate<R: rand_core::CryptoRng + ?Sized>(rng: &mut R) -> Ephemerals {
+    /// The DAKE ECDH key pair `(y, Y)` or `(x, X)`: a ring member, so a forger who made
+    /// it can sign for the other side.
+    #[cfg(feature = "forge")]
+    pub(crate) fn ecdh(&self) -> &KeyPair {
+        &self.ecdh
+    }
+
+    pub(crate) fn generate<R: rand_core::CryptoRng + ?Sized>(rng: &mut R) -> Ephemerals {
         let ecdh = KeyPair::generate(rng);
         let dh = DhKeyPair::generate(rng);
         let ecdh_first = KeyPair::generate(rng);
@@ -376,7 +399,15 @@ pub fn start<R: rand_core::CryptoRng + ?Sized>(
     local: &LocalParty<'_>,
     their_tag: InstanceTag,
 ) -> (WaitingAuthR, IdentityMessage) {
-    let ours = Ephemerals::generate(rng);
+    start_with(local, their_tag, Ephemerals::generate(rng))
+}
+
+/// [`start`] with the ephemerals `ours`.
+pub(crate) fn start_with(
+    local: &LocalParty<'_>,
+    their_tag: InstanceTag,
+    ours: Ephemerals,
+) -> (WaitingAuthR, IdentityMessage) {
     let identity = IdentityMessage {
         sender_tag: local.instance_tag(),
         receiver_tag: their_tag,
@@ -477,11 +508,16 @@ impl WaitingAuthR {
                 state: self,
                 error: DakeError::ReflectedIdentity,
             }),
-            Ordering::Less => match respond(rng, local, valid) {
-                // `self` (our y, b and first keys) is dropped, which wipes the secrets.
-                Ok((state, auth_r)) => Ok(SimultaneousIdentity::BecameResponder { state, auth_r }),
-                Err(error) => Err(Rejected { state: self, error }),
-            },
+            Ordering::Less => {
+                let fresh = Ephemerals::generate(rng);
+                match respond(rng, local, valid, fresh) {
+                    // `self` (our y, b and first keys) is dropped, which wipes the secrets.
+                    Ok((state, auth_r)) => {
+                        Ok(SimultaneousIdentity::BecameResponder { state, auth_r })
+                    }
+                    Err(error) => Err(Rejected { state: self, error }),
+                }
+            }
         }
     }
 
@@ -653,19 +689,39 @@ pub fn receive_identity<R: rand_core::CryptoRng + ?Sized>(
         now,
         IdentityTagRule::UnknownOrOurs,
     )?;
-    respond(rng, local, valid)
+    // The ephemerals are drawn only once the message is valid.
+    let ours = Ephemerals::generate(rng);
+    respond(rng, local, valid, ours)
 }
 
-/// Alice's answer to a validated Identity message (otrv4.md §"Auth-R Message", §"Interactive
-/// DAKE Overview").
+/// [`receive_identity`] answering with the ephemerals `ours`.
+#[cfg(feature = "forge")]
+pub(crate) fn receive_identity_with<R: rand_core::CryptoRng + ?Sized>(
+    rng: &mut R,
+    local: &LocalParty<'_>,
+    msg: &IdentityMessage,
+    now: i64,
+    ours: Ephemerals,
+) -> Result<(WaitingAuthI, AuthR), DakeError> {
+    let valid = validate_identity(
+        local.instance_tag(),
+        msg,
+        now,
+        IdentityTagRule::UnknownOrOurs,
+    )?;
+    respond(rng, local, valid, ours)
+}
+
+/// Alice's answer to a validated Identity message with her ephemerals `ours` (otrv4.md
+/// §"Auth-R Message", §"Interactive DAKE Overview").
 fn respond<R: rand_core::CryptoRng + ?Sized>(
     rng: &mut R,
     local: &LocalParty<'_>,
     valid: ValidIdentity<'_>,
+    ours: Ephemerals,
 ) -> Result<(WaitingAuthI, AuthR), DakeError> {
     let ValidIdentity { msg: bob, profile } = valid;
     let our_tag = local.instance_tag();
-    let ours = Ephemerals::generate(rng);
     let phi = phi(
         PhiParty {
             tag: bob.sender_tag,
@@ -786,7 +842,8 @@ impl WaitingAuthI {
             let auth_r = self.0.auth_r.clone();
             return Ok((self, auth_r));
         }
-        match respond(rng, local, valid) {
+        let ours = Ephemerals::generate(rng);
+        match respond(rng, local, valid, ours) {
             Ok(next) => Ok(next),
             Err(error) => Err(Rejected { state: self, error }),
         }

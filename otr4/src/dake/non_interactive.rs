@@ -336,6 +336,20 @@ pub fn send_non_interactive_auth<R: rand_core::CryptoRng + ?Sized>(
     if our_profile.public_key().point() != long_term.public() {
         return Err(NonInteractiveError::OwnProfileKeyMismatch);
     }
+    send_signed_by(rng, ensemble, long_term, our_profile, phi_prime)
+}
+
+/// [`send_non_interactive_auth`] with `sigma` made by `signer`, which must be one of the
+/// ring `{F_b, H_a, Y}` ([`NonInteractiveError::Signing`] otherwise): `H_a`'s secret when
+/// honest, Bob's forging key or `Y`'s secret when forged (otrv4.md §"Forging
+/// Transcripts").
+pub(crate) fn send_signed_by<R: rand_core::CryptoRng + ?Sized>(
+    rng: &mut R,
+    ensemble: &ValidatedEnsemble,
+    signer: &KeyPair,
+    our_profile: &ClientProfile,
+    phi_prime: &PhiPrime,
+) -> Result<(NonInteractiveAuth, NonInteractiveComplete), NonInteractiveError> {
     let bob_profile = ensemble.client_profile();
     let pm = ensemble.prekey_message();
     let d = &ensemble.prekey_profile().shared_prekey;
@@ -378,9 +392,9 @@ pub fn send_non_interactive_auth<R: rand_core::CryptoRng + ?Sized>(
         phi: &phi,
     }
     .encode();
-    let sigma =
-        RingSignature::sign::<Otrv4, R>(rng, long_term, [f_b, long_term.public(), &pm.y], &t)
-            .map_err(NonInteractiveError::Signing)?;
+    let h_a = our_profile.public_key().point();
+    let sigma = RingSignature::sign::<Otrv4, R>(rng, signer, [f_b, h_a, &pm.y], &t)
+        .map_err(NonInteractiveError::Signing)?;
     let auth_mac = tmp_k.auth_mac(&t);
     let shared_secret = tmp_k.mixed_secret();
     drop(tmp_k);

@@ -569,6 +569,13 @@ impl DoubleRatchet {
         self.state.max_remote_i_seen
     }
 
+    /// `chain_key_s[j]`, the chain key of the next message we send, if there is a sending
+    /// chain (for the forging toolkit's session keys).
+    #[cfg(feature = "forge")]
+    pub(crate) fn sending_chain_key(&self) -> Option<&[u8; KEY_LEN]> {
+        self.state.sending.as_ref().map(|s| &*s.chain_key)
+    }
+
     /// Whether the next [`DoubleRatchet::encrypt`] performs a sending DH ratchet.
     pub fn needs_sending_ratchet(&self) -> bool {
         self.state.sending.is_none()

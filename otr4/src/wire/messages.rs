@@ -85,6 +85,7 @@ mod interactive;
 mod offline;
 
 pub use data::DataMessage;
+pub(crate) use data::KeyMemo;
 pub use interactive::{AuthI, AuthR, IdentityMessage};
 pub use offline::{NonInteractiveAuth, PrekeyEnsemble, PrekeyMessage};
 
@@ -106,6 +107,19 @@ pub enum Message {
 }
 
 impl Message {
+    /// [`Codec::decode`] for a message from a peer whose earlier Data-message keys `memo`
+    /// remembers: a Data message repeating one reuses its validation ([`KeyMemo`]).
+    pub(crate) fn decode_memo(bytes: &[u8], memo: &mut KeyMemo) -> Result<Message, DecodeError> {
+        let mut r = Reader::new(bytes);
+        let m = if peek_header(&r)? == TYPE_DATA {
+            Message::Data(DataMessage::read_memo(&mut r, Some(memo))?)
+        } else {
+            Message::read(&mut r)?
+        };
+        r.finish()?;
+        Ok(m)
+    }
+
     /// The message type byte.
     #[cfg(feature = "hazmat")]
     pub fn message_type(&self) -> u8 {

@@ -2,21 +2,30 @@
 //! end-to-end tests (documented in test-vectors/README.md, section "otr4-peer").
 //!
 //! Each input line is a command (`start`, `recv <message>`, `send <text>`, `smp <secret>`,
-//! `end`, `tick [seconds]`, `quit`); each output line is `out <message>`, `msg <text>`,
-//! `event <name> [key=value …]` or `error <kind> <detail>`, flushed as it is written, and
-//! every command's output ends with `event done command=<name>`.
+//! `end`, `tick [seconds]`, `ensemble`, `offline <ensemble>`, `quit`); each output line is
+//! `out <message>`, `out-ensemble <ensemble>`, `msg <text>`, `event <name> [key=value …]`
+//! or `error <kind> <detail>`, flushed as it is written, and every command's output ends
+//! with `event done command=<name>`.
 
 use std::io::{BufRead, Write};
 use std::process::ExitCode;
 
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as BASE64;
 use chacha20::ChaCha20Rng;
 use otr4::InstanceTag;
 use otr4::PrekeyStore;
+use otr4::hazmat::conversation::PREKEY_PROFILE_LIFETIME_SECS;
 use otr4::hazmat::crypto::ed448::{KeyPair, SymmetricKey};
 use otr4::hazmat::crypto::kdf::shake256;
 use otr4::hazmat::crypto::keys::ForgingPublicKey;
+use otr4::hazmat::profile::client::ClientProfile;
+use otr4::hazmat::profile::prekey::PrekeyProfile;
+use otr4::hazmat::wire::codec::Codec;
+use otr4::hazmat::wire::messages::{PrekeyEnsemble, PrekeyMessage};
 use otr4::{
-    Account, Client, ConversationError, DisconnectReason, Event, NotSentReason, Policy, SmpUpdate,
+    Account, Client, ConversationError, DisconnectReason, Event, NotSentReason, OfflineEnsembles,
+    Policy, SmpUpdate, ValidatedEnsemble, Warning,
 };
 use rand_core::SeedableRng;
 
@@ -163,7 +172,9 @@ fn tag_hex(t: InstanceTag) -> String {
 /// The peer: the client, its RNG and clock, and SMP bookkeeping.
 struct Peer {
     client: Client,
-    /// The secrets of published Prekey messages (none: this peer is online only).
+    /// Our long-term key pair, to sign the Prekey Profile of `ensemble`.
+    long_term: KeyPair,
+    /// The secrets of the Prekey Profile and Prekey messages `ensemble` gave out.
     prekeys: PrekeyStore,
     rng: ChaCha20Rng,
     fixed_now: Option<i64>,
@@ -224,6 +235,20 @@ impl Peer {
                 }
             }
             "end" => self.client.end(&them, None, now, &mut self.rng),
+            "ensemble" => {
+                let line = self.ensemble(now).unwrap_or_else(|e| e);
+                return (vec![line], false);
+            }
+            "offline" => match parse_ensemble(arg, now) {
+                Ok(e) => self.client.send_offline(
+                    &them,
+                    OfflineEnsembles::Validated(&[e]),
+                    "",
+                    now,
+                    &mut self.rng,
+                ),
+                Err(line) => return (vec![line], false),
+            },
             "tick" => {
                 let later = match arg {
                     "" => Ok(0),
@@ -251,6 +276,49 @@ impl Peer {
         };
         let lines = events.into_iter().filter_map(|e| self.render(e)).collect();
         (lines, false)
+    }
+
+    /// `ensemble`: a Prekey Ensemble of ours (otrv4.md §"Prekey Ensemble"): our Client
+    /// Profile, a Prekey Profile (made on first use, valid for
+    /// [`PREKEY_PROFILE_LIFETIME_SECS`]; then reused until it is within a day of expiring)
+    /// and a new Prekey message, whose secrets stay in `prekeys` for the Non-Interactive-Auth
+    /// message made from it. The `out-ensemble` line, or an `error` line.
+    fn ensemble(&mut self, now: i64) -> Result<String, String> {
+        if self.client.account().policy().mode == otr4::Mode::InteractiveOnly {
+            return Err(error_line(&ConversationError::OfflineNotAllowed));
+        }
+        let fresh = self
+            .prekeys
+            .current_shared_prekey()
+            .is_some_and(|s| s.profile().expiration > now.saturating_add(86_400));
+        let prekey_profile = if fresh {
+            self.prekeys
+                .current_shared_prekey()
+                .map(|s| s.profile().clone())
+        } else {
+            None
+        };
+        let prekey_profile = match prekey_profile {
+            Some(p) => p,
+            None => self.prekeys.new_prekey_profile(
+                &mut self.rng,
+                &self.long_term,
+                now.saturating_add(PREKEY_PROFILE_LIFETIME_SECS),
+            ),
+        };
+        let message = self
+            .prekeys
+            .generate_prekey_messages(&mut self.rng, 1, now)
+            .map_err(|e| format!("error prekey {}", escape(&e.to_string(), false)))?;
+        let message = message
+            .first()
+            .ok_or_else(|| "error prekey no prekey message was made".to_owned())?;
+        Ok(format!(
+            "out-ensemble {} {} {}",
+            BASE64.encode(self.client.account().profile().encode()),
+            BASE64.encode(prekey_profile.encode()),
+            BASE64.encode(message.encode()),
+        ))
     }
 
     /// One output line for an event (`None` for events the protocol does not report).
@@ -329,6 +397,15 @@ impl Peer {
                 code.number(),
                 escape(&text, true)
             ),
+            // A Non-Interactive-Auth message that fails validation is an error for the
+            // driver, not a warning (the offline flow cannot go on).
+            Event::Warning {
+                warning: Warning::NonInteractiveAuthIgnored(e),
+                ..
+            } => format!(
+                "error non_interactive_auth_ignored {}",
+                escape(&e.to_string(), false)
+            ),
             Event::Warning { warning, .. } => format!(
                 "event warning kind={} detail={}",
                 kind_name(&format!("{warning:?}")),
@@ -349,6 +426,31 @@ impl Peer {
             _ => return None,
         })
     }
+}
+
+/// `offline`'s argument: three standard-base64 values (Client Profile, Prekey Profile,
+/// Prekey message), decoded and validated at `now` (otrv4.md §"Validating Prekey
+/// Ensembles"); else the `error` line (`usage`, `malformed` or `invalid_ensemble`).
+fn parse_ensemble(arg: &str, now: i64) -> Result<ValidatedEnsemble, String> {
+    let parts: Vec<&str> = arg.split(' ').collect();
+    let [cp, pp, pm] = parts.as_slice() else {
+        return Err(
+            "error usage offline <client-profile> <prekey-profile> <prekey-message>".into(),
+        );
+    };
+    fn value<T: Codec>(what: &str, b64: &str) -> Result<T, String> {
+        let bytes = BASE64
+            .decode(b64)
+            .map_err(|e| format!("error malformed {what}: base64: {e}"))?;
+        T::decode(&bytes).map_err(|e| format!("error malformed {what}: {e}"))
+    }
+    let ensemble = PrekeyEnsemble {
+        client_profile: value::<ClientProfile>("client profile", cp)?,
+        prekey_profile: value::<PrekeyProfile>("prekey profile", pp)?,
+        prekey_message: value::<PrekeyMessage>("prekey message", pm)?,
+    };
+    ValidatedEnsemble::validate(&ensemble, now)
+        .map_err(|e| format!("error invalid_ensemble {}", escape(&e.to_string(), false)))
 }
 
 fn error_line(e: &ConversationError) -> String {
@@ -380,7 +482,7 @@ fn build(o: &Options) -> Result<Peer, String> {
         .instance_tag
         .unwrap_or_else(|| InstanceTag::random(&mut rng));
     let account = Account::from_keys(
-        long_term,
+        long_term.clone(),
         ForgingPublicKey(*forging.public()),
         None,
         tag,
@@ -391,6 +493,7 @@ fn build(o: &Options) -> Result<Peer, String> {
     Ok(Peer {
         prekeys: PrekeyStore::new(account.instance_tag()),
         client: Client::new(account, &o.us),
+        long_term,
         rng,
         fixed_now: o.now,
         them: o.them.clone(),

@@ -3,6 +3,7 @@
 use super::*;
 use crate::instance_tag::InstanceTag;
 use crate::testutil::*;
+use core::cell::RefCell;
 use core::fmt;
 use proptest::prelude::*;
 
@@ -277,34 +278,115 @@ fn prekey_message_malformed() {
 
 #[test]
 fn data_message_malformed() {
+    check_data_message_malformed(DataMessage::decode);
+}
+
+/// A Data message through [`Message::decode_memo`] with a shared memo.
+fn decode_with(memo: &RefCell<KeyMemo>, b: &[u8]) -> Result<DataMessage, DecodeError> {
+    match Message::decode_memo(b, &mut memo.borrow_mut())? {
+        Message::Data(d) => Ok(d),
+        other => panic!("not a Data message: {other:?}"),
+    }
+}
+
+/// Decoding through a [`KeyMemo`] returns exactly what the plain decoder returns, whatever
+/// the memo holds: the valid message's keys come from the memo the second time, and every
+/// corrupted key (one byte off a remembered one) is still rejected and not remembered.
+#[test]
+fn data_message_memo_decodes_like_the_plain_decoder() {
     let m = data_msg(1, S, R, 1, (1, 2, 3), Some(5), alloc::vec![1, 2, 3], 1);
     let b = m.encode();
-    assert_header_checked(&b, DataMessage::decode);
-    assert_trailing_rejected(&b, DataMessage::decode);
-    assert_truncations_fail(&b, DataMessage::decode);
-    assert_bad_tag(&b, 3, 0xff, DataMessage::decode);
-    assert_bad_tag(&b, 7, 0xff, DataMessage::decode);
+    let memo = RefCell::new(KeyMemo::default());
+    assert_eq!(decode_with(&memo, &b).unwrap(), m);
+    assert_eq!(memo.borrow().len(), (1, 1));
+    assert_eq!(decode_with(&memo, &b).unwrap(), m);
+    assert_eq!(memo.borrow().len(), (1, 1));
+    check_data_message_malformed(|b| decode_with(&memo, b));
+    assert_eq!(memo.borrow().len(), (1, 1));
+    // Other message types decode as before.
+    let id = identity(1, S, R, 2, 3).encode();
+    assert_eq!(
+        Message::decode_memo(&id, &mut memo.borrow_mut()).unwrap(),
+        Message::decode(&id).unwrap()
+    );
+    assert_eq!(
+        Message::decode_memo(&id[..10], &mut memo.borrow_mut()).unwrap_err(),
+        Message::decode(&id[..10]).unwrap_err()
+    );
+}
+
+/// The memo keeps the last 4 ECDH keys and the last 2 DH keys.
+#[test]
+fn data_message_memo_is_bounded() {
+    let memo = RefCell::new(KeyMemo::default());
+    for seed in 0..6u64 {
+        let m = data_msg(
+            seed,
+            S,
+            R,
+            0,
+            (0, 3, 0),
+            Some(7 + seed as u32),
+            alloc::vec![],
+            0,
+        );
+        assert_eq!(decode_with(&memo, &m.encode()).unwrap(), m);
+    }
+    assert_eq!(memo.borrow().len(), (4, 2));
+    // The oldest was dropped, decoding it again still works.
+    let m = data_msg(0, S, R, 0, (0, 3, 0), Some(7), alloc::vec![], 0);
+    assert_eq!(decode_with(&memo, &m.encode()).unwrap(), m);
+    assert_eq!(memo.borrow().len(), (4, 2));
+}
+
+proptest! {
+    /// Random single-byte changes of a Data message: the memo (holding the original's keys)
+    /// and the plain decoder agree on the result.
+    #[test]
+    fn data_message_memo_agrees_on_corruptions(
+        seed in any::<u64>(), kdh in proptest::option::of(1u32..3071),
+        at in any::<prop::sample::Index>(), xor in 1u8..=255,
+    ) {
+        let m = data_msg(seed, S, R, 0, (1, 2, 3), kdh, alloc::vec![9; 10], 0);
+        let b = m.encode();
+        let memo = RefCell::new(KeyMemo::default());
+        prop_assert_eq!(decode_with(&memo, &b).unwrap(), m);
+        let mut b2 = b.clone();
+        let i = at.index(b2.len());
+        b2[i] ^= xor;
+        prop_assert_eq!(
+            Message::decode_memo(&b2, &mut memo.borrow_mut()),
+            Message::decode(&b2)
+        );
+    }
+}
+
+fn check_data_message_malformed(decode: impl Fn(&[u8]) -> Result<DataMessage, DecodeError> + Copy) {
+    let m = data_msg(1, S, R, 1, (1, 2, 3), Some(5), alloc::vec![1, 2, 3], 1);
+    let b = m.encode();
+    assert_header_checked(&b, decode);
+    assert_trailing_rejected(&b, decode);
+    assert_truncations_fail(&b, decode);
+    assert_bad_tag(&b, 3, 0xff, decode);
+    assert_bad_tag(&b, 7, 0xff, decode);
     // version, type, tags, flags, pn, i, j = 24 bytes, then the ECDH point.
     assert_eq!(&b[11..24], &[1, 0, 0, 0, 1, 0, 0, 0, 2, 0, 0, 0, 3]);
-    assert_bad_point(&b, 24, DataMessage::decode);
+    assert_bad_point(&b, 24, decode);
     let dh_at = 24 + POINT_LEN;
     let b_no_dh = splice(&b, dh_at, 5, &[0, 0, 0, 0]);
-    assert!(DataMessage::decode(&b_no_dh).unwrap().dh.is_none());
+    assert!(decode(&b_no_dh).unwrap().dh.is_none());
     let b2 = splice(&b, dh_at, 5, &[0, 0, 0, 1, 1]);
     assert_eq!(
-        DataMessage::decode(&b2).unwrap_err(),
+        decode(&b2).unwrap_err(),
         DecodeError::BadDhValue("public DH key")
     );
     let b2 = splice(&b, dh_at, 5, &[0, 0, 0, 2, 0, 4]);
-    assert_eq!(
-        DataMessage::decode(&b2).unwrap_err(),
-        DecodeError::NonMinimalMpi
-    );
+    assert_eq!(decode(&b2).unwrap_err(), DecodeError::NonMinimalMpi);
     // Oversized DATA length of the ciphertext.
     let enc_at = dh_at + 5;
     let b2 = splice(&b, enc_at, 4, &[0x7f, 0xff, 0xff, 0xff]);
     assert!(matches!(
-        DataMessage::decode(&b2).unwrap_err(),
+        decode(&b2).unwrap_err(),
         DecodeError::LengthTooLarge {
             what: "encrypted message",
             ..
@@ -315,16 +397,11 @@ fn data_message_malformed() {
     let mut b2 = splice(&b, keys_at, 4, &65u32.to_be_bytes());
     b2.push(0);
     assert_eq!(
-        DataMessage::decode(&b2).unwrap_err(),
+        decode(&b2).unwrap_err(),
         DecodeError::BadValue("revealed MAC keys")
     );
     let b2 = splice(&b, keys_at, 4 + MAC_LEN, &[0, 0, 0, 0]);
-    assert!(
-        DataMessage::decode(&b2)
-            .unwrap()
-            .revealed_mac_keys
-            .is_empty()
-    );
+    assert!(decode(&b2).unwrap().revealed_mac_keys.is_empty());
 }
 
 #[test]
