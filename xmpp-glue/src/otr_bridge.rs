@@ -89,6 +89,37 @@ impl Bridge<'_> {
         (trust, self.dir.is_listed(jid, tag, self.jid, self.tag()))
     }
 
+    /// A type 7 TLV that arrived: our own-copy TLV (the contact a file offer in the same
+    /// message went to; a text's copy reads it from `Received`) or a file offer (xep
+    /// §"The File Offer"; otr4 reports each type 7 TLV, also of a message with no text).
+    fn extra_tlv(
+        &mut self,
+        peer: String,
+        instance: InstanceTag,
+        context: [u8; 4],
+        data: &[u8],
+        offer_sent_to: &mut Option<String>,
+    ) {
+        if context == SENT_TO_CONTEXT {
+            if peer == self.jid {
+                *offer_sent_to = String::from_utf8(data.to_vec()).ok();
+            }
+        } else if context == FILE_CONTEXT {
+            let mut value = zeroize::Zeroizing::new(FILE_CONTEXT.to_vec());
+            value.extend_from_slice(data);
+            let (trust, listed) = self.content_trust(&peer, instance);
+            let offer = FileOffer::decode(&value);
+            self.car.offer(OfferIn {
+                from: peer,
+                device: instance,
+                sent_to: offer_sent_to.take(),
+                trust,
+                listed,
+                offer,
+            });
+        }
+    }
+
     /// Turns otr4's events into payloads to carry and events for the application;
     /// `receiving`: they answer an incoming payload (its errors are `Undecryptable`).
     pub fn otr_events<R: CryptoRng + ?Sized>(
@@ -99,19 +130,25 @@ impl Bridge<'_> {
         rng: &mut R,
     ) {
         let mut offer_sent_to: Option<String> = None;
+        // The device of the `Send` events just before (see `ExtraSymmetricKey` below).
+        let mut last_send: Option<(String, Option<InstanceTag>)> = None;
         for e in evs {
+            let after_send = last_send.take();
             match e {
                 Event::Send {
                     to,
                     to_instance,
                     text,
-                } => self.car.payload(
-                    to,
-                    Payload {
-                        to_tag: to_instance,
-                        text,
-                    },
-                ),
+                } => {
+                    last_send = Some((to.clone(), to_instance));
+                    self.car.payload(
+                        to,
+                        Payload {
+                            to_tag: to_instance,
+                            text,
+                        },
+                    );
+                }
                 Event::Received {
                     from,
                     from_instance: Some(device),
@@ -212,43 +249,25 @@ impl Bridge<'_> {
                     device: instance,
                     reason: NotSentReason::HeldUntilAccepted,
                 }),
-                // Our own-copy TLV: the contact a file offer in the same message went to
-                // (a text's copy reads it from the TLVs of `Received`).
-                Event::ExtraSymmetricKey {
-                    peer,
-                    context,
-                    data,
-                    ..
-                } if context == SENT_TO_CONTEXT => {
-                    if receiving && peer == self.jid {
-                        offer_sent_to = String::from_utf8(data).ok();
-                    }
-                }
-                // A file offer (xep §"The File Offer"): otr4 reports each type 7 TLV, also
-                // of a message with no text. The TLV's extra key is not used; the data
-                // holds the file key and is never passed on.
+                // A type 7 TLV. otr4 reports one both when we send it (right after the
+                // `Send` events of its message) and when it arrives (before anything else
+                // of that message): one right after our `Send` to the same device is ours.
+                // The TLV's extra key is not used; the data (a file key) is zeroized here.
                 Event::ExtraSymmetricKey {
                     peer,
                     instance,
                     context,
-                    data,
+                    mut data,
                     ..
-                } if context == FILE_CONTEXT => {
-                    if receiving {
-                        let mut value = FILE_CONTEXT.to_vec();
-                        value.extend_from_slice(&data);
-                        let (trust, listed) = self.content_trust(&peer, instance);
-                        let offer = FileOffer::decode(&value);
-                        zeroize::Zeroize::zeroize(&mut value);
-                        self.car.offer(OfferIn {
-                            from: peer,
-                            device: instance,
-                            sent_to: offer_sent_to.take(),
-                            trust,
-                            listed,
-                            offer,
-                        });
+                } => {
+                    let ours = after_send
+                        .as_ref()
+                        .is_some_and(|(p, i)| *p == peer && *i == Some(instance));
+                    if receiving && !ours {
+                        self.extra_tlv(peer, instance, context, &data, &mut offer_sent_to);
                     }
+                    zeroize::Zeroize::zeroize(&mut data);
+                    last_send = after_send;
                 }
                 Event::NotSent {
                     peer,
