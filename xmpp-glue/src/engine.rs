@@ -20,7 +20,6 @@ use crate::devices::{DeviceChange, DeviceEntry, DeviceList};
 use crate::directory::Directory;
 use crate::error::{GlueError, NotSentReason, StateError};
 use crate::events::{EngineStats, GlueEvent, Output};
-use crate::file::{self, FileError};
 use crate::incoming::{Chat, Incoming, IqRequest, IqResponse, Message, MessageKind};
 use crate::otr_bridge::Bridge;
 use crate::outgoing;
@@ -28,8 +27,10 @@ use crate::prekey_link::PrekeyLink;
 use crate::requests::{Answer, Pending, Requests, Responder, is_own_account};
 use crate::stanza::{self, bare, domain};
 use crate::state::{EngineConfig, GlueState};
-use crate::transfer::{Limits, TransferId, Transfers};
+use crate::transfer::Transfers;
 use crate::trust::{Trust, hex_fp, parse_fp};
+
+mod files;
 
 /// The otr4 client, the directory and the carriage, borrowed together from the engine.
 macro_rules! bridge {
@@ -209,14 +210,7 @@ impl Engine {
     }
 
     fn finish(&mut self) -> Vec<Output> {
-        let offers = self.car.take_offers();
-        if !offers.is_empty() {
-            let limits = Limits {
-                max: self.cfg.max_file_size,
-                http_origin: self.cfg.allow_http_origin.as_deref(),
-            };
-            self.files.offers(&mut self.car, offers, &limits);
-        }
+        self.offers_found();
         let tag = self.tag();
         self.car.finish(tag)
     }
@@ -446,90 +440,6 @@ impl Engine {
         );
     }
 
-    // ---------------------------------------------------------------------------------
-    // Files (docs/xmpp-glue.md §9).
-
-    /// Sends a file to every device of `to` and to our other devices: it is sealed under
-    /// a fresh key now, a slot is asked of our domain's HTTP upload service, and an
-    /// [`Output::Upload`] follows; report its outcome to [`Engine::upload_done`]. The
-    /// contact's device list is fetched meanwhile if it is not known yet.
-    #[allow(clippy::too_many_arguments)]
-    pub fn send_file<R: CryptoRng + ?Sized>(
-        &mut self,
-        to: &str,
-        name: &str,
-        media_type: &str,
-        data: &[u8],
-        now: i64,
-        rng: &mut R,
-    ) -> (TransferId, Vec<Output>) {
-        self.prepare(now, rng);
-        let to = bare(to).to_owned();
-        let size = data.len() as u64;
-        let probe = file::FileOffer::probe(name, media_type);
-        let id = if size > self.cfg.max_file_size {
-            let max = self.cfg.max_file_size;
-            self.files
-                .refuse(&mut self.car, &to, FileError::TooLarge { size, max })
-        } else if let Err(e) = probe {
-            self.files.refuse(&mut self.car, &to, e)
-        } else {
-            match file::seal(data, rng) {
-                Ok(sealed) => {
-                    let d = domain(&self.cfg.jid).to_owned();
-                    self.files.send(
-                        &mut self.car,
-                        &mut self.reqs,
-                        &d,
-                        &to,
-                        name,
-                        media_type,
-                        size,
-                        sealed,
-                    )
-                }
-                Err(e) => self.files.refuse(&mut self.car, &to, e),
-            }
-        };
-        if to != self.cfg.jid && !self.dir.knows(&to) {
-            self.fetch_list(&to);
-        }
-        (id, self.finish())
-    }
-
-    /// The caller's outcome of an [`Output::Upload`]: on success the offer (URL, key,
-    /// size, hash, name, media type) goes to every device inside OTRv4, and
-    /// [`GlueEvent::FileSent`] follows; on failure [`GlueEvent::FileFailed`].
-    pub fn upload_done<R: CryptoRng + ?Sized>(
-        &mut self,
-        transfer: TransferId,
-        result: Result<(), String>,
-        now: i64,
-        rng: &mut R,
-    ) -> Vec<Output> {
-        self.prepare(now, rng);
-        if let Some((to, tlv)) = self.files.uploaded(&mut self.car, transfer, result) {
-            let extra = ExtraTlvs(vec![tlv]);
-            self.dispatch_with(&to, "", &extra, now, rng);
-        }
-        self.finish()
-    }
-
-    /// The caller's outcome of an [`Output::Download`]: the bytes are verified and
-    /// decrypted, then [`GlueEvent::File`]; or [`GlueEvent::FileFailed`] (tampered,
-    /// truncated, download failed) and nothing of the file.
-    pub fn download_done<R: CryptoRng + ?Sized>(
-        &mut self,
-        transfer: TransferId,
-        result: Result<Vec<u8>, String>,
-        now: i64,
-        rng: &mut R,
-    ) -> Vec<Output> {
-        self.prepare(now, rng);
-        self.files.downloaded(&mut self.car, transfer, result);
-        self.finish()
-    }
-
     fn fetch_list(&mut self, to: &str) {
         let fetching = self
             .reqs
@@ -685,20 +595,9 @@ impl Engine {
                 self.dir
                     .published_answer(&mut self.car, &mut self.reqs, p, r);
             }
-            Pending::UploadItems => {
-                let d = domain(&self.cfg.jid).to_owned();
-                self.files.items(&mut self.car, &mut self.reqs, &d, &r);
-            }
-            Pending::UploadInfo { jid } => {
-                let d = domain(&self.cfg.jid).to_owned();
-                self.files.info(&mut self.car, &mut self.reqs, &d, &jid, &r);
-            }
-            Pending::UploadSlot { transfer } => {
-                let limits = Limits {
-                    max: self.cfg.max_file_size,
-                    http_origin: self.cfg.allow_http_origin.as_deref(),
-                };
-                self.files.slot(&mut self.car, transfer, &r, &limits);
+            p
+            @ (Pending::UploadItems | Pending::UploadInfo { .. } | Pending::UploadSlot { .. }) => {
+                self.upload_answer(p, &r);
             }
         }
     }
