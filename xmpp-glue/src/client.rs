@@ -760,7 +760,9 @@ impl Worker {
         let (http, cmds) = (self.http.clone(), self.cmds.clone());
         tokio::spawn(async move {
             let transfer = u.transfer;
+            tracing::debug!(transfer = transfer.0, bytes = u.body.len(), url = %u.url, "upload");
             let result = put(http, u).await;
+            tracing::debug!(transfer = transfer.0, ?result, "upload done");
             if let Some(c) = cmds.upgrade() {
                 let _ = c.send((Command::Uploaded { transfer, result }, None));
             }
@@ -771,7 +773,13 @@ impl Worker {
     fn spawn_download(&self, d: Download) {
         let (http, cmds) = (self.http.clone(), self.cmds.clone());
         tokio::spawn(async move {
+            tracing::debug!(transfer = d.transfer.0, url = %d.url, "download");
             let result = get(http, &d).await;
+            tracing::debug!(
+                transfer = d.transfer.0,
+                result = ?result.as_ref().map(Vec::len),
+                "download done"
+            );
             if let Some(c) = cmds.upgrade() {
                 let transfer = d.transfer;
                 let _ = c.send((Command::Downloaded { transfer, result }, None));

@@ -304,6 +304,7 @@ impl Transfers {
             }
         }
         self.service = Service::Discovering(jids.len());
+        tracing::debug!(?jids, "upload service candidates");
         for j in jids {
             reqs.send(
                 car,
@@ -326,6 +327,12 @@ impl Transfers {
         let Service::Discovering(left) = self.service else {
             return;
         };
+        tracing::debug!(
+            jid,
+            left,
+            upload = r.upload_service.is_some(),
+            "upload service disco#info"
+        );
         match r.upload_service.filter(|_| r.ok) {
             Some(max) => {
                 self.service = Service::Found {
@@ -360,6 +367,12 @@ impl Transfers {
     /// The slot answer for `transfer`: the upload is handed to the caller.
     pub fn slot(&mut self, car: &mut Carriage, transfer: u64, r: &IqResponse, limits: &Limits<'_>) {
         let id = TransferId(transfer);
+        tracing::debug!(
+            transfer,
+            ok = r.ok,
+            slot = r.upload_slot.is_some(),
+            "upload slot"
+        );
         // A second answer (the request was sent again after a reconnection) is ignored.
         let Some(o) = self.outgoing.get_mut(&id).filter(|o| o.get.is_none()) else {
             return;

@@ -605,9 +605,12 @@ mod prosody {
             .unwrap();
         let server_log = std::fs::read_to_string(&log_path).unwrap_or_default();
         let prosody_log = std::fs::read_to_string(dir.join("prosody.err")).unwrap_or_default();
+        let info = std::fs::read_to_string(dir.join("prosody.log")).unwrap_or_default();
+        let lines: Vec<&str> = info.lines().collect();
+        let tail = lines[lines.len().saturating_sub(60)..].join("\n");
         assert!(
             status.success(),
-            "{test} failed; prekey-server log:\n{server_log}\nprosody errors:\n{prosody_log}"
+            "{test} failed; prekey-server log:\n{server_log}\nprosody errors:\n{prosody_log}\nprosody log (end):\n{tail}"
         );
     }
 
@@ -740,6 +743,13 @@ fn prosody_file_transfer_5mib_to_two_devices_and_a_tampered_download() {
 }
 
 fn block_mt_run(env: prosody::Env) {
+    // RUST_LOG=xmpp_glue=debug shows the client's uploads and downloads.
+    if std::env::var_os("RUST_LOG").is_some() {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .with_writer(std::io::stderr)
+            .try_init();
+    }
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -790,16 +800,22 @@ async fn prosody_scenario(env: prosody::Env) {
         )
         .await
         .unwrap();
+    a1.wait_for("the upload's outcome", |e| {
+        matches!(e, GlueEvent::FileSent { transfer, .. } | GlueEvent::FileFailed { transfer, .. } if *transfer == id)
+    })
+    .await;
+    assert!(
+        a1.log
+            .iter()
+            .any(|e| matches!(e, GlueEvent::FileSent { transfer, .. } if *transfer == id)),
+        "{:#?}",
+        a1.log
+    );
     for b in [&mut b1, &mut b2] {
         b.wait_for("five.bin", |e| got_file(e, "five.bin")).await;
     }
     let took = started.elapsed();
     eprintln!("5 MiB file to two devices over Prosody mod_http_file_share: {took:.2?}");
-    a1.wait_for(
-        "FileSent",
-        |e| matches!(e, GlueEvent::FileSent { transfer, .. } if *transfer == id),
-    )
-    .await;
     for b in [&b1, &b2] {
         let f = b
             .log

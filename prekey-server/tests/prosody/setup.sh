@@ -92,6 +92,8 @@ s2s_ports = { }
 http_ports = { $UPLOAD_HTTP_PORT }
 http_interfaces = { "127.0.0.1" }
 https_ports = { }
+-- The upload URLs name 127.0.0.1, not a host: HTTP requests go to the upload component.
+http_default_host = "upload.localhost"
 ssl = { key = "$dir/certs/localhost.key"; certificate = "$dir/certs/localhost.crt" }
 
 VirtualHost "localhost"
