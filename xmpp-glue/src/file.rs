@@ -333,6 +333,13 @@ impl FileOffer {
     }
 }
 
+/// Decodes a file offer's TLV value ([`FileOffer::decode`], with its checks) and encodes
+/// it again; the fuzz target's entry (feature `stanzas`), never used by the engine.
+#[cfg(feature = "stanzas")]
+pub fn reencode_offer(value: &[u8]) -> Result<Zeroizing<Vec<u8>>, FileError> {
+    FileOffer::decode(value).map(|o| o.encode())
+}
+
 struct Reader<'a>(&'a [u8]);
 
 impl<'a> Reader<'a> {

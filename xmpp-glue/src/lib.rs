@@ -63,6 +63,9 @@ pub use engine::Engine;
 pub use error::{GlueError, IqFailure, NotSentReason, StateError};
 pub use events::{EngineStats, GlueEvent, Output};
 pub use file::{DEFAULT_MAX_FILE_SIZE, FILE_CHUNK, FILE_CONTEXT, FileError, ciphertext_len};
+// The file-offer decoder, for the fuzz target (feature `stanzas`, like `stanza`).
+#[cfg(feature = "stanzas")]
+pub use file::reencode_offer;
 pub use stanza::StanzaError;
 pub use state::{ArchivePos, DEFAULT_REFILL, EngineConfig, GlueState, ServerPin};
 pub use transfer::{Download, ReceivedFile, TransferId, UPLOAD_CONTENT_TYPE, Upload};
