@@ -290,6 +290,14 @@ impl Net for SimNet {
         self.with_engine(dev, |e, t, rng| e.send(&to, text, t, rng));
     }
 
+    async fn send_file(&mut self, dev: &str, to_user: &str, name: &str, data: Vec<u8>) -> bool {
+        let to = self.bare(to_user);
+        self.with_engine(dev, |e, t, rng| {
+            e.send_file(&to, name, "application/pdf", &data, t, rng).1
+        });
+        true
+    }
+
     async fn smp_start(&mut self, dev: &str, peer_dev: &str, question: &str, secret: &str) {
         let peer = self.bare(super::user(peer_dev));
         let tag = self.tag(peer_dev);
