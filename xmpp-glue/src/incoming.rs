@@ -112,7 +112,7 @@ pub(crate) struct IqResponse {
     /// A disco#info answer of an HTTP upload service, with its size limit (XEP-0363 §3).
     pub upload_service: Option<Option<u64>>,
     /// An HTTP upload slot (XEP-0363 §4).
-    pub upload_slot: Option<stanza::UploadSlot>,
+    pub upload_slot: Option<Box<stanza::UploadSlot>>,
     /// `precondition-not-met` (XEP-0060 §7.1.5).
     pub precondition_not_met: bool,
     /// The error, for any answer but a result.
@@ -201,7 +201,7 @@ fn parse_iq(iq: &Element) -> Incoming {
         prekey_server: stanza::is_prekey_server(iq),
         devices: stanza::devices_payload(iq).map(|p| p.cloned()),
         upload_service: stanza::upload_service(iq),
-        upload_slot: stanza::parse_upload_slot(iq),
+        upload_slot: stanza::parse_upload_slot(iq).map(Box::new),
         precondition_not_met: stanza::is_precondition_not_met(iq),
         failure: (typ != "result").then(|| iq_failure(iq)),
     })

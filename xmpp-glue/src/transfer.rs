@@ -378,7 +378,7 @@ impl Transfers {
             return;
         };
         let slot: Result<UploadSlot, FileError> = match (&r.upload_slot, &r.failure) {
-            (Some(s), _) if r.ok => Ok(s.clone()),
+            (Some(s), _) if r.ok => Ok(UploadSlot::clone(s)),
             (_, Some(f)) => Err(FileError::SlotRefused(f.to_string())),
             _ => Err(FileError::SlotRefused("answer without a slot".to_owned())),
         };

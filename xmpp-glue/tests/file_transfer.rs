@@ -738,7 +738,7 @@ fn got_file(e: &GlueEvent, name: &str) -> bool {
 fn prosody_file_transfer_5mib_to_two_devices_and_a_tampered_download() {
     prosody::with_prosody(
         "prosody_file_transfer_5mib_to_two_devices_and_a_tampered_download",
-        |env| block_mt_run(env),
+        block_mt_run,
     );
 }
 
