@@ -17,7 +17,7 @@ use rand_core::CryptoRng;
 use sha2::{Digest, Sha256};
 use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
 
-/// The use indication of the type 7 TLV that carries a [`FileOffer`] (otrv4.md §"Extra
+/// The use indication of the type 7 TLV that carries a file offer (otrv4.md §"Extra
 /// Symmetric Key": the first 4 bytes say what the TLV is for). The TLV's extra symmetric
 /// key is not used: the file key travels in the offer (docs/spec-notes.md §"File keys").
 pub const FILE_CONTEXT: [u8; 4] = *b"O4fi";
