@@ -10,6 +10,7 @@ use rand_core::{CryptoRng, Rng};
 
 use crate::events::{GlueEvent, Output};
 use crate::stanza::{self, Payload};
+use crate::transfer::{Download, OfferIn, Upload};
 
 /// Most texts waiting per contact (for its device list or its ensembles).
 pub const MAX_WAITING: usize = 100;
@@ -43,6 +44,25 @@ pub(crate) fn sent_to_of(tlvs: &[Tlv]) -> Option<String> {
         .and_then(|v| String::from_utf8(v.to_vec()).ok())
 }
 
+/// TLVs a message carries besides the own-copy TLV (a file offer, with its key): never
+/// printed, zeroized on drop.
+#[derive(Clone, Default)]
+pub(crate) struct ExtraTlvs(pub Vec<Tlv>);
+
+impl core::fmt::Debug for ExtraTlvs {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(f, "ExtraTlvs({})", self.0.len())
+    }
+}
+
+impl Drop for ExtraTlvs {
+    fn drop(&mut self) {
+        for t in &mut self.0 {
+            zeroize::Zeroize::zeroize(&mut t.value);
+        }
+    }
+}
+
 /// What one engine call produces, in order, and the ids it uses.
 pub(crate) struct Carriage {
     /// Ids of requests and messages: random (a contact who sees our message ids cannot
@@ -51,6 +71,8 @@ pub(crate) struct Carriage {
     out: Vec<Output>,
     /// otr4 payloads by recipient bare JID, sent at the end of the call.
     outbox: Vec<(String, Payload)>,
+    /// File offers found in the call's decrypted messages (the engine takes them).
+    offers: Vec<OfferIn>,
 }
 
 impl Carriage {
@@ -62,6 +84,7 @@ impl Carriage {
             ids: StdRng::from_seed(seed),
             out: Vec::new(),
             outbox: Vec::new(),
+            offers: Vec::new(),
         }
     }
 
@@ -85,6 +108,26 @@ impl Carriage {
         let id = self.id();
         let s = stanza::body_message(to, &id, text);
         self.stanza(s);
+    }
+
+    /// Asks the caller to upload a file.
+    pub fn upload(&mut self, u: Upload) {
+        self.out.push(Output::Upload(u));
+    }
+
+    /// Asks the caller to download a file.
+    pub fn download(&mut self, d: Download) {
+        self.out.push(Output::Download(d));
+    }
+
+    /// A file offer found in a decrypted message.
+    pub fn offer(&mut self, o: OfferIn) {
+        self.offers.push(o);
+    }
+
+    /// The file offers found so far in this call.
+    pub fn take_offers(&mut self) -> Vec<OfferIn> {
+        core::mem::take(&mut self.offers)
     }
 
     /// An otr4 payload for `to`, carried at the end of the call.

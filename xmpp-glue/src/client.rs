@@ -36,12 +36,17 @@ use tokio_xmpp::{Client, Event, Stanza};
 use crate::guard::{GuardedStartTls, TlsFailed};
 use crate::stanza::{self, bare};
 use crate::store::{KeySource, Store, StoreError};
-use crate::{Engine, EngineConfig, EngineStats, GlueError, GlueEvent, Output, ServerPin};
+use crate::{
+    Download, Engine, EngineConfig, EngineStats, GlueError, GlueEvent, Output, ServerPin,
+    TransferId, Upload,
+};
 
 /// Default interval of [`Engine::tick`].
 pub const DEFAULT_TICK: Duration = Duration::from_secs(5);
 /// Default time [`XmppClient::connect`] waits for the stream to come up.
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
+/// Longest time one HTTP upload or download of a file may take.
+pub const HTTP_TIMEOUT: Duration = Duration::from_secs(600);
 
 /// How to connect one device.
 #[derive(Debug)]
@@ -69,6 +74,11 @@ pub struct ConnectOptions {
     pub tick: Duration,
     /// How long [`XmppClient::connect`] waits for the stream to come up.
     pub connect_timeout: Duration,
+    /// The largest file sent or accepted ([`EngineConfig::max_file_size`]).
+    pub max_file_size: u64,
+    /// An `http://` origin whose file URLs are accepted besides `https://` ones (loopback
+    /// tests only; [`EngineConfig::allow_http_origin`]).
+    pub allow_http_origin: Option<String>,
 }
 
 impl ConnectOptions {
@@ -88,6 +98,8 @@ impl ConnectOptions {
             enable_carbons: false,
             tick: DEFAULT_TICK,
             connect_timeout: DEFAULT_CONNECT_TIMEOUT,
+            max_file_size: crate::DEFAULT_MAX_FILE_SIZE,
+            allow_http_origin: None,
         }
     }
 }
@@ -124,6 +136,9 @@ pub enum ClientError {
     /// The client task failed.
     #[error("the client task failed: {0}")]
     Task(#[source] BoxError),
+    /// The HTTP client for file transfers could not be set up.
+    #[error("the HTTP client could not be set up: {0}")]
+    Http(#[source] BoxError),
 }
 
 /// The error of the XMPP library underneath (tokio-xmpp, rustls): only shown, never
@@ -193,6 +208,21 @@ enum Command {
     Stats {
         reply: oneshot::Sender<EngineStats>,
     },
+    SendFile {
+        to: String,
+        name: String,
+        media_type: String,
+        data: zeroize::Zeroizing<Vec<u8>>,
+        reply: oneshot::Sender<TransferId>,
+    },
+    Uploaded {
+        transfer: TransferId,
+        result: Result<(), String>,
+    },
+    Downloaded {
+        transfer: TransferId,
+        result: Result<Vec<u8>, String>,
+    },
     Disconnect,
 }
 
@@ -249,6 +279,9 @@ impl XmppClient {
         let bare_jid = bare(&opts.jid).to_owned();
         let mut config = EngineConfig::new(&bare_jid, &opts.label);
         config.prekey_server = opts.prekey_server.clone();
+        config.max_file_size = opts.max_file_size;
+        config.allow_http_origin = opts.allow_http_origin.clone();
+        let http = http_client(opts.allow_http_origin.is_some())?;
         let store = Store::open(&opts.store_dir, opts.key)?;
         let engine = {
             let mut rng = rand::rng();
@@ -290,6 +323,8 @@ impl XmppClient {
             store,
             events: tx,
             carbons: opts.enable_carbons,
+            http,
+            cmds: cmds.downgrade(),
         };
         let first = bound.clone();
         let tick = opts.tick;
@@ -435,6 +470,33 @@ impl XmppClient {
         rx.await.map_err(|_| ClientError::Closed)
     }
 
+    /// Sends a file to every device of `to` (a bare JID) and to our other devices
+    /// (docs/xmpp-glue.md §9): encrypted under a fresh key, uploaded to our domain's HTTP
+    /// upload service, its key and URL sent inside OTRv4. Returns the transfer's id at
+    /// once; [`GlueEvent::FileSent`] or [`GlueEvent::FileFailed`] follows.
+    pub async fn send_file(
+        &self,
+        to: &str,
+        name: &str,
+        media_type: &str,
+        data: Vec<u8>,
+    ) -> Result<TransferId, ClientError> {
+        let (tx, rx) = oneshot::channel();
+        self.cmds
+            .send((
+                Command::SendFile {
+                    to: to.to_owned(),
+                    name: name.to_owned(),
+                    media_type: media_type.to_owned(),
+                    data: zeroize::Zeroizing::new(data),
+                    reply: tx,
+                },
+                None,
+            ))
+            .map_err(|_| ClientError::Closed)?;
+        rx.await.map_err(|_| ClientError::Closed)
+    }
+
     /// Disconnects gracefully: unavailable presence, a final save, the stream closed.
     pub async fn disconnect(mut self) -> Result<(), ClientError> {
         let r = self.call(Command::Disconnect).await;
@@ -453,6 +515,72 @@ struct Worker {
     store: Store,
     events: mpsc::UnboundedSender<GlueEvent>,
     carbons: bool,
+    /// HTTP uploads and downloads of files, each in its own task that reports back
+    /// through `cmds`.
+    http: reqwest::Client,
+    cmds: mpsc::WeakUnboundedSender<(Command, Option<Reply>)>,
+}
+
+/// The HTTP client of file transfers: rustls with ring (as the XMPP connection), the
+/// system's trust roots or `SSL_CERT_FILE`, no redirects (a server cannot send us to
+/// another scheme or host), `https://` only unless an `http://` origin is allowed.
+fn http_client(allow_http: bool) -> Result<reqwest::Client, ClientError> {
+    let err = |e: &dyn std::fmt::Display| ClientError::Http(e.to_string().into());
+    let mut roots = rustls::RootCertStore::empty();
+    let native = rustls_native_certs::load_native_certs();
+    for cert in native.certs {
+        // A certificate of the system store that rustls cannot use is skipped, as
+        // tokio-xmpp does.
+        let _ = roots.add(cert);
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let tls = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| err(&e))?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    reqwest::Client::builder()
+        .tls_backend_preconfigured(tls)
+        .redirect(reqwest::redirect::Policy::none())
+        .https_only(!allow_http)
+        .timeout(HTTP_TIMEOUT)
+        .build()
+        .map_err(|e| err(&e))
+}
+
+/// PUTs an upload (status 2xx expected).
+async fn put(http: reqwest::Client, u: Upload) -> Result<(), String> {
+    let mut req = http
+        .put(&u.url)
+        .header(reqwest::header::CONTENT_TYPE, u.content_type);
+    for (name, value) in &u.headers {
+        req = req.header(name.as_str(), value.as_str());
+    }
+    let resp = req.body(u.body).send().await.map_err(|e| e.to_string())?;
+    if resp.status().is_success() {
+        Ok(())
+    } else {
+        Err(format!("HTTP {}", resp.status()))
+    }
+}
+
+/// GETs a download, streaming, reading at most one byte more than `max_len` (more than
+/// that is refused by the engine anyway).
+async fn get(http: reqwest::Client, d: &Download) -> Result<Vec<u8>, String> {
+    let mut resp = http.get(&d.url).send().await.map_err(|e| e.to_string())?;
+    if !resp.status().is_success() {
+        return Err(format!("HTTP {}", resp.status()));
+    }
+    let cap = usize::try_from(d.max_len.saturating_add(1)).unwrap_or(usize::MAX);
+    let mut body = Vec::with_capacity(cap.min(1 << 24));
+    while let Some(chunk) = resp.chunk().await.map_err(|e| e.to_string())? {
+        let room = cap.saturating_sub(body.len());
+        body.extend_from_slice(chunk.get(..room.min(chunk.len())).unwrap_or_default());
+        if body.len() >= cap {
+            break;
+        }
+    }
+    Ok(body)
 }
 
 impl Worker {
@@ -573,6 +701,23 @@ impl Worker {
                     let _ = reply.send(st);
                     Vec::new()
                 }
+                Command::SendFile {
+                    to,
+                    name,
+                    media_type,
+                    data,
+                    reply,
+                } => {
+                    let (id, outs) = e.send_file(&to, &name, &media_type, &data, now, &mut rng);
+                    let _ = reply.send(id);
+                    outs
+                }
+                Command::Uploaded { transfer, result } => {
+                    e.upload_done(transfer, result, now, &mut rng)
+                }
+                Command::Downloaded { transfer, result } => {
+                    e.download_done(transfer, result, now, &mut rng)
+                }
                 Command::Disconnect => Vec::new(),
             }
         };
@@ -599,6 +744,8 @@ impl Worker {
             match o {
                 Output::Stanza(s) => self.send_element(s).await?,
                 Output::Event(e) => events.push(e),
+                Output::Upload(u) => self.spawn_upload(u),
+                Output::Download(d) => self.spawn_download(d),
             }
         }
         for e in events {
@@ -606,6 +753,38 @@ impl Worker {
             let _ = self.events.send(e);
         }
         Ok(())
+    }
+
+    /// Uploads in a task of its own; the outcome comes back as a command.
+    fn spawn_upload(&self, u: Upload) {
+        let (http, cmds) = (self.http.clone(), self.cmds.clone());
+        tokio::spawn(async move {
+            let transfer = u.transfer;
+            tracing::debug!(transfer = transfer.0, bytes = u.body.len(), url = %u.url, "upload");
+            let result = put(http, u).await;
+            tracing::debug!(transfer = transfer.0, ?result, "upload done");
+            if let Some(c) = cmds.upgrade() {
+                let _ = c.send((Command::Uploaded { transfer, result }, None));
+            }
+        });
+    }
+
+    /// Downloads in a task of its own; the bytes come back as a command.
+    fn spawn_download(&self, d: Download) {
+        let (http, cmds) = (self.http.clone(), self.cmds.clone());
+        tokio::spawn(async move {
+            tracing::debug!(transfer = d.transfer.0, url = %d.url, "download");
+            let result = get(http, &d).await;
+            tracing::debug!(
+                transfer = d.transfer.0,
+                result = ?result.as_ref().map(Vec::len),
+                "download done"
+            );
+            if let Some(c) = cmds.upgrade() {
+                let transfer = d.transfer;
+                let _ = c.send((Command::Downloaded { transfer, result }, None));
+            }
+        });
     }
 
     async fn send_element(&mut self, e: Element) -> Result<(), ClientError> {

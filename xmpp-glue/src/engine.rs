@@ -14,7 +14,7 @@ use otr4::PrekeyStore;
 use otr4::{Client, PERSIST_KEY_LEN};
 use rand_core::CryptoRng;
 
-use crate::carriage::{Carriage, MAX_WAITING};
+use crate::carriage::{Carriage, ExtraTlvs, MAX_WAITING};
 use crate::catchup::{CatchUp, PageEnd};
 use crate::devices::{DeviceChange, DeviceEntry, DeviceList};
 use crate::directory::Directory;
@@ -27,7 +27,10 @@ use crate::prekey_link::PrekeyLink;
 use crate::requests::{Answer, Pending, Requests, Responder, is_own_account};
 use crate::stanza::{self, bare, domain};
 use crate::state::{EngineConfig, GlueState};
+use crate::transfer::Transfers;
 use crate::trust::{Trust, hex_fp, parse_fp};
+
+mod files;
 
 /// The otr4 client, the directory and the carriage, borrowed together from the engine.
 macro_rules! bridge {
@@ -59,6 +62,8 @@ pub struct Engine {
     stats: EngineStats,
     /// Whether the pinned keys were given to otr4 ([`Engine::prepare`]).
     expectations_set: bool,
+    /// File transfers in flight.
+    files: Transfers,
 }
 
 impl core::fmt::Debug for Engine {
@@ -98,6 +103,7 @@ impl Engine {
             car,
             stats: EngineStats::default(),
             expectations_set: false,
+            files: Transfers::default(),
         }
     }
 
@@ -204,6 +210,7 @@ impl Engine {
     }
 
     fn finish(&mut self) -> Vec<Output> {
+        self.offers_found();
         let tag = self.tag();
         self.car.finish(tag)
     }
@@ -261,6 +268,7 @@ impl Engine {
             now,
             rng,
         );
+        self.files.resume(&mut self.car, &mut self.reqs, &d);
         self.car.emit(GlueEvent::Online);
     }
 
@@ -399,17 +407,7 @@ impl Engine {
                 });
                 return self.finish();
             }
-            let fetching = self
-                .reqs
-                .any(|p| matches!(p, Pending::ContactDevices(j) if *j == to));
-            if !fetching {
-                self.reqs.send(
-                    &mut self.car,
-                    Responder::Jid(to.clone()),
-                    Pending::ContactDevices(to.clone()),
-                    |id| stanza::get_devices(id, &to),
-                );
-            }
+            self.fetch_list(&to);
             return self.finish();
         }
         self.dispatch(&to, text, now, rng);
@@ -417,6 +415,17 @@ impl Engine {
     }
 
     fn dispatch<R: CryptoRng + ?Sized>(&mut self, to: &str, text: &str, now: i64, rng: &mut R) {
+        self.dispatch_with(to, text, &ExtraTlvs::default(), now, rng);
+    }
+
+    fn dispatch_with<R: CryptoRng + ?Sized>(
+        &mut self,
+        to: &str,
+        text: &str,
+        extra: &ExtraTlvs,
+        now: i64,
+        rng: &mut R,
+    ) {
         let b = &mut bridge!(self);
         outgoing::dispatch(
             b,
@@ -425,9 +434,25 @@ impl Engine {
             self.online,
             to,
             text,
+            extra,
             now,
             rng,
         );
+    }
+
+    fn fetch_list(&mut self, to: &str) {
+        let fetching = self
+            .reqs
+            .any(|p| matches!(p, Pending::ContactDevices(j) if *j == to));
+        if !fetching {
+            let to = to.to_owned();
+            self.reqs.send(
+                &mut self.car,
+                Responder::Jid(to.clone()),
+                Pending::ContactDevices(to.clone()),
+                |id| stanza::get_devices(id, &to),
+            );
+        }
     }
 
     /// Starts SMP with one device of `peer`.
@@ -569,6 +594,10 @@ impl Engine {
             p @ (Pending::Publish { .. } | Pending::Configure { .. }) => {
                 self.dir
                     .published_answer(&mut self.car, &mut self.reqs, p, r);
+            }
+            p
+            @ (Pending::UploadItems | Pending::UploadInfo { .. } | Pending::UploadSlot { .. }) => {
+                self.upload_answer(p, &r);
             }
         }
     }

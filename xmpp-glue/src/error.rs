@@ -4,6 +4,7 @@
 use otr4::{ConversationError, PersistError};
 
 use crate::devices::TooManyDevices;
+use crate::file::FileError;
 use crate::stanza::StanzaError;
 use crate::xml::XmlError;
 
@@ -53,6 +54,9 @@ pub enum GlueError {
     /// A stanza was refused before processing (too large, too deep, malformed).
     #[error("a stanza was refused: {0}")]
     Xml(#[from] XmlError),
+    /// A file-transfer call named no transfer under way.
+    #[error("file transfer: {0}")]
+    File(FileError),
 }
 
 /// Why a saved engine state ([`crate::Engine::export`]) did not import.

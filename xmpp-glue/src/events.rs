@@ -7,7 +7,9 @@ use otr4::{ConversationError, Event, SmpUpdate};
 
 use crate::devices::{DeviceChange, ListIssue};
 use crate::error::{GlueError, NotSentReason};
+use crate::file::FileError;
 use crate::state::ServerPin;
+use crate::transfer::{Download, ReceivedFile, TransferId, Upload};
 use crate::trust::Trust;
 
 /// What the application is told.
@@ -114,6 +116,25 @@ pub enum GlueEvent {
     Listed,
     /// A prekey server was found and pinned.
     PrekeyServer(ServerPin),
+    /// A file arrived and verified (docs/xmpp-glue.md §9).
+    File(Box<ReceivedFile>),
+    /// A file was uploaded and its offer sent to every device of the contact (and our
+    /// other devices).
+    FileSent {
+        /// The transfer ([`crate::Engine::send_file`]).
+        transfer: TransferId,
+        /// The contact.
+        to: String,
+    },
+    /// A file transfer failed; nothing of the file is handed out.
+    FileFailed {
+        /// The transfer.
+        transfer: TransferId,
+        /// The contact (sending) or the sender (receiving).
+        peer: String,
+        /// Why.
+        error: FileError,
+    },
     /// An error of the glue.
     Error(GlueError),
     /// Any other otr4 event (warnings, state changes), passed through.
@@ -128,6 +149,10 @@ pub enum Output {
     Stanza(Element),
     /// Tell the application.
     Event(GlueEvent),
+    /// Upload a file's ciphertext, then call [`crate::Engine::upload_done`].
+    Upload(Upload),
+    /// Download a file's ciphertext, then call [`crate::Engine::download_done`].
+    Download(Download),
 }
 
 /// What the engine refused because of who sent it (security counters; see

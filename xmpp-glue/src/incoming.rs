@@ -109,6 +109,10 @@ pub(crate) struct IqResponse {
     pub prekey_server: bool,
     /// A device-list items result (`Some(None)`: the node is empty).
     pub devices: Option<Option<Element>>,
+    /// A disco#info answer of an HTTP upload service, with its size limit (XEP-0363 §3).
+    pub upload_service: Option<Option<u64>>,
+    /// An HTTP upload slot (XEP-0363 §4).
+    pub upload_slot: Option<Box<stanza::UploadSlot>>,
     /// `precondition-not-met` (XEP-0060 §7.1.5).
     pub precondition_not_met: bool,
     /// The error, for any answer but a result.
@@ -196,6 +200,8 @@ fn parse_iq(iq: &Element) -> Incoming {
         disco_items: stanza::parse_disco_items(iq),
         prekey_server: stanza::is_prekey_server(iq),
         devices: stanza::devices_payload(iq).map(|p| p.cloned()),
+        upload_service: stanza::upload_service(iq),
+        upload_slot: stanza::parse_upload_slot(iq).map(Box::new),
         precondition_not_met: stanza::is_precondition_not_met(iq),
         failure: (typ != "result").then(|| iq_failure(iq)),
     })

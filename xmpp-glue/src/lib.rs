@@ -27,6 +27,7 @@ mod directory;
 mod engine;
 mod error;
 mod events;
+mod file;
 #[cfg(feature = "tokio-client")]
 mod guard;
 mod incoming;
@@ -44,6 +45,7 @@ pub mod stanza;
 mod stanza;
 mod state;
 pub mod store;
+mod transfer;
 mod trust;
 mod xml;
 
@@ -61,8 +63,13 @@ pub use devices::{
 pub use engine::Engine;
 pub use error::{GlueError, IqFailure, NotSentReason, StateError};
 pub use events::{EngineStats, GlueEvent, Output};
+pub use file::{DEFAULT_MAX_FILE_SIZE, FILE_CHUNK, FILE_CONTEXT, FileError, ciphertext_len};
+// The file-offer decoder, for the fuzz target (feature `stanzas`, like `stanza`).
+#[cfg(feature = "stanzas")]
+pub use file::reencode_offer;
 pub use stanza::StanzaError;
 pub use state::{ArchivePos, DEFAULT_REFILL, EngineConfig, GlueState, ServerPin};
+pub use transfer::{Download, ReceivedFile, TransferId, UPLOAD_CONTENT_TYPE, Upload};
 pub use trust::{Pin, Trust, TrustStore};
 /// Parses one stanza's XML text into an element, refusing it before any tree is built when
 /// it breaks [`MAX_STANZA_BYTES`], [`MAX_DEPTH`] or [`MAX_ELEMENTS`] (for a caller that

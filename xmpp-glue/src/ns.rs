@@ -48,6 +48,8 @@ pub const FORWARD: &str = "urn:xmpp:forward:0";
 pub const SID: &str = "urn:xmpp:sid:0";
 /// XMPP stanza errors.
 pub const STANZAS: &str = "urn:ietf:params:xml:ns:xmpp-stanzas";
+/// XEP-0363 HTTP File Upload (disco feature and slot namespace).
+pub const HTTP_UPLOAD: &str = "urn:xmpp:http:upload:0";
 /// The prekey server's disco feature (otrv4-prekey-server.md §"Discovering a Prekey Server").
 pub const PREKEY_SERVER_FEATURE: &str = "http://jabber.org/protocol/otrv4-prekey-server";
 /// Our entity-caps node.

@@ -10,7 +10,9 @@ use crate::carriage::{Carriage, SENT_TO_CONTEXT, sent_to_of};
 use crate::directory::Directory;
 use crate::error::NotSentReason;
 use crate::events::GlueEvent;
+use crate::file::{FILE_CONTEXT, FileOffer};
 use crate::stanza::Payload;
+use crate::transfer::OfferIn;
 use crate::trust::{Trust, hex_fp, parse_fp};
 
 /// The otr4 client with the directory and the carriage of the current call, borrowed from
@@ -87,6 +89,37 @@ impl Bridge<'_> {
         (trust, self.dir.is_listed(jid, tag, self.jid, self.tag()))
     }
 
+    /// A type 7 TLV that arrived: our own-copy TLV (the contact a file offer in the same
+    /// message went to; a text's copy reads it from `Received`) or a file offer (xep
+    /// §"The File Offer"; otr4 reports each type 7 TLV, also of a message with no text).
+    fn extra_tlv(
+        &mut self,
+        peer: String,
+        instance: InstanceTag,
+        context: [u8; 4],
+        data: &[u8],
+        offer_sent_to: &mut Option<String>,
+    ) {
+        if context == SENT_TO_CONTEXT {
+            if peer == self.jid {
+                *offer_sent_to = String::from_utf8(data.to_vec()).ok();
+            }
+        } else if context == FILE_CONTEXT {
+            let mut value = zeroize::Zeroizing::new(FILE_CONTEXT.to_vec());
+            value.extend_from_slice(data);
+            let (trust, listed) = self.content_trust(&peer, instance);
+            let offer = FileOffer::decode(&value);
+            self.car.offer(OfferIn {
+                from: peer,
+                device: instance,
+                sent_to: offer_sent_to.take(),
+                trust,
+                listed,
+                offer,
+            });
+        }
+    }
+
     /// Turns otr4's events into payloads to carry and events for the application;
     /// `receiving`: they answer an incoming payload (its errors are `Undecryptable`).
     pub fn otr_events<R: CryptoRng + ?Sized>(
@@ -96,19 +129,26 @@ impl Bridge<'_> {
         now: i64,
         rng: &mut R,
     ) {
+        let mut offer_sent_to: Option<String> = None;
+        // The device of the `Send` events just before (see `ExtraSymmetricKey` below).
+        let mut last_send: Option<(String, Option<InstanceTag>)> = None;
         for e in evs {
+            let after_send = last_send.take();
             match e {
                 Event::Send {
                     to,
                     to_instance,
                     text,
-                } => self.car.payload(
-                    to,
-                    Payload {
-                        to_tag: to_instance,
-                        text,
-                    },
-                ),
+                } => {
+                    last_send = Some((to.clone(), to_instance));
+                    self.car.payload(
+                        to,
+                        Payload {
+                            to_tag: to_instance,
+                            text,
+                        },
+                    );
+                }
                 Event::Received {
                     from,
                     from_instance: Some(device),
@@ -209,8 +249,26 @@ impl Bridge<'_> {
                     device: instance,
                     reason: NotSentReason::HeldUntilAccepted,
                 }),
-                // The extra key of our own-copy TLV is not used.
-                Event::ExtraSymmetricKey { context, .. } if context == SENT_TO_CONTEXT => {}
+                // A type 7 TLV. otr4 reports one both when we send it (right after the
+                // `Send` events of its message) and when it arrives (before anything else
+                // of that message): one right after our `Send` to the same device is ours.
+                // The TLV's extra key is not used; the data (a file key) is zeroized here.
+                Event::ExtraSymmetricKey {
+                    peer,
+                    instance,
+                    context,
+                    mut data,
+                    ..
+                } => {
+                    let ours = after_send
+                        .as_ref()
+                        .is_some_and(|(p, i)| *p == peer && *i == Some(instance));
+                    if receiving && !ours {
+                        self.extra_tlv(peer, instance, context, &data, &mut offer_sent_to);
+                    }
+                    zeroize::Zeroize::zeroize(&mut data);
+                    last_send = after_send;
+                }
                 Event::NotSent {
                     peer,
                     instance,
@@ -240,7 +298,7 @@ mod tests {
             .into_iter()
             .filter_map(|o| match o {
                 Output::Event(e) => Some(e),
-                Output::Stanza(_) => None,
+                _ => None,
             })
             .collect()
     }

@@ -6,14 +6,15 @@ use otr4::ConversationState;
 use otr4::InstanceTag;
 use rand_core::CryptoRng;
 
-use crate::carriage::sent_to_tlv;
+use crate::carriage::{ExtraTlvs, sent_to_tlv};
 use crate::error::NotSentReason;
 use crate::events::GlueEvent;
 use crate::otr_bridge::Bridge;
 use crate::prekey_link::{PrekeyLink, Waiting};
 use crate::requests::Requests;
 
-/// Sends `text` to every device of `to` and copies to our other devices.
+/// Sends `text` (with the TLVs `extra`, e.g. a file offer) to every device of `to` and
+/// copies to our other devices.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn dispatch<R: CryptoRng + ?Sized>(
     b: &mut Bridge<'_>,
@@ -22,6 +23,7 @@ pub(crate) fn dispatch<R: CryptoRng + ?Sized>(
     online: bool,
     to: &str,
     text: &str,
+    extra: &ExtraTlvs,
     now: i64,
     rng: &mut R,
 ) {
@@ -36,11 +38,23 @@ pub(crate) fn dispatch<R: CryptoRng + ?Sized>(
         });
     }
     for tag in targets {
-        send_device(b, link, reqs, online, to, tag, text, None, now, rng);
+        send_device(b, link, reqs, online, to, tag, text, extra, None, now, rng);
     }
     if to != own {
         for tag in b.dir.devices_of(&own, &own, me) {
-            send_device(b, link, reqs, online, &own, tag, text, Some(to), now, rng);
+            send_device(
+                b,
+                link,
+                reqs,
+                online,
+                &own,
+                tag,
+                text,
+                extra,
+                Some(to),
+                now,
+                rng,
+            );
         }
     }
 }
@@ -55,11 +69,13 @@ fn send_device<R: CryptoRng + ?Sized>(
     to: &str,
     tag: InstanceTag,
     text: &str,
+    extra: &ExtraTlvs,
     sent_to: Option<&str>,
     now: i64,
     rng: &mut R,
 ) {
-    let tlvs = sent_to_tlv(sent_to);
+    let mut tlvs = ExtraTlvs(sent_to_tlv(sent_to));
+    tlvs.0.extend(extra.0.iter().cloned());
     if !b.dir.usable(to, tag) {
         b.car.emit(GlueEvent::NotSent {
             to: to.to_owned(),
@@ -73,7 +89,7 @@ fn send_device<R: CryptoRng + ?Sized>(
         Some(ConversationState::Encrypted)
         | Some(ConversationState::WaitingAuthR)
         | Some(ConversationState::WaitingAuthI) => {
-            let evs = b.client.send_to(to, tag, text, &tlvs, now, rng);
+            let evs = b.client.send_to(to, tag, text, &tlvs.0, now, rng);
             b.otr_events(evs, false, now, rng);
             return;
         }
@@ -86,13 +102,14 @@ fn send_device<R: CryptoRng + ?Sized>(
     if b.dir.is_online(to, tag) {
         let evs = b.client.start_dake(to, Some(tag), now, rng);
         b.otr_events(evs, false, now, rng);
-        let evs = b.client.send_to(to, tag, text, &tlvs, now, rng);
+        let evs = b.client.send_to(to, tag, text, &tlvs.0, now, rng);
         b.otr_events(evs, false, now, rng);
         return;
     }
     let w = Waiting {
         tag,
         text: text.to_owned(),
+        extra: extra.clone(),
         sent_to: sent_to.map(str::to_owned),
     };
     link.send_offline(b, reqs, to, w, online, now, rng);
@@ -154,10 +171,26 @@ mod tests {
             car: &mut car,
         };
         dispatch(
-            &mut b, &mut link, &mut reqs, true, "carol@y", "hi", 1000, &mut rng,
+            &mut b,
+            &mut link,
+            &mut reqs,
+            true,
+            "carol@y",
+            "hi",
+            &ExtraTlvs::default(),
+            1000,
+            &mut rng,
         );
         dispatch(
-            &mut b, &mut link, &mut reqs, true, "bob@y", "hi", 1000, &mut rng,
+            &mut b,
+            &mut link,
+            &mut reqs,
+            true,
+            "bob@y",
+            "hi",
+            &ExtraTlvs::default(),
+            1000,
+            &mut rng,
         );
         let out = car.finish(InstanceTag(0x100));
         assert_eq!(

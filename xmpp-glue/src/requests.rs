@@ -36,6 +36,12 @@ pub(crate) enum Pending {
     Configure { list: DeviceList },
     /// A MAM page.
     Mam,
+    /// Discovery of our domain's HTTP upload service: its items.
+    UploadItems,
+    /// Discovery: whether `jid` is an HTTP upload service.
+    UploadInfo { jid: String },
+    /// An upload slot for a file transfer.
+    UploadSlot { transfer: u64 },
 }
 
 impl Pending {

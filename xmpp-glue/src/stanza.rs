@@ -414,6 +414,102 @@ pub fn is_prekey_server(iq: &Element) -> bool {
     feature && identity
 }
 
+/// Whether a disco#info result is an HTTP upload service (XEP-0363 §3: feature
+/// `urn:xmpp:http:upload:0`), with the `max-file-size` its form announces, if any.
+pub fn upload_service(iq: &Element) -> Option<Option<u64>> {
+    let q = iq.get_child("query", ns::DISCO_INFO)?;
+    let feature = q
+        .children()
+        .any(|c| c.is("feature", ns::DISCO_INFO) && c.attr("var") == Some(ns::HTTP_UPLOAD));
+    if !feature {
+        return None;
+    }
+    let max = q
+        .children()
+        .filter(|x| x.is("x", ns::DATA_FORMS))
+        .find(|x| {
+            x.children().any(|f| {
+                f.attr("var") == Some("FORM_TYPE")
+                    && f.get_child("value", ns::DATA_FORMS)
+                        .is_some_and(|v| v.text() == ns::HTTP_UPLOAD)
+            })
+        })
+        .and_then(|x| {
+            x.children()
+                .find(|f| f.attr("var") == Some("max-file-size"))
+        })
+        .and_then(|f| f.get_child("value", ns::DATA_FORMS))
+        .and_then(|v| v.text().trim().parse().ok());
+    Some(max)
+}
+
+/// A slot request (XEP-0363 §4) to the upload service `to`.
+pub fn upload_slot_request(
+    id: &str,
+    to: &str,
+    filename: &str,
+    size: u64,
+    content_type: &str,
+) -> Element {
+    let size = size.to_string();
+    iq(
+        "get",
+        id,
+        Some(to),
+        el(
+            "request",
+            ns::HTTP_UPLOAD,
+            &[
+                ("filename", filename),
+                ("size", &size),
+                ("content-type", content_type),
+            ],
+        ),
+    )
+}
+
+/// A slot (XEP-0363 §4): where to PUT (with the headers to send) and where the file will
+/// be fetched.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UploadSlot {
+    /// The PUT URL.
+    pub put: String,
+    /// The headers for the PUT: only `Authorization`, `Cookie` and `Expires` (XEP-0363
+    /// §5), line breaks removed.
+    pub headers: Vec<(String, String)>,
+    /// The GET URL.
+    pub get: String,
+}
+
+/// The slot of a slot answer, if it has one.
+pub fn parse_upload_slot(iq: &Element) -> Option<UploadSlot> {
+    let slot = iq.get_child("slot", ns::HTTP_UPLOAD)?;
+    let put = slot.get_child("put", ns::HTTP_UPLOAD)?;
+    let get = slot.get_child("get", ns::HTTP_UPLOAD)?;
+    let headers = put
+        .children()
+        .filter(|h| h.is("header", ns::HTTP_UPLOAD))
+        .filter_map(|h| {
+            let name = h.attr("name")?;
+            let allowed = ["Authorization", "Cookie", "Expires"]
+                .iter()
+                .find(|a| a.eq_ignore_ascii_case(name))?;
+            let value: String = h
+                .text()
+                .chars()
+                .filter(|c| *c != '\r' && *c != '\n')
+                .collect();
+            Some(((*allowed).to_owned(), value))
+        })
+        .take(3)
+        .collect();
+    Some(UploadSlot {
+        put: put.attr("url")?.to_owned(),
+        headers,
+        get: get.attr("url")?.to_owned(),
+    })
+}
+
 /// Our disco#info answer (entity caps, XEP-0115) to request `id` from `to`, on `node`.
 pub fn disco_info_result(id: &str, to: Option<&str>, node: Option<&str>) -> Element {
     let mut q = el("query", ns::DISCO_INFO, &[]);

@@ -38,16 +38,24 @@ pub struct EngineConfig {
     pub prekey_server: Option<ServerPin>,
     /// When to refill the server's stock of our prekeys.
     pub refill: RefillPolicy,
+    /// The largest file sent or accepted, in bytes (docs/xmpp-glue.md §9).
+    pub max_file_size: u64,
+    /// An `http://` origin (scheme, host, port; e.g. `http://127.0.0.1:5280`) whose upload
+    /// and download URLs are accepted besides `https://` ones: for tests on loopback only.
+    pub allow_http_origin: Option<String>,
 }
 
 impl EngineConfig {
-    /// Defaults for `jid`: discovery, [`DEFAULT_REFILL`].
+    /// Defaults for `jid`: discovery, [`DEFAULT_REFILL`], files up to
+    /// [`crate::DEFAULT_MAX_FILE_SIZE`] over `https://` only.
     pub fn new(jid: &str, label: &str) -> EngineConfig {
         EngineConfig {
             jid: jid.to_owned(),
             label: label.to_owned(),
             prekey_server: None,
             refill: DEFAULT_REFILL,
+            max_file_size: crate::file::DEFAULT_MAX_FILE_SIZE,
+            allow_http_origin: None,
         }
     }
 }

@@ -53,7 +53,7 @@ fn stanzas(outs: &[Output]) -> Vec<Element> {
     outs.iter()
         .filter_map(|o| match o {
             Output::Stanza(s) => Some(s.clone()),
-            Output::Event(_) => None,
+            _ => None,
         })
         .collect()
 }
@@ -62,7 +62,7 @@ fn events(outs: Vec<Output>) -> Vec<GlueEvent> {
     outs.into_iter()
         .filter_map(|o| match o {
             Output::Event(e) => Some(e),
-            Output::Stanza(_) => None,
+            _ => None,
         })
         .collect()
 }

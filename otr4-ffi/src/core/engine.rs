@@ -132,6 +132,12 @@ impl EngineCore {
                     }
                     self.events.push_back(events::from_glue(e));
                 }
+                // File transfer (xmpp-glue docs §9) is not exposed over the C ABI yet: the
+                // application is told, nothing is uploaded or fetched.
+                Output::Upload(_) | Output::Download(_) => self.events.push_back(Event {
+                    text: "file transfer is not supported by this binding".to_owned(),
+                    ..Event::new(otr4_event_kind::OTR4_EVENT_INFO)
+                }),
             }
         }
         if changed {

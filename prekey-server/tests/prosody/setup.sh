@@ -11,7 +11,9 @@
 # Modules: PEP (device lists), MAM (catch-up), carbons, offline storage.
 # Ports: c2s 127.0.0.1:$C2S_PORT (default 15232), components 127.0.0.1:$COMPONENT_PORT
 # (default 15357); each test passes its own ports so both run in one `cargo test --workspace`. Domain "localhost", component "prekey.localhost" with secret
-# $COMPONENT_SECRET. Prints KEY=VALUE lines the test reads.
+# $COMPONENT_SECRET. With UPLOAD_HTTP_PORT set: also mod_http_file_share (XEP-0363) as
+# component "upload.localhost", HTTP on 127.0.0.1:$UPLOAD_HTTP_PORT (xmpp-glue's file test).
+# Prints KEY=VALUE lines the test reads.
 set -euo pipefail
 
 cmd="${1:?usage: setup.sh start|stop DIR}"
@@ -19,6 +21,7 @@ dir="${2:?usage: setup.sh start|stop DIR}"
 C2S_PORT="${C2S_PORT:-15232}"
 COMPONENT_PORT="${COMPONENT_PORT:-15357}"
 COMPONENT_SECRET="${COMPONENT_SECRET:-prekey-test-secret}"
+UPLOAD_HTTP_PORT="${UPLOAD_HTTP_PORT:-}"
 
 stop() {
   if [[ -f "$dir/run.pid" ]]; then
@@ -86,8 +89,11 @@ c2s_interfaces = { "127.0.0.1" }
 component_ports = { $COMPONENT_PORT }
 component_interfaces = { "127.0.0.1" }
 s2s_ports = { }
-http_ports = { }
+http_ports = { $UPLOAD_HTTP_PORT }
+http_interfaces = { "127.0.0.1" }
 https_ports = { }
+-- The upload URLs name 127.0.0.1, not a host: HTTP requests go to the upload component.
+http_default_host = "upload.localhost"
 ssl = { key = "$dir/certs/localhost.key"; certificate = "$dir/certs/localhost.crt" }
 
 VirtualHost "localhost"
@@ -96,6 +102,15 @@ Component "prekey.localhost"
     component_secret = "$COMPONENT_SECRET"
     name = "OTR Prekey Server"
 CFG
+if [[ -n "$UPLOAD_HTTP_PORT" ]]; then
+  cat >> "$dir/prosody.cfg.lua" <<CFG
+
+Component "upload.localhost" "http_file_share"
+    http_external_url = "http://127.0.0.1:$UPLOAD_HTTP_PORT/"
+    http_file_share_size_limit = 16*1024*1024
+    http_file_share_daily_quota = 256*1024*1024
+CFG
+fi
 
 chown -R prosody: "$dir"
 chmod 0750 "$dir"
@@ -133,12 +148,14 @@ nohup setpriv --reuid=prosody --regid=prosody --init-groups \
 echo $! > "$dir/run.pid"
 
 for _ in $(seq 100); do
-  if listening "$C2S_PORT" && listening "$COMPONENT_PORT"; then
+  if listening "$C2S_PORT" && listening "$COMPONENT_PORT" \
+    && { [[ -z "$UPLOAD_HTTP_PORT" ]] || listening "$UPLOAD_HTTP_PORT"; }; then
     echo "PROSODY_DIR=$dir"
     echo "CA_FILE=$dir/certs/ca.crt"
     echo "C2S_PORT=$C2S_PORT"
     echo "COMPONENT_PORT=$COMPONENT_PORT"
     echo "COMPONENT_SECRET=$COMPONENT_SECRET"
+    [[ -z "$UPLOAD_HTTP_PORT" ]] || echo "UPLOAD_HTTP_PORT=$UPLOAD_HTTP_PORT"
     exit 0
   fi
   if ! kill -0 "$(cat "$dir/run.pid")" 2>/dev/null; then

@@ -10,7 +10,7 @@ use otr4::{ConversationError, OfflineEnsembles, PrekeyOutcome};
 use otr4::{PrekeyFraming, PrekeyServerMessage};
 use rand_core::CryptoRng;
 
-use crate::carriage::{MAX_WAITING, sent_to_tlv};
+use crate::carriage::{ExtraTlvs, MAX_WAITING, sent_to_tlv};
 use crate::error::{GlueError, NotSentReason};
 use crate::events::{EngineStats, GlueEvent};
 use crate::incoming::IqResponse;
@@ -27,6 +27,8 @@ pub(crate) struct Waiting {
     pub tag: InstanceTag,
     /// The text.
     pub text: String,
+    /// TLVs besides the own-copy TLV (a file offer).
+    pub extra: ExtraTlvs,
     /// For a copy to our own device: the contact it was sent to.
     pub sent_to: Option<String>,
 }
@@ -491,8 +493,9 @@ impl PrekeyLink {
                     reason: NotSentReason::KeyChanged,
                 });
             } else if covered.contains(&w.tag) {
-                let tlvs = sent_to_tlv(w.sent_to.as_deref());
-                let evs = b.client.send_to(&peer, w.tag, &w.text, &tlvs, now, rng);
+                let mut tlvs = ExtraTlvs(sent_to_tlv(w.sent_to.as_deref()));
+                tlvs.0.extend(w.extra.0.iter().cloned());
+                let evs = b.client.send_to(&peer, w.tag, &w.text, &tlvs.0, now, rng);
                 b.otr_events(evs, false, now, rng);
             } else {
                 b.car.emit(GlueEvent::NotSent {

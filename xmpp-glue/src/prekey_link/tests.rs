@@ -279,6 +279,7 @@ fn answers_count_only_from_the_server_asked() {
         let waiting = Waiting {
             tag: InstanceTag(0x200),
             text: "hi".into(),
+            extra: Default::default(),
             sent_to: None,
         };
         l.send_offline(b, r, "bob@y", waiting, true, 1000, rng);
@@ -327,6 +328,7 @@ fn waiting_texts_are_bounded() {
             let waiting = Waiting {
                 tag: InstanceTag(0x200),
                 text: i.to_string(),
+                extra: Default::default(),
                 sent_to: None,
             };
             l.send_offline(b, r, "bob@y", waiting, true, 1000, rng);

@@ -13,6 +13,7 @@ pub mod net_sim;
 pub mod net_xmpp;
 pub mod prekey;
 pub mod transcript;
+pub mod upload;
 
 use otr4::InstanceTag;
 use xmpp_glue::GlueEvent;
@@ -44,6 +45,11 @@ pub trait Net {
     fn tag(&self, dev: &str) -> InstanceTag;
     /// Whether `dev`'s session with `peer_dev` came from a non-interactive DAKE.
     fn non_interactive(&self, dev: &str, peer_dev: &str) -> bool;
+    /// A device sends a file to the bare JID of `to_user` (encrypted, one HTTP upload);
+    /// `false` if this network has no upload service (then the demo skips the file).
+    async fn send_file(&mut self, _dev: &str, _to_user: &str, _name: &str, _data: Vec<u8>) -> bool {
+        false
+    }
     /// Once every device is up: removes devices an earlier run left on the accounts'
     /// device lists (a real server keeps them); returns whether it removed any.
     async fn tidy(&mut self) -> bool {
@@ -113,6 +119,16 @@ async fn scenario<N: Net>(net: &mut N) -> bool {
     net.send(BOB_TABLET, "alice", text).await;
     let ev = net.settle().await;
     t.show(net, &ev);
+    let menu: Vec<u8> = (0..40_000u32).map(|i| (i % 251) as u8).collect();
+    let file_ok = if net
+        .send_file(ALICE_LAPTOP, "bob", "menu.pdf", menu.clone())
+        .await
+    {
+        let ev = net.settle().await;
+        t.file(ALICE_LAPTOP, "menu.pdf", &menu, &ev)
+    } else {
+        true
+    };
 
     t.section("Checks");
     let mut ok = true;
@@ -158,7 +174,7 @@ async fn scenario<N: Net>(net: &mut N) -> bool {
         if problems == 0 { "ok  " } else { "FAIL" }
     );
     ok &= problems == 0;
-    ok
+    ok && file_ok
 }
 
 /// A runtime from `builder` and a temporary directory for the stores (reported if either

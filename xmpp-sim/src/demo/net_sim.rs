@@ -15,7 +15,11 @@ use rand::rngs::ThreadRng;
 use xmpp_glue::minidom::Element;
 use xmpp_glue::{Engine, EngineConfig, GlueEvent, GlueState, Output};
 
+use super::upload::{self, Files};
 use super::{Net, prekey};
+
+/// The largest file the in-memory upload service takes (bytes of ciphertext).
+pub const UPLOAD_MAX: u64 = 16 * 1024 * 1024;
 
 const KEY: [u8; 32] = [7; 32];
 
@@ -48,6 +52,10 @@ pub struct SimNet {
     /// Outgoing stanzas of a device that the network drops (tests: a rogue device that
     /// does not touch its account's device list).
     filters: BTreeMap<String, fn(&Element) -> bool>,
+    /// The upload service's web server: URL → bytes.
+    files: Files,
+    /// Changes every upload as it is stored (tests: a server that tampers).
+    spoil: Option<fn(&mut Vec<u8>)>,
 }
 
 impl SimNet {
@@ -69,6 +77,13 @@ impl SimNet {
         let server_jid = format!("prekey.{domain}");
         let service = prekey::service(&server_jid, dir);
         let _ = sim.add_component(&server_jid, component(service, server_jid.clone()));
+        let upload_jid = format!("upload.{domain}");
+        let mut next = 0u64;
+        let jid = upload_jid.clone();
+        let _ = sim.add_component(
+            &upload_jid,
+            Box::new(move |s| upload::handle(&jid, UPLOAD_MAX, &mut next, s)),
+        );
         for u in ["alice", "bob"] {
             let _ = sim.add_user(&format!("{u}@{domain}"));
         }
@@ -82,7 +97,20 @@ impl SimNet {
             rng: rand::rng(),
             accounts: BTreeMap::new(),
             filters: BTreeMap::new(),
+            files: Files::default(),
+            spoil: None,
         }
+    }
+
+    /// Every later upload is changed by `f` as the web server stores it (tests: tampering,
+    /// truncation).
+    pub fn spoil_uploads(&mut self, f: fn(&mut Vec<u8>)) {
+        self.spoil = Some(f);
+    }
+
+    /// The upload service's web server (URL → bytes), e.g. to tamper with a file.
+    pub fn http_files(&self) -> Files {
+        self.files.clone()
     }
 
     /// The next connection of the new device `dev` uses `account` (e.g. one with the
@@ -153,6 +181,28 @@ impl SimNet {
                     }
                 }
                 Output::Event(e) => self.events.push((dev.to_owned(), e)),
+                // The web server is this map: a PUT stores, a GET reads (as much as asked).
+                Output::Upload(mut u) => {
+                    if let Some(spoil) = self.spoil {
+                        spoil(&mut u.body);
+                    }
+                    if let Ok(mut f) = self.files.lock() {
+                        f.insert(u.url.clone(), u.body);
+                    }
+                    let id = u.transfer;
+                    self.with_engine(dev, |e, t, rng| e.upload_done(id, Ok(()), t, rng));
+                }
+                Output::Download(d) => {
+                    let got = self.files.lock().ok().and_then(|f| f.get(&d.url).cloned());
+                    let result = got
+                        .map(|mut b| {
+                            b.truncate(usize::try_from(d.max_len + 1).unwrap_or(usize::MAX));
+                            b
+                        })
+                        .ok_or_else(|| "HTTP 404".to_owned());
+                    let id = d.transfer;
+                    self.with_engine(dev, |e, t, rng| e.download_done(id, result, t, rng));
+                }
             }
         }
     }
@@ -238,6 +288,14 @@ impl Net for SimNet {
     async fn send(&mut self, dev: &str, to_user: &str, text: &str) {
         let to = self.bare(to_user);
         self.with_engine(dev, |e, t, rng| e.send(&to, text, t, rng));
+    }
+
+    async fn send_file(&mut self, dev: &str, to_user: &str, name: &str, data: Vec<u8>) -> bool {
+        let to = self.bare(to_user);
+        self.with_engine(dev, |e, t, rng| {
+            e.send_file(&to, name, "application/pdf", &data, t, rng).1
+        });
+        true
     }
 
     async fn smp_start(&mut self, dev: &str, peer_dev: &str, question: &str, secret: &str) {

@@ -172,6 +172,39 @@ impl Transcript {
         }
     }
 
+    /// One line for a file `sender` sent (encrypted, one upload): which devices got
+    /// exactly these bytes (the other events of the step are not printed). Returns whether
+    /// every other device got it and nothing failed.
+    pub fn file(
+        &mut self,
+        sender: &str,
+        name: &str,
+        data: &[u8],
+        events: &[(String, GlueEvent)],
+    ) -> bool {
+        let mut got = Vec::new();
+        let mut failed = Vec::new();
+        for (dev, e) in events {
+            match e {
+                GlueEvent::File(f) if f.name == name && f.data.as_slice() == data => {
+                    got.push(dev.as_str());
+                }
+                GlueEvent::File(_) | GlueEvent::FileFailed { .. } => failed.push(dev.as_str()),
+                GlueEvent::Undecryptable { .. } | GlueEvent::Error(_) => self.problems += 1,
+                _ => {}
+            }
+        }
+        got.sort_unstable();
+        let ok = got.len() == 3 && failed.is_empty();
+        println!(
+            "  {sender:<13} sends \"{name}\" ({} bytes, encrypted, one HTTP upload): {} {}",
+            data.len(),
+            if ok { "intact on" } else { "FAILED; intact on" },
+            got.join(", ")
+        );
+        ok
+    }
+
     /// How often `dev` read `text` from `from`.
     pub fn received(&self, dev: &str, from: &str, text: &str) -> usize {
         self.got
