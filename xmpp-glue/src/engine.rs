@@ -111,6 +111,7 @@ impl Engine {
     /// pinned key (it encrypts user content only to the keys the user accepted; the
     /// expectations are not persisted by otr4).
     fn prepare<R: CryptoRng + ?Sized>(&mut self, now: i64, rng: &mut R) {
+        self.reqs.set_now(now);
         if self.expectations_set {
             return;
         }
@@ -493,6 +494,15 @@ impl Engine {
         self.prepare(now, rng);
         let evs = self.client.tick(&mut self.prekeys, now, rng);
         bridge!(self).otr_events(evs, false, now, rng);
+        // Requests nobody answered: sent again, or failed as `remote-server-timeout`.
+        for p in self.reqs.expire(&mut self.car, now) {
+            self.on_answered(p, IqResponse::timed_out(), now, rng);
+        }
+        let own = domain(&self.cfg.jid).to_owned();
+        if self.online {
+            self.link
+                .retry_discovery(&mut bridge!(self), &mut self.reqs, &own, now, rng);
+        }
         self.link
             .maintain(&mut bridge!(self), self.online, now, rng);
         self.finish()
@@ -568,6 +578,17 @@ impl Engine {
             }
             Answer::To(p) => p,
         };
+        self.on_answered(purpose, r, now, rng);
+    }
+
+    /// The answer `r` to our request `purpose` (or its timeout).
+    fn on_answered<R: CryptoRng + ?Sized>(
+        &mut self,
+        purpose: Pending,
+        r: IqResponse,
+        now: i64,
+        rng: &mut R,
+    ) {
         let ok = r.ok;
         match purpose {
             Pending::Mam => match self.catchup.page_end(ok, r.mam_fin) {

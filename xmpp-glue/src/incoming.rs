@@ -119,6 +119,27 @@ pub(crate) struct IqResponse {
     pub failure: Option<IqFailure>,
 }
 
+impl IqResponse {
+    /// The failure a request gets when nobody answered it ([`crate::requests::TRIES`] sends):
+    /// `wait`/`remote-server-timeout` (RFC 6120 §8.3.3.18).
+    pub fn timed_out() -> IqResponse {
+        IqResponse {
+            id: None,
+            from: None,
+            ok: false,
+            mam_fin: None,
+            disco_items: Vec::new(),
+            prekey_server: false,
+            devices: None,
+            precondition_not_met: false,
+            failure: Some(IqFailure {
+                typ: "wait".into(),
+                condition: "remote-server-timeout".into(),
+            }),
+        }
+    }
+}
+
 impl Incoming {
     /// Classifies `stanza` (already checked against the limits of [`crate::xml`]).
     pub fn parse(stanza: &Element) -> Incoming {

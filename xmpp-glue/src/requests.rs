@@ -1,5 +1,7 @@
 //! Our IQ requests in flight and who may answer each (docs/xmpp-glue.md §8): an answer
-//! from anyone but the entity asked is ignored and counted, whatever its id.
+//! from anyone but the entity asked is ignored and counted, whatever its id. A request
+//! unanswered for [`TIMEOUT`] seconds is sent again (a new id), [`TRIES`] times in all; then it
+//! fails as if answered `remote-server-timeout` (RFC 6120 §8.3.3.18).
 
 use std::collections::BTreeMap;
 
@@ -73,10 +75,30 @@ pub(crate) enum Answer {
     To(Pending),
 }
 
+/// Seconds without an answer before a request is sent again.
+pub(crate) const TIMEOUT: i64 = 20;
+/// How many times a request is sent before it fails.
+pub(crate) const TRIES: u8 = 3;
+
+/// One request in flight.
+#[derive(Debug)]
+struct InFlight {
+    from: Responder,
+    purpose: Pending,
+    /// The request as sent (sent again under a new id when unanswered).
+    stanza: Element,
+    /// When it was last sent (Unix seconds).
+    sent: i64,
+    /// How many times it was sent.
+    tries: u8,
+}
+
 /// The requests in flight, by id.
 #[derive(Debug, Default)]
 pub(crate) struct Requests {
-    iqs: BTreeMap<String, (Responder, Pending)>,
+    iqs: BTreeMap<String, InFlight>,
+    /// The time of the engine call in progress (Unix seconds).
+    now: i64,
 }
 
 impl Requests {
@@ -91,13 +113,56 @@ impl Requests {
     ) {
         let id = car.id();
         let s = make(&id);
-        self.iqs.insert(id, (from, purpose));
+        self.iqs.insert(
+            id,
+            InFlight {
+                from,
+                purpose,
+                stanza: s.clone(),
+                sent: self.now,
+                tries: 1,
+            },
+        );
         car.stanza(s);
+    }
+
+    /// Sets the time of the engine call in progress.
+    pub fn set_now(&mut self, now: i64) {
+        self.now = now;
+    }
+
+    /// Sends again (under a new id) every request unanswered for [`TIMEOUT`] seconds, and
+    /// returns the ones sent [`TRIES`] times already: they have failed.
+    pub fn expire(&mut self, car: &mut Carriage, now: i64) -> Vec<Pending> {
+        let late: Vec<String> = self
+            .iqs
+            .iter()
+            .filter(|(_, r)| now.saturating_sub(r.sent) >= TIMEOUT)
+            .map(|(id, _)| id.clone())
+            .collect();
+        let mut failed = Vec::new();
+        for id in late {
+            let Some(mut r) = self.iqs.remove(&id) else {
+                continue;
+            };
+            if r.tries >= TRIES {
+                tracing::warn!(tries = r.tries, "an IQ request went unanswered; given up");
+                failed.push(r.purpose);
+                continue;
+            }
+            let new_id = car.id();
+            crate::stanza::set_attr(&mut r.stanza, "id", &new_id);
+            r.sent = now;
+            r.tries += 1;
+            car.stanza(r.stanza.clone());
+            self.iqs.insert(new_id, r);
+        }
+        failed
     }
 
     /// Matches an answer with id `id` from `from`; `own`: whether `from` is our account.
     pub fn answer(&mut self, id: &str, from: Option<&str>, own: bool) -> Answer {
-        let Some((who, _)) = self.iqs.get(id) else {
+        let Some(InFlight { from: who, .. }) = self.iqs.get(id) else {
             return Answer::Unknown;
         };
         let answers = match who {
@@ -108,14 +173,14 @@ impl Requests {
             return Answer::Spoofed;
         }
         match self.iqs.remove(id) {
-            Some((_, p)) => Answer::To(p),
+            Some(r) => Answer::To(r.purpose),
             None => Answer::Unknown,
         }
     }
 
     /// Whether a request in flight matches `f`.
     pub fn any(&self, f: impl Fn(&Pending) -> bool) -> bool {
-        self.iqs.values().any(|(_, p)| f(p))
+        self.iqs.values().any(|r| f(&r.purpose))
     }
 
     /// Forgets every request (the stream went down or came up again).
@@ -175,6 +240,51 @@ mod tests {
             r.answer(&id, Some("bob@x"), false),
             Answer::Unknown
         ));
+    }
+
+    #[test]
+    fn unanswered_requests_are_sent_again_then_fail() {
+        let mut car = Carriage::new(&mut StdRng::seed_from_u64(3));
+        let mut r = Requests::default();
+        r.set_now(1000);
+        r.send(
+            &mut car,
+            Responder::Jid("x".into()),
+            Pending::DiscoItems { domain: "x".into() },
+            |id| stanza::disco_items(id, "x"),
+        );
+        let id_of = |car: &mut Carriage| {
+            let out = car.finish(otr4::InstanceTag(0x100));
+            let ids: Vec<String> = out
+                .iter()
+                .filter_map(|o| match o {
+                    crate::Output::Stanza(s) => s.attr("id").map(str::to_owned),
+                    _ => None,
+                })
+                .collect();
+            ids
+        };
+        let first = id_of(&mut car);
+        assert_eq!(first.len(), 1);
+        // Not yet late: nothing is sent.
+        assert!(r.expire(&mut car, 1000 + TIMEOUT - 1).is_empty());
+        assert!(id_of(&mut car).is_empty());
+        // Late: sent again under a new id; the old id no longer answers.
+        assert!(r.expire(&mut car, 1000 + TIMEOUT).is_empty());
+        let second = id_of(&mut car);
+        assert_eq!(second.len(), 1);
+        assert_ne!(second, first);
+        assert!(matches!(
+            r.answer(&first[0], Some("x"), false),
+            Answer::Unknown
+        ));
+        // The third try goes out, then the request fails.
+        assert!(r.expire(&mut car, 1000 + 2 * TIMEOUT).is_empty());
+        assert_eq!(id_of(&mut car).len(), 1);
+        let failed = r.expire(&mut car, 1000 + 3 * TIMEOUT);
+        assert!(matches!(failed.as_slice(), [Pending::DiscoItems { .. }]));
+        assert!(id_of(&mut car).is_empty());
+        assert!(!r.any(|_| true));
     }
 
     #[test]

@@ -44,6 +44,8 @@ pub(crate) struct PrekeyLink {
     link_domain: Option<String>,
     /// Domains whose server is being discovered.
     discovering: BTreeSet<String>,
+    /// Our own domain's discovery failed: when to try again, and the delay used.
+    retry: Option<(i64, i64)>,
     /// Ensemble queries under way: contact → the prekey server asked.
     queries_inflight: BTreeMap<String, String>,
     /// Texts for offline devices waiting for ensembles.
@@ -54,6 +56,12 @@ pub(crate) struct PrekeyLink {
     own_domain: String,
     refill: RefillPolicy,
 }
+
+/// Seconds before our own domain's prekey server is looked for again after a failed
+/// discovery; the delay doubles on each failure up to [`RETRY_MAX`].
+pub(crate) const RETRY_FIRST: i64 = 15;
+/// The longest delay between two discoveries of our own domain's prekey server.
+pub(crate) const RETRY_MAX: i64 = 600;
 
 impl PrekeyLink {
     /// From the persisted pins and publication flag, for our bare JID `jid`.
@@ -68,6 +76,7 @@ impl PrekeyLink {
             published,
             link_domain: None,
             discovering: BTreeSet::new(),
+            retry: None,
             queries_inflight: BTreeMap::new(),
             waiting: BTreeMap::new(),
             framing: PrekeyFraming::new(),
@@ -95,6 +104,31 @@ impl PrekeyLink {
     pub fn reconnected(&mut self) {
         self.discovering.clear();
         self.queries_inflight.clear();
+        self.retry = None;
+    }
+
+    /// On a tick: when the discovery of our own domain's prekey server failed (no answer,
+    /// an error, no server listed), tries again after [`RETRY_FIRST`] seconds, doubling up
+    /// to [`RETRY_MAX`]: a server that was restarting or not yet connected is found later.
+    pub fn retry_discovery<R: CryptoRng + ?Sized>(
+        &mut self,
+        b: &mut Bridge<'_>,
+        reqs: &mut Requests,
+        dom: &str,
+        now: i64,
+        rng: &mut R,
+    ) {
+        if self.servers.contains_key(dom) {
+            self.retry = None;
+            return;
+        }
+        match self.retry {
+            Some((at, _)) if now >= at && !self.discovering.contains(dom) => {
+                tracing::info!(domain = dom, "looking for the prekey server again");
+                self.ensure_server(b, reqs, dom, true, now, rng);
+            }
+            _ => {}
+        }
     }
 
     fn server_jid(&self, dom: &str) -> Option<String> {
@@ -274,13 +308,19 @@ impl PrekeyLink {
         b: &mut Bridge<'_>,
         reqs: &Requests,
         dom: &str,
-        _now: i64,
+        now: i64,
         _rng: &mut R,
     ) {
         if reqs.any(|p| p.discovers(dom)) || self.servers.contains_key(dom) {
             return;
         }
         self.discovering.remove(dom);
+        if dom == self.own_domain {
+            let delay = self
+                .retry
+                .map_or(RETRY_FIRST, |(_, d)| (d * 2).min(RETRY_MAX));
+            self.retry = Some((now.saturating_add(delay), delay));
+        }
         b.car
             .emit(GlueEvent::Error(GlueError::NoPrekeyServer(dom.to_owned())));
         let waiting: Vec<String> = self
