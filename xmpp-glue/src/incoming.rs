@@ -132,6 +132,8 @@ impl IqResponse {
             prekey_server: false,
             devices: None,
             precondition_not_met: false,
+            upload_service: None,
+            upload_slot: None,
             failure: Some(IqFailure {
                 typ: "wait".into(),
                 condition: "remote-server-timeout".into(),
