@@ -24,6 +24,9 @@ use xmpp_sim::demo;
 use demo::Net;
 use demo::net_sim::SimNet;
 
+// The Prosody helpers shared with `prosody.rs` and `python_client.rs`.
+mod support;
+
 fn block<F: std::future::Future>(f: F) -> F::Output {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -417,11 +420,12 @@ fn plain_http_slots_are_refused_unless_the_origin_is_allowed() {
 
 mod prosody {
     use super::*;
+    use crate::support::{missing, prekey_server_bin, setup_script};
 
     use std::collections::HashMap;
-    use std::path::{Path, PathBuf};
+    use std::path::PathBuf;
     use std::process::{Child, Command, Stdio};
-    use std::sync::{Mutex, OnceLock};
+    use std::sync::Mutex;
     use std::time::{Duration, Instant};
 
     use xmpp_glue::client::{ConnectOptions, EventStream, XmppClient};
@@ -432,72 +436,6 @@ mod prosody {
     const COMPONENT_PORT: &str = "15367";
     const HTTP_PORT: &str = "15280";
     const COMPONENT: &str = "prekey.localhost";
-
-    fn setup_script() -> PathBuf {
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../prekey-server/tests/prosody/setup.sh")
-    }
-
-    fn have(cmd: &str) -> bool {
-        Command::new("sh")
-            .args(["-c", &format!("command -v {cmd}")])
-            .stdout(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success())
-    }
-
-    fn missing() -> Option<&'static str> {
-        let install = ["XMPP_GLUE_PROSODY_TEST", "PREKEY_PROSODY_TEST"]
-            .iter()
-            .any(|v| std::env::var(v).is_ok_and(|v| v == "1"));
-        if !install && !have("prosody") {
-            return Some(
-                "Prosody is not installed (XMPP_GLUE_PROSODY_TEST=1 lets setup.sh install it)",
-            );
-        }
-        let root = Command::new("id")
-            .arg("-u")
-            .output()
-            .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0");
-        if !root || !have("setpriv") {
-            return Some("it needs root and setpriv to start Prosody as user prosody");
-        }
-        None
-    }
-
-    /// The prekey-server binary of this build profile (`cargo test --workspace` builds it;
-    /// built here only if missing).
-    fn prekey_server_bin() -> PathBuf {
-        static BIN: OnceLock<PathBuf> = OnceLock::new();
-        BIN.get_or_init(|| {
-            let exe = std::env::current_exe().unwrap();
-            let profile_dir = exe.parent().unwrap().parent().unwrap().to_owned();
-            let bin = profile_dir.join("prekey-server");
-            if bin.is_file() {
-                return bin;
-            }
-            let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
-            let mut c = Command::new(cargo);
-            c.args([
-                "build",
-                "-q",
-                "-p",
-                "prekey-server",
-                "--bin",
-                "prekey-server",
-            ])
-            .current_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join(".."));
-            if profile_dir.file_name().is_some_and(|n| n == "release") {
-                c.arg("--release");
-            }
-            if let Some(target) = profile_dir.parent() {
-                c.arg("--target-dir").arg(target);
-            }
-            let built = c.status().is_ok_and(|s| s.success());
-            assert!(built || bin.is_file(), "could not build prekey-server");
-            bin
-        })
-        .clone()
-    }
 
     static ONE_PROSODY: Mutex<()> = Mutex::new(());
 
