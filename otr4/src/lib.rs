@@ -29,9 +29,10 @@
 //!   targets, benches and prekey server. Not a stable API; a client does not need it.
 //! - `forge` (implies `hazmat`): `otr4::forge`, the forging toolkit of otrv4.md §"Forging
 //!   Transcripts" (the `otr4-forge` command line; docs/deniability.md).
-//! - `v3` (default): the OTRv3 protocol (AKE, data messages, TLVs, fragments, import of
-//!   libotr's key files) for the OTRv3-compatible mode; for now reachable only as
-//!   `otr4::hazmat::v3` (issue 16).
+//! - `v3` (default): the OTRv3 protocol for the OTRv3-compatible mode: with an OTRv3 key in
+//!   the account ([`Account::set_v3_key`]) and version 3 in the policy, [`Client`] talks
+//!   OTRv3 to a peer that offers only version 3 ([`Event::SecureV3`]); [`otrv3`] holds the
+//!   key types and the import of libotr's key and fingerprint files.
 //!
 //! Inside, the layers import only downward (`tests/layering.rs` checks it; the map is
 //! docs/ARCHITECTURE.md): `debug`, `instance_tag` → `crypto` → `wire::codec` → `profile` →
@@ -203,6 +204,22 @@ pub use wire::error_msg::ErrorCode;
 pub use wire::fragment::FragmentError;
 pub use wire::query::Versions;
 pub use wire::tlv::{Tlv, TlvType};
+
+/// OTRv3 for the OTRv3-compatible mode (otrv4.md §"OTRv3-compatible mode"): the long-term DSA
+/// key an [`Account`] needs to speak version 3 ([`Account::set_v3_key`]), its fingerprint, the
+/// errors of a v3 session, and the import of libotr's key and fingerprint files
+/// (`otr.private_key`, `otr.fingerprints`) so a user moving from Pidgin keeps their identity
+/// and their verified contacts. The protocol itself runs inside [`Client`].
+#[cfg(feature = "v3")]
+pub mod otrv3 {
+    pub use crate::v3::V3Error;
+    pub use crate::v3::migrate::{
+        AccountKey, AccountProblem, ImportError, KnownFingerprint, LineProblem,
+        MAX_FINGERPRINT_FILE, MAX_KEY_FILE, Trust, read_fingerprints, read_private_keys,
+    };
+    pub use crate::v3::pubkey::{DsaKeyError, DsaPrivateKey, DsaPublicKey, V3Fingerprint};
+    pub use crate::v3::sexp::SexpError;
+}
 
 /// The code blocks of the project's Markdown documents compile and run as doctests of this
 /// crate (the documents about otr4 and the repository as a whole), so an example cannot

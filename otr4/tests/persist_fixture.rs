@@ -1,9 +1,10 @@
-//! Today's persistence format keeps importing (issue 11, item 3): `fixtures/persist-v2/`
-//! holds two `Client` exports made mid-conversation (a live double ratchet with a skipped
-//! message key on each side, a queued message, a prekey store), and the test below imports
-//! them and continues the conversation; the code regenerates them byte for byte. The
-//! `#[ignore]`d `generate` test wrote them: `cargo test -p otr4 --test persist_fixture --
-//! --ignored generate` (deterministic: a seeded RNG and a fixed `now`).
+//! Every persistence format keeps importing (issue 11, item 3): `fixtures/persist-v2/`
+//! (format version 2, frozen) and `fixtures/persist-v3/` (today's format, with an OTRv3
+//! key) each hold two `Client` exports made mid-conversation (a live double ratchet with a
+//! skipped message key on each side, a queued message, a prekey store), and the tests below
+//! import them and continue the conversation; today's code regenerates the version 3 files
+//! byte for byte. The `#[ignore]`d `generate` test writes them: `cargo test -p otr4 --test
+//! persist_fixture -- --ignored generate` (deterministic: a seeded RNG and a fixed `now`).
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -17,6 +18,7 @@ use otr4::Fingerprint;
 use otr4::PrekeyStore;
 use otr4::RefillPolicy;
 use otr4::hazmat::crypto::ed448::KeyPair;
+use otr4::otrv3::read_private_keys;
 use otr4::{Account, Client, ConversationState, Event, Padding, Policy};
 use rand::SeedableRng;
 use rand::rngs::StdRng;
@@ -25,12 +27,15 @@ const NOW: i64 = 1_765_000_000;
 const ALICE: &str = "alice@example.org";
 const BOB: &str = "bob@example.org";
 const CAROL: &str = "carol@example.org";
-const DIR: &str = "tests/fixtures/persist-v2";
+/// Written by the code of issue 11 (format version 2, frozen: only imported).
+const V2_DIR: &str = "tests/fixtures/persist-v2";
+/// Written by today's code (format version 3: Alice's account holds an OTRv3 key).
+const V3_DIR: &str = "tests/fixtures/persist-v3";
 const ALICE_KEY: [u8; 32] = [0xa1; 32];
 const BOB_KEY: [u8; 32] = [0xb0; 32];
 
-fn dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(DIR)
+fn dir(which: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(which)
 }
 
 /// Both clients and the prekey store each one keeps.
@@ -109,7 +114,11 @@ fn fixture_files() -> Vec<(&'static str, Vec<u8>)> {
         padding: Padding::None,
         ..Policy::standalone()
     };
-    let alice = Client::new(Account::generate(&mut rng, policy, now).unwrap(), ALICE);
+    let mut alice_account = Account::generate(&mut rng, policy, now).unwrap();
+    // Format version 3 keeps an OTRv3 key (the first of libotr's key-migration fixture).
+    let v3_keys = include_bytes!("../src/v3/testdata/two.private_key");
+    alice_account.set_v3_key(read_private_keys(v3_keys).unwrap().remove(0).key);
+    let alice = Client::new(alice_account, ALICE);
     let bob = Client::new(Account::generate(&mut rng, policy, now).unwrap(), BOB);
     let mut p = Pair {
         alice_store: PrekeyStore::new(alice.account().instance_tag()),
@@ -189,7 +198,7 @@ fn fixture_files() -> Vec<(&'static str, Vec<u8>)> {
 #[test]
 #[ignore = "writes the fixture; run once with --ignored to regenerate it"]
 fn generate() {
-    let d = dir();
+    let d = dir(V3_DIR);
     std::fs::create_dir_all(&d).unwrap();
     for (name, bytes) in fixture_files() {
         std::fs::write(d.join(name), bytes).unwrap();
@@ -202,30 +211,43 @@ fn generate() {
 fn regenerating_the_fixture_gives_the_committed_bytes() {
     for (name, bytes) in fixture_files() {
         assert!(
-            read(name) == bytes,
+            read(V3_DIR, name) == bytes,
             "{name} differs from the committed fixture"
         );
     }
 }
 
-fn read(name: &str) -> Vec<u8> {
-    std::fs::read(dir().join(name)).unwrap()
-}
-
-fn key(name: &str) -> [u8; 32] {
-    read(name).try_into().unwrap()
-}
-
-fn held(name: &str) -> String {
-    String::from_utf8(read(name)).unwrap()
+fn read(which: &str, name: &str) -> Vec<u8> {
+    std::fs::read(dir(which).join(name)).unwrap()
 }
 
 #[test]
 fn version_2_fixture_imports_and_the_conversation_continues() {
+    imports_and_the_conversation_continues(V2_DIR);
+}
+
+#[test]
+fn version_3_fixture_imports_with_the_v3_key_and_the_conversation_continues() {
+    imports_and_the_conversation_continues(V3_DIR);
+}
+
+fn imports_and_the_conversation_continues(which: &str) {
+    let key = |name| -> [u8; 32] { read(which, name).try_into().unwrap() };
+    let held = |name| String::from_utf8(read(which, name)).unwrap();
+    let read = |name| read(which, name);
     let mut rng = StdRng::seed_from_u64(99);
     let now = NOW + 60;
     let (alice, alice_store) = Client::import(&key("alice.key"), &read("alice.client")).unwrap();
     let (bob, bob_store) = Client::import(&key("bob.key"), &read("bob.client")).unwrap();
+    // Only format version 3 carries an OTRv3 key (Alice's, in that fixture).
+    let v3 = read_private_keys(include_bytes!("../src/v3/testdata/two.private_key"))
+        .unwrap()
+        .remove(0)
+        .key
+        .fingerprint();
+    let want = (which == V3_DIR).then_some(v3);
+    assert_eq!(alice.account().v3_fingerprint(), want);
+    assert_eq!(bob.account().v3_fingerprint(), None);
     let alice_tag = alice.account().instance_tag();
     let bob_tag = bob.account().instance_tag();
     let mut p = Pair {

@@ -23,8 +23,8 @@ use chacha20::ChaCha20Rng;
 use otr4::hazmat::v3::session::Session;
 use rand_core::SeedableRng;
 use v3_peer::{
-    Peer, PeerAkeFailure, ake_otr4_initiates, converse, long_messages, our_key, smp_both_ways,
-    tampering, try_ake_peer_initiates,
+    Peer, PeerAkeFailure, ake_otr4_initiates, compat_conversation, converse, long_messages,
+    our_key, smp_both_ways, tampering, try_ake_peer_initiates,
 };
 
 /// The driver script, and a directory holding the library's DSA key, made once per run
@@ -141,4 +141,21 @@ fn smp_with_jsotr_both_ways() {
     let mut peer = jsotr("smp", None);
     let mut session = ake_otr4_initiates(&mut peer, our_key(), &mut rng);
     smp_both_ways(&mut peer, &mut session, our_key(), &mut rng);
+}
+
+/// Issue 16 item 2: `otr4::Client` in the OTRv3-compatible mode talks to the JavaScript
+/// library: after the client's query (`?OTRv34?`; the library starts a v3 AKE, restarted by
+/// another query when its unpadded-`r` defect strikes) and after the library's query (the
+/// client starts the AKE); messages, long messages, SMP both ways and the end of the session,
+/// all through the client's API. Also with both sides fragmenting at 150 characters.
+#[test]
+#[ignore = "needs Node and `npm ci` in interop/js-otr (run by .ci/run with --ignored)"]
+fn compatible_mode_client_talks_v3_with_jsotr() {
+    for (i, (client_queries, fragment_at)) in [(true, None), (false, None), (false, Some(150))]
+        .into_iter()
+        .enumerate()
+    {
+        let mut peer = jsotr(&format!("compat-{i}"), fragment_at);
+        compat_conversation(&mut peer, client_queries, 9);
+    }
 }

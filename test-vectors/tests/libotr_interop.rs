@@ -26,8 +26,8 @@ use otr4::hazmat::v3::tlv::V3Plaintext;
 use otr4::hazmat::wire::encoded::encode_otr;
 use rand_core::SeedableRng;
 use v3_peer::{
-    Peer, ake_otr4_initiates, ake_peer_initiates, converse, human, long_messages, our_key, receive,
-    smp_both_ways, tampering,
+    Peer, ake_otr4_initiates, ake_peer_initiates, compat_conversation, converse, human,
+    long_messages, otr4_peer_binary_talks_v3, our_key, receive, smp_both_ways, tampering,
 };
 
 /// The harness binary and a directory holding libotr's key, built once per test run.
@@ -181,7 +181,7 @@ fn libotr_key_and_fingerprint_files_import_and_keep_the_identity() {
             username: "otr4@example.org".into(),
             account: "libotr@example.org".into(),
             protocol: "xmpp".into(),
-            fingerprint: imported.public().fingerprint(),
+            fingerprint: imported.fingerprint(),
             trust: Trust::Verified {
                 how: "verified".into()
             },
@@ -197,4 +197,29 @@ fn smp_with_libotr_both_ways() {
     let mut peer = libotr("smp", None);
     let mut session = ake_otr4_initiates(&mut peer, our_key(), &mut rng);
     smp_both_ways(&mut peer, &mut session, our_key(), &mut rng);
+}
+
+/// Issue 16 item 2: `otr4::Client` in the OTRv3-compatible mode talks to libotr. The client's
+/// query offers versions 3 and 4 and libotr answers with v3; libotr's query is answered with
+/// a v3 D-H Commit; then messages, long messages, SMP both ways and the end of the session,
+/// all through the client's API. Also with both sides fragmenting at 150 characters.
+#[test]
+#[ignore = "needs gcc, pkg-config and libotr5-dev (run by .ci/run with --ignored)"]
+fn compatible_mode_client_talks_v3_with_libotr() {
+    for (i, (client_queries, fragment_at)) in [(true, None), (false, None), (true, Some(150))]
+        .into_iter()
+        .enumerate()
+    {
+        let mut peer = libotr(&format!("compat-{i}"), fragment_at);
+        compat_conversation(&mut peer, client_queries, 0);
+    }
+}
+
+/// Issue 16 item 4: `otr4-peer --mode compatible` speaks OTRv3 with libotr over the same
+/// line protocol auditors use for OTRv4.
+#[test]
+#[ignore = "needs gcc, pkg-config and libotr5-dev (run by .ci/run with --ignored)"]
+fn otr4_peer_binary_in_compatible_mode_talks_v3_with_libotr() {
+    let mut peer = libotr("otr4-peer-binary", None);
+    otr4_peer_binary_talks_v3(&mut peer, env!("CARGO_BIN_EXE_otr4-peer"));
 }

@@ -285,8 +285,8 @@ fn compatible_peers_start_with_a_query_message() {
     let first = alice.cmd("start");
     assert_eq!(outs(&first).len(), 1, "{first:?}");
     assert!(
-        outs(&first)[0].starts_with("?OTRv4?"),
-        "a query message: {first:?}"
+        outs(&first)[0].starts_with("?OTRv34?"),
+        "a query message offering versions 3 and 4: {first:?}"
     );
     let replies = bob.cmd(&format!("recv {}", outs(&first)[0]));
     assert!(
@@ -305,8 +305,25 @@ fn compatible_peers_start_with_a_query_message() {
         bob.log
     );
     assert_eq!(field(&sa[0], "ssid"), field(&sb[0], "ssid"));
+    // Both allow version 4: never an OTRv3 session.
+    assert!(alice.lines_since(0, "event secure_v3").is_empty());
     alice.quit();
     bob.quit();
+}
+
+/// Issue 16 item 4: in the compatible mode a query offering only version 3 is answered with
+/// a v3 D-H Commit (otrv4.md §"Receiving a Query Message"); the whole v3 conversation with
+/// libotr through `otr4-peer` is in `libotr_interop.rs`.
+#[test]
+fn compatible_peer_answers_a_v3_query_with_a_d_h_commit() {
+    let (mut alice, _) = pair("compatible");
+    let replies = alice.cmd("recv ?OTRv3?");
+    let out = outs(&replies);
+    assert_eq!(out.len(), 1, "{replies:?}");
+    let bytes = decode_otr(&out[0]).unwrap();
+    assert_eq!(&bytes[..3], &[0x00, 0x03, 0x02], "a version 3 D-H Commit");
+    assert_eq!(&bytes[7..11], &[0, 0, 0, 0], "no receiver instance yet");
+    alice.quit();
 }
 
 /// Malformed commands and messages are reported as `error` lines, and the peer goes on.

@@ -19,10 +19,13 @@ use super::persisted::{
     usize_of,
 };
 use super::policy::Policy;
+#[cfg(feature = "v3")]
+use crate::v3::pubkey::{DsaPrivateKey, V3Fingerprint};
+use crate::wire::query::Versions;
 
-/// The version string of our Client Profile: only "4" (OTRv3 is not implemented, and the
-/// standalone modes only allow "4"; modes/otrv4-standalone-mode.md, "Creating a Client
-/// Profile").
+/// The version string of our Client Profile: only "4" (the standalone modes only allow "4",
+/// modes/otrv4-standalone-mode.md, "Creating a Client Profile"; in the compatible mode the
+/// profile does not yet carry the OTRv3 key and transitional signature, docs/spec-notes.md).
 pub const PROFILE_VERSIONS: &[u8] = b"4";
 
 /// How long a replaced Client Profile, and a shared prekey whose Prekey Profile expired,
@@ -68,6 +71,9 @@ pub struct Account {
     /// Replaced Client Profiles still in their extra validity period, oldest first.
     pub(crate) previous_profiles: Vec<ClientProfile>,
     pub(crate) published: Published,
+    /// The OTRv3 long-term DSA key, for the v3 half of the OTRv3-compatible mode.
+    #[cfg(feature = "v3")]
+    pub(crate) v3_key: Option<DsaPrivateKey>,
 }
 
 redacted_debug!(Account {
@@ -167,6 +173,8 @@ impl Account {
             policy,
             previous_profiles: Vec::new(),
             published: Published::default(),
+            #[cfg(feature = "v3")]
+            v3_key: None,
         }
     }
 
@@ -195,6 +203,44 @@ impl Account {
     /// Our fingerprint over `H` and `F`.
     pub fn fingerprint(&self) -> Fingerprint {
         Fingerprint::otrv4(&self.public_key(), &self.forging_public)
+    }
+
+    /// Gives the account an OTRv3 long-term DSA key (a new one from
+    /// [`DsaPrivateKey::generate`], or the one imported from libotr's `otr.private_key` by
+    /// [`crate::otrv3::read_private_keys`]): with it, and version 3 in the policy's
+    /// versions, [`super::Mode::Otrv3Compatible`] offers and accepts OTRv3 (otrv4.md
+    /// §"OTRv3-compatible mode"). Replaces any key set before.
+    #[cfg(feature = "v3")]
+    pub fn set_v3_key(&mut self, key: DsaPrivateKey) {
+        self.v3_key = Some(key);
+    }
+
+    /// The fingerprint of our OTRv3 key, if the account has one.
+    #[cfg(feature = "v3")]
+    pub fn v3_fingerprint(&self) -> Option<V3Fingerprint> {
+        self.v3_key.as_ref().map(DsaPrivateKey::fingerprint)
+    }
+
+    /// Our OTRv3 key when version 3 may be used: the mode is OTRv3-compatible, the policy
+    /// allows version 3, and the account has a key.
+    #[cfg(feature = "v3")]
+    pub(crate) fn v3_usable(&self) -> Option<&DsaPrivateKey> {
+        let p = &self.policy;
+        if p.mode.handles_plaintext() && p.versions.has_v3() {
+            self.v3_key.as_ref()
+        } else {
+            None
+        }
+    }
+
+    /// The versions we offer in query messages and whitespace tags: the policy's, without
+    /// version 3 unless it is usable.
+    pub(crate) fn offered_versions(&self) -> Versions {
+        #[cfg(feature = "v3")]
+        if self.v3_usable().is_some() {
+            return self.policy.versions;
+        }
+        self.policy.versions.intersection(Versions::V4)
     }
 
     /// Our current Client Profile.
@@ -277,11 +323,12 @@ impl Account {
 /// ```text
 /// account:  long-term symmetric key (57) || forging key POINT (57) || opt forging secret
 ///           symmetric key (57) || instance tag INT || DATA(Client Profile) || policy ||
-///           offline (version 2 only)
+///           offline (from version 2) || OTRv3 key (from version 3)
 /// offline:  DATA(prekey store, `PrekeyStore::export`) || published Client Profile digest
 ///           (BYTE flag || 32 bytes, zeros if absent) || published Prekey Profile digest
 ///           (same) || opt last storage status query LONG || INT n (at most
 ///           MAX_PREVIOUS_PROFILES) || n × DATA(previous Client Profile), oldest first
+/// OTRv3 key: BYTE flag || (with the flag) PUBKEY || MPI x   (the DSA key, y = g^x checked)
 /// ```
 ///
 /// Not [`Persist`]: the caller's prekey store is written inside the account and read back
@@ -309,6 +356,16 @@ impl Account {
         for p in &self.previous_profiles {
             w.data(&p.encode());
         }
+        if version < 3 {
+            return;
+        }
+        #[cfg(feature = "v3")]
+        if let Some(k) = &self.v3_key {
+            w.u8(1);
+            k.write_secret(w);
+            return;
+        }
+        w.u8(0);
     }
 
     /// Reads an account and its prekey store written in format `version`, checking the keys
@@ -352,6 +409,13 @@ impl Account {
                 Published::default(),
             )
         };
+        let has_v3_key = version >= 3 && read_flag(r, "OTRv3 key flag")?;
+        #[cfg(not(feature = "v3"))]
+        if has_v3_key {
+            return Err(PersistError::Invalid(
+                "the account has an OTRv3 key, but this build has no OTRv3 (feature v3)",
+            ));
+        }
         let account = Account {
             long_term,
             forging_public,
@@ -361,6 +425,12 @@ impl Account {
             policy,
             previous_profiles,
             published,
+            #[cfg(feature = "v3")]
+            v3_key: if has_v3_key {
+                Some(DsaPrivateKey::read_secret(r)?)
+            } else {
+                None
+            },
         };
         Ok((account, prekeys))
     }

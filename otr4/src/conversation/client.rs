@@ -227,7 +227,7 @@ impl Client {
     ) -> Vec<Event> {
         let mut out = Vec::new();
         with_peer(self, peer, now, |p, ctx, _| {
-            if !ctx.account.policy.versions.has_v4() {
+            if !ctx.account.policy.versions.has_v4() && ctx.account.offered_versions().is_empty() {
                 return ctx.error(&mut out, None, ConversationError::VersionNotAllowed);
             }
             p.start(ctx, &mut out, rng);
@@ -281,6 +281,10 @@ impl Client {
         let mut out = Vec::new();
         let selection = self.account.policy.selection;
         with_peer(self, peer, now, |p, ctx, _| {
+            #[cfg(feature = "v3")]
+            if p.v3_takes_sends() {
+                return p.v3.send_user(ctx, &mut out, text, tlvs);
+            }
             let targets = p.select(selection);
             if targets.is_empty() {
                 p.send_any(ctx, &mut out, rng, text, tlvs);
@@ -318,6 +322,10 @@ impl Client {
     ) -> Vec<Event> {
         let mut out = Vec::new();
         with_peer(self, peer, now, |p, ctx, _| {
+            #[cfg(feature = "v3")]
+            if p.is_v3_instance(instance) {
+                return p.v3.send_user(ctx, &mut out, text, tlvs);
+            }
             p.send_to_instance(ctx, &mut out, rng, instance, text, tlvs);
         });
         out
@@ -372,6 +380,18 @@ impl Client {
         now: i64,
         rng: &mut R,
     ) -> Vec<Event> {
+        #[cfg(feature = "v3")]
+        if self
+            .peers
+            .get(peer)
+            .is_some_and(|p| p.is_v3_instance(instance))
+        {
+            let mut out = Vec::new();
+            with_peer(self, peer, now, |p, ctx, _| {
+                p.v3.smp_start(ctx, &mut out, rng, secret, question)
+            });
+            return out;
+        }
         self.with_conversation(peer, instance, now, rng, |c, ctx, out, rng| {
             c.smp_start(ctx, out, rng, secret, question);
         })
@@ -386,6 +406,18 @@ impl Client {
         now: i64,
         rng: &mut R,
     ) -> Vec<Event> {
+        #[cfg(feature = "v3")]
+        if self
+            .peers
+            .get(peer)
+            .is_some_and(|p| p.is_v3_instance(instance))
+        {
+            let mut out = Vec::new();
+            with_peer(self, peer, now, |p, ctx, _| {
+                p.v3.smp_respond(ctx, &mut out, rng, secret)
+            });
+            return out;
+        }
         self.with_conversation(peer, instance, now, rng, |c, ctx, out, rng| {
             c.smp_respond(ctx, out, rng, secret);
         })
@@ -399,6 +431,16 @@ impl Client {
         now: i64,
         rng: &mut R,
     ) -> Vec<Event> {
+        #[cfg(feature = "v3")]
+        if self
+            .peers
+            .get(peer)
+            .is_some_and(|p| p.is_v3_instance(instance))
+        {
+            let mut out = Vec::new();
+            with_peer(self, peer, now, |p, ctx, _| p.v3.smp_abort(ctx, &mut out));
+            return out;
+        }
         self.with_conversation(peer, instance, now, rng, |c, ctx, out, rng| {
             c.smp_abort(ctx, out, rng);
         })

@@ -84,6 +84,28 @@ pub enum Event {
         /// are refused — until the caller accepts this fingerprint.
         key_accepted: bool,
     },
+    /// An **OTRv3** session is established with the peer (otrv4.md §"OTRv3-compatible
+    /// mode": the peer offered only version 3). Show it as encrypted but as OTRv3, never as
+    /// an OTRv4 session: OTRv3 has no offline (non-interactive) start, no ring-signature
+    /// (participation) deniability — the AKE is signed with DSA — only 1536-bit D-H and
+    /// DSA-1024 (about 80-bit security) with SHA-1 MACs, and one session per contact (no
+    /// multi-device). Messages of this session arrive as [`Event::Received`] from
+    /// `instance`; [`super::Client::send`] uses it while the peer has no OTRv4 session;
+    /// SMP and [`super::Client::end`] work as for OTRv4.
+    #[cfg(feature = "v3")]
+    SecureV3 {
+        /// The peer's bare JID.
+        peer: String,
+        /// The peer's instance tag.
+        instance: InstanceTag,
+        /// The OTRv3 secure session id (Protocol-v3.html §"Secure Session ID").
+        ssid: [u8; 8],
+        /// Which half (0 or 1) of the SSID to show in bold for our role.
+        bold_half: usize,
+        /// The fingerprint of the peer's DSA key, to compare with the one the user
+        /// verified (e.g. imported from `otr.fingerprints`).
+        their_fingerprint: crate::v3::pubkey::V3Fingerprint,
+    },
     /// The peer ended its side (a TLV type 1 arrived): the conversation is `FINISHED`;
     /// end ours too ([`super::Client::end`]) before talking again.
     Finished {
@@ -259,8 +281,14 @@ pub enum Warning {
     CorruptedTlv,
     /// A query message or whitespace tag was ignored: the mode does not handle them.
     QueryIgnored,
-    /// A request for OTR version 3 arrived; version 3 is not implemented (the OTRv3 seam).
+    /// A request for OTR version 3 (only) arrived, or an OTRv3 message, and version 3 is not
+    /// usable: the policy does not allow it, the mode is not OTRv3-compatible, or the
+    /// account has no OTRv3 key ([`super::Account::set_v3_key`]). Nothing was sent.
     Otrv3Unsupported,
+    /// An OTRv3 AKE message failed validation or arrived in a state that does not expect
+    /// it, and was ignored (Protocol-v3.html §"The protocol state machine").
+    #[cfg(feature = "v3")]
+    Otrv3MessageIgnored(crate::v3::V3Error),
     /// A request for an offline conversation was rejected (interactive-only mode).
     OfflineRejected,
     /// A Non-Interactive-Auth message failed validation and was ignored (otrv4.md
@@ -353,6 +381,11 @@ pub enum ConversationError {
     /// The policy is inconsistent.
     #[error("invalid policy: {0}")]
     InvalidPolicy(&'static str),
+    /// An OTRv3 data message could not be read, or ours could not be made; for a
+    /// received one an OTR error message was sent unless it had `IGNORE_UNREADABLE`.
+    #[cfg(feature = "v3")]
+    #[error("OTRv3: {0}")]
+    Otrv3(crate::v3::V3Error),
     /// The keys given to build an account do not match.
     #[error("invalid account keys: {0}")]
     InvalidKeys(&'static str),

@@ -26,6 +26,12 @@ use super::events::{ConversationError, ConversationState, Event, Warning};
 use super::peer::{Peer, Pending};
 use super::session::{IDENTITY_DIGEST_LEN, identity_digest, non_interactive_digest};
 use super::state::Conversation;
+#[cfg(feature = "v3")]
+use super::v3::is_v3_message;
+#[cfg(feature = "v3")]
+use crate::v3::fragment::V3Fragment;
+#[cfg(feature = "v3")]
+use crate::wire::fragment::FragmentKind;
 
 impl Peer {
     /// A message from this peer: `prekeys` is the caller's prekey store, which a
@@ -39,6 +45,17 @@ impl Peer {
         text: &str,
         is_self: bool,
     ) {
+        // An OTRv3 fragment (`?OTR|sender|receiver,k,n,piece,`) has no identifier, so the
+        // strict OTRv4 parser refuses it: try it first (the two layouts never both match).
+        #[cfg(feature = "v3")]
+        if text.starts_with(FragmentKind::Otr.prefix())
+            && let Ok(f) = V3Fragment::parse(text)
+        {
+            if let Some(whole) = self.v3.push_fragment(ctx, &f) {
+                self.receive(ctx, out, rng, prekeys, &whole, is_self);
+            }
+            return;
+        }
         match classify(text) {
             Err(e) => ctx.error(out, None, ConversationError::Malformed(e)),
             Ok(Incoming::Fragment(f)) => {
@@ -89,9 +106,24 @@ impl Peer {
         if offered.has_v4() && policy.versions.has_v4() {
             self.start_untargeted(ctx, out, rng);
         } else if offered.has_v3() {
-            // The OTRv3 seam: a version 3 DAKE would start here.
-            ctx.warn(out, None, Warning::Otrv3Unsupported);
+            self.start_v3(ctx, out, rng);
         }
+    }
+
+    /// The peer offered only OTR version 3 (otrv4.md §"Receiving a Query Message", "…
+    /// with the whitespace tag"): a v3 D-H Commit if version 3 is usable, else a warning.
+    fn start_v3<R: rand_core::CryptoRng + ?Sized>(
+        &mut self,
+        ctx: &Ctx<'_>,
+        out: &mut Vec<Event>,
+        rng: &mut R,
+    ) {
+        #[cfg(feature = "v3")]
+        if ctx.account.v3_usable().is_some() {
+            return self.v3.start_ake(ctx, out, rng);
+        }
+        let _ = rng;
+        ctx.warn(out, None, Warning::Otrv3Unsupported);
     }
 
     /// otrv4.md §"Receiving plaintext without the whitespace tag" and §"… with the
@@ -134,9 +166,9 @@ impl Peer {
             if policy.whitespace_start_dake && self.pending.is_none() {
                 self.start_untargeted(ctx, out, rng);
             }
-        } else if offered.has_v3() {
-            // The OTRv3 seam: a version 3 AKE would start here.
-            ctx.warn(out, None, Warning::Otrv3Unsupported);
+        } else if offered.has_v3() && policy.whitespace_start_dake {
+            // "if WHITESPACE_START_AKE is set: Send a version 3 D-H Commit Message."
+            self.start_v3(ctx, out, rng);
         }
     }
 
@@ -149,6 +181,14 @@ impl Peer {
         bytes: &[u8],
         is_self: bool,
     ) {
+        #[cfg(feature = "v3")]
+        if is_v3_message(bytes) {
+            if self.v3.receive(ctx, out, rng, bytes) {
+                // "If there is a recent stored message, encrypt it and send it."
+                self.flush_to_v3(ctx, out);
+            }
+            return;
+        }
         let msg = match Message::decode_memo(bytes, &mut self.key_memo) {
             Ok(m) => m,
             Err(e) => return ctx.error(out, None, ConversationError::Malformed(e)),

@@ -39,6 +39,7 @@
 //! | `peer` | [`Peer`]: one bare JID's instances, untargeted DAKE, queue, selection |
 //! | `incoming` | a peer's incoming path: classify, decode, check, dispatch by instance |
 //! | `offline` | the offline start: ensembles → Non-Interactive-Auth per instance |
+//! | `v3` | the OTRv3 half of the compatible mode: v3 AKE, session and SMP per peer |
 //! | `prekey_link` | publishing to / retrieving from a prekey server ([`PrekeyOutcome`]) |
 //! | `client` | [`Client`]: the router and the public entry points |
 //! | `persist` | the encrypted export and import of an account or a client |
@@ -60,6 +61,8 @@ mod policy;
 mod prekey_link;
 mod session;
 mod state;
+#[cfg(feature = "v3")]
+mod v3;
 
 pub use account::Account;
 pub use client::{Client, DEFAULT_MAX_INSTANCES};

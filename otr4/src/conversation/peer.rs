@@ -18,7 +18,7 @@ use crate::ratchet::SecretBytes;
 use crate::wire::error_msg::{ErrorCode, build_error};
 use crate::wire::fragment::{FragmentKind, Reassembler};
 use crate::wire::messages::{DataMessage, FLAG_IGNORE_UNREADABLE, KeyMemo};
-use crate::wire::query::{Versions, build_query, tag_message};
+use crate::wire::query::{build_query, tag_message};
 use crate::wire::tlv::Tlv;
 
 use super::context::{Ctx, Queued, Stored};
@@ -28,6 +28,8 @@ use super::persisted::{
 };
 use super::policy::{Policy, Selection};
 use super::state::Conversation;
+#[cfg(feature = "v3")]
+use super::v3::V3Link;
 
 /// Our Identity message sent to a bare JID without a receiver instance tag (after a query
 /// message or whitespace tag, or in the standalone modes): `WAITING_AUTH_R` for whichever
@@ -60,6 +62,9 @@ pub struct Peer {
     pub(crate) expected: BTreeMap<InstanceTag, Fingerprint>,
     /// The keys of its latest Data messages, already validated (not persisted).
     pub(crate) key_memo: KeyMemo,
+    /// The OTRv3 conversation of the compatible mode (not persisted).
+    #[cfg(feature = "v3")]
+    pub(crate) v3: V3Link,
 }
 
 redacted_debug!(Peer {
@@ -86,6 +91,8 @@ impl Peer {
             early: Vec::new(),
             expected: BTreeMap::new(),
             key_memo: KeyMemo::default(),
+            #[cfg(feature = "v3")]
+            v3: V3Link::default(),
         }
     }
 
@@ -112,6 +119,15 @@ impl Peer {
     /// Whether an untargeted Identity message waits for an Auth-R.
     pub fn awaiting_any_instance(&self) -> bool {
         self.pending.is_some()
+    }
+
+    /// The OTRv3 session's state (otrv4.md §"OTRv3 Protocol State Machine", `msgstate`):
+    /// `Start` (plaintext), `Encrypted` or `Finished`, and the peer instance it is with. A
+    /// v3 session is announced by [`Event::SecureV3`]; while it is encrypted and no OTRv4
+    /// session is, [`super::Client::send`] uses it.
+    #[cfg(feature = "v3")]
+    pub fn v3_session(&self) -> (ConversationState, Option<InstanceTag>) {
+        (self.v3.state(), self.v3.instance())
     }
 
     /// Whether plaintext to this peer still carries a whitespace tag.
@@ -165,9 +181,34 @@ impl Peer {
     /// Whether any conversation is encrypted or finished (the peer-level state for
     /// plaintext handling).
     pub(crate) fn any_private(&self) -> bool {
+        #[cfg(feature = "v3")]
+        if self.v3.is_private() {
+            return true;
+        }
         self.conversations
             .values()
             .any(|c| c.is_encrypted() || c.state() == ConversationState::Finished)
+    }
+
+    /// Whether messages go to the OTRv3 session: it is encrypted or finished and no OTRv4
+    /// session is encrypted (OTRv4 is preferred whenever both exist).
+    #[cfg(feature = "v3")]
+    pub(crate) fn v3_takes_sends(&self) -> bool {
+        self.v3.is_private() && !self.conversations.values().any(Conversation::is_encrypted)
+    }
+
+    /// Whether `tag` names the OTRv3 session's instance and no OTRv4 conversation.
+    #[cfg(feature = "v3")]
+    pub(crate) fn is_v3_instance(&self, tag: InstanceTag) -> bool {
+        self.v3.instance() == Some(tag) && !self.conversations.contains_key(&tag)
+    }
+
+    /// The OTRv3 session became encrypted: the messages queued for the peer go to it.
+    #[cfg(feature = "v3")]
+    pub(crate) fn flush_to_v3(&mut self, ctx: &Ctx<'_>, out: &mut Vec<Event>) {
+        let queued = core::mem::take(&mut self.queue);
+        self.query_sent_at = None;
+        self.v3.flush(ctx, out, queued);
     }
 
     pub(crate) fn flush_peer_queue<R: rand_core::CryptoRng + ?Sized>(
@@ -229,7 +270,7 @@ impl Peer {
 
     fn send_query(&mut self, ctx: &Ctx<'_>, out: &mut Vec<Event>) {
         self.query_sent_at = Some(ctx.now);
-        ctx.send_text(out, None, build_query(Versions::V4));
+        ctx.send_text(out, None, build_query(ctx.account.offered_versions()));
     }
 
     /// Starts a DAKE for a queued message unless one is under way.
@@ -265,6 +306,14 @@ impl Peer {
             .filter(|(_, c)| c.is_encrypted())
             .map(|(t, _)| *t)
             .collect();
+        #[cfg(feature = "v3")]
+        if encrypted.is_empty()
+            && self.v3.state() == ConversationState::Encrypted
+            && ctx.account.v3_usable().is_some()
+        {
+            // Refresh the OTRv3 session with a new AKE (it stays live meanwhile).
+            return self.v3.start_ake(ctx, out, rng);
+        }
         if !encrypted.is_empty() {
             // Query messages are not allowed in ENCRYPTED_MESSAGES: refresh each session
             // with a new DAKE instead (the sessions stay live meanwhile).
@@ -313,9 +362,9 @@ impl Peer {
 
     fn send_plaintext(&mut self, ctx: &Ctx<'_>, out: &mut Vec<Event>, text: &str) {
         let policy = ctx.account.policy;
-        let text = if policy.send_whitespace_tag && self.whitespace_tag && policy.versions.has_v4()
-        {
-            tag_message(text, Versions::V4)
+        let offered = ctx.account.offered_versions();
+        let text = if policy.send_whitespace_tag && self.whitespace_tag && !offered.is_empty() {
+            tag_message(text, offered)
         } else {
             String::from(text)
         };
@@ -395,6 +444,8 @@ impl Peer {
         instance: Option<InstanceTag>,
     ) {
         match instance {
+            #[cfg(feature = "v3")]
+            Some(tag) if self.is_v3_instance(tag) => self.v3.end(ctx, out),
             Some(tag) => match self.conversations.get_mut(&tag) {
                 Some(c) => c.end(ctx, out, rng),
                 None => ctx.error(out, Some(tag), ConversationError::NoSuchConversation(tag)),
@@ -403,6 +454,8 @@ impl Peer {
                 for c in self.conversations.values_mut() {
                     c.end(ctx, out, rng);
                 }
+                #[cfg(feature = "v3")]
+                self.v3.end(ctx, out);
                 self.pending = None;
                 self.untargeted_until = None;
                 self.query_sent_at = None;
@@ -456,6 +509,8 @@ impl Peer {
         for c in self.conversations.values_mut() {
             c.tick(ctx, out, rng);
         }
+        #[cfg(feature = "v3")]
+        self.v3.tick(ctx, out);
     }
 }
 

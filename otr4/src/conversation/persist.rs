@@ -82,9 +82,10 @@ use super::persisted::{PersistError, u32_of};
 pub const ACCOUNT_MAGIC: [u8; 8] = *b"OTR4ACCT";
 /// Magic of an exported [`Client`].
 pub const CLIENT_MAGIC: [u8; 8] = *b"OTR4CLNT";
-/// The format version written. Version 1 (before the offline state) is still imported:
-/// the account gets an empty prekey store and every session is an interactive one.
-pub const PERSIST_VERSION: u16 = 2;
+/// The format version written. Version 3 adds the account's OTRv3 key; version 2 (before
+/// it) imports without one; version 1 (before the offline state) is still imported too: the
+/// account gets an empty prekey store and every session is an interactive one.
+pub const PERSIST_VERSION: u16 = 3;
 /// The oldest format version imported.
 const MIN_PERSIST_VERSION: u16 = 1;
 /// Bytes of the random salt.
@@ -285,7 +286,7 @@ mod tests {
         let key = [7u8; 32];
         let sealed = seal(CLIENT_MAGIC, &key, b"hello contents", &mut rng);
         assert_eq!(&sealed[..8], b"OTR4CLNT");
-        assert_eq!(&sealed[8..10], &[0, 2]);
+        assert_eq!(&sealed[8..10], &PERSIST_VERSION.to_be_bytes());
         // Ciphertext is not the plaintext.
         assert!(!sealed.windows(5).any(|w| w == b"hello"));
         let (pt, version) = open(CLIENT_MAGIC, &key, &sealed).unwrap();
@@ -308,7 +309,7 @@ mod tests {
                 "byte {i}"
             );
         }
-        for v in [0u8, 3] {
+        for v in [0u8, 4] {
             let mut other = sealed.clone();
             other[9] = v;
             assert_eq!(
@@ -504,7 +505,8 @@ mod tests {
         let mut w = SecretBytes::default();
         a.persist(&prekeys, &mut w, PERSIST_VERSION);
         let good = w.to_vec();
-        let offline_len = 4 + store.len() + 2 * 33 + 9 + 4;
+        // The offline part, then the OTRv3 key flag (no key).
+        let offline_len = 4 + store.len() + 2 * 33 + 9 + 4 + 1;
         // Instance tag field (after 57 + 57 + 1 bytes) changed: profile no longer matches.
         let mut bad = good.clone();
         bad[57 + 57 + 1 + 3] ^= 1;

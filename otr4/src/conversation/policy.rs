@@ -16,13 +16,13 @@ use super::persisted::{Persist, PersistError, u32_of, usize_of};
 /// query messages, whitespace tags and offline conversations.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Mode {
-    /// The OTRv3-compatible mode, minus OTRv3 itself: plaintext, query messages and
-    /// whitespace tags are handled for version 4. **OTRv3 is a documented seam, not
-    /// implemented**: a request that only offers version 3 is answered with
-    /// [`super::Warning::Otrv3Unsupported`] and nothing is sent; a future OTRv3 engine plugs
-    /// in where that warning is produced (`Peer::on_query` / `Peer::on_plaintext` in
-    /// `conversation/incoming.rs`).
-    /// Offline conversations are supported.
+    /// The OTRv3-compatible mode (otrv4.md §"OTRv3-compatible mode"): plaintext, query
+    /// messages and whitespace tags are handled; version 4 is used whenever the peer offers
+    /// it, and with version 3 in [`Policy::versions`] and an OTRv3 key in the account
+    /// ([`super::Account::set_v3_key`], feature `v3`) a peer that offers only version 3 gets
+    /// an OTRv3 session ([`super::Event::SecureV3`]). Without the key or the version, a
+    /// request for version 3 is answered with [`super::Warning::Otrv3Unsupported`] and nothing
+    /// is sent. Offline conversations (version 4) are supported.
     Otrv3Compatible,
     /// OTRv4-standalone (modes/otrv4-standalone-mode.md): always encrypted, version 4 only.
     /// Query messages and whitespace tags are neither sent nor answered; conversations start
@@ -172,9 +172,9 @@ pub struct Policy {
     /// The mode (otrv4.md §"OTRv4 Modes").
     pub mode: Mode,
     /// The allowed versions (otrv4.md §"Query Messages": "enabling users to choose whether
-    /// they want to allow or disallow a version is required"). Without version 4 no OTR
-    /// message is sent or accepted. Version 3 is the seam of [`Mode::Otrv3Compatible`] and is
-    /// never advertised.
+    /// they want to allow or disallow a version is required"). Without version 4 no OTRv4
+    /// message is sent or accepted. Version 3 is allowed in [`Mode::Otrv3Compatible`] only,
+    /// and offered only when the account has an OTRv3 key.
     pub versions: Versions,
     /// Never send plaintext: messages wait in a queue until a session is encrypted
     /// (always on in the standalone and interactive-only modes).

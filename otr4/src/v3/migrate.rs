@@ -13,7 +13,7 @@
 use alloc::string::String;
 use alloc::vec::Vec;
 
-use super::pubkey::{DsaKeyError, DsaPrivateKey, FINGERPRINT_LEN};
+use super::pubkey::{DsaKeyError, DsaPrivateKey, FINGERPRINT_LEN, V3Fingerprint};
 use super::sexp::{self, Sexp, SexpError};
 
 /// The largest private-key file read (libotr writes about 1 KiB per account).
@@ -55,7 +55,7 @@ pub struct KnownFingerprint {
     /// The client's protocol identifier.
     pub protocol: String,
     /// The contact's OTRv3 fingerprint (SHA-1 of their DSA public key).
-    pub fingerprint: [u8; FINGERPRINT_LEN],
+    pub fingerprint: V3Fingerprint,
     /// Whether the user verified it.
     pub trust: Trust,
 }
@@ -267,6 +267,7 @@ fn fingerprint_line(line: &[u8]) -> Result<KnownFingerprint, LineProblem> {
     let text = |b| utf8(b).ok_or(LineProblem::NotUtf8);
     let fingerprint = sexp::decode_hex(hex)
         .and_then(|b| <[u8; FINGERPRINT_LEN]>::try_from(b).ok())
+        .map(V3Fingerprint)
         .ok_or(LineProblem::BadFingerprint)?;
     let trust = match text(trust)? {
         t if t.is_empty() => Trust::Unverified,
@@ -332,12 +333,12 @@ mod tests {
         assert_eq!(fps[0].account, "libotr@example.org");
         assert_eq!(fps[0].protocol, "xmpp");
         assert_eq!(
-            hex::encode(fps[0].fingerprint),
+            hex::encode(fps[0].fingerprint.0),
             "a420ad7ceaadd460663583cdd5402702c641accd"
         );
         assert_eq!(fps[0].trust, Trust::Unverified);
         assert_eq!(
-            hex::encode(fps[1].fingerprint),
+            hex::encode(fps[1].fingerprint.0),
             "f482f452a06ff712554192bb030f0074ddb9d8ca"
         );
         assert_eq!(

@@ -82,7 +82,7 @@ impl DsaPublicKey {
     }
 
     /// Appends the PUBKEY encoding.
-    pub fn write(&self, out: &mut Vec<u8>) {
+    pub fn write<W: Writer + ?Sized>(&self, out: &mut W) {
         out.u16(DSA_PUBKEY_TYPE);
         for m in &self.mpis {
             out.mpi(m);
@@ -155,6 +155,26 @@ fn fixed<const N: usize>(x: &BoxedUint) -> [u8; N] {
         }
     }
     out
+}
+
+/// The fingerprint of an OTRv3 (DSA) long-term key: SHA-1 of its PUBKEY without the type
+/// (Protocol-v3.html §"Public keys, signatures, and fingerprints"). `Display` writes it as
+/// libotr and Pidgin show it: five groups of eight upper-case hex digits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct V3Fingerprint(pub [u8; FINGERPRINT_LEN]);
+
+impl core::fmt::Display for V3Fingerprint {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        for (i, chunk) in self.0.chunks(4).enumerate() {
+            if i > 0 {
+                f.write_str(" ")?;
+            }
+            for b in chunk {
+                write!(f, "{b:02X}")?;
+            }
+        }
+        Ok(())
+    }
 }
 
 /// A DSA-1024 private key with its public key.
@@ -232,6 +252,28 @@ impl DsaPrivateKey {
     /// The public key.
     pub fn public(&self) -> &DsaPublicKey {
         &self.public
+    }
+
+    /// The fingerprint of the public key, as the user compares it.
+    pub fn fingerprint(&self) -> V3Fingerprint {
+        V3Fingerprint(self.public.fingerprint())
+    }
+
+    /// Appends the key for an encrypted export: its PUBKEY, then `x` as an MPI. The bytes
+    /// of `x` pass through a wiped buffer only when `out` wipes (the export's
+    /// `SecretBytes` does).
+    pub(crate) fn write_secret<W: Writer + ?Sized>(&self, out: &mut W) {
+        self.public.write(out);
+        let x = zeroize::Zeroizing::new(self.key.x().to_be_bytes());
+        out.mpi(&x);
+    }
+
+    /// Reads what [`DsaPrivateKey::write_secret`] wrote, checking `y = g^x`.
+    pub(crate) fn read_secret(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        let public = DsaPublicKey::read(r)?;
+        let x = r.mpi_max("DSA x", Q_BYTES)?;
+        let [p, q, g, y] = &public.mpis;
+        Self::from_parts(p, q, g, y, x).map_err(|_| DecodeError::BadValue("DSA private key"))
     }
 
     /// Signs the 32-byte value `m` (RFC 6979 nonce): `r || s`, 20 bytes each.

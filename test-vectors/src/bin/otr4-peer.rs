@@ -23,6 +23,8 @@ use otr4::hazmat::profile::client::ClientProfile;
 use otr4::hazmat::profile::prekey::PrekeyProfile;
 use otr4::hazmat::wire::codec::Codec;
 use otr4::hazmat::wire::messages::{PrekeyEnsemble, PrekeyMessage};
+use otr4::hazmat::wire::query::Versions;
+use otr4::otrv3::{DsaPrivateKey, read_private_keys};
 use otr4::{
     Account, Client, ConversationError, DisconnectReason, Event, NotSentReason, OfflineEnsembles,
     Policy, SmpUpdate, ValidatedEnsemble, Warning,
@@ -30,7 +32,8 @@ use otr4::{
 use rand_core::SeedableRng;
 
 const USAGE: &str = "usage: otr4-peer [--seed U64] [--now UNIX_SECONDS] [--key-seed HEX] \
-[--instance-tag HEX] [--mode standalone|interactive|compatible] --us BARE_JID --them BARE_JID";
+[--instance-tag HEX] [--mode standalone|interactive|compatible] [--v3-key OTR_PRIVATE_KEY_FILE] \
+--us BARE_JID --them BARE_JID";
 
 /// The command-line options.
 struct Options {
@@ -39,6 +42,8 @@ struct Options {
     key_seed: Option<Vec<u8>>,
     instance_tag: Option<InstanceTag>,
     policy: Policy,
+    /// libotr's `otr.private_key` whose first account's DSA key is our OTRv3 key.
+    v3_key: Option<std::path::PathBuf>,
     us: String,
     them: String,
 }
@@ -50,6 +55,7 @@ fn parse_options(args: &[String]) -> Result<Options, String> {
         key_seed: None,
         instance_tag: None,
         policy: Policy::standalone(),
+        v3_key: None,
         us: String::new(),
         them: String::new(),
     };
@@ -71,11 +77,15 @@ fn parse_options(args: &[String]) -> Result<Options, String> {
                 }
                 o.instance_tag = Some(InstanceTag(tag));
             }
+            "--v3-key" => o.v3_key = Some(value()?.into()),
             "--mode" => {
                 o.policy = match value()?.as_str() {
                     "standalone" => Policy::standalone(),
                     "interactive" => Policy::interactive_only(),
-                    "compatible" => Policy::default(),
+                    "compatible" => Policy {
+                        versions: Versions::V3_AND_V4,
+                        ..Policy::default()
+                    },
                     m => return Err(format!("--mode: unknown mode {m:?}")),
                 }
             }
@@ -86,6 +96,9 @@ fn parse_options(args: &[String]) -> Result<Options, String> {
     }
     if o.us.is_empty() || o.them.is_empty() {
         return Err("--us and --them are required".into());
+    }
+    if o.v3_key.is_some() && o.policy.mode != otr4::Mode::Otrv3Compatible {
+        return Err("--v3-key needs --mode compatible".into());
     }
     Ok(o)
 }
@@ -192,12 +205,17 @@ impl Peer {
         })
     }
 
-    /// The encrypted conversation with the peer to run SMP in.
+    /// The encrypted conversation with the peer to run SMP in (an OTRv4 one first, else the
+    /// OTRv3 session of the compatible mode).
     fn encrypted_instance(&self) -> Option<InstanceTag> {
-        self.client.instances(&self.them).into_iter().find(|t| {
+        let v4 = self.client.instances(&self.them).into_iter().find(|t| {
             self.client
                 .conversation(&self.them, *t)
                 .is_some_and(|c| c.is_encrypted())
+        });
+        v4.or_else(|| match self.client.peer(&self.them)?.v3_session() {
+            (otr4::ConversationState::Encrypted, tag) => tag,
+            _ => None,
         })
     }
 
@@ -338,6 +356,18 @@ impl Peer {
                 tag_hex(instance),
                 hex::encode(their_fingerprint.as_bytes()),
             ),
+            Event::SecureV3 {
+                ssid,
+                instance,
+                bold_half,
+                their_fingerprint,
+                ..
+            } => format!(
+                "event secure_v3 ssid={} instance={} bold_half={bold_half} fingerprint={}",
+                hex::encode(ssid),
+                tag_hex(instance),
+                hex::encode(their_fingerprint.0),
+            ),
             Event::Finished { instance, .. } => {
                 format!("event finished instance={}", tag_hex(instance))
             }
@@ -461,6 +491,29 @@ fn error_line(e: &ConversationError) -> String {
     )
 }
 
+/// Our OTRv3 key in the compatible mode: the first account's key of `--v3-key` (libotr's
+/// `otr.private_key`), else one generated from `--key-seed` (the same seed, the same key) or
+/// from the run's RNG.
+fn v3_key(o: &Options, rng: &mut ChaCha20Rng) -> Result<DsaPrivateKey, String> {
+    if let Some(path) = &o.v3_key {
+        let file = std::fs::read(path).map_err(|e| format!("--v3-key {}: {e}", path.display()))?;
+        let mut keys = read_private_keys(&file).map_err(|e| format!("--v3-key: {e}"))?;
+        if keys.is_empty() {
+            return Err("--v3-key: the file holds no account".into());
+        }
+        return Ok(keys.remove(0).key);
+    }
+    let mut seeded = match &o.key_seed {
+        Some(seed) => {
+            let mut s = [0u8; 32];
+            shake256(&[b"otr4-peer OTRv3 key", seed], &mut s);
+            ChaCha20Rng::from_seed(s)
+        }
+        None => ChaCha20Rng::from_rng(rng),
+    };
+    DsaPrivateKey::generate(&mut seeded).map_err(|e| format!("OTRv3 key: {e}"))
+}
+
 fn build(o: &Options) -> Result<Peer, String> {
     let mut rng = match o.seed {
         Some(s) => ChaCha20Rng::seed_from_u64(s),
@@ -481,7 +534,7 @@ fn build(o: &Options) -> Result<Peer, String> {
     let tag = o
         .instance_tag
         .unwrap_or_else(|| InstanceTag::random(&mut rng));
-    let account = Account::from_keys(
+    let mut account = Account::from_keys(
         long_term.clone(),
         ForgingPublicKey(*forging.public()),
         None,
@@ -490,6 +543,9 @@ fn build(o: &Options) -> Result<Peer, String> {
         now,
     )
     .map_err(|e| e.to_string())?;
+    if o.policy.mode == otr4::Mode::Otrv3Compatible {
+        account.set_v3_key(v3_key(o, &mut rng)?);
+    }
     Ok(Peer {
         prekeys: PrekeyStore::new(account.instance_tag()),
         client: Client::new(account, &o.us),

@@ -16,7 +16,6 @@ use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 use std::sync::OnceLock;
 
 use chacha20::ChaCha20Rng;
-use otr4::InstanceTag;
 use otr4::hazmat::v3::ake::{self, AkeComplete};
 use otr4::hazmat::v3::fragment::{Reassembler, V3Fragment, fragment};
 use otr4::hazmat::v3::messages::{Header, Message};
@@ -25,6 +24,11 @@ use otr4::hazmat::v3::session::Session;
 use otr4::hazmat::v3::smp::{Smp, SmpContext, SmpEvent};
 use otr4::hazmat::v3::tlv::{V3Plaintext, V3Tlv, V3TlvType};
 use otr4::hazmat::wire::encoded::{decode_otr, encode_otr};
+use otr4::hazmat::wire::query::Versions;
+use otr4::otrv3::{V3Fingerprint, read_private_keys};
+use otr4::{
+    Account, Client, ConversationState, Event, InstanceTag, Policy, PrekeyStore, SmpUpdate, Warning,
+};
 use rand_core::SeedableRng;
 
 /// otr4's instance tag in every scenario.
@@ -527,4 +531,452 @@ pub fn smp_both_ways(
     }
     let out = peer.outgoing("send still here");
     assert_eq!(receive(session, &out[0], rng), "still here");
+}
+
+// ---------------------------------------------------------------------------------------
+// The compatible mode through `otr4::Client` (otrv4.md §"OTRv3-compatible mode").
+
+/// The bare JIDs on the client side: ours, and the one the peer is known by.
+pub const US: &str = "otr4@example.org";
+/// The peer's bare JID as the client knows it.
+pub const THEM: &str = "peer@example.org";
+const T0: i64 = 1_700_000_000;
+
+/// An `otr4::Client` in the OTRv3-compatible mode allowing versions 3 and 4, holding a DSA key
+/// libotr wrote (the key-migration fixture), talking to a [`Peer`] over the line protocol.
+pub struct Compat {
+    /// The client.
+    pub client: Client,
+    prekeys: PrekeyStore,
+    rng: ChaCha20Rng,
+    /// Every event of the client that is not a message to send.
+    pub events: Vec<Event>,
+}
+
+impl Compat {
+    /// The client; it fragments at the peer's size, if the peer fragments.
+    pub fn new(peer: &Peer) -> Compat {
+        let mut rng = ChaCha20Rng::seed_from_u64(34);
+        let policy = Policy {
+            versions: Versions::V3_AND_V4,
+            max_message_size: peer.fragment_at.unwrap_or(0),
+            ..Policy::default()
+        };
+        let mut account = Account::generate(&mut rng, policy, T0).unwrap();
+        let file = include_bytes!("../../../otr4/src/v3/testdata/two.private_key");
+        let key = read_private_keys(file).unwrap().remove(0).key;
+        account.set_v3_key(key);
+        Compat {
+            prekeys: PrekeyStore::new(account.instance_tag()),
+            client: Client::new(account, US),
+            rng,
+            events: Vec::new(),
+        }
+    }
+
+    /// Delivers the peer's `OUT` lines among `lines` to the client and the client's messages
+    /// (in `events`) to the peer, until neither has anything left to say. Returns the peer's
+    /// other lines (`MSG`, `SECURE`, `SMP …`, `EVENT …`); the client's other events are
+    /// appended to [`Compat::events`].
+    pub fn exchange(
+        &mut self,
+        peer: &mut Peer,
+        lines: Vec<String>,
+        events: Vec<Event>,
+    ) -> Vec<String> {
+        let mut shown = Vec::new();
+        let mut to_client = std::collections::VecDeque::new();
+        let mut to_peer = std::collections::VecDeque::new();
+        let mut sort_lines =
+            |lines: Vec<String>, to_client: &mut std::collections::VecDeque<String>| {
+                for l in lines {
+                    match l.strip_prefix("OUT ") {
+                        Some(m) => to_client.push_back(m.to_string()),
+                        None => shown.push(l),
+                    }
+                }
+            };
+        sort_lines(lines, &mut to_client);
+        let mut sort_events =
+            |events: Vec<Event>, to_peer: &mut std::collections::VecDeque<String>| {
+                for e in events {
+                    match e {
+                        Event::Send { text, .. } => to_peer.push_back(text),
+                        other => self.events.push(other),
+                    }
+                }
+            };
+        sort_events(events, &mut to_peer);
+        loop {
+            if let Some(t) = to_peer.pop_front() {
+                sort_lines(peer.cmd(&format!("recv {t}")), &mut to_client);
+            } else if let Some(t) = to_client.pop_front() {
+                let ev = self
+                    .client
+                    .receive(THEM, &t, &mut self.prekeys, T0, &mut self.rng);
+                sort_events(ev, &mut to_peer);
+            } else {
+                return shown;
+            }
+        }
+    }
+
+    /// The texts the client received encrypted since the last call.
+    pub fn received(&mut self) -> Vec<String> {
+        let mut out = Vec::new();
+        self.events.retain(|e| match e {
+            Event::Received {
+                text,
+                encrypted: true,
+                ..
+            } => {
+                out.push(text.clone());
+                false
+            }
+            _ => true,
+        });
+        out
+    }
+
+    /// The SMP updates since the last call.
+    pub fn smp_updates(&mut self) -> Vec<SmpUpdate> {
+        let mut out = Vec::new();
+        self.events.retain(|e| match e {
+            Event::Smp { update, .. } => {
+                out.push(update.clone());
+                false
+            }
+            _ => true,
+        });
+        out
+    }
+
+    /// The `SecureV3` event since the last call: the peer's instance and fingerprint.
+    pub fn secure_v3(&mut self) -> Option<(InstanceTag, V3Fingerprint)> {
+        let mut found = None;
+        self.events.retain(|e| match e {
+            Event::SecureV3 {
+                instance,
+                their_fingerprint,
+                ..
+            } => {
+                found = Some((*instance, *their_fingerprint));
+                false
+            }
+            _ => true,
+        });
+        found
+    }
+}
+
+/// The client's AKE with the peer: after the client's query (`?OTRv34?`: the peer answers
+/// with a v3 D-H Commit) or after the peer's query (the client answers with a D-H Commit).
+/// `retries` more queries are allowed when the client refused the peer's commitment (the
+/// JavaScript library's unpadded `r`, docs/spec-notes.md). Checks both sides' view of the
+/// session and returns the peer's instance tag.
+pub fn compat_ake(
+    c: &mut Compat,
+    peer: &mut Peer,
+    client_queries: bool,
+    retries: usize,
+) -> InstanceTag {
+    for _ in 0..=retries {
+        let shown = if client_queries {
+            let ev = c.client.start(THEM, T0, &mut c.rng);
+            match &ev[..] {
+                [Event::Send { text, .. }] => assert!(text.starts_with("?OTRv34?"), "{text}"),
+                other => panic!("expected one query message: {other:?}"),
+            }
+            c.exchange(peer, Vec::new(), ev)
+        } else {
+            let lines = peer.cmd("send ?OTRv3?");
+            c.exchange(peer, lines, Vec::new())
+        };
+        let Some((tag, fp)) = c.secure_v3() else {
+            let refused = c.events.iter().any(|e| {
+                matches!(
+                    e,
+                    Event::Warning {
+                        warning: Warning::Otrv3MessageIgnored(_),
+                        ..
+                    } | Event::Error {
+                        error: otr4::ConversationError::Malformed(_),
+                        ..
+                    }
+                )
+            });
+            assert!(
+                refused,
+                "no OTRv3 session and no refusal: {:?} / {shown:?}",
+                c.events
+            );
+            eprintln!("the peer's commitment was refused: AKE restarted");
+            c.events.clear();
+            continue;
+        };
+        let ours = c.client.account().v3_fingerprint().unwrap();
+        assert!(
+            shown.contains(&format!("SECURE {ours}")),
+            "the peer did not go secure with our key: {shown:?}"
+        );
+        assert_eq!(fp.to_string(), peer.fingerprint());
+        assert!(
+            !c.events.iter().any(|e| matches!(e, Event::Secure { .. })),
+            "announced as OTRv4"
+        );
+        assert_eq!(
+            c.client.peer(THEM).unwrap().v3_session(),
+            (ConversationState::Encrypted, Some(tag))
+        );
+        peer.their_tag = tag;
+        return tag;
+    }
+    panic!("no OTRv3 session after {} attempts", retries + 1)
+}
+
+/// The compatible mode's whole conversation with the peer: the AKE (see [`compat_ake`]), 40
+/// messages each way in bursts (key rotations), long messages, SMP started by each side with
+/// equal and with different secrets, then the client ends the session and the peer can no
+/// longer send to it in the clear.
+pub fn compat_conversation(peer: &mut Peer, client_queries: bool, retries: usize) {
+    let mut c = Compat::new(peer);
+    let tag = compat_ake(&mut c, peer, client_queries, retries);
+    for round in 0..10 {
+        for i in 0..4 {
+            let text = format!("peer {round}.{i}");
+            let lines = peer.cmd(&format!("send {text}"));
+            c.exchange(peer, lines, Vec::new());
+            assert_eq!(c.received(), [text]);
+        }
+        for i in 0..4 {
+            let text = format!("otr4 {round}.{i} ✓");
+            let ev = c.client.send(THEM, &text, &[], T0, &mut c.rng);
+            let shown = c.exchange(peer, Vec::new(), ev);
+            assert_eq!(shown, [format!("MSG {text}")]);
+        }
+    }
+    let long = format!(
+        "{}end",
+        "a long line through the compatible mode ".repeat(30)
+    );
+    let ev = c.client.send(THEM, &long, &[], T0, &mut c.rng);
+    assert_eq!(c.exchange(peer, Vec::new(), ev), [format!("MSG {long}")]);
+    let lines = peer.cmd(&format!("send {long}"));
+    c.exchange(peer, lines, Vec::new());
+    assert_eq!(c.received(), [long]);
+
+    for (ours, theirs, verified) in [("café", "café", true), ("right", "wrong", false)] {
+        // The client starts …
+        let ev = c
+            .client
+            .smp_start(THEM, tag, ours.as_bytes(), None, T0, &mut c.rng);
+        let shown = c.exchange(peer, Vec::new(), ev);
+        assert_eq!(smp_lines(&shown), ["SMP ask"], "{shown:?}");
+        let lines = peer.cmd(&format!("smp-respond {theirs}"));
+        let shown = c.exchange(peer, lines, Vec::new());
+        let want = if verified {
+            "SMP success"
+        } else {
+            "SMP failure"
+        };
+        assert_eq!(smp_lines(&shown), [want], "{shown:?}");
+        let want = if verified {
+            SmpUpdate::Succeeded
+        } else {
+            SmpUpdate::Failed
+        };
+        assert_eq!(c.smp_updates().last(), Some(&want));
+        // … and the peer starts.
+        let lines = peer.cmd(&format!("smp {theirs}"));
+        c.exchange(peer, lines, Vec::new());
+        assert_eq!(
+            c.smp_updates(),
+            [SmpUpdate::AskForSecret { question: None }]
+        );
+        let ev = c
+            .client
+            .smp_respond(THEM, tag, ours.as_bytes(), T0, &mut c.rng);
+        let shown = c.exchange(peer, Vec::new(), ev);
+        let want = if verified {
+            "SMP success"
+        } else {
+            "SMP failure"
+        };
+        assert_eq!(smp_lines(&shown), [want], "{shown:?}");
+        let want = if verified {
+            SmpUpdate::Succeeded
+        } else {
+            SmpUpdate::Failed
+        };
+        assert_eq!(c.smp_updates().last(), Some(&want));
+    }
+
+    // The client ends the session: the peer is told and sends nothing in the clear.
+    let ev = c.client.end(THEM, None, T0, &mut c.rng);
+    c.exchange(peer, Vec::new(), ev);
+    assert!(
+        c.events
+            .iter()
+            .any(|e| matches!(e, Event::Disconnected { .. })),
+        "{:?}",
+        c.events
+    );
+    assert_eq!(
+        c.client.peer(THEM).unwrap().v3_session().0,
+        ConversationState::Start
+    );
+    let lines = peer.cmd("send not in the clear");
+    assert!(
+        !lines.iter().any(|l| l.contains("not in the clear")),
+        "the peer sent in the clear after the session ended: {lines:?}"
+    );
+}
+
+/// An `otr4-peer` child process.
+struct Otr4Peer {
+    child: Child,
+    stdin: ChildStdin,
+    stdout: BufReader<ChildStdout>,
+}
+
+impl Otr4Peer {
+    /// Runs one command; returns its lines up to `event done`.
+    fn cmd(&mut self, line: &str) -> Vec<String> {
+        writeln!(self.stdin, "{line}").unwrap();
+        self.stdin.flush().unwrap();
+        let mut out = Vec::new();
+        loop {
+            let mut l = String::new();
+            assert!(
+                self.stdout.read_line(&mut l).unwrap() > 0,
+                "otr4-peer exited"
+            );
+            let l = l.trim_end().to_string();
+            if l.starts_with("event done") {
+                return out;
+            }
+            out.push(l);
+        }
+    }
+}
+
+impl Drop for Otr4Peer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Relays between `otr4-peer` and the peer until both are quiet; returns (otr4-peer's
+/// lines, the peer's lines) other than messages to send.
+fn relay(
+    ours: &mut Otr4Peer,
+    peer: &mut Peer,
+    to_ours: Vec<String>,
+    to_peer: Vec<String>,
+) -> (Vec<String>, Vec<String>) {
+    let (mut seen_ours, mut seen_peer) = (Vec::new(), Vec::new());
+    let mut to_ours: std::collections::VecDeque<String> = to_ours.into();
+    let mut to_peer: std::collections::VecDeque<String> = to_peer.into();
+    loop {
+        if let Some(m) = to_peer.pop_front() {
+            for l in peer.cmd(&format!("recv {m}")) {
+                match l.strip_prefix("OUT ") {
+                    Some(m) => to_ours.push_back(m.to_string()),
+                    None => seen_peer.push(l),
+                }
+            }
+        } else if let Some(m) = to_ours.pop_front() {
+            for l in ours.cmd(&format!("recv {m}")) {
+                match l.strip_prefix("out ") {
+                    Some(m) => to_peer.push_back(m.to_string()),
+                    None => seen_ours.push(l),
+                }
+            }
+        } else {
+            return (seen_ours, seen_peer);
+        }
+    }
+}
+
+/// The lines starting with `prefix`, without it.
+fn with_prefix(lines: Vec<String>, prefix: &str) -> Vec<String> {
+    lines
+        .into_iter()
+        .filter_map(|l| l.strip_prefix(prefix).map(str::to_string))
+        .collect()
+}
+
+/// `otr4-peer --mode compatible` (the line-protocol client auditors drive) against the peer:
+/// the peer's query gets a v3 D-H Commit, the AKE completes on both sides with each other's
+/// fingerprints, messages go both ways, and SMP succeeds. `otr4_peer` is the path of the
+/// binary; every `out` line of one side is the other's `recv`.
+pub fn otr4_peer_binary_talks_v3(peer: &mut Peer, otr4_peer: &str) {
+    let key = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../otr4/src/v3/testdata/two.private_key");
+    let mut child = Command::new(otr4_peer)
+        .args([
+            "--seed",
+            "7",
+            "--now",
+            "1780000000",
+            "--mode",
+            "compatible",
+            "--v3-key",
+        ])
+        .arg(&key)
+        .args(["--us", US, "--them", THEM])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdin = child.stdin.take().unwrap();
+    let stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut ours = Otr4Peer {
+        child,
+        stdin,
+        stdout,
+    };
+    let query = with_prefix(peer.cmd("send ?OTRv3?"), "OUT ");
+    let (seen_ours, seen_peer) = relay(&mut ours, peer, query, Vec::new());
+    let secure = seen_ours
+        .iter()
+        .find(|l| l.starts_with("event secure_v3 "))
+        .unwrap_or_else(|| panic!("no OTRv3 session: {seen_ours:?} / {seen_peer:?}"));
+    let their_fp = peer.fingerprint().replace(' ', "").to_lowercase();
+    assert!(
+        secure.ends_with(&format!("fingerprint={their_fp}")),
+        "{secure}"
+    );
+    let file = std::fs::read(&key).unwrap();
+    let our_fp = read_private_keys(&file)
+        .unwrap()
+        .remove(0)
+        .key
+        .fingerprint();
+    assert!(
+        seen_peer.contains(&format!("SECURE {our_fp}")),
+        "{seen_peer:?}"
+    );
+
+    for i in 0..5 {
+        let m = with_prefix(peer.cmd(&format!("send from the peer {i}")), "OUT ");
+        let (seen_ours, _) = relay(&mut ours, peer, m, Vec::new());
+        assert_eq!(seen_ours, [format!("msg from the peer {i}")]);
+        let m = with_prefix(ours.cmd(&format!("send from otr4-peer {i}")), "out ");
+        let (_, seen_peer) = relay(&mut ours, peer, Vec::new(), m);
+        assert_eq!(seen_peer, [format!("MSG from otr4-peer {i}")]);
+    }
+    let m = with_prefix(ours.cmd("smp same secret"), "out ");
+    let (_, seen_peer) = relay(&mut ours, peer, Vec::new(), m);
+    assert_eq!(smp_lines(&seen_peer), ["SMP ask"], "{seen_peer:?}");
+    let m = with_prefix(peer.cmd("smp-respond same secret"), "OUT ");
+    let (seen_ours, seen_peer) = relay(&mut ours, peer, m, Vec::new());
+    assert!(
+        seen_ours
+            .iter()
+            .any(|l| l.starts_with("event smp result=success")),
+        "{seen_ours:?}"
+    );
+    assert_eq!(smp_lines(&seen_peer), ["SMP success"], "{seen_peer:?}");
 }
