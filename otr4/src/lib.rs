@@ -217,7 +217,7 @@ pub mod otrv3 {
         AccountKey, AccountProblem, ImportError, KnownFingerprint, LineProblem,
         MAX_FINGERPRINT_FILE, MAX_KEY_FILE, Trust, read_fingerprints, read_private_keys,
     };
-    pub use crate::v3::pubkey::{DsaKeyError, DsaPrivateKey, DsaPublicKey, V3Fingerprint};
+    pub use crate::v3::pubkey::{DsaKeyError, DsaPrivateKey, V3Fingerprint};
     pub use crate::v3::sexp::SexpError;
 }
 

@@ -52,23 +52,25 @@ fn boxed(be: &[u8], bits: u32, what: &'static str) -> Result<BoxedUint, DecodeEr
 }
 
 impl DsaPublicKey {
-    /// Builds and validates a key from the big-endian values `p, q, g, y`.
-    pub fn from_parts(p: &[u8], q: &[u8], g: &[u8], y: &[u8]) -> Result<Self, DecodeError> {
-        let strip = |b: &[u8]| -> Vec<u8> {
-            let start = b.iter().position(|&x| x != 0).unwrap_or(b.len());
-            b.get(start..).unwrap_or(&[]).to_vec()
-        };
-        let mpis = [strip(p), strip(q), strip(g), strip(y)];
-        let [p, q, g, y] = &mpis;
-        let components = Components::from_components(
-            boxed(p, DSA_P_BITS, "DSA p")?,
-            boxed(q, DSA_Q_BITS, "DSA q")?,
-            boxed(g, DSA_P_BITS, "DSA g")?,
-        )
-        .map_err(|_| DecodeError::BadValue("DSA parameters"))?;
-        let key = VerifyingKey::from_components(components, boxed(y, DSA_P_BITS, "DSA y")?)
-            .map_err(|_| DecodeError::BadValue("DSA public value y"))?;
-        Ok(DsaPublicKey { mpis, key })
+    hazmat_pub! {
+        /// Builds and validates a key from the big-endian values `p, q, g, y`.
+        fn from_parts(p: &[u8], q: &[u8], g: &[u8], y: &[u8]) -> Result<Self, DecodeError> {
+            let strip = |b: &[u8]| -> Vec<u8> {
+                let start = b.iter().position(|&x| x != 0).unwrap_or(b.len());
+                b.get(start..).unwrap_or(&[]).to_vec()
+            };
+            let mpis = [strip(p), strip(q), strip(g), strip(y)];
+            let [p, q, g, y] = &mpis;
+            let components = Components::from_components(
+                boxed(p, DSA_P_BITS, "DSA p")?,
+                boxed(q, DSA_Q_BITS, "DSA q")?,
+                boxed(g, DSA_P_BITS, "DSA g")?,
+            )
+            .map_err(|_| DecodeError::BadValue("DSA parameters"))?;
+            let key = VerifyingKey::from_components(components, boxed(y, DSA_P_BITS, "DSA y")?)
+                .map_err(|_| DecodeError::BadValue("DSA public value y"))?;
+            Ok(DsaPublicKey { mpis, key })
+        }
     }
 
     /// The fingerprint: SHA-1 of the PUBKEY without its type bytes 0x0000
@@ -81,45 +83,51 @@ impl DsaPublicKey {
         Sha1::digest(&w).into()
     }
 
-    /// Appends the PUBKEY encoding.
-    pub fn write<W: Writer + ?Sized>(&self, out: &mut W) {
-        out.u16(DSA_PUBKEY_TYPE);
-        for m in &self.mpis {
-            out.mpi(m);
+    hazmat_pub! {
+        /// Appends the PUBKEY encoding.
+        fn write<W: Writer + ?Sized>(&self, out: &mut W) {
+            out.u16(DSA_PUBKEY_TYPE);
+            for m in &self.mpis {
+                out.mpi(m);
+            }
         }
     }
 
-    /// Reads a PUBKEY (only type 0x0000 exists).
-    pub fn read(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-        let typ = r.u16("PUBKEY type")?;
-        if typ != DSA_PUBKEY_TYPE {
-            return Err(DecodeError::BadKeyType {
-                what: "PUBKEY",
-                found: typ,
-            });
+    hazmat_pub! {
+        /// Reads a PUBKEY (only type 0x0000 exists).
+        fn read(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            let typ = r.u16("PUBKEY type")?;
+            if typ != DSA_PUBKEY_TYPE {
+                return Err(DecodeError::BadKeyType {
+                    what: "PUBKEY",
+                    found: typ,
+                });
+            }
+            let p = r.mpi_max("DSA p", P_BYTES)?;
+            let q = r.mpi_max("DSA q", Q_BYTES)?;
+            let g = r.mpi_max("DSA g", P_BYTES)?;
+            let y = r.mpi_max("DSA y", P_BYTES)?;
+            DsaPublicKey::from_parts(p, q, g, y)
         }
-        let p = r.mpi_max("DSA p", P_BYTES)?;
-        let q = r.mpi_max("DSA q", Q_BYTES)?;
-        let g = r.mpi_max("DSA g", P_BYTES)?;
-        let y = r.mpi_max("DSA y", P_BYTES)?;
-        DsaPublicKey::from_parts(p, q, g, y)
     }
 
-    /// Verifies a SIG over the 32-byte value `m` (Protocol-v3.html §"Reveal Signature
-    /// Message": "the signature ... of the 32-byte MB").
-    pub fn verify(&self, m: &[u8; 32], sig: &[u8; SIG_LEN]) -> bool {
-        let (r, s) = sig.split_at(Q_BYTES);
-        let (Ok(r), Ok(s)) = (
-            BoxedUint::from_be_slice(r, DSA_Q_BITS),
-            BoxedUint::from_be_slice(s, DSA_Q_BITS),
-        ) else {
-            return false;
-        };
-        let Some(sig) = dsa::Signature::from_components(r, s) else {
-            return false;
-        };
-        let z = reduce(m, self.key.components().q());
-        self.key.verify_prehash(&z, &sig).is_ok()
+    hazmat_pub! {
+        /// Verifies a SIG over the 32-byte value `m` (Protocol-v3.html §"Reveal Signature
+        /// Message": "the signature ... of the 32-byte MB").
+        fn verify(&self, m: &[u8; 32], sig: &[u8; SIG_LEN]) -> bool {
+            let (r, s) = sig.split_at(Q_BYTES);
+            let (Ok(r), Ok(s)) = (
+                BoxedUint::from_be_slice(r, DSA_Q_BITS),
+                BoxedUint::from_be_slice(s, DSA_Q_BITS),
+            ) else {
+                return false;
+            };
+            let Some(sig) = dsa::Signature::from_components(r, s) else {
+                return false;
+            };
+            let z = reduce(m, self.key.components().q());
+            self.key.verify_prehash(&z, &sig).is_ok()
+        }
     }
 }
 
@@ -249,9 +257,11 @@ impl DsaPrivateKey {
         Ok(DsaPrivateKey { key, public })
     }
 
-    /// The public key.
-    pub fn public(&self) -> &DsaPublicKey {
-        &self.public
+    hazmat_pub! {
+        /// The public key.
+        fn public(&self) -> &DsaPublicKey {
+            &self.public
+        }
     }
 
     /// The fingerprint of the public key, as the user compares it.
@@ -276,18 +286,20 @@ impl DsaPrivateKey {
         Self::from_parts(p, q, g, y, x).map_err(|_| DecodeError::BadValue("DSA private key"))
     }
 
-    /// Signs the 32-byte value `m` (RFC 6979 nonce): `r || s`, 20 bytes each.
-    pub fn sign(&self, m: &[u8; 32]) -> Result<[u8; SIG_LEN], DsaKeyError> {
-        let z = reduce(m, self.public.key.components().q());
-        let sig: dsa::Signature = self
-            .key
-            .sign_prehash(&z)
-            .map_err(|_| DsaKeyError::SigningFailed)?;
-        let mut out = [0u8; SIG_LEN];
-        let (r, s) = out.split_at_mut(Q_BYTES);
-        r.copy_from_slice(&fixed::<Q_BYTES>(sig.r()));
-        s.copy_from_slice(&fixed::<Q_BYTES>(sig.s()));
-        Ok(out)
+    hazmat_pub! {
+        /// Signs the 32-byte value `m` (RFC 6979 nonce): `r || s`, 20 bytes each.
+        fn sign(&self, m: &[u8; 32]) -> Result<[u8; SIG_LEN], DsaKeyError> {
+            let z = reduce(m, self.public.key.components().q());
+            let sig: dsa::Signature = self
+                .key
+                .sign_prehash(&z)
+                .map_err(|_| DsaKeyError::SigningFailed)?;
+            let mut out = [0u8; SIG_LEN];
+            let (r, s) = out.split_at_mut(Q_BYTES);
+            r.copy_from_slice(&fixed::<Q_BYTES>(sig.r()));
+            s.copy_from_slice(&fixed::<Q_BYTES>(sig.s()));
+            Ok(out)
+        }
     }
 }
 

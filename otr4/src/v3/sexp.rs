@@ -77,7 +77,7 @@ pub enum SexpError {
         /// Where.
         offset: usize,
     },
-    /// Lists nest deeper than [`MAX_DEPTH`].
+    /// Lists nest deeper than 32 (`MAX_DEPTH` of the reader).
     #[error("S-expression nests deeper than {MAX_DEPTH} lists (at byte {offset})")]
     TooDeep {
         /// Where.
