@@ -236,6 +236,8 @@ mod markdown_doctests {
     struct Validation;
     #[doc = include_str!("../../docs/mutants.md")]
     struct Mutants;
+    #[doc = include_str!("../../docs/otrv3.md")]
+    struct Otrv3;
     #[doc = include_str!("../../test-vectors/README.md")]
     struct TestVectors;
     #[doc = include_str!("../../benches/README.md")]
