@@ -642,12 +642,12 @@ async fn send_on(xmpp: &StanzaStream, mut s: Stanza) -> Result<(), ClientError> 
         Some(StanzaState::Failed { error }) => {
             Err(ClientError::Send(Box::new(error.into_io_error())))
         }
-        Some(StanzaState::Queued | StanzaState::Dropped) | None => Err(ClientError::Send(
-            Box::new(io::Error::new(
+        Some(StanzaState::Queued | StanzaState::Dropped) | None => {
+            Err(ClientError::Send(Box::new(io::Error::new(
                 io::ErrorKind::NotConnected,
                 "the stream ended for good before the stanza was sent",
-            )),
-        )),
+            ))))
+        }
     }
 }
 

@@ -603,11 +603,21 @@ mod tests {
                 "<iq type='result' id='r{i}' from='a@b'><x xmlns='y'>{i}</x></iq> "
             ));
         }
-        stream.push_str(&format!("<message><body>{}</body></message>", "z".repeat(20_000)));
+        stream.push_str(&format!(
+            "<message><body>{}</body></message>",
+            "z".repeat(20_000)
+        ));
         stream.push_str(&deep(MAX_DEPTH));
         stream.push_str("<presence/></stream:stream>");
         let expected = stream.replace(&deep(MAX_DEPTH), "");
-        for (chunk, dst_len) in [(1, 1), (1, 4096), (3, 2), (7, 8192), (8192, 5), (100_000, 64)] {
+        for (chunk, dst_len) in [
+            (1, 1),
+            (1, 4096),
+            (3, 2),
+            (7, 8192),
+            (8192, 5),
+            (100_000, 64),
+        ] {
             let out = read_all(&stream, chunk, dst_len).await;
             assert_eq!(
                 String::from_utf8(out).unwrap(),
