@@ -14,6 +14,8 @@
 //! # }
 //! ```
 
+use std::borrow::Cow;
+use std::io;
 use std::path::PathBuf;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -26,12 +28,16 @@ use minidom::Element;
 use otr4::InstanceTag;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
-use tokio_xmpp::connect::DnsConfig;
+use tokio_xmpp::Stanza;
+use tokio_xmpp::connect::{DnsConfig, ServerConnector};
 use tokio_xmpp::parsers::iq::Iq;
 use tokio_xmpp::parsers::jid::Jid;
-use tokio_xmpp::parsers::message::Message;
+use tokio_xmpp::parsers::message::{Id as MessageId, Message};
 use tokio_xmpp::parsers::presence::{Presence, Type as PresenceType};
-use tokio_xmpp::{Client, Event, Stanza};
+use tokio_xmpp::stanzastream::{
+    Connection, Event, StanzaStage, StanzaState, StanzaStream, StreamEvent,
+};
+use tokio_xmpp::xmlstream::{StreamHeader, Timeouts, XmppStream};
 
 use crate::guard::{GuardedStartTls, TlsFailed};
 use crate::stanza::{self, bare};
@@ -47,6 +53,12 @@ pub const DEFAULT_TICK: Duration = Duration::from_secs(5);
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
 /// Longest time one HTTP upload or download of a file may take.
 pub const HTTP_TIMEOUT: Duration = Duration::from_secs(600);
+/// Stanzas queued each way between the client task and tokio-xmpp's stream task.
+const QUEUE_DEPTH: usize = 16;
+/// Longest wait between two connection attempts (they start 1 s apart and double).
+const MAX_RETRY_DELAY: Duration = Duration::from_secs(30);
+/// How long a graceful disconnect waits for its unavailable presence to go out.
+const GOODBYE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// How to connect one device.
 #[derive(Debug)]
@@ -291,27 +303,31 @@ impl XmppClient {
         let dropped = Arc::new(AtomicU64::new(0));
         let connector =
             GuardedStartTls::new(DnsConfig::no_srv(&opts.host, opts.port), dropped.clone());
-        let mut xmpp =
-            Client::new_with_connector(jid, opts.password, connector, Default::default());
-        let bound = tokio::time::timeout(opts.connect_timeout, async {
+        let (failed, mut failures) = mpsc::unbounded_channel();
+        let mut xmpp = stanza_stream(connector, jid, opts.password, failed);
+        let account = tokio::time::timeout(opts.connect_timeout, async {
             loop {
-                match xmpp.next().await {
-                    Some(Event::Online { bound_jid, .. }) => return Ok(bound_jid.to_string()),
+                tokio::select! {
+                    ev = xmpp.next() => match ev {
+                        Some(Event::Stream(StreamEvent::Reset { bound_jid, .. })) => {
+                            return Ok(bound_jid);
+                        }
+                        Some(_) => {}
+                        None => return Err(ClientError::StreamEnded),
+                    },
                     // A certificate the system does not trust will not become trusted by
                     // trying again: said at once, not as a timeout.
-                    Some(Event::Disconnected(e)) if TlsFailed::caused(&e) => {
-                        return Err(ClientError::Tls(Box::new(e)));
+                    Some(e) = failures.recv() => {
+                        if TlsFailed::caused(&e) {
+                            return Err(ClientError::Tls(Box::new(e)));
+                        }
                     }
-                    Some(Event::Disconnected(e)) => {
-                        tracing::warn!(error = %e, "connection attempt failed");
-                    }
-                    Some(Event::Stanza(_)) => {}
-                    None => return Err(ClientError::StreamEnded),
                 }
             }
         })
         .await
         .map_err(|_| ClientError::ConnectTimeout(opts.connect_timeout))??;
+        let bound = account.to_string();
         let (tx, rx) = mpsc::unbounded_channel();
         let (cmds, cmd_rx) = mpsc::unbounded_channel();
         let tag = engine.tag();
@@ -319,6 +335,8 @@ impl XmppClient {
         let mut worker = Worker {
             dropped,
             xmpp: Some(xmpp),
+            account: account.to_bare().into(),
+            bound: bound.clone(),
             engine,
             store,
             events: tx,
@@ -326,9 +344,12 @@ impl XmppClient {
             http,
             cmds: cmds.downgrade(),
         };
-        let first = bound.clone();
         let tick = opts.tick;
-        let task = tokio::spawn(async move { worker.run(first, cmd_rx, tick).await });
+        let task = tokio::spawn(async move {
+            let r = worker.run(cmd_rx, tick).await;
+            worker.ended(&r);
+            r
+        });
         Ok((
             XmppClient {
                 cmds,
@@ -507,10 +528,137 @@ impl XmppClient {
     }
 }
 
+/// One login on a fresh connection: STARTTLS through the guard, SASL, the restarted
+/// stream's features (tokio-xmpp's own `client_auth`, which it does not export).
+async fn login(
+    connector: &GuardedStartTls,
+    jid: &Jid,
+    password: &str,
+) -> Result<Connection, tokio_xmpp::Error> {
+    let (stream, binding) = connector
+        .connect(jid, crate::ns::CLIENT, Timeouts::default())
+        .await?;
+    let (features, stream) = stream.recv_features().await?;
+    let creds = sasl::common::Credentials::default()
+        .with_username(jid.node().map_or("", |n| n.as_str()))
+        .with_password(password)
+        .with_channel_binding(binding);
+    let stream = tokio_xmpp::client_login(stream, features.sasl_mechanisms, creds).await?;
+    let header = StreamHeader {
+        to: Some(Cow::Borrowed(jid.domain().as_str())),
+        from: None,
+        id: None,
+    };
+    let (features, stream): (_, XmppStream<_>) =
+        stream.send_header(header).await?.recv_features().await?;
+    Ok(Connection {
+        stream: stream.box_stream(),
+        features,
+        identity: jid.clone(),
+    })
+}
+
+/// tokio-xmpp's stanza stream over `connector`: it connects, binds a resource and, when the
+/// stream breaks, connects again by itself (1 s, 2 s … 30 s apart). Every failed attempt is
+/// also reported on `failed`.
+///
+/// The client task owns the whole [`StanzaStream`] and never splits it: tokio-xmpp 6's
+/// `Client` splits it into a sender and a receiver behind one mutex, and its receiver
+/// answers `Poll::Pending` without registering a waker when a send holds that mutex, so
+/// its reading task could sleep for good with received stanzas waiting (replies lost
+/// under load; docs/xmpp-glue.md §10).
+fn stanza_stream(
+    connector: GuardedStartTls,
+    jid: Jid,
+    password: String,
+    failed: mpsc::UnboundedSender<tokio_xmpp::Error>,
+) -> StanzaStream {
+    let reconnect = move |_: Option<String>, slot: oneshot::Sender<Connection>| {
+        let (connector, jid, password) = (connector.clone(), jid.clone(), password.clone());
+        let failed = failed.clone();
+        tokio::spawn(async move {
+            let mut delay = Duration::from_secs(1);
+            loop {
+                match login(&connector, &jid, &password).await {
+                    Ok(conn) => {
+                        if let Err(mut conn) = slot.send(conn) {
+                            // Nobody waits for it any more: close it politely.
+                            let close = futures::SinkExt::<&Stanza>::close(&mut conn.stream);
+                            let _ = tokio::time::timeout(GOODBYE_TIMEOUT, close).await;
+                        }
+                        return;
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, retry_in = ?delay, "connection attempt failed");
+                        let _ = failed.send(e);
+                        if slot.is_closed() {
+                            return;
+                        }
+                        tokio::time::sleep(delay).await;
+                        delay = (delay * 2).min(MAX_RETRY_DELAY);
+                    }
+                }
+            }
+        });
+    };
+    StanzaStream::new(Box::new(reconnect), QUEUE_DEPTH)
+}
+
+/// Gives a stanza without an id a random one (as tokio-xmpp's `Client` did).
+fn ensure_id(s: &mut Stanza) {
+    let fresh = || rand::random::<u64>().to_string();
+    match s {
+        Stanza::Iq(iq) => {
+            let id = iq.id_mut();
+            if id.is_empty() {
+                *id = fresh();
+            }
+        }
+        Stanza::Message(m) => {
+            m.id.get_or_insert_with(|| MessageId(fresh()));
+        }
+        Stanza::Presence(p) => {
+            p.id.get_or_insert_with(fresh);
+        }
+    }
+}
+
+/// An IQ result or error without `from` comes from our own account (RFC 6120 §8.1.2.1):
+/// it gets our bare JID, as tokio-xmpp's `Client` did, so replies match their requests.
+fn fill_iq_from(s: &mut Stanza, account: &Jid) {
+    if let Stanza::Iq(Iq::Result { from, .. } | Iq::Error { from, .. }) = s
+        && from.is_none()
+    {
+        *from = Some(account.clone());
+    }
+}
+
+/// Queues `s` and waits until it is written to the stream.
+async fn send_on(xmpp: &StanzaStream, mut s: Stanza) -> Result<(), ClientError> {
+    ensure_id(&mut s);
+    let mut token = xmpp.send(Box::new(s)).await;
+    match token.wait_for(StanzaStage::Sent).await {
+        Some(StanzaState::Sent { .. } | StanzaState::Acked { .. }) => Ok(()),
+        Some(StanzaState::Failed { error }) => {
+            Err(ClientError::Send(Box::new(error.into_io_error())))
+        }
+        Some(StanzaState::Queued | StanzaState::Dropped) | None => {
+            Err(ClientError::Send(Box::new(io::Error::new(
+                io::ErrorKind::NotConnected,
+                "the stream ended for good before the stanza was sent",
+            ))))
+        }
+    }
+}
+
 struct Worker {
     /// Stanzas the connection's guard dropped before parsing (crate::guard).
     dropped: Arc<AtomicU64>,
-    xmpp: Option<Client>,
+    xmpp: Option<StanzaStream>,
+    /// Our account's bare JID.
+    account: Jid,
+    /// The full JID the server bound last.
+    bound: String,
     engine: Engine,
     store: Store,
     events: mpsc::UnboundedSender<GlueEvent>,
@@ -586,10 +734,10 @@ async fn get(http: reqwest::Client, d: &Download) -> Result<Vec<u8>, String> {
 impl Worker {
     async fn run(
         &mut self,
-        first: String,
         mut cmds: mpsc::UnboundedReceiver<(Command, Option<Reply>)>,
         tick: Duration,
     ) -> Result<(), ClientError> {
+        let first = self.bound.clone();
         self.on_online(&first).await?;
         let mut timer = tokio::time::interval(tick);
         timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -599,10 +747,27 @@ impl Worker {
             };
             tokio::select! {
                 ev = xmpp.next() => match ev {
-                    Some(Event::Online { bound_jid, .. }) => {
-                        self.on_online(&bound_jid.to_string()).await?;
+                    Some(Event::Stream(StreamEvent::Reset { bound_jid, .. })) => {
+                        // A new stream (after a break): everything is announced again.
+                        self.account = bound_jid.to_bare().into();
+                        self.bound = bound_jid.to_string();
+                        let bound = self.bound.clone();
+                        self.on_online(&bound).await?;
                     }
-                    Some(Event::Stanza(s)) => {
+                    Some(Event::Stream(StreamEvent::Resumed)) => {
+                        let bound = self.bound.clone();
+                        self.on_online(&bound).await?;
+                    }
+                    Some(Event::Stream(StreamEvent::Suspended)) => {
+                        // The stream broke (closed by the server, network, TLS); tokio-xmpp
+                        // connects again by itself.
+                        tracing::warn!("the XMPP stream broke; reconnecting");
+                        self.engine.offline();
+                        let lost = GlueError::ConnectionLost { reconnecting: true };
+                        let _ = self.events.send(GlueEvent::Error(lost));
+                    }
+                    Some(Event::Stanza(mut s)) => {
+                        fill_iq_from(&mut s, &self.account);
                         let e = to_element(s);
                         let persist = e.name() != "presence";
                         let outs = {
@@ -610,10 +775,6 @@ impl Worker {
                             self.engine.handle(&e, unix_now(), &mut rng)
                         };
                         self.execute(outs, persist).await?;
-                    }
-                    Some(Event::Disconnected(e)) => {
-                        tracing::warn!(error = %e, "disconnected; reconnecting");
-                        self.engine.offline();
                     }
                     None => {
                         self.engine.offline();
@@ -649,6 +810,20 @@ impl Worker {
                     };
                     self.execute(outs, false).await?;
                 }
+            }
+        }
+    }
+
+    /// The task ends: unless it was asked to, the application hears that the connection
+    /// is gone for good (the calls then fail with [`ClientError::Closed`]).
+    fn ended(&self, r: &Result<(), ClientError>) {
+        if let Err(e) = r {
+            tracing::error!(error = %e, "the client stopped");
+            if !matches!(e, ClientError::Store(_)) {
+                let lost = GlueError::ConnectionLost {
+                    reconnecting: false,
+                };
+                let _ = self.events.send(GlueEvent::Error(lost));
             }
         }
     }
@@ -795,28 +970,28 @@ impl Worker {
                 return Ok(());
             }
         };
-        let Some(xmpp) = self.xmpp.as_mut() else {
+        let Some(xmpp) = self.xmpp.as_ref() else {
             return Err(ClientError::Closed);
         };
-        xmpp.send_stanza(s)
-            .await
-            .map(|_| ())
-            .map_err(|e| ClientError::Send(Box::new(e)))
+        send_on(xmpp, s).await
     }
 
     async fn shutdown(&mut self) -> Result<(), ClientError> {
         let unavailable = Presence::new(PresenceType::Unavailable);
-        if let Some(xmpp) = self.xmpp.as_mut()
-            && let Err(e) = xmpp.send_stanza(unavailable.into()).await
-        {
-            tracing::warn!(error = %e, "unavailable presence not sent");
+        if let Some(xmpp) = self.xmpp.as_ref() {
+            // Not forever: the stream may be broken and reconnecting.
+            match tokio::time::timeout(GOODBYE_TIMEOUT, send_on(xmpp, unavailable.into())).await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => tracing::warn!(error = %e, "unavailable presence not sent"),
+                Err(_) => tracing::warn!("unavailable presence not sent in time"),
+            }
         }
         self.engine.offline();
         self.save()?;
         if let Some(xmpp) = self.xmpp.take() {
-            xmpp.send_end()
-                .await
-                .map_err(|e| ClientError::Send(Box::new(e)))?;
+            // Closes the stream (the stream footer, then the connection) and waits for
+            // tokio-xmpp's task to end.
+            xmpp.close().await;
         }
         Ok(())
     }
@@ -860,6 +1035,177 @@ mod tests {
         let back = to_element(to_stanza(q).unwrap());
         assert_eq!(back.attr("id"), Some("q1"));
         assert!(to_stanza(stanza::el("foo", crate::ns::CLIENT, &[])).is_err());
+    }
+
+    // The transport under load: tokio-xmpp's stream task delivers a stanza while the
+    // client is sending. An in-memory server (stream header, features, resource binding)
+    // stands in for Prosody; the send queue (depth 1) is full before the connection is
+    // up, so a send waits, as it does whenever the server reads more slowly than we write.
+
+    use futures::StreamExt;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt, BufStream, DuplexStream};
+    use tokio_xmpp::xmlstream::initiate_stream;
+
+    const ME: &str = "a@localhost/r";
+    const SERVER_HEAD: &str = "<?xml version='1.0'?><stream:stream xmlns='jabber:client' \
+        xmlns:stream='http://etherx.jabber.org/streams' id='s1' from='localhost' version='1.0'>\
+        <stream:features><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'/></stream:features>";
+
+    fn chat(i: usize) -> Stanza {
+        let mut m = Message::new(Some("b@localhost".parse().unwrap()));
+        m.id = Some(MessageId(format!("out{i}")));
+        m.into()
+    }
+
+    /// Reads from the client until `needle` was seen; returns everything read.
+    async fn read_until(io: &mut DuplexStream, needle: &str) -> String {
+        let mut seen = Vec::new();
+        let mut buf = [0u8; 4096];
+        while !String::from_utf8_lossy(&seen).contains(needle) {
+            let n = io.read(&mut buf).await.unwrap();
+            assert!(n > 0, "the client closed the connection");
+            seen.extend_from_slice(&buf[..n]);
+        }
+        String::from_utf8(seen).unwrap()
+    }
+
+    /// Opens a stream to the in-memory server: the client's side as tokio-xmpp's
+    /// `Connection` (features received), and the server's side, which answers the resource
+    /// binding, sends `replies` message stanzas, then reads everything the client writes.
+    async fn connect_in_memory(replies: usize) -> Connection {
+        let (client, mut server) = tokio::io::duplex(1 << 16);
+        tokio::spawn(async move {
+            read_until(&mut server, "<stream:stream").await;
+            server.write_all(SERVER_HEAD.as_bytes()).await.unwrap();
+            read_until(&mut server, "resource-binding").await;
+            let bound = format!(
+                "<iq type='result' id='resource-binding'>\
+                 <bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'><jid>{ME}</jid></bind></iq>"
+            );
+            server.write_all(bound.as_bytes()).await.unwrap();
+            for i in 0..replies {
+                let m = format!(
+                    "<message from='b@localhost/x' to='{ME}' id='in{i}' type='chat'>\
+                     <body>{i}</body></message>"
+                );
+                server.write_all(m.as_bytes()).await.unwrap();
+            }
+            let mut sink = [0u8; 4096];
+            while server.read(&mut sink).await.is_ok_and(|n| n > 0) {}
+        });
+        let header = StreamHeader {
+            to: Some(Cow::Borrowed("localhost")),
+            from: None,
+            id: None,
+        };
+        let pending = initiate_stream(
+            BufStream::new(client),
+            crate::ns::CLIENT,
+            header,
+            Timeouts::default(),
+        )
+        .await
+        .unwrap();
+        let (features, stream): (_, XmppStream<_>) = pending.recv_features().await.unwrap();
+        Connection {
+            stream: stream.box_stream(),
+            features,
+            identity: ME.parse().unwrap(),
+        }
+    }
+
+    type Slot = Arc<std::sync::Mutex<Option<oneshot::Sender<Connection>>>>;
+
+    /// A stanza stream (send queue of depth 1) whose connection the test hands over.
+    fn unconnected() -> (StanzaStream, Slot) {
+        let slot: Slot = Arc::default();
+        let keep = slot.clone();
+        let stream = StanzaStream::new(
+            Box::new(move |_, s| {
+                *keep.lock().unwrap() = Some(s);
+            }),
+            1,
+        );
+        (stream, slot)
+    }
+
+    fn hand_over(slot: &Slot, c: Connection) {
+        let s = slot.lock().unwrap().take().unwrap();
+        assert!(s.send(c).is_ok());
+    }
+
+    /// How many of the `n` messages the server sent arrive within `within`.
+    async fn messages(
+        events: &mut (impl futures::Stream<Item = Event> + Unpin),
+        n: usize,
+        within: Duration,
+    ) -> usize {
+        let mut got = 0;
+        let _ = tokio::time::timeout(within, async {
+            while got < n {
+                match events.next().await {
+                    Some(Event::Stanza(Stanza::Message(_))) => got += 1,
+                    Some(_) => {}
+                    None => return,
+                }
+            }
+        })
+        .await;
+        got
+    }
+
+    /// The client task's way: the one task owns the stream, sends (waiting while the queue
+    /// is full) and reads; every stanza the server sent arrives.
+    #[tokio::test]
+    async fn stanzas_arrive_while_a_send_waits_for_room() {
+        const N: usize = 50;
+        let (stream, slot) = unconnected();
+        let _queued = stream.send(Box::new(chat(0))).await;
+        let connect = async {
+            tokio::task::yield_now().await;
+            hand_over(&slot, connect_in_memory(N).await);
+        };
+        // The send waits until the connection is up and the queue drains.
+        let (sent, ()) = tokio::join!(send_on(&stream, chat(1)), connect);
+        sent.unwrap();
+        let mut stream = stream;
+        assert_eq!(messages(&mut stream, N, Duration::from_secs(10)).await, N);
+    }
+
+    /// Why the client does not use tokio-xmpp 6's `Client`: its reading task polls the
+    /// receiving half of the split stream while a send holds the halves' shared lock, gets
+    /// `Pending` with no waker registered, and sleeps through every stanza that arrives
+    /// after. This asserts that defect of tokio-xmpp 6.0.0 (if an upgrade fixes it, this
+    /// test fails and says so).
+    #[tokio::test]
+    async fn tokio_xmpp_split_stream_sleeps_through_stanzas_while_a_send_holds_its_lock() {
+        const N: usize = 5;
+        let (stream, slot) = unconnected();
+        let (tx, mut rx) = stream.split();
+        let tx = Arc::new(tx);
+        // The queue is full; a second send waits for room, holding the lock.
+        let _queued = tx.send(Box::new(chat(0))).await;
+        let waiting = {
+            let tx = tx.clone();
+            tokio::spawn(async move { tx.send(Box::new(chat(1))).await })
+        };
+        tokio::task::yield_now().await;
+        // The reader (tokio-xmpp's ClientWorker) polls now, as it does when woken.
+        let reader =
+            tokio::spawn(async move { messages(&mut rx, N, Duration::from_secs(3)).await });
+        tokio::task::yield_now().await;
+        hand_over(&slot, connect_in_memory(N).await);
+        // The waiting send completes (the lock is free again) ...
+        let mut token = tokio::time::timeout(Duration::from_secs(10), waiting)
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(matches!(
+            token.wait_for(StanzaStage::Sent).await,
+            Some(StanzaState::Sent { .. })
+        ));
+        // ... yet the reader never sees the stream come up or any message.
+        assert_eq!(reader.await.unwrap(), 0);
     }
 
     #[test]

@@ -51,6 +51,15 @@ pub enum GlueError {
     /// client's call returns the cause).
     #[error("the device state could not be saved; nothing was sent")]
     NotSaved,
+    /// The connection to the XMPP server broke (closed by the server, a network or TLS
+    /// error). `reconnecting`: the async client connects again by itself and
+    /// [`crate::GlueEvent::Online`] follows; otherwise it has stopped and must be connected
+    /// anew (docs/xmpp-glue.md §10).
+    #[error("the connection to the XMPP server was lost{}", if *.reconnecting { "; reconnecting" } else { "; connect again" })]
+    ConnectionLost {
+        /// Whether the client is connecting again by itself.
+        reconnecting: bool,
+    },
     /// A stanza was refused before processing (too large, too deep, malformed).
     #[error("a stanza was refused: {0}")]
     Xml(#[from] XmlError),

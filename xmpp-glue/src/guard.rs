@@ -542,6 +542,107 @@ mod tests {
         assert_eq!(out, format!("{HEAD}{fine}"));
     }
 
+    /// A reader that hands out its bytes `chunk` at a time, answering `Pending` before
+    /// every chunk (and waking its task at once, as a socket that becomes readable does).
+    struct Trickle {
+        data: Vec<u8>,
+        pos: usize,
+        chunk: usize,
+        pending: bool,
+    }
+
+    impl AsyncRead for Trickle {
+        fn poll_read(
+            mut self: Pin<&mut Self>,
+            cx: &mut Context<'_>,
+            dst: &mut ReadBuf<'_>,
+        ) -> Poll<io::Result<()>> {
+            if self.pending {
+                self.pending = false;
+                cx.waker().wake_by_ref();
+                return Poll::Pending;
+            }
+            self.pending = true;
+            let end = (self.pos + self.chunk).min(self.data.len());
+            let n = (end - self.pos).min(dst.remaining());
+            dst.put_slice(&self.data[self.pos..self.pos + n]);
+            self.pos += n;
+            Poll::Ready(Ok(()))
+        }
+    }
+
+    /// Everything read through the guard (1-byte or larger reads by the caller) until it
+    /// reports the end of the stream.
+    async fn read_all(data: &str, chunk: usize, dst_len: usize) -> Vec<u8> {
+        use tokio::io::AsyncReadExt;
+        let inner = Trickle {
+            data: data.as_bytes().to_vec(),
+            pos: 0,
+            chunk,
+            pending: true,
+        };
+        let mut g = Guarded::new(inner, Arc::new(AtomicU64::new(0)));
+        let mut out = Vec::new();
+        let mut buf = vec![0u8; dst_len];
+        loop {
+            let n = g.read(&mut buf).await.unwrap();
+            if n == 0 {
+                return out;
+            }
+            out.extend_from_slice(&buf[..n]);
+        }
+    }
+
+    #[tokio::test]
+    async fn the_guarded_reader_loses_nothing_across_pending_and_partial_reads() {
+        // A stream header, many small stanzas (iq replies among them), one stanza held over
+        // many reads, one dropped, then the stream's end.
+        let mut stream = HEAD.to_owned();
+        for i in 0..200 {
+            stream.push_str(&format!(
+                "<iq type='result' id='r{i}' from='a@b'><x xmlns='y'>{i}</x></iq> "
+            ));
+        }
+        stream.push_str(&format!(
+            "<message><body>{}</body></message>",
+            "z".repeat(20_000)
+        ));
+        stream.push_str(&deep(MAX_DEPTH));
+        stream.push_str("<presence/></stream:stream>");
+        let expected = stream.replace(&deep(MAX_DEPTH), "");
+        for (chunk, dst_len) in [
+            (1, 1),
+            (1, 4096),
+            (3, 2),
+            (7, 8192),
+            (8192, 5),
+            (100_000, 64),
+        ] {
+            let out = read_all(&stream, chunk, dst_len).await;
+            assert_eq!(
+                String::from_utf8(out).unwrap(),
+                expected,
+                "chunk {chunk}, reads of {dst_len}"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn a_stanza_cut_by_the_end_of_the_stream_is_not_passed_on() {
+        use tokio::io::AsyncReadExt;
+        let data = format!("{HEAD}<message><body>cut");
+        let inner = Trickle {
+            data: data.clone().into_bytes(),
+            pos: 0,
+            chunk: 4,
+            pending: true,
+        };
+        let mut g = Guarded::new(inner, Arc::new(AtomicU64::new(0)));
+        let mut out = Vec::new();
+        g.read_to_end(&mut out).await.unwrap();
+        assert_eq!(out, HEAD.as_bytes());
+    }
+
     #[test]
     fn quoted_gt_and_slash_do_not_confuse_depth() {
         let s = format!("{HEAD}<a x='/>' y=\"/>\"><b c='>'/></a><presence/>");

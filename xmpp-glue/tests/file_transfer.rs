@@ -420,7 +420,7 @@ fn plain_http_slots_are_refused_unless_the_origin_is_allowed() {
 
 mod prosody {
     use super::*;
-    use crate::support::{missing, prekey_server_bin, setup_script};
+    use crate::support::{missing, port, prekey_server_bin, setup_script};
 
     use std::collections::HashMap;
     use std::path::PathBuf;
@@ -501,9 +501,9 @@ mod prosody {
             .arg(setup_script())
             .arg("start")
             .arg(&dir)
-            .env("C2S_PORT", C2S_PORT)
-            .env("COMPONENT_PORT", COMPONENT_PORT)
-            .env("UPLOAD_HTTP_PORT", HTTP_PORT)
+            .env("C2S_PORT", port(C2S_PORT))
+            .env("COMPONENT_PORT", port(COMPONENT_PORT))
+            .env("UPLOAD_HTTP_PORT", port(HTTP_PORT))
             .stderr(Stdio::inherit())
             .output()
             .unwrap();

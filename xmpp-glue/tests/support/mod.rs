@@ -23,6 +23,16 @@ pub const STEP: Duration = Duration::from_secs(30);
 pub const C2S_PORT: &str = "15232";
 pub const COMPONENT_PORT: &str = "15357";
 
+/// A test port moved by `GLUE_TEST_PORT_OFFSET` (default 0), so two checkouts can run their
+/// Prosody tests side by side on one machine.
+pub fn port(base: &str) -> String {
+    let offset: u16 = std::env::var("GLUE_TEST_PORT_OFFSET")
+        .ok()
+        .and_then(|o| o.parse().ok())
+        .unwrap_or(0);
+    (base.parse::<u16>().unwrap() + offset).to_string()
+}
+
 // ----------------------------------------------------------------------------------------
 // The parent side: Prosody and the prekey server.
 
@@ -158,8 +168,8 @@ pub fn with_prosody(test: &str, server_log_has: &[&str], scenario: impl FnOnce(E
         .arg(setup_script())
         .arg("start")
         .arg(&dir)
-        .env("C2S_PORT", C2S_PORT)
-        .env("COMPONENT_PORT", COMPONENT_PORT)
+        .env("C2S_PORT", port(C2S_PORT))
+        .env("COMPONENT_PORT", port(COMPONENT_PORT))
         .stderr(Stdio::inherit())
         .output()
         .unwrap();
