@@ -772,6 +772,17 @@ async fn two_then_offline(env: &Env) -> (Dev, Dev) {
 async fn offline_message_arrives(a1: &mut Dev, b1: &mut Dev, text: &str) {
     a1.sees_online(b1, false).await;
     a1.send("bob@localhost", text).await;
+    // Alice's side of the non-interactive DAKE: the ensemble came and the text went out.
+    a1.wait_for("Secure (non-interactive) with bob", |e| {
+        matches!(
+            e,
+            GlueEvent::Secure {
+                non_interactive: true,
+                ..
+            }
+        )
+    })
+    .await;
     b1.connect().await;
     b1.wait_msgs(1).await;
     settle().await;
