@@ -106,7 +106,9 @@ fn read_key(path: &Path, meta: &fs::Metadata) -> Result<KeyPair, KeyError> {
     let mut bytes = Zeroizing::new([0u8; SYMMETRIC_KEY_LEN]);
     hex::decode_to_slice(hex_key.trim(), bytes.as_mut())
         .map_err(|_| KeyError::Malformed(p.clone()))?;
-    Ok(KeyPair::from_symmetric_key(SymmetricKey::from_bytes(*bytes)))
+    Ok(KeyPair::from_symmetric_key(SymmetricKey::from_bytes(
+        *bytes,
+    )))
 }
 
 /// The key file's content for `sym`.

@@ -301,10 +301,10 @@ async fn signals(
             _ = hup.recv() => match Config::load(&cli) {
                 Ok(c) => {
                     service.reload_rates(&c.limits);
-                    if let Ok(k) = keys::load(&c.server.key_file) {
-                        if rotation::fingerprint(&k) != service.fingerprint() {
-                            warn!("SIGHUP: the key file holds another key (rotated?): restart the server to serve it and announce the rotation");
-                        }
+                    if let Ok(k) = keys::load(&c.server.key_file)
+                        && rotation::fingerprint(&k) != service.fingerprint()
+                    {
+                        warn!("SIGHUP: the key file holds another key (rotated?): restart the server to serve it and announce the rotation");
                     }
                     match log.reload(filter_for(&c.log.level)) {
                         Ok(()) => info!(level = %c.log.level, "SIGHUP: configuration re-read, log level and rate limits applied (other changes need a restart)"),

@@ -112,7 +112,12 @@ impl Announcement {
             return false;
         };
         let old_fp = Fingerprint::prekey_server(&Ed448PublicKey(p));
-        let msg = signed_message(jid, old_fp.as_bytes(), &self.new_fingerprint, self.not_after);
+        let msg = signed_message(
+            jid,
+            old_fp.as_bytes(),
+            &self.new_fingerprint,
+            self.not_after,
+        );
         eddsa::verify(&p, &msg, &Signature(self.signature)).is_ok()
     }
 }
@@ -209,12 +214,7 @@ pub struct Rotated {
 /// key renamed over the key file. A crash before the last step leaves the old key serving
 /// with an announcement of a key that never served: harmless (clients ignore
 /// announcements while the advertised key is the pinned one); rotating again fixes it.
-pub fn rotate(
-    key_path: &Path,
-    jid: &str,
-    period_secs: u64,
-    now: u64,
-) -> Result<Rotated, KeyError> {
+pub fn rotate(key_path: &Path, jid: &str, period_secs: u64, now: u64) -> Result<Rotated, KeyError> {
     let old = keys::load(key_path)?;
     let mut list = load_announcements(key_path, jid, now)?;
     let sym = SymmetricKey::generate(&mut rand::rng());
@@ -273,7 +273,10 @@ mod tests {
         assert_eq!(a.not_after, 1100);
         assert!(a.verify(JID));
         assert!(!a.verify("prekey.other.org"), "the JID is signed");
-        assert_eq!(Announcement::from_disco_name(&a.disco_name()).as_ref(), Some(a));
+        assert_eq!(
+            Announcement::from_disco_name(&a.disco_name()).as_ref(),
+            Some(a)
+        );
         // A second rotation within the period keeps the first announcement: a chain.
         let r2 = rotate(&path, JID, 100, 1050).unwrap();
         let list = load_announcements(&path, JID, 1050).unwrap();

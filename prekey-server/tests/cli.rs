@@ -373,7 +373,14 @@ fn rotate_key_replaces_the_key_and_writes_the_announcement() {
     let run = |args: &[&str]| {
         bin()
             .current_dir(dir.path())
-            .args(["--transport", "stdio", "--key-file", "k", "--database", "p.db"])
+            .args([
+                "--transport",
+                "stdio",
+                "--key-file",
+                "k",
+                "--database",
+                "p.db",
+            ])
             .args(args)
             .output()
             .unwrap()

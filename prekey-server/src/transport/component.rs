@@ -142,11 +142,7 @@ pub fn disco_items(
         q.append_child(element(
             "item",
             NS_DISCO_ITEMS,
-            &[
-                ("jid", jid),
-                ("node", crate::rotation::NODE),
-                ("name", a),
-            ],
+            &[("jid", jid), ("node", crate::rotation::NODE), ("name", a)],
         )?);
     }
     Ok(q)

@@ -525,10 +525,11 @@ impl PrekeyLink {
             }
             _ => {}
         }
-        if let Some(pin) = self.servers.get(&dom).cloned() {
-            if dom == self.own_domain && self.link_domain.is_none() {
-                self.link(b, pin, online, now, rng);
-            }
+        if let Some(pin) = self.servers.get(&dom).cloned()
+            && dom == self.own_domain
+            && self.link_domain.is_none()
+        {
+            self.link(b, pin, online, now, rng);
         }
         self.query_waiting(b, reqs, &dom, online, now, rng);
     }
