@@ -162,6 +162,17 @@ enum otr4_event_kind
      * the stanzas or messages this call produced. Comes last in a call's events.
      */
     OTR4_EVENT_SAVE_STATE = 13,
+    /**
+     * XMPP level: the prekey server of domain `peer` rotated its key and the pinned key
+     * signed the new one (`text`): it is pinned now.
+     */
+    OTR4_EVENT_PREKEY_SERVER_KEY_ROTATED = 14,
+    /**
+     * XMPP level: the prekey server of domain `peer` shows another key (`text`, its
+     * fingerprint) that the pinned key did not sign: no offline message goes to that
+     * domain until the user confirms it (`otr4_engine_accept_prekey_server_key`).
+     */
+    OTR4_EVENT_PREKEY_SERVER_KEY_CHANGED = 15,
 };
 #ifndef __cplusplus
 typedef uint32_t otr4_event_kind;
@@ -538,6 +549,22 @@ otr4_status otr4_engine_accept_fingerprint(otr4_engine engine,
                                            const uint8_t *jid,
                                            size_t jid_len,
                                            uint32_t device);
+
+/**
+ * The user confirmed the new key `fingerprint` (112 hex digits) of the prekey server of
+ * `domain`: the one it offered (`OTR4_EVENT_PREKEY_SERVER_KEY_CHANGED`), or one learnt out
+ * of band. It is pinned (saved with the state) and offline messaging to the domain
+ * resumes. `OTR4_INVALID_ARGUMENT` if no prekey server is known for `domain`, the
+ * fingerprint is not one, or the server offers another key.
+ *
+ * # Safety
+ * `domain` valid for reads of `domain_len` bytes, `fingerprint` of `fingerprint_len`.
+ */
+otr4_status otr4_engine_accept_prekey_server_key(otr4_engine engine,
+                                                 const uint8_t *domain,
+                                                 size_t domain_len,
+                                                 const uint8_t *fingerprint,
+                                                 size_t fingerprint_len);
 
 /**
  * Removes another device of our account (instance tag `device`) from the device list:

@@ -138,6 +138,14 @@ impl Engine {
         with(&self.core, |c| Ok(c.accept_fingerprint(&jid, device)?))
     }
 
+    /// Accepts the new key `fingerprint` (hex) of the prekey server of `domain` (after a
+    /// `PREKEY_SERVER_KEY_CHANGED` event, once the user compared it).
+    pub fn accept_prekey_server_key(&self, domain: String, fingerprint: String) -> Result<()> {
+        with(&self.core, |c| {
+            Ok(c.accept_prekey_server_key(&domain, &fingerprint)?)
+        })
+    }
+
     /// Removes another device of ours from our device list.
     pub fn remove_device(&self, device: u32) -> Result<()> {
         with(&self.core, |c| Ok(c.remove_device(device)?))

@@ -39,6 +39,12 @@ pub enum EventKind {
     Send,
     /// The state changed: save it before sending what this call produced. Comes last.
     SaveState,
+    /// The prekey server of domain `peer` rotated its key, signed by the pinned one: the
+    /// new key (`text`) is pinned.
+    PrekeyServerKeyRotated,
+    /// The prekey server of domain `peer` shows another key (`text`) the pinned one did not
+    /// sign: no offline message to that domain until `accept_prekey_server_key`.
+    PrekeyServerKeyChanged,
 }
 
 /// Trust in a device.
@@ -126,6 +132,8 @@ fn kind(k: otr4_event_kind) -> EventKind {
         OTR4_EVENT_ONLINE => EventKind::Online,
         OTR4_EVENT_SEND => EventKind::Send,
         OTR4_EVENT_SAVE_STATE => EventKind::SaveState,
+        OTR4_EVENT_PREKEY_SERVER_KEY_ROTATED => EventKind::PrekeyServerKeyRotated,
+        OTR4_EVENT_PREKEY_SERVER_KEY_CHANGED => EventKind::PrekeyServerKeyChanged,
     }
 }
 

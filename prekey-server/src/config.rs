@@ -50,6 +50,9 @@ pub struct ServerSection {
     pub fragment_size: usize,
     /// Most messages processed at once.
     pub max_in_flight: usize,
+    /// Days a key rotation (`--rotate-key`) is announced in service discovery, signed by
+    /// the old key, so that clients re-pin; the old key is kept as long.
+    pub rotation_announce_days: u32,
 }
 
 impl Default for ServerSection {
@@ -65,6 +68,7 @@ impl Default for ServerSection {
             orphan_retention_days: 30,
             fragment_size: 0,
             max_in_flight: 64,
+            rotation_announce_days: crate::rotation::DEFAULT_ANNOUNCE_DAYS,
         }
     }
 }
@@ -205,6 +209,10 @@ pub struct Cli {
     /// then exit: 0 if usable, 2 if not.
     #[arg(long)]
     pub check_config: bool,
+    /// Replace the long-term key by a new one, announce the new fingerprint signed by the
+    /// old key for `rotation_announce_days`, then exit; restart the server to serve it.
+    #[arg(long)]
+    pub rotate_key: bool,
 
     /// [server] jid: the component domain / prekey server identity.
     #[arg(long)]
@@ -236,6 +244,9 @@ pub struct Cli {
     /// [server] max_in_flight.
     #[arg(long)]
     pub max_in_flight: Option<usize>,
+    /// [server] rotation_announce_days.
+    #[arg(long)]
+    pub rotation_announce_days: Option<u32>,
 
     /// [component] host.
     #[arg(long)]
@@ -467,6 +478,7 @@ impl Config {
             cli.orphan_retention_days => s.orphan_retention_days,
             cli.fragment_size => s.fragment_size,
             cli.max_in_flight => s.max_in_flight,
+            cli.rotation_announce_days => s.rotation_announce_days,
             cli.component_host => k.host,
             cli.component_port => k.port,
             cli.component_name => k.name,
@@ -516,6 +528,9 @@ impl Config {
         let jid = &self.server.jid;
         if jid.is_empty() || jid.contains('/') || jid.contains('@') || jid.contains(' ') {
             return bad("server.jid must be a domain (e.g. prekey.example.org)");
+        }
+        if !(1..=365).contains(&self.server.rotation_announce_days) {
+            return bad("server.rotation_announce_days must be between 1 and 365");
         }
         let l = &self.limits;
         if l.max_message_bytes < 1024 {

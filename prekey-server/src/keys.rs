@@ -60,25 +60,7 @@ pub fn load_or_create(path: &Path) -> Result<(KeyPair, KeyOrigin), KeyError> {
         source,
     };
     match fs::metadata(path) {
-        Ok(meta) => {
-            let mode = meta.permissions().mode() & 0o777;
-            if mode & 0o077 != 0 {
-                return Err(KeyError::Permissions { path: p, mode });
-            }
-            let text = Zeroizing::new(fs::read_to_string(path).map_err(io_err)?);
-            let mut lines = text.lines();
-            if lines.next() != Some(HEADER) {
-                return Err(KeyError::Malformed(p));
-            }
-            let hex_key = lines.next().ok_or_else(|| KeyError::Malformed(p.clone()))?;
-            let mut bytes = Zeroizing::new([0u8; SYMMETRIC_KEY_LEN]);
-            hex::decode_to_slice(hex_key.trim(), bytes.as_mut())
-                .map_err(|_| KeyError::Malformed(p.clone()))?;
-            Ok((
-                KeyPair::from_symmetric_key(SymmetricKey::from_bytes(*bytes)),
-                KeyOrigin::Loaded,
-            ))
-        }
+        Ok(meta) => Ok((read_key(path, &meta)?, KeyOrigin::Loaded)),
         Err(e) if e.kind() == io::ErrorKind::NotFound => {
             if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
                 fs::DirBuilder::new()
@@ -88,7 +70,7 @@ pub fn load_or_create(path: &Path) -> Result<(KeyPair, KeyOrigin), KeyError> {
                     .map_err(io_err)?;
             }
             let sym = SymmetricKey::generate(&mut rand::rng());
-            let text = Zeroizing::new(format!("{HEADER}\n{}\n", hex::encode(sym.as_bytes())));
+            let text = key_file_text(&sym);
             write_atomically(path, text.as_bytes()).map_err(io_err)?;
             Ok((KeyPair::from_symmetric_key(sym), KeyOrigin::Created))
         }
@@ -96,10 +78,45 @@ pub fn load_or_create(path: &Path) -> Result<(KeyPair, KeyOrigin), KeyError> {
     }
 }
 
-/// Writes `bytes` to a new file `path` (mode 0600): temporary file, fsync, hard link to
-/// `path` (fails if `path` exists: never overwrites a key another process just wrote),
-/// remove the temporary name, fsync the directory.
-fn write_atomically(path: &Path, bytes: &[u8]) -> io::Result<()> {
+/// Loads the existing key at `path` (never creates one).
+pub fn load(path: &Path) -> Result<KeyPair, KeyError> {
+    let meta = fs::metadata(path).map_err(|source| KeyError::Io {
+        path: path.display().to_string(),
+        source,
+    })?;
+    read_key(path, &meta)
+}
+
+fn read_key(path: &Path, meta: &fs::Metadata) -> Result<KeyPair, KeyError> {
+    let p = path.display().to_string();
+    let io_err = |source| KeyError::Io {
+        path: p.clone(),
+        source,
+    };
+    let mode = meta.permissions().mode() & 0o777;
+    if mode & 0o077 != 0 {
+        return Err(KeyError::Permissions { path: p, mode });
+    }
+    let text = Zeroizing::new(fs::read_to_string(path).map_err(io_err)?);
+    let mut lines = text.lines();
+    if lines.next() != Some(HEADER) {
+        return Err(KeyError::Malformed(p));
+    }
+    let hex_key = lines.next().ok_or_else(|| KeyError::Malformed(p.clone()))?;
+    let mut bytes = Zeroizing::new([0u8; SYMMETRIC_KEY_LEN]);
+    hex::decode_to_slice(hex_key.trim(), bytes.as_mut())
+        .map_err(|_| KeyError::Malformed(p.clone()))?;
+    Ok(KeyPair::from_symmetric_key(SymmetricKey::from_bytes(
+        *bytes,
+    )))
+}
+
+/// The key file's content for `sym`.
+pub(crate) fn key_file_text(sym: &SymmetricKey) -> Zeroizing<String> {
+    Zeroizing::new(format!("{HEADER}\n{}\n", hex::encode(sym.as_bytes())))
+}
+
+fn temp_path(path: &Path) -> io::Result<(std::path::PathBuf, std::path::PathBuf)> {
     let dir = match path.parent().filter(|d| !d.as_os_str().is_empty()) {
         Some(d) => d.to_path_buf(),
         None => std::path::PathBuf::from("."),
@@ -114,17 +131,37 @@ fn write_atomically(path: &Path, bytes: &[u8]) -> io::Result<()> {
     tmp_name.push(name);
     tmp_name.push(format!(".tmp-{:016x}", rand::random::<u64>()));
     let tmp = dir.join(tmp_name);
-    let result = (|| {
-        let mut f = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-        drop(f);
-        fs::hard_link(&tmp, path)
-    })();
+    Ok((dir, tmp))
+}
+
+fn write_temp(tmp: &Path, bytes: &[u8], mode: u32) -> io::Result<()> {
+    let mut f = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(mode)
+        .open(tmp)?;
+    f.write_all(bytes)?;
+    f.sync_all()
+}
+
+/// Writes `bytes` to `path` (mode `mode`), replacing it atomically: temporary file, fsync,
+/// rename over `path`, fsync the directory (key rotation).
+pub(crate) fn replace_atomically(path: &Path, bytes: &[u8], mode: u32) -> io::Result<()> {
+    let (dir, tmp) = temp_path(path)?;
+    let result = write_temp(&tmp, bytes, mode).and_then(|()| fs::rename(&tmp, path));
+    if result.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    result?;
+    fs::File::open(&dir)?.sync_all()
+}
+
+/// Writes `bytes` to a new file `path` (mode 0600): temporary file, fsync, hard link to
+/// `path` (fails if `path` exists: never overwrites a key another process just wrote),
+/// remove the temporary name, fsync the directory.
+fn write_atomically(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    let (dir, tmp) = temp_path(path)?;
+    let result = write_temp(&tmp, bytes, 0o600).and_then(|()| fs::hard_link(&tmp, path));
     let _ = fs::remove_file(&tmp);
     result?;
     fs::File::open(&dir)?.sync_all()

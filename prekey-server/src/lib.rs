@@ -16,6 +16,7 @@ pub mod config;
 pub mod keys;
 pub mod limits;
 pub mod ops;
+pub mod rotation;
 pub mod service;
 pub mod storage;
 pub mod testkit;

@@ -1,6 +1,7 @@
 //! The `prekey-server` binary: validates the configuration (before any side effect), loads
 //! the long-term key (creating it on first start) and the SQLite store, then runs the
-//! configured transport until SIGINT/SIGTERM. SIGHUP reloads the log level and the rate limits.
+//! configured transport until SIGINT/SIGTERM. SIGHUP reloads the log level and the rate limits
+//! (a rotated key needs a restart). `--rotate-key` rotates the long-term key and exits.
 //!
 //! Exit codes: 0 clean stop, 1 runtime error (key, storage, handshake refused), 2 bad
 //! configuration (nothing was created). Every error is printed once, on stderr.
@@ -8,6 +9,7 @@
 use clap::Parser;
 use prekey_server::config::{Cli, Config, LogFormat, TransportKind};
 use prekey_server::keys::{self, KeyOrigin};
+use prekey_server::rotation;
 use prekey_server::service::{Service, ServiceOptions, unix_now};
 use prekey_server::storage::pg::PgStorage;
 use prekey_server::storage::sqlite::SqliteStorage;
@@ -46,12 +48,42 @@ fn main() -> ExitCode {
         );
         return ExitCode::SUCCESS;
     }
+    if cli.rotate_key {
+        return rotate_key(&config);
+    }
     let handle = init_logging(&config);
     match run(cli, config, handle) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             // Logged once (the log is on stderr).
             error!("{e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `--rotate-key`: a new key, announced (signed by the old one) for the configured period.
+fn rotate_key(config: &Config) -> ExitCode {
+    let period = u64::from(config.server.rotation_announce_days) * 24 * 3600;
+    match rotation::rotate(
+        &config.server.key_file,
+        &config.server.jid,
+        period,
+        unix_now() as u64,
+    ) {
+        Ok(r) => {
+            println!(
+                "rotated the key of {}\nold fingerprint: {}\nnew fingerprint: {}\nannounced (signed by the old key) until {} (Unix time); old key kept in {}\nrestart the server to serve the new key",
+                config.server.jid,
+                hex::encode_upper(r.old.as_bytes()),
+                hex::encode_upper(r.new.as_bytes()),
+                r.not_after,
+                r.old_key_file.display()
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("prekey-server: key rotation failed, the key is unchanged: {e}");
             ExitCode::FAILURE
         }
     }
@@ -87,11 +119,17 @@ fn init_logging(config: &Config) -> FilterHandle {
 
 fn run(cli: Cli, config: Config, log: FilterHandle) -> Result<(), Box<dyn std::error::Error>> {
     let (key, origin) = keys::load_or_create(&config.server.key_file)?;
+    let announcements = rotation::load_announcements(
+        &config.server.key_file,
+        &config.server.jid,
+        unix_now() as u64,
+    )?;
     let options = ServiceOptions {
         identity: config.server.jid.clone(),
         limits: config.limits.clone(),
         fragment_size: (config.server.fragment_size > 0).then_some(config.server.fragment_size),
         orphan_retention_secs: i64::from(config.server.orphan_retention_days) * 24 * 3600,
+        announcements,
     };
     let fp = hex::encode_upper(
         otr4::Fingerprint::prekey_server(&otr4::hazmat::crypto::keys::Ed448PublicKey(
@@ -114,6 +152,14 @@ fn run(cli: Cli, config: Config, log: FilterHandle) -> Result<(), Box<dyn std::e
     // Operators compare this with what clients see in service discovery.
     eprintln!("prekey-server {} fingerprint: {fp}", config.server.jid);
     info!(jid = %config.server.jid, fingerprint = %fp, "prekey server identity");
+    for a in &options.announcements {
+        info!(
+            old_public = %hex::encode_upper(a.old_public),
+            new_fingerprint = %hex::encode_upper(a.new_fingerprint),
+            not_after = a.not_after,
+            "announcing a key rotation in service discovery"
+        );
+    }
 
     let storage: Arc<dyn prekey_server::storage::Storage> = match &config.server.storage {
         Some(url) => {
@@ -255,6 +301,11 @@ async fn signals(
             _ = hup.recv() => match Config::load(&cli) {
                 Ok(c) => {
                     service.reload_rates(&c.limits);
+                    if let Ok(k) = keys::load(&c.server.key_file)
+                        && rotation::fingerprint(&k) != service.fingerprint()
+                    {
+                        warn!("SIGHUP: the key file holds another key (rotated?): restart the server to serve it and announce the rotation");
+                    }
                     match log.reload(filter_for(&c.log.level)) {
                         Ok(()) => info!(level = %c.log.level, "SIGHUP: configuration re-read, log level and rate limits applied (other changes need a restart)"),
                         Err(e) => warn!(error = %e, "SIGHUP: could not apply the log level"),

@@ -48,6 +48,9 @@ pub struct ServiceOptions {
     /// Prekey messages stored before `now - orphan_retention_secs` whose device has no
     /// Client Profile are garbage-collected.
     pub orphan_retention_secs: i64,
+    /// Key-rotation announcements published in service discovery until they expire
+    /// ([`crate::rotation`]).
+    pub announcements: Vec<crate::rotation::Announcement>,
 }
 
 impl ServiceOptions {
@@ -58,6 +61,7 @@ impl ServiceOptions {
             limits: Limits::default(),
             fragment_size: None,
             orphan_retention_secs: 30 * 24 * 3600,
+            announcements: Vec::new(),
         }
     }
 }
@@ -507,6 +511,17 @@ impl Service {
     /// The server's fingerprint (otrv4-prekey-server.md §"Public keys and Fingerprints").
     pub fn fingerprint(&self) -> Fingerprint {
         self.core.fingerprint()
+    }
+
+    /// The disco names of the key-rotation announcements still valid at `now` (Unix
+    /// seconds): an expired one is no longer published, even before a restart.
+    pub fn announcement_names(&self, now: u64) -> Vec<String> {
+        self.options
+            .announcements
+            .iter()
+            .filter(|a| a.not_after >= now)
+            .map(crate::rotation::Announcement::disco_name)
+            .collect()
     }
 
     /// The fingerprint as the 112 upper-case hex digits published over service discovery.

@@ -65,7 +65,7 @@ fn example_config_checks_from_a_fresh_clone_and_creates_nothing() {
 #[test]
 fn configuration_errors_exit_2_print_once_and_create_nothing() {
     let dir = tempfile::tempdir().unwrap();
-    let cases: [(&str, &[&str]); 4] = [
+    let cases: [(&str, &[&str]); 5] = [
         // The default transport needs a secret: nothing configured at all.
         ("", &[]),
         ("[server]\nbogus = 1\n", &[]),
@@ -73,6 +73,10 @@ fn configuration_errors_exit_2_print_once_and_create_nothing() {
         (
             "[server]\ntransport = \"stdio\"\n[limits]\nretrieval_burst = 0\n",
             &[],
+        ),
+        (
+            "[server]\ntransport = \"stdio\"\nrotation_announce_days = 0\n",
+            &["--rotate-key"],
         ),
     ];
     for (i, (text, extra)) in cases.iter().enumerate() {
@@ -359,4 +363,45 @@ fn sighup_applies_new_rate_limits() {
     assert_eq!(limited(), 2);
     drop(stdin);
     assert!(child.wait().unwrap().success());
+}
+
+/// `--rotate-key`: a new key (the fingerprint printed afterwards changes), the old one kept,
+/// the announcement written; without a key there is nothing to rotate (exit 1, no key made).
+#[test]
+fn rotate_key_replaces_the_key_and_writes_the_announcement() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = |args: &[&str]| {
+        bin()
+            .current_dir(dir.path())
+            .args([
+                "--transport",
+                "stdio",
+                "--key-file",
+                "k",
+                "--database",
+                "p.db",
+            ])
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let o = run(&["--rotate-key"]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(stderr(&o).contains("key rotation failed"), "{}", stderr(&o));
+    assert!(!dir.path().join("k").exists());
+    let o = run(&["--print-fingerprint"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let old = String::from_utf8_lossy(&o.stdout).trim().to_owned();
+    let o = run(&["--rotate-key", "--rotation-announce-days", "2"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert!(out.contains(&format!("old fingerprint: {old}")), "{out}");
+    let o = run(&["--print-fingerprint"]);
+    let new = String::from_utf8_lossy(&o.stdout).trim().to_owned();
+    assert_ne!(new, old);
+    assert!(out.contains(&format!("new fingerprint: {new}")), "{out}");
+    let files = files_in(dir.path());
+    assert_eq!(files.len(), 3, "{files:?}");
+    assert!(files.iter().any(|f| f.starts_with("k.old-")), "{files:?}");
+    assert!(files.contains(&"k.rotation".to_owned()), "{files:?}");
 }

@@ -92,7 +92,13 @@ impl Engine {
         let car = Carriage::new(rng);
         Engine {
             dir: Directory::new(s.own_list, s.listed, s.removed, s.contacts, s.trust),
-            link: PrekeyLink::new(&config.jid, s.servers, s.published, config.refill),
+            link: PrekeyLink::new(
+                &config.jid,
+                s.servers,
+                s.retired_servers,
+                s.published,
+                config.refill,
+            ),
             catchup: CatchUp::new(s.archive, s.seen_ids),
             cfg: config,
             client,
@@ -168,6 +174,7 @@ impl Engine {
             archive: self.catchup.archive().clone(),
             seen_ids: self.catchup.seen_ids().clone(),
             servers: self.link.servers().clone(),
+            retired_servers: self.link.retired().clone(),
         }
     }
 
@@ -384,6 +391,41 @@ impl Engine {
             bridge!(self).expect(jid, tag, now, rng);
         }
         self.finish()
+    }
+
+    /// The key the prekey server of `domain` offers after it changed without an
+    /// announcement signed by the pinned key ([`GlueEvent::PrekeyServerKeyChanged`]):
+    /// until the user accepts it, no offline message goes to that domain.
+    pub fn prekey_server_key_change(&self, domain: &str) -> Option<&str> {
+        self.link.changed_key(domain)
+    }
+
+    /// The user confirmed (e.g. compared with the operator's announcement) the new key
+    /// `fingerprint` (hex) of `domain`'s prekey server: the one it offered
+    /// ([`GlueEvent::PrekeyServerKeyChanged`]), or one learnt out of band. It is pinned and
+    /// saved with the state ([`GlueState::retired_servers`] keeps the old one), and offline
+    /// messaging to the domain resumes. Fails with [`GlueError::PrekeyServerKeyRefused`] if
+    /// no server is pinned for `domain`, `fingerprint` is not one, or the server offered
+    /// another key on this connection.
+    pub fn accept_prekey_server_key<R: CryptoRng + ?Sized>(
+        &mut self,
+        domain: &str,
+        fingerprint: &str,
+        now: i64,
+        rng: &mut R,
+    ) -> Result<Vec<Output>, GlueError> {
+        self.prepare(now, rng);
+        let online = self.online;
+        self.link.accept_key(
+            &mut bridge!(self),
+            &mut self.reqs,
+            domain,
+            fingerprint,
+            online,
+            now,
+            rng,
+        )?;
+        Ok(self.finish())
     }
 
     // ---------------------------------------------------------------------------------

@@ -18,7 +18,9 @@ pub enum GlueError {
     /// No prekey server was found on a domain.
     #[error("no OTRv4 prekey server found on {0}")]
     NoPrekeyServer(String),
-    /// The prekey server of a domain announces another fingerprint than the pinned one.
+    /// Another component than the pinned prekey server of a domain answers as its prekey
+    /// server (a changed key of the pinned server itself is
+    /// [`crate::GlueEvent::PrekeyServerKeyChanged`]).
     #[error(
         "the prekey server {jid} changed its fingerprint (pinned {pinned}, now {announced}); not used"
     )]
@@ -29,6 +31,18 @@ pub enum GlueError {
         pinned: String,
         /// What it announces now.
         announced: String,
+    },
+    /// [`crate::Engine::accept_prekey_server_key`] refused the fingerprint: no prekey
+    /// server is pinned for the domain, it is not 112 hex digits, or the server offers
+    /// another key.
+    #[error(
+        "cannot pin {fingerprint} for the prekey server of {domain}: no server is known for that domain, the fingerprint is not 112 hex digits, or the server shows another key"
+    )]
+    PrekeyServerKeyRefused {
+        /// The domain.
+        domain: String,
+        /// The fingerprint given.
+        fingerprint: String,
     },
     /// A prekey-server exchange failed.
     #[error("prekey server: {0}")]
@@ -121,6 +135,12 @@ pub enum NotSentReason {
     /// No prekey server is known for the contact's domain.
     #[error("the device is offline and no prekey server is known for its domain")]
     NoPrekeyServer,
+    /// The prekey server of the contact's domain shows a new key its old key did not sign:
+    /// confirm it first ([`crate::Engine::accept_prekey_server_key`]).
+    #[error(
+        "the device is offline and the prekey server of its domain changed its key without the old key's signature; check and accept the new key to send offline messages"
+    )]
+    PrekeyServerKeyChanged,
     /// otr4 refused it (e.g. the session is finished).
     #[error("{0:?}")]
     Otr(otr4::NotSentReason),

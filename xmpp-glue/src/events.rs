@@ -114,8 +114,29 @@ pub enum GlueEvent {
     },
     /// Our device is now on our account's device list.
     Listed,
-    /// A prekey server was found and pinned.
+    /// A prekey server was found and pinned (or its new key accepted by the user).
     PrekeyServer(ServerPin),
+    /// A domain's prekey server rotated its key and the pinned key signed the new one
+    /// (docs/spec-notes.md §"Prekey server key rotation"): the new key is pinned.
+    PrekeyServerKeyRotated {
+        /// The domain.
+        domain: String,
+        /// The fingerprint pinned before (hex).
+        old: String,
+        /// The fingerprint pinned now (hex).
+        new: String,
+    },
+    /// A domain's prekey server shows another key, not signed by the pinned one (a lost
+    /// key, or an impostor): no offline message goes to that domain until the user
+    /// confirms `offered` ([`crate::Engine::accept_prekey_server_key`]).
+    PrekeyServerKeyChanged {
+        /// The domain.
+        domain: String,
+        /// The fingerprint pinned (hex).
+        pinned: String,
+        /// The fingerprint the server shows now (hex).
+        offered: String,
+    },
     /// A file arrived and verified (docs/xmpp-glue.md §9).
     File(Box<ReceivedFile>),
     /// A file was uploaded and its offer sent to every device of the contact (and our

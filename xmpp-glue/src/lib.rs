@@ -67,6 +67,9 @@ pub use file::{DEFAULT_MAX_FILE_SIZE, FILE_CHUNK, FILE_CONTEXT, FileError, ciphe
 // The file-offer decoder, for the fuzz target (feature `stanzas`, like `stanza`).
 #[cfg(feature = "stanzas")]
 pub use file::reencode_offer;
+// The key-rotation announcement decoder, for the fuzz target (feature `stanzas`).
+#[cfg(feature = "stanzas")]
+pub use prekey_link::verify_announcement;
 pub use stanza::StanzaError;
 pub use state::{ArchivePos, DEFAULT_REFILL, EngineConfig, GlueState, ServerPin};
 pub use transfer::{Download, ReceivedFile, TransferId, UPLOAD_CONTENT_TYPE, Upload};

@@ -146,7 +146,13 @@ mod tests {
         let mut dir = Directory::default();
         let mut car = Carriage::new(&mut rng);
         let mut reqs = Requests::default();
-        let mut link = PrekeyLink::new("alice@x", BTreeMap::new(), false, crate::DEFAULT_REFILL);
+        let mut link = PrekeyLink::new(
+            "alice@x",
+            BTreeMap::new(),
+            BTreeMap::new(),
+            false,
+            crate::DEFAULT_REFILL,
+        );
         let (t1, t2) = (InstanceTag(0x201), InstanceTag(0x202));
         let entry = |tag: InstanceTag| DeviceEntry {
             tag: tag.0,

@@ -1,7 +1,7 @@
 //! What an engine is configured with ([`EngineConfig`]) and what it persists besides the
 //! otr4 client ([`GlueState`], JSON; docs/xmpp-glue.md §7).
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use otr4::RefillPolicy;
 use serde::{Deserialize, Serialize};
@@ -94,4 +94,8 @@ pub struct GlueState {
     pub seen_ids: VecDeque<String>,
     /// Prekey servers pinned by domain.
     pub servers: BTreeMap<String, ServerPin>,
+    /// Fingerprints each domain's prekey server used before a rotation or an accepted
+    /// change: never re-pinned by a rotation announcement (absent in older states).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub retired_servers: BTreeMap<String, BTreeSet<String>>,
 }

@@ -1004,12 +1004,15 @@ fn discover(
 #[test]
 fn a_second_discovery_answer_cannot_replace_the_pinned_prekey_server() {
     let (fp_a, fp_b) = ("aa".repeat(56), "bb".repeat(56));
+    // Another key of the same component holds the domain (PrekeyServerKeyChanged);
+    // another component is an error (ServerFingerprintChanged). Either way the pin stays.
     let changed = |evs: &[GlueEvent]| {
         evs.iter()
             .filter(|e| {
                 matches!(
                     e,
                     GlueEvent::Error(GlueError::ServerFingerprintChanged { .. })
+                        | GlueEvent::PrekeyServerKeyChanged { .. }
                 )
             })
             .count()
@@ -1437,4 +1440,154 @@ fn a_refused_publication_is_retried_once_after_configuring_the_node() {
             "{replies:?}: configured again"
         );
     }
+}
+
+/// Our own domain's pinned prekey server shows another key, unannounced: nothing is
+/// published to it, the user is told, offline texts to the domain are refused with a
+/// reason; the user accepts the offered key (not another); the new pin and the retired
+/// key survive a restart from the saved state, and after it an announcement signed by the
+/// new key back to the retired one is not followed.
+#[test]
+fn a_changed_prekey_server_key_is_held_and_an_accepted_one_survives_a_restart() {
+    use prekey_server::rotation::{Announcement, NODE, fingerprint};
+    let mut rng = rand::rng();
+    let (k_old, k_new) = (KeyPair::generate(&mut rng), KeyPair::generate(&mut rng));
+    let (old, new) = (
+        hex::encode(fingerprint(&k_old).as_bytes()),
+        hex::encode(fingerprint(&k_new).as_bytes()),
+    );
+    let mut state = GlueState::default();
+    state.servers.insert(
+        "example.org".into(),
+        ServerPin {
+            jid: "prekey.example.org".into(),
+            fingerprint: old.clone(),
+        },
+    );
+    let (mut a, _) = alice(state);
+    let to_server = |outs: &[Output], name: &str| {
+        stanzas(outs)
+            .into_iter()
+            .filter(|s| s.name() == name && s.attr("to") == Some("prekey.example.org"))
+            .collect::<Vec<_>>()
+    };
+    let answer = |outs: &[Output], fp: &str, announcements: &[String]| {
+        let check = to_server(outs, "iq")
+            .into_iter()
+            .find(|s| s.has_child("query", ns::DISCO_ITEMS))
+            .expect("the pinned server's key is checked");
+        let mut q = el("query", ns::DISCO_ITEMS, &[]);
+        let item = |node: &str, name: &str| {
+            el(
+                "item",
+                ns::DISCO_ITEMS,
+                &[
+                    ("jid", "prekey.example.org"),
+                    ("node", node),
+                    ("name", name),
+                ],
+            )
+        };
+        q.append_child(item("fingerprint", fp));
+        for n in announcements {
+            q.append_child(item(NODE, n));
+        }
+        let mut r = stanza::iq("result", check.attr("id").unwrap(), Some(ALICE_FULL), q);
+        stanza::set_attr(&mut r, "from", "prekey.example.org");
+        r
+    };
+    let outs = online_outs(&mut a);
+    assert!(
+        to_server(&outs, "message").is_empty(),
+        "nothing before the check"
+    );
+    let outs = a.handle(&answer(&outs, &new, &[]), NOW, &mut rng);
+    assert!(
+        to_server(&outs, "message").is_empty(),
+        "nothing to a changed key"
+    );
+    let evs = events(outs);
+    assert!(
+        evs.iter().any(|e| matches!(
+            e,
+            GlueEvent::PrekeyServerKeyChanged { domain, pinned, offered }
+                if domain == "example.org" && *pinned == old && *offered == new
+        )),
+        "{evs:?}"
+    );
+    assert_eq!(
+        a.prekey_server_key_change("example.org"),
+        Some(new.as_str())
+    );
+    // Bob's device is offline: the text would go through the prekey server.
+    let outs = a.send(BOB, "hello", NOW, &mut rng);
+    let id = iq_id(&outs, "pubsub");
+    let outs = a.handle(
+        &items_result(&id, BOB, list_of(0x2222_2222, &"cd".repeat(56))),
+        NOW,
+        &mut rng,
+    );
+    assert!(to_server(&outs, "message").is_empty(), "{outs:?}");
+    let evs = events(outs);
+    assert!(
+        evs.iter().any(|e| matches!(
+            e,
+            GlueEvent::NotSent {
+                reason: NotSentReason::PrekeyServerKeyChanged,
+                ..
+            }
+        )),
+        "{evs:?}"
+    );
+    // Only the offered key can be accepted.
+    assert!(matches!(
+        a.accept_prekey_server_key("example.org", &"cc".repeat(56), NOW, &mut rng),
+        Err(GlueError::PrekeyServerKeyRefused { .. })
+    ));
+    let outs = a
+        .accept_prekey_server_key("example.org", &new.to_uppercase(), NOW, &mut rng)
+        .unwrap();
+    assert_eq!(
+        to_server(&outs, "message").len(),
+        1,
+        "the publication starts with the new key: {outs:?}"
+    );
+    assert_eq!(a.prekey_server_key_change("example.org"), None);
+    // Restart from the saved state.
+    let key = [7u8; otr4::PERSIST_KEY_LEN];
+    let (client, saved) = a.export(&key, &mut rng);
+    let mut b = Engine::import(
+        EngineConfig::new(ALICE, "laptop"),
+        &key,
+        &client,
+        &saved,
+        &mut rng,
+    )
+    .unwrap();
+    let st = b.state();
+    assert_eq!(st.servers["example.org"].fingerprint, new);
+    assert!(st.retired_servers["example.org"].contains(&old));
+    // The server (or an impostor holding the new key) announces a "rotation" back to the
+    // retired key: refused, the domain is held instead.
+    let back = Announcement::sign(
+        &k_new,
+        &fingerprint(&k_old),
+        "prekey.example.org",
+        NOW as u64 + 60,
+    )
+    .disco_name();
+    let outs = online_outs(&mut b);
+    let evs = events(b.handle(&answer(&outs, &old, &[back]), NOW, &mut rng));
+    assert!(
+        evs.iter().any(
+            |e| matches!(e, GlueEvent::PrekeyServerKeyChanged { offered, .. } if *offered == old)
+        ),
+        "{evs:?}"
+    );
+    assert!(
+        !evs.iter()
+            .any(|e| matches!(e, GlueEvent::PrekeyServerKeyRotated { .. })),
+        "{evs:?}"
+    );
+    assert_eq!(b.state().servers["example.org"].fingerprint, new);
 }

@@ -326,6 +326,35 @@ pub unsafe extern "C" fn otr4_engine_accept_fingerprint(
     })
 }
 
+/// The user confirmed the new key `fingerprint` (112 hex digits) of the prekey server of
+/// `domain`: the one it offered (`OTR4_EVENT_PREKEY_SERVER_KEY_CHANGED`), or one learnt out
+/// of band. It is pinned (saved with the state) and offline messaging to the domain
+/// resumes. `OTR4_INVALID_ARGUMENT` if no prekey server is known for `domain`, the
+/// fingerprint is not one, or the server offers another key.
+///
+/// # Safety
+/// `domain` valid for reads of `domain_len` bytes, `fingerprint` of `fingerprint_len`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn otr4_engine_accept_prekey_server_key(
+    engine: otr4_engine,
+    domain: *const u8,
+    domain_len: usize,
+    fingerprint: *const u8,
+    fingerprint_len: usize,
+) -> otr4_status {
+    entry(|| {
+        // SAFETY: the caller's contract.
+        let (d, f) = unsafe {
+            (
+                text(domain, domain_len, "domain")?,
+                text(fingerprint, fingerprint_len, "fingerprint")?,
+            )
+        };
+        with_engine(engine, |e| e.accept_prekey_server_key(d, f))?;
+        Ok(otr4_status::OTR4_OK)
+    })
+}
+
 /// Removes another device of our account (instance tag `device`) from the device list:
 /// it gets no new messages.
 #[unsafe(no_mangle)]

@@ -221,6 +221,17 @@ impl EngineCore {
         self.queue(outs)
     }
 
+    /// Accepts the new key `fingerprint` (hex) of the prekey server of `domain` (after
+    /// `OTR4_EVENT_PREKEY_SERVER_KEY_CHANGED`).
+    pub fn accept_prekey_server_key(&mut self, domain: &str, fingerprint: &str) -> Result<()> {
+        let now = self.clock.now();
+        let outs = self
+            .engine
+            .accept_prekey_server_key(domain, fingerprint, now, &mut self.rng)
+            .map_err(|e| Error::new(otr4_status::OTR4_INVALID_ARGUMENT, e.to_string()))?;
+        self.queue(outs)
+    }
+
     /// Removes another device of ours from our device list.
     pub fn remove_device(&mut self, device: u32) -> Result<()> {
         let t = tag(device)?;

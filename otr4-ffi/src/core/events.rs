@@ -50,6 +50,13 @@ pub enum otr4_event_kind {
     /// The state changed: save it (`otr4_engine_save`/`otr4_session_save`) before sending
     /// the stanzas or messages this call produced. Comes last in a call's events.
     OTR4_EVENT_SAVE_STATE = 13,
+    /// XMPP level: the prekey server of domain `peer` rotated its key and the pinned key
+    /// signed the new one (`text`): it is pinned now.
+    OTR4_EVENT_PREKEY_SERVER_KEY_ROTATED = 14,
+    /// XMPP level: the prekey server of domain `peer` shows another key (`text`, its
+    /// fingerprint) that the pinned key did not sign: no offline message goes to that
+    /// domain until the user confirms it (`otr4_engine_accept_prekey_server_key`).
+    OTR4_EVENT_PREKEY_SERVER_KEY_CHANGED = 15,
 }
 
 /// Trust in a device (`otr4_event.trust`).
@@ -290,6 +297,12 @@ pub fn from_glue(e: GlueEvent) -> Event {
             0,
             format!("prekey server {} pinned ({})", pin.jid, pin.fingerprint),
         ),
+        GlueEvent::PrekeyServerKeyRotated { domain, new, .. } => {
+            Event::about(OTR4_EVENT_PREKEY_SERVER_KEY_ROTATED, &domain, 0, new)
+        }
+        GlueEvent::PrekeyServerKeyChanged {
+            domain, offered, ..
+        } => Event::about(OTR4_EVENT_PREKEY_SERVER_KEY_CHANGED, &domain, 0, offered),
         GlueEvent::Error(e) => Event::about(OTR4_EVENT_ERROR, "", 0, e.to_string()),
         GlueEvent::Otr(e) => from_otr(e),
         other => Event::about(OTR4_EVENT_INFO, "", 0, format!("{other:?}")),

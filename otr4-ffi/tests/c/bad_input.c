@@ -54,6 +54,11 @@ int main(void) {
            OTR4_INVALID_UTF8);
     expect("engine_send(to = NULL)", otr4_engine_send(e, NULL, 3, S("hi")), OTR4_NULL_POINTER);
     expect("engine_remove_device(tag 5)", otr4_engine_remove_device(e, 5), OTR4_INVALID_ARGUMENT);
+    expect("engine_accept_prekey_server_key(domain = NULL)",
+           otr4_engine_accept_prekey_server_key(e, NULL, 3, S("00")), OTR4_NULL_POINTER);
+    expect("engine_accept_prekey_server_key(no server known)",
+           otr4_engine_accept_prekey_server_key(e, S("example.org"), S("ab")),
+           OTR4_INVALID_ARGUMENT);
     expect("engine_online(not our full JID)", otr4_engine_online(e, S("bob@example.org/x")),
            OTR4_INVALID_ARGUMENT);
 

@@ -79,3 +79,16 @@ def test_devices_of(sim):
     assert a1.engine.devices_of("carol@example.org") == []
     with pytest.raises(otr4.Otr4Error.InvalidArgument):
         a1.engine.devices_of("bob@example.org/desktop")
+
+
+def test_accepting_a_prekey_server_key_is_checked(sim):
+    (alice,) = online(sim, ("alice@example.org", "laptop"))
+    # No prekey server known for the domain, or not a fingerprint: refused.
+    with pytest.raises(otr4.Otr4Error.InvalidArgument):
+        alice.engine.accept_prekey_server_key("other.example", "ab" * 56)
+    with pytest.raises(otr4.Otr4Error.InvalidArgument):
+        alice.engine.accept_prekey_server_key("example.org", "not a fingerprint")
+    # The in-memory server's key never changed: no such event.
+    kinds = {e.kind for e in alice.events}
+    assert EK.PREKEY_SERVER_KEY_CHANGED not in kinds
+    assert EK.PREKEY_SERVER_KEY_ROTATED not in kinds

@@ -120,8 +120,14 @@ pub fn disco_info(name: &str) -> Result<minidom::Element, XmlError> {
 }
 
 /// The disco#items result: the `fingerprint` node item whose name is the server's
-/// fingerprint in hex (§"Discovering a Prekey Server").
-pub fn disco_items(jid: &str, fingerprint_hex: &str) -> Result<minidom::Element, XmlError> {
+/// fingerprint in hex (§"Discovering a Prekey Server"), then one `fingerprint-rotation`
+/// item per key-rotation announcement (`announcements`: their disco names,
+/// [`crate::rotation`]).
+pub fn disco_items(
+    jid: &str,
+    fingerprint_hex: &str,
+    announcements: &[String],
+) -> Result<minidom::Element, XmlError> {
     let mut q = element("query", NS_DISCO_ITEMS, &[])?;
     q.append_child(element(
         "item",
@@ -132,6 +138,13 @@ pub fn disco_items(jid: &str, fingerprint_hex: &str) -> Result<minidom::Element,
             ("name", fingerprint_hex),
         ],
     )?);
+    for a in announcements {
+        q.append_child(element(
+            "item",
+            NS_DISCO_ITEMS,
+            &[("jid", jid), ("node", crate::rotation::NODE), ("name", a)],
+        )?);
+    }
     Ok(q)
 }
 
@@ -191,7 +204,11 @@ pub fn handle_stanza(
                         jid,
                         stanza,
                         "result",
-                        Some(disco_items(jid, &service.fingerprint_hex())?),
+                        Some(disco_items(
+                            jid,
+                            &service.fingerprint_hex(),
+                            &service.announcement_names(crate::service::unix_now() as u64),
+                        )?),
                     )?
                 }
                 ("get", Some(_), _) | ("get", _, Some(_)) => {
@@ -500,6 +517,44 @@ mod tests {
             handshake_digest("a", "b")
                 .chars()
                 .all(|c| c.is_ascii_digit() || c.is_ascii_lowercase())
+        );
+    }
+
+    /// A rotation announcement is listed after the fingerprint while valid, then dropped
+    /// without a restart.
+    #[test]
+    fn disco_items_list_valid_rotation_announcements() {
+        use crate::rotation::{Announcement, NODE, fingerprint};
+        let (old, new) = (
+            KeyPair::generate(&mut rand::rng()),
+            KeyPair::generate(&mut rand::rng()),
+        );
+        let now = crate::service::unix_now() as u64;
+        let fresh = Announcement::sign(&old, &fingerprint(&new), "prekey.localhost", now + 600);
+        let stale = Announcement::sign(&old, &fingerprint(&new), "prekey.localhost", now - 1);
+        let mut options = ServiceOptions::new("prekey.localhost");
+        options.announcements = vec![fresh.clone(), stale];
+        let s = Service::new(new, Arc::new(MemoryStorage::new()), options);
+        let req = parse_stanza(&format!(
+            "<iq from='alice@localhost/x' to='prekey.localhost' id='items1' type='get'><query xmlns='{NS_DISCO_ITEMS}'/></iq>"
+        ));
+        let out = handle_stanza(&s, "prekey.localhost", "OTR Prekey Server", &req).unwrap();
+        let r = roundtrip(&out[0]);
+        let items: Vec<(Option<&str>, Option<&str>)> = r
+            .child("query", NS_DISCO_ITEMS)
+            .unwrap()
+            .children
+            .iter()
+            .map(|i| (i.attr("node"), i.attr("name")))
+            .collect();
+        let fp = s.fingerprint_hex();
+        let name = fresh.disco_name();
+        assert_eq!(
+            items,
+            vec![
+                (Some("fingerprint"), Some(fp.as_str())),
+                (Some(NODE), Some(name.as_str()))
+            ]
         );
     }
 

@@ -1,6 +1,10 @@
 //! The prekey link (docs/xmpp-glue.md §3): finding and pinning each domain's prekey server
 //! (XEP-0030), publishing and refilling our prekeys, and fetching a contact's ensembles
 //! for its offline devices (otrv4-prekey-server.md), with the texts that wait for them.
+//!
+//! A pinned server's disco#items are read again once per connection: a new key is
+//! re-pinned only through announcements signed by the pinned key ([`rotation`]); without
+//! one the domain is held (no offline messaging) until the user accepts the new key.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -38,6 +42,14 @@ pub(crate) struct Waiting {
 pub(crate) struct PrekeyLink {
     /// Prekey servers pinned by domain.
     servers: BTreeMap<String, ServerPin>,
+    /// Fingerprints each domain's server used before (never re-pinned by an announcement).
+    retired: BTreeMap<String, BTreeSet<String>>,
+    /// Pinned domains whose server was asked for its key on this connection: `true` once
+    /// answered (or failed).
+    checked: BTreeMap<String, bool>,
+    /// Domains whose server shows another key without a valid announcement: the key
+    /// offered, waiting for the user ([`PrekeyLink::accept_key`]).
+    changed: BTreeMap<String, String>,
     /// Our prekey server confirmed a publication.
     published: bool,
     /// Our domain, once our server is set in otr4.
@@ -68,11 +80,15 @@ impl PrekeyLink {
     pub fn new(
         jid: &str,
         servers: BTreeMap<String, ServerPin>,
+        retired: BTreeMap<String, BTreeSet<String>>,
         published: bool,
         refill: RefillPolicy,
     ) -> PrekeyLink {
         PrekeyLink {
             servers,
+            retired,
+            checked: BTreeMap::new(),
+            changed: BTreeMap::new(),
             published,
             link_domain: None,
             discovering: BTreeSet::new(),
@@ -90,6 +106,16 @@ impl PrekeyLink {
         &self.servers
     }
 
+    /// The fingerprints each domain's server used before.
+    pub fn retired(&self) -> &BTreeMap<String, BTreeSet<String>> {
+        &self.retired
+    }
+
+    /// The key offered by `dom`'s server when it changed without a valid announcement.
+    pub fn changed_key(&self, dom: &str) -> Option<&str> {
+        self.changed.get(dom).map(String::as_str)
+    }
+
     /// Whether our prekeys were published.
     pub fn published(&self) -> bool {
         self.published
@@ -103,6 +129,7 @@ impl PrekeyLink {
     /// The stream came up again: discoveries and queries start over.
     pub fn reconnected(&mut self) {
         self.discovering.clear();
+        self.checked.clear();
         self.queries_inflight.clear();
         self.retry = None;
     }
@@ -141,7 +168,23 @@ impl PrekeyLink {
         }
     }
 
-    /// Makes sure `dom`'s prekey server is known: links ours if pinned, else discovers it.
+    /// Asks the pinned server of `dom` for its key, once per connection.
+    fn check(&mut self, b: &mut Bridge<'_>, reqs: &mut Requests, dom: &str, jid: &str) {
+        if self.checked.contains_key(dom) {
+            return;
+        }
+        self.checked.insert(dom.to_owned(), false);
+        let (d, j) = (dom.to_owned(), jid.to_owned());
+        reqs.send(
+            b.car,
+            Responder::Jid(j.clone()),
+            Pending::ServerItems { domain: d, jid: j },
+            |id| stanza::disco_items(id, jid),
+        );
+    }
+
+    /// Makes sure `dom`'s prekey server is known: discovers it, or checks the pinned one's
+    /// key (once per connection) and links ours once that check is answered.
     pub fn ensure_server<R: CryptoRng + ?Sized>(
         &mut self,
         b: &mut Bridge<'_>,
@@ -152,8 +195,15 @@ impl PrekeyLink {
         rng: &mut R,
     ) {
         if let Some(pin) = self.servers.get(dom).cloned() {
+            self.check(b, reqs, dom, &pin.jid);
+            let checked = self.checked.get(dom).copied().unwrap_or(false);
             if dom == self.own_domain && self.link_domain.is_none() {
-                self.link(b, pin, online, now, rng);
+                if checked && !self.changed.contains_key(dom) {
+                    self.link(b, pin, online, now, rng);
+                } else if !checked {
+                    // Ensemble queries may start; publishing waits for the check.
+                    self.configure(b, &pin);
+                }
             }
             return;
         }
@@ -168,6 +218,23 @@ impl PrekeyLink {
         }
     }
 
+    /// Gives otr4 our own server `pin` (its JID and fingerprint); whether it took it.
+    fn configure(&self, b: &mut Bridge<'_>, pin: &ServerPin) -> bool {
+        let Some(fp) = parse_fp(&pin.fingerprint) else {
+            return false;
+        };
+        match b
+            .client
+            .set_prekey_server(pin.jid.as_bytes(), fp, self.refill)
+        {
+            Ok(()) => true,
+            Err(e) => {
+                b.car.emit(GlueEvent::Error(GlueError::PrekeyServer(e)));
+                false
+            }
+        }
+    }
+
     fn link<R: CryptoRng + ?Sized>(
         &mut self,
         b: &mut Bridge<'_>,
@@ -176,14 +243,7 @@ impl PrekeyLink {
         now: i64,
         rng: &mut R,
     ) {
-        let Some(fp) = parse_fp(&pin.fingerprint) else {
-            return;
-        };
-        if let Err(e) = b
-            .client
-            .set_prekey_server(pin.jid.as_bytes(), fp, self.refill)
-        {
-            b.car.emit(GlueEvent::Error(GlueError::PrekeyServer(e)));
+        if !self.configure(b, &pin) {
             return;
         }
         self.link_domain = Some(self.own_domain.clone());
@@ -228,6 +288,10 @@ impl PrekeyLink {
         rng: &mut R,
     ) {
         match purpose {
+            Pending::ServerItems { domain, jid } if self.servers.contains_key(&domain) => {
+                let items = r.ok.then_some(r.disco_items);
+                self.recheck(b, reqs, domain, jid, items, online, now, rng);
+            }
             Pending::DiscoItems { domain } if r.ok => {
                 self.disco_items(b, reqs, domain, r.disco_items, now, rng);
             }
@@ -362,27 +426,31 @@ impl PrekeyLink {
             self.no_server(b, reqs, &dom, now, rng);
             return;
         };
-        if let Some(p) = self.servers.get(&dom) {
-            if p.fingerprint != fp || p.jid != jid {
-                let e = GlueError::ServerFingerprintChanged {
-                    jid,
-                    pinned: p.fingerprint.clone(),
-                    announced: fp,
-                };
-                b.car.emit(GlueEvent::Error(e));
-            }
-            return;
-        }
         let pin = ServerPin {
             jid,
             fingerprint: fp,
         };
         self.servers.insert(dom.clone(), pin.clone());
         self.discovering.remove(&dom);
+        // Found on this connection: no need to ask again.
+        self.checked.insert(dom.clone(), true);
         b.car.emit(GlueEvent::PrekeyServer(pin.clone()));
         if dom == self.own_domain {
             self.link(b, pin, online, now, rng);
         }
+        self.query_waiting(b, reqs, &dom, online, now, rng);
+    }
+
+    /// The texts waiting for `dom`'s ensembles: their queries go out.
+    fn query_waiting<R: CryptoRng + ?Sized>(
+        &mut self,
+        b: &mut Bridge<'_>,
+        reqs: &mut Requests,
+        dom: &str,
+        online: bool,
+        now: i64,
+        rng: &mut R,
+    ) {
         let waiting: Vec<String> = self
             .waiting
             .keys()
@@ -392,6 +460,170 @@ impl PrekeyLink {
         for j in waiting {
             self.query_ensembles(b, reqs, &j, online, now, rng);
         }
+    }
+
+    /// The answer to a pinned server's disco#items (`None`: an error or no answer). Another
+    /// component answering for the domain is reported and ignored. The pinned key again:
+    /// nothing changes. Another key: re-pinned if announcements signed by the pinned key
+    /// lead to it ([`rotation::follow`]; [`GlueEvent::PrekeyServerKeyRotated`]), else the
+    /// domain is held ([`GlueEvent::PrekeyServerKeyChanged`]) until
+    /// [`PrekeyLink::accept_key`]. No answer keeps the pin (a wrong key fails its DAKE).
+    #[allow(clippy::too_many_arguments)]
+    fn recheck<R: CryptoRng + ?Sized>(
+        &mut self,
+        b: &mut Bridge<'_>,
+        reqs: &mut Requests,
+        dom: String,
+        jid: String,
+        items: Option<Vec<DiscoItem>>,
+        online: bool,
+        now: i64,
+        rng: &mut R,
+    ) {
+        let Some(pin) = self.servers.get(&dom).cloned() else {
+            return;
+        };
+        let items = items.unwrap_or_default();
+        let fp = items
+            .iter()
+            .find(|i| i.node.as_deref() == Some("fingerprint"))
+            .and_then(|i| i.name.as_deref())
+            .map(str::to_ascii_lowercase)
+            .filter(|f| parse_fp(f).is_some());
+        if pin.jid != jid {
+            if let Some(announced) = fp {
+                b.car
+                    .emit(GlueEvent::Error(GlueError::ServerFingerprintChanged {
+                        jid,
+                        pinned: pin.fingerprint,
+                        announced,
+                    }));
+            }
+            return;
+        }
+        self.checked.insert(dom.clone(), true);
+        match fp {
+            Some(fp) if fp != pin.fingerprint => {
+                let anns = rotation::announcements(&items, &pin.jid);
+                let retired = self.retired.get(&dom).cloned().unwrap_or_default();
+                match rotation::follow(&pin.fingerprint, &fp, &anns, &retired, now) {
+                    Some(old_keys) => {
+                        tracing::info!(domain = %dom, "prekey server key rotated; re-pinned");
+                        self.repin(&dom, old_keys, &fp);
+                        b.car.emit(GlueEvent::PrekeyServerKeyRotated {
+                            domain: dom.clone(),
+                            old: pin.fingerprint,
+                            new: fp,
+                        });
+                    }
+                    None => {
+                        tracing::warn!(domain = %dom, "prekey server key changed without a valid announcement");
+                        self.hold(b, &dom, &pin.fingerprint, fp);
+                        return;
+                    }
+                }
+            }
+            _ => {}
+        }
+        if let Some(pin) = self.servers.get(&dom).cloned()
+            && dom == self.own_domain
+            && self.link_domain.is_none()
+        {
+            self.link(b, pin, online, now, rng);
+        }
+        self.query_waiting(b, reqs, &dom, online, now, rng);
+    }
+
+    /// Pins `new` for `dom`; the keys in `old` are retired (never re-pinned by an
+    /// announcement). Our own server is linked again with the new key.
+    fn repin(&mut self, dom: &str, old: Vec<String>, new: &str) {
+        let retired = self.retired.entry(dom.to_owned()).or_default();
+        retired.extend(old);
+        retired.remove(new);
+        if let Some(p) = self.servers.get_mut(dom) {
+            p.fingerprint = new.to_owned();
+        }
+        self.changed.remove(dom);
+        if dom == self.own_domain {
+            self.link_domain = None;
+        }
+    }
+
+    /// `dom`'s server shows `offered` instead of `pinned`, unannounced: it is not used
+    /// (our own is unlinked) and what waits for that domain is reported not sent.
+    fn hold(&mut self, b: &mut Bridge<'_>, dom: &str, pinned: &str, offered: String) {
+        self.changed.insert(dom.to_owned(), offered.clone());
+        if dom == self.own_domain {
+            self.link_domain = None;
+        }
+        b.car.emit(GlueEvent::PrekeyServerKeyChanged {
+            domain: dom.to_owned(),
+            pinned: pinned.to_owned(),
+            offered,
+        });
+        let waiting: Vec<String> = self
+            .waiting
+            .keys()
+            .filter(|j| domain(j) == dom)
+            .cloned()
+            .collect();
+        for j in waiting {
+            self.queries_inflight.remove(&j);
+            for w in self.waiting.remove(&j).unwrap_or_default() {
+                b.car.emit(GlueEvent::NotSent {
+                    to: j.clone(),
+                    device: Some(w.tag),
+                    reason: NotSentReason::PrekeyServerKeyChanged,
+                });
+            }
+        }
+    }
+
+    /// The user confirmed `fingerprint` (hex, any case) for `dom`'s pinned server: the key
+    /// it offered ([`GlueEvent::PrekeyServerKeyChanged`]), or, with no change seen on this
+    /// connection, one learnt out of band (e.g. while offline, after the operator announced
+    /// a lost key). It is pinned (the old key retired) and, for our own domain, linked.
+    /// Refused: no server pinned for `dom`, not a fingerprint, or another key than the one
+    /// the server offers.
+    #[allow(clippy::too_many_arguments)]
+    pub fn accept_key<R: CryptoRng + ?Sized>(
+        &mut self,
+        b: &mut Bridge<'_>,
+        reqs: &mut Requests,
+        dom: &str,
+        fingerprint: &str,
+        online: bool,
+        now: i64,
+        rng: &mut R,
+    ) -> Result<(), GlueError> {
+        let fp: String = fingerprint
+            .chars()
+            .filter(|c| !c.is_whitespace())
+            .collect::<String>()
+            .to_ascii_lowercase();
+        let offered = self.changed.get(dom);
+        let refused = || GlueError::PrekeyServerKeyRefused {
+            domain: dom.to_owned(),
+            fingerprint: fp.clone(),
+        };
+        let Some(pin) = self.servers.get(dom).cloned() else {
+            return Err(refused());
+        };
+        if parse_fp(&fp).is_none() || offered.is_some_and(|o| *o != fp) {
+            return Err(refused());
+        }
+        if pin.fingerprint == fp {
+            return Ok(());
+        }
+        self.repin(dom, vec![pin.fingerprint.clone()], &fp);
+        if let Some(p) = self.servers.get(dom).cloned() {
+            b.car.emit(GlueEvent::PrekeyServer(p.clone()));
+            if dom == self.own_domain {
+                self.link(b, p, online, now, rng);
+            }
+        }
+        self.query_waiting(b, reqs, dom, online, now, rng);
+        Ok(())
     }
 
     /// Whether a prekey-server message from `server` belongs to an exchange with it:
@@ -594,6 +826,19 @@ impl PrekeyLink {
             self.ensure_server(b, reqs, &dom, online, now, rng);
             return;
         };
+        if self.changed.contains_key(&dom) {
+            for w in self.waiting.remove(peer).unwrap_or_default() {
+                b.car.emit(GlueEvent::NotSent {
+                    to: peer.to_owned(),
+                    device: Some(w.tag),
+                    reason: NotSentReason::PrekeyServerKeyChanged,
+                });
+            }
+            return;
+        }
+        // The key is checked beside the query (retrievals are not signed by the server;
+        // the ensembles are checked against the devices' pinned keys).
+        self.check(b, reqs, &dom, &server);
         if self.queries_inflight.contains_key(peer) {
             return;
         }
@@ -616,6 +861,16 @@ fn decode_error<T>(b: &mut Bridge<'_>, e: &dyn core::fmt::Display) -> Option<T> 
         ConversationError::Prekey(otr4::PrekeyError::UnexpectedMessage),
     )));
     None
+}
+
+mod rotation;
+
+/// Decodes a `fingerprint-rotation` disco item name of the prekey server `jid` and checks
+/// its signature: `(old fingerprint, new fingerprint, not_after)` in lowercase hex, or
+/// `None` (for the fuzz target; feature `stanzas`).
+#[cfg(feature = "stanzas")]
+pub fn verify_announcement(name: &str, jid: &str) -> Option<(String, String, i64)> {
+    rotation::verify(name, jid).map(|a| (a.old, a.new, a.not_after))
 }
 
 #[cfg(test)]

@@ -36,7 +36,7 @@ pub fn handle(service: &Service, jid: &str, stanza: &Element) -> Vec<Element> {
             let payload = if stanza.get_child("query", ns::DISCO_INFO).is_some() {
                 disco_info("OTR Prekey Server").ok()
             } else if stanza.get_child("query", ns::DISCO_ITEMS).is_some() {
-                disco_items(jid, &service.fingerprint_hex()).ok()
+                disco_items(jid, &service.fingerprint_hex(), &[]).ok()
             } else {
                 None
             };

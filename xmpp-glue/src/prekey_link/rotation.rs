@@ -1,0 +1,139 @@
+//! Verifying a prekey server's key-rotation announcements (docs/spec-notes.md §"Prekey
+//! server key rotation"): the pinned key vouches for the next, up to the advertised one.
+//!
+//! An announcement is the disco#items item `node="fingerprint-rotation"` whose `name` is
+//! `OLDPUB.NEWFP.NOTAFTER.SIG` (hex, hex, decimal Unix seconds, hex): the old Ed448 public
+//! key's EdDSA signature (RFC 8032, empty context) over `LABEL || u32(len(jid)) || jid ||
+//! old fingerprint || new fingerprint || u64(not_after)`. The server side is
+//! `prekey_server::rotation`.
+
+use std::collections::BTreeSet;
+
+use otr4::Fingerprint;
+use otr4::hazmat::crypto::ed448::Point;
+use otr4::hazmat::crypto::eddsa::{self, Signature};
+use otr4::hazmat::crypto::keys::Ed448PublicKey;
+
+use crate::stanza::DiscoItem;
+
+/// The disco#items node of an announcement.
+pub(crate) const NODE: &str = "fingerprint-rotation";
+
+/// The domain-separation label the old key signs first.
+pub(crate) const LABEL: &[u8] = b"OTR4 prekey server key rotation v1\0";
+
+/// Most announcements looked at in one answer (a server lists those of its announcement
+/// period; more is refused as a whole).
+pub(crate) const MAX_ANNOUNCEMENTS: usize = 16;
+
+/// A verified announcement: `old` vouches for `new` until `not_after` (fingerprints in
+/// lowercase hex).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Announcement {
+    pub old: String,
+    pub new: String,
+    pub not_after: i64,
+}
+
+/// The bytes the old key signs.
+pub(crate) fn signed_message(
+    jid: &str,
+    old_fp: &[u8; 56],
+    new_fp: &[u8; 56],
+    not_after: u64,
+) -> Vec<u8> {
+    let mut m = Vec::with_capacity(LABEL.len() + 4 + jid.len() + 112 + 8);
+    m.extend_from_slice(LABEL);
+    m.extend_from_slice(&u32::try_from(jid.len()).unwrap_or(u32::MAX).to_be_bytes());
+    m.extend_from_slice(jid.as_bytes());
+    m.extend_from_slice(old_fp);
+    m.extend_from_slice(new_fp);
+    m.extend_from_slice(&not_after.to_be_bytes());
+    m
+}
+
+/// Decodes the announcement `name` of the server `jid` and checks its signature; `None`
+/// if malformed or forged.
+pub(crate) fn verify(name: &str, jid: &str) -> Option<Announcement> {
+    let mut parts = name.split('.');
+    let (old, new, not_after, sig) = (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
+    if parts.next().is_some() || not_after.len() > 20 {
+        return None;
+    }
+    let mut old_pub = [0u8; 57];
+    let mut new_fp = [0u8; 56];
+    let mut sig_bytes = [0u8; 114];
+    hex::decode_to_slice(old, &mut old_pub).ok()?;
+    hex::decode_to_slice(new, &mut new_fp).ok()?;
+    hex::decode_to_slice(sig, &mut sig_bytes).ok()?;
+    let not_after: u64 = not_after.parse().ok()?;
+    let point = Point::decode(&old_pub).ok()?;
+    let old_fp = Fingerprint::prekey_server(&Ed448PublicKey(point));
+    let msg = signed_message(jid, old_fp.as_bytes(), &new_fp, not_after);
+    eddsa::verify(&point, &msg, &Signature(sig_bytes)).ok()?;
+    Some(Announcement {
+        old: hex::encode(old_fp.as_bytes()),
+        new: hex::encode(new_fp),
+        not_after: i64::try_from(not_after).unwrap_or(i64::MAX),
+    })
+}
+
+/// The verified announcements among a server's disco items (forged or malformed ones are
+/// skipped and logged).
+pub(crate) fn announcements(items: &[DiscoItem], jid: &str) -> Vec<Announcement> {
+    items
+        .iter()
+        .filter(|i| i.node.as_deref() == Some(NODE))
+        .take(MAX_ANNOUNCEMENTS)
+        .filter_map(|i| {
+            let a = i.name.as_deref().and_then(|n| verify(n, jid));
+            if a.is_none() {
+                tracing::warn!(server = jid, "a key-rotation announcement did not verify");
+            }
+            a
+        })
+        .collect()
+}
+
+/// The chain of keys from `pinned` to `advertised`, each vouched for by the one before in
+/// an announcement still valid at `now`, never through a `retired` key nor twice through
+/// one (a replayed or circular announcement leads nowhere): the keys retired by following
+/// it (`pinned` and those between), or `None`.
+pub(crate) fn follow(
+    pinned: &str,
+    advertised: &str,
+    anns: &[Announcement],
+    retired: &BTreeSet<String>,
+    now: i64,
+) -> Option<Vec<String>> {
+    fn step(
+        path: &mut Vec<String>,
+        target: &str,
+        anns: &[Announcement],
+        retired: &BTreeSet<String>,
+        now: i64,
+    ) -> bool {
+        let Some(cur) = path.last().cloned() else {
+            return false;
+        };
+        for a in anns.iter().filter(|a| a.old == cur && now <= a.not_after) {
+            if retired.contains(&a.new) || path.contains(&a.new) {
+                continue;
+            }
+            if a.new == target {
+                return true;
+            }
+            path.push(a.new.clone());
+            if step(path, target, anns, retired, now) {
+                return true;
+            }
+            path.pop();
+        }
+        false
+    }
+    if pinned == advertised || retired.contains(advertised) {
+        return None;
+    }
+    let mut path = vec![pinned.to_owned()];
+    step(&mut path, advertised, anns, retired, now).then_some(path)
+}
