@@ -173,6 +173,13 @@ enum otr4_event_kind
      * domain until the user confirms it (`otr4_engine_accept_prekey_server_key`).
      */
     OTR4_EVENT_PREKEY_SERVER_KEY_CHANGED = 15,
+    /**
+     * Session level: an **OTRv3** session with `peer`'s instance `device` is up (the
+     * OTRv3-compatible mode; the peer offered only version 3); `text` the peer's DSA key
+     * fingerprint (40 hex digits). Show it as OTRv3, never as `OTR4_EVENT_SECURE`: no
+     * offline start, no ring-signature deniability, DSA-1024, one session per contact.
+     */
+    OTR4_EVENT_SECURE_V3 = 16,
 };
 #ifndef __cplusplus
 typedef uint32_t otr4_event_kind;

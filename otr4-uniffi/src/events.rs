@@ -45,6 +45,10 @@ pub enum EventKind {
     /// The prekey server of domain `peer` shows another key (`text`) the pinned one did not
     /// sign: no offline message to that domain until `accept_prekey_server_key`.
     PrekeyServerKeyChanged,
+    /// Session level: an OTRv3 session with `peer`'s `device` is up (the peer offered only
+    /// version 3); `text` its DSA fingerprint. Show it as OTRv3: no offline start, no
+    /// ring-signature deniability, DSA-1024, one session per contact.
+    SecureV3,
 }
 
 /// Trust in a device.
@@ -134,6 +138,7 @@ fn kind(k: otr4_event_kind) -> EventKind {
         OTR4_EVENT_SAVE_STATE => EventKind::SaveState,
         OTR4_EVENT_PREKEY_SERVER_KEY_ROTATED => EventKind::PrekeyServerKeyRotated,
         OTR4_EVENT_PREKEY_SERVER_KEY_CHANGED => EventKind::PrekeyServerKeyChanged,
+        OTR4_EVENT_SECURE_V3 => EventKind::SecureV3,
     }
 }
 

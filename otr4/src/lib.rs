@@ -195,7 +195,7 @@ pub use instance_tag::InstanceTag;
 pub use prekey::framing::{PrekeyFraming, UnframeError};
 pub use prekey::messages::{EnsembleRetrieval, NoPrekeyEnsembles, PrekeyServerMessage};
 pub use prekey::proofs::ProofKind;
-pub use prekey::{PrekeyError, PrekeyStore, ProofError, RefillPolicy};
+pub use prekey::{PrekeyError, PrekeyServerKey, PrekeyStore, ProofError, RefillPolicy};
 pub use profile::ProfileError;
 pub use ratchet::{ExtraSymmetricKey, RatchetError};
 pub use smp::{SmpError, SmpState};

@@ -57,6 +57,11 @@ pub enum otr4_event_kind {
     /// fingerprint) that the pinned key did not sign: no offline message goes to that
     /// domain until the user confirms it (`otr4_engine_accept_prekey_server_key`).
     OTR4_EVENT_PREKEY_SERVER_KEY_CHANGED = 15,
+    /// Session level: an **OTRv3** session with `peer`'s instance `device` is up (the
+    /// OTRv3-compatible mode; the peer offered only version 3); `text` the peer's DSA key
+    /// fingerprint (40 hex digits). Show it as OTRv3, never as `OTR4_EVENT_SECURE`: no
+    /// offline start, no ring-signature deniability, DSA-1024, one session per contact.
+    OTR4_EVENT_SECURE_V3 = 16,
 }
 
 /// Trust in a device (`otr4_event.trust`).
@@ -352,6 +357,17 @@ pub fn from_otr(e: OtrEvent) -> Event {
                 hex::encode(their_fingerprint.0),
             )
         },
+        OtrEvent::SecureV3 {
+            peer,
+            instance,
+            their_fingerprint,
+            ..
+        } => Event::about(
+            OTR4_EVENT_SECURE_V3,
+            &peer,
+            instance.0,
+            hex::encode(their_fingerprint.0),
+        ),
         OtrEvent::Finished { peer, instance } => {
             Event::about(OTR4_EVENT_FINISHED, &peer, instance.0, String::new())
         }
@@ -431,5 +447,24 @@ pub fn from_otr(e: OtrEvent) -> Event {
             "the peer used the extra symmetric key (not exposed over the C ABI)".to_owned(),
         ),
         other => Event::about(OTR4_EVENT_INFO, "", 0, format!("{other:?}")),
+    }
+}
+
+#[cfg(test)]
+mod v3_tests {
+    use super::*;
+
+    /// An OTRv3 session is its own kind at the C ABI, never `OTR4_EVENT_SECURE`.
+    #[test]
+    fn secure_v3_maps_to_its_own_kind() {
+        let e = from_otr(OtrEvent::SecureV3 {
+            peer: "bob@example.org".into(),
+            instance: otr4::InstanceTag(0x1234),
+            ssid: [1; 8],
+            bold_half: 0,
+            their_fingerprint: otr4::otrv3::V3Fingerprint([0xab; 20]),
+        });
+        assert_eq!(e.kind, otr4_event_kind::OTR4_EVENT_SECURE_V3);
+        assert_eq!(e.text, "ab".repeat(20));
     }
 }

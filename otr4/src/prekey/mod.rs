@@ -12,6 +12,8 @@
 //! - [`server`]: the server's storage-agnostic protocol core ([`server::PrekeyServer`]).
 //! - [`memory`]: an in-memory reference storage for the server.
 //! - [`refill`]: when to top up the server's stock of Prekey messages.
+//! - `server_key`: [`PrekeyServerKey`], a server's key as its key-rotation announcement
+//!   carries it.
 
 pub(crate) mod auth;
 pub mod client;
@@ -24,6 +26,7 @@ pub mod proofs;
 pub mod refill;
 #[cfg(feature = "hazmat")]
 pub mod server;
+mod server_key;
 #[cfg(test)]
 mod tests;
 
@@ -36,6 +39,7 @@ pub use client::PrekeyClient;
 pub use ensemble::PrekeyStore;
 pub use proofs::ProofError;
 pub use refill::RefillPolicy;
+pub use server_key::PrekeyServerKey;
 // The server side and the protocol's pieces, for the prekey server and the tests.
 #[cfg(feature = "hazmat")]
 pub use {

@@ -9,10 +9,7 @@
 
 use std::collections::BTreeSet;
 
-use otr4::Fingerprint;
-use otr4::hazmat::crypto::ed448::Point;
-use otr4::hazmat::crypto::eddsa::{self, Signature};
-use otr4::hazmat::crypto::keys::Ed448PublicKey;
+use otr4::PrekeyServerKey;
 
 use crate::stanza::DiscoItem;
 
@@ -67,10 +64,12 @@ pub(crate) fn verify(name: &str, jid: &str) -> Option<Announcement> {
     hex::decode_to_slice(new, &mut new_fp).ok()?;
     hex::decode_to_slice(sig, &mut sig_bytes).ok()?;
     let not_after: u64 = not_after.parse().ok()?;
-    let point = Point::decode(&old_pub).ok()?;
-    let old_fp = Fingerprint::prekey_server(&Ed448PublicKey(point));
+    let old_key = PrekeyServerKey::decode(&old_pub).ok()?;
+    let old_fp = old_key.fingerprint();
     let msg = signed_message(jid, old_fp.as_bytes(), &new_fp, not_after);
-    eddsa::verify(&point, &msg, &Signature(sig_bytes)).ok()?;
+    if !old_key.verify(&msg, &sig_bytes) {
+        return None;
+    }
     Some(Announcement {
         old: hex::encode(old_fp.as_bytes()),
         new: hex::encode(new_fp),
