@@ -348,6 +348,28 @@ impl Client {
         out
     }
 
+    /// Runs `f` on the peer's OTRv3 conversation when `instance` is its instance and no
+    /// OTRv4 conversation has that tag; `None` otherwise.
+    #[cfg(feature = "v3")]
+    fn with_v3(
+        &mut self,
+        peer: &str,
+        instance: InstanceTag,
+        now: i64,
+        f: impl FnOnce(&mut super::v3::V3Link, &Ctx<'_>, &mut Vec<Event>),
+    ) -> Option<Vec<Event>> {
+        if !self
+            .peers
+            .get(peer)
+            .is_some_and(|p| p.is_v3_instance(instance))
+        {
+            return None;
+        }
+        let mut out = Vec::new();
+        with_peer(self, peer, now, |p, ctx, _| f(&mut p.v3, ctx, &mut out));
+        Some(out)
+    }
+
     fn with_conversation<R: rand_core::CryptoRng + ?Sized>(
         &mut self,
         peer: &str,
@@ -381,15 +403,9 @@ impl Client {
         rng: &mut R,
     ) -> Vec<Event> {
         #[cfg(feature = "v3")]
-        if self
-            .peers
-            .get(peer)
-            .is_some_and(|p| p.is_v3_instance(instance))
-        {
-            let mut out = Vec::new();
-            with_peer(self, peer, now, |p, ctx, _| {
-                p.v3.smp_start(ctx, &mut out, rng, secret, question)
-            });
+        if let Some(out) = self.with_v3(peer, instance, now, |v3, ctx, out| {
+            v3.smp_start(ctx, out, rng, secret, question)
+        }) {
             return out;
         }
         self.with_conversation(peer, instance, now, rng, |c, ctx, out, rng| {
@@ -407,15 +423,9 @@ impl Client {
         rng: &mut R,
     ) -> Vec<Event> {
         #[cfg(feature = "v3")]
-        if self
-            .peers
-            .get(peer)
-            .is_some_and(|p| p.is_v3_instance(instance))
-        {
-            let mut out = Vec::new();
-            with_peer(self, peer, now, |p, ctx, _| {
-                p.v3.smp_respond(ctx, &mut out, rng, secret)
-            });
+        if let Some(out) = self.with_v3(peer, instance, now, |v3, ctx, out| {
+            v3.smp_respond(ctx, out, rng, secret)
+        }) {
             return out;
         }
         self.with_conversation(peer, instance, now, rng, |c, ctx, out, rng| {
@@ -432,13 +442,8 @@ impl Client {
         rng: &mut R,
     ) -> Vec<Event> {
         #[cfg(feature = "v3")]
-        if self
-            .peers
-            .get(peer)
-            .is_some_and(|p| p.is_v3_instance(instance))
+        if let Some(out) = self.with_v3(peer, instance, now, |v3, ctx, out| v3.smp_abort(ctx, out))
         {
-            let mut out = Vec::new();
-            with_peer(self, peer, now, |p, ctx, _| p.v3.smp_abort(ctx, &mut out));
             return out;
         }
         self.with_conversation(peer, instance, now, rng, |c, ctx, out, rng| {
