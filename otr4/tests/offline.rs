@@ -1205,3 +1205,26 @@ fn an_ensemble_with_another_key_than_the_expected_one_is_not_used() {
     );
     assert_eq!(secure(&ev).len(), 1, "{ev:?}");
 }
+
+/// Configuring the same prekey server again (xmpp-glue re-confirms its key on every
+/// connection) keeps an ensemble query in flight: its answer is still expected.
+#[test]
+fn configuring_the_same_prekey_server_again_keeps_a_query_in_flight() {
+    let mut rng = StdRng::seed_from_u64(21);
+    let mut server = Server::new(&mut rng);
+    let mut alice = client(&mut rng, ALICE, Policy::default(), NOW);
+    let mut bob = client(&mut rng, BOB, Policy::standalone(), NOW);
+    publish(&mut server, &mut bob, 3, NOW, &mut rng);
+    let fp = server.core.fingerprint();
+    alice
+        .set_prekey_server(SERVER_ID, fp, RefillPolicy::default())
+        .unwrap();
+    let q = alice.ensemble_query(BOB).unwrap();
+    alice
+        .set_prekey_server(SERVER_ID, fp, RefillPolicy::default())
+        .unwrap();
+    match server.exchange(&mut alice, q, NOW + 10, &mut rng) {
+        PrekeyOutcome::Ensembles { ensembles, .. } => assert_eq!(ensembles.chosen.len(), 1),
+        other => panic!("the answer was not taken: {other:?}"),
+    }
+}

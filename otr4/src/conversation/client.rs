@@ -530,6 +530,16 @@ impl Client {
         refill: RefillPolicy,
     ) -> Result<(), ConversationError> {
         self.check_offline()?;
+        // The same server again (e.g. its key re-confirmed on a new connection): keep the
+        // exchanges in flight, whose answers would otherwise arrive unsolicited.
+        if let Some(link) = self
+            .prekey_link
+            .as_mut()
+            .filter(|l| l.serves(identity, &fingerprint))
+        {
+            link.set_refill(refill);
+            return Ok(());
+        }
         let link = PrekeyLink::new(&self.own_jid, &self.account, identity, fingerprint, refill)?;
         self.prekey_link = Some(link);
         Ok(())

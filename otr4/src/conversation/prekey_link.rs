@@ -126,6 +126,16 @@ pub enum PrekeyOutcome {
 impl PrekeyLink {
     /// A link to the server `identity` whose long-term key has `fingerprint`, publishing
     /// and retrieving as `own_jid` with `account`'s keys.
+    /// Whether the link is to `identity` with `fingerprint` (then configuring the same
+    /// server again keeps its exchanges in flight).
+    pub(crate) fn serves(&self, identity: &[u8], fingerprint: &Fingerprint) -> bool {
+        self.client.serves(identity, fingerprint)
+    }
+
+    pub(crate) fn set_refill(&mut self, refill: RefillPolicy) {
+        self.refill = refill;
+    }
+
     pub(crate) fn new(
         own_jid: &str,
         account: &Account,

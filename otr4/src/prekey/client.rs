@@ -251,6 +251,11 @@ impl PrekeyClient {
         })
     }
 
+    /// Whether this client talks to `server_identity` with `server_fingerprint`.
+    pub(crate) fn serves(&self, server_identity: &[u8], server_fingerprint: &Fingerprint) -> bool {
+        self.server_identity == server_identity && &self.server_fingerprint == server_fingerprint
+    }
+
     /// Our instance tag (the Client Profile's owner tag).
     pub fn instance_tag(&self) -> InstanceTag {
         self.client_profile.owner_tag()
