@@ -5,7 +5,7 @@
 //! `OLDPUB.NEWFP.NOTAFTER.SIG`: the old Ed448 public key (57 bytes, hex), the new
 //! fingerprint (56 bytes, hex), the last second the announcement is valid (decimal Unix
 //! time) and the old key's EdDSA signature (RFC 8032, empty context; 114 bytes, hex) over
-//! `LABEL || u32(len(jid)) || jid || old fingerprint || new fingerprint || u64(not_after)`
+//! `PrekeyServerKey::ROTATION_LABEL || u32(len(jid)) || jid || old fingerprint || new fingerprint || u64(not_after)`
 //! (big-endian integers). A client that pinned the old fingerprint verifies it and re-pins.
 //!
 //! On disk: `<key_file>.rotation` lists the announcements still valid (one disco name a
@@ -23,9 +23,6 @@ use std::path::{Path, PathBuf};
 
 /// The disco#items node of a rotation announcement.
 pub const NODE: &str = "fingerprint-rotation";
-
-/// Domain-separation label at the start of every signed announcement.
-pub const LABEL: &[u8] = b"OTR4 prekey server key rotation v1\0";
 
 /// The default announcement period: 30 days.
 pub const DEFAULT_ANNOUNCE_DAYS: u32 = 30;
@@ -45,18 +42,6 @@ pub struct Announcement {
     pub signature: [u8; SIGNATURE_LEN],
 }
 
-/// The bytes the old key signs.
-pub fn signed_message(jid: &str, old_fp: &[u8; 56], new_fp: &[u8; 56], not_after: u64) -> Vec<u8> {
-    let mut m = Vec::with_capacity(LABEL.len() + 4 + jid.len() + 112 + 8);
-    m.extend_from_slice(LABEL);
-    m.extend_from_slice(&u32::try_from(jid.len()).unwrap_or(u32::MAX).to_be_bytes());
-    m.extend_from_slice(jid.as_bytes());
-    m.extend_from_slice(old_fp);
-    m.extend_from_slice(new_fp);
-    m.extend_from_slice(&not_after.to_be_bytes());
-    m
-}
-
 /// The prekey-server fingerprint of a key pair.
 pub fn fingerprint(key: &KeyPair) -> Fingerprint {
     Fingerprint::prekey_server(&Ed448PublicKey(*key.public()))
@@ -66,7 +51,12 @@ impl Announcement {
     /// `old` vouches for `new_fp` as the key of `jid` until `not_after`.
     pub fn sign(old: &KeyPair, new_fp: &Fingerprint, jid: &str, not_after: u64) -> Announcement {
         let old_fp = fingerprint(old);
-        let msg = signed_message(jid, old_fp.as_bytes(), new_fp.as_bytes(), not_after);
+        let msg = otr4::PrekeyServerKey::rotation_message(
+            jid,
+            old_fp.as_bytes(),
+            new_fp.as_bytes(),
+            not_after,
+        );
         Announcement {
             old_public: old.public().encode(),
             new_fingerprint: *new_fp.as_bytes(),
@@ -112,7 +102,7 @@ impl Announcement {
             return false;
         };
         let old_fp = Fingerprint::prekey_server(&Ed448PublicKey(p));
-        let msg = signed_message(
+        let msg = otr4::PrekeyServerKey::rotation_message(
             jid,
             old_fp.as_bytes(),
             &self.new_fingerprint,

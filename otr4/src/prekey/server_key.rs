@@ -5,6 +5,8 @@
 //! fingerprint (otrv4-prekey-server.md §"Prekey server's fingerprint") and the check of an
 //! Ed448 signature it made (RFC 8032), so that `xmpp-glue` needs no `hazmat` layer.
 
+use alloc::vec::Vec;
+
 use crate::crypto::CryptoError;
 use crate::crypto::ed448::{POINT_LEN, Point};
 use crate::crypto::eddsa::{self, SIGNATURE_LEN, Signature};
@@ -30,6 +32,31 @@ impl PrekeyServerKey {
     /// The server's fingerprint, as clients pin it.
     pub fn fingerprint(&self) -> Fingerprint {
         Fingerprint::prekey_server(&Ed448PublicKey(self.0))
+    }
+
+    /// The domain-separation label at the start of a key-rotation announcement's signed
+    /// bytes (docs/spec-notes.md, Prekey server §15).
+    pub const ROTATION_LABEL: &'static [u8] = b"OTR4 prekey server key rotation v1\0";
+
+    /// The bytes the old key signs in a key-rotation announcement: the label, the server's
+    /// JID (INT length, UTF-8), the old and the new fingerprint, and the last second the
+    /// announcement is valid (8 bytes, big-endian). One home for the server that signs and
+    /// the clients that verify.
+    pub fn rotation_message(
+        jid: &str,
+        old_fp: &[u8; 56],
+        new_fp: &[u8; 56],
+        not_after: u64,
+    ) -> Vec<u8> {
+        let label = Self::ROTATION_LABEL;
+        let mut m = Vec::with_capacity(label.len() + 4 + jid.len() + 112 + 8);
+        m.extend_from_slice(label);
+        m.extend_from_slice(&u32::try_from(jid.len()).unwrap_or(u32::MAX).to_be_bytes());
+        m.extend_from_slice(jid.as_bytes());
+        m.extend_from_slice(old_fp);
+        m.extend_from_slice(new_fp);
+        m.extend_from_slice(&not_after.to_be_bytes());
+        m
     }
 
     /// Whether `signature` is this key's Ed448 signature of `message`.

@@ -3,7 +3,7 @@
 //!
 //! An announcement is the disco#items item `node="fingerprint-rotation"` whose `name` is
 //! `OLDPUB.NEWFP.NOTAFTER.SIG` (hex, hex, decimal Unix seconds, hex): the old Ed448 public
-//! key's EdDSA signature (RFC 8032, empty context) over `LABEL || u32(len(jid)) || jid ||
+//! key's EdDSA signature (RFC 8032, empty context) over `PrekeyServerKey::ROTATION_LABEL || u32(len(jid)) || jid ||
 //! old fingerprint || new fingerprint || u64(not_after)`. The server side is
 //! `prekey_server::rotation`.
 
@@ -16,9 +16,6 @@ use crate::stanza::DiscoItem;
 /// The disco#items node of an announcement.
 pub(crate) const NODE: &str = "fingerprint-rotation";
 
-/// The domain-separation label the old key signs first.
-pub(crate) const LABEL: &[u8] = b"OTR4 prekey server key rotation v1\0";
-
 /// Most announcements looked at in one answer (a server lists those of its announcement
 /// period; more is refused as a whole).
 pub(crate) const MAX_ANNOUNCEMENTS: usize = 16;
@@ -30,23 +27,6 @@ pub(crate) struct Announcement {
     pub old: String,
     pub new: String,
     pub not_after: i64,
-}
-
-/// The bytes the old key signs.
-pub(crate) fn signed_message(
-    jid: &str,
-    old_fp: &[u8; 56],
-    new_fp: &[u8; 56],
-    not_after: u64,
-) -> Vec<u8> {
-    let mut m = Vec::with_capacity(LABEL.len() + 4 + jid.len() + 112 + 8);
-    m.extend_from_slice(LABEL);
-    m.extend_from_slice(&u32::try_from(jid.len()).unwrap_or(u32::MAX).to_be_bytes());
-    m.extend_from_slice(jid.as_bytes());
-    m.extend_from_slice(old_fp);
-    m.extend_from_slice(new_fp);
-    m.extend_from_slice(&not_after.to_be_bytes());
-    m
 }
 
 /// Decodes the announcement `name` of the server `jid` and checks its signature; `None`
@@ -66,7 +46,7 @@ pub(crate) fn verify(name: &str, jid: &str) -> Option<Announcement> {
     let not_after: u64 = not_after.parse().ok()?;
     let old_key = PrekeyServerKey::decode(&old_pub).ok()?;
     let old_fp = old_key.fingerprint();
-    let msg = signed_message(jid, old_fp.as_bytes(), &new_fp, not_after);
+    let msg = otr4::PrekeyServerKey::rotation_message(jid, old_fp.as_bytes(), &new_fp, not_after);
     if !old_key.verify(&msg, &sig_bytes) {
         return None;
     }

@@ -480,7 +480,7 @@ fn a_forged_mislabelled_or_expired_announcement_holds_the_domain() {
     assert_eq!(held(&out), Some(fp_of(&k[1])), "{out:?}");
     // The right key and fields, but another domain-separation label.
     let mut w = pinned_world(&k[0], &[]);
-    let mut msg = server_rotation::signed_message(
+    let mut msg = otr4::PrekeyServerKey::rotation_message(
         "pk.y",
         server_rotation::fingerprint(&k[0]).as_bytes(),
         server_rotation::fingerprint(&k[1]).as_bytes(),
