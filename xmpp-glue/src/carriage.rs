@@ -110,6 +110,14 @@ impl Carriage {
         self.stanza(s);
     }
 
+    /// Sends OTRv3 text to a contact as a plain body ([`stanza::v3_message`]), now (one
+    /// stanza per text: OTRv3 fragments go in order).
+    pub fn v3_message(&mut self, to: &str, text: &str) {
+        let id = self.id();
+        let s = stanza::v3_message(to, &id, text);
+        self.stanza(s);
+    }
+
     /// Asks the caller to upload a file.
     pub fn upload(&mut self, u: Upload) {
         self.out.push(Output::Upload(u));

@@ -91,6 +91,9 @@ pub struct ConnectOptions {
     /// An `http://` origin whose file URLs are accepted besides `https://` ones (loopback
     /// tests only; [`EngineConfig::allow_http_origin`]).
     pub allow_http_origin: Option<String>,
+    /// An OTRv3 key: turns on OTRv3 for contacts whose client offers only OTRv3
+    /// ([`crate::Engine::enable_otrv3`]); default none.
+    pub otrv3_key: Option<otr4::otrv3::DsaPrivateKey>,
 }
 
 impl ConnectOptions {
@@ -112,6 +115,7 @@ impl ConnectOptions {
             connect_timeout: DEFAULT_CONNECT_TIMEOUT,
             max_file_size: crate::DEFAULT_MAX_FILE_SIZE,
             allow_http_origin: None,
+            otrv3_key: None,
         }
     }
 }
@@ -123,6 +127,9 @@ pub enum ClientError {
     /// The store could not be opened, read or written.
     #[error("store: {0}")]
     Store(#[from] StoreError),
+    /// The engine refused a setting (e.g. [`ConnectOptions::otrv3_key`]).
+    #[error(transparent)]
+    Engine(#[from] crate::GlueError),
     /// The JID does not parse.
     #[error("invalid JID {0}")]
     Jid(String),
@@ -295,10 +302,13 @@ impl XmppClient {
         config.allow_http_origin = opts.allow_http_origin.clone();
         let http = http_client(opts.allow_http_origin.is_some())?;
         let store = Store::open(&opts.store_dir, opts.key)?;
-        let engine = {
+        let mut engine = {
             let mut rng = rand::rng();
             store.load_or_create(config, unix_now(), &mut rng)?
         };
+        if let Some(key) = opts.otrv3_key {
+            engine.enable_otrv3(key)?;
+        }
         // STARTTLS with every stanza bounded before tokio-xmpp parses it (crate::guard).
         let dropped = Arc::new(AtomicU64::new(0));
         let connector =

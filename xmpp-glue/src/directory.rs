@@ -54,6 +54,8 @@ pub(crate) struct Directory {
     presence: BTreeMap<String, BTreeMap<String, InstanceTag>>,
     /// Texts waiting for a contact's device list.
     waiting_list: BTreeMap<String, Vec<String>>,
+    /// Texts waiting for an OTRv3 session with a contact without an OTRv4 device list.
+    waiting_v3: BTreeMap<String, Vec<String>>,
 }
 
 impl Directory {
@@ -196,6 +198,41 @@ impl Directory {
                 new: false,
             }),
         }
+    }
+
+    /// Sees the OTRv3 key `fp` (libotr's format) of a contact whose client speaks OTRv3
+    /// only: pinned on first use, or marked changed. `None`: the pinned key.
+    pub fn pin_v3(&mut self, jid: &str, fp: &str) -> Option<Pinned> {
+        match self.trust.pin_v3(jid, fp) {
+            Pin::New => Some(Pinned {
+                trust: Trust::Tofu,
+                note: "new OTRv3 key, trusted on first use".to_owned(),
+                new: true,
+            }),
+            Pin::Same(_) => None,
+            Pin::Changed { pinned } => Some(Pinned {
+                trust: Trust::Changed,
+                note: format!(
+                    "the contact's OTRv3 key changed (was {pinned}); nothing is sent until you accept it"
+                ),
+                new: false,
+            }),
+        }
+    }
+
+    /// The trust of the OTRv3 key `fp` of `jid` ([`Trust::Changed`] unless pinned).
+    pub fn v3_trust(&self, jid: &str, fp: &str) -> Trust {
+        self.trust.v3_trust(jid, fp)
+    }
+
+    /// SMP succeeded in the OTRv3 session with key `fp`: verified if it is the pinned key.
+    pub fn verify_v3(&mut self, jid: &str, fp: &str) -> bool {
+        self.trust.verify_v3(jid, fp)
+    }
+
+    /// The user accepts the changed OTRv3 key of `jid`; whether it was changed.
+    pub fn accept_v3(&mut self, jid: &str) -> bool {
+        self.trust.accept_v3(jid)
     }
 
     /// The user accepts the changed key of a device; whether it was changed.
@@ -396,6 +433,27 @@ impl Directory {
     /// The texts that waited for `jid`'s list.
     pub fn take_waiting(&mut self, jid: &str) -> Vec<String> {
         self.waiting_list.remove(jid).unwrap_or_default()
+    }
+
+    /// Queues `text` for contact `to` until an OTRv3 session is up; how many texts wait
+    /// now, or `None` (not queued) when `max` already do.
+    pub fn wait_for_v3(&mut self, to: &str, text: &str, max: usize) -> Option<usize> {
+        let w = self.waiting_v3.entry(to.to_owned()).or_default();
+        if w.len() >= max {
+            return None;
+        }
+        w.push(text.to_owned());
+        Some(w.len())
+    }
+
+    /// Whether texts wait for an OTRv3 session with `jid`.
+    pub fn has_waiting_v3(&self, jid: &str) -> bool {
+        self.waiting_v3.contains_key(jid)
+    }
+
+    /// The texts that waited for an OTRv3 session with `jid`.
+    pub fn take_waiting_v3(&mut self, jid: &str) -> Vec<String> {
+        self.waiting_v3.remove(jid).unwrap_or_default()
     }
 }
 

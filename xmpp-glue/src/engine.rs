@@ -381,7 +381,15 @@ impl Engine {
         rng: &mut R,
     ) -> Vec<Output> {
         self.prepare(now, rng);
-        if self.dir.accept(jid, tag) {
+        let v3 = bridge!(self).v3_session(jid).is_some_and(|(t, _)| t == tag);
+        if v3 && self.dir.accept_v3(jid) {
+            self.car.emit(GlueEvent::TrustChanged {
+                jid: jid.to_owned(),
+                device: tag,
+                trust: Trust::Tofu,
+                note: "new OTRv3 key accepted".to_owned(),
+            });
+        } else if self.dir.accept(jid, tag) {
             self.car.emit(GlueEvent::TrustChanged {
                 jid: jid.to_owned(),
                 device: tag,
@@ -391,6 +399,34 @@ impl Engine {
             bridge!(self).expect(jid, tag, now, rng);
         }
         self.finish()
+    }
+
+    /// Turns on the OTRv3-compatible mode (otrv4.md §"OTRv3-compatible mode";
+    /// docs/xmpp-glue.md §11) with the OTRv3 key `key` (new, or imported from libotr's
+    /// `otr.private_key` with [`otr4::otrv3::read_private_keys`]): a contact who lists no
+    /// OTRv4 device and whose client offers OTRv3 (Pidgin, Adium, Profanity, Jitsi and other
+    /// libotr clients) gets an OTRv3 session ([`GlueEvent::SecureV3`]) in plain `<body>`
+    /// messages; OTRv4 contacts are unaffected. Saved with the state: once on, it stays on.
+    pub fn enable_otrv3(&mut self, key: otr4::otrv3::DsaPrivateKey) -> Result<(), GlueError> {
+        let policy = otr4::Policy {
+            mode: otr4::Mode::Otrv3Compatible,
+            versions: otr4::Versions::V3_AND_V4,
+            send_whitespace_tag: false,
+            whitespace_start_dake: true,
+            ..*self.client.account().policy()
+        };
+        self.client.set_policy(policy).map_err(GlueError::Otrv3)?;
+        self.client.set_v3_key(key);
+        Ok(())
+    }
+
+    /// The fingerprint of our OTRv3 key (40 hex digits; libotr shows them upper-case in
+    /// five groups of eight), if OTRv3 is on.
+    pub fn otrv3_fingerprint(&self) -> Option<String> {
+        let a = self.client.account();
+        (a.policy().mode == otr4::Mode::Otrv3Compatible)
+            .then(|| a.v3_fingerprint().map(|f| hex::encode(f.0)))
+            .flatten()
     }
 
     /// The key the prekey server of `domain` offers after it changed without an
@@ -765,7 +801,12 @@ impl Engine {
             return;
         }
         let carried = match chat.carried {
-            None => return,
+            None => {
+                if !from_archive && let Some(body) = chat.body {
+                    self.on_v3_body(from_bare, &body, now, rng);
+                }
+                return;
+            }
             Some(Ok(c)) => c,
             Some(Err(error)) => {
                 self.car.emit(GlueEvent::Error(GlueError::Stanza {
@@ -789,4 +830,42 @@ impl Engine {
             bridge!(self).otr_events(evs, true, now, rng);
         }
     }
+
+    /// A plain body from a contact, with OTRv3 on (docs/xmpp-glue.md §11): OTR text — a
+    /// query message, a whitespace-tagged text, an OTRv3 message or fragment, an OTR error
+    /// message — goes to otr4, which speaks OTRv3 with a contact whose client offers only
+    /// that. Other plaintext is not shown (as for OTRv4 contacts), nor are archived bodies
+    /// (an OTRv3 message cannot be read later) or our own. A contact known to have OTRv4
+    /// devices never gets OTRv3: its plain OTR text is dropped, so that whoever controls
+    /// the server cannot downgrade it to an OTRv3 session with a key of their own.
+    fn on_v3_body<R: CryptoRng + ?Sized>(
+        &mut self,
+        from_bare: &str,
+        body: &str,
+        now: i64,
+        rng: &mut R,
+    ) {
+        if from_bare == self.cfg.jid || !bridge!(self).v3_enabled() || !is_otr_text(body) {
+            return;
+        }
+        if !self
+            .dir
+            .devices_of(from_bare, &self.cfg.jid, self.tag())
+            .is_empty()
+        {
+            self.stats.otrv3_refused += 1;
+            return;
+        }
+        let evs = self
+            .client
+            .receive(from_bare, body, &mut self.prekeys, now, rng);
+        bridge!(self).otr_events(evs, true, now, rng);
+    }
+}
+
+/// Whether a plain body carries OTR: the `?OTR` prefix of every OTR message (query, error,
+/// encoded, fragment) or the whitespace tag's base (otrv4.md §"Whitespace Tags").
+fn is_otr_text(body: &str) -> bool {
+    const TAG_BASE: &str = "\x20\x09\x20\x20\x09\x09\x09\x09\x20\x09\x20\x09\x20\x09\x20\x20";
+    body.contains("?OTR") || body.contains(TAG_BASE)
 }

@@ -44,6 +44,9 @@ pub enum GlueError {
         /// The fingerprint given.
         fingerprint: String,
     },
+    /// [`crate::Engine::enable_otrv3`] could not set the OTRv3-compatible policy.
+    #[error("the OTRv3-compatible mode could not be turned on: {0}")]
+    Otrv3(ConversationError),
     /// A prekey-server exchange failed.
     #[error("prekey server: {0}")]
     PrekeyServer(ConversationError),

@@ -51,6 +51,23 @@ pub enum GlueEvent {
         /// deniability).
         non_interactive: bool,
     },
+    /// An OTRv3 session is up with a contact whose client offers only OTRv3 (otrv4.md
+    /// §"OTRv3-compatible mode"; [`crate::Engine::enable_otrv3`]). Weaker than
+    /// [`GlueEvent::Secure`], and the application must say so: one device only (no device
+    /// list, no copies to our other devices), no offline start, the DSA signature of the v3
+    /// AKE is not deniable the way OTRv4's ring signature is, and the keys are 1536-bit
+    /// Diffie-Hellman and DSA-1024.
+    SecureV3 {
+        /// The contact's bare JID.
+        peer: String,
+        /// The contact's OTRv3 instance tag.
+        device: InstanceTag,
+        /// The contact's OTRv3 fingerprint: 40 hex digits (libotr and Pidgin show them
+        /// upper-case, in five groups of eight).
+        fingerprint: String,
+        /// How much the key is trusted (pinned per JID on first use).
+        trust: Trust,
+    },
     /// A contact's (or our own account's) device set changed.
     DevicesChanged {
         /// Whose list.
@@ -194,4 +211,7 @@ pub struct EngineStats {
     pub oversized_stanzas: u64,
     /// Genuine carbons (from our own account), ignored: every device has its own copy.
     pub carbons_ignored: u64,
+    /// Plain OTR text (OTRv3) from a contact known to have OTRv4 devices, dropped: a
+    /// downgrade to OTRv3 (docs/xmpp-glue.md §11).
+    pub otrv3_refused: u64,
 }

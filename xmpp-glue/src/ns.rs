@@ -38,6 +38,8 @@ pub const CARBONS: &str = "urn:xmpp:carbons:2";
 pub const HINTS: &str = "urn:xmpp:hints";
 /// XEP-0380 explicit message encryption.
 pub const EME: &str = "urn:xmpp:eme:0";
+/// XEP-0380's namespace for OTR (up to version 3) in an `<encryption/>` element.
+pub const OTR_V3: &str = "urn:xmpp:otr:0";
 /// XEP-0313 message archive management.
 pub const MAM: &str = "urn:xmpp:mam:2";
 /// XEP-0059 result set management.

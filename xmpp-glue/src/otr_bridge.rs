@@ -3,7 +3,7 @@
 
 use otr4::InstanceTag;
 use otr4::PrekeyStore;
-use otr4::{Client, Event, SmpUpdate};
+use otr4::{Client, ConversationError, Event, Mode, SmpUpdate, Warning};
 use rand_core::CryptoRng;
 
 use crate::carriage::{Carriage, SENT_TO_CONTEXT, sent_to_of};
@@ -77,9 +77,47 @@ impl Bridge<'_> {
         }
     }
 
+    /// Whether OTRv3 is on ([`crate::Engine::enable_otrv3`]): an OTRv3 key, the
+    /// OTRv3-compatible mode and version 3 in the policy.
+    pub fn v3_enabled(&self) -> bool {
+        let a = self.client.account();
+        a.v3_fingerprint().is_some()
+            && a.policy().mode == Mode::Otrv3Compatible
+            && a.policy().versions.has_v3()
+    }
+
+    /// The instance of `jid`'s OTRv3 session (encrypted or finished) and the fingerprint
+    /// of its key (while encrypted), unless an OTRv4 conversation has that instance.
+    pub fn v3_session(&self, jid: &str) -> Option<(InstanceTag, Option<String>)> {
+        let peer = self.client.peer(jid)?;
+        let tag = peer.v3_session().1?;
+        if self.client.conversation(jid, tag).is_some() {
+            return None;
+        }
+        Some((tag, peer.v3_fingerprint().map(|f| hex::encode(f.0))))
+    }
+
+    /// Whether otr4 text for `to` goes as a plain `<body>` (the OTRv3 encoding, as Pidgin
+    /// sends it; docs/xmpp-glue.md §11) rather than in an `<otr4/>` element: OTRv3 is on,
+    /// the contact lists no OTRv4 device, and the text is untargeted (a query message, a
+    /// D-H Commit) or for an instance without an OTRv4 conversation (the OTRv3 AKE, session
+    /// and error messages).
+    fn goes_plain(&self, to: &str, to_instance: Option<InstanceTag>) -> bool {
+        to != self.jid
+            && self.v3_enabled()
+            && self.dir.devices_of(to, self.jid, self.tag()).is_empty()
+            && to_instance.is_none_or(|t| self.client.conversation(to, t).is_none())
+    }
+
     /// The trust to show for content from device `tag` of `jid` ([`Trust::Changed`] if
     /// the live session's key is not the pinned one), and whether the device is listed.
     pub fn content_trust(&self, jid: &str, tag: InstanceTag) -> (Trust, bool) {
+        if let Some((v3, fp)) = self.v3_session(jid)
+            && v3 == tag
+        {
+            let trust = fp.map_or(Trust::Changed, |fp| self.dir.v3_trust(jid, &fp));
+            return (trust, false);
+        }
         let session = self
             .client
             .conversation(jid, tag)
@@ -120,6 +158,78 @@ impl Bridge<'_> {
         }
     }
 
+    /// An OTRv3 session is up (otrv4.md §"OTRv3-compatible mode"): its key is pinned per
+    /// JID on first use, the user is told, and the texts that waited for it go out
+    /// (unless the key changed: they are then dropped with [`NotSentReason::KeyChanged`]).
+    fn secure_v3<R: CryptoRng + ?Sized>(
+        &mut self,
+        peer: String,
+        instance: InstanceTag,
+        fp: String,
+        now: i64,
+        rng: &mut R,
+    ) {
+        if let Some(p) = self.dir.pin_v3(&peer, &fp) {
+            self.car.emit(GlueEvent::TrustChanged {
+                jid: peer.clone(),
+                device: instance,
+                trust: p.trust,
+                note: p.note,
+            });
+        }
+        let trust = self.dir.v3_trust(&peer, &fp);
+        self.car.emit(GlueEvent::SecureV3 {
+            peer: peer.clone(),
+            device: instance,
+            fingerprint: fp,
+            trust,
+        });
+        for text in self.dir.take_waiting_v3(&peer) {
+            self.send_v3(&peer, instance, trust, &text, now, rng);
+        }
+    }
+
+    /// Sends `text` in the OTRv3 session with `instance` of `to`, whose key has `trust`.
+    pub fn send_v3<R: CryptoRng + ?Sized>(
+        &mut self,
+        to: &str,
+        instance: InstanceTag,
+        trust: Trust,
+        text: &str,
+        now: i64,
+        rng: &mut R,
+    ) {
+        if trust == Trust::Changed {
+            return self.car.emit(GlueEvent::NotSent {
+                to: to.to_owned(),
+                device: Some(instance),
+                reason: NotSentReason::KeyChanged,
+            });
+        }
+        let evs = self.client.send_to(to, instance, text, &[], now, rng);
+        self.otr_events(evs, false, now, rng);
+    }
+
+    /// The contact whose OTRv3 AKE failed while texts wait for the session: an AKE message
+    /// was refused or did not decode (the JavaScript `otr` library's unpadded `r`,
+    /// docs/spec-notes.md), or the AKE timed out. A new query starts another AKE.
+    fn v3_ake_failed(&self, e: &Event) -> Option<String> {
+        let peer = match e {
+            Event::Warning {
+                peer,
+                warning: Warning::Otrv3MessageIgnored(_) | Warning::DakeTimedOut,
+                ..
+            }
+            | Event::Error {
+                peer,
+                error: ConversationError::Malformed(_),
+                ..
+            } => peer,
+            _ => return None,
+        };
+        self.dir.has_waiting_v3(peer).then(|| peer.clone())
+    }
+
     /// Turns otr4's events into payloads to carry and events for the application;
     /// `receiving`: they answer an incoming payload (its errors are `Undecryptable`).
     pub fn otr_events<R: CryptoRng + ?Sized>(
@@ -134,6 +244,10 @@ impl Bridge<'_> {
         let mut last_send: Option<(String, Option<InstanceTag>)> = None;
         for e in evs {
             let after_send = last_send.take();
+            if let Some(peer) = self.v3_ake_failed(&e) {
+                let evs = self.client.start(&peer, now, rng);
+                self.otr_events(evs, false, now, rng);
+            }
             match e {
                 Event::Send {
                     to,
@@ -141,6 +255,10 @@ impl Bridge<'_> {
                     text,
                 } => {
                     last_send = Some((to.clone(), to_instance));
+                    if self.goes_plain(&to, to_instance) {
+                        self.car.v3_message(&to, &text);
+                        continue;
+                    }
                     self.car.payload(
                         to,
                         Payload {
@@ -195,12 +313,29 @@ impl Bridge<'_> {
                         non_interactive,
                     });
                 }
+                Event::SecureV3 {
+                    peer,
+                    instance,
+                    their_fingerprint,
+                    ..
+                } => self.secure_v3(peer, instance, hex::encode(their_fingerprint.0), now, rng),
                 Event::Smp {
                     peer,
                     instance,
                     update,
                 } => {
-                    if update == SmpUpdate::Succeeded {
+                    if update == SmpUpdate::Succeeded
+                        && let Some((v3, Some(fp))) = self.v3_session(&peer)
+                        && v3 == instance
+                        && self.dir.verify_v3(&peer, &fp)
+                    {
+                        self.car.emit(GlueEvent::TrustChanged {
+                            jid: peer.clone(),
+                            device: instance,
+                            trust: Trust::Verified,
+                            note: "OTRv3 key verified with SMP".to_owned(),
+                        });
+                    } else if update == SmpUpdate::Succeeded {
                         let fp = self
                             .client
                             .conversation(&peer, instance)
@@ -301,6 +436,111 @@ mod tests {
                 _ => None,
             })
             .collect()
+    }
+
+    #[test]
+    fn with_otrv3_on_untargeted_text_to_a_contact_without_devices_goes_as_a_plain_body() {
+        use crate::devices::{DeviceEntry, DeviceList};
+        let mut rng = StdRng::seed_from_u64(8);
+        let account = Account::generate(&mut rng, Policy::standalone(), 1000).unwrap();
+        let mut client = Client::new(account, "alice@x");
+        let mut dir = Directory::default();
+        dir.set_contact_list(
+            "carol@x",
+            DeviceList {
+                devices: vec![DeviceEntry {
+                    tag: 0x300,
+                    fingerprint: "aa".into(),
+                    label: "c".into(),
+                    seen: 1000,
+                }],
+            },
+        );
+        let mut car = Carriage::new(&mut rng);
+        let mut prekeys = otr4::PrekeyStore::new(client.account().instance_tag());
+        let send = |to: &str, tag: Option<u32>| Event::Send {
+            to: to.into(),
+            to_instance: tag.map(InstanceTag),
+            text: "?OTRv34?".into(),
+        };
+        let stanzas = |car: &mut Carriage| -> Vec<minidom::Element> {
+            car.finish(InstanceTag(0x100))
+                .into_iter()
+                .filter_map(|o| match o {
+                    Output::Stanza(s) => Some(s),
+                    _ => None,
+                })
+                .collect()
+        };
+        let evs = || {
+            vec![
+                send("bob@x", None),
+                send("carol@x", None),
+                send("carol@x", Some(0x300)),
+            ]
+        };
+        {
+            let mut b = Bridge {
+                jid: "alice@x",
+                client: &mut client,
+                prekeys: &mut prekeys,
+                dir: &mut dir,
+                car: &mut car,
+            };
+            assert!(!b.v3_enabled());
+            b.otr_events(evs(), false, 1000, &mut rng);
+        }
+        let out = stanzas(&mut car);
+        assert!(
+            out.iter()
+                .all(|s| s.get_child("otr4", crate::ns::OTR4).is_some()),
+            "OTRv3 off: everything is OTRv4 carriage: {out:?}"
+        );
+        let policy = otr4::Policy {
+            mode: otr4::Mode::Otrv3Compatible,
+            versions: otr4::Versions::V3_AND_V4,
+            ..*client.account().policy()
+        };
+        client.set_policy(policy).unwrap();
+        client.set_v3_key(otrv3_test_key());
+        let mut b = Bridge {
+            jid: "alice@x",
+            client: &mut client,
+            prekeys: &mut prekeys,
+            dir: &mut dir,
+            car: &mut car,
+        };
+        assert!(b.v3_enabled());
+        b.otr_events(evs(), false, 1000, &mut rng);
+        let out = stanzas(&mut car);
+        let plain: Vec<_> = out
+            .iter()
+            .filter(|s| s.get_child("otr4", crate::ns::OTR4).is_none())
+            .collect();
+        assert_eq!(plain.len(), 1, "{out:?}");
+        assert_eq!(plain[0].attr("to"), Some("bob@x"));
+        assert_eq!(crate::stanza::body(plain[0]).as_deref(), Some("?OTRv34?"));
+        assert!(plain[0].get_child("private", crate::ns::CARBONS).is_some());
+        assert!(
+            plain[0]
+                .get_child("no-permanent-store", crate::ns::HINTS)
+                .is_some()
+        );
+        let carol: Vec<_> = out
+            .iter()
+            .filter(|s| s.attr("to") == Some("carol@x"))
+            .collect();
+        assert_eq!(
+            carol.len(),
+            1,
+            "both of carol's texts go in one OTRv4 stanza: {out:?}"
+        );
+    }
+
+    /// The first key of the libotr key file otr4's migration test keeps.
+    fn otrv3_test_key() -> otr4::otrv3::DsaPrivateKey {
+        let file = include_bytes!("../../otr4/src/v3/testdata/two.private_key");
+        otr4::otrv3::read_private_keys(file).unwrap().remove(0).key
     }
 
     #[test]

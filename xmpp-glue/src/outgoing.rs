@@ -6,7 +6,7 @@ use otr4::ConversationState;
 use otr4::InstanceTag;
 use rand_core::CryptoRng;
 
-use crate::carriage::{ExtraTlvs, sent_to_tlv};
+use crate::carriage::{ExtraTlvs, MAX_WAITING, sent_to_tlv};
 use crate::error::NotSentReason;
 use crate::events::GlueEvent;
 use crate::otr_bridge::Bridge;
@@ -30,6 +30,9 @@ pub(crate) fn dispatch<R: CryptoRng + ?Sized>(
     let me = b.tag();
     let own = b.jid.to_owned();
     let targets = b.dir.devices_of(to, &own, me);
+    if targets.is_empty() && to != own && b.v3_enabled() && extra.0.is_empty() {
+        return to_v3(b, to, text, now, rng);
+    }
     if targets.is_empty() && to != own {
         b.car.emit(GlueEvent::NotSent {
             to: to.to_owned(),
@@ -56,6 +59,37 @@ pub(crate) fn dispatch<R: CryptoRng + ?Sized>(
                 rng,
             );
         }
+    }
+}
+
+/// A contact without an OTRv4 device, with OTRv3 on (docs/xmpp-glue.md §11): the text goes
+/// in its OTRv3 session, or waits for one — the first waiting text sends a query message
+/// offering versions 3 and 4 (otrv4.md §"User requests to start an OTR conversation"); a
+/// session the contact finished is ended and started again, as for a device. Nothing is
+/// copied to our other devices (each has its own OTRv3 session, if any).
+fn to_v3<R: CryptoRng + ?Sized>(b: &mut Bridge<'_>, to: &str, text: &str, now: i64, rng: &mut R) {
+    match b.v3_session(to) {
+        Some((tag, Some(fp))) => {
+            let trust = b.dir.v3_trust(to, &fp);
+            return b.send_v3(to, tag, trust, text, now, rng);
+        }
+        Some((tag, None)) => {
+            let evs = b.client.end(to, Some(tag), now, rng);
+            b.otr_events(evs, false, now, rng);
+        }
+        None => {}
+    }
+    match b.dir.wait_for_v3(to, text, MAX_WAITING) {
+        None => b.car.emit(GlueEvent::NotSent {
+            to: to.to_owned(),
+            device: None,
+            reason: NotSentReason::QueueFull,
+        }),
+        Some(1) => {
+            let evs = b.client.start(to, now, rng);
+            b.otr_events(evs, false, now, rng);
+        }
+        Some(_) => {}
     }
 }
 
@@ -213,5 +247,65 @@ mod tests {
             "{out:?}"
         );
         assert!(reqs.any(|p| p.discovers("y")));
+    }
+
+    #[test]
+    fn with_otrv3_on_texts_to_a_contact_without_devices_wait_behind_one_query() {
+        let mut rng = StdRng::seed_from_u64(6);
+        let policy = Policy {
+            mode: otr4::Mode::Otrv3Compatible,
+            versions: otr4::Versions::V3_AND_V4,
+            ..crate::store::device_policy()
+        };
+        let account = Account::generate(&mut rng, policy, 1000).unwrap();
+        let mut client = Client::new(account, "alice@x");
+        let file = include_bytes!("../../otr4/src/v3/testdata/two.private_key");
+        client.set_v3_key(otr4::otrv3::read_private_keys(file).unwrap().remove(0).key);
+        let mut dir = Directory::default();
+        let mut car = Carriage::new(&mut rng);
+        let mut reqs = Requests::default();
+        let mut link = PrekeyLink::new(
+            "alice@x",
+            BTreeMap::new(),
+            BTreeMap::new(),
+            false,
+            crate::DEFAULT_REFILL,
+        );
+        let mut prekeys = otr4::PrekeyStore::new(client.account().instance_tag());
+        let mut b = Bridge {
+            jid: "alice@x",
+            client: &mut client,
+            prekeys: &mut prekeys,
+            dir: &mut dir,
+            car: &mut car,
+        };
+        for text in ["one", "two"] {
+            dispatch(
+                &mut b,
+                &mut link,
+                &mut reqs,
+                true,
+                "carol@y",
+                text,
+                &ExtraTlvs::default(),
+                1000,
+                &mut rng,
+            );
+        }
+        let out = car.finish(InstanceTag(0x100));
+        assert!(reasons(&out).is_empty(), "{out:?}");
+        let bodies: Vec<String> = out
+            .iter()
+            .filter_map(|o| match o {
+                Output::Stanza(s) if s.attr("to") == Some("carol@y") => {
+                    assert!(s.get_child("otr4", crate::ns::OTR4).is_none(), "{s:?}");
+                    crate::stanza::body(s)
+                }
+                _ => None,
+            })
+            .collect();
+        assert_eq!(bodies.len(), 1, "one query for both texts: {out:?}");
+        assert!(bodies[0].starts_with("?OTRv34?"), "{bodies:?}");
+        assert_eq!(dir.take_waiting_v3("carol@y"), vec!["one", "two"]);
     }
 }

@@ -180,6 +180,28 @@ pub fn body_message(to: &str, id: &str, text: &str) -> Element {
     m
 }
 
+/// A message whose body is OTRv3 text for a contact whose client speaks only OTRv3, as
+/// Pidgin and other libotr clients send it (XEP-0364): the OTR encoding in `<body>`; the
+/// XEP-0380 marker naming OTR; carbons off for it (XEP-0280 `<private/>`: each of our
+/// devices has its own session) and no archiving (XEP-0334 `<no-permanent-store/>`: an
+/// OTRv3 message cannot be read later).
+pub fn v3_message(to: &str, id: &str, text: &str) -> Element {
+    let mut m = el(
+        "message",
+        ns::CLIENT,
+        &[("type", "chat"), ("to", to), ("id", id)],
+    );
+    m.append_child(text_el("body", ns::CLIENT, text));
+    m.append_child(el(
+        "encryption",
+        ns::EME,
+        &[("namespace", ns::OTR_V3), ("name", "OTR")],
+    ));
+    m.append_child(el("private", ns::CARBONS, &[]));
+    m.append_child(el("no-permanent-store", ns::HINTS, &[]));
+    m
+}
+
 /// The body text of a message.
 pub fn body(msg: &Element) -> Option<String> {
     msg.get_child("body", ns::CLIENT).map(Element::text)

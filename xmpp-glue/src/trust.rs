@@ -52,20 +52,13 @@ struct Pinned {
     trust: Trust,
 }
 
-/// Pinned fingerprints by (bare JID, instance tag).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct TrustStore {
-    pins: BTreeMap<String, BTreeMap<u32, Pinned>>,
-}
-
-impl TrustStore {
-    /// Sees `fingerprint` for device `tag` of `jid`.
-    pub fn pin(&mut self, jid: &str, tag: u32, fingerprint: &str) -> Pin {
-        let devices = self.pins.entry(jid.to_owned()).or_default();
-        match devices.get_mut(&tag) {
+impl Pinned {
+    /// Sees `fingerprint` for `key`, pinned in `slots` or not yet.
+    fn see<K: Ord>(slots: &mut BTreeMap<K, Pinned>, key: K, fingerprint: &str) -> Pin {
+        match slots.get_mut(&key) {
             None => {
-                devices.insert(
-                    tag,
+                slots.insert(
+                    key,
                     Pinned {
                         fingerprint: fingerprint.to_owned(),
                         offered: None,
@@ -83,6 +76,72 @@ impl TrustStore {
                 }
             }
         }
+    }
+
+    /// SMP succeeded with the key `fingerprint`: verified if it is the pinned one.
+    fn verify(&mut self, fingerprint: &str) -> bool {
+        if self.fingerprint != fingerprint {
+            return false;
+        }
+        self.trust = Trust::Verified;
+        true
+    }
+
+    /// The user accepts the changed key: pinned again as TOFU.
+    fn accept(&mut self) -> bool {
+        if self.trust != Trust::Changed {
+            return false;
+        }
+        if let Some(f) = self.offered.take() {
+            self.fingerprint = f;
+        }
+        self.trust = Trust::Tofu;
+        true
+    }
+}
+
+/// Pinned fingerprints by (bare JID, instance tag), and the OTRv3 keys of contacts by bare
+/// JID (an OTRv3 contact has one key and no device list; libotr's fingerprint format).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TrustStore {
+    pins: BTreeMap<String, BTreeMap<u32, Pinned>>,
+    /// Absent in states saved before the OTRv3-compatible mode.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    v3: BTreeMap<String, Pinned>,
+}
+
+impl TrustStore {
+    /// Sees `fingerprint` for device `tag` of `jid`.
+    pub fn pin(&mut self, jid: &str, tag: u32, fingerprint: &str) -> Pin {
+        Pinned::see(
+            self.pins.entry(jid.to_owned()).or_default(),
+            tag,
+            fingerprint,
+        )
+    }
+
+    /// Sees the OTRv3 key `fingerprint` for `jid`.
+    pub fn pin_v3(&mut self, jid: &str, fingerprint: &str) -> Pin {
+        Pinned::see(&mut self.v3, jid.to_owned(), fingerprint)
+    }
+
+    /// The trust of `jid`'s OTRv3 key `fingerprint`: [`Trust::Changed`] unless it is the
+    /// pinned one.
+    pub fn v3_trust(&self, jid: &str, fingerprint: &str) -> Trust {
+        match self.v3.get(jid) {
+            Some(p) if p.fingerprint == fingerprint => p.trust,
+            _ => Trust::Changed,
+        }
+    }
+
+    /// Marks `jid`'s OTRv3 key verified if it is `fingerprint`.
+    pub fn verify_v3(&mut self, jid: &str, fingerprint: &str) -> bool {
+        self.v3.get_mut(jid).is_some_and(|p| p.verify(fingerprint))
+    }
+
+    /// The user accepts `jid`'s changed OTRv3 key.
+    pub fn accept_v3(&mut self, jid: &str) -> bool {
+        self.v3.get_mut(jid).is_some_and(Pinned::accept)
     }
 
     /// Every pin as (bare JID, tag, the accepted fingerprint): for a changed device, the
@@ -117,27 +176,18 @@ impl TrustStore {
 
     /// Marks a device verified (SMP succeeded with it) if its fingerprint is `fingerprint`.
     pub fn verify(&mut self, jid: &str, tag: u32, fingerprint: &str) -> bool {
-        match self.pins.get_mut(jid).and_then(|d| d.get_mut(&tag)) {
-            Some(p) if p.fingerprint == fingerprint => {
-                p.trust = Trust::Verified;
-                true
-            }
-            _ => false,
-        }
+        self.pins
+            .get_mut(jid)
+            .and_then(|d| d.get_mut(&tag))
+            .is_some_and(|p| p.verify(fingerprint))
     }
 
     /// The user accepts the changed fingerprint of a device: pinned again as TOFU.
     pub fn accept(&mut self, jid: &str, tag: u32) -> bool {
-        match self.pins.get_mut(jid).and_then(|d| d.get_mut(&tag)) {
-            Some(p) if p.trust == Trust::Changed => {
-                if let Some(f) = p.offered.take() {
-                    p.fingerprint = f;
-                }
-                p.trust = Trust::Tofu;
-                true
-            }
-            _ => false,
-        }
+        self.pins
+            .get_mut(jid)
+            .and_then(|d| d.get_mut(&tag))
+            .is_some_and(Pinned::accept)
     }
 }
 
@@ -189,6 +239,32 @@ mod tests {
         let f = Fingerprint([0xAB; FINGERPRINT_LEN]);
         assert_eq!(hex_fp(&f), "ab".repeat(FINGERPRINT_LEN));
         assert_eq!(parse_fp(&hex_fp(&f)), Some(f));
+    }
+
+    #[test]
+    fn otrv3_keys_are_pinned_by_jid_apart_from_devices() {
+        let mut t = TrustStore::default();
+        let (a, b) = ("AAAAAAAA BBBBBBBB", "CCCCCCCC DDDDDDDD");
+        assert_eq!(t.pin_v3("bob@x", a), Pin::New);
+        assert_eq!(t.v3_trust("bob@x", a), Trust::Tofu);
+        assert_eq!(t.trust("bob@x", 0), None, "no device pinned");
+        assert!(!t.verify_v3("bob@x", b));
+        assert!(t.verify_v3("bob@x", a));
+        assert_eq!(t.pin_v3("bob@x", b), Pin::Changed { pinned: a.into() });
+        assert_eq!(t.v3_trust("bob@x", b), Trust::Changed);
+        assert_eq!(
+            t.v3_trust("bob@x", a),
+            Trust::Changed,
+            "a change awaits the user"
+        );
+        assert!(t.accept_v3("bob@x"));
+        assert_eq!(t.v3_trust("bob@x", b), Trust::Tofu);
+        assert!(!t.accept_v3("carol@x"));
+        let json = serde_json::to_string(&TrustStore::default()).unwrap();
+        assert!(
+            !json.contains("v3"),
+            "older states stay byte-identical: {json}"
+        );
     }
 
     #[test]

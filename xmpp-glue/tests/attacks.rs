@@ -364,6 +364,64 @@ fn a_device_list_event_from_a_full_jid_is_ignored() {
 }
 
 // -------------------------------------------------------------------------------------
+// Downgrade to OTRv3.
+
+/// The first key of the libotr key file otr4's key-migration test keeps.
+fn otrv3_key() -> otr4::otrv3::DsaPrivateKey {
+    let file = include_bytes!("../../otr4/src/v3/testdata/two.private_key");
+    otr4::otrv3::read_private_keys(file).unwrap().remove(0).key
+}
+
+/// Plain bodies (OTRv3 text) going out.
+fn plain_bodies(outs: &[Output]) -> Vec<(String, String)> {
+    stanzas(outs)
+        .into_iter()
+        .filter(|s| s.name() == "message" && s.get_child("otr4", ns::OTR4).is_none())
+        .filter_map(|s| Some((s.attr("to")?.to_owned(), stanza::body(&s)?)))
+        .collect()
+}
+
+#[test]
+fn a_contact_with_otrv4_devices_cannot_be_downgraded_to_otrv3() {
+    let (mut a, mut rng, _) = online_alice();
+    a.enable_otrv3(otrv3_key()).unwrap();
+    a.handle(
+        &pep_event(BOB, list_of(0x1234_5678, &rogue_fp())),
+        NOW,
+        &mut rng,
+    );
+    assert_eq!(a.devices_of(BOB), vec![InstanceTag(0x1234_5678)]);
+    // Whoever controls the server sends, as bob, a query offering OTRv3 only: nothing goes
+    // out (an OTRv3 AKE would let them in with a DSA key of their own).
+    let query = |from: &str| {
+        parse(&format!(
+            "<message xmlns='jabber:client' from='{from}/pidgin' to='{ALICE_FULL}' type='chat'>\
+             <body>?OTRv3?</body></message>"
+        ))
+    };
+    let outs = a.handle(&query(BOB), NOW, &mut rng);
+    assert!(plain_bodies(&outs).is_empty(), "{outs:?}");
+    assert_eq!(a.stats().otrv3_refused, 1);
+    // A contact without OTRv4 devices gets the OTRv3 D-H Commit, as a plain body.
+    let outs = a.handle(&query("carol@example.org"), NOW, &mut rng);
+    let bodies = plain_bodies(&outs);
+    assert_eq!(bodies.len(), 1, "{outs:?}");
+    assert_eq!(bodies[0].0, "carol@example.org");
+    assert!(
+        bodies[0].1.starts_with("?OTR:AAMC"),
+        "a v3 D-H Commit: {bodies:?}"
+    );
+    assert_eq!(a.stats().otrv3_refused, 1);
+    // The same query from the archive (MAM catch-up) is not answered.
+    let outs = a.handle(
+        &mam_result("q", None, query("dave@example.org")),
+        NOW,
+        &mut rng,
+    );
+    assert!(plain_bodies(&outs).is_empty(), "{outs:?}");
+}
+
+// -------------------------------------------------------------------------------------
 // Bounded XML.
 
 #[test]

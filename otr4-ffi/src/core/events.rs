@@ -57,9 +57,10 @@ pub enum otr4_event_kind {
     /// fingerprint) that the pinned key did not sign: no offline message goes to that
     /// domain until the user confirms it (`otr4_engine_accept_prekey_server_key`).
     OTR4_EVENT_PREKEY_SERVER_KEY_CHANGED = 15,
-    /// Session level: an **OTRv3** session with `peer`'s instance `device` is up (the
-    /// OTRv3-compatible mode; the peer offered only version 3); `text` the peer's DSA key
-    /// fingerprint (40 hex digits). Show it as OTRv3, never as `OTR4_EVENT_SECURE`: no
+    /// Session and XMPP level: an **OTRv3** session with `peer`'s instance `device` is up
+    /// (the OTRv3-compatible mode; the peer offered only version 3); `text` the peer's DSA
+    /// key fingerprint (40 hex digits); at XMPP level `trust` too (the key is pinned per
+    /// JID). Show it as OTRv3, never as `OTR4_EVENT_SECURE`: no
     /// offline start, no ring-signature deniability, DSA-1024, one session per contact.
     OTR4_EVENT_SECURE_V3 = 16,
 }
@@ -308,6 +309,15 @@ pub fn from_glue(e: GlueEvent) -> Event {
         GlueEvent::PrekeyServerKeyChanged {
             domain, offered, ..
         } => Event::about(OTR4_EVENT_PREKEY_SERVER_KEY_CHANGED, &domain, 0, offered),
+        GlueEvent::SecureV3 {
+            peer,
+            device,
+            fingerprint,
+            trust: t,
+        } => Event {
+            trust: trust(t),
+            ..Event::about(OTR4_EVENT_SECURE_V3, &peer, device.0, fingerprint)
+        },
         GlueEvent::Error(e) => Event::about(OTR4_EVENT_ERROR, "", 0, e.to_string()),
         GlueEvent::Otr(e) => from_otr(e),
         other => Event::about(OTR4_EVENT_INFO, "", 0, format!("{other:?}")),

@@ -134,6 +134,13 @@ impl Client {
         self.account.set_policy(policy)
     }
 
+    /// Gives the account an OTRv3 key ([`Account::set_v3_key`]); with the policy's
+    /// [`super::Mode::Otrv3Compatible`] and version 3, OTRv3 is offered and accepted.
+    #[cfg(feature = "v3")]
+    pub fn set_v3_key(&mut self, key: crate::otrv3::DsaPrivateKey) {
+        self.account.set_v3_key(key);
+    }
+
     /// Our bare JID.
     pub fn own_jid(&self) -> &str {
         &self.own_jid

@@ -130,6 +130,13 @@ impl Peer {
         (self.v3.state(), self.v3.instance())
     }
 
+    /// The fingerprint of the peer's OTRv3 key while the OTRv3 session is encrypted (what
+    /// [`Event::SecureV3`] announced).
+    #[cfg(feature = "v3")]
+    pub fn v3_fingerprint(&self) -> Option<crate::otrv3::V3Fingerprint> {
+        self.v3.their_fingerprint()
+    }
+
     /// Whether plaintext to this peer still carries a whitespace tag.
     pub fn sends_whitespace_tag(&self) -> bool {
         self.whitespace_tag

@@ -140,6 +140,14 @@ impl V3Link {
         !matches!(self.msg, Msg::Plaintext)
     }
 
+    /// The fingerprint of the peer's DSA key in the encrypted session.
+    pub(crate) fn their_fingerprint(&self) -> Option<V3Fingerprint> {
+        match &self.msg {
+            Msg::Encrypted(live) => Some(V3Fingerprint(live.smp_ctx.their_fingerprint)),
+            _ => None,
+        }
+    }
+
     /// The peer instance of the encrypted or finished session.
     pub(crate) fn instance(&self) -> Option<InstanceTag> {
         self.is_private().then_some(self.their_tag)

@@ -3,7 +3,7 @@
 # (both use this one script), on loopback only.
 #
 #   setup.sh start DIR   install Prosody if missing (apt-get), write DIR/prosody.cfg.lua,
-#                        a test CA and certificate (openssl), register alice, bob and carol,
+#                        a test CA and certificate (openssl), register alice, bob, carol and dave,
 #                        write mutual "both" rosters for alice and bob, start Prosody as
 #                        user `prosody` (setpriv), wait for its ports.
 #   setup.sh stop DIR    stop the Prosody started in DIR.
@@ -119,6 +119,7 @@ as_prosody() { setpriv --reuid=prosody --regid=prosody --init-groups "$@"; }
 as_prosody prosodyctl --config "$dir/prosody.cfg.lua" register alice localhost alicepass >&2
 as_prosody prosodyctl --config "$dir/prosody.cfg.lua" register bob localhost bobpass >&2
 as_prosody prosodyctl --config "$dir/prosody.cfg.lua" register carol localhost carolpass >&2
+as_prosody prosodyctl --config "$dir/prosody.cfg.lua" register dave localhost davepass >&2
 
 # Mutual presence subscriptions between alice and bob (PEP notifications need them), in
 # Prosody's internal storage format: DATA/<host>/roster/<user>.dat, a Lua table whose

@@ -297,6 +297,18 @@ pub struct Dev {
     pub log: Vec<GlueEvent>,
     /// Where `wait_for` starts looking (moved past each connection's start).
     pub mark: usize,
+    /// Connect with OTRv3 on ([`otrv3_key`]).
+    pub otrv3: bool,
+}
+
+/// The first OTRv3 key of the libotr key file otr4's key-migration test keeps (Pidgin's
+/// `otr.private_key` format).
+pub fn otrv3_key() -> otr4::otrv3::DsaPrivateKey {
+    let path =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../otr4/src/v3/testdata/two.private_key");
+    let file = std::fs::read(&path).unwrap();
+    let mut keys = otr4::otrv3::read_private_keys(&file).unwrap();
+    keys.remove(0).key
 }
 
 pub fn password(user: &str) -> String {
@@ -305,19 +317,31 @@ pub fn password(user: &str) -> String {
 
 impl Dev {
     pub async fn start(env: &Env, user: &str, resource: &str, carbons: bool) -> Dev {
+        Dev::start_with(env, user, resource, |d| d.carbons = carbons).await
+    }
+
+    /// A device set up by `setup` before it first connects.
+    pub async fn start_with(
+        env: &Env,
+        user: &str,
+        resource: &str,
+        setup: impl FnOnce(&mut Dev),
+    ) -> Dev {
         let mut d = Dev {
             name: format!("{user}/{resource}"),
             full_jid: format!("{user}@localhost/{resource}"),
             password: password(user),
             store: env.dir.join("stores").join(format!("{user}-{resource}")),
             port: env.port,
-            carbons,
+            carbons: false,
             client: None,
             events: None,
             tag: InstanceTag(0),
             log: Vec::new(),
             mark: 0,
+            otrv3: false,
         };
+        setup(&mut d);
         d.connect().await;
         d
     }
@@ -332,6 +356,9 @@ impl Dev {
         o.port = self.port;
         o.enable_carbons = self.carbons;
         o.tick = Duration::from_secs(2);
+        if self.otrv3 {
+            o.otrv3_key = Some(otrv3_key());
+        }
         let (c, ev) = XmppClient::connect(o)
             .await
             .unwrap_or_else(|e| panic!("{}: connect: {e}", self.name));
