@@ -174,9 +174,10 @@ enum otr4_event_kind
      */
     OTR4_EVENT_PREKEY_SERVER_KEY_CHANGED = 15,
     /**
-     * Session level: an **OTRv3** session with `peer`'s instance `device` is up (the
-     * OTRv3-compatible mode; the peer offered only version 3); `text` the peer's DSA key
-     * fingerprint (40 hex digits). Show it as OTRv3, never as `OTR4_EVENT_SECURE`: no
+     * Session and XMPP level: an **OTRv3** session with `peer`'s instance `device` is up
+     * (the OTRv3-compatible mode; the peer offered only version 3); `text` the peer's DSA
+     * key fingerprint (40 hex digits); at XMPP level `trust` too (the key is pinned per
+     * JID). Show it as OTRv3, never as `OTR4_EVENT_SECURE`: no
      * offline start, no ring-signature deniability, DSA-1024, one session per contact.
      */
     OTR4_EVENT_SECURE_V3 = 16,
