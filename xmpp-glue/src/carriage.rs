@@ -73,6 +73,9 @@ pub(crate) struct Carriage {
     outbox: Vec<(String, Payload)>,
     /// File offers found in the call's decrypted messages (the engine takes them).
     offers: Vec<OfferIn>,
+    /// (recipient, origin id): the recipient's message that a payload of this call could
+    /// not read (our OTR error message to it names it, docs/xmpp-glue.md §4).
+    unreadable: Vec<(String, String)>,
 }
 
 impl Carriage {
@@ -85,6 +88,7 @@ impl Carriage {
             out: Vec::new(),
             outbox: Vec::new(),
             offers: Vec::new(),
+            unreadable: Vec::new(),
         }
     }
 
@@ -135,6 +139,12 @@ impl Carriage {
         self.outbox.push((to, p));
     }
 
+    /// Our stanza to `to` in this call names `origin_id` as its message we could not read
+    /// (the `unreadable` attribute of `<otr4/>`, beside the OTR error message).
+    pub fn unreadable(&mut self, to: &str, origin_id: &str) {
+        self.unreadable.push((to.to_owned(), origin_id.to_owned()));
+    }
+
     /// Collects the payloads into one stanza per recipient (from our device `tag`) and
     /// returns everything of the call.
     pub fn finish(&mut self, tag: InstanceTag) -> Vec<Output> {
@@ -147,9 +157,13 @@ impl Carriage {
         }
         for (to, payloads) in by_to {
             let id = self.id();
-            let m = stanza::multicast_message(&to, &id, tag, &payloads);
+            let mut m = stanza::multicast_message(&to, &id, tag, &payloads);
+            if let Some((_, re)) = self.unreadable.iter().find(|(t, _)| *t == to) {
+                stanza::mark_unreadable(&mut m, re);
+            }
             self.stanza(m);
         }
+        self.unreadable.clear();
         core::mem::take(&mut self.out)
     }
 }

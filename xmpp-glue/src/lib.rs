@@ -28,6 +28,7 @@ mod engine;
 mod error;
 mod events;
 mod file;
+mod heal;
 #[cfg(feature = "tokio-client")]
 mod guard;
 mod incoming;
@@ -63,6 +64,7 @@ pub use devices::{
 pub use engine::Engine;
 pub use error::{GlueError, IqFailure, NotSentReason, StateError};
 pub use events::{EngineStats, GlueEvent, Output};
+pub use heal::{REANNOUNCE_INTERVAL_SECS, REPAIR_INTERVAL_SECS, REPAIR_WAIT_SECS, RepairAction};
 pub use file::{DEFAULT_MAX_FILE_SIZE, FILE_CHUNK, FILE_CONTEXT, FileError, ciphertext_len};
 // The file-offer decoder, for the fuzz target (feature `stanzas`, like `stanza`).
 #[cfg(feature = "stanzas")]

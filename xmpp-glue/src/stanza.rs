@@ -103,6 +103,20 @@ pub struct Carried {
     pub from_tag: InstanceTag,
     /// The payloads in document order.
     pub payloads: Vec<Payload>,
+    /// The origin id of our message that the sending device could not read (it answers
+    /// it with an OTR error message), if it names one.
+    pub unreadable: Option<String>,
+}
+
+/// The longest origin id an `unreadable` attribute may name (longer ones are ignored).
+pub const MAX_ORIGIN_ID_LEN: usize = 128;
+
+/// Names `origin_id` as the message the OTR error in `msg` answers (the `unreadable`
+/// attribute of `<otr4/>`).
+pub fn mark_unreadable(msg: &mut Element, origin_id: &str) {
+    if let Some(o) = msg.get_child_mut("otr4", ns::OTR4) {
+        set_attr(o, "unreadable", origin_id);
+    }
 }
 
 /// The multicast message (docs/xmpp-glue.md §4): one `<otr4/>` with a payload per device,
@@ -165,7 +179,15 @@ fn parse_otr4(o: &Element) -> Result<Carried, StanzaError> {
         }
         payloads.push(Payload { to_tag, text });
     }
-    Ok(Carried { from_tag, payloads })
+    let unreadable = o
+        .attr("unreadable")
+        .filter(|u| !u.is_empty() && u.len() <= MAX_ORIGIN_ID_LEN)
+        .map(str::to_owned);
+    Ok(Carried {
+        from_tag,
+        payloads,
+        unreadable,
+    })
 }
 
 /// A message whose body is a prekey-server message (otrv4-prekey-server.md §"XMPP").

@@ -225,7 +225,8 @@ pub fn from_glue(e: GlueEvent) -> Event {
                     d.tag,
                     d.fingerprint,
                 ),
-                DeviceChange::FingerprintChanged { new, .. } => (
+                DeviceChange::FingerprintChanged { new, .. }
+                | DeviceChange::Replaced { new, .. } => (
                     otr4_device_change::OTR4_DEVICE_FINGERPRINT_CHANGED,
                     new.tag,
                     new.fingerprint,
@@ -272,6 +273,7 @@ pub fn from_glue(e: GlueEvent) -> Event {
             from,
             device,
             error,
+            ..
         } => Event::about(
             OTR4_EVENT_UNDECRYPTABLE,
             &from,
