@@ -283,9 +283,9 @@ fn pair_replacements(changes: Vec<DeviceChange>) -> Vec<DeviceChange> {
     }
     let rest = changes.into_iter().filter(|c| match c {
         DeviceChange::Added(d) => !replaced_new.contains(&d.tag),
-        DeviceChange::Removed(d) => !out.iter().any(
-            |r| matches!(r, DeviceChange::Replaced { old, .. } if old.tag == d.tag),
-        ),
+        DeviceChange::Removed(d) => !out
+            .iter()
+            .any(|r| matches!(r, DeviceChange::Replaced { old, .. } if old.tag == d.tag)),
         _ => true,
     });
     let mut all: Vec<DeviceChange> = rest.collect();

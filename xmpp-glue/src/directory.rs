@@ -366,9 +366,7 @@ impl Directory {
         let reannounce = core::mem::take(&mut self.reannounce);
         match list.upsert(me, now) {
             Err(e) => ListSelf::Full(e),
-            Ok(changed) if changed || !pruned.is_empty() || reannounce => {
-                ListSelf::Publish(list)
-            }
+            Ok(changed) if changed || !pruned.is_empty() || reannounce => ListSelf::Publish(list),
             Ok(_) if !self.listed => {
                 self.listed = true;
                 ListSelf::Listed

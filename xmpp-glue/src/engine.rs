@@ -906,9 +906,7 @@ impl Engine {
                 RepairAction::ThroughPrekeyServer
             }
         };
-        tracing::info!(
-            "device {tag} of {jid} could not read our message ({code:?}): {action:?}"
-        );
+        tracing::info!("device {tag} of {jid} could not read our message ({code:?}): {action:?}");
         self.car.emit(GlueEvent::SessionRepair {
             peer: jid.to_owned(),
             device: tag,

@@ -157,7 +157,11 @@ impl Healing {
             };
             let (jid, tag) = (key.0.clone(), InstanceTag(key.1));
             if r.offline {
-                let held = self.repairs.remove(&key).map(|r| r.held).unwrap_or_default();
+                let held = self
+                    .repairs
+                    .remove(&key)
+                    .map(|r| r.held)
+                    .unwrap_or_default();
                 out.push(Expired::GiveUp(jid, tag, held));
             } else {
                 r.offline = true;
@@ -219,7 +223,10 @@ mod tests {
             h.begin("b@x", t, false, 1000 + REPAIR_INTERVAL_SECS - 1),
             Err(RepairAction::RateLimited)
         );
-        assert_eq!(h.begin("b@x", t, false, 1000 + REPAIR_INTERVAL_SECS), Ok(()));
+        assert_eq!(
+            h.begin("b@x", t, false, 1000 + REPAIR_INTERVAL_SECS),
+            Ok(())
+        );
     }
 
     #[test]

@@ -28,9 +28,9 @@ mod engine;
 mod error;
 mod events;
 mod file;
-mod heal;
 #[cfg(feature = "tokio-client")]
 mod guard;
+mod heal;
 mod incoming;
 pub mod ns;
 mod otr_bridge;
@@ -64,8 +64,8 @@ pub use devices::{
 pub use engine::Engine;
 pub use error::{GlueError, IqFailure, NotSentReason, StateError};
 pub use events::{EngineStats, GlueEvent, Output};
-pub use heal::{REANNOUNCE_INTERVAL_SECS, REPAIR_INTERVAL_SECS, REPAIR_WAIT_SECS, RepairAction};
 pub use file::{DEFAULT_MAX_FILE_SIZE, FILE_CHUNK, FILE_CONTEXT, FileError, ciphertext_len};
+pub use heal::{REANNOUNCE_INTERVAL_SECS, REPAIR_INTERVAL_SECS, REPAIR_WAIT_SECS, RepairAction};
 // The file-offer decoder, for the fuzz target (feature `stanzas`, like `stanza`).
 #[cfg(feature = "stanzas")]
 pub use file::reencode_offer;

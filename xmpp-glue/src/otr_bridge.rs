@@ -202,7 +202,9 @@ impl Bridge<'_> {
                     for h in held.unwrap_or_default() {
                         let mut tlvs = ExtraTlvs(sent_to_tlv(h.sent_to.as_deref()));
                         tlvs.0.extend(h.extra.0.iter().cloned());
-                        let evs = self.client.send_to(&peer, instance, &h.text, &tlvs.0, now, rng);
+                        let evs = self
+                            .client
+                            .send_to(&peer, instance, &h.text, &tlvs.0, now, rng);
                         self.otr_events(evs, false, now, rng);
                     }
                 }

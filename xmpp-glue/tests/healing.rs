@@ -30,7 +30,10 @@ fn count(ev: &[(String, GlueEvent)], dev: &str, text: &str) -> usize {
         .count()
 }
 
-fn undecryptable(ev: &[(String, GlueEvent)], dev: &str) -> Vec<(ConversationError, Option<String>)> {
+fn undecryptable(
+    ev: &[(String, GlueEvent)],
+    dev: &str,
+) -> Vec<(ConversationError, Option<String>)> {
     ev.iter()
         .filter_map(|(d, e)| match e {
             GlueEvent::Undecryptable { error, message, .. } if d == dev => {
@@ -41,7 +44,10 @@ fn undecryptable(ev: &[(String, GlueEvent)], dev: &str) -> Vec<(ConversationErro
         .collect()
 }
 
-fn repairs(ev: &[(String, GlueEvent)], dev: &str) -> Vec<(ErrorCode, Option<String>, RepairAction)> {
+fn repairs(
+    ev: &[(String, GlueEvent)],
+    dev: &str,
+) -> Vec<(ErrorCode, Option<String>, RepairAction)> {
     ev.iter()
         .filter_map(|(d, e)| match e {
             GlueEvent::SessionRepair {
@@ -103,7 +109,11 @@ async fn readable_both_ways(net: &mut SimNet) {
     assert_eq!(count(&ev, "bob/phone", "after-repair"), 1, "{ev:?}");
     net.send("bob/phone", "alice", "reply-after-repair").await;
     let ev2 = net.settle().await;
-    assert_eq!(count(&ev2, "alice/laptop", "reply-after-repair"), 1, "{ev2:?}");
+    assert_eq!(
+        count(&ev2, "alice/laptop", "reply-after-repair"),
+        1,
+        "{ev2:?}"
+    );
     let all: Vec<_> = ev.into_iter().chain(ev2).collect();
     assert!(problems(&all).is_empty(), "{:?}", problems(&all));
     assert!(repairs(&all, "alice/laptop").is_empty());
@@ -130,7 +140,10 @@ fn a_device_restored_from_an_old_backup_is_repaired_interactively() {
         assert_eq!(count(&ev, "bob/phone", "m3"), 0);
         let bad = undecryptable(&ev, "bob/phone");
         assert!(
-            matches!(bad.as_slice(), [(ConversationError::Unreadable(_), Some(_))]),
+            matches!(
+                bad.as_slice(),
+                [(ConversationError::Unreadable(_), Some(_))]
+            ),
             "the phone is told once which message it could not read: {bad:?}"
         );
         let rep = repairs(&ev, "alice/laptop");
@@ -181,9 +194,21 @@ fn a_repair_of_an_offline_device_goes_through_the_prekey_server() {
             )]
         );
         assert!(ev.iter().any(|(d, e)| d == "alice/laptop"
-            && matches!(e, GlueEvent::Secure { non_interactive: true, .. })));
+            && matches!(
+                e,
+                GlueEvent::Secure {
+                    non_interactive: true,
+                    ..
+                }
+            )));
         assert!(ev.iter().any(|(d, e)| d == "bob/phone"
-            && matches!(e, GlueEvent::Secure { non_interactive: true, .. })));
+            && matches!(
+                e,
+                GlueEvent::Secure {
+                    non_interactive: true,
+                    ..
+                }
+            )));
         readable_both_ways(&mut net).await;
     });
 }
@@ -334,7 +359,10 @@ fn a_peer_that_lost_all_state_is_retired_and_its_new_install_trusted_again() {
         }
         let alice = net.engine("alice/laptop").unwrap();
         assert!(
-            alice.client().conversation("bob@example.org", old).is_none(),
+            alice
+                .client()
+                .conversation("bob@example.org", old)
+                .is_none(),
             "the old session is retired"
         );
         assert!(!alice.devices_of("bob@example.org").contains(&old));

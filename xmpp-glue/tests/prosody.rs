@@ -1032,7 +1032,13 @@ async fn restored_backup_session_repaired(env: Env) {
     from_now(&mut b1);
     a1.send("bob@localhost", "m3").await;
     b1.wait_for("Undecryptable with the message id", |e| {
-        matches!(e, GlueEvent::Undecryptable { message: Some(_), .. })
+        matches!(
+            e,
+            GlueEvent::Undecryptable {
+                message: Some(_),
+                ..
+            }
+        )
     })
     .await;
     a1.wait_for("SessionRepair (interactive)", |e| {
@@ -1061,14 +1067,16 @@ async fn restored_backup_session_repaired(env: Env) {
             .collect()
     };
     a1.send("bob@localhost", "after-repair").await;
-    b1.wait_for("after-repair", |e| {
-        matches!(e, GlueEvent::Message { text, .. } if text == "after-repair")
-    })
+    b1.wait_for(
+        "after-repair",
+        |e| matches!(e, GlueEvent::Message { text, .. } if text == "after-repair"),
+    )
     .await;
     b1.send("alice@localhost", "reply-after-repair").await;
-    a1.wait_for("reply-after-repair", |e| {
-        matches!(e, GlueEvent::Message { text, .. } if text == "reply-after-repair")
-    })
+    a1.wait_for(
+        "reply-after-repair",
+        |e| matches!(e, GlueEvent::Message { text, .. } if text == "reply-after-repair"),
+    )
     .await;
     settle().await;
     a1.drain();
@@ -1129,9 +1137,10 @@ async fn reinstalled_device_retired_and_trusted_again(env: Env) {
         .await
         .unwrap();
     a1.send("bob@localhost", "after").await;
-    b1.wait_for("after", |e| {
-        matches!(e, GlueEvent::Message { text, .. } if text == "after")
-    })
+    b1.wait_for(
+        "after",
+        |e| matches!(e, GlueEvent::Message { text, .. } if text == "after"),
+    )
     .await;
     shutdown(&mut [a1, b1]).await;
 }

@@ -161,9 +161,9 @@ async fn scenario<N: Net>(net: &mut N) -> bool {
         net.send(ALICE_LAPTOP, "bob", lost).await;
         let ev = net.settle().await;
         t.show(net, &ev);
-        let repaired = ev.iter().any(|(d, e)| {
-            d == ALICE_LAPTOP && matches!(e, GlueEvent::SessionRepair { .. })
-        });
+        let repaired = ev
+            .iter()
+            .any(|(d, e)| d == ALICE_LAPTOP && matches!(e, GlueEvent::SessionRepair { .. }));
         expected_problems = t.problems() - before;
         let after = "(after the repair) See you at 8!";
         t.said(ALICE_LAPTOP, "bob", after);
