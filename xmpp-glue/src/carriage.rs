@@ -76,6 +76,8 @@ pub(crate) struct Carriage {
     /// (recipient, origin id): the recipient's message that a payload of this call could
     /// not read (our OTR error message to it names it, docs/xmpp-glue.md §4).
     unreadable: Vec<(String, String)>,
+    /// (recipient, its devices we know): a user message went to them in this call.
+    devices: Vec<(String, Vec<InstanceTag>)>,
 }
 
 impl Carriage {
@@ -89,6 +91,7 @@ impl Carriage {
             outbox: Vec::new(),
             offers: Vec::new(),
             unreadable: Vec::new(),
+            devices: Vec::new(),
         }
     }
 
@@ -145,6 +148,15 @@ impl Carriage {
         self.unreadable.push((to.to_owned(), origin_id.to_owned()));
     }
 
+    /// A user message to `to` in this call: its stanza names `devices`, the recipient's
+    /// devices we know (so a device we do not know can tell, docs/xmpp-glue.md §4).
+    pub fn user_message(&mut self, to: &str, devices: Vec<InstanceTag>) {
+        match self.devices.iter_mut().find(|(t, _)| t == to) {
+            Some((_, d)) => d.extend(devices),
+            None => self.devices.push((to.to_owned(), devices)),
+        }
+    }
+
     /// Collects the payloads into one stanza per recipient (from our device `tag`) and
     /// returns everything of the call.
     pub fn finish(&mut self, tag: InstanceTag) -> Vec<Output> {
@@ -161,9 +173,13 @@ impl Carriage {
             if let Some((_, re)) = self.unreadable.iter().find(|(t, _)| *t == to) {
                 stanza::mark_unreadable(&mut m, re);
             }
+            if let Some((_, d)) = self.devices.iter().find(|(t, _)| *t == to) {
+                stanza::mark_devices(&mut m, d);
+            }
             self.stanza(m);
         }
         self.unreadable.clear();
+        self.devices.clear();
         core::mem::take(&mut self.out)
     }
 }

@@ -810,20 +810,19 @@ impl Engine {
             return; // our own copy, archived
         }
         let origin = chat.origin_id.as_deref();
-        let any = !carried.payloads.is_empty();
-        let mut ours = false;
+        // A user message whose sender does not know this device.
+        let unknown_to_sender = carried.devices.as_ref().is_some_and(|d| !d.contains(&me));
         for p in carried.payloads {
             if p.to_tag.is_some_and(|t| t != me) {
                 continue;
             }
-            ours = true;
             let evs = self
                 .client
                 .receive(from_bare, &p.text, &mut self.prekeys, now, rng);
             let from = (from_bare, carried.from_tag);
             self.received(from, origin, carried.unreadable.as_deref(), evs, now, rng);
         }
-        if any && !ours {
+        if unknown_to_sender {
             self.not_for_us(from_bare, carried.from_tag, origin, now);
         }
     }
@@ -963,8 +962,8 @@ impl Engine {
         }
     }
 
-    /// A message from device `tag` of `from` had payloads for other devices only: the
-    /// sender does not list us. Our list is read again and our entry published again.
+    /// A user message from device `tag` of `from` names the devices its sender knows, and
+    /// not us: the sender does not list us. Our list is read again and our entry published again.
     /// (During catch-up the list is read when it ends.)
     fn not_for_us(&mut self, from: &str, tag: InstanceTag, origin: Option<&str>, now: i64) {
         let reannounced = self.heal.may_reannounce(now) && self.dir.reannounce();

@@ -122,8 +122,8 @@ pub enum GlueEvent {
         /// What was done.
         action: RepairAction,
     },
-    /// A message came with payloads for other devices only: its sender does not list this
-    /// device ("not encrypted for this device"). Our own device list is read again and
+    /// A user message came that was not encrypted for this device: its stanza names the
+    /// devices its sender knows, and not this one ("not encrypted for this device"). Our own device list is read again and
     /// our entry published again (added if missing), so the sender's next message
     /// includes this device.
     NotForThisDevice {

@@ -38,11 +38,14 @@ pub(crate) fn dispatch<R: CryptoRng + ?Sized>(
             reason: NotSentReason::NoDevices,
         });
     }
+    b.car.user_message(to, targets.clone());
     for tag in targets {
         send_device(b, link, reqs, online, to, tag, text, extra, None, now, rng);
     }
     if to != own {
-        for tag in b.dir.devices_of(&own, &own, me) {
+        let ours = b.dir.devices_of(&own, &own, me);
+        b.car.user_message(&own, ours.clone());
+        for tag in ours {
             send_device(
                 b,
                 link,

@@ -70,7 +70,9 @@ fn secure(ev: &[(String, GlueEvent)], dev: &str) -> usize {
 fn problems(ev: &[(String, GlueEvent)]) -> Vec<String> {
     ev.iter()
         .filter_map(|(d, e)| match e {
-            GlueEvent::Undecryptable { .. } | GlueEvent::Error(_) => Some(format!("{d}: {e:?}")),
+            GlueEvent::Undecryptable { .. }
+            | GlueEvent::Error(_)
+            | GlueEvent::NotForThisDevice { .. } => Some(format!("{d}: {e:?}")),
             _ => None,
         })
         .collect()
