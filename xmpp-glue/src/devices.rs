@@ -241,7 +241,7 @@ impl DeviceList {
     /// Drops the entries of other devices labelled `label` (a fresh install of a device
     /// replaces its lost predecessor, docs/spec-notes.md §"Self-healing sessions");
     /// returns them.
-    pub fn drop_label(&mut self, label: &str, keep: InstanceTag) -> Vec<DeviceEntry> {
+    pub(crate) fn drop_label(&mut self, label: &str, keep: InstanceTag) -> Vec<DeviceEntry> {
         let (gone, rest): (Vec<_>, Vec<_>) = core::mem::take(&mut self.devices)
             .into_iter()
             .partition(|d| d.tag != keep.0 && d.label == label);

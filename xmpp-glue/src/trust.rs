@@ -88,7 +88,7 @@ impl TrustStore {
     /// Pins device `tag` of `jid`, new, as a changed key: `old` (its predecessor's key)
     /// stays the accepted one and `offered` awaits the user
     /// ([`crate::DeviceChange::Replaced`]).
-    pub fn pin_replacement(&mut self, jid: &str, tag: u32, old: &str, offered: &str) {
+    pub(crate) fn pin_replacement(&mut self, jid: &str, tag: u32, old: &str, offered: &str) {
         self.pins.entry(jid.to_owned()).or_default().insert(
             tag,
             Pinned {
