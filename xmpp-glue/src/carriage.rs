@@ -73,6 +73,11 @@ pub(crate) struct Carriage {
     outbox: Vec<(String, Payload)>,
     /// File offers found in the call's decrypted messages (the engine takes them).
     offers: Vec<OfferIn>,
+    /// (recipient, origin id): the recipient's message that a payload of this call could
+    /// not read (our OTR error message to it names it, docs/xmpp-glue.md §4).
+    unreadable: Vec<(String, String)>,
+    /// (recipient, its devices we know): a user message went to them in this call.
+    devices: Vec<(String, Vec<InstanceTag>)>,
 }
 
 impl Carriage {
@@ -85,6 +90,8 @@ impl Carriage {
             out: Vec::new(),
             outbox: Vec::new(),
             offers: Vec::new(),
+            unreadable: Vec::new(),
+            devices: Vec::new(),
         }
     }
 
@@ -143,6 +150,21 @@ impl Carriage {
         self.outbox.push((to, p));
     }
 
+    /// Our stanza to `to` in this call names `origin_id` as its message we could not read
+    /// (the `unreadable` attribute of `<otr4/>`, beside the OTR error message).
+    pub fn unreadable(&mut self, to: &str, origin_id: &str) {
+        self.unreadable.push((to.to_owned(), origin_id.to_owned()));
+    }
+
+    /// A user message to `to` in this call: its stanza names `devices`, the recipient's
+    /// devices we know (so a device we do not know can tell, docs/xmpp-glue.md §4).
+    pub fn user_message(&mut self, to: &str, devices: Vec<InstanceTag>) {
+        match self.devices.iter_mut().find(|(t, _)| t == to) {
+            Some((_, d)) => d.extend(devices),
+            None => self.devices.push((to.to_owned(), devices)),
+        }
+    }
+
     /// Collects the payloads into one stanza per recipient (from our device `tag`) and
     /// returns everything of the call.
     pub fn finish(&mut self, tag: InstanceTag) -> Vec<Output> {
@@ -155,9 +177,17 @@ impl Carriage {
         }
         for (to, payloads) in by_to {
             let id = self.id();
-            let m = stanza::multicast_message(&to, &id, tag, &payloads);
+            let mut m = stanza::multicast_message(&to, &id, tag, &payloads);
+            if let Some((_, re)) = self.unreadable.iter().find(|(t, _)| *t == to) {
+                stanza::mark_unreadable(&mut m, re);
+            }
+            if let Some((_, d)) = self.devices.iter().find(|(t, _)| *t == to) {
+                stanza::mark_devices(&mut m, d);
+            }
             self.stanza(m);
         }
+        self.unreadable.clear();
+        self.devices.clear();
         core::mem::take(&mut self.out)
     }
 }

@@ -82,6 +82,16 @@ pub enum DeviceChange {
     },
     /// The list became empty or disappeared: nothing is revoked (docs/xmpp-glue.md §1).
     Emptied,
+    /// A device left and a new one with the same label arrived in one update: the user
+    /// reinstalled it (lost all its state: new instance tag, new key). The old device's
+    /// session is retired; the new one's key is treated as a changed key (not used until
+    /// the user accepts it; docs/spec-notes.md §"Self-healing sessions").
+    Replaced {
+        /// The entry that left.
+        old: DeviceEntry,
+        /// The entry that replaces it.
+        new: DeviceEntry,
+    },
 }
 
 impl DeviceList {
@@ -225,8 +235,62 @@ impl DeviceList {
                 out.push(DeviceChange::Removed(o.clone()));
             }
         }
-        out
+        pair_replacements(out)
     }
+
+    /// Drops the entries of other devices labelled `label` (a fresh install of a device
+    /// replaces its lost predecessor, docs/spec-notes.md §"Self-healing sessions");
+    /// returns them.
+    pub(crate) fn drop_label(&mut self, label: &str, keep: InstanceTag) -> Vec<DeviceEntry> {
+        let (gone, rest): (Vec<_>, Vec<_>) = core::mem::take(&mut self.devices)
+            .into_iter()
+            .partition(|d| d.tag != keep.0 && d.label == label);
+        self.devices = rest;
+        gone
+    }
+}
+
+/// One device removed and one added with the same label (and no other of that label
+/// either way) become [`DeviceChange::Replaced`].
+fn pair_replacements(changes: Vec<DeviceChange>) -> Vec<DeviceChange> {
+    let label_count = |label: &str, added: bool| {
+        changes
+            .iter()
+            .filter(|c| match c {
+                DeviceChange::Added(d) => added && d.label == label,
+                DeviceChange::Removed(d) => !added && d.label == label,
+                _ => false,
+            })
+            .count()
+    };
+    let mut out = Vec::new();
+    let mut replaced_new: Vec<u32> = Vec::new();
+    for c in &changes {
+        if let DeviceChange::Removed(old) = c
+            && label_count(&old.label, true) == 1
+            && label_count(&old.label, false) == 1
+            && let Some(new) = changes.iter().find_map(|n| match n {
+                DeviceChange::Added(d) if d.label == old.label => Some(d),
+                _ => None,
+            })
+        {
+            replaced_new.push(new.tag);
+            out.push(DeviceChange::Replaced {
+                old: old.clone(),
+                new: new.clone(),
+            });
+        }
+    }
+    let rest = changes.into_iter().filter(|c| match c {
+        DeviceChange::Added(d) => !replaced_new.contains(&d.tag),
+        DeviceChange::Removed(d) => !out
+            .iter()
+            .any(|r| matches!(r, DeviceChange::Replaced { old, .. } if old.tag == d.tag)),
+        _ => true,
+    });
+    let mut all: Vec<DeviceChange> = rest.collect();
+    all.extend(out);
+    all
 }
 
 /// Our device could not list itself: 8 devices are listed already.
@@ -245,6 +309,39 @@ mod tests {
             label: format!("d{tag}"),
             seen,
         }
+    }
+
+    #[test]
+    fn a_device_reinstalled_under_its_label_is_a_replacement() {
+        let mut phone = entry(0x101, 5);
+        phone.label = "phone".into();
+        let old = DeviceList {
+            devices: vec![entry(0x100, 5), phone.clone()],
+        };
+        let mut new_phone = entry(0x102, 9);
+        new_phone.label = "phone".into();
+        let new = DeviceList {
+            devices: vec![entry(0x100, 5), new_phone.clone()],
+        };
+        assert_eq!(
+            old.diff(&new),
+            vec![DeviceChange::Replaced {
+                old: phone.clone(),
+                new: new_phone.clone()
+            }]
+        );
+        // Different labels: a removal and an addition.
+        let other = DeviceList {
+            devices: vec![entry(0x100, 5), entry(0x103, 9)],
+        };
+        assert!(matches!(
+            old.diff(&other).as_slice(),
+            [DeviceChange::Added(a), DeviceChange::Removed(r)] if a.tag == 0x103 && r.tag == 0x101
+        ));
+        // The new install drops its predecessor's entry from its own list.
+        let mut mine = old.clone();
+        assert_eq!(mine.drop_label("phone", InstanceTag(0x102)), vec![phone]);
+        assert_eq!(mine.devices.len(), 1);
     }
 
     #[test]

@@ -56,6 +56,9 @@ pub(crate) struct Directory {
     waiting_list: BTreeMap<String, Vec<String>>,
     /// Texts waiting for an OTRv3 session with a contact without an OTRv4 device list.
     waiting_v3: BTreeMap<String, Vec<String>>,
+    /// Publish our entry again at the next listing even if it is fresh (a contact wrote
+    /// to our other devices only: its list is stale, a notification updates it).
+    reannounce: bool,
 }
 
 impl Directory {
@@ -235,6 +238,42 @@ impl Directory {
         self.trust.accept_v3(jid)
     }
 
+    /// Device `tag` of `jid` replaces the device whose pinned key was `old_fp` (a
+    /// reinstall: [`crate::DeviceChange::Replaced`]): its key `fp` is offered as a changed
+    /// key of that device, not used until the user accepts it.
+    pub fn pin_replacement(
+        &mut self,
+        jid: &str,
+        tag: InstanceTag,
+        fp: &str,
+        old_fp: Option<&str>,
+    ) -> Option<Pinned> {
+        match old_fp {
+            Some(old) if old != fp && self.trust.fingerprint(jid, tag.0).is_none() => {
+                self.trust.pin_replacement(jid, tag.0, old, fp);
+                Some(Pinned {
+                    trust: Trust::Changed,
+                    note: format!(
+                        "the device was reinstalled: new instance, new key (was {old}); not used until you accept it"
+                    ),
+                    new: true,
+                })
+            }
+            _ => self.pin(jid, tag, fp),
+        }
+    }
+
+    /// Our entry is published again at the next listing (at most once per
+    /// [`crate::REANNOUNCE_INTERVAL_SECS`], the caller checks); `false` if this device was
+    /// removed from the list by another device of ours (it stays off it).
+    pub fn reannounce(&mut self) -> bool {
+        if self.removed {
+            return false;
+        }
+        self.reannounce = true;
+        true
+    }
+
     /// The user accepts the changed key of a device; whether it was changed.
     pub fn accept(&mut self, jid: &str, tag: InstanceTag) -> bool {
         self.trust.accept(jid, tag.0)
@@ -355,10 +394,16 @@ impl Directory {
             return ListSelf::Nothing;
         }
         let mut list = self.own_list.clone();
-        let pruned = list.prune(now, me.instance_tag());
+        let mut pruned = list.prune(now, me.instance_tag());
+        if !self.listed && list.get(me.instance_tag()).is_none() {
+            // A fresh install (never listed) replaces the entry of its lost predecessor,
+            // the device with its label (docs/spec-notes.md §"Self-healing sessions").
+            pruned.extend(list.drop_label(&me.label, me.instance_tag()));
+        }
+        let reannounce = core::mem::take(&mut self.reannounce);
         match list.upsert(me, now) {
             Err(e) => ListSelf::Full(e),
-            Ok(changed) if changed || !pruned.is_empty() => ListSelf::Publish(list),
+            Ok(changed) if changed || !pruned.is_empty() || reannounce => ListSelf::Publish(list),
             Ok(_) if !self.listed => {
                 self.listed = true;
                 ListSelf::Listed

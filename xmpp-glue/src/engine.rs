@@ -11,7 +11,7 @@
 use minidom::Element;
 use otr4::InstanceTag;
 use otr4::PrekeyStore;
-use otr4::{Client, PERSIST_KEY_LEN};
+use otr4::{Client, ConversationError, ErrorCode, Event, PERSIST_KEY_LEN};
 use rand_core::CryptoRng;
 
 use crate::carriage::{Carriage, ExtraTlvs, MAX_WAITING};
@@ -20,6 +20,7 @@ use crate::devices::{DeviceChange, DeviceEntry, DeviceList};
 use crate::directory::Directory;
 use crate::error::{GlueError, NotSentReason, StateError};
 use crate::events::{EngineStats, GlueEvent, Output};
+use crate::heal::{Expired, Healing, RepairAction};
 use crate::incoming::{Chat, Incoming, IqRequest, IqResponse, Message, MessageKind};
 use crate::otr_bridge::Bridge;
 use crate::outgoing;
@@ -41,6 +42,7 @@ macro_rules! bridge {
             prekeys: &mut $e.prekeys,
             dir: &mut $e.dir,
             car: &mut $e.car,
+            heal: &mut $e.heal,
         }
     };
 }
@@ -64,6 +66,8 @@ pub struct Engine {
     expectations_set: bool,
     /// File transfers in flight.
     files: Transfers,
+    /// Session repairs under way (docs/spec-notes.md §"Self-healing sessions").
+    heal: Healing,
 }
 
 impl core::fmt::Debug for Engine {
@@ -110,6 +114,7 @@ impl Engine {
             stats: EngineStats::default(),
             expectations_set: false,
             files: Transfers::default(),
+            heal: Healing::default(),
         }
     }
 
@@ -361,6 +366,30 @@ impl Engine {
                 DeviceChange::Removed(d) => {
                     self.client.forget_instance(jid, d.instance_tag());
                     self.link.forget(jid, d.instance_tag());
+                    self.heal.forget(jid, d.instance_tag());
+                }
+                DeviceChange::Replaced { old, new } => {
+                    // The old device lost its state: its session is retired (nothing is
+                    // sent into it again); the new one goes through trust again.
+                    self.client.forget_instance(jid, old.instance_tag());
+                    self.link.forget(jid, old.instance_tag());
+                    self.heal.forget(jid, old.instance_tag());
+                    let old_fp = self.dir.pinned(jid, old.instance_tag()).map(str::to_owned);
+                    let tag = new.instance_tag();
+                    if let Some(p) =
+                        self.dir
+                            .pin_replacement(jid, tag, &new.fingerprint, old_fp.as_deref())
+                    {
+                        if p.new {
+                            bridge!(self).expect(jid, tag, now, rng);
+                        }
+                        self.car.emit(GlueEvent::TrustChanged {
+                            jid: jid.to_owned(),
+                            device: tag,
+                            trust: p.trust,
+                            note: p.note,
+                        });
+                    }
                 }
                 DeviceChange::Emptied => {}
             }
@@ -583,6 +612,7 @@ impl Engine {
         }
         self.link
             .maintain(&mut bridge!(self), self.online, now, rng);
+        self.repairs_expired(now, rng);
         self.finish()
     }
 
@@ -820,6 +850,9 @@ impl Engine {
         if from_bare == self.cfg.jid && carried.from_tag == me {
             return; // our own copy, archived
         }
+        let origin = chat.origin_id.as_deref();
+        // A user message whose sender does not know this device.
+        let unknown_to_sender = carried.devices.as_ref().is_some_and(|d| !d.contains(&me));
         for p in carried.payloads {
             if p.to_tag.is_some_and(|t| t != me) {
                 continue;
@@ -827,8 +860,167 @@ impl Engine {
             let evs = self
                 .client
                 .receive(from_bare, &p.text, &mut self.prekeys, now, rng);
-            bridge!(self).otr_events(evs, true, now, rng);
+            let from = (from_bare, carried.from_tag);
+            self.received(from, origin, carried.unreadable.as_deref(), evs, now, rng);
         }
+        if unknown_to_sender {
+            self.not_for_us(from_bare, carried.from_tag, origin, now);
+        }
+    }
+
+    /// otr4's events for a payload from device `from` (bare JID, tag) of a stanza with
+    /// origin id `origin` (`unreadable`: the origin id of our message it says it could not
+    /// read): an unreadable message is reported with its id and named in our error
+    /// message; an error message from a device we have a session with repairs it.
+    fn received<R: CryptoRng + ?Sized>(
+        &mut self,
+        from: (&str, InstanceTag),
+        origin: Option<&str>,
+        unreadable: Option<&str>,
+        evs: Vec<Event>,
+        now: i64,
+        rng: &mut R,
+    ) {
+        let mut rest = Vec::with_capacity(evs.len());
+        for e in evs {
+            match e {
+                Event::Error {
+                    peer,
+                    instance,
+                    error,
+                } => {
+                    let unreadable = matches!(
+                        error,
+                        ConversationError::Unreadable(_) | ConversationError::NotInPrivateState
+                    );
+                    if unreadable && let Some(o) = origin {
+                        self.car.unreadable(&peer, o);
+                    }
+                    self.car.emit(GlueEvent::Undecryptable {
+                        from: peer,
+                        device: instance,
+                        error,
+                        message: origin.map(str::to_owned),
+                    });
+                }
+                Event::PeerError { code, .. }
+                    if matches!(
+                        code,
+                        ErrorCode::UnreadableMessage | ErrorCode::NotInPrivateState
+                    ) && self
+                        .client
+                        .conversation(from.0, from.1)
+                        .is_some_and(otr4::Conversation::is_encrypted) =>
+                {
+                    self.repair(from.0, from.1, code, unreadable, now, rng);
+                }
+                other => rest.push(other),
+            }
+        }
+        bridge!(self).otr_events(rest, true, now, rng);
+    }
+
+    /// Device `tag` of `jid`, with which we have an encrypted session, could not read our
+    /// message (`message`: its origin id, if it said): a new DAKE with it, interactive if
+    /// it is online, else through the prekey server; rate-limited (an error message is
+    /// unauthenticated), the live session kept until the new one is up, nothing re-sent.
+    fn repair<R: CryptoRng + ?Sized>(
+        &mut self,
+        jid: &str,
+        tag: InstanceTag,
+        code: ErrorCode,
+        message: Option<&str>,
+        now: i64,
+        rng: &mut R,
+    ) {
+        let online = self.dir.is_online(jid, tag);
+        let action = match self.heal.begin(jid, tag, !online, now) {
+            Err(why) => why,
+            Ok(()) if online => {
+                let evs = self.client.start_dake(jid, Some(tag), now, rng);
+                bridge!(self).otr_events(evs, false, now, rng);
+                RepairAction::Interactive
+            }
+            Ok(()) => {
+                self.repair_offline(jid, tag, now, rng);
+                RepairAction::ThroughPrekeyServer
+            }
+        };
+        tracing::info!("device {tag} of {jid} could not read our message ({code:?}): {action:?}");
+        self.car.emit(GlueEvent::SessionRepair {
+            peer: jid.to_owned(),
+            device: tag,
+            code,
+            message: message.map(str::to_owned),
+            action,
+        });
+    }
+
+    /// A repair through the prekey server: an empty text waits for the device's ensemble
+    /// (the non-interactive DAKE then replaces the session; the held texts follow).
+    fn repair_offline<R: CryptoRng + ?Sized>(
+        &mut self,
+        jid: &str,
+        tag: InstanceTag,
+        now: i64,
+        rng: &mut R,
+    ) {
+        let w = crate::prekey_link::Waiting {
+            tag,
+            text: String::new(),
+            extra: ExtraTlvs::default(),
+            sent_to: None,
+        };
+        let online = self.online;
+        self.link
+            .send_offline(&mut bridge!(self), &mut self.reqs, jid, w, online, now, rng);
+    }
+
+    /// Repairs that waited too long: an unanswered interactive one goes through the
+    /// prekey server; one that got nowhere there either ends, its texts sent as usual.
+    fn repairs_expired<R: CryptoRng + ?Sized>(&mut self, now: i64, rng: &mut R) {
+        for e in self.heal.expire(now) {
+            match e {
+                Expired::TryOffline(jid, tag) => self.repair_offline(&jid, tag, now, rng),
+                Expired::GiveUp(jid, tag, held) => {
+                    tracing::warn!("the repair of device {tag} of {jid} got no new session");
+                    for h in held {
+                        let online = self.online;
+                        outgoing::send_one(
+                            &mut bridge!(self),
+                            &mut self.link,
+                            &mut self.reqs,
+                            online,
+                            &jid,
+                            tag,
+                            h,
+                            now,
+                            rng,
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    /// A user message from device `tag` of `from` names the devices its sender knows, and
+    /// not us: the sender does not list us. Our list is read again and our entry published again.
+    /// (During catch-up the list is read when it ends.)
+    fn not_for_us(&mut self, from: &str, tag: InstanceTag, origin: Option<&str>, now: i64) {
+        let reannounced = self.heal.may_reannounce(now) && self.dir.reannounce();
+        if reannounced && self.online {
+            let own = self.cfg.jid.clone();
+            self.reqs
+                .send(&mut self.car, Responder::Own, Pending::OwnDevices, |id| {
+                    stanza::get_devices(id, &own)
+                });
+        }
+        self.car.emit(GlueEvent::NotForThisDevice {
+            from: from.to_owned(),
+            device: tag,
+            message: origin.map(str::to_owned),
+            reannounced,
+        });
     }
 
     /// A plain body from a contact, with OTRv3 on (docs/xmpp-glue.md §11): OTR text — a

@@ -3,11 +3,12 @@
 
 use minidom::Element;
 use otr4::InstanceTag;
-use otr4::{ConversationError, Event, SmpUpdate};
+use otr4::{ConversationError, ErrorCode, Event, SmpUpdate};
 
 use crate::devices::{DeviceChange, ListIssue};
 use crate::error::{GlueError, NotSentReason};
 use crate::file::FileError;
+use crate::heal::RepairAction;
 use crate::state::ServerPin;
 use crate::transfer::{Download, ReceivedFile, TransferId, Upload};
 use crate::trust::Trust;
@@ -106,7 +107,11 @@ pub enum GlueEvent {
         /// Whether the device is on the peer's current device list.
         listed: bool,
     },
-    /// A payload for this device could not be processed (never dropped silently).
+    /// A payload for this device could not be processed (never dropped silently). When
+    /// it was a data message of a session this device cannot read (e.g. restored from an
+    /// old backup: `error` is [`ConversationError::Unreadable`] or
+    /// [`ConversationError::NotInPrivateState`]), the sender was told with an OTR error
+    /// message and repairs the session ([`GlueEvent::SessionRepair`] on its side).
     Undecryptable {
         /// The sender.
         from: String,
@@ -114,6 +119,41 @@ pub enum GlueEvent {
         device: Option<InstanceTag>,
         /// Why.
         error: ConversationError,
+        /// The message's XEP-0359 origin id (the sender's stanza id), if it had one.
+        message: Option<String>,
+    },
+    /// A device could not read a message we sent it: it answered with an OTR error
+    /// message (otrv4.md §"OTR Error Messages"), e.g. because it was restored from an old
+    /// backup. The message is not sent again; `action` says how the session is repaired
+    /// (a [`GlueEvent::Secure`] follows when the new session is up, and texts written
+    /// meanwhile wait for it).
+    SessionRepair {
+        /// The peer's bare JID.
+        peer: String,
+        /// Its device.
+        device: InstanceTag,
+        /// What the device reported.
+        code: ErrorCode,
+        /// The origin id (our stanza id) of the message it could not read, if it said.
+        message: Option<String>,
+        /// What was done.
+        action: RepairAction,
+    },
+    /// A user message came that was not encrypted for this device: its stanza names the
+    /// devices its sender knows, and not this one ("not encrypted for this device"). Our own device list is read again and
+    /// our entry published again (added if missing), so the sender's next message
+    /// includes this device.
+    NotForThisDevice {
+        /// The sender's bare JID.
+        from: String,
+        /// The sending device.
+        device: InstanceTag,
+        /// The message's XEP-0359 origin id, if it had one.
+        message: Option<String>,
+        /// Whether our entry is announced again (at most once per
+        /// [`crate::REANNOUNCE_INTERVAL_SECS`]; never after another device of ours
+        /// removed this one).
+        reannounced: bool,
     },
     /// A message was not sent to a device.
     NotSent {

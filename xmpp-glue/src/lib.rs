@@ -30,6 +30,7 @@ mod events;
 mod file;
 #[cfg(feature = "tokio-client")]
 mod guard;
+mod heal;
 mod incoming;
 pub mod ns;
 mod otr_bridge;
@@ -64,6 +65,7 @@ pub use engine::Engine;
 pub use error::{GlueError, IqFailure, NotSentReason, StateError};
 pub use events::{EngineStats, GlueEvent, Output};
 pub use file::{DEFAULT_MAX_FILE_SIZE, FILE_CHUNK, FILE_CONTEXT, FileError, ciphertext_len};
+pub use heal::{REANNOUNCE_INTERVAL_SECS, REPAIR_INTERVAL_SECS, REPAIR_WAIT_SECS, RepairAction};
 // The file-offer decoder, for the fuzz target (feature `stanzas`, like `stanza`).
 #[cfg(feature = "stanzas")]
 pub use file::reencode_offer;

@@ -6,11 +6,12 @@ use otr4::PrekeyStore;
 use otr4::{Client, ConversationError, Event, Mode, SmpUpdate, Warning};
 use rand_core::CryptoRng;
 
-use crate::carriage::{Carriage, SENT_TO_CONTEXT, sent_to_of};
+use crate::carriage::{Carriage, ExtraTlvs, SENT_TO_CONTEXT, sent_to_of, sent_to_tlv};
 use crate::directory::Directory;
 use crate::error::NotSentReason;
 use crate::events::GlueEvent;
 use crate::file::{FILE_CONTEXT, FileOffer};
+use crate::heal::Healing;
 use crate::stanza::Payload;
 use crate::transfer::OfferIn;
 use crate::trust::{Trust, hex_fp, parse_fp};
@@ -28,6 +29,8 @@ pub(crate) struct Bridge<'a> {
     pub dir: &'a mut Directory,
     /// The call's outputs.
     pub car: &'a mut Carriage,
+    /// Session repairs under way.
+    pub heal: &'a mut Healing,
 }
 
 impl Bridge<'_> {
@@ -305,13 +308,23 @@ impl Bridge<'_> {
                         .conversation(&peer, instance)
                         .and_then(|c| c.non_interactive_role())
                         .is_some();
+                    let held = self.heal.established(&peer, instance);
                     self.car.emit(GlueEvent::Secure {
-                        peer,
+                        peer: peer.clone(),
                         device: instance,
                         fingerprint: fp,
                         trust,
                         non_interactive,
                     });
+                    // A repaired session: the texts written meanwhile go out in it.
+                    for h in held.unwrap_or_default() {
+                        let mut tlvs = ExtraTlvs(sent_to_tlv(h.sent_to.as_deref()));
+                        tlvs.0.extend(h.extra.0.iter().cloned());
+                        let evs = self
+                            .client
+                            .send_to(&peer, instance, &h.text, &tlvs.0, now, rng);
+                        self.otr_events(evs, false, now, rng);
+                    }
                 }
                 Event::SecureV3 {
                     peer,
@@ -369,6 +382,7 @@ impl Bridge<'_> {
                     from: peer,
                     device: instance,
                     error,
+                    message: None,
                 }),
                 Event::NotSent {
                     reason: otr4::NotSentReason::Queued,
@@ -486,6 +500,7 @@ mod tests {
                 prekeys: &mut prekeys,
                 dir: &mut dir,
                 car: &mut car,
+                heal: &mut crate::heal::Healing::default(),
             };
             assert!(!b.v3_enabled());
             b.otr_events(evs(), false, 1000, &mut rng);
@@ -509,6 +524,7 @@ mod tests {
             prekeys: &mut prekeys,
             dir: &mut dir,
             car: &mut car,
+            heal: &mut crate::heal::Healing::default(),
         };
         assert!(b.v3_enabled());
         b.otr_events(evs(), false, 1000, &mut rng);
@@ -557,6 +573,7 @@ mod tests {
             prekeys: &mut prekeys,
             dir: &mut dir,
             car: &mut car,
+            heal: &mut crate::heal::Healing::default(),
         };
         let fp = "ab".repeat(56);
         b.pin("bob@x", InstanceTag(0x200), &fp, 1000, &mut rng);

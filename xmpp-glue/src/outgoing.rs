@@ -9,6 +9,7 @@ use rand_core::CryptoRng;
 use crate::carriage::{ExtraTlvs, MAX_WAITING, sent_to_tlv};
 use crate::error::NotSentReason;
 use crate::events::GlueEvent;
+use crate::heal::Held;
 use crate::otr_bridge::Bridge;
 use crate::prekey_link::{PrekeyLink, Waiting};
 use crate::requests::Requests;
@@ -40,11 +41,14 @@ pub(crate) fn dispatch<R: CryptoRng + ?Sized>(
             reason: NotSentReason::NoDevices,
         });
     }
+    b.car.user_message(to, targets.clone());
     for tag in targets {
         send_device(b, link, reqs, online, to, tag, text, extra, None, now, rng);
     }
     if to != own {
-        for tag in b.dir.devices_of(&own, &own, me) {
+        let ours = b.dir.devices_of(&own, &own, me);
+        b.car.user_message(&own, ours.clone());
+        for tag in ours {
             send_device(
                 b,
                 link,
@@ -93,6 +97,25 @@ fn to_v3<R: CryptoRng + ?Sized>(b: &mut Bridge<'_>, to: &str, text: &str, now: i
     }
 }
 
+/// A text held for a repair whose new session never came: sent the usual way.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn send_one<R: CryptoRng + ?Sized>(
+    b: &mut Bridge<'_>,
+    link: &mut PrekeyLink,
+    reqs: &mut Requests,
+    online: bool,
+    to: &str,
+    tag: InstanceTag,
+    h: Held,
+    now: i64,
+    rng: &mut R,
+) {
+    let sent_to = h.sent_to.as_deref();
+    send_device(
+        b, link, reqs, online, to, tag, &h.text, &h.extra, sent_to, now, rng,
+    );
+}
+
 /// One device (`sent_to`: for a copy to our own device, the contact the text went to).
 #[allow(clippy::too_many_arguments)]
 fn send_device<R: CryptoRng + ?Sized>(
@@ -116,6 +139,23 @@ fn send_device<R: CryptoRng + ?Sized>(
             device: Some(tag),
             reason: NotSentReason::KeyChanged,
         });
+        return;
+    }
+    if b.heal.in_flight(to, tag) {
+        // The device could not read our last message: this one waits for the repaired
+        // session (crate::heal), it would be unreadable in the old one.
+        let h = Held {
+            text: text.to_owned(),
+            extra: extra.clone(),
+            sent_to: sent_to.map(str::to_owned),
+        };
+        if !b.heal.hold(to, tag, h) {
+            b.car.emit(GlueEvent::NotSent {
+                to: to.to_owned(),
+                device: Some(tag),
+                reason: NotSentReason::QueueFull,
+            });
+        }
         return;
     }
     let state = b.client.conversation(to, tag).map(|c| c.state());
@@ -209,6 +249,7 @@ mod tests {
             prekeys: &mut prekeys,
             dir: &mut dir,
             car: &mut car,
+            heal: &mut crate::heal::Healing::default(),
         };
         dispatch(
             &mut b,
@@ -278,6 +319,7 @@ mod tests {
             prekeys: &mut prekeys,
             dir: &mut dir,
             car: &mut car,
+            heal: &mut crate::heal::Healing::default(),
         };
         for text in ["one", "two"] {
             dispatch(

@@ -103,6 +103,34 @@ pub struct Carried {
     pub from_tag: InstanceTag,
     /// The payloads in document order.
     pub payloads: Vec<Payload>,
+    /// The origin id of our message that the sending device could not read (it answers
+    /// it with an OTR error message), if it names one.
+    pub unreadable: Option<String>,
+    /// For a user message: every device of the recipient the sender knows (its copy of
+    /// the device list, the `devices` attribute), whether or not this stanza has a payload
+    /// for it; `None` if absent or unreadable.
+    pub devices: Option<Vec<InstanceTag>>,
+}
+
+/// Names the devices of the recipient the sender knows (the `devices` attribute of
+/// `<otr4/>`, on a user message: a device not named is not on the sender's copy of the
+/// list).
+pub fn mark_devices(msg: &mut Element, devices: &[InstanceTag]) {
+    if let Some(o) = msg.get_child_mut("otr4", ns::OTR4) {
+        let v: Vec<String> = devices.iter().map(|t| tag_hex(*t)).collect();
+        set_attr(o, "devices", &v.join(" "));
+    }
+}
+
+/// The longest origin id an `unreadable` attribute may name (longer ones are ignored).
+pub const MAX_ORIGIN_ID_LEN: usize = 128;
+
+/// Names `origin_id` as the message the OTR error in `msg` answers (the `unreadable`
+/// attribute of `<otr4/>`).
+pub fn mark_unreadable(msg: &mut Element, origin_id: &str) {
+    if let Some(o) = msg.get_child_mut("otr4", ns::OTR4) {
+        set_attr(o, "unreadable", origin_id);
+    }
 }
 
 /// The multicast message (docs/xmpp-glue.md §4): one `<otr4/>` with a payload per device,
@@ -165,7 +193,25 @@ fn parse_otr4(o: &Element) -> Result<Carried, StanzaError> {
         }
         payloads.push(Payload { to_tag, text });
     }
-    Ok(Carried { from_tag, payloads })
+    let unreadable = o
+        .attr("unreadable")
+        .filter(|u| !u.is_empty() && u.len() <= MAX_ORIGIN_ID_LEN)
+        .map(str::to_owned);
+    let devices = o.attr("devices").and_then(|d| {
+        let tags: Vec<InstanceTag> = d
+            .split_ascii_whitespace()
+            .take(MAX_PAYLOADS + 1)
+            .map(parse_tag)
+            .collect::<Result<_, _>>()
+            .ok()?;
+        (tags.len() <= MAX_PAYLOADS).then_some(tags)
+    });
+    Ok(Carried {
+        from_tag,
+        payloads,
+        unreadable,
+        devices,
+    })
 }
 
 /// A message whose body is a prekey-server message (otrv4-prekey-server.md §"XMPP").

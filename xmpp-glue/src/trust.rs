@@ -144,6 +144,20 @@ impl TrustStore {
         self.v3.get_mut(jid).is_some_and(Pinned::accept)
     }
 
+    /// Pins device `tag` of `jid`, new, as a changed key: `old` (its predecessor's key)
+    /// stays the accepted one and `offered` awaits the user
+    /// ([`crate::DeviceChange::Replaced`]).
+    pub(crate) fn pin_replacement(&mut self, jid: &str, tag: u32, old: &str, offered: &str) {
+        self.pins.entry(jid.to_owned()).or_default().insert(
+            tag,
+            Pinned {
+                fingerprint: old.to_owned(),
+                offered: Some(offered.to_owned()),
+                trust: Trust::Changed,
+            },
+        );
+    }
+
     /// Every pin as (bare JID, tag, the accepted fingerprint): for a changed device, the
     /// key pinned before the change (the offered one is not accepted).
     pub fn accepted(&self) -> Vec<(String, u32, String)> {

@@ -961,3 +961,186 @@ async fn key_lost_then_accepted(env: Env) {
     a1.disconnect().await;
     b1.disconnect().await;
 }
+
+// -------------------------------------------------------------------------------------
+// Self-healing sessions (docs/spec-notes.md §"Self-healing sessions").
+
+/// Copies the store directory `from` to `to` (a backup, or restoring one).
+fn copy_store(from: &std::path::Path, to: &std::path::Path) {
+    let _ = std::fs::remove_dir_all(to);
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        if e.file_type().unwrap().is_file() {
+            std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
+        }
+    }
+}
+
+/// Starts alice/a1 and bob/b1 and waits until each knows the other.
+async fn pair(env: &Env) -> (Dev, Dev) {
+    let mut a1 = Dev::start(env, "alice", "a1", false).await;
+    a1.ready().await;
+    let mut b1 = Dev::start(env, "bob", "b1", false).await;
+    b1.ready().await;
+    a1.knows("bob@localhost", &[b1.tag]).await;
+    b1.knows("alice@localhost", &[a1.tag]).await;
+    (a1, b1)
+}
+
+/// Looks only at the events from now on.
+fn from_now(d: &mut Dev) {
+    d.drain();
+    d.mark = d.log.len();
+}
+
+#[test]
+#[ignore = "needs Prosody (root, setpriv): cargo test -p xmpp-glue --test prosody -- --ignored"]
+fn prosody_restored_backup_session_repaired() {
+    with_prosody(
+        "prosody_restored_backup_session_repaired",
+        &["Published {"],
+        |env| block(restored_backup_session_repaired(env)),
+    );
+}
+
+async fn restored_backup_session_repaired(env: Env) {
+    let (mut a1, mut b1) = pair(&env).await;
+    a1.send("bob@localhost", "m1").await;
+    b1.wait_msgs(1).await;
+    b1.send("alice@localhost", "r1").await;
+    a1.wait_msgs(1).await;
+    // Bob backs his device up, then both ratchets move on.
+    b1.disconnect().await;
+    let backup = env.dir.join("backup-bob-b1");
+    copy_store(&b1.store, &backup);
+    b1.connect().await;
+    b1.wait_for("Online", |e| matches!(e, GlueEvent::Online))
+        .await;
+    a1.send("bob@localhost", "m2").await;
+    b1.wait_msgs(2).await;
+    b1.send("alice@localhost", "r2").await;
+    a1.wait_msgs(2).await;
+    // The device is restored from the backup.
+    b1.disconnect().await;
+    copy_store(&backup, &b1.store);
+    b1.connect().await;
+    b1.wait_for("Online", |e| matches!(e, GlueEvent::Online))
+        .await;
+    a1.sees_online(&b1, true).await;
+    from_now(&mut a1);
+    from_now(&mut b1);
+    a1.send("bob@localhost", "m3").await;
+    b1.wait_for("Undecryptable with the message id", |e| {
+        matches!(
+            e,
+            GlueEvent::Undecryptable {
+                message: Some(_),
+                ..
+            }
+        )
+    })
+    .await;
+    a1.wait_for("SessionRepair (interactive)", |e| {
+        matches!(
+            e,
+            GlueEvent::SessionRepair {
+                action: xmpp_glue::RepairAction::Interactive,
+                message: Some(_),
+                ..
+            }
+        )
+    })
+    .await;
+    a1.wait_for("the new session", |e| matches!(e, GlueEvent::Secure { .. }))
+        .await;
+    b1.wait_for("the new session", |e| matches!(e, GlueEvent::Secure { .. }))
+        .await;
+    let lost = |d: &Dev| -> Vec<Option<String>> {
+        d.log[d.mark..]
+            .iter()
+            .filter_map(|e| match e {
+                GlueEvent::Undecryptable { message, .. } => Some(message.clone()),
+                GlueEvent::SessionRepair { message, .. } => Some(message.clone()),
+                _ => None,
+            })
+            .collect()
+    };
+    a1.send("bob@localhost", "after-repair").await;
+    b1.wait_for(
+        "after-repair",
+        |e| matches!(e, GlueEvent::Message { text, .. } if text == "after-repair"),
+    )
+    .await;
+    b1.send("alice@localhost", "reply-after-repair").await;
+    a1.wait_for(
+        "reply-after-repair",
+        |e| matches!(e, GlueEvent::Message { text, .. } if text == "reply-after-repair"),
+    )
+    .await;
+    settle().await;
+    a1.drain();
+    b1.drain();
+    // One event each side, naming the same message; nothing read twice, m3 never re-sent.
+    assert_eq!(lost(&a1).len(), 1, "{:#?}", &a1.log[a1.mark..]);
+    assert_eq!(lost(&a1), lost(&b1));
+    let since = |d: &Dev, t: &str| {
+        d.log[d.mark..]
+            .iter()
+            .filter(|e| matches!(e, GlueEvent::Message { text, .. } if text == t))
+            .count()
+    };
+    assert_eq!(since(&b1, "m3"), 0);
+    assert_eq!(since(&b1, "after-repair"), 1);
+    assert_eq!(since(&a1, "reply-after-repair"), 1);
+    shutdown(&mut [a1, b1]).await;
+}
+
+#[test]
+#[ignore = "needs Prosody (root, setpriv): cargo test -p xmpp-glue --test prosody -- --ignored"]
+fn prosody_reinstalled_device_retired_and_trusted_again() {
+    with_prosody(
+        "prosody_reinstalled_device_retired_and_trusted_again",
+        &["Published {"],
+        |env| block(reinstalled_device_retired_and_trusted_again(env)),
+    );
+}
+
+async fn reinstalled_device_retired_and_trusted_again(env: Env) {
+    let (mut a1, mut b1) = pair(&env).await;
+    a1.send("bob@localhost", "before").await;
+    b1.wait_msgs(1).await;
+    let old = b1.tag;
+    // Bob's device loses everything and is installed again under the same label.
+    b1.disconnect().await;
+    std::fs::remove_dir_all(&b1.store).unwrap();
+    b1.tag = InstanceTag(0);
+    from_now(&mut a1);
+    b1.connect().await;
+    b1.ready().await;
+    let new = b1.tag;
+    assert_ne!(old, new);
+    a1.wait_for("Replaced", |e| {
+        matches!(e, GlueEvent::DevicesChanged {
+            change: DeviceChange::Replaced { old: o, new: n }, ..
+        } if o.instance_tag() == old && n.instance_tag() == new)
+    })
+    .await;
+    a1.wait_for("the new key is a changed key", |e| {
+        matches!(e, GlueEvent::TrustChanged { device, trust: xmpp_glue::Trust::Changed, .. } if *device == new)
+    })
+    .await;
+    let known = a1.c().devices_of("bob@localhost").await.unwrap();
+    assert_eq!(known, vec![new], "the old device is retired");
+    a1.c()
+        .accept_fingerprint("bob@localhost", new)
+        .await
+        .unwrap();
+    a1.send("bob@localhost", "after").await;
+    b1.wait_for(
+        "after",
+        |e| matches!(e, GlueEvent::Message { text, .. } if text == "after"),
+    )
+    .await;
+    shutdown(&mut [a1, b1]).await;
+}

@@ -226,7 +226,8 @@ pub fn from_glue(e: GlueEvent) -> Event {
                     d.tag,
                     d.fingerprint,
                 ),
-                DeviceChange::FingerprintChanged { new, .. } => (
+                DeviceChange::FingerprintChanged { new, .. }
+                | DeviceChange::Replaced { new, .. } => (
                     otr4_device_change::OTR4_DEVICE_FINGERPRINT_CHANGED,
                     new.tag,
                     new.fingerprint,
@@ -273,6 +274,7 @@ pub fn from_glue(e: GlueEvent) -> Event {
             from,
             device,
             error,
+            ..
         } => Event::about(
             OTR4_EVENT_UNDECRYPTABLE,
             &from,

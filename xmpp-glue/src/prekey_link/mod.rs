@@ -758,6 +758,12 @@ impl PrekeyLink {
             b.otr_events(evs, false, now, rng);
         }
         for w in waiting {
+            // An empty text only asked for a new session (a repair, crate::heal): the
+            // Non-Interactive-Auth above was it.
+            let repair = w.text.is_empty() && w.extra.0.is_empty() && w.sent_to.is_none();
+            if repair {
+                continue;
+            }
             if !b.dir.usable(&peer, w.tag) {
                 b.car.emit(GlueEvent::NotSent {
                     to: peer.clone(),

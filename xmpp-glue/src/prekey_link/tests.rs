@@ -54,6 +54,7 @@ impl World {
             prekeys: &mut self.prekeys,
             dir: &mut self.dir,
             car: &mut self.car,
+            heal: &mut crate::heal::Healing::default(),
         };
         f(&mut self.link, &mut b, &mut self.reqs, &mut self.rng);
         self.car.finish(InstanceTag(0x100))

@@ -52,10 +52,14 @@ pub struct SimNet {
     /// Outgoing stanzas of a device that the network drops (tests: a rogue device that
     /// does not touch its account's device list).
     filters: BTreeMap<String, fn(&Element) -> bool>,
+    /// Incoming stanzas of a device that the network drops (tests: a missed notification).
+    inbound: BTreeMap<String, fn(&Element) -> bool>,
     /// The upload service's web server: URL → bytes.
     files: Files,
     /// Changes every upload as it is stored (tests: a server that tampers).
     spoil: Option<fn(&mut Vec<u8>)>,
+    /// Backups the demo restores ([`Net::take_backup`]).
+    backups: BTreeMap<String, (Vec<u8>, Vec<u8>)>,
 }
 
 impl SimNet {
@@ -97,8 +101,10 @@ impl SimNet {
             rng: rand::rng(),
             accounts: BTreeMap::new(),
             filters: BTreeMap::new(),
+            inbound: BTreeMap::new(),
             files: Files::default(),
             spoil: None,
+            backups: BTreeMap::new(),
         }
     }
 
@@ -122,6 +128,34 @@ impl SimNet {
     /// Drops every outgoing stanza of `dev` for which `keep` is false.
     pub fn set_filter(&mut self, dev: &str, keep: fn(&Element) -> bool) {
         self.filters.insert(dev.to_owned(), keep);
+    }
+
+    /// Drops every incoming stanza of `dev` for which `keep` is false (`None`: drops
+    /// nothing again).
+    pub fn set_inbound_filter(&mut self, dev: &str, keep: Option<fn(&Element) -> bool>) {
+        match keep {
+            Some(k) => self.inbound.insert(dev.to_owned(), k),
+            None => self.inbound.remove(dev),
+        };
+    }
+
+    /// A backup of an online device: its saved client and glue state as of now.
+    pub fn backup(&mut self, dev: &str) -> Option<(Vec<u8>, Vec<u8>)> {
+        let e = self.online.get(dev)?;
+        Some(e.export(&KEY, &mut self.rng))
+    }
+
+    /// The device (offline) comes back from `backup` at its next connection: restored
+    /// from an old backup.
+    pub fn restore(&mut self, dev: &str, backup: (Vec<u8>, Vec<u8>)) {
+        let tag = self.tag(dev);
+        self.saved.insert(dev.to_owned(), (backup.0, backup.1, tag));
+    }
+
+    /// The device (offline) lost all its state: its next connection is a fresh install
+    /// (new instance tag, new key).
+    pub fn wipe(&mut self, dev: &str) {
+        self.saved.remove(dev);
     }
 
     /// Runs `f` on the engine of an online device and routes what it returns.
@@ -275,6 +309,22 @@ impl Net for SimNet {
         self.with_engine(dev, |e, t, rng| e.online(&full, t, rng));
     }
 
+    async fn take_backup(&mut self, dev: &str) -> bool {
+        match self.backup(dev) {
+            Some(b) => {
+                self.backups.insert(dev.to_owned(), b);
+                true
+            }
+            None => false,
+        }
+    }
+
+    async fn restore_backup(&mut self, dev: &str) {
+        if let Some(b) = self.backups.remove(dev) {
+            self.restore(dev, b);
+        }
+    }
+
     async fn disconnect(&mut self, dev: &str) {
         let full = self.full(dev);
         let _ = self.sim.disconnect(&full);
@@ -320,8 +370,12 @@ impl Net for SimNet {
             let devs: Vec<String> = self.online.keys().cloned().collect();
             for dev in devs {
                 let full = self.full(&dev);
+                let keep = self.inbound.get(&dev).copied();
                 for s in self.sim.inbox(&full) {
                     moved = true;
+                    if keep.is_some_and(|k| !k(&s)) {
+                        continue;
+                    }
                     self.with_engine(&dev, |e, t, rng| e.handle(&s, t, rng));
                 }
             }

@@ -114,6 +114,12 @@ impl Transcript {
                     DeviceChange::Emptied => {
                         format!("device list of {jid} is empty: keeping the known devices")
                     }
+                    DeviceChange::Replaced { old, new } => format!(
+                        "device list of {jid}: \"{}\" was REINSTALLED ({} retired, {} has a NEW KEY)",
+                        new.label,
+                        self.name(net, jid, old.instance_tag()),
+                        self.name(net, jid, new.instance_tag())
+                    ),
                 },
                 GlueEvent::TrustChanged {
                     jid, device, note, ..
@@ -153,6 +159,19 @@ impl Transcript {
                     self.problems += 1;
                     format!("UNDECRYPTABLE payload from {from}: {error}")
                 }
+                GlueEvent::SessionRepair {
+                    peer,
+                    device,
+                    action,
+                    ..
+                } => format!(
+                    "{} could not read our last message: repairing the session ({action:?})",
+                    self.name(net, peer, *device)
+                ),
+                GlueEvent::NotForThisDevice { from, device, .. } => format!(
+                    "a message from {} was not encrypted for this device: announcing it again",
+                    self.name(net, from, *device)
+                ),
                 GlueEvent::NotSent { to, device, reason } => {
                     format!("not sent to {to} {device:?}: {reason}")
                 }
