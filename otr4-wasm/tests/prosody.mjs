@@ -46,18 +46,25 @@ class Device {
     const send = x.send.bind(x);
     x.send = (el) => (el.getChild("answered", ANSWERED) ? Promise.resolve() : send(el));
     x.on("error", (e) => this.record({ kind: "xmppError", text: String(e) }));
-    x.on("stanza", (el) => this.call(() => this.engine.feed(el.toString(), now()), true));
+    // The stream's default namespace is not on the elements @xmpp/client hands out; the
+    // engine wants each stanza with its namespace.
+    x.on("stanza", (el) => {
+      el.attrs.xmlns ??= "jabber:client";
+      this.call(() => this.engine.feed(el.toString(), now()), true);
+    });
     x.on("online", (address) => this.call(() => this.engine.online(address.toString(), now())));
     const online = this.waitFor("online", (e) => e.kind === "online");
     await x.start();
     this.timer = setInterval(() => this.call(() => this.engine.tick(now())), 2000);
+    this.timer.unref();
     await online;
   }
 
   async disconnect() {
     clearInterval(this.timer);
     this.engine.offline();
-    await this.xmpp.stop();
+    await this.xmpp?.stop();
+    this.xmpp = null;
   }
 
   /** Runs an engine call, then hands over its events and sends its stanzas. */
@@ -107,17 +114,19 @@ class Device {
   }
 }
 
-test("two wasm engines over @xmpp/client and Prosody: offline start, messages, SMP", { timeout: 180_000 }, async () => {
+test("two wasm engines over @xmpp/client and Prosody: offline start, messages, SMP", { timeout: 180_000 }, async (t) => {
   assert.ok(PORT, "GLUE_TEST_C2S_PORT is not set: run through xmpp-glue/tests/js_client.rs");
   // Bob's device publishes its device list and prekeys, then goes offline.
   const bob = new Device("bob", "web");
+  const alice = new Device("alice", "web");
+  // Close the connections even when an assertion fails, so node exits.
+  t.after(() => Promise.allSettled([alice.disconnect(), bob.disconnect()]));
   await bob.connect();
   await bob.waitFor("prekeys published", (e) => e.kind === "info" && /prekeys published/.test(e.text));
   await bob.disconnect();
 
   // Alice, who never talked to Bob, writes to him while he is offline: the DAKE goes
   // through the prekey server.
-  const alice = new Device("alice", "web");
   await alice.connect();
   alice.call(() => alice.engine.send("bob@localhost", "Hi Bob, from JavaScript", now()));
   await alice.waitFor("a non-interactive session", (e) => e.kind === "secure" && e.nonInteractive);
@@ -148,8 +157,4 @@ test("two wasm engines over @xmpp/client and Prosody: offline start, messages, S
   assert.equal(verified.trust, "verified");
 
   assert.deepEqual([...alice.failures(), ...bob.failures()], []);
-  await alice.disconnect();
-  await bob.disconnect();
-  alice.engine.free();
-  bob.engine.free();
 });

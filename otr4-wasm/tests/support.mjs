@@ -23,7 +23,7 @@ function simBin() {
   const target = process.env.CARGO_TARGET_DIR ?? join(root, "target");
   const bin = join(target, "debug", "otr4-wasm-sim");
   if (!existsSync(bin)) {
-    throw new Error(`${bin} is missing: cargo build -p otr4-wasm --features sim --bin otr4-wasm-sim`);
+    throw new Error(`${bin} is missing: cargo build --workspace --features otr4-wasm/sim --bin otr4-wasm-sim`);
   }
   return bin;
 }
