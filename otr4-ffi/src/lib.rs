@@ -16,5 +16,8 @@
     )
 )]
 
+// Not on wasm32: the wasm binding (otr4-wasm) reuses `core` only, and the C symbols would
+// be exported from its module.
+#[cfg(not(target_arch = "wasm32"))]
 pub mod capi;
 pub mod core;

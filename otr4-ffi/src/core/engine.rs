@@ -279,8 +279,8 @@ impl EngineCore {
             .collect())
     }
 
-    /// Sets the test clock (feature `test-hooks`).
-    #[cfg(feature = "test-hooks")]
+    /// Sets the clock to `now` (Unix seconds) until the next call: the test hooks, and the
+    /// wasm binding, whose caller passes the time.
     pub fn set_now(&mut self, now: i64) {
         self.clock = Clock::Fixed(now);
     }

@@ -1,6 +1,6 @@
 //! What the sans-IO libraries take from their caller, supplied here: randomness from the
-//! operating system (`getrandom`) and the time from the system clock, or — feature
-//! `test-hooks` only — a seeded generator and a time the test sets.
+//! operating system (`getrandom`) and the time from the system clock or from the caller (the
+//! wasm binding, whose host passes it; tests), or — feature `test-hooks` only — a seeded generator.
 #![forbid(unsafe_code)]
 
 use core::convert::Infallible;
@@ -71,8 +71,8 @@ impl TryCryptoRng for Rng {}
 pub enum Clock {
     /// The system clock (seconds since the Unix epoch).
     System,
-    /// A time the test sets (`otr4_test_set_now`).
-    #[cfg(feature = "test-hooks")]
+    /// A time the caller sets (`otr4_test_*_set_now` of the tests; the wasm binding, whose
+    /// host passes the time with each call: `SystemTime` does not exist on wasm32).
     Fixed(i64),
 }
 
@@ -81,7 +81,6 @@ impl Clock {
     pub fn now(&self) -> i64 {
         match self {
             Clock::System => system_now(),
-            #[cfg(feature = "test-hooks")]
             Clock::Fixed(t) => *t,
         }
     }
