@@ -435,7 +435,7 @@ impl Bridge<'_> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::Output;
     use otr4::{Account, Policy};
@@ -554,7 +554,7 @@ mod tests {
     }
 
     /// The first key of the libotr key file otr4's migration test keeps.
-    fn otrv3_test_key() -> otr4::otrv3::DsaPrivateKey {
+    pub(crate) fn otrv3_test_key() -> otr4::otrv3::DsaPrivateKey {
         let file = include_bytes!("../../otr4/src/v3/testdata/two.private_key");
         otr4::otrv3::read_private_keys(file).unwrap().remove(0).key
     }

@@ -300,8 +300,7 @@ mod tests {
         };
         let account = Account::generate(&mut rng, policy, 1000).unwrap();
         let mut client = Client::new(account, "alice@x");
-        let file = include_bytes!("../../otr4/src/v3/testdata/two.private_key");
-        client.set_v3_key(otr4::otrv3::read_private_keys(file).unwrap().remove(0).key);
+        client.set_v3_key(crate::otr_bridge::tests::otrv3_test_key());
         let mut dir = Directory::default();
         let mut car = Carriage::new(&mut rng);
         let mut reqs = Requests::default();
