@@ -830,6 +830,7 @@ impl Engine {
             }
             return;
         }
+        let for_us = chat.to_bare.as_deref().is_none_or(|t| t == self.cfg.jid);
         let carried = match chat.carried {
             None => {
                 if !from_archive && let Some(body) = chat.body {
@@ -851,8 +852,10 @@ impl Engine {
             return; // our own copy, archived
         }
         let origin = chat.origin_id.as_deref();
-        // A user message whose sender does not know this device.
-        let unknown_to_sender = carried.devices.as_ref().is_some_and(|d| !d.contains(&me));
+        // A user message to our account whose sender does not know this device (one our
+        // account sent to a contact, back from our archive, names the contact's devices).
+        let unknown_to_sender =
+            for_us && carried.devices.as_ref().is_some_and(|d| !d.contains(&me));
         for p in carried.payloads {
             if p.to_tag.is_some_and(|t| t != me) {
                 continue;

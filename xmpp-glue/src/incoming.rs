@@ -69,6 +69,9 @@ pub(crate) struct Chat {
     pub body: Option<String>,
     /// The `<otr4/>` element, parsed (absent: not an OTRv4 message).
     pub carried: Option<Result<Carried, StanzaError>>,
+    /// The bare JID it was addressed to (absent: no `to`). A message our account sent to a
+    /// contact comes back from our archive addressed to that contact.
+    pub to_bare: Option<String>,
 }
 
 impl Chat {
@@ -193,6 +196,7 @@ impl Message {
                 origin_id: stanza::origin_id(m),
                 body: stanza::body(m),
                 carried: stanza::parse_carried(m),
+                to_bare: m.attr("to").map(|t| stanza::bare(t).to_owned()),
             })
         };
         Message { from, kind }

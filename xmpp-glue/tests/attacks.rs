@@ -422,6 +422,33 @@ fn a_contact_with_otrv4_devices_cannot_be_downgraded_to_otrv3() {
 }
 
 // -------------------------------------------------------------------------------------
+// "Not encrypted for this device" only for messages to our account.
+
+#[test]
+fn a_message_our_account_sent_to_a_contact_is_not_one_that_left_us_out() {
+    let (mut a, mut rng, _) = online_alice();
+    let me = a.tag();
+    // Another device of ours wrote to bob (naming bob's devices); the stanza comes back to
+    // us, e.g. from our archive. It was never meant to name us.
+    let stanza = |to: &str| {
+        parse(&format!(
+            "<message xmlns='jabber:client' from='{ALICE}/phone' to='{to}' type='chat'>\
+             <otr4 xmlns='urn:xmpp:otr4:0' from-tag='12345678' devices='11111111'>\
+             <payload to-tag='11111111'>?OTR:AAQD.</payload></otr4></message>"
+        ))
+    };
+    let left_out = |outs: Vec<Output>| {
+        events(outs)
+            .into_iter()
+            .any(|e| matches!(e, GlueEvent::NotForThisDevice { .. }))
+    };
+    assert_ne!(me, InstanceTag(0x1111_1111));
+    assert!(!left_out(a.handle(&stanza(BOB), NOW, &mut rng)));
+    // The same to our own account does leave this device out.
+    assert!(left_out(a.handle(&stanza(ALICE), NOW, &mut rng)));
+}
+
+// -------------------------------------------------------------------------------------
 // Bounded XML.
 
 #[test]
